@@ -1,0 +1,304 @@
+//! Find, interpolate, parse and validate a compose file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::graph::start_order;
+use super::model::{parse_duration, Compose, TOP_KEYS, SERVICE_KEYS};
+
+/// The names Compose looks for, in its order.
+pub const COMPOSE_FILE_NAMES: &[&str] = &["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("no compose file in {dir}: expected one of docker-compose.yml, docker-compose.yaml, compose.yml, compose.yaml")]
+    NotFound { dir: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{file}:{line}:{column}: {message}")]
+    Syntax { file: String, line: u64, column: u64, message: String },
+    #[error("{file}:{line}:{column}: {message}")]
+    Interpolation { file: String, line: usize, column: usize, message: String },
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+    #[error("{file}: service '{service}' depends on '{dependency}', which is not a service in this file: add it or fix the name")]
+    UnknownDependency { file: String, service: String, dependency: String },
+    #[error("{file}: dependency cycle between services {}: break the cycle in depends_on", services.join(" -> "))]
+    Cycle { file: String, services: Vec<String> },
+}
+
+/// A loaded compose project.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The folder holding the compose file; relative paths resolve against it.
+    pub root: PathBuf,
+    pub file: PathBuf,
+    /// Project name: the file's `name:`, else the folder's name, lowercased.
+    pub name: String,
+    pub compose: Compose,
+    /// Services in start order (dependencies first).
+    pub order: Vec<String>,
+    /// Unknown keys and other things that do not stop the run.
+    pub warnings: Vec<String>,
+}
+
+/// Find the compose file in `dir`.
+pub fn find_compose_file(dir: &Path) -> Result<PathBuf, ComposeError> {
+    // Compose prefers compose.yaml; the original tool writes docker-compose.yml. Accept all.
+    COMPOSE_FILE_NAMES
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|p| p.is_file())
+        .ok_or_else(|| ComposeError::NotFound { dir: dir.to_path_buf() })
+}
+
+/// A project name Docker accepts: lowercase letters, digits, '-' and '_'.
+pub fn sanitize_project_name(s: &str) -> String {
+    let mut out: String = s
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .collect();
+    out = out.trim_matches(|c| c == '-' || c == '_').to_string();
+    if out.is_empty() {
+        "masgen".into()
+    } else {
+        out
+    }
+}
+
+/// Read `.env`: `KEY=VALUE` lines, `#` comments, optional `export `, quoted values.
+pub fn read_dotenv(dir: &Path) -> BTreeMap<String, String> {
+    let mut vars = BTreeMap::new();
+    let Ok(text) = std::fs::read_to_string(dir.join(".env")) else { return vars };
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        if let Some((k, v)) = line.split_once('=') {
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|x| x.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')))
+                .unwrap_or(v);
+            vars.insert(k.trim().to_string(), v.to_string());
+        }
+    }
+    vars
+}
+
+/// Apply `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?msg}`, `${VAR?msg}`,
+/// `$VAR` and `$$` to the text of a compose file, line by line so positions stay right.
+/// Comment lines are left alone.
+pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, (usize, usize, String)> {
+    let mut out = String::with_capacity(text.len());
+    for (ln, line) in text.split_inclusive('\n').enumerate() {
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+            continue;
+        }
+        let chars: Vec<char> = line.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            if c != '$' {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            let col = i + 1;
+            match chars.get(i + 1) {
+                Some('$') => {
+                    out.push('$');
+                    i += 2;
+                }
+                Some('{') => {
+                    let Some(close) = chars[i + 2..].iter().position(|&c| c == '}') else {
+                        return Err((ln + 1, col, "unterminated ${...}: add the closing '}' (write $$ for a literal $)".into()));
+                    };
+                    let inner: String = chars[i + 2..i + 2 + close].iter().collect();
+                    out.push_str(&expand(&inner, lookup).map_err(|m| (ln + 1, col, m))?);
+                    i += close + 3;
+                }
+                Some(n) if n.is_ascii_alphabetic() || *n == '_' => {
+                    let name: String = chars[i + 1..].iter().take_while(|c| c.is_ascii_alphanumeric() || **c == '_').collect();
+                    out.push_str(&lookup(&name).unwrap_or_default());
+                    i += 1 + name.chars().count();
+                }
+                _ => {
+                    out.push('$');
+                    i += 1;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn expand(inner: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let name_end = inner.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(inner.len());
+    let (name, op) = inner.split_at(name_end);
+    if name.is_empty() {
+        return Err(format!("invalid interpolation ${{{inner}}}: expected a variable name"));
+    }
+    let value = lookup(name);
+    let unset_or_empty = value.as_deref().is_none_or(str::is_empty);
+    Ok(match op {
+        "" => value.unwrap_or_default(),
+        _ if op.starts_with(":-") => if unset_or_empty { op[2..].to_string() } else { value.unwrap_or_default() },
+        _ if op.starts_with('-') => value.unwrap_or_else(|| op[1..].to_string()),
+        _ if op.starts_with(":?") => {
+            if unset_or_empty {
+                return Err(format!("required variable {name} is missing: {}", &op[2..]));
+            }
+            value.unwrap_or_default()
+        }
+        _ if op.starts_with('?') => value.ok_or_else(|| format!("required variable {name} is missing: {}", &op[1..]))?,
+        _ if op.starts_with(":+") => if unset_or_empty { String::new() } else { op[2..].to_string() },
+        _ if op.starts_with('+') => if value.is_some() { op[1..].to_string() } else { String::new() },
+        _ => return Err(format!("invalid interpolation ${{{inner}}}")),
+    })
+}
+
+fn syntax(file: &str, e: serde_saphyr::Error) -> ComposeError {
+    let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+    let message = e.to_string().lines().next().unwrap_or("invalid YAML").to_string();
+    ComposeError::Syntax { file: file.to_string(), line, column, message }
+}
+
+/// Parse and validate compose text (already interpolated). Returns the model, the start
+/// order and warnings.
+pub fn parse_compose_str(text: &str, file: &str) -> Result<(Compose, Vec<String>, Vec<String>), ComposeError> {
+    let raw: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| syntax(file, e))?;
+    let compose: Compose = serde_saphyr::from_str(text).map_err(|e| syntax(file, e))?;
+    let mut warnings = Vec::new();
+    if let Some(top) = raw.as_object() {
+        for key in top.keys().filter(|k| !k.starts_with("x-") && !TOP_KEYS.contains(&k.as_str())) {
+            warnings.push(format!("{file}: top-level key '{key}' is not supported by masgen and is ignored"));
+        }
+        if let Some(services) = top.get("services").and_then(|s| s.as_object()) {
+            for (name, svc) in services {
+                for key in svc.as_object().into_iter().flat_map(|o| o.keys()) {
+                    if !key.starts_with("x-") && !SERVICE_KEYS.contains(&key.as_str()) {
+                        warnings.push(format!("{file}: service '{name}': key '{key}' is not supported by masgen and is ignored"));
+                    }
+                }
+            }
+        }
+    }
+    let invalid = |message: String| ComposeError::Invalid { file: file.to_string(), message };
+    if compose.services.is_empty() {
+        return Err(invalid("no services: add a 'services:' section with at least one service".into()));
+    }
+    for (name, svc) in &compose.services {
+        if svc.image.is_none() && svc.build.is_none() {
+            return Err(invalid(format!("service '{name}' has neither 'image' nor 'build': give it one")));
+        }
+        for p in &svc.ports {
+            p.mappings().map_err(|e| invalid(format!("service '{name}': {e}")))?;
+        }
+        for v in &svc.volumes {
+            match v.mount().map_err(|e| invalid(format!("service '{name}': {e}")))? {
+                super::model::Mount::Named { name: vol, .. } if !compose.volumes.contains_key(&vol) => {
+                    return Err(invalid(format!(
+                        "service '{name}' mounts volume '{vol}', which is not declared under the top-level 'volumes:': declare it"
+                    )));
+                }
+                _ => {}
+            }
+        }
+        if let Some(hc) = &svc.healthcheck {
+            for d in [&hc.interval, &hc.timeout, &hc.start_period].into_iter().flatten() {
+                parse_duration(d).map_err(|e| invalid(format!("service '{name}' healthcheck: {e}")))?;
+            }
+        }
+        if let Some(m) = svc.memory_limit() {
+            super::model::parse_bytes(&m).map_err(|e| invalid(format!("service '{name}' memory limit: {e}")))?;
+        }
+    }
+    let order = start_order(&compose).map_err(|e| match e {
+        super::graph::GraphError::Unknown { service, dependency } => {
+            ComposeError::UnknownDependency { file: file.to_string(), service, dependency }
+        }
+        super::graph::GraphError::Cycle(services) => ComposeError::Cycle { file: file.to_string(), services },
+    })?;
+    Ok((compose, order, warnings))
+}
+
+/// Load the compose project in `dir`: find the file, interpolate from the environment
+/// and `.env` (the environment wins), parse, validate.
+pub fn load_project(dir: &Path) -> Result<Project, ComposeError> {
+    let path = find_compose_file(dir)?;
+    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let text = std::fs::read_to_string(&path).map_err(|source| ComposeError::Read { path: path.clone(), source })?;
+    let dotenv = read_dotenv(dir);
+    let lookup = |k: &str| std::env::var(k).ok().or_else(|| dotenv.get(k).cloned());
+    let text = interpolate(&text, &lookup)
+        .map_err(|(line, column, message)| ComposeError::Interpolation { file: file.clone(), line, column, message })?;
+    let (compose, order, warnings) = parse_compose_str(&text, &file)?;
+    let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let folder = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "masgen".into());
+    let name = sanitize_project_name(compose.name.as_deref().unwrap_or(&folder));
+    Ok(Project { root, file: path, name, compose, order, warnings })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(k: &str) -> Option<String> {
+        match k {
+            "SET" => Some("v".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn interpolation_forms() {
+        let i = |s: &str| interpolate(s, &env).map_err(|e| e.2);
+        assert_eq!(i("a: ${SET}").unwrap(), "a: v");
+        assert_eq!(i("a: $SET-x").unwrap(), "a: v-x");
+        assert_eq!(i("a: ${NOPE:-d}").unwrap(), "a: d");
+        assert_eq!(i("a: ${EMPTY:-d}").unwrap(), "a: d");
+        assert_eq!(i("a: ${EMPTY-d}").unwrap(), "a: ");
+        assert_eq!(i("a: ${NOPE-d}").unwrap(), "a: d");
+        assert_eq!(i("a: $$HOME").unwrap(), "a: $HOME");
+        assert!(i("a: ${NOPE?set NOPE first}").unwrap_err().contains("set NOPE first"));
+        assert_eq!(i("# ${NOPE?ignored in comments}").unwrap(), "# ${NOPE?ignored in comments}");
+        assert_eq!(interpolate("x: 1\ny: ${A", &env).unwrap_err().0, 2);
+    }
+
+    #[test]
+    fn merge_keys_extensions_and_unknown_keys() {
+        let text = "x-common: &common\n  restart: \"no\"\n  environment:\n    A: \"1\"\nservices:\n  web:\n    <<: *common\n    image: busybox:latest\n    frobnicate: true\n";
+        let (compose, order, warnings) = parse_compose_str(text, "compose.yml").unwrap();
+        assert_eq!(compose.services["web"].restart.as_deref(), Some("no"));
+        assert_eq!(order, vec!["web"]);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("frobnicate"), "{warnings:?}");
+    }
+
+    #[test]
+    fn syntax_errors_have_line_and_column() {
+        let err = parse_compose_str("services:\n  web:\n    image: [unclosed\n", "docker-compose.yml").unwrap_err();
+        match err {
+            ComposeError::Syntax { line, .. } => assert!(line >= 3, "{line}"),
+            other => panic!("{other}"),
+        }
+        let dup = parse_compose_str("services:\n  a:\n    image: x\n  a:\n    image: y\n", "c.yml").unwrap_err();
+        assert!(matches!(dup, ComposeError::Syntax { line: 4, .. }), "{dup}");
+    }
+
+    #[test]
+    fn unknown_dependencies_and_cycles_name_the_services() {
+        let unknown = parse_compose_str("services:\n  a:\n    image: x\n    depends_on: [ghost]\n", "c.yml").unwrap_err();
+        assert!(unknown.to_string().contains("'ghost'"), "{unknown}");
+        let cycle = "services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [a]\n";
+        let err = parse_compose_str(cycle, "c.yml").unwrap_err();
+        assert!(matches!(&err, ComposeError::Cycle { services, .. } if services.contains(&"a".to_string()) && services.contains(&"b".to_string())), "{err}");
+    }
+}

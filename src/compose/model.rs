@@ -1,0 +1,645 @@
+//! Own serde structs for the Compose subset masgen runs. Shapes that Compose allows in
+//! two forms (string or list, list or map, short or long syntax) are untagged enums with
+//! accessors that give one form.
+
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+/// A YAML scalar: Compose accepts numbers and booleans where it means strings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Scalar {
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Scalar {
+    pub fn text(&self) -> String {
+        match self {
+            Scalar::Str(s) => s.clone(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum StringOrList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl StringOrList {
+    /// As an argv: a string is split the way a shell would split plain words and quotes.
+    pub fn argv(&self) -> Vec<String> {
+        match self {
+            StringOrList::Many(v) => v.clone(),
+            StringOrList::One(s) => shell_words(s),
+        }
+    }
+    pub fn list(&self) -> Vec<String> {
+        match self {
+            StringOrList::Many(v) => v.clone(),
+            StringOrList::One(s) => vec![s.clone()],
+        }
+    }
+}
+
+/// Split like a POSIX shell's words: whitespace, '...' and "..." quoting, backslash escapes.
+pub fn shell_words(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                    cur.push(c);
+                }
+            }
+            '"' => {
+                in_word = true;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => {
+                            if let Some(n) = chars.next() {
+                                cur.push(n)
+                            }
+                        }
+                        _ => cur.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(n) = chars.next() {
+                    cur.push(n)
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c)
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    out
+}
+
+/// `KEY=VALUE` list or `KEY: VALUE` map (environment, labels, build args).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum KeyValues {
+    List(Vec<String>),
+    Map(IndexMap<String, Option<Scalar>>),
+}
+
+impl KeyValues {
+    /// Pairs; a key with no value is None (taken from the environment for `environment`).
+    pub fn pairs(&self) -> Vec<(String, Option<String>)> {
+        match self {
+            KeyValues::List(items) => items
+                .iter()
+                .map(|i| match i.split_once('=') {
+                    Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                    None => (i.clone(), None),
+                })
+                .collect(),
+            KeyValues::Map(m) => m.iter().map(|(k, v)| (k.clone(), v.as_ref().map(Scalar::text))).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Build {
+    Context(String),
+    Full(BuildFull),
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct BuildFull {
+    #[serde(default)]
+    pub context: Option<String>,
+    #[serde(default)]
+    pub dockerfile: Option<String>,
+    #[serde(default)]
+    pub args: Option<KeyValues>,
+    #[serde(default)]
+    pub target: Option<String>,
+}
+
+impl Build {
+    pub fn context(&self) -> &str {
+        match self {
+            Build::Context(c) => c,
+            Build::Full(f) => f.context.as_deref().unwrap_or("."),
+        }
+    }
+    pub fn dockerfile(&self) -> &str {
+        match self {
+            Build::Full(BuildFull { dockerfile: Some(d), .. }) => d,
+            _ => "Dockerfile",
+        }
+    }
+    pub fn args(&self) -> Vec<(String, Option<String>)> {
+        match self {
+            Build::Full(BuildFull { args: Some(a), .. }) => a.pairs(),
+            _ => Vec::new(),
+        }
+    }
+    pub fn target(&self) -> Option<&str> {
+        match self {
+            Build::Full(f) => f.target.as_deref(),
+            Build::Context(_) => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Port {
+    Short(Scalar),
+    Long(PortLong),
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct PortLong {
+    pub target: Scalar,
+    #[serde(default)]
+    pub published: Option<Scalar>,
+    #[serde(default)]
+    pub host_ip: Option<String>,
+    #[serde(default)]
+    pub protocol: Option<String>,
+}
+
+/// One published port, ranges expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortMapping {
+    pub host_ip: Option<String>,
+    pub host_port: Option<u16>,
+    pub container_port: u16,
+    pub protocol: String,
+}
+
+fn parse_range(s: &str) -> Result<Vec<u16>, String> {
+    let bad = || format!("invalid port {s:?}");
+    match s.split_once('-') {
+        Some((a, b)) => {
+            let (a, b): (u16, u16) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+            if b < a || b - a > 1000 {
+                return Err(bad());
+            }
+            Ok((a..=b).collect())
+        }
+        None => Ok(vec![s.trim().parse().map_err(|_| bad())?]),
+    }
+}
+
+impl Port {
+    /// Expand into mappings. Short syntax: `[IP:][HOST:]CONTAINER[/PROTO]`, ranges allowed.
+    pub fn mappings(&self) -> Result<Vec<PortMapping>, String> {
+        match self {
+            Port::Long(l) => {
+                let container = parse_range(&l.target.text())?;
+                let host = l.published.as_ref().map(|p| parse_range(&p.text())).transpose()?;
+                zip_ports(l.host_ip.clone(), host, container, l.protocol.clone().unwrap_or_else(|| "tcp".into()))
+            }
+            Port::Short(s) => {
+                let text = s.text();
+                let (spec, proto) = match text.rsplit_once('/') {
+                    Some((a, p)) => (a.to_string(), p.to_string()),
+                    None => (text.clone(), "tcp".to_string()),
+                };
+                // IPv6 host IPs come in brackets: [::1]:8080:80
+                let (ip, rest) = if let Some(stripped) = spec.strip_prefix('[') {
+                    let (ip, rest) = stripped.split_once("]:").ok_or_else(|| format!("invalid port {text:?}"))?;
+                    (Some(ip.to_string()), rest.to_string())
+                } else {
+                    (None, spec)
+                };
+                let parts: Vec<&str> = rest.split(':').collect();
+                let (ip, host, container) = match parts.as_slice() {
+                    [c] => (ip, None, *c),
+                    [h, c] => (ip, Some(*h), *c),
+                    [i, h, c] => (Some(i.to_string()), Some(*h), *c),
+                    _ => return Err(format!("invalid port {text:?}")),
+                };
+                let host = host.filter(|h| !h.is_empty()).map(parse_range).transpose()?;
+                zip_ports(ip, host, parse_range(container)?, proto)
+            }
+        }
+    }
+}
+
+fn zip_ports(ip: Option<String>, host: Option<Vec<u16>>, container: Vec<u16>, protocol: String) -> Result<Vec<PortMapping>, String> {
+    match host {
+        Some(h) if h.len() == container.len() => Ok(h
+            .into_iter()
+            .zip(container)
+            .map(|(hp, cp)| PortMapping { host_ip: ip.clone(), host_port: Some(hp), container_port: cp, protocol: protocol.clone() })
+            .collect()),
+        Some(h) if h.len() > 1 && container.len() == 1 => Err("a host port range needs a container range of the same size".into()),
+        Some(h) => Ok(container
+            .into_iter()
+            .map(|cp| PortMapping { host_ip: ip.clone(), host_port: h.first().copied(), container_port: cp, protocol: protocol.clone() })
+            .collect()),
+        None => Ok(container
+            .into_iter()
+            .map(|cp| PortMapping { host_ip: ip.clone(), host_port: None, container_port: cp, protocol: protocol.clone() })
+            .collect()),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    ServiceStarted,
+    ServiceHealthy,
+    ServiceCompletedSuccessfully,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct DependsSpec {
+    #[serde(default)]
+    pub condition: Option<Condition>,
+    #[serde(default)]
+    pub restart: Option<bool>,
+    #[serde(default)]
+    pub required: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum DependsOn {
+    List(Vec<String>),
+    Map(IndexMap<String, Option<DependsSpec>>),
+}
+
+impl DependsOn {
+    pub fn entries(&self) -> Vec<(String, Condition)> {
+        match self {
+            DependsOn::List(l) => l.iter().map(|s| (s.clone(), Condition::ServiceStarted)).collect(),
+            DependsOn::Map(m) => m
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_ref().and_then(|d| d.condition).unwrap_or(Condition::ServiceStarted)))
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct Healthcheck {
+    #[serde(default)]
+    pub test: Option<StringOrList>,
+    #[serde(default)]
+    pub interval: Option<String>,
+    #[serde(default)]
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub retries: Option<u32>,
+    #[serde(default)]
+    pub start_period: Option<String>,
+    #[serde(default)]
+    pub disable: Option<bool>,
+}
+
+/// A Compose duration: `1m30s`, `10s`, `500ms`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
+
+impl Healthcheck {
+    pub fn disabled(&self) -> bool {
+        self.disable == Some(true)
+            || matches!(&self.test, Some(StringOrList::Many(v)) if v.first().map(String::as_str) == Some("NONE"))
+    }
+
+    /// The test in Docker's form: `["CMD-SHELL", "..."]` for a string, the list as given
+    /// (a list that does not start with CMD/CMD-SHELL/NONE gets CMD prepended).
+    pub fn docker_test(&self) -> Option<Vec<String>> {
+        match self.test.as_ref()? {
+            StringOrList::One(s) => Some(vec!["CMD-SHELL".into(), s.clone()]),
+            StringOrList::Many(v) if v.is_empty() => None,
+            StringOrList::Many(v) if matches!(v[0].as_str(), "CMD" | "CMD-SHELL" | "NONE") => Some(v.clone()),
+            StringOrList::Many(v) => Some(std::iter::once("CMD".to_string()).chain(v.iter().cloned()).collect()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Volume {
+    Short(String),
+    Long(VolumeLong),
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct VolumeLong {
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+    pub target: String,
+    #[serde(default)]
+    pub read_only: Option<bool>,
+}
+
+/// A mount in one form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mount {
+    /// A named volume (declared at the top level).
+    Named { name: String, target: String, read_only: bool },
+    /// A host path (relative paths are relative to the compose file's folder).
+    Bind { source: String, target: String, read_only: bool },
+    /// An anonymous volume.
+    Anonymous { target: String },
+    /// A tmpfs.
+    Tmpfs { target: String },
+}
+
+fn is_host_path(s: &str) -> bool {
+    s.starts_with('/') || s.starts_with('.') || s.starts_with('~')
+}
+
+impl Volume {
+    pub fn mount(&self) -> Result<Mount, String> {
+        match self {
+            Volume::Short(s) => {
+                let parts: Vec<&str> = s.split(':').collect();
+                let ro = |m: Option<&&str>| m.is_some_and(|m| m.split(',').any(|o| o == "ro"));
+                match parts.as_slice() {
+                    [t] => Ok(Mount::Anonymous { target: t.to_string() }),
+                    [src, t, rest @ ..] if rest.len() <= 1 => {
+                        let read_only = ro(rest.first());
+                        if is_host_path(src) {
+                            Ok(Mount::Bind { source: src.to_string(), target: t.to_string(), read_only })
+                        } else {
+                            Ok(Mount::Named { name: src.to_string(), target: t.to_string(), read_only })
+                        }
+                    }
+                    _ => Err(format!("invalid volume {s:?}")),
+                }
+            }
+            Volume::Long(l) => {
+                let read_only = l.read_only.unwrap_or(false);
+                match (l.kind.as_deref().unwrap_or("volume"), &l.source) {
+                    ("bind", Some(src)) => Ok(Mount::Bind { source: src.clone(), target: l.target.clone(), read_only }),
+                    ("bind", None) => Err(format!("bind mount to {} has no source", l.target)),
+                    ("volume", Some(src)) => Ok(Mount::Named { name: src.clone(), target: l.target.clone(), read_only }),
+                    ("volume", None) => Ok(Mount::Anonymous { target: l.target.clone() }),
+                    ("tmpfs", _) => Ok(Mount::Tmpfs { target: l.target.clone() }),
+                    (other, _) => Err(format!("volume type {other:?} is not supported")),
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct NetworkAttach {
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum ServiceNetworks {
+    List(Vec<String>),
+    Map(IndexMap<String, Option<NetworkAttach>>),
+}
+
+impl ServiceNetworks {
+    pub fn aliases(&self) -> Vec<String> {
+        match self {
+            ServiceNetworks::List(_) => Vec::new(),
+            ServiceNetworks::Map(m) => m.values().flatten().flat_map(|a| a.aliases.clone()).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct Limits {
+    #[serde(default)]
+    pub memory: Option<Scalar>,
+    #[serde(default)]
+    pub cpus: Option<Scalar>,
+    #[serde(default)]
+    pub pids: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct Resources {
+    #[serde(default)]
+    pub limits: Option<Limits>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct Deploy {
+    #[serde(default)]
+    pub resources: Option<Resources>,
+}
+
+/// One service. Keys outside this struct are reported as warnings by the loader.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct Service {
+    #[serde(default)]
+    pub build: Option<Build>,
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub command: Option<StringOrList>,
+    #[serde(default)]
+    pub entrypoint: Option<StringOrList>,
+    #[serde(default)]
+    pub environment: Option<KeyValues>,
+    #[serde(default)]
+    pub env_file: Option<StringOrList>,
+    #[serde(default)]
+    pub ports: Vec<Port>,
+    #[serde(default)]
+    pub expose: Vec<Scalar>,
+    #[serde(default)]
+    pub depends_on: Option<DependsOn>,
+    #[serde(default)]
+    pub healthcheck: Option<Healthcheck>,
+    #[serde(default)]
+    pub restart: Option<String>,
+    #[serde(default)]
+    pub volumes: Vec<Volume>,
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    #[serde(default)]
+    pub user: Option<Scalar>,
+    #[serde(default)]
+    pub labels: Option<KeyValues>,
+    #[serde(default)]
+    pub networks: Option<ServiceNetworks>,
+    #[serde(default)]
+    pub container_name: Option<String>,
+    #[serde(default)]
+    pub deploy: Option<Deploy>,
+    #[serde(default)]
+    pub mem_limit: Option<Scalar>,
+    // Keys read only so the policy can refuse them.
+    #[serde(default)]
+    pub privileged: Option<bool>,
+    #[serde(default)]
+    pub cap_add: Vec<String>,
+    #[serde(default)]
+    pub cap_drop: Vec<String>,
+    #[serde(default)]
+    pub devices: Vec<Scalar>,
+    #[serde(default)]
+    pub network_mode: Option<String>,
+    #[serde(default)]
+    pub pid: Option<String>,
+    #[serde(default)]
+    pub ipc: Option<String>,
+    #[serde(default)]
+    pub security_opt: Vec<String>,
+    #[serde(default)]
+    pub tty: Option<bool>,
+    #[serde(default)]
+    pub stdin_open: Option<bool>,
+    #[serde(default)]
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub init: Option<bool>,
+    #[serde(default)]
+    pub stop_grace_period: Option<String>,
+}
+
+/// Keys of a service masgen understands.
+pub const SERVICE_KEYS: &[&str] = &[
+    "build", "image", "command", "entrypoint", "environment", "env_file", "ports", "expose", "depends_on",
+    "healthcheck", "restart", "volumes", "working_dir", "user", "labels", "networks", "container_name", "deploy",
+    "mem_limit", "privileged", "cap_add", "cap_drop", "devices", "network_mode", "pid", "ipc", "security_opt",
+    "tty", "stdin_open", "hostname", "init", "stop_grace_period",
+];
+
+/// Top-level keys masgen understands (`x-*` extensions are always allowed).
+pub const TOP_KEYS: &[&str] = &["version", "name", "services", "volumes", "networks"];
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct TopVolume {
+    #[serde(default)]
+    pub external: Option<bool>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub driver: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct TopNetwork {
+    #[serde(default)]
+    pub external: Option<bool>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub driver: Option<String>,
+}
+
+/// A compose file.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct Compose {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub services: IndexMap<String, Service>,
+    #[serde(default)]
+    pub volumes: IndexMap<String, Option<TopVolume>>,
+    #[serde(default)]
+    pub networks: IndexMap<String, Option<TopNetwork>>,
+}
+
+impl Service {
+    /// The memory limit from deploy.resources.limits or mem_limit, as written.
+    pub fn memory_limit(&self) -> Option<String> {
+        self.deploy
+            .as_ref()
+            .and_then(|d| d.resources.as_ref())
+            .and_then(|r| r.limits.as_ref())
+            .and_then(|l| l.memory.as_ref())
+            .or(self.mem_limit.as_ref())
+            .map(Scalar::text)
+    }
+
+    pub fn cpu_limit(&self) -> Option<f64> {
+        let l = self.deploy.as_ref()?.resources.as_ref()?.limits.as_ref()?;
+        l.cpus.as_ref()?.text().parse().ok()
+    }
+}
+
+/// Parse a byte size: `512m`, `1g`, `256M`, `1024k`, `1000000` (bytes).
+pub fn parse_bytes(s: &str) -> Result<i64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: f64 = num.trim().parse().map_err(|_| format!("invalid size {s:?}"))?;
+    Ok((n * mult as f64) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_and_long_ports() {
+        let p = |s: &str| Port::Short(Scalar::Str(s.into())).mappings().unwrap();
+        assert_eq!(p("80")[0], PortMapping { host_ip: None, host_port: None, container_port: 80, protocol: "tcp".into() });
+        assert_eq!(p("8080:80")[0].host_port, Some(8080));
+        assert_eq!(p("127.0.0.1:8080:80/udp")[0], PortMapping { host_ip: Some("127.0.0.1".into()), host_port: Some(8080), container_port: 80, protocol: "udp".into() });
+        assert_eq!(p("9000-9002:9000-9002").len(), 3);
+        assert_eq!(p("[::1]:81:80")[0].host_ip.as_deref(), Some("::1"));
+        let long = Port::Long(PortLong { target: Scalar::Int(80), published: Some(Scalar::Str("8081".into())), host_ip: None, protocol: None });
+        assert_eq!(long.mappings().unwrap()[0].host_port, Some(8081));
+        assert!(Port::Short(Scalar::Str("x:y".into())).mappings().is_err());
+    }
+
+    #[test]
+    fn shell_words_split_like_a_shell() {
+        assert_eq!(shell_words(r#"sh -c "echo 'hi there'" x\ y"#), vec!["sh", "-c", "echo 'hi there'", "x y"]);
+    }
+
+    #[test]
+    fn volumes_short_and_long() {
+        assert_eq!(Volume::Short("data:/var/lib".into()).mount().unwrap(), Mount::Named { name: "data".into(), target: "/var/lib".into(), read_only: false });
+        assert_eq!(Volume::Short("./conf:/etc/x:ro".into()).mount().unwrap(), Mount::Bind { source: "./conf".into(), target: "/etc/x".into(), read_only: true });
+        assert_eq!(Volume::Short("/data".into()).mount().unwrap(), Mount::Anonymous { target: "/data".into() });
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("512m").unwrap(), 512 << 20);
+        assert_eq!(parse_bytes("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("100").unwrap(), 100);
+    }
+}

@@ -1,0 +1,88 @@
+//! Progress events. The library never prints: it emits these, and the CLI renders them
+//! (human progress bars, or JSON lines with `--json`).
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::llm::Usage;
+
+/// One thing that happened during a run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A new phase began ("generate", "manifest", "batches", "single-files", "write", "verify", ...).
+    Phase { name: String },
+    /// A model request was sent.
+    RequestStarted { label: String },
+    /// Output tokens streamed so far for one request (approximate: counted from text deltas).
+    Streaming { label: String, chars: usize },
+    /// A model request finished.
+    RequestFinished { label: String, usage: Usage, stop_reason: String },
+    /// A transient provider error; the request will be sent again after `delay_ms`.
+    Retry { label: String, attempt: u32, max_attempts: u32, delay_ms: u64, reason: String },
+    /// A reply was cut at max_tokens and is being continued.
+    Continuation { label: String, attempt: u32 },
+    /// Staged generation planned this many batches.
+    BatchesPlanned { total: usize },
+    /// One staged batch finished.
+    BatchDone { group: String, done: usize, total: usize },
+    /// Something the user should know that does not stop the run.
+    Warning { message: String },
+    /// A block from the model was refused and not written.
+    Rejected { path: String, reason: String },
+    /// A file was written to the output folder.
+    FileWritten { path: String, bytes: usize },
+    /// A file was deleted from the output folder.
+    FileDeleted { path: String },
+    /// An image build began.
+    BuildStarted { service: String },
+    /// An image build ended (or was skipped because the context is unchanged).
+    BuildFinished { service: String, secs: f64, cached: bool, ok: bool },
+    /// A container was created and started.
+    ContainerStarted { service: String, container: String },
+    /// A service reached its ready condition.
+    ServiceReady { service: String, secs: f64 },
+    /// A service failed.
+    ServiceFailed { service: String, phase: String, summary: String },
+    /// Where a published service answers (`--execute`).
+    Published { service: String, container_port: String, host: String },
+    /// A line of container output (`--execute` follows logs).
+    LogLine { service: String, line: String },
+    /// Teardown removed what the run created.
+    TornDown { containers: usize, networks: usize, volumes: usize },
+}
+
+type Callback = dyn Fn(&Event) + Send + Sync;
+
+/// Where events go. Cheap to clone; the default drops every event.
+#[derive(Clone, Default)]
+pub struct Events(Option<Arc<Callback>>);
+
+impl Events {
+    /// Send events to `f`.
+    pub fn new(f: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        Events(Some(Arc::new(f)))
+    }
+
+    /// Drop every event.
+    pub fn none() -> Self {
+        Events(None)
+    }
+
+    pub fn emit(&self, event: Event) {
+        if let Some(f) = &self.0 {
+            f(&event);
+        }
+    }
+
+    pub fn warn(&self, message: impl Into<String>) {
+        self.emit(Event::Warning { message: message.into() });
+    }
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Events(subscribed)" } else { "Events(none)" })
+    }
+}

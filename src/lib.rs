@@ -1,0 +1,14 @@
+//! masgen: turn a plain-English description of a multi-service system into a running,
+//! health-checked docker compose system.
+//!
+//! The library never prints: it emits [`Event`]s. See DESIGN.md for the architecture.
+
+pub mod compose;
+pub mod events;
+pub mod llm;
+pub mod protocol;
+pub mod spec;
+pub mod workspace;
+
+pub use events::{Event, Events};
+pub use spec::{load_spec_from_file, resolve_spec_arg, SpecError};

@@ -1,0 +1,157 @@
+//! Models: one trait, streaming as the primitive, one file per wire format.
+
+mod anthropic;
+pub mod audit;
+mod error;
+pub mod pricing;
+mod replay;
+mod retry;
+mod usage;
+
+use std::pin::Pin;
+
+use futures_util::future::BoxFuture;
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+
+pub use anthropic::{AnthropicModel, ANTHROPIC_VERSION, DEFAULT_BASE_URL};
+pub use error::LlmError;
+pub use replay::ReplayModel;
+pub use retry::RetryPolicy;
+pub use usage::Usage;
+
+use crate::events::{Event, Events};
+
+/// Who said a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+}
+
+impl Message {
+    pub fn user(text: impl Into<String>) -> Self {
+        Message { role: Role::User, content: text.into() }
+    }
+    pub fn assistant(text: impl Into<String>) -> Self {
+        Message { role: Role::Assistant, content: text.into() }
+    }
+}
+
+/// One request to a model. The system prompt is kept stable so it can be cached.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub system: String,
+    pub messages: Vec<Message>,
+    pub max_tokens: u32,
+}
+
+/// Why the model stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    EndTurn,
+    MaxTokens,
+    StopSequence,
+    Other(String),
+}
+
+impl StopReason {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "end_turn" => StopReason::EndTurn,
+            "max_tokens" => StopReason::MaxTokens,
+            "stop_sequence" => StopReason::StopSequence,
+            other => StopReason::Other(other.to_string()),
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        match self {
+            StopReason::EndTurn => "end_turn",
+            StopReason::MaxTokens => "max_tokens",
+            StopReason::StopSequence => "stop_sequence",
+            StopReason::Other(s) => s,
+        }
+    }
+}
+
+/// What a stream yields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// Text of the reply (thinking and other block types never appear here).
+    Text(String),
+    /// A usage report; later reports are merged into earlier ones.
+    Usage(Usage),
+    /// The reply ended, for this reason.
+    Stop(StopReason),
+}
+
+pub type ResponseStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, LlmError>> + Send>>;
+
+/// A full reply.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub text: String,
+    pub usage: Usage,
+    pub stop_reason: StopReason,
+    pub model: String,
+}
+
+/// A language model.
+pub trait Model: Send + Sync {
+    /// The model id, as sent to the provider and priced.
+    fn id(&self) -> &str;
+
+    /// Start a reply. Errors before the first event (HTTP status, connection) come back
+    /// here; errors during the stream come as stream items.
+    fn stream<'a>(&'a self, req: &'a Request) -> BoxFuture<'a, Result<ResponseStream, LlmError>>;
+
+    /// The retry policy the caller should use for this model.
+    fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::default()
+    }
+}
+
+/// Send `req` and collect the whole reply, retrying transient failures (a stream that
+/// breaks mid-way is sent again as a whole request).
+pub async fn complete(model: &dyn Model, req: &Request, label: &str, events: &Events) -> Result<Completion, LlmError> {
+    let policy = model.retry_policy();
+    events.emit(Event::RequestStarted { label: label.to_string() });
+    let done = policy.run(label, events, || collect(model, req, label, events)).await?;
+    events.emit(Event::RequestFinished {
+        label: label.to_string(),
+        usage: done.usage,
+        stop_reason: done.stop_reason.as_str().to_string(),
+    });
+    Ok(done)
+}
+
+async fn collect(model: &dyn Model, req: &Request, label: &str, events: &Events) -> Result<Completion, LlmError> {
+    let mut stream = model.stream(req).await?;
+    let mut text = String::new();
+    let mut usage = Usage::default();
+    let mut stop = None;
+    let mut last_report = 0;
+    while let Some(item) = stream.next().await {
+        match item? {
+            StreamEvent::Text(t) => {
+                text.push_str(&t);
+                if text.len() - last_report >= 2048 {
+                    last_report = text.len();
+                    events.emit(Event::Streaming { label: label.to_string(), chars: text.len() });
+                }
+            }
+            StreamEvent::Usage(u) => usage.merge_from(u),
+            StreamEvent::Stop(r) => stop = Some(r),
+        }
+    }
+    let stop_reason = stop.ok_or_else(|| LlmError::StreamCut("the stream ended without a stop reason".into()))?;
+    Ok(Completion { text, usage, stop_reason, model: model.id().to_string() })
+}

@@ -1,0 +1,54 @@
+//! Prices per million tokens, in one table (Anthropic platform docs, November 2026).
+
+use super::Usage;
+
+/// USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+    pub cache_read: f64,
+    pub cache_write: f64,
+}
+
+/// Model id prefix -> price. A dated id ("claude-sonnet-5-5-20261001") matches its prefix.
+const TABLE: &[(&str, Price)] = &[
+    ("claude-sonnet-5-5", Price { input: 2.0, output: 10.0, cache_read: 0.20, cache_write: 2.50 }),
+    ("claude-opus-5-5", Price { input: 4.0, output: 20.0, cache_read: 0.40, cache_write: 5.00 }),
+    ("claude-haiku-5-5", Price { input: 0.10, output: 0.50, cache_read: 0.01, cache_write: 0.125 }),
+];
+
+/// The price of `model`, or None when the table does not know it.
+pub fn price_of(model: &str) -> Option<Price> {
+    TABLE.iter().find(|(id, _)| model.starts_with(id)).map(|(_, p)| *p)
+}
+
+/// Estimated USD for `usage` on `model`; None for an unknown model.
+pub fn cost_usd(model: &str, usage: &Usage) -> Option<f64> {
+    let p = price_of(model)?;
+    let m = 1_000_000.0;
+    Some(
+        usage.input as f64 * p.input / m
+            + usage.output as f64 * p.output / m
+            + usage.cache_read as f64 * p.cache_read / m
+            + usage.cache_write as f64 * p.cache_write / m,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sonnet_cost_matches_the_table() {
+        let u = Usage { input: 1_000_000, output: 100_000, cache_read: 1_000_000, cache_write: 0 };
+        let c = cost_usd("claude-sonnet-5-5", &u).unwrap();
+        assert!((c - (2.0 + 1.0 + 0.2)).abs() < 1e-9, "{c}");
+    }
+
+    #[test]
+    fn dated_ids_match_and_unknown_models_have_no_price() {
+        assert!(price_of("claude-opus-5-5-20261101").is_some());
+        assert!(cost_usd("gpt-9", &Usage::default()).is_none());
+    }
+}

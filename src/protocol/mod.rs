@@ -1,0 +1,12 @@
+//! Model text <-> file changes: `<file>`, `<edit>`, `<delete>` blocks, SEARCH/REPLACE
+//! edits, staged-generation manifests, and the path rules every change must pass.
+
+pub mod blocks;
+pub mod edits;
+pub mod manifest;
+pub mod paths;
+
+pub use blocks::{parse_reply, Change, Hunk, ParsedReply, Rejected};
+pub use edits::{apply_hunks, EditFailure};
+pub use manifest::{parse_manifest, ManifestEntry};
+pub use paths::{check_path, PathRejection, SafePath};
