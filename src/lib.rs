@@ -3,12 +3,20 @@
 //!
 //! The library never prints: it emits [`Event`]s. See DESIGN.md for the architecture.
 
+pub mod cli;
 pub mod compose;
+pub mod diagnose;
+pub mod docker;
 pub mod events;
+pub mod generate;
 pub mod llm;
 pub mod protocol;
+pub mod report;
 pub mod spec;
+pub mod verify;
 pub mod workspace;
 
 pub use events::{Event, Events};
 pub use spec::{load_spec_from_file, resolve_spec_arg, SpecError};
+pub use generate::{GenerateError, Generator, GeneratorBuilder, Options, Outcome};
+pub use verify::{verify, VerifyError, VerifyOptions, VerifyReport};

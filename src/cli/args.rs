@@ -1,0 +1,160 @@
+//! Command-line definitions. Doc comments are the --help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Turn a plain-English description of a multi-service system into a running,
+/// health-checked docker compose system.
+///
+/// `masgen "SPEC"` is `masgen generate "SPEC"`.
+#[derive(Debug, Parser)]
+#[command(name = "masgen", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Print events as JSON lines on stdout instead of human progress.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// When to colour human output (NO_COLOR is honoured).
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a system from a spec, then build, start and health-check it.
+    Generate(GenerateArgs),
+    /// Build, start and health-gate an existing compose system; no model needed.
+    Verify(VerifyArgs),
+    /// Remove every container, network and volume masgen started for a system.
+    Down(DownArgs),
+}
+
+/// Names of the subcommands, for `masgen SPEC` (no subcommand) handling.
+pub const SUBCOMMANDS: &[&str] = &["generate", "verify", "down", "help"];
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The system to build, in words; or @path/to/spec.txt to read it from a file.
+    pub spec: Option<String>,
+    /// Folder to write the system into (created when missing).
+    #[arg(short, long, default_value = "generated-system")]
+    pub output: PathBuf,
+    /// Anthropic API key.
+    #[arg(short = 'k', long, env = "ANTHROPIC_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Model id.
+    #[arg(long, env = "MASGEN_MODEL", default_value = crate::generate::DEFAULT_MODEL)]
+    pub model: String,
+    /// API base URL.
+    #[arg(long, env = "ANTHROPIC_BASE_URL", default_value = crate::llm::DEFAULT_BASE_URL)]
+    pub base_url: String,
+    /// Generate in stages (manifest, then batches, then file by file) for large systems.
+    #[arg(long)]
+    pub staged: bool,
+    /// Model requests in flight at once (staged batches, single files); also parallel image builds.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// max_tokens of each model request.
+    #[arg(long, default_value_t = 32_000, value_parser = clap::value_parser!(u32).range(256..=128_000))]
+    pub max_tokens: u32,
+    /// Attempts per request for transient API errors (429, 5xx, 529, broken streams).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub retries: u32,
+    /// First retry delay in milliseconds (doubled each retry, with jitter).
+    #[arg(long, default_value_t = 1000, hide = true)]
+    pub retry_base_ms: u64,
+    /// Write into an output folder that holds files masgen did not write (replaced files are kept under .masgen/rounds/000-previous/).
+    #[arg(long)]
+    pub force: bool,
+    /// Write the files only: no build, no start, no health check.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Save every raw model reply under <output>/claude-responses/.
+    #[arg(long)]
+    pub download_responses: bool,
+    /// Play recorded replies from DIR instead of calling the API (see README: replay format).
+    #[arg(long, value_name = "DIR")]
+    pub replay: Option<PathBuf>,
+    /// Also write the run report (JSON) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub verify: VerifyFlags,
+}
+
+/// Flags shared by `generate` and `verify`.
+#[derive(Debug, Args, Clone)]
+pub struct VerifyFlags {
+    /// Seconds each service may take to become ready.
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    pub health_timeout: u64,
+    /// Seconds a service without a healthcheck must keep running to count as ready.
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub settle: u64,
+    /// Seconds, after every service is ready, in which nothing may exit or turn unhealthy.
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub stability: u64,
+    /// Memory limit of each container while verifying, unless the service sets its own (e.g. 512m).
+    #[arg(long, default_value = "1g", value_name = "SIZE")]
+    pub memory: String,
+    /// Process limit of each container while verifying.
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    pub pids: i64,
+    /// Allow privileged containers, the Docker socket, host paths outside the system, host namespaces, added capabilities and devices.
+    #[arg(long)]
+    pub allow_unsafe: bool,
+    /// Leave a healthy system running (remove it later with `masgen down`).
+    #[arg(long)]
+    pub keep: bool,
+    /// Publish the declared host ports, show where each service answers, follow the logs until Ctrl-C, then tear down.
+    #[arg(long)]
+    pub execute: bool,
+    /// Also write a JUnit XML report (one testcase per service) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The system's folder (holding docker-compose.yml or compose.yaml).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Images built at once (default: number of cores).
+    #[arg(long)]
+    pub jobs: Option<u16>,
+    /// Also write the report (JSON) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub verify: VerifyFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// The system's folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+}
+
+/// `masgen SPEC ...` means `masgen generate SPEC ...`: insert the subcommand when the
+/// first argument is not one (or a top-level flag such as --help / --version).
+pub fn with_default_subcommand(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let first = args.get(1).and_then(|a| a.to_str()).unwrap_or("");
+    let top_level = ["-h", "--help", "-V", "--version"];
+    if args.len() > 1 && !SUBCOMMANDS.contains(&first) && !top_level.contains(&first) {
+        let mut out = args;
+        out.insert(1, "generate".into());
+        out
+    } else {
+        args
+    }
+}

@@ -1,0 +1,300 @@
+//! The command line: arguments become options once, the library runs, events are
+//! rendered, and every error maps to one exit code.
+
+pub mod args;
+pub mod render;
+
+use std::path::Path;
+use std::time::Duration;
+
+pub use args::{with_default_subcommand, Cli, Command};
+
+use crate::compose::model::parse_bytes;
+use crate::docker::{teardown, Engine, PROJECT_LABEL, RUN_LABEL};
+use crate::events::Events;
+use crate::generate::{GenerateError, Generator, Options};
+use crate::llm::{pricing, RetryPolicy};
+use crate::report::{junit, RunReport};
+use crate::verify::{verify, VerifyError, VerifyOptions, VerifyReport};
+use crate::workspace::WorkspaceError;
+
+/// Exit codes (README "Exit codes").
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const UNHEALTHY: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const ENVIRONMENT: i32 = 3;
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// An error that ends the run: what to print and the exit code.
+#[derive(Debug)]
+pub struct Fatal {
+    pub code: i32,
+    pub message: String,
+}
+
+impl Fatal {
+    fn new(code: i32, message: impl std::fmt::Display) -> Self {
+        Fatal { code, message: message.to_string() }
+    }
+}
+
+impl From<GenerateError> for Fatal {
+    fn from(e: GenerateError) -> Self {
+        let code = match &e {
+            GenerateError::Llm(_) | GenerateError::Manifest { .. } => exit::ENVIRONMENT,
+            GenerateError::Workspace(w) => workspace_code(w),
+            GenerateError::NoFiles { .. } => exit::UNHEALTHY,
+        };
+        Fatal::new(code, e)
+    }
+}
+
+fn workspace_code(e: &WorkspaceError) -> i32 {
+    match e {
+        WorkspaceError::ForeignFiles { .. } | WorkspaceError::NotADirectory { .. } | WorkspaceError::BadState { .. } => exit::USAGE,
+        WorkspaceError::Io { .. } => exit::ENVIRONMENT,
+    }
+}
+
+impl From<VerifyError> for Fatal {
+    fn from(e: VerifyError) -> Self {
+        let code = match &e {
+            VerifyError::Compose(_) => exit::USAGE,
+            VerifyError::Docker(_) => exit::ENVIRONMENT,
+        };
+        Fatal::new(code, e)
+    }
+}
+
+/// Resolves when the user presses Ctrl-C or the process gets SIGTERM.
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Run the parsed command line; returns the exit code.
+pub async fn run(cli: Cli) -> i32 {
+    let color = render::use_color(cli.color);
+    let (events, bar) = if cli.json { (render::json_events(), None) } else {
+        let (e, b) = render::human_events(color);
+        (e, Some(b))
+    };
+    let result = match cli.command {
+        Command::Generate(a) => generate(a, &events, cli.json, color).await,
+        Command::Verify(a) => verify_cmd(a, &events, cli.json, color).await,
+        Command::Down(a) => down(&a.dir, &events, cli.json).await,
+    };
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    match result {
+        Ok(code) => code,
+        Err(f) => {
+            if cli.json {
+                println!("{}", serde_json::json!({"event": "error", "exit_code": f.code, "message": f.message}));
+            }
+            eprintln!("{} {}", render::paint(color, "1;31", "error:"), f.message);
+            f.code
+        }
+    }
+}
+
+fn verify_options(flags: &args::VerifyFlags, jobs: usize, events: &Events) -> Result<VerifyOptions, Fatal> {
+    let memory = parse_bytes(&flags.memory).map_err(|e| Fatal::new(exit::USAGE, format!("--memory: {e}; write it like 512m or 1g")))?;
+    Ok(VerifyOptions {
+        health_timeout: Duration::from_secs(flags.health_timeout),
+        settle: Duration::from_secs(flags.settle),
+        stability: Duration::from_secs(flags.stability),
+        memory,
+        pids: flags.pids,
+        allow_unsafe: flags.allow_unsafe,
+        keep: flags.keep,
+        execute: flags.execute,
+        jobs,
+        events: events.clone(),
+        ..VerifyOptions::default()
+    })
+}
+
+/// Verify `dir`, tearing down on Ctrl-C / SIGTERM (exit 130).
+async fn verify_interruptible(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Fatal> {
+    tokio::select! {
+        r = verify(dir, opts) => r.map_err(Fatal::from),
+        _ = interrupted() => {
+            if let Ok(engine) = Engine::connect().await {
+                teardown::remove_labelled(&engine, RUN_LABEL, &opts.run_id).await;
+            }
+            Err(Fatal::new(exit::INTERRUPTED, "interrupted: containers, networks and volumes of this run were removed; files are kept"))
+        }
+    }
+}
+
+async fn generate(a: args::GenerateArgs, events: &Events, json: bool, color: bool) -> Result<i32, Fatal> {
+    let spec_arg = a.spec.as_deref().ok_or_else(|| {
+        Fatal::new(exit::USAGE, "no spec: describe the system, e.g. masgen \"a RabbitMQ broker with a publisher and a consumer\", or pass @path/to/spec.txt")
+    })?;
+    let spec = crate::resolve_spec_arg(spec_arg).map_err(|e| Fatal::new(exit::USAGE, e))?;
+    let vopts = if a.no_verify { None } else { Some(verify_options(&a.verify, a.jobs as usize, events)?) };
+    let mut builder = Generator::builder()
+        .base_url(&a.base_url)
+        .model(&a.model)
+        .events(events.clone())
+        .retry(RetryPolicy { max_attempts: a.retries, base: Duration::from_millis(a.retry_base_ms), max_delay: Duration::from_secs(60) });
+    if let Some(dir) = &a.replay {
+        builder = builder.replay(dir);
+    } else if let Some(k) = &a.api_key {
+        builder = builder.api_key(k);
+    }
+    let generator = builder.build().map_err(|e| Fatal::new(exit::ENVIRONMENT, e))?;
+    let options = Options { staged: a.staged, jobs: a.jobs as usize, max_tokens: a.max_tokens, force: a.force, download_responses: a.download_responses };
+    let outcome = tokio::select! {
+        r = generator.generate_system(&spec, &a.output, options) => r?,
+        _ = interrupted() => return Err(Fatal::new(exit::INTERRUPTED, "interrupted before any file was written")),
+    };
+    let g = &outcome.report;
+    if !json {
+        print_generation(&a.output, g, color);
+    }
+    let mut report = RunReport { command: "generate".into(), usage: Some(g.usage), cost_usd: g.cost_usd, generate: Some(g.clone()), ..Default::default() };
+    let code = match vopts {
+        None => exit::OK,
+        Some(opts) => {
+            let v = verify_interruptible(&a.output, &opts).await;
+            let v = match v {
+                Ok(v) => v,
+                Err(f) => {
+                    report.exit_code = f.code;
+                    write_reports(&a.output, &report, a.report.as_deref(), None, events);
+                    return Err(f);
+                }
+            };
+            if !json {
+                print_verify(&v, color);
+            }
+            let code = if v.healthy { exit::OK } else { exit::UNHEALTHY };
+            report = report.with_verify(v);
+            code
+        }
+    };
+    report.exit_code = code;
+    write_reports(&a.output, &report, a.report.as_deref(), a.verify.junit.as_deref(), events);
+    if json {
+        println!("{}", serde_json::json!({"event": "report", "report": report}));
+    }
+    Ok(code)
+}
+
+async fn verify_cmd(a: args::VerifyArgs, events: &Events, json: bool, color: bool) -> Result<i32, Fatal> {
+    let jobs = a.jobs.map(|j| j as usize).unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let opts = verify_options(&a.verify, jobs, events)?;
+    if !a.dir.is_dir() {
+        return Err(Fatal::new(exit::USAGE, format!("{} is not a folder: pass the folder that holds the compose file", a.dir.display())));
+    }
+    let v = verify_interruptible(&a.dir, &opts).await?;
+    if !json {
+        print_verify(&v, color);
+    }
+    let code = if v.healthy { exit::OK } else { exit::UNHEALTHY };
+    let report = RunReport { command: "verify".into(), exit_code: code, ..Default::default() }.with_verify(v);
+    write_reports(&a.dir, &report, a.report.as_deref(), a.verify.junit.as_deref(), events);
+    if json {
+        println!("{}", serde_json::json!({"event": "report", "report": report}));
+    }
+    Ok(code)
+}
+
+async fn down(dir: &Path, events: &Events, json: bool) -> Result<i32, Fatal> {
+    let name = match crate::compose::load_project(dir) {
+        Ok(p) => p.name,
+        Err(_) => {
+            let abs = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+            crate::compose::load::sanitize_project_name(&abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+        }
+    };
+    let engine = Engine::connect().await.map_err(|e| Fatal::new(exit::ENVIRONMENT, e))?;
+    let removed = teardown::remove_labelled(&engine, PROJECT_LABEL, &name).await;
+    events.emit(crate::Event::TornDown { containers: removed.containers, networks: removed.networks, volumes: removed.volumes });
+    if !json {
+        println!("project {name}: removed {} container(s), {} network(s), {} volume(s)", removed.containers, removed.networks, removed.volumes);
+    }
+    Ok(exit::OK)
+}
+
+fn write_reports(dir: &Path, report: &RunReport, extra: Option<&Path>, junit_path: Option<&Path>, events: &Events) {
+    let own = dir.join(crate::workspace::MASGEN_DIR).join("report.json");
+    for p in std::iter::once(own.as_path()).chain(extra) {
+        if let Err(e) = report.write(p) {
+            events.warn(format!("could not write the report {}: {e}", p.display()));
+        }
+    }
+    if let (Some(path), Some(v)) = (junit_path, &report.verify) {
+        if let Err(e) = crate::workspace::write_atomic(path, junit(v).as_bytes()) {
+            events.warn(format!("could not write the JUnit report {}: {e}", path.display()));
+        }
+    }
+}
+
+fn print_generation(out: &Path, g: &crate::generate::GenerateReport, color: bool) {
+    println!("{} {} files written to {}", render::paint(color, "1;32", "✓"), g.files.len(), out.display());
+    for f in &g.files {
+        println!("    {f}");
+    }
+    for m in &g.missing {
+        println!("{}", render::paint(color, "33", &format!("    missing: {m} (the model never delivered it complete)")));
+    }
+    for p in &g.preserved {
+        println!("    kept your previous {p} under .masgen/rounds/000-previous/");
+    }
+    let u = g.usage;
+    println!("Tokens: input {}, output {}, cache read {}, cache write {} ({} requests)", u.input, u.output, u.cache_read, u.cache_write, g.requests.len());
+    match g.cost_usd {
+        Some(c) => println!("Estimated cost: ${c:.4} ({})", g.model),
+        None => println!("Estimated cost: unknown (no price for model '{}'{})", g.model, if pricing::price_of(&g.model).is_none() { "" } else { "" }),
+    }
+}
+
+fn print_verify(v: &VerifyReport, color: bool) {
+    println!();
+    println!("{:<18} {:<42} {:>8} {:<12} {:<10} PORTS", "SERVICE", "IMAGE", "BUILD", "STATE", "HEALTH");
+    for s in &v.services {
+        let build = match (s.build_secs, s.cached) {
+            (Some(_), true) => "cached".to_string(),
+            (Some(b), false) => format!("{b:.1}s"),
+            (None, _) => "-".into(),
+        };
+        let state = match s.state.as_str() {
+            "ready" | "completed" => render::paint(color, "32", &format!("{:<12}", s.state)),
+            other => render::paint(color, "31", &format!("{other:<12}")),
+        };
+        println!("{:<18} {:<42} {:>8} {} {:<10} {}", s.name, s.image, build, state, if s.health.is_empty() { "-" } else { &s.health }, s.ports.join(", "));
+    }
+    println!();
+    for d in &v.diagnostics {
+        println!("{} {} [{}] {}", render::paint(color, "31", "✗"), d.service, d.phase.as_str(), d.summary);
+        for line in crate::diagnose::tail(&d.evidence, 15).lines() {
+            println!("    {line}");
+        }
+        if !d.files.is_empty() {
+            println!("    files: {}", d.files.join(", "));
+        }
+    }
+    if v.healthy {
+        let kept = if v.kept { format!(" (left running: `masgen down` removes project {})", v.project) } else { String::new() };
+        println!("{} healthy: {} service(s) in {:.1}s{kept}", render::paint(color, "1;32", "✓"), v.services.len(), v.timings.total_secs);
+    } else {
+        let root = v.diagnostics.first().map(|d| format!(" (root cause: {} [{}])", d.service, d.phase.as_str())).unwrap_or_default();
+        println!("{} not healthy: {} problem(s){root}", render::paint(color, "1;31", "✗"), v.diagnostics.len());
+    }
+}

@@ -1,0 +1,103 @@
+//! Event renderers: human progress on stderr (indicatif), or JSON lines on stdout.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::events::{Event, Events};
+
+/// Whether to colour, decided once.
+pub fn use_color(choice: super::args::ColorChoice) -> bool {
+    match choice {
+        super::args::ColorChoice::Always => true,
+        super::args::ColorChoice::Never => false,
+        super::args::ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal(),
+    }
+}
+
+/// Paint `text` when colour is on.
+pub fn paint(color: bool, code: &str, text: &str) -> String {
+    if color {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// Events as JSON lines on stdout.
+pub fn json_events() -> Events {
+    let lock = Mutex::new(());
+    Events::new(move |e| {
+        let _g = lock.lock();
+        if let Ok(line) = serde_json::to_string(e) {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+        }
+    })
+}
+
+/// Human progress on stderr: a spinner with the current phase, and one line per event
+/// worth keeping.
+pub fn human_events(color: bool) -> (Events, ProgressBar) {
+    let bar = if std::io::stderr().is_terminal() { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
+    bar.set_style(ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let pb = bar.clone();
+    let events = Events::new(move |e| {
+        let line = |s: String| {
+            if pb.is_hidden() {
+                eprintln!("{s}");
+            } else {
+                pb.println(s);
+            }
+        };
+        match e {
+            Event::Phase { name } => {
+                pb.set_prefix(name.clone());
+                line(format!("{} {name}", paint(color, "1;34", "==>")));
+            }
+            Event::RequestStarted { label } => pb.set_message(format!("asking the model: {label}")),
+            Event::Streaming { label, chars } => pb.set_message(format!("{label}: ~{} tokens streamed", chars / 4)),
+            Event::RequestFinished { label, usage, stop_reason } => line(format!(
+                "    {label}: {} in / {} out tokens{}",
+                usage.input + usage.cache_read + usage.cache_write,
+                usage.output,
+                if stop_reason == "end_turn" { String::new() } else { format!(" ({stop_reason})") }
+            )),
+            Event::Retry { label, attempt, max_attempts, delay_ms, reason } => line(paint(
+                color,
+                "33",
+                &format!("    {label}: {reason}, retry {attempt}/{max_attempts} in {:.1}s", *delay_ms as f64 / 1000.0),
+            )),
+            Event::Continuation { label, attempt } => line(format!("    {label}: reply cut at max_tokens, continuing ({attempt})")),
+            Event::BatchesPlanned { total } => {
+                pb.set_length(*total as u64);
+                line(format!("    {total} batches planned"));
+            }
+            Event::BatchDone { group, done, total } => line(format!("    batch {group} done ({done}/{total})")),
+            Event::Warning { message } => line(paint(color, "33", &format!("warning: {message}"))),
+            Event::Rejected { path, reason } => line(paint(color, "33", &format!("warning: refused {path:?}: {reason}; not written"))),
+            Event::FileWritten { .. } | Event::FileDeleted { .. } => {}
+            Event::BuildStarted { service } => pb.set_message(format!("building {service}")),
+            Event::BuildFinished { service, secs, cached, ok } => line(format!(
+                "    build {service}: {}",
+                match (ok, cached) {
+                    (false, _) => paint(color, "31", "failed"),
+                    (true, true) => "unchanged, cached image".to_string(),
+                    (true, false) => format!("built in {secs:.1}s"),
+                }
+            )),
+            Event::ContainerStarted { service, .. } => pb.set_message(format!("started {service}")),
+            Event::ServiceReady { service, secs } => line(format!("    {service}: {} after {secs:.1}s", paint(color, "32", "ready"))),
+            Event::ServiceFailed { service, phase, summary } => line(paint(color, "31", &format!("    {service}: {phase} failed: {summary}"))),
+            Event::Published { service, container_port, host } => line(format!("    {service}: port {container_port} answers at {host}")),
+            Event::LogLine { service, line: l } => line(format!("{} | {l}", paint(color, "36", service))),
+            Event::TornDown { containers, networks, volumes } => {
+                line(format!("    removed {containers} container(s), {networks} network(s), {volumes} volume(s)"))
+            }
+        }
+    });
+    (events, bar)
+}

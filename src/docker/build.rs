@@ -1,0 +1,138 @@
+//! Image builds: classic builder, every output line kept, failures as diagnostics.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bollard::query_parameters::BuildImageOptionsBuilder;
+use futures_util::StreamExt;
+
+use super::context::build_context;
+use super::{Engine, MANAGED_LABEL, PROJECT_LABEL, SERVICE_LABEL};
+use crate::diagnose::{tail, Diagnostic, Phase};
+
+/// What to build for one service.
+#[derive(Debug, Clone)]
+pub struct BuildSpec {
+    pub service: String,
+    /// Context folder, absolute.
+    pub context: std::path::PathBuf,
+    /// Context folder relative to the system root ("" for the root).
+    pub context_rel: String,
+    pub dockerfile: String,
+    pub args: Vec<(String, String)>,
+    pub target: Option<String>,
+}
+
+/// A finished build.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub image: String,
+    pub secs: f64,
+    pub cached: bool,
+    pub hash: String,
+}
+
+fn rel(ctx: &str, f: &str) -> String {
+    if ctx.is_empty() {
+        f.to_string()
+    } else {
+        format!("{ctx}/{f}")
+    }
+}
+
+/// Images a Dockerfile's FROM lines name (stage names and ARG-templated names left out).
+pub fn from_images(dockerfile: &str) -> Vec<String> {
+    let mut stages: Vec<String> = Vec::new();
+    let mut images = Vec::new();
+    for line in dockerfile.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.first().is_none_or(|w| !w.eq_ignore_ascii_case("FROM")) {
+            continue;
+        }
+        let args: Vec<&str> = words[1..].iter().copied().filter(|w| !w.starts_with("--")).collect();
+        let Some(image) = args.first() else { continue };
+        if !stages.iter().any(|s| s.eq_ignore_ascii_case(image)) && !image.contains('$') && *image != "scratch" {
+            images.push(image.to_string());
+        }
+        if args.len() >= 3 && args[1].eq_ignore_ascii_case("AS") {
+            stages.push(args[2].to_string());
+        }
+    }
+    images
+}
+
+/// Build one image, unless an image for the same context hash exists.
+pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<Built, Diagnostic> {
+    let started = Instant::now();
+    let settings = format!("dockerfile={}\ntarget={:?}\nargs={:?}", spec.dockerfile, spec.target, spec.args);
+    let df_rel = rel(&spec.context_rel, &spec.dockerfile);
+    if !spec.context.join(&spec.dockerfile).is_file() {
+        return Err(Diagnostic::new(&spec.service, Phase::Build, format!("{df_rel} does not exist"))
+            .evidence(format!("the service builds from {} with dockerfile {}, which is missing", spec.context.display(), spec.dockerfile))
+            .files(vec![df_rel, "docker-compose.yml".into()]));
+    }
+    let ctx = build_context(&spec.context, &spec.dockerfile, &settings).map_err(|e| {
+        Diagnostic::new(&spec.service, Phase::Build, format!("cannot read the build context {}: {e}", spec.context.display()))
+    })?;
+    let image = format!("masgen/{project}-{}:{}", spec.service, &ctx.hash[..12]);
+    if engine.image_exists(&image).await {
+        return Ok(Built { image, secs: started.elapsed().as_secs_f64(), cached: true, hash: ctx.hash });
+    }
+    let labels: HashMap<String, String> = [
+        (MANAGED_LABEL.to_string(), "1".to_string()),
+        (PROJECT_LABEL.to_string(), project.to_string()),
+        (SERVICE_LABEL.to_string(), spec.service.clone()),
+    ]
+    .into();
+    let args: HashMap<String, String> = spec.args.iter().cloned().collect();
+    let mut opts = BuildImageOptionsBuilder::new().dockerfile(&spec.dockerfile).t(&image).rm(true).forcerm(true).labels(&labels).buildargs(&args);
+    if let Some(t) = &spec.target {
+        opts = opts.target(t);
+    }
+    let body = bollard::body_full(ctx.tar.into());
+    let mut stream = engine.docker.build_image(opts.build(), None, Some(body));
+    let mut output = String::new();
+    let mut failure: Option<String> = None;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(s) = info.stream {
+                    output.push_str(&s);
+                }
+                if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                    failure = Some(e);
+                }
+            }
+            Err(bollard::errors::Error::DockerStreamError { error }) => failure = Some(error),
+            Err(e) => failure = Some(e.to_string()),
+        }
+    }
+    match failure {
+        None => Ok(Built { image, secs: started.elapsed().as_secs_f64(), cached: false, hash: ctx.hash }),
+        Some(error) => {
+            let step = output.lines().rev().find(|l| l.trim_start().starts_with("Step ")).unwrap_or("").trim().to_string();
+            let mut files = vec![df_rel];
+            // A COPY/ADD that failed names files of the context.
+            if let Some(src) = step.split_whitespace().skip_while(|w| !matches!(w.to_ascii_uppercase().as_str(), "COPY" | "ADD")).nth(1) {
+                if !src.starts_with("--") {
+                    files.push(rel(&spec.context_rel, src.trim_start_matches("./")));
+                }
+            }
+            let summary = if step.is_empty() { format!("build failed: {}", error.trim()) } else { format!("build failed at {step}: {}", error.trim()) };
+            Err(Diagnostic::new(&spec.service, Phase::Build, summary)
+                .evidence(format!("{}\nerror: {}", tail(&output, 40), error.trim()))
+                .files(files))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_lines() {
+        let df = "ARG V=1\nFROM python:3.11-slim AS base\nFROM base AS app\nFROM --platform=linux/amd64 busybox:latest\nFROM img:${V}\nFROM scratch\n";
+        assert_eq!(from_images(df), vec!["python:3.11-slim", "busybox:latest"]);
+    }
+}

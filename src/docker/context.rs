@@ -1,0 +1,166 @@
+//! Build contexts: a deterministic tar of a folder filtered by .dockerignore with
+//! Docker's rules (not gitignore's), and its hash.
+
+use std::path::Path;
+
+use globset::{GlobBuilder, GlobMatcher};
+
+/// `.dockerignore` with Docker's semantics: patterns are anchored at the context root,
+/// `*` does not cross `/`, `**` does, a pattern that matches a parent folder excludes
+/// what is inside, the last matching pattern wins, and `!` re-includes.
+#[derive(Debug, Default)]
+pub struct DockerIgnore {
+    rules: Vec<(bool, usize, GlobMatcher)>,
+}
+
+impl DockerIgnore {
+    pub fn parse(text: &str) -> DockerIgnore {
+        let mut rules = Vec::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (negate, pat) = match line.strip_prefix('!') {
+                Some(p) => (true, p.trim()),
+                None => (false, line),
+            };
+            let pat = clean(pat);
+            if pat.is_empty() {
+                continue;
+            }
+            let depth = pat.split('/').count();
+            if let Ok(g) = GlobBuilder::new(&pat).literal_separator(true).backslash_escape(true).build() {
+                rules.push((negate, depth, g.compile_matcher()));
+            }
+        }
+        DockerIgnore { rules }
+    }
+
+    pub fn load(context: &Path) -> DockerIgnore {
+        std::fs::read_to_string(context.join(".dockerignore")).map(|t| Self::parse(&t)).unwrap_or_default()
+    }
+
+    /// Whether `rel` (relative, `/`-separated) is left out of the context.
+    pub fn excluded(&self, rel: &str) -> bool {
+        let mut excluded = false;
+        let parts: Vec<&str> = rel.split('/').collect();
+        for (negate, depth, glob) in &self.rules {
+            let mut matched = glob.is_match(rel);
+            if !matched && parts.len() > 1 {
+                // Docker also tries the pattern against the path's parent folders, cut to
+                // as many components as the pattern has.
+                let n = (*depth).min(parts.len() - 1);
+                matched = (1..=n).any(|k| glob.is_match(parts[..k].join("/")));
+            }
+            if matched {
+                excluded = !negate;
+            }
+        }
+        excluded
+    }
+}
+
+/// Clean a pattern like Go's filepath.Clean, without a leading `/`.
+fn clean(p: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            x => out.push(x),
+        }
+    }
+    out.join("/")
+}
+
+/// A build context ready to send.
+pub struct Context {
+    pub tar: Vec<u8>,
+    /// blake3 hex of the tar and the build settings.
+    pub hash: String,
+    pub files: Vec<String>,
+}
+
+/// Tar the context folder. `dockerfile` is the Dockerfile path relative to the context; it
+/// and `.dockerignore` are always sent. `settings` (args, target) go into the hash.
+pub fn build_context(dir: &Path, dockerfile: &str, settings: &str) -> std::io::Result<Context> {
+    let ignore = DockerIgnore::load(dir);
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.mode(tar::HeaderMode::Deterministic);
+    builder.follow_symlinks(false);
+    let mut files = Vec::new();
+    let walker = walkdir::WalkDir::new(dir).follow_links(false).sort_by_file_name().min_depth(1);
+    let always = |rel: &str| rel == dockerfile || rel == ".dockerignore";
+    for entry in walker.into_iter().filter_entry(|e| {
+        let rel = rel_path(dir, e.path());
+        // A folder can be pruned only when no `!` rule could re-include something in it.
+        !(e.file_type().is_dir() && ignore.excluded(&rel) && !ignore.rules.iter().any(|r| r.0)) || always(&rel)
+    }) {
+        let entry = entry.map_err(std::io::Error::other)?;
+        let rel = rel_path(dir, entry.path());
+        if ignore.excluded(&rel) && !always(&rel) {
+            continue;
+        }
+        if entry.file_type().is_dir() {
+            builder.append_dir(&rel, entry.path())?;
+        } else {
+            builder.append_path_with_name(entry.path(), &rel)?;
+            files.push(rel);
+        }
+    }
+    let tar = builder.into_inner()?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&tar);
+    hasher.update(settings.as_bytes());
+    Ok(Context { hash: hasher.finalize().to_hex().to_string(), tar, files })
+}
+
+fn rel_path(root: &Path, p: &Path) -> String {
+    p.strip_prefix(root)
+        .map(|r| r.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/"))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dockerignore_follows_dockers_rules() {
+        let root_only = DockerIgnore::parse("*.log");
+        assert!(root_only.excluded("a.log"));
+        assert!(!root_only.excluded("sub/a.log"), "* does not cross /");
+        let all = DockerIgnore::parse("**/*.log");
+        assert!(all.excluded("a.log") && all.excluded("sub/deep/a.log"));
+        let keep = DockerIgnore::parse("*.log\n!keep.log");
+        assert!(keep.excluded("a.log") && !keep.excluded("keep.log"));
+        let dir = DockerIgnore::parse("build/\n/node_modules");
+        assert!(dir.excluded("build/x/y.o") && dir.excluded("build") && dir.excluded("node_modules/a/b.js"));
+        assert!(!dir.excluded("src/build.rs"));
+        let last_wins = DockerIgnore::parse("!a.txt\n*.txt");
+        assert!(last_wins.excluded("a.txt"));
+    }
+
+    #[test]
+    fn context_is_deterministic_filtered_and_keeps_the_dockerfile() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("Dockerfile"), "FROM busybox:latest\n").unwrap();
+        std::fs::write(d.path().join(".dockerignore"), "Dockerfile\n*.log\n!keep.log\nsecret/\n").unwrap();
+        std::fs::write(d.path().join("a.log"), "x").unwrap();
+        std::fs::write(d.path().join("keep.log"), "x").unwrap();
+        std::fs::create_dir(d.path().join("secret")).unwrap();
+        std::fs::write(d.path().join("secret/key"), "x").unwrap();
+        std::fs::write(d.path().join("app.py"), "print(1)").unwrap();
+        let a = build_context(d.path(), "Dockerfile", "").unwrap();
+        assert_eq!(a.files, vec![".dockerignore", "Dockerfile", "app.py", "keep.log"]);
+        let b = build_context(d.path(), "Dockerfile", "").unwrap();
+        assert_eq!(a.hash, b.hash);
+        let c = build_context(d.path(), "Dockerfile", "target=x").unwrap();
+        assert_ne!(a.hash, c.hash, "settings change the hash");
+        std::fs::write(d.path().join("app.py"), "print(2)").unwrap();
+        assert_ne!(a.hash, build_context(d.path(), "Dockerfile", "").unwrap().hash);
+    }
+}

@@ -1,0 +1,108 @@
+//! Readiness: a strategy per service, and a poll that handles every Docker state.
+
+use std::time::{Duration, Instant};
+
+use bollard::models::HealthStatusEnum;
+use bollard::query_parameters::InspectContainerOptions;
+
+use super::Engine;
+
+/// How a service proves it is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// Docker's healthcheck verdict.
+    Healthcheck,
+    /// Running, with no restart, for this long. A container that exits 0 in this window
+    /// with no restart policy is a finished one-shot job, which is ready too.
+    Settle(Duration),
+    /// Exits 0 (one-shot job).
+    Completes,
+}
+
+/// What the container looks like now.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub running: bool,
+    pub exit_code: Option<i64>,
+    pub oom_killed: bool,
+    pub health: Option<String>,
+    pub restarts: i64,
+    /// The output of the latest health probes, oldest first.
+    pub probes: Vec<String>,
+    pub error: Option<String>,
+}
+
+pub async fn snapshot(engine: &Engine, container: &str) -> Option<Snapshot> {
+    let info = engine.docker.inspect_container(container, None::<InspectContainerOptions>).await.ok()?;
+    let state = info.state.unwrap_or_default();
+    let health = state.health.clone();
+    let status = health.as_ref().and_then(|h| h.status).and_then(|s| match s {
+        HealthStatusEnum::EMPTY | HealthStatusEnum::NONE => None,
+        other => Some(other.to_string()),
+    });
+    let probes = health
+        .and_then(|h| h.log)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| format!("exit {}: {}", r.exit_code.unwrap_or(-1), r.output.unwrap_or_default().trim()))
+        .collect();
+    Some(Snapshot {
+        running: state.running.unwrap_or(false),
+        exit_code: state.exit_code,
+        oom_killed: state.oom_killed.unwrap_or(false),
+        health: status,
+        restarts: info.restart_count.unwrap_or(0),
+        probes,
+        error: state.error.filter(|e| !e.is_empty()),
+    })
+}
+
+/// How waiting ended.
+#[derive(Debug, Clone)]
+pub enum Wait {
+    Ready,
+    /// Exited 0 (a one-shot that completed).
+    Completed,
+    /// Exited with this snapshot (non-zero, or zero where it should keep running).
+    Exited(Snapshot),
+    /// Docker reported unhealthy.
+    Unhealthy(Snapshot),
+    /// The deadline passed.
+    TimedOut(Option<Snapshot>),
+    /// The container vanished.
+    Gone,
+}
+
+/// Poll `container` until it is ready by `readiness` or fails, or `deadline` passes.
+pub async fn wait_ready(engine: &Engine, container: &str, readiness: Readiness, deadline: Instant) -> Wait {
+    let started = Instant::now();
+    loop {
+        let Some(s) = snapshot(engine, container).await else { return Wait::Gone };
+        if !s.running {
+            return match (s.exit_code, readiness) {
+                (Some(0), Readiness::Completes | Readiness::Settle(_)) => Wait::Completed,
+                _ => Wait::Exited(s),
+            };
+        }
+        match readiness {
+            Readiness::Healthcheck => match s.health.as_deref() {
+                Some("healthy") => return Wait::Ready,
+                Some("unhealthy") => return Wait::Unhealthy(s),
+                _ => {}
+            },
+            Readiness::Settle(d) => {
+                if s.restarts > 0 {
+                    return Wait::Exited(s);
+                }
+                if started.elapsed() >= d {
+                    return Wait::Ready;
+                }
+            }
+            Readiness::Completes => {}
+        }
+        if Instant::now() >= deadline {
+            return Wait::TimedOut(Some(s));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

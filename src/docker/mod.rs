@@ -1,0 +1,20 @@
+//! Docker through the Engine API (bollard): build contexts, builds, containers,
+//! readiness, logs, teardown. Knows nothing of models or prompts.
+
+pub mod build;
+pub mod context;
+pub mod engine;
+pub mod health;
+pub mod logs;
+pub mod run;
+pub mod teardown;
+
+pub use engine::{DockerError, Engine};
+
+/// Label on everything masgen creates.
+pub const MANAGED_LABEL: &str = "io.masgen.managed";
+/// Label naming the run that created an object.
+pub const RUN_LABEL: &str = "io.masgen.run";
+/// Compose's own labels, so `docker compose ls/ps` and other tools see the project.
+pub const PROJECT_LABEL: &str = "com.docker.compose.project";
+pub const SERVICE_LABEL: &str = "com.docker.compose.service";

@@ -1,0 +1,247 @@
+//! Networks, volumes and containers of one run.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, NetworkCreateRequest, NetworkingConfig, PortBinding,
+    RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, ListNetworksOptionsBuilder};
+
+use super::{DockerError, Engine, MANAGED_LABEL, PROJECT_LABEL, RUN_LABEL, SERVICE_LABEL};
+use crate::compose::model::{parse_bytes, parse_duration, Mount, Service};
+
+/// Labels every object of a run carries.
+pub fn labels(project: &str, run: &str, service: Option<&str>) -> HashMap<String, String> {
+    let mut l: HashMap<String, String> = [
+        (MANAGED_LABEL.to_string(), "1".to_string()),
+        (PROJECT_LABEL.to_string(), project.to_string()),
+        (RUN_LABEL.to_string(), run.to_string()),
+    ]
+    .into();
+    if let Some(s) = service {
+        l.insert(SERVICE_LABEL.to_string(), s.to_string());
+    }
+    l
+}
+
+/// The project's network: looked up by name first (creating a name that exists makes a
+/// second network on 20.10), then used by id.
+pub async fn ensure_network(engine: &Engine, project: &str, run: &str) -> Result<String, DockerError> {
+    let name = format!("{project}_default");
+    let filters: HashMap<&str, Vec<&str>> = [("name", vec![name.as_str()])].into();
+    let existing = engine
+        .docker
+        .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
+        .await
+        .map_err(|e| DockerError::op("list networks", &name, e))?;
+    if let Some(id) = existing.into_iter().find(|n| n.name.as_deref() == Some(name.as_str())).and_then(|n| n.id) {
+        return Ok(id);
+    }
+    let req = NetworkCreateRequest { name: name.clone(), driver: Some("bridge".into()), labels: Some(labels(project, run, None)), ..Default::default() };
+    let created = engine.docker.create_network(req).await.map_err(|e| DockerError::op("create network", &name, e))?;
+    Ok(created.id)
+}
+
+/// Create the project's named volumes (labelled); returns compose name -> Docker name.
+pub async fn ensure_volumes(engine: &Engine, project: &str, run: &str, names: &[String]) -> Result<HashMap<String, String>, DockerError> {
+    let mut out = HashMap::new();
+    for v in names {
+        let docker_name = format!("{project}_{v}");
+        if engine.docker.inspect_volume(&docker_name).await.is_err() {
+            let req = VolumeCreateRequest { name: Some(docker_name.clone()), labels: Some(labels(project, run, None)), ..Default::default() };
+            engine.docker.create_volume(req).await.map_err(|e| DockerError::op("create volume", &docker_name, e))?;
+        }
+        out.insert(v.clone(), docker_name);
+    }
+    Ok(out)
+}
+
+/// Settings of one container that do not come from the compose file.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// Publish declared host ports (`--execute`) instead of ephemeral ones on 127.0.0.1.
+    pub publish_declared: bool,
+    /// Default memory limit in bytes.
+    pub memory: i64,
+    pub pids: i64,
+}
+
+fn nanos(d: &Option<String>) -> Option<i64> {
+    d.as_deref().and_then(|s| parse_duration(s).ok()).map(|d| d.as_nanos() as i64)
+}
+
+/// Resolve `environment` and `env_file` into `KEY=VALUE` strings.
+pub fn environment(svc: &Service, root: &Path) -> Result<Vec<String>, String> {
+    let mut vars: Vec<(String, String)> = Vec::new();
+    let set = |k: String, v: String, vars: &mut Vec<(String, String)>| {
+        vars.retain(|(x, _)| *x != k);
+        vars.push((k, v));
+    };
+    for f in svc.env_file.iter().flat_map(|e| e.list()) {
+        let path = root.join(&f);
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("env_file {f}: {e}"))?;
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            if let Some((k, v)) = line.split_once('=') {
+                set(k.trim().to_string(), v.trim().to_string(), &mut vars);
+            }
+        }
+    }
+    if let Some(env) = &svc.environment {
+        for (k, v) in env.pairs() {
+            match v.or_else(|| std::env::var(&k).ok()) {
+                Some(v) => set(k, v, &mut vars),
+                None => vars.retain(|(x, _)| *x != k),
+            }
+        }
+    }
+    Ok(vars.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+}
+
+/// The container body for `service`.
+#[allow(clippy::too_many_arguments)]
+pub fn container_body(
+    project: &str,
+    run: &str,
+    name: &str,
+    svc: &Service,
+    image: &str,
+    root: &Path,
+    network: (&str, &str),
+    volumes: &HashMap<String, String>,
+    settings: &RunSettings,
+) -> Result<ContainerCreateBody, String> {
+    let mut lbls = labels(project, run, Some(name));
+    for (k, v) in svc.labels.iter().flat_map(|l| l.pairs()) {
+        lbls.insert(k, v.unwrap_or_default());
+    }
+    let mut exposed = Vec::new();
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for p in &svc.ports {
+        for m in p.mappings()? {
+            let key = format!("{}/{}", m.container_port, m.protocol);
+            exposed.push(key.clone());
+            let binding = if settings.publish_declared {
+                PortBinding { host_ip: m.host_ip.clone().or(Some("0.0.0.0".into())), host_port: m.host_port.map(|p| p.to_string()) }
+            } else {
+                // Verifying: ephemeral ports on loopback, so runs never collide.
+                PortBinding { host_ip: Some("127.0.0.1".into()), host_port: None }
+            };
+            bindings.entry(key).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(binding);
+        }
+    }
+    for e in &svc.expose {
+        let t = e.text();
+        exposed.push(if t.contains('/') { t } else { format!("{t}/tcp") });
+    }
+    let mut binds = Vec::new();
+    let mut anonymous = Vec::new();
+    let mut tmpfs: HashMap<String, String> = HashMap::new();
+    for v in &svc.volumes {
+        match v.mount()? {
+            Mount::Named { name: vol, target, read_only } => {
+                let docker_name = volumes.get(&vol).cloned().unwrap_or(vol);
+                binds.push(format!("{docker_name}:{target}{}", if read_only { ":ro" } else { "" }));
+            }
+            Mount::Bind { source, target, read_only } => {
+                let src = if Path::new(&source).is_absolute() { Path::new(&source).to_path_buf() } else { root.join(&source) };
+                binds.push(format!("{}:{target}{}", src.display(), if read_only { ":ro" } else { "" }));
+            }
+            Mount::Anonymous { target } => anonymous.push(target),
+            Mount::Tmpfs { target } => {
+                tmpfs.insert(target, String::new());
+            }
+        }
+    }
+    let healthcheck = svc.healthcheck.as_ref().and_then(|h| {
+        if h.disabled() {
+            return Some(HealthConfig { test: Some(vec!["NONE".into()]), ..Default::default() });
+        }
+        h.docker_test().map(|test| HealthConfig {
+            test: Some(test),
+            interval: nanos(&h.interval),
+            timeout: nanos(&h.timeout),
+            retries: h.retries.map(i64::from),
+            start_period: nanos(&h.start_period),
+            start_interval: None, // needs API 1.44
+        })
+    });
+    let memory = match svc.memory_limit() {
+        Some(m) => parse_bytes(&m)?,
+        None => settings.memory,
+    };
+    let mut aliases = vec![name.to_string()];
+    aliases.extend(svc.container_name.clone());
+    aliases.extend(svc.hostname.clone());
+    aliases.extend(svc.networks.iter().flat_map(|n| n.aliases()));
+    let endpoint = EndpointSettings { aliases: Some(aliases), network_id: Some(network.1.to_string()), ..Default::default() };
+    let host_config = HostConfig {
+        port_bindings: Some(bindings),
+        binds: Some(binds),
+        tmpfs: Some(tmpfs),
+        memory: Some(memory),
+        pids_limit: Some(settings.pids),
+        nano_cpus: svc.cpu_limit().map(|c| (c * 1e9) as i64),
+        init: svc.init,
+        // masgen watches every exit itself; Docker restarting a crashed container would
+        // hide the crash.
+        restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: None }),
+        network_mode: Some(network.0.to_string()),
+        ..Default::default()
+    };
+    Ok(ContainerCreateBody {
+        image: Some(image.to_string()),
+        cmd: svc.command.as_ref().map(|c| c.argv()),
+        entrypoint: svc.entrypoint.as_ref().map(|c| c.argv()),
+        env: Some(environment(svc, root)?),
+        working_dir: svc.working_dir.clone(),
+        user: svc.user.as_ref().map(|u| u.text()),
+        hostname: svc.hostname.clone(),
+        tty: svc.tty,
+        open_stdin: svc.stdin_open,
+        labels: Some(lbls),
+        exposed_ports: Some(exposed),
+        volumes: Some(anonymous),
+        healthcheck,
+        host_config: Some(host_config),
+        networking_config: Some(NetworkingConfig { endpoints_config: Some([(network.0.to_string(), endpoint)].into()) }),
+        ..Default::default()
+    })
+}
+
+/// Create a container named `<project>-<service>-1`, replacing a leftover of an earlier
+/// masgen run of the same project.
+pub async fn create(engine: &Engine, container: &str, body: ContainerCreateBody) -> Result<String, DockerError> {
+    if let Ok(old) = engine.docker.inspect_container(container, None::<bollard::query_parameters::InspectContainerOptions>).await {
+        let ours = old.config.and_then(|c| c.labels).is_some_and(|l| l.contains_key(MANAGED_LABEL));
+        if !ours {
+            return Err(DockerError::op("create container", container, "a container with this name exists and was not made by masgen: remove or rename it"));
+        }
+        let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+        let _ = engine.docker.remove_container(container, Some(opts)).await;
+    }
+    let opts = CreateContainerOptionsBuilder::new().name(container).build();
+    let created = engine.docker.create_container(Some(opts), body).await.map_err(|e| DockerError::op("create container", container, e))?;
+    Ok(created.id)
+}
+
+/// The host addresses of a started container's published ports: "80/tcp" -> "127.0.0.1:49153".
+pub async fn published_ports(engine: &Engine, container: &str) -> Vec<(String, String)> {
+    let Ok(info) = engine.docker.inspect_container(container, None::<bollard::query_parameters::InspectContainerOptions>).await else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (port, bindings) in info.network_settings.and_then(|n| n.ports).unwrap_or_default() {
+        for b in bindings.unwrap_or_default() {
+            let ip = b.host_ip.unwrap_or_default();
+            let ip = if ip.is_empty() || ip == "0.0.0.0" { "127.0.0.1".to_string() } else { ip };
+            if let Some(hp) = b.host_port {
+                out.push((port.clone(), format!("{ip}:{hp}")));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}

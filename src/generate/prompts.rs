@@ -1,0 +1,99 @@
+//! Every prompt masgen sends, in one place. The system prompt never changes between
+//! requests of a run, so the provider's prompt cache serves every call after the first.
+
+use crate::protocol::ManifestEntry;
+
+/// The rules of a generated system and the output protocol.
+pub const SYSTEM: &str = r#"You are masgen, an expert in building multi-service systems that run under Docker Compose.
+You write complete, working systems: every file in full, no placeholders, no "TODO", no elided code.
+
+Rules for every system:
+- docker-compose.yml at the root describes every service. Each service that masgen builds has its own folder named after the service, holding its Dockerfile and its code.
+- Pin every base image to a tag (python:3.11-slim, busybox:latest, rabbitmq:3.13-management, ...); never use an untagged image.
+- Every long-running service has a healthcheck that really proves it works (an HTTP probe, a broker ping, a check that the worker's loop is alive), with interval, timeout, retries and a start_period.
+- Use depends_on with condition: service_healthy for a dependency with a healthcheck, service_completed_successfully for a one-shot job.
+- Configuration comes from environment variables with sensible defaults in the code; service names are the host names services use to reach each other.
+- Programs log to stdout/stderr, unbuffered (PYTHONUNBUFFERED=1 for Python), and retry their connections at start-up: a dependency may not be ready yet.
+- Never privileged containers, host networking, added capabilities, devices, the Docker socket or host paths outside the system folder.
+- A README.md that says what the system is and how to run it, and a start.sh that runs `docker compose up --build`.
+
+Output protocol: answer only with blocks, one per file, each file complete:
+<file path="relative/path">
+content
+</file>
+To change an existing file, you may instead send an edit block whose SEARCH text is copied exactly from the file:
+<edit path="relative/path">
+<<<<<<< SEARCH
+exact existing lines
+=======
+replacement lines
+>>>>>>> REPLACE
+</edit>
+To delete a file: <delete path="relative/path"/>
+Paths are relative to the system's root folder and use '/'. Do not wrap blocks in code fences."#;
+
+/// Single-call generation: the whole system in one reply.
+pub fn single(spec: &str) -> String {
+    format!(
+        "Generate the complete system described below. Write every file: docker-compose.yml, each service's folder with its Dockerfile and code, configuration files, README.md and start.sh.\n\n<spec>\n{spec}\n</spec>"
+    )
+}
+
+/// Sent after a reply cut at max_tokens, following the partial reply as an assistant turn.
+pub const CONTINUE: &str = "Your reply was cut off by the output limit. Continue exactly where it stopped, with the very next character: do not repeat anything already written, do not add any preamble, and close every block you open.";
+
+/// One file alone, when it was missing or cut.
+pub fn single_file(spec: &str, path: &str, purpose: &str, tree: &[String], compose: Option<&str>) -> String {
+    let mut s = format!("We are generating the system described below, file by file.\n\n<spec>\n{spec}\n</spec>\n\nFiles of the system:\n");
+    for f in tree {
+        s.push_str(&format!("- {f}\n"));
+    }
+    if let Some(c) = compose {
+        s.push_str(&format!("\nThe system's docker-compose.yml:\n<file path=\"docker-compose.yml\">\n{c}</file>\n"));
+    }
+    s.push_str(&format!("\nWrite the file {path} in full, as one <file path=\"{path}\"> block and nothing else."));
+    if !purpose.is_empty() {
+        s.push_str(&format!(" Its purpose: {purpose}."));
+    }
+    s
+}
+
+/// Staged generation, phase 1.
+pub fn manifest(spec: &str) -> String {
+    format!(
+        "Plan the system described below. Reply with its manifest only: a JSON array inside <manifest></manifest>, one object per file, \
+each {{\"path\": \"relative/path\", \"purpose\": \"one line\", \"group\": \"...\"}}. Groups: \"infrastructure\" for docker-compose.yml and shared files at the root, \
+one group per service named after the service folder (its Dockerfile, code, requirements), and \"docs\" for README.md and start.sh. \
+List every file the system needs, and nothing else.\n\n<spec>\n{spec}\n</spec>"
+    )
+}
+
+/// Staged generation, phase 1, second try.
+pub const MANIFEST_RETRY: &str = "That reply was not a valid manifest. Reply with the JSON array only, inside <manifest></manifest>: [{\"path\": ..., \"purpose\": ..., \"group\": ...}, ...]. No other text.";
+
+/// Names every batch must agree on.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SharedNames {
+    pub services: Vec<String>,
+    pub ports: Vec<u16>,
+    pub names: Vec<String>,
+}
+
+/// Staged generation, phase 2: one batch of files.
+pub fn batch(spec: &str, manifest: &[ManifestEntry], shared: &SharedNames, files: &[&ManifestEntry]) -> String {
+    let manifest_json = serde_json::to_string_pretty(manifest).unwrap_or_default();
+    let mut s = format!("We are generating the system described below in batches. Every batch sees the same manifest, so all files agree.\n\n<spec>\n{spec}\n</spec>\n\n<manifest>\n{manifest_json}\n</manifest>\n\n");
+    s.push_str("Shared names every file must use exactly:\n");
+    s.push_str(&format!("- services (also their host names): {}\n", shared.services.join(", ")));
+    if !shared.ports.is_empty() {
+        s.push_str(&format!("- ports: {}\n", shared.ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")));
+    }
+    if !shared.names.is_empty() {
+        s.push_str(&format!("- queues, exchanges and other names from the spec: {}\n", shared.names.join(", ")));
+    }
+    s.push_str("\nWrite exactly these files, each complete, as <file> blocks:\n");
+    for f in files {
+        s.push_str(&format!("- {} ({})\n", f.path, f.purpose));
+    }
+    s
+}

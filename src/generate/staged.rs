@@ -1,0 +1,179 @@
+//! Staged generation for large systems: a manifest, then batches of files sent
+//! concurrently, then any missing file alone.
+
+use std::path::Path;
+
+use futures_util::StreamExt;
+
+use crate::events::Event;
+use crate::llm::{LlmError, Message};
+use crate::protocol::{parse_manifest, parse_reply, ManifestEntry};
+use crate::workspace::write_atomic;
+
+use super::{prompts, Collected, GenerateError, Session, SharedNames};
+
+/// Files per batch: enough to keep a service's files together, small enough to stay far
+/// from the output limit.
+pub const BATCH_FILES: usize = 6;
+
+/// Phase 1 and 2. Returns what was collected and the manifest (path, purpose) so the
+/// caller can ask for any listed file that is still missing.
+pub(crate) async fn generate(s: &Session<'_>, spec: &str, out: &Path) -> Result<(Collected, Vec<(String, String)>), GenerateError> {
+    s.events.emit(Event::Phase { name: "manifest".into() });
+    let manifest = ask_manifest(s, spec, out).await?;
+    let shared = shared_names(spec, &manifest);
+    let batches = plan_batches(&manifest);
+    s.events.emit(Event::BatchesPlanned { total: batches.len() });
+    s.events.emit(Event::Phase { name: format!("batches ({} at once)", s.jobs) });
+    let total = batches.len();
+    let mut done = 0;
+    let mut collected = Collected::default();
+    let mut stream = futures_util::stream::iter(batches)
+        .map(|(group, n, files)| {
+            let prompt = prompts::batch(spec, &manifest, &shared, &files);
+            let paths: Vec<String> = files.iter().map(|f| f.path.as_str().to_string()).collect();
+            async move {
+                let label = format!("batch {group} {n}");
+                let file = format!("batch-{}-{n}.json", crate::llm::audit::sanitize(&group));
+                let r = s.ask(&label, &file, vec![Message::user(prompt)]).await;
+                (group, paths, r)
+            }
+        })
+        .buffer_unordered(s.jobs);
+    while let Some((group, paths, reply)) = stream.next().await {
+        let reply = reply?;
+        let mut parsed = parse_reply(&reply.text);
+        // A batch owns its own files; a file it wrote for another batch is kept only
+        // when that batch did not deliver it.
+        parsed.changes.sort_by_key(|c| !paths.iter().any(|p| p == c.path().as_str()));
+        let (own, foreign): (Vec<_>, Vec<_>) = parsed.changes.into_iter().partition(|c| paths.iter().any(|p| p == c.path().as_str()));
+        parsed.changes = own;
+        collected.absorb(parsed, false);
+        let extra = crate::protocol::ParsedReply { changes: foreign, ..Default::default() };
+        collected.absorb(extra, true);
+        done += 1;
+        s.events.emit(Event::BatchDone { group, done, total });
+    }
+    let wanted = manifest.iter().map(|e| (e.path.as_str().to_string(), e.purpose.clone())).collect();
+    Ok((collected, wanted))
+}
+
+async fn ask_manifest(s: &Session<'_>, spec: &str, out: &Path) -> Result<Vec<ManifestEntry>, GenerateError> {
+    let prompt = prompts::manifest(spec);
+    let first = s.ask("manifest", "manifest.json", vec![Message::user(prompt.clone())]).await?;
+    let why = match parse_manifest(&first.text) {
+        Ok((entries, refused)) => return Ok(accept(s, entries, refused)),
+        Err(why) => why,
+    };
+    s.events.warn(format!("the manifest could not be parsed ({why}); asking once more for JSON only"));
+    let messages = vec![Message::user(prompt), Message::assistant(first.text.clone()), Message::user(prompts::MANIFEST_RETRY)];
+    let second = s.ask("manifest retry", "manifest-retry.json", messages).await?;
+    match parse_manifest(&second.text) {
+        Ok((entries, refused)) => Ok(accept(s, entries, refused)),
+        Err(why) => {
+            let saved = out.join(crate::workspace::MASGEN_DIR).join("manifest-reply.txt");
+            let body = format!("--- first reply ---\n{}\n--- second reply ---\n{}\n", first.text, second.text);
+            write_atomic(&saved, body.as_bytes()).map_err(|e| LlmError::Protocol(format!("cannot save the manifest reply: {e}")))?;
+            Err(GenerateError::Manifest { why, saved })
+        }
+    }
+}
+
+fn accept(s: &Session<'_>, entries: Vec<ManifestEntry>, refused: Vec<String>) -> Vec<ManifestEntry> {
+    for r in refused {
+        s.events.emit(Event::Rejected { path: r.clone(), reason: "refused manifest path".into() });
+    }
+    entries
+}
+
+/// Groups in manifest order, each cut into batches of at most [`BATCH_FILES`].
+pub(crate) fn plan_batches(manifest: &[ManifestEntry]) -> Vec<(String, usize, Vec<&ManifestEntry>)> {
+    let mut groups: indexmap::IndexMap<&str, Vec<&ManifestEntry>> = indexmap::IndexMap::new();
+    for e in manifest {
+        groups.entry(e.group.as_str()).or_default().push(e);
+    }
+    let mut out = Vec::new();
+    for (group, files) in groups {
+        for (i, chunk) in files.chunks(BATCH_FILES).enumerate() {
+            out.push((group.to_string(), i + 1, chunk.to_vec()));
+        }
+    }
+    out
+}
+
+/// Names every batch must use the same way: services (the manifest's service groups),
+/// ports and quoted names from the spec.
+pub(crate) fn shared_names(spec: &str, manifest: &[ManifestEntry]) -> SharedNames {
+    let mut services: Vec<String> = Vec::new();
+    for e in manifest {
+        if let Some((dir, _)) = e.path.as_str().split_once('/') {
+            if !services.iter().any(|s| s == dir) {
+                services.push(dir.to_string());
+            }
+        }
+    }
+    let mut ports: Vec<u16> = spec
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|t| (2..=5).contains(&t.len()))
+        .filter_map(|t| t.parse::<u16>().ok())
+        .filter(|p| *p >= 80 && ![100, 1000].contains(p))
+        .collect();
+    ports.sort();
+    ports.dedup();
+    let mut names: Vec<String> = Vec::new();
+    for quote in ['\'', '"', '`'] {
+        let parts: Vec<&str> = spec.split(quote).collect();
+        for (i, p) in parts.iter().enumerate() {
+            if i % 2 == 1 && i + 1 < parts.len() && !p.is_empty() && p.len() <= 40 && !p.contains(char::is_whitespace) && !names.iter().any(|n| n == p) {
+                names.push(p.to_string());
+            }
+        }
+    }
+    SharedNames { services, ports, names }
+}
+
+/// The last check of a staged run: every manifest path exists and the compose file parses.
+pub(crate) fn final_check(c: &Collected, wanted: &[(String, String)]) -> Vec<String> {
+    let mut problems: Vec<String> =
+        wanted.iter().filter(|(p, _)| !c.has(p)).map(|(p, _)| format!("{p} is in the manifest but was not generated")).collect();
+    match c.compose_text() {
+        None => problems.push("the system has no docker-compose.yml".into()),
+        Some(text) => {
+            if let Err(e) = crate::compose::parse_compose_str(text, "docker-compose.yml") {
+                problems.push(format!("docker-compose.yml does not parse: {e}"));
+            }
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::check_path;
+
+    fn entry(p: &str, g: &str) -> ManifestEntry {
+        ManifestEntry { path: check_path(p).unwrap(), purpose: String::new(), group: g.into() }
+    }
+
+    #[test]
+    fn batches_keep_groups_together_and_split_large_ones() {
+        let mut m = vec![entry("docker-compose.yml", "infrastructure")];
+        for i in 0..8 {
+            m.push(entry(&format!("a/f{i}.py"), "a"));
+        }
+        m.push(entry("README.md", "docs"));
+        let b = plan_batches(&m);
+        let shape: Vec<(String, usize, usize)> = b.iter().map(|(g, n, f)| (g.clone(), *n, f.len())).collect();
+        assert_eq!(shape, vec![("infrastructure".into(), 1, 1), ("a".into(), 1, 6), ("a".into(), 2, 2), ("docs".into(), 1, 1)]);
+    }
+
+    #[test]
+    fn shared_names_from_spec_and_manifest() {
+        let m = vec![entry("publisher/app.py", "publisher"), entry("consumer/app.py", "consumer")];
+        let s = shared_names("RabbitMQ on 5672 with exchange 'tasks' and queue 'work_queue', 10 msgs/s", &m);
+        assert_eq!(s.services, vec!["publisher", "consumer"]);
+        assert_eq!(s.ports, vec![5672]);
+        assert_eq!(s.names, vec!["tasks", "work_queue"]);
+    }
+}

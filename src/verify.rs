@@ -1,0 +1,527 @@
+//! One verification pass: build, start in dependency order, wait for every service to be
+//! ready, watch a stability window, report, tear down.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::compose::model::Condition;
+use crate::compose::{check_policy, load_project, ComposeError, Project};
+use crate::diagnose::{self, tail, Diagnostic, Phase};
+use crate::docker::build::{self, BuildSpec, Built};
+use crate::docker::health::{self, Readiness, Wait};
+use crate::docker::run::{self, RunSettings};
+use crate::docker::{logs, teardown, DockerError, Engine, RUN_LABEL};
+use crate::events::{Event, Events};
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+}
+
+/// How to verify.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    pub health_timeout: Duration,
+    pub settle: Duration,
+    pub stability: Duration,
+    /// Default memory limit per container, bytes.
+    pub memory: i64,
+    pub pids: i64,
+    pub allow_unsafe: bool,
+    /// Leave a healthy system running.
+    pub keep: bool,
+    /// Publish declared ports, follow logs until Ctrl-C, then tear down.
+    pub execute: bool,
+    /// Parallel builds.
+    pub jobs: usize,
+    /// Labels this run's objects; Ctrl-C handlers tear down by it.
+    pub run_id: String,
+    pub events: Events,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            health_timeout: Duration::from_secs(120),
+            settle: Duration::from_secs(5),
+            stability: Duration::from_secs(5),
+            memory: 1 << 30,
+            pids: 512,
+            allow_unsafe: false,
+            keep: false,
+            execute: false,
+            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            run_id: new_run_id(),
+            events: Events::none(),
+        }
+    }
+}
+
+/// A fresh run id.
+pub fn new_run_id() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{:x}-{:x}", std::process::id(), nanos & 0xffff_ffff_ffff)
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ServiceReport {
+    pub name: String,
+    pub image: String,
+    /// ready, completed, failed, not_started.
+    pub state: String,
+    /// healthy, unhealthy, none (no healthcheck), or empty when never started.
+    pub health: String,
+    pub build_secs: Option<f64>,
+    pub cached: bool,
+    pub ready_secs: Option<f64>,
+    /// "80/tcp -> 127.0.0.1:49153"
+    pub ports: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Timings {
+    pub preflight_secs: f64,
+    pub build_secs: f64,
+    pub start_secs: f64,
+    pub stability_secs: f64,
+    pub total_secs: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct VerifyReport {
+    pub healthy: bool,
+    pub project: String,
+    pub run_id: String,
+    pub services: Vec<ServiceReport>,
+    /// Root cause first.
+    pub diagnostics: Vec<Diagnostic>,
+    pub warnings: Vec<String>,
+    pub timings: Timings,
+    /// Whether the system was left running (--keep).
+    pub kept: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum St {
+    Pending,
+    Started,
+    Ready,
+    Completed,
+    Failed,
+}
+
+/// Files a failure of `service` implicates: its Dockerfile and code, and the compose file.
+fn implicated(project: &Project, service: &str) -> Vec<String> {
+    let compose_file = project.file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut files = Vec::new();
+    if let Some(b) = project.compose.services.get(service).and_then(|s| s.build.as_ref()) {
+        let ctx = b.context().trim_start_matches("./").trim_end_matches('/');
+        let prefix = if ctx.is_empty() || ctx == "." { String::new() } else { format!("{ctx}/") };
+        let listed = crate::workspace::list_files(&project.root.join(&prefix));
+        for f in listed.into_iter().filter(|f| !f.starts_with('.')).take(20) {
+            files.push(format!("{prefix}{f}"));
+        }
+    }
+    files.push(compose_file);
+    files
+}
+
+fn readiness(project: &Project, name: &str, settle: Duration) -> Readiness {
+    let waited_to_complete = project.compose.services.values().any(|s| {
+        s.depends_on.as_ref().is_some_and(|d| d.entries().iter().any(|(dep, c)| dep == name && *c == Condition::ServiceCompletedSuccessfully))
+    });
+    let svc = &project.compose.services[name];
+    if waited_to_complete {
+        Readiness::Completes
+    } else if svc.healthcheck.as_ref().is_some_and(|h| !h.disabled() && h.docker_test().is_some()) {
+        Readiness::Healthcheck
+    } else {
+        Readiness::Settle(settle)
+    }
+}
+
+/// Verify the system in `dir`.
+pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
+    let t0 = Instant::now();
+    let ev = &opts.events;
+    ev.emit(Event::Phase { name: "verify: preflight".into() });
+    let project = load_project(dir)?;
+    let mut report = VerifyReport { project: project.name.clone(), run_id: opts.run_id.clone(), warnings: project.warnings.clone(), ..Default::default() };
+    for w in &project.warnings {
+        ev.warn(w.clone());
+    }
+    if !opts.allow_unsafe {
+        let violations = check_policy(&project.compose, &project.root);
+        if !violations.is_empty() {
+            for v in violations {
+                let d = Diagnostic::new(&v.service, Phase::Policy, format!("refused: {} (pass --allow-unsafe to allow)", v.key))
+                    .evidence(v.detail)
+                    .files(vec![project.file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()]);
+                ev.emit(Event::ServiceFailed { service: d.service.clone(), phase: "policy".into(), summary: d.summary.clone() });
+                report.diagnostics.push(d);
+            }
+            report.services = project.order.iter().map(|n| ServiceReport { name: n.clone(), state: "not_started".into(), ..Default::default() }).collect();
+            report.timings.total_secs = t0.elapsed().as_secs_f64();
+            return Ok(report);
+        }
+    }
+    let engine = Engine::connect().await?;
+    let run_id = opts.run_id.clone();
+    // A leftover of an earlier run of this project would collide on names.
+    teardown::remove_labelled(&engine, crate::docker::PROJECT_LABEL, &project.name).await;
+    let result = run_all(&engine, &project, opts, &mut report, t0).await;
+    let leave_running = report.healthy && opts.keep && result.is_ok();
+    if !leave_running {
+        let removed = teardown::remove_labelled(&engine, RUN_LABEL, &run_id).await;
+        ev.emit(Event::TornDown { containers: removed.containers, networks: removed.networks, volumes: removed.volumes });
+    }
+    report.kept = leave_running;
+    diagnose::order(&mut report.diagnostics);
+    report.timings.total_secs = t0.elapsed().as_secs_f64();
+    result.map(|_| report)
+}
+
+async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, report: &mut VerifyReport, t0: Instant) -> Result<(), VerifyError> {
+    let ev = &opts.events;
+    let mut images: HashMap<String, String> = HashMap::new();
+    let mut svc_reports: HashMap<String, ServiceReport> =
+        project.order.iter().map(|n| (n.clone(), ServiceReport { name: n.clone(), ..Default::default() })).collect();
+    let mut failed: HashMap<String, Diagnostic> = HashMap::new();
+
+    // Images named by services and by Dockerfiles: present, or pulled.
+    let local = engine.local_images().await;
+    let mut checked: HashMap<String, Result<(), String>> = HashMap::new();
+    for name in &project.order {
+        let svc = &project.compose.services[name];
+        let wanted: Vec<String> = match &svc.build {
+            Some(b) => {
+                let df = project.root.join(b.context()).join(b.dockerfile());
+                std::fs::read_to_string(df).map(|t| build::from_images(&t)).unwrap_or_default()
+            }
+            None => svc.image.iter().cloned().collect(),
+        };
+        for image in wanted {
+            if !checked.contains_key(&image) {
+                let r = if engine.image_exists(&image).await { Ok(()) } else { engine.pull(&image).await };
+                checked.insert(image.clone(), r);
+            }
+            if let Some(Err(why)) = checked.get(&image) {
+                let d = Diagnostic::new(name, Phase::Image, format!("image {image} is not available locally and cannot be pulled"))
+                    .evidence(format!("pull {image}: {why}\nimages available locally: {}", if local.is_empty() { "none".into() } else { local.join(", ") }))
+                    .files(implicated(project, name));
+                failed.entry(name.clone()).or_insert(d);
+            }
+        }
+        if svc.build.is_none() {
+            if let Some(i) = &svc.image {
+                images.insert(name.clone(), i.clone());
+                if let Some(r) = svc_reports.get_mut(name) {
+                    r.image = i.clone();
+                }
+            }
+        }
+    }
+    report.timings.preflight_secs = t0.elapsed().as_secs_f64();
+
+    // Builds, in parallel.
+    ev.emit(Event::Phase { name: "verify: build".into() });
+    let tb = Instant::now();
+    let specs: Vec<BuildSpec> = project
+        .order
+        .iter()
+        .filter(|n| !failed.contains_key(*n))
+        .filter_map(|n| {
+            let b = project.compose.services[n].build.as_ref()?;
+            let ctx_rel = b.context().trim_start_matches("./").trim_end_matches('/').to_string();
+            let ctx_rel = if ctx_rel == "." { String::new() } else { ctx_rel };
+            Some(BuildSpec {
+                service: n.clone(),
+                context: project.root.join(b.context()),
+                context_rel: ctx_rel,
+                dockerfile: b.dockerfile().to_string(),
+                args: b.args().into_iter().map(|(k, v)| (k.clone(), v.or_else(|| std::env::var(&k).ok()).unwrap_or_default())).collect(),
+                target: b.target().map(str::to_string),
+            })
+        })
+        .collect();
+    let builds: Vec<(String, Result<Built, Diagnostic>)> = futures_util::stream::iter(specs)
+        .map(|spec| async move {
+            ev.emit(Event::BuildStarted { service: spec.service.clone() });
+            let r = build::build(engine, &project.name, &spec).await;
+            (spec.service, r)
+        })
+        .buffer_unordered(opts.jobs.max(1))
+        .collect()
+        .await;
+    for (name, r) in builds {
+        let rep = svc_reports.get_mut(&name).expect("service in order");
+        match r {
+            Ok(b) => {
+                ev.emit(Event::BuildFinished { service: name.clone(), secs: b.secs, cached: b.cached, ok: true });
+                rep.image = b.image.clone();
+                rep.build_secs = Some(b.secs);
+                rep.cached = b.cached;
+                images.insert(name, b.image);
+            }
+            Err(d) => {
+                ev.emit(Event::BuildFinished { service: name.clone(), secs: 0.0, cached: false, ok: false });
+                failed.insert(name, d);
+            }
+        }
+    }
+    report.timings.build_secs = tb.elapsed().as_secs_f64();
+
+    // Start in dependency order, each service as soon as its conditions hold.
+    ev.emit(Event::Phase { name: "verify: start".into() });
+    let ts = Instant::now();
+    let network = run::ensure_network(engine, &project.name, &opts.run_id).await?;
+    let network_name = format!("{}_default", project.name);
+    let volume_names: Vec<String> = project.compose.volumes.keys().cloned().collect();
+    let volumes = run::ensure_volumes(engine, &project.name, &opts.run_id, &volume_names).await?;
+    let settings = RunSettings { publish_declared: opts.execute, memory: opts.memory, pids: opts.pids };
+    let mut channels: HashMap<String, (watch::Sender<St>, watch::Receiver<St>)> = HashMap::new();
+    for n in &project.order {
+        let init = if failed.contains_key(n) { St::Failed } else { St::Pending };
+        channels.insert(n.clone(), watch::channel(init));
+    }
+    let channels = Arc::new(channels);
+    let tasks = project.order.iter().filter(|n| !failed.contains_key(*n)).map(|name| {
+        let channels = channels.clone();
+        let (images, volumes, settings, network, network_name) = (&images, &volumes, &settings, &network, &network_name);
+        async move {
+            let outcome = start_service(engine, project, opts, name, images, volumes, settings, (network_name, network), &channels).await;
+            (name.clone(), outcome)
+        }
+    });
+    let outcomes: Vec<(String, Result<ServiceOutcome, DockerError>)> = futures_util::future::join_all(tasks).await;
+    let mut completed: Vec<String> = Vec::new();
+    let mut running: Vec<(String, String)> = Vec::new();
+    for (name, outcome) in outcomes {
+        let rep = svc_reports.get_mut(&name).expect("service in order");
+        match outcome? {
+            ServiceOutcome::Ready { secs, health, container, ports } => {
+                rep.state = "ready".into();
+                rep.health = health;
+                rep.ready_secs = Some(secs);
+                rep.ports = ports;
+                running.push((name, container));
+            }
+            ServiceOutcome::Completed { secs } => {
+                rep.state = "completed".into();
+                rep.health = "none".into();
+                rep.ready_secs = Some(secs);
+                completed.push(name);
+            }
+            ServiceOutcome::Failed(d) => {
+                rep.state = if d.consequence { "not_started".into() } else { "failed".into() };
+                failed.insert(name, *d);
+            }
+        }
+    }
+    for (name, d) in &failed {
+        let rep = svc_reports.get_mut(name).expect("service in order");
+        if rep.state.is_empty() {
+            rep.state = "not_started".into();
+        }
+        if !d.consequence {
+            ev.emit(Event::ServiceFailed { service: name.clone(), phase: d.phase.as_str().into(), summary: d.summary.clone() });
+        }
+    }
+    report.timings.start_secs = ts.elapsed().as_secs_f64();
+
+    // Stability: nothing may exit or turn unhealthy a few seconds in.
+    if failed.is_empty() && !opts.stability.is_zero() {
+        ev.emit(Event::Phase { name: format!("verify: stability window ({}s)", opts.stability.as_secs()) });
+        let tw = Instant::now();
+        let end = Instant::now() + opts.stability;
+        while Instant::now() < end && failed.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500).min(end.saturating_duration_since(Instant::now()))).await;
+            for (name, container) in &running {
+                let Some(s) = health::snapshot(engine, container).await else { continue };
+                let problem = if !s.running {
+                    Some(format!("exited with code {} after becoming ready{}", s.exit_code.unwrap_or(-1), if s.oom_killed { " (killed: out of memory)" } else { "" }))
+                } else if s.health.as_deref() == Some("unhealthy") {
+                    Some("turned unhealthy after becoming ready".into())
+                } else {
+                    None
+                };
+                if let Some(summary) = problem {
+                    let logs = logs::fetch_tail(engine, container, 200).await;
+                    let mut evidence = format!("exit code: {:?}\nlast log lines:\n{}", s.exit_code, tail(&logs, 30));
+                    if !s.probes.is_empty() {
+                        evidence.push_str(&format!("\nhealth probes:\n{}", s.probes.join("\n")));
+                    }
+                    let d = Diagnostic::new(name, Phase::Stability, summary).evidence(evidence).files(implicated(project, name));
+                    ev.emit(Event::ServiceFailed { service: name.clone(), phase: "stability".into(), summary: d.summary.clone() });
+                    svc_reports.get_mut(name).expect("service").state = "failed".into();
+                    failed.insert(name.clone(), d);
+                }
+            }
+        }
+        report.timings.stability_secs = tw.elapsed().as_secs_f64();
+    }
+    report.healthy = failed.is_empty();
+    report.diagnostics = project.order.iter().filter_map(|n| failed.remove(n)).collect();
+    report.services = project.order.iter().filter_map(|n| svc_reports.remove(n)).collect();
+
+    if report.healthy && opts.execute {
+        follow_until_interrupted(engine, ev, &running, &report.services).await;
+    }
+    Ok(())
+}
+
+enum ServiceOutcome {
+    Ready { secs: f64, health: String, container: String, ports: Vec<String> },
+    Completed { secs: f64 },
+    Failed(Box<Diagnostic>),
+}
+
+/// Wait for the dependencies' conditions; then create, start and wait for readiness.
+#[allow(clippy::too_many_arguments)]
+async fn start_service(
+    engine: &Engine,
+    project: &Project,
+    opts: &VerifyOptions,
+    name: &str,
+    images: &HashMap<String, String>,
+    volumes: &HashMap<String, String>,
+    settings: &RunSettings,
+    network: (&str, &str),
+    channels: &HashMap<String, (watch::Sender<St>, watch::Receiver<St>)>,
+) -> Result<ServiceOutcome, DockerError> {
+    let me = &channels[name].0;
+    let fail = |d: Diagnostic| {
+        me.send_replace(St::Failed);
+        Ok(ServiceOutcome::Failed(Box::new(d)))
+    };
+    let svc = &project.compose.services[name];
+    for (dep, cond) in svc.depends_on.as_ref().map(|d| d.entries()).unwrap_or_default() {
+        let mut rx = channels[&dep].1.clone();
+        let ok = rx
+            .wait_for(|s| match cond {
+                Condition::ServiceStarted => *s != St::Pending,
+                Condition::ServiceHealthy => matches!(s, St::Ready | St::Completed | St::Failed),
+                Condition::ServiceCompletedSuccessfully => matches!(s, St::Completed | St::Failed),
+            })
+            .await
+            .map(|s| *s != St::Failed)
+            .unwrap_or(false);
+        if !ok {
+            let mut d = Diagnostic::new(name, Phase::Start, format!("not started: depends on {dep}, which failed"));
+            d.consequence = true;
+            return fail(d);
+        }
+    }
+    let Some(image) = images.get(name) else {
+        return fail(Diagnostic::new(name, Phase::Image, "no image to run"));
+    };
+    let container = format!("{}-{name}-1", project.name);
+    let body = match run::container_body(&project.name, &opts.run_id, name, svc, image, &project.root, network, volumes, settings) {
+        Ok(b) => b,
+        Err(e) => return fail(Diagnostic::new(name, Phase::Start, e).files(implicated(project, name))),
+    };
+    run::create(engine, &container, body).await?;
+    let started = Instant::now();
+    if let Err(e) = engine.docker.start_container(&container, None::<bollard::query_parameters::StartContainerOptions>).await {
+        let msg = e.to_string();
+        return fail(Diagnostic::new(name, Phase::Start, "the container could not start").evidence(msg).files(implicated(project, name)));
+    }
+    me.send_replace(St::Started);
+    opts.events.emit(Event::ContainerStarted { service: name.to_string(), container: container.clone() });
+    let mut readiness = readiness(project, name, opts.settle);
+    // A HEALTHCHECK in the image counts like one in the compose file.
+    if let (Readiness::Settle(_), Some(s)) = (readiness, health::snapshot(engine, &container).await) {
+        if s.health.is_some() {
+            readiness = Readiness::Healthcheck;
+        }
+    }
+    let wait = health::wait_ready(engine, &container, readiness, Instant::now() + opts.health_timeout).await;
+    let secs = started.elapsed().as_secs_f64();
+    let evidence = |s: Option<&health::Snapshot>, logs: &str| {
+        let mut e = String::new();
+        if let Some(s) = s {
+            if let Some(code) = s.exit_code.filter(|_| !s.running) {
+                e.push_str(&format!("exit code: {code}{}\n", if s.oom_killed { " (killed: out of memory)" } else { "" }));
+            }
+            if let Some(err) = &s.error {
+                e.push_str(&format!("docker: {err}\n"));
+            }
+            if !s.probes.is_empty() {
+                e.push_str(&format!("health probe output (latest last):\n{}\n", s.probes.join("\n")));
+            }
+        }
+        e.push_str(&format!("last log lines:\n{}", tail(logs, 30)));
+        e
+    };
+    let outcome = match wait {
+        Wait::Ready => {
+            me.send_replace(St::Ready);
+            opts.events.emit(Event::ServiceReady { service: name.to_string(), secs });
+            let ports = run::published_ports(engine, &container).await.into_iter().map(|(p, h)| format!("{p} -> {h}")).collect();
+            let health = if readiness == Readiness::Healthcheck { "healthy" } else { "none" };
+            ServiceOutcome::Ready { secs, health: health.into(), container, ports }
+        }
+        Wait::Completed => {
+            me.send_replace(St::Completed);
+            opts.events.emit(Event::ServiceReady { service: name.to_string(), secs });
+            ServiceOutcome::Completed { secs }
+        }
+        Wait::Exited(s) => {
+            let logs = logs::fetch_tail(engine, &container, 200).await;
+            let code = s.exit_code.unwrap_or(-1);
+            let summary = match (readiness, code) {
+                (Readiness::Completes, _) => format!("one-shot job exited with code {code}"),
+                (_, 0) => "exited with code 0, but it should keep running".to_string(),
+                _ => format!("crashed: exited with code {code}{}", if s.oom_killed { " (out of memory)" } else { "" }),
+            };
+            return fail(Diagnostic::new(name, Phase::Crash, summary).evidence(evidence(Some(&s), &logs)).files(implicated(project, name)));
+        }
+        Wait::Unhealthy(s) => {
+            let logs = logs::fetch_tail(engine, &container, 200).await;
+            return fail(Diagnostic::new(name, Phase::Health, "unhealthy: its healthcheck keeps failing").evidence(evidence(Some(&s), &logs)).files(implicated(project, name)));
+        }
+        Wait::TimedOut(s) => {
+            let logs = logs::fetch_tail(engine, &container, 200).await;
+            let what = match readiness {
+                Readiness::Completes => "did not finish",
+                _ => "not ready",
+            };
+            return fail(
+                Diagnostic::new(name, Phase::Health, format!("{what} after {}s (--health-timeout)", opts.health_timeout.as_secs()))
+                    .evidence(evidence(s.as_ref(), &logs))
+                    .files(implicated(project, name)),
+            );
+        }
+        Wait::Gone => return fail(Diagnostic::new(name, Phase::Start, "the container disappeared while starting")),
+    };
+    Ok(outcome)
+}
+
+/// `--execute`: show where services answer, follow logs until Ctrl-C.
+async fn follow_until_interrupted(engine: &Engine, ev: &Events, running: &[(String, String)], services: &[ServiceReport]) {
+    for s in services {
+        for p in &s.ports {
+            if let Some((port, host)) = p.split_once(" -> ") {
+                ev.emit(Event::Published { service: s.name.clone(), container_port: port.into(), host: host.into() });
+            }
+        }
+    }
+    let mut handles = Vec::new();
+    for (name, container) in running {
+        let (_, h) = logs::follow(engine, container, name, Some(ev.clone()));
+        handles.push(h);
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    for h in handles {
+        h.abort();
+    }
+}
