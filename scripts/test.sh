@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The one test command: make sure a Docker daemon runs and the offline base images
+# exist, then run the whole suite with Docker tests required.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[test.sh] %s\n' "$*" >&2; }
+
+ensure_docker() {
+  if docker info >/dev/null 2>&1; then return 0; fi
+  if ! command -v dockerd >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+      log "installing Debian's docker.io"
+      apt-get update -qq >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
+    else
+      log "no Docker daemon and not root: install docker.io and start dockerd"; exit 1
+    fi
+  fi
+  if ! docker info >/dev/null 2>&1; then
+    log "starting dockerd"
+    (systemctl start docker 2>/dev/null || service docker start 2>/dev/null) || true
+    if ! docker info >/dev/null 2>&1; then
+      nohup dockerd >/tmp/masgen-dockerd.log 2>&1 &
+    fi
+    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  fi
+  docker info >/dev/null 2>&1 || { log "dockerd did not come up (see /tmp/masgen-dockerd.log)"; exit 1; }
+}
+
+ensure_docker
+scripts/offline-images.sh
+export MASGEN_REQUIRE_DOCKER=1
+# Docker tests build images and start containers: two at a time on 2 cores.
+cargo test --locked -- --test-threads "${MASGEN_TEST_THREADS:-4}"
