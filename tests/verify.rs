@@ -1,0 +1,188 @@
+//! `masgen verify` against the real daemon: one healthy system and one broken system per
+//! failure class. Each asserts the exit code, the failing service and phase, evidence
+//! holding the root-cause line, and that nothing with the project's label remains.
+
+mod common;
+
+use common::docker::*;
+use common::*;
+
+struct Run {
+    code: Option<i32>,
+    report: serde_json::Value,
+    out: String,
+    project: String,
+    _dir: tempfile::TempDir,
+}
+
+fn verify_fixture(name: &str, extra: &[&str]) -> Option<Run> {
+    if !docker_available(name) {
+        return None;
+    }
+    let (dir, path) = copy_fixture(name);
+    let project = path.file_name().unwrap().to_string_lossy().to_string();
+    let _guard = Cleanup(project.clone());
+    let report_path = dir.path().join("report.json");
+    let mut args: Vec<&str> = vec!["--report", report_path.to_str().unwrap()];
+    for (flag, default) in [("--settle", "2"), ("--stability", "3"), ("--health-timeout", "60")] {
+        if !extra.contains(&flag) {
+            args.extend([flag, default]);
+        }
+    }
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args(&args)
+        .args(extra)
+        .output()
+        .expect("run masgen");
+    let report = std::fs::read_to_string(&report_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(serde_json::Value::Null);
+    let left = leftovers(&project);
+    assert!(left.is_empty(), "{name}: left behind {left:?}\n{}", text(&o));
+    Some(Run { code: o.status.code(), report, out: text(&o), project, _dir: dir })
+}
+
+/// Assert the first diagnostic names `service` and `phase` with `evidence` in it.
+fn assert_root(run: &Run, service: &str, phase: &str, evidence: &str) {
+    assert_eq!(run.code, Some(1), "{}", run.out);
+    let d = &run.report["diagnostics"][0];
+    assert_eq!(d["service"], service, "{}", run.out);
+    assert_eq!(d["phase"], phase, "{}", run.out);
+    let ev = d["evidence"].as_str().unwrap_or_default();
+    assert!(ev.contains(evidence), "evidence lacks {evidence:?}: {ev}\n{}", run.out);
+    assert_eq!(run.report["healthy"], false);
+}
+
+#[test]
+fn a_healthy_system_passes_and_leaves_nothing_behind() {
+    let Some(run) = verify_fixture("healthy", &["--junit", "/dev/null"]) else { return };
+    assert_eq!(run.code, Some(0), "{}", run.out);
+    assert_eq!(run.report["healthy"], true);
+    let services = run.report["services"].as_array().unwrap();
+    let state = |n: &str| services.iter().find(|s| s["name"] == n).map(|s| s["state"].as_str().unwrap().to_string()).unwrap();
+    assert_eq!(state("init"), "completed");
+    for s in ["web", "consumer", "producer"] {
+        assert_eq!(state(s), "ready", "{}", run.out);
+    }
+    let web = services.iter().find(|s| s["name"] == "web").unwrap();
+    assert_eq!(web["health"], "healthy");
+    assert!(web["ports"][0].as_str().unwrap().starts_with("8080/tcp -> 127.0.0.1:"), "ephemeral loopback port: {}", web["ports"]);
+    assert!(run.out.contains(&format!("masgen/{}-web:", run.project)));
+}
+
+#[test]
+fn a_failing_build_step_is_reported_with_its_output() {
+    let Some(run) = verify_fixture("build_fails", &[]) else { return };
+    assert_root(&run, "app", "build", "error: undefined symbol main_loop");
+    let d = &run.report["diagnostics"][0];
+    assert!(d["summary"].as_str().unwrap().contains("at Step 2/"), "{}", d["summary"]);
+    assert!(d["summary"].as_str().unwrap().contains("RUN echo \"compiling app\""), "{}", d["summary"]);
+    assert_eq!(d["files"][0], "app/Dockerfile");
+}
+
+#[test]
+fn a_file_missing_from_the_context_is_a_build_failure_naming_it() {
+    let Some(run) = verify_fixture("missing_file", &[]) else { return };
+    assert_root(&run, "app", "build", "run.sh");
+    let files: Vec<&str> = run.report["diagnostics"][0]["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    assert!(files.contains(&"app/run.sh"), "{files:?}");
+}
+
+#[test]
+fn a_crash_on_start_shows_the_exit_code_and_the_log_line() {
+    let Some(run) = verify_fixture("crash_on_start", &[]) else { return };
+    assert_root(&run, "app", "crash", "FATAL: DATABASE_URL is not set");
+    assert!(run.report["diagnostics"][0]["evidence"].as_str().unwrap().contains("exit code: 4"));
+}
+
+#[test]
+fn a_crash_after_becoming_healthy_is_caught_by_the_stability_window() {
+    let Some(run) = verify_fixture("crash_later", &["--stability", "8"]) else { return };
+    assert_root(&run, "app", "stability", "panic: connection pool exhausted");
+}
+
+#[test]
+fn a_healthcheck_that_never_passes_shows_the_probe_output() {
+    let Some(run) = verify_fixture("never_healthy", &[]) else { return };
+    assert_root(&run, "app", "health", "probe: /health returned 503");
+}
+
+#[test]
+fn dependents_of_a_failed_service_name_it_instead_of_timing_out() {
+    let Some(run) = verify_fixture("failed_dependency", &[]) else { return };
+    assert_root(&run, "db", "crash", "cannot open data directory");
+    let diags = run.report["diagnostics"].as_array().unwrap();
+    assert_eq!(diags.len(), 3, "{}", run.out);
+    let api = diags.iter().find(|d| d["service"] == "api").unwrap();
+    assert_eq!(api["summary"], "not started: depends on db, which failed");
+    let web = diags.iter().find(|d| d["service"] == "web").unwrap();
+    assert_eq!(web["summary"], "not started: depends on api, which failed");
+}
+
+#[test]
+fn a_failing_one_shot_job_blocks_its_dependents() {
+    let Some(run) = verify_fixture("oneshot_fails", &[]) else { return };
+    assert_root(&run, "migrate", "crash", "migration 003 failed");
+    assert!(run.report["diagnostics"][0]["summary"].as_str().unwrap().contains("one-shot job exited with code 2"));
+    assert_eq!(run.report["diagnostics"][1]["summary"], "not started: depends on migrate, which failed");
+}
+
+#[test]
+fn an_image_that_cannot_be_pulled_lists_the_local_ones() {
+    let Some(run) = verify_fixture("missing_image", &[]) else { return };
+    assert_root(&run, "app", "image", "images available locally:");
+    assert!(run.report["diagnostics"][0]["evidence"].as_str().unwrap().contains("busybox:latest"));
+}
+
+#[test]
+fn a_compose_syntax_error_exits_2_with_line_and_column() {
+    let Some(run) = verify_fixture("syntax_error", &[]) else { return };
+    assert_eq!(run.code, Some(2), "{}", run.out);
+    assert!(run.out.contains("docker-compose.yml:5:"), "{}", run.out);
+}
+
+#[test]
+fn a_dependency_cycle_exits_2_naming_the_services() {
+    let Some(run) = verify_fixture("cycle", &[]) else { return };
+    assert_eq!(run.code, Some(2), "{}", run.out);
+    assert!(run.out.contains("dependency cycle between services a -> b -> c -> a"), "{}", run.out);
+}
+
+#[test]
+fn every_policy_violation_is_refused_before_anything_runs() {
+    for (fixture, key) in [
+        ("policy_privileged", "privileged"),
+        ("policy_docker_socket", "volumes"),
+        ("policy_host_path", "volumes"),
+        ("policy_network_host", "network_mode"),
+        ("policy_pid_host", "pid"),
+        ("policy_ipc_host", "ipc"),
+        ("policy_cap_add", "cap_add"),
+        ("policy_devices", "devices"),
+    ] {
+        let Some(run) = verify_fixture(fixture, &[]) else { return };
+        assert_eq!(run.code, Some(1), "{fixture}: {}", run.out);
+        let d = &run.report["diagnostics"][0];
+        assert_eq!(d["phase"], "policy", "{fixture}");
+        assert!(d["summary"].as_str().unwrap().contains(&format!("refused: {key}")), "{fixture}: {}", d["summary"]);
+        assert!(d["summary"].as_str().unwrap().contains("--allow-unsafe"));
+    }
+}
+
+#[test]
+fn down_removes_a_kept_system() {
+    if !docker_available("down") {
+        return;
+    }
+    let (_dir, path) = copy_fixture("crash_later");
+    // A system that stays up: override the command through a compose edit.
+    std::fs::write(path.join("docker-compose.yml"), "services:\n  app:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n").unwrap();
+    let project = path.file_name().unwrap().to_string_lossy().to_string();
+    let _guard = Cleanup(project.clone());
+    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "1", "--keep"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!leftovers(&project).is_empty(), "--keep leaves the system running");
+    let o = masgen().arg("down").arg(&path).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(leftovers(&project).is_empty(), "down removed everything: {:?}", leftovers(&project));
+}
