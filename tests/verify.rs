@@ -186,3 +186,25 @@ fn down_removes_a_kept_system() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(leftovers(&project).is_empty(), "down removed everything: {:?}", leftovers(&project));
 }
+
+#[test]
+fn the_bundled_demo_generates_and_comes_up_healthy_with_no_key() {
+    if !docker_available("demo") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join(format!("mt-demo-{}", std::process::id()));
+    let _guard = Cleanup(out.file_name().unwrap().to_string_lossy().to_string());
+    let root = env!("CARGO_MANIFEST_DIR");
+    let o = masgen()
+        .current_dir(root)
+        .args(["@examples/demo_spec.txt", "--replay", "fixtures/demo", "-o", out.to_str().unwrap(), "--stability", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("healthy: 3 service(s)"), "{}", text(&o));
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join(".masgen/report.json")).unwrap()).unwrap();
+    assert_eq!(report["healthy"], true);
+    assert_eq!(report["exit_code"], 0);
+    assert!(leftovers(&out.file_name().unwrap().to_string_lossy()).is_empty());
+}

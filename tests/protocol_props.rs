@@ -1,0 +1,56 @@
+//! Property tests: the reply parser never panics, and never yields a path that could
+//! leave the system folder or touch .masgen/ or .git/.
+
+use masgen::protocol::{check_path, parse_reply, Change};
+use proptest::prelude::*;
+
+fn path_like() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop_oneof![Just("..".to_string()), Just(".".to_string()), Just(".masgen".to_string()), Just(".git".to_string()), Just("".to_string()), "[a-zA-Z0-9_\\\\:~. -]{1,8}"], 1..5)
+        .prop_map(|parts| parts.join("/"))
+        .prop_flat_map(|p| prop_oneof![Just(p.clone()), Just(format!("/{p}")), Just(format!("C:{p}"))])
+}
+
+fn reply() -> impl Strategy<Value = String> {
+    let block = (path_like(), ".{0,40}", 0..4u8).prop_map(|(p, body, kind)| match kind {
+        0 => format!("<file path=\"{p}\">\n{body}\n</file>\n"),
+        1 => format!("<edit path=\"{p}\">\n<<<<<<< SEARCH\n{body}\n=======\nx\n>>>>>>> REPLACE\n</edit>\n"),
+        2 => format!("<delete path=\"{p}\"/>\n"),
+        _ => format!("<file path='{p}'>\r\n```\r\n{body}"),
+    });
+    prop::collection::vec(prop_oneof![block, ".{0,30}\n".prop_map(String::from)], 0..8).prop_map(|v| v.concat())
+}
+
+fn safe(p: &str) -> bool {
+    !p.is_empty()
+        && !p.starts_with('/')
+        && !p.contains('\\')
+        && !p.contains('\0')
+        && p.split('/').all(|c| !c.is_empty() && c != ".." && c != "." && c != ".git")
+        && p.split('/').next() != Some(".masgen")
+        && !(p.len() >= 2 && p.as_bytes()[0].is_ascii_alphabetic() && p.as_bytes()[1] == b':')
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn structured_replies_never_yield_unsafe_paths(text in reply()) {
+        let parsed = parse_reply(&text);
+        for c in &parsed.changes {
+            let p = match c { Change::File { path, .. } | Change::Edit { path, .. } | Change::Delete { path } => path.as_str() };
+            prop_assert!(safe(p), "unsafe path accepted: {p:?}");
+        }
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+        let _ = parse_reply(&text);
+    }
+
+    #[test]
+    fn check_path_accepts_only_safe_paths(p in path_like()) {
+        if let Ok(safe_path) = check_path(&p) {
+            prop_assert!(safe(safe_path.as_str()), "{p:?} -> {:?}", safe_path.as_str());
+        }
+    }
+}
