@@ -346,7 +346,14 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
         while Instant::now() < end && failed.is_empty() {
             tokio::time::sleep(Duration::from_millis(500).min(end.saturating_duration_since(Instant::now()))).await;
             for (name, container) in &running {
-                let Some(s) = health::snapshot(engine, container).await else { continue };
+                let Some(s) = health::snapshot(engine, container).await else {
+                    let d = Diagnostic::new(name, Phase::Stability, "the container disappeared after becoming ready (removed from outside masgen?)")
+                        .files(implicated(project, name));
+                    ev.emit(Event::ServiceFailed { service: name.clone(), phase: "stability".into(), summary: d.summary.clone() });
+                    svc_reports.get_mut(name).expect("service").state = "failed".into();
+                    failed.insert(name.clone(), d);
+                    continue;
+                };
                 let problem = if !s.running {
                     Some(format!("exited with code {} after becoming ready{}", s.exit_code.unwrap_or(-1), if s.oom_killed { " (killed: out of memory)" } else { "" }))
                 } else if s.health.as_deref() == Some("unhealthy") {

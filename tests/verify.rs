@@ -208,3 +208,16 @@ fn the_bundled_demo_generates_and_comes_up_healthy_with_no_key() {
     assert_eq!(report["exit_code"], 0);
     assert!(leftovers(&out.file_name().unwrap().to_string_lossy()).is_empty());
 }
+
+#[test]
+fn an_unreachable_docker_host_exits_3_naming_it() {
+    let o = masgen()
+        .env("DOCKER_HOST", "unix:///nonexistent/masgen-test.sock")
+        .arg("verify")
+        .arg(fixture("crash_on_start"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("Docker is not reachable at unix:///nonexistent/masgen-test.sock") && err.contains("Start the daemon"), "{err}");
+}

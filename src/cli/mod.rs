@@ -13,7 +13,7 @@ use crate::compose::model::parse_bytes;
 use crate::docker::{teardown, Engine, PROJECT_LABEL, RUN_LABEL};
 use crate::events::Events;
 use crate::generate::{GenerateError, Generator, Options};
-use crate::llm::{pricing, RetryPolicy};
+use crate::llm::RetryPolicy;
 use crate::report::{junit, RunReport};
 use crate::verify::{verify, VerifyError, VerifyOptions, VerifyReport};
 use crate::workspace::WorkspaceError;
@@ -261,7 +261,7 @@ fn print_generation(out: &Path, g: &crate::generate::GenerateReport, color: bool
     println!("Tokens: input {}, output {}, cache read {}, cache write {} ({} requests)", u.input, u.output, u.cache_read, u.cache_write, g.requests.len());
     match g.cost_usd {
         Some(c) => println!("Estimated cost: ${c:.4} ({})", g.model),
-        None => println!("Estimated cost: unknown (no price for model '{}'{})", g.model, if pricing::price_of(&g.model).is_none() { "" } else { "" }),
+        None => println!("Estimated cost: unknown (no price for model '{}')", g.model),
     }
 }
 

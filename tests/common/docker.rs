@@ -24,7 +24,10 @@ pub fn fixture(name: &str) -> PathBuf {
 /// Copy fixture `name` into a temp folder whose name gives a unique project name.
 pub fn copy_fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let project = format!("mt-{}-{}", name.replace('_', "-"), std::process::id());
+    // Unique per call: two tests may copy the same fixture at once.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let project = format!("mt-{}-{}-{n}", name.replace('_', "-"), std::process::id());
     let dest = tmp.path().join(&project);
     copy_dir(&fixture(name), &dest);
     (tmp, dest)
