@@ -250,6 +250,7 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
                 dockerfile: b.dockerfile().to_string(),
                 args: b.args().into_iter().map(|(k, v)| (k.clone(), v.or_else(|| std::env::var(&k).ok()).unwrap_or_default())).collect(),
                 target: b.target().map(str::to_string),
+                log_dir: Some(project.root.join(crate::workspace::MASGEN_DIR).join("logs")),
             })
         })
         .collect();

@@ -78,6 +78,7 @@ fn a_failing_build_step_is_reported_with_its_output() {
     assert!(d["summary"].as_str().unwrap().contains("at Step 2/"), "{}", d["summary"]);
     assert!(d["summary"].as_str().unwrap().contains("RUN echo \"compiling app\""), "{}", d["summary"]);
     assert_eq!(d["files"][0], "app/Dockerfile");
+    assert!(d["evidence"].as_str().unwrap().contains("full build output:"), "{}", d["evidence"]);
 }
 
 #[test]
@@ -220,4 +221,28 @@ fn an_unreachable_docker_host_exits_3_naming_it() {
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("Docker is not reachable at unix:///nonexistent/masgen-test.sock") && err.contains("Start the daemon"), "{err}");
+}
+
+#[test]
+fn services_sharing_a_host_port_and_a_named_volume_come_up_and_the_volume_is_removed() {
+    if !docker_available("volumes_ports") {
+        return;
+    }
+    let (_dir, path) = copy_fixture("volumes_ports");
+    let project = path.file_name().unwrap().to_string_lossy().to_string();
+    let _guard = Cleanup(project.clone());
+    let report = path.join("r.json");
+    let o = masgen().arg("verify").arg(&path).args(["--settle", "2", "--stability", "2", "--keep", "--report", report.to_str().unwrap()]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let ports: Vec<String> = r["services"].as_array().unwrap().iter().map(|s| s["ports"][0].as_str().unwrap().to_string()).collect();
+    assert_eq!(ports.len(), 2);
+    assert_ne!(ports[0], ports[1], "each gets its own ephemeral host port");
+    let left = leftovers(&project);
+    assert!(left.iter().any(|l| l.starts_with("volume")), "the named volume exists while kept: {left:?}");
+    let logs = std::process::Command::new("docker").args(["logs", &format!("{project}-reader-1")]).output().unwrap();
+    assert!(String::from_utf8_lossy(&logs.stdout).contains("hello from writer"), "the volume is shared");
+    let o = masgen().arg("down").arg(&path).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(leftovers(&project).is_empty(), "{:?}", leftovers(&project));
 }

@@ -21,6 +21,8 @@ pub struct BuildSpec {
     pub dockerfile: String,
     pub args: Vec<(String, String)>,
     pub target: Option<String>,
+    /// Where the full build output goes (`build-<service>.log`), when set.
+    pub log_dir: Option<std::path::PathBuf>,
 }
 
 /// A finished build.
@@ -107,6 +109,12 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
             Err(e) => failure = Some(e.to_string()),
         }
     }
+    let log_path = spec.log_dir.as_ref().map(|d| d.join(format!("build-{}.log", spec.service)));
+    if let Some(p) = &log_path {
+        let full = format!("{output}{}", failure.as_deref().map(|e| format!("\nerror: {e}\n")).unwrap_or_default());
+        // The log is evidence, not a result: failing to write it must not fail the build.
+        let _ = crate::workspace::write_atomic(p, full.as_bytes());
+    }
     match failure {
         None => Ok(Built { image, secs: started.elapsed().as_secs_f64(), cached: false, hash: ctx.hash }),
         Some(error) => {
@@ -120,7 +128,12 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
             }
             let summary = if step.is_empty() { format!("build failed: {}", error.trim()) } else { format!("build failed at {step}: {}", error.trim()) };
             Err(Diagnostic::new(&spec.service, Phase::Build, summary)
-                .evidence(format!("{}\nerror: {}", tail(&output, 40), error.trim()))
+                .evidence(format!(
+                    "{}\nerror: {}{}",
+                    tail(&output, 40),
+                    error.trim(),
+                    log_path.map(|p| format!("\n(full build output: {})", p.display())).unwrap_or_default()
+                ))
                 .files(files))
         }
     }
