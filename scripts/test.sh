@@ -32,4 +32,12 @@ ensure_docker
 scripts/offline-images.sh
 export MASGEN_REQUIRE_DOCKER=1
 # Docker tests build images and start containers: two at a time on 2 cores.
-cargo test --locked -- --test-threads "${MASGEN_TEST_THREADS:-4}"
+log=$(mktemp)
+status=0
+cargo test --locked -- --test-threads "${MASGEN_TEST_THREADS:-4}" 2>&1 | tee "$log" || status=$?
+passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s += $1} END {print s + 0}')
+rm -f "$log"
+echo
+echo "$passed passed, $failed failed"
+exit "$status"

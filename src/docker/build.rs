@@ -7,7 +7,7 @@ use bollard::query_parameters::BuildImageOptionsBuilder;
 use futures_util::StreamExt;
 
 use super::context::build_context;
-use super::{Engine, MANAGED_LABEL, PROJECT_LABEL, SERVICE_LABEL};
+use super::{Engine, PROJECT_LABEL};
 use crate::diagnose::{tail, Diagnostic, Phase};
 
 /// What to build for one service.
@@ -80,12 +80,10 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
     if engine.image_exists(&image).await {
         return Ok(Built { image, secs: started.elapsed().as_secs_f64(), cached: true, hash: ctx.hash });
     }
-    let labels: HashMap<String, String> = [
-        (MANAGED_LABEL.to_string(), "1".to_string()),
-        (PROJECT_LABEL.to_string(), project.to_string()),
-        (SERVICE_LABEL.to_string(), spec.service.clone()),
-    ]
-    .into();
+    // One label only: the classic builder turns every build-time label into a step of
+    // its own (a container and a commit each), which cost seconds per image. The
+    // `masgen/` repository names the rest.
+    let labels: HashMap<String, String> = [(PROJECT_LABEL.to_string(), project.to_string())].into();
     let args: HashMap<String, String> = spec.args.iter().cloned().collect();
     let mut opts = BuildImageOptionsBuilder::new().dockerfile(&spec.dockerfile).t(&image).rm(true).forcerm(true).labels(&labels).buildargs(&args);
     if let Some(t) = &spec.target {

@@ -76,6 +76,10 @@ pub fn check_path(raw: &str) -> Result<SafePath, PathRejection> {
     match parts.first() {
         None => return Err(PathRejection::Empty),
         Some(&".masgen") => return Err(PathRejection::MasgenDir),
+        // A Windows drive ("C:", "c:x"), also after a leading "./".
+        Some(first) if first.len() >= 2 && first.as_bytes()[0].is_ascii_alphabetic() && first.as_bytes()[1] == b':' => {
+            return Err(PathRejection::Absolute)
+        }
         Some(_) => {}
     }
     Ok(SafePath(parts.join("/")))
@@ -114,6 +118,7 @@ mod tests {
             ("", PathRejection::Empty),
             ("/etc/passwd", PathRejection::Absolute),
             ("C:/x", PathRejection::Absolute),
+            ("./r:", PathRejection::Absolute),
             ("~/x", PathRejection::Absolute),
             ("../x", PathRejection::ParentDir),
             ("a/../../x", PathRejection::ParentDir),

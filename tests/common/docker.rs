@@ -73,7 +73,11 @@ impl Drop for Cleanup {
         for id in ids.split_whitespace() {
             let _ = Command::new("docker").args(["rm", "-f", "-v", id]).output();
         }
-        for (ls, rm) in [(vec!["network", "ls", "-q"], vec!["network", "rm"]), (vec!["volume", "ls", "-q"], vec!["volume", "rm"])] {
+        for (ls, rm) in [
+            (vec!["network", "ls", "-q"], vec!["network", "rm"]),
+            (vec!["volume", "ls", "-q"], vec!["volume", "rm"]),
+            (vec!["images", "-q"], vec!["rmi", "-f"]),
+        ] {
             let mut a = ls.clone();
             a.extend(["--filter", &label]);
             let ids = Command::new("docker").args(&a).output().map(|o| String::from_utf8_lossy(&o.stdout).to_string()).unwrap_or_default();
