@@ -119,7 +119,8 @@ pub async fn wait_ready(engine: &Engine, container: &str, readiness: Readiness, 
         if Instant::now() >= deadline {
             return Wait::TimedOut(Some(s));
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        // Every level of a depends_on chain waits for this poll: keep it short.
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
