@@ -18,6 +18,9 @@ pub struct RunReport {
     pub generate: Option<GenerateReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyReport>,
+    /// Rounds, their outcomes, diagnostics, tokens, cost and timings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repair: Option<crate::repair::RepairReport>,
     /// Verify fields at the top level too, in the documented shape.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<crate::verify::ServiceReport>,

@@ -207,6 +207,13 @@ fn the_bundled_demo_generates_and_comes_up_healthy_with_no_key() {
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join(".masgen/report.json")).unwrap()).unwrap();
     assert_eq!(report["healthy"], true);
     assert_eq!(report["exit_code"], 0);
+    // The first draft's worker crashes on a missing module; round 1 fixes it.
+    let rounds = report["repair"]["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 1, "{}", text(&o));
+    assert_eq!(rounds[0]["outcome"], "healthy");
+    assert_eq!(rounds[0]["diagnostics"][0]["service"], "worker");
+    assert!(rounds[0]["diagnostics"][0]["evidence"].as_str().unwrap().contains("No module named 'yaml'"));
+    assert!(out.join(".masgen/rounds/001/changes.diff").is_file());
     assert!(leftovers(&out.file_name().unwrap().to_string_lossy()).is_empty());
 }
 

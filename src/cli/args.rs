@@ -34,12 +34,14 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Build, start and health-gate an existing compose system; no model needed.
     Verify(VerifyArgs),
+    /// Verify a system, then repair it with the model until healthy or the budget is spent.
+    Repair(RepairArgs),
     /// Remove every container, network and volume masgen started for a system.
     Down(DownArgs),
 }
 
 /// Names of the subcommands, for `masgen SPEC` (no subcommand) handling.
-pub const SUBCOMMANDS: &[&str] = &["generate", "verify", "down", "help"];
+pub const SUBCOMMANDS: &[&str] = &["generate", "verify", "repair", "down", "help"];
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
@@ -48,6 +50,32 @@ pub struct GenerateArgs {
     /// Folder to write the system into (created when missing).
     #[arg(short, long, default_value = "generated-system")]
     pub output: PathBuf,
+    /// Generate in stages (manifest, then batches, then file by file) for large systems.
+    #[arg(long)]
+    pub staged: bool,
+    /// Model requests in flight at once (staged batches, single files); also parallel image builds.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Write into an output folder that holds files masgen did not write (replaced files are kept under .masgen/rounds/000-previous/).
+    #[arg(long)]
+    pub force: bool,
+    /// Write the files only: no build, no start, no health check, no repair.
+    #[arg(long)]
+    pub no_verify: bool,
+    #[command(flatten)]
+    pub model: ModelFlags,
+    #[command(flatten)]
+    pub repair: RepairFlags,
+    /// Also write the run report (JSON) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub verify: VerifyFlags,
+}
+
+/// How to reach the model. Shared by `generate` and `repair`.
+#[derive(Debug, Args, Clone)]
+pub struct ModelFlags {
     /// Anthropic API key.
     #[arg(short = 'k', long, env = "ANTHROPIC_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
@@ -57,12 +85,6 @@ pub struct GenerateArgs {
     /// API base URL.
     #[arg(long, env = "ANTHROPIC_BASE_URL", default_value = crate::llm::DEFAULT_BASE_URL)]
     pub base_url: String,
-    /// Generate in stages (manifest, then batches, then file by file) for large systems.
-    #[arg(long)]
-    pub staged: bool,
-    /// Model requests in flight at once (staged batches, single files); also parallel image builds.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub jobs: u16,
     /// max_tokens of each model request.
     #[arg(long, default_value_t = 32_000, value_parser = clap::value_parser!(u32).range(256..=128_000))]
     pub max_tokens: u32,
@@ -72,18 +94,49 @@ pub struct GenerateArgs {
     /// First retry delay in milliseconds (doubled each retry, with jitter).
     #[arg(long, default_value_t = 1000, hide = true)]
     pub retry_base_ms: u64,
-    /// Write into an output folder that holds files masgen did not write (replaced files are kept under .masgen/rounds/000-previous/).
-    #[arg(long)]
-    pub force: bool,
-    /// Write the files only: no build, no start, no health check.
-    #[arg(long)]
-    pub no_verify: bool,
     /// Save every raw model reply under <output>/claude-responses/.
     #[arg(long)]
     pub download_responses: bool,
     /// Play recorded replies from DIR instead of calling the API (see README: replay format).
     #[arg(long, value_name = "DIR")]
     pub replay: Option<PathBuf>,
+}
+
+/// Budgets of the repair loop. Shared by `generate` and `repair`.
+#[derive(Debug, Args, Clone)]
+pub struct RepairFlags {
+    /// Repair rounds at most after the first verification (0: verify only).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub max_rounds: u32,
+    /// Stop before any model request that could make the run cost more than USD in all.
+    #[arg(long, value_name = "USD", value_parser = parse_usd)]
+    pub max_cost: Option<f64>,
+}
+
+fn parse_usd(s: &str) -> Result<f64, String> {
+    let v: f64 = s.trim().trim_start_matches('$').parse().map_err(|_| format!("{s:?} is not an amount in USD (e.g. 0.50)"))?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s:?} is not an amount in USD (e.g. 0.50)"))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// The system's folder (masgen-made or not).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// What the system should do; default: the spec in .masgen/state.json. Text or @file.
+    #[arg(long)]
+    pub spec: Option<String>,
+    /// Images built at once (default: number of cores).
+    #[arg(long)]
+    pub jobs: Option<u16>,
+    #[command(flatten)]
+    pub model: ModelFlags,
+    #[command(flatten)]
+    pub repair: RepairFlags,
     /// Also write the run report (JSON) to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,

@@ -14,6 +14,7 @@ use crate::docker::{teardown, Engine, PROJECT_LABEL, RUN_LABEL};
 use crate::events::Events;
 use crate::generate::{GenerateError, Generator, Options};
 use crate::llm::RetryPolicy;
+use crate::repair::{repair_loop, LoopOutcome, RepairError, RepairOptions, RepairReport};
 use crate::report::{junit, RunReport};
 use crate::verify::{verify, VerifyError, VerifyOptions, VerifyReport};
 use crate::workspace::WorkspaceError;
@@ -43,6 +44,8 @@ impl Fatal {
 impl From<GenerateError> for Fatal {
     fn from(e: GenerateError) -> Self {
         let code = match &e {
+            // The cap holds: not an environment failure, the budget is spent.
+            GenerateError::Llm(crate::llm::LlmError::Budget { .. }) => exit::UNHEALTHY,
             GenerateError::Llm(_) | GenerateError::Manifest { .. } => exit::ENVIRONMENT,
             GenerateError::Workspace(w) => workspace_code(w),
             GenerateError::NoFiles { .. } => exit::UNHEALTHY,
@@ -94,6 +97,7 @@ pub async fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Generate(a) => generate(a, &events, cli.json, color).await,
         Command::Verify(a) => verify_cmd(a, &events, cli.json, color).await,
+        Command::Repair(a) => repair_cmd(a, &events, cli.json, color).await,
         Command::Down(a) => down(&a.dir, &events, cli.json).await,
     };
     if let Some(b) = bar {
@@ -141,24 +145,76 @@ async fn verify_interruptible(dir: &Path, opts: &VerifyOptions) -> Result<Verify
     }
 }
 
+fn build_generator(m: &args::ModelFlags, events: &Events, max_cost: Option<f64>) -> Result<Generator, Fatal> {
+    let mut builder = Generator::builder()
+        .base_url(&m.base_url)
+        .model(&m.model)
+        .events(events.clone())
+        .retry(RetryPolicy { max_attempts: m.retries, base: Duration::from_millis(m.retry_base_ms), max_delay: Duration::from_secs(60) });
+    if let Some(dir) = &m.replay {
+        builder = builder.replay(dir);
+    } else if let Some(k) = &m.api_key {
+        builder = builder.api_key(k);
+    }
+    let generator = builder.build().map_err(|e| Fatal::new(exit::ENVIRONMENT, e))?;
+    if max_cost.is_some() && generator.model().price().is_none() {
+        return Err(Fatal::new(
+            exit::USAGE,
+            format!("--max-cost cannot be enforced: masgen has no price for model '{}'; use a priced model or leave --max-cost out", generator.model().id()),
+        ));
+    }
+    Ok(generator)
+}
+
+fn repair_options(m: &args::ModelFlags, r: &args::RepairFlags, spent: f64) -> RepairOptions {
+    RepairOptions {
+        max_rounds: r.max_rounds,
+        max_cost_usd: r.max_cost,
+        spent_usd: spent,
+        max_tokens: m.max_tokens,
+        download_responses: m.download_responses,
+        ..RepairOptions::default()
+    }
+}
+
+/// Run the repair loop, tearing down on Ctrl-C / SIGTERM (exit 130; files and history kept).
+async fn repair_interruptible(generator: &Generator, spec: &str, dir: &Path, vopts: &VerifyOptions, ropts: &RepairOptions) -> Result<RepairReport, Fatal> {
+    tokio::select! {
+        r = repair_loop(generator, spec, dir, vopts, ropts) => r.map_err(Fatal::from),
+        _ = interrupted() => {
+            if let Ok(engine) = Engine::connect().await {
+                teardown::remove_labelled(&engine, RUN_LABEL, &vopts.run_id).await;
+            }
+            Err(Fatal::new(exit::INTERRUPTED, "interrupted: containers, networks and volumes of this run were removed; files and .masgen/rounds/ are kept"))
+        }
+    }
+}
+
+impl From<RepairError> for Fatal {
+    fn from(e: RepairError) -> Self {
+        match e {
+            RepairError::Verify(v) => Fatal::from(v),
+            RepairError::Llm(l) => Fatal::from(GenerateError::Llm(l)),
+            RepairError::Workspace(w) => Fatal::new(workspace_code(&w), w),
+        }
+    }
+}
+
 async fn generate(a: args::GenerateArgs, events: &Events, json: bool, color: bool) -> Result<i32, Fatal> {
     let spec_arg = a.spec.as_deref().ok_or_else(|| {
         Fatal::new(exit::USAGE, "no spec: describe the system, e.g. masgen \"a RabbitMQ broker with a publisher and a consumer\", or pass @path/to/spec.txt")
     })?;
     let spec = crate::resolve_spec_arg(spec_arg).map_err(|e| Fatal::new(exit::USAGE, e))?;
     let vopts = if a.no_verify { None } else { Some(verify_options(&a.verify, a.jobs as usize, events)?) };
-    let mut builder = Generator::builder()
-        .base_url(&a.base_url)
-        .model(&a.model)
-        .events(events.clone())
-        .retry(RetryPolicy { max_attempts: a.retries, base: Duration::from_millis(a.retry_base_ms), max_delay: Duration::from_secs(60) });
-    if let Some(dir) = &a.replay {
-        builder = builder.replay(dir);
-    } else if let Some(k) = &a.api_key {
-        builder = builder.api_key(k);
-    }
-    let generator = builder.build().map_err(|e| Fatal::new(exit::ENVIRONMENT, e))?;
-    let options = Options { staged: a.staged, jobs: a.jobs as usize, max_tokens: a.max_tokens, force: a.force, download_responses: a.download_responses };
+    let generator = build_generator(&a.model, events, a.repair.max_cost)?;
+    let options = Options {
+        staged: a.staged,
+        jobs: a.jobs as usize,
+        max_tokens: a.model.max_tokens,
+        force: a.force,
+        download_responses: a.model.download_responses,
+        max_cost_usd: a.repair.max_cost,
+    };
     let outcome = tokio::select! {
         r = generator.generate_system(&spec, &a.output, options) => r?,
         _ = interrupted() => return Err(Fatal::new(exit::INTERRUPTED, "interrupted before any file was written")),
@@ -170,22 +226,16 @@ async fn generate(a: args::GenerateArgs, events: &Events, json: bool, color: boo
     let mut report = RunReport { command: "generate".into(), usage: Some(g.usage), cost_usd: g.cost_usd, generate: Some(g.clone()), ..Default::default() };
     let code = match vopts {
         None => exit::OK,
-        Some(opts) => {
-            let v = verify_interruptible(&a.output, &opts).await;
-            let v = match v {
-                Ok(v) => v,
+        Some(vopts) => {
+            let ropts = repair_options(&a.model, &a.repair, g.cost_usd.unwrap_or(0.0));
+            match repair_interruptible(&generator, &spec, &a.output, &vopts, &ropts).await {
+                Ok(r) => finish_repair(&mut report, r, json, color),
                 Err(f) => {
                     report.exit_code = f.code;
                     write_reports(&a.output, &report, a.report.as_deref(), None, events);
                     return Err(f);
                 }
-            };
-            if !json {
-                print_verify(&v, color);
             }
-            let code = if v.healthy { exit::OK } else { exit::UNHEALTHY };
-            report = report.with_verify(v);
-            code
         }
     };
     report.exit_code = code;
@@ -194,6 +244,89 @@ async fn generate(a: args::GenerateArgs, events: &Events, json: bool, color: boo
         println!("{}", serde_json::json!({"event": "report", "report": report}));
     }
     Ok(code)
+}
+
+/// Fold a repair report into the run report, print it, and choose the exit code.
+fn finish_repair(report: &mut RunReport, r: RepairReport, json: bool, color: bool) -> i32 {
+    if !json {
+        print_verify(&r.verify, color);
+        print_repair(&r, color);
+    }
+    let usage = report.usage.unwrap_or_default() + r.usage;
+    report.usage = Some(usage);
+    // Generation's cost plus the rounds'; unknown when either is.
+    report.cost_usd = match (report.generate.as_ref().map(|g| g.cost_usd), r.cost_usd) {
+        (Some(Some(g)), Some(c)) => Some(g + c),
+        (None, c) => c,
+        _ => None,
+    };
+    let code = if r.verify.healthy { exit::OK } else { exit::UNHEALTHY };
+    let verify = r.verify.clone();
+    report.repair = Some(r);
+    let taken = std::mem::take(report);
+    *report = taken.with_verify(verify);
+    code
+}
+
+async fn repair_cmd(a: args::RepairArgs, events: &Events, json: bool, color: bool) -> Result<i32, Fatal> {
+    if !a.dir.is_dir() {
+        return Err(Fatal::new(exit::USAGE, format!("{} is not a folder: pass the folder that holds the compose file", a.dir.display())));
+    }
+    crate::compose::find_compose_file(&a.dir).map_err(|e| Fatal::new(exit::USAGE, e))?;
+    let spec = match &a.spec {
+        Some(s) => crate::resolve_spec_arg(s).map_err(|e| Fatal::new(exit::USAGE, e))?,
+        None => crate::workspace::State::load(&a.dir).map_err(|e| Fatal::new(exit::USAGE, e))?.map(|s| s.spec).unwrap_or_default(),
+    };
+    let jobs = a.jobs.map(|j| j as usize).unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let vopts = verify_options(&a.verify, jobs, events)?;
+    let generator = build_generator(&a.model, events, a.repair.max_cost)?;
+    let ropts = repair_options(&a.model, &a.repair, 0.0);
+    let mut report = RunReport { command: "repair".into(), ..Default::default() };
+    let code = match repair_interruptible(&generator, &spec, &a.dir, &vopts, &ropts).await {
+        Ok(r) => finish_repair(&mut report, r, json, color),
+        Err(f) => return Err(f),
+    };
+    report.exit_code = code;
+    write_reports(&a.dir, &report, a.report.as_deref(), a.verify.junit.as_deref(), events);
+    if json {
+        println!("{}", serde_json::json!({"event": "report", "report": report}));
+    }
+    Ok(code)
+}
+
+fn print_repair(r: &RepairReport, color: bool) {
+    if r.rounds.is_empty() && r.verify.healthy {
+        return;
+    }
+    let used = r.rounds.iter().filter(|x| x.requests > 0).count();
+    let u = r.usage;
+    println!(
+        "Repair: {used} round(s) used; tokens input {}, output {}, cache read {}, cache write {}{}",
+        u.input,
+        u.output,
+        u.cache_read,
+        u.cache_write,
+        r.cost_usd.map(|c| format!("; estimated ${c:.4}")).unwrap_or_default()
+    );
+    for round in &r.rounds {
+        let changed: Vec<String> = round.added.iter().map(|p| format!("+{p}")).chain(round.changed.iter().map(|p| format!("~{p}"))).chain(round.deleted.iter().map(|p| format!("-{p}"))).collect();
+        println!("    round {}: {:?}; changed {}", round.round, round.outcome, if changed.is_empty() { "nothing".into() } else { changed.join(" ") });
+    }
+    for f in &r.fixed {
+        println!("    {} fixed: {f}", render::paint(color, "32", "✓"));
+    }
+    for p in &r.preserved {
+        println!("    your earlier version of {p} is kept under .masgen/rounds/");
+    }
+    match r.outcome {
+        LoopOutcome::Healthy => {}
+        LoopOutcome::RoundsSpent => println!("{}", render::paint(color, "31", "stopped: --max-rounds spent; the last attempt is on disk")),
+        LoopOutcome::BudgetSpent => println!("{}", render::paint(color, "31", "stopped: the next request could cross --max-cost; the last attempt is on disk")),
+        LoopOutcome::Stuck => println!(
+            "{}",
+            render::paint(color, "31", &format!("stuck: the same failure came back after two repairs in a row ({})", r.stuck_signature.as_deref().unwrap_or("")))
+        ),
+    }
 }
 
 async fn verify_cmd(a: args::VerifyArgs, events: &Events, json: bool, color: bool) -> Result<i32, Fatal> {

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::events::{Event, Events};
 use crate::llm::audit::ResponseLog;
-use crate::llm::{self, pricing, AnthropicModel, Completion, LlmError, Message, Model, ReplayModel, Request, RetryPolicy, Usage};
+use crate::llm::{self, pricing, AnthropicModel, Budget, Completion, LlmError, Message, Model, ReplayModel, Request, RetryPolicy, Usage};
 use crate::protocol::{Change, ParsedReply, Rejected, SafePath};
 use crate::workspace::{write_atomic, Workspace, WorkspaceError};
 
@@ -56,11 +56,13 @@ pub struct Options {
     pub force: bool,
     /// Save every raw reply under `<output>/claude-responses/`.
     pub download_responses: bool,
+    /// Stop before any request that could make the run cost more than this (USD).
+    pub max_cost_usd: Option<f64>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { staged: false, jobs: 4, max_tokens: 32_000, force: false, download_responses: false }
+        Options { staged: false, jobs: 4, max_tokens: 32_000, force: false, download_responses: false, max_cost_usd: None }
     }
 }
 
@@ -173,22 +175,25 @@ pub(crate) struct Session<'a> {
     pub log: ResponseLog,
     pub max_tokens: u32,
     pub jobs: usize,
+    pub budget: Arc<Budget>,
     started: Instant,
     ledger: Mutex<Vec<RequestRecord>>,
 }
 
 impl<'a> Session<'a> {
-    pub fn new(model: &'a dyn Model, events: &'a Events, log: ResponseLog, max_tokens: u32, jobs: usize) -> Self {
-        Session { model, events, log, max_tokens, jobs: jobs.max(1), started: Instant::now(), ledger: Mutex::new(Vec::new()) }
+    pub fn new(model: &'a dyn Model, events: &'a Events, log: ResponseLog, max_tokens: u32, jobs: usize, budget: Arc<Budget>) -> Self {
+        Session { model, events, log, max_tokens, jobs: jobs.max(1), budget, started: Instant::now(), ledger: Mutex::new(Vec::new()) }
     }
 
     /// Send one request with the stable system prompt; record its usage; save the raw
     /// reply as `file_name` when responses are downloaded.
     pub async fn ask(&self, label: &str, file_name: &str, messages: Vec<Message>) -> Result<Completion, LlmError> {
         let req = Request { system: prompts::SYSTEM.to_string(), messages, max_tokens: self.max_tokens };
+        self.budget.check(&req)?;
         let started_secs = self.started.elapsed().as_secs_f64();
         let t = Instant::now();
         let c = llm::complete(self.model, &req, label, self.events).await?;
+        self.budget.add(&c.usage);
         self.ledger.lock().unwrap_or_else(|p| p.into_inner()).push(RequestRecord {
             label: label.to_string(),
             usage: c.usage,
@@ -301,7 +306,8 @@ impl Generator {
         // Refuse a bad output folder before any money is spent.
         let mut ws = Workspace::prepare(dir, options.force)?;
         let log = if options.download_responses { ResponseLog::in_output(dir) } else { ResponseLog::disabled() };
-        let session = Session::new(self.model.as_ref(), &self.events, log, options.max_tokens, options.jobs);
+        let budget = Arc::new(Budget::new(options.max_cost_usd, self.model.price(), 0.0));
+        let session = Session::new(self.model.as_ref(), &self.events, log, options.max_tokens, options.jobs, budget);
         let mode = if options.staged { "staged" } else { "single" };
         self.events.emit(Event::Phase { name: format!("generate ({mode})") });
         let (mut collected, wanted) = if options.staged {
@@ -345,7 +351,7 @@ impl Generator {
         let report = GenerateReport {
             model: self.model.id().to_string(),
             mode,
-            cost_usd: pricing::cost_usd(self.model.id(), &usage),
+            cost_usd: self.model.price().and_then(|p| pricing::cost_at(p, &usage)),
             usage,
             requests,
             files: files.clone(),

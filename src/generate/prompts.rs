@@ -97,3 +97,44 @@ pub fn batch(spec: &str, manifest: &[ManifestEntry], shared: &SharedNames, files
     }
     s
 }
+
+/// A repair round: the evidence of what failed and the files it implicates.
+pub fn repair(spec: &str, tree: &[String], files: &[(String, String)], diagnostics: &str) -> String {
+    let mut s = String::from("The system below was built and started, and it is not healthy. Fix it.\n\n");
+    if spec.trim().is_empty() {
+        s.push_str("(No spec was recorded for this system: infer its purpose from its files.)\n\n");
+    } else {
+        s.push_str(&format!("<spec>\n{spec}\n</spec>\n\n"));
+    }
+    s.push_str("Files of the system:\n");
+    for f in tree {
+        s.push_str(&format!("- {f}\n"));
+    }
+    s.push_str("\nThe files the failures implicate, as they are now:\n");
+    for (path, content) in files {
+        s.push_str(&format!("<file path=\"{path}\">\n{content}{}</file>\n", if content.ends_with('\n') || content.is_empty() { "" } else { "\n" }));
+    }
+    s.push_str(&format!("\nWhat failed, root cause first:\n{diagnostics}\n"));
+    s.push_str(
+        "\nAnswer with <edit> blocks (SEARCH text copied exactly from the files above), <file> blocks for new or fully rewritten files, and <delete/> blocks, \
+for the files that must change, and nothing else. Fix the root cause; keep every healthcheck meaningful.",
+    );
+    s
+}
+
+/// Sent within a round when some edits did not apply.
+pub fn edits_failed(failures: &[crate::protocol::EditFailure], applied: usize) -> String {
+    let mut s = format!(
+        "{applied} of your changes applied. These edits did not apply, because their SEARCH text is not in the file; nothing of them was changed:\n"
+    );
+    for f in failures {
+        s.push_str(&format!("\n- hunk {} of the edit to {}, which searched for:\n<<<\n{}>>>\n", f.index, f.path, f.search));
+        if f.nearest.is_empty() {
+            s.push_str("  No lines of the file look like it.\n");
+        } else {
+            s.push_str(&format!("  The closest lines that do exist in {}:\n<<<\n{}>>>\n", f.path, f.nearest));
+        }
+    }
+    s.push_str("\nSend corrected <edit> blocks (SEARCH copied exactly from the current file) or whole <file> blocks for these files only.");
+    s
+}

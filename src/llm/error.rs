@@ -25,6 +25,9 @@ pub enum LlmError {
     /// A replay directory ran out of replies, or could not be read.
     #[error("{0}")]
     Replay(String),
+    /// The next request could cross --max-cost; it was not sent.
+    #[error("budget spent: the next request could cost up to ${estimate:.4}, which would cross --max-cost ${cap:.4} (${spent:.4} spent so far); raise --max-cost to go on")]
+    Budget { cap: f64, spent: f64, estimate: f64 },
 }
 
 fn retry_note(after: Option<Duration>) -> String {
@@ -55,7 +58,8 @@ impl LlmError {
             LlmError::NoApiKey
             | LlmError::Protocol(_)
             | LlmError::RetriesExhausted { .. }
-            | LlmError::Replay(_) => false,
+            | LlmError::Replay(_)
+            | LlmError::Budget { .. } => false,
         }
     }
 

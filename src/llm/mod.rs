@@ -113,9 +113,57 @@ pub trait Model: Send + Sync {
     /// here; errors during the stream come as stream items.
     fn stream<'a>(&'a self, req: &'a Request) -> BoxFuture<'a, Result<ResponseStream, LlmError>>;
 
+    /// What this model's tokens cost; None when unknown.
+    fn price(&self) -> Option<pricing::Price> {
+        pricing::price_of(self.id())
+    }
+
     /// The retry policy the caller should use for this model.
     fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy::default()
+    }
+}
+
+/// A spending cap checked before every request against the most that request can cost
+/// (its input, estimated generously from its length, plus max_tokens of output).
+#[derive(Debug)]
+pub struct Budget {
+    cap: Option<f64>,
+    price: Option<pricing::Price>,
+    spent: std::sync::Mutex<f64>,
+}
+
+impl Budget {
+    pub fn new(cap: Option<f64>, price: Option<pricing::Price>, already_spent: f64) -> Self {
+        Budget { cap, price, spent: std::sync::Mutex::new(already_spent) }
+    }
+
+    pub fn spent(&self) -> f64 {
+        *self.spent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The most `req` can cost: about 3 characters a token (generous) plus all of max_tokens.
+    pub fn worst_case(&self, req: &Request) -> Option<f64> {
+        let p = self.price?;
+        let chars = req.system.len() + req.messages.iter().map(|m| m.content.len()).sum::<usize>();
+        Some((chars as f64 / 3.0) * p.input / 1e6 + req.max_tokens as f64 * p.output / 1e6)
+    }
+
+    /// Refuse `req` when it could cross the cap.
+    pub fn check(&self, req: &Request) -> Result<(), LlmError> {
+        let Some(cap) = self.cap else { return Ok(()) };
+        let estimate = self.worst_case(req).unwrap_or(f64::INFINITY);
+        let spent = self.spent();
+        if spent + estimate > cap {
+            return Err(LlmError::Budget { cap, spent, estimate });
+        }
+        Ok(())
+    }
+
+    pub fn add(&self, usage: &Usage) {
+        if let Some(cost) = self.price.and_then(|p| pricing::cost_at(p, usage)) {
+            *self.spent.lock().unwrap_or_else(|p| p.into_inner()) += cost;
+        }
     }
 }
 

@@ -25,7 +25,11 @@ pub fn price_of(model: &str) -> Option<Price> {
 
 /// Estimated USD for `usage` on `model`; None for an unknown model.
 pub fn cost_usd(model: &str, usage: &Usage) -> Option<f64> {
-    let p = price_of(model)?;
+    cost_at(price_of(model)?, usage)
+}
+
+/// USD for `usage` at price `p`.
+pub fn cost_at(p: Price, usage: &Usage) -> Option<f64> {
     let m = 1_000_000.0;
     Some(
         usage.input as f64 * p.input / m

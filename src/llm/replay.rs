@@ -61,6 +61,11 @@ impl Model for ReplayModel {
         &self.id
     }
 
+    /// Replies bill nothing.
+    fn price(&self) -> Option<super::pricing::Price> {
+        Some(super::pricing::Price { input: 0.0, output: 0.0, cache_read: 0.0, cache_write: 0.0 })
+    }
+
     fn stream<'a>(&'a self, _req: &'a Request) -> BoxFuture<'a, Result<ResponseStream, LlmError>> {
         Box::pin(async move {
             let index = {

@@ -1,0 +1,439 @@
+//! The generate-verify-repair loop: failures go back to the model as evidence, its edits
+//! are applied, and the system is verified again, until it is healthy or the budget is
+//! spent.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::diagnose::Diagnostic;
+use crate::events::{Event, Events};
+use crate::generate::{prompts, Generator, Session};
+use crate::llm::audit::ResponseLog;
+use crate::llm::{pricing, Budget, LlmError, Message, Usage};
+use crate::protocol::{parse_reply, Change};
+use crate::verify::{verify, VerifyError, VerifyOptions, VerifyReport};
+use crate::workspace::{write_atomic, Applied, Workspace, WorkspaceError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepairError {
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+}
+
+/// How hard to try.
+#[derive(Debug, Clone)]
+pub struct RepairOptions {
+    /// Repair rounds at most (each: one repair request, its re-asks, one verification).
+    pub max_rounds: u32,
+    /// Stop before any request that could make the run cost more than this (USD).
+    pub max_cost_usd: Option<f64>,
+    /// USD already spent in this run (by generation).
+    pub spent_usd: f64,
+    /// Characters of diagnostics sent to the model per round.
+    pub diagnostics_budget: usize,
+    pub max_tokens: u32,
+    pub download_responses: bool,
+}
+
+impl Default for RepairOptions {
+    fn default() -> Self {
+        RepairOptions { max_rounds: 3, max_cost_usd: None, spent_usd: 0.0, diagnostics_budget: 20_000, max_tokens: 32_000, download_responses: false }
+    }
+}
+
+/// How one round ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoundOutcome {
+    /// The repair was applied and the system is healthy now.
+    Healthy,
+    /// The repair was applied; the system still fails, differently or not yet twice the same.
+    Repaired,
+    /// The same failure came back after two repairs in a row.
+    Stuck,
+    /// The next request could cross --max-cost; it was not sent.
+    BudgetSpent,
+}
+
+/// How the whole loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoopOutcome {
+    Healthy,
+    RoundsSpent,
+    BudgetSpent,
+    Stuck,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RoundRecord {
+    pub round: u32,
+    pub outcome: RoundOutcome,
+    /// The diagnostics that triggered the round.
+    pub diagnostics: Vec<Diagnostic>,
+    pub signature: String,
+    pub requests: u32,
+    pub usage: Usage,
+    pub cost_usd: Option<f64>,
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub deleted: Vec<String>,
+    pub edits_failed: usize,
+    pub model_secs: f64,
+    pub verify_secs: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RepairReport {
+    pub outcome: LoopOutcome,
+    pub rounds: Vec<RoundRecord>,
+    /// The last verification (the run report carries it at its top level).
+    #[serde(skip)]
+    pub verify: VerifyReport,
+    /// The signature that repeated, when stuck.
+    pub stuck_signature: Option<String>,
+    /// Failures of the first verification that are gone at the end.
+    pub fixed: Vec<String>,
+    pub usage: Usage,
+    pub cost_usd: Option<f64>,
+    /// User files whose version was kept in a round record before a repair changed them.
+    pub preserved: Vec<String>,
+}
+
+/// What identifies a failure across rounds: service, phase and summary of each root cause,
+/// with numbers removed (ports, times and exit codes vary between runs).
+pub fn signature(diags: &[Diagnostic]) -> String {
+    let mut parts: Vec<String> = diags
+        .iter()
+        .filter(|d| !d.consequence)
+        .map(|d| {
+            let summary: String = d.summary.chars().filter(|c| !c.is_ascii_digit()).collect();
+            format!("{}:{}:{}", d.service, d.phase.as_str(), summary)
+        })
+        .collect();
+    parts.sort();
+    parts.join(" | ")
+}
+
+/// Diagnostics as the model reads them: a fixed header per failure, then the evidence,
+/// keeping the tail of long output within `budget` characters in all.
+pub fn render_diagnostics(diags: &[Diagnostic], budget: usize, full_path: &str) -> String {
+    let roots: Vec<&Diagnostic> = diags.iter().collect();
+    let share = budget / roots.len().max(1);
+    let mut out = String::new();
+    for d in roots {
+        let mut block = format!("=== service: {} | phase: {} ===\n{}\n", d.service, d.phase.as_str(), d.summary);
+        if !d.evidence.is_empty() {
+            let room = share.saturating_sub(block.len() + 80);
+            let ev = &d.evidence;
+            if ev.len() > room {
+                let mut start = ev.len() - room;
+                while !ev.is_char_boundary(start) {
+                    start += 1;
+                }
+                block.push_str(&format!("[... earlier output cut; full text in {full_path}]\n{}\n", &ev[start..]));
+            } else {
+                block.push_str(ev);
+                block.push('\n');
+            }
+        }
+        out.push_str(&block);
+    }
+    out
+}
+
+/// The files a round shows the model: every implicated file that exists, plus the compose file.
+fn implicated_files(root: &Path, diags: &[Diagnostic]) -> Vec<(String, String)> {
+    let mut paths: Vec<String> = diags.iter().flat_map(|d| d.files.clone()).collect();
+    paths.extend(crate::compose::find_compose_file(root).ok().and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned())));
+    let mut seen = std::collections::BTreeSet::new();
+    paths
+        .into_iter()
+        .filter(|p| seen.insert(p.clone()))
+        .filter_map(|p| {
+            let text = std::fs::read(root.join(&p)).ok()?;
+            if text.len() > 60_000 || text.contains(&0) {
+                return None; // binary or huge: the tree names it
+            }
+            Some((p, String::from_utf8_lossy(&text).into_owned()))
+        })
+        .collect()
+}
+
+/// Unified diff of what a round changed.
+fn unified_diff(before: &BTreeMap<String, Option<String>>, root: &Path) -> String {
+    let mut out = String::new();
+    for (path, old) in before {
+        let new = std::fs::read_to_string(root.join(path)).ok();
+        if *old == new {
+            continue;
+        }
+        let (a, b) = (old.clone().unwrap_or_default(), new.unwrap_or_default());
+        let diff = similar::TextDiff::from_lines(&a, &b);
+        let (ha, hb) = (if old.is_some() { format!("a/{path}") } else { "/dev/null".into() }, format!("b/{path}"));
+        out.push_str(&diff.unified_diff().context_radius(3).header(&ha, &hb).to_string());
+    }
+    out
+}
+
+/// One round's folder: `.masgen/rounds/NNN/`.
+fn round_dir(root: &Path, round: u32) -> PathBuf {
+    root.join(crate::workspace::MASGEN_DIR).join("rounds").join(format!("{round:03}"))
+}
+
+fn save(path: &Path, text: &str, events: &Events) {
+    if let Err(e) = write_atomic(path, text.as_bytes()) {
+        events.warn(format!("could not write {}: {e}", path.display()));
+    }
+}
+
+/// Verify `dir`; while it fails, show the model the evidence and apply its fix.
+///
+/// Contract: stops when healthy, when `max_rounds` repairs are spent, when the next
+/// request could cross `max_cost_usd` (the cap is never exceeded), or when the same
+/// failure signature comes back after two repairs in a row (stuck). Environment failures
+/// (Docker, the API after retries) end the loop with an error and are never sent to the
+/// model. Files and round history stay on disk whatever happens.
+pub async fn repair_loop(
+    generator: &Generator,
+    spec: &str,
+    dir: &Path,
+    vopts: &VerifyOptions,
+    ropts: &RepairOptions,
+) -> Result<RepairReport, RepairError> {
+    let events = generator.events().clone();
+    let model = generator.model();
+    let budget = Arc::new(Budget::new(ropts.max_cost_usd, model.price(), ropts.spent_usd));
+    let log = if ropts.download_responses { ResponseLog::in_output(dir) } else { ResponseLog::disabled() };
+    let session = Session::new(model, &events, log, ropts.max_tokens, 1, budget);
+    let mut ws = Workspace::open(dir)?;
+    let mut report = verify(dir, vopts).await?;
+    let first_failures: Vec<String> = report.diagnostics.iter().filter(|d| !d.consequence).map(|d| format!("{} [{}] {}", d.service, d.phase.as_str(), d.summary)).collect();
+    let mut rounds: Vec<RoundRecord> = Vec::new();
+    let mut preserved = Vec::new();
+    let mut repeats = 0;
+    let mut stuck_signature = None;
+    let outcome = loop {
+        if report.healthy {
+            break LoopOutcome::Healthy;
+        }
+        if rounds.len() as u32 >= ropts.max_rounds {
+            break LoopOutcome::RoundsSpent;
+        }
+        let n = rounds.len() as u32 + 1;
+        events.emit(Event::Phase { name: format!("repair round {n} of {}", ropts.max_rounds) });
+        let before_sig = signature(&report.diagnostics);
+        let mut record = match run_round(&session, &mut ws, spec, dir, n, &report.diagnostics, ropts, &events).await {
+            Ok(r) => r,
+            Err(RepairError::Llm(LlmError::Budget { .. })) => {
+                events.warn("the next repair request could cross --max-cost; stopping before it".to_string());
+                rounds.push(RoundRecord::budget(n, &report.diagnostics));
+                break LoopOutcome::BudgetSpent;
+            }
+            Err(e) => return Err(e),
+        };
+        preserved.extend(record.1.preserved.clone());
+        let tv = Instant::now();
+        report = verify(dir, vopts).await?;
+        record.0.verify_secs = tv.elapsed().as_secs_f64();
+        let after_sig = signature(&report.diagnostics);
+        repeats = if !report.healthy && after_sig == before_sig { repeats + 1 } else { 0 };
+        record.0.outcome = if report.healthy {
+            RoundOutcome::Healthy
+        } else if repeats >= 2 {
+            RoundOutcome::Stuck
+        } else {
+            RoundOutcome::Repaired
+        };
+        let stuck = record.0.outcome == RoundOutcome::Stuck;
+        save(&round_dir(dir, n).join("round.json"), &serde_json::to_string_pretty(&record.0).unwrap_or_default(), &events);
+        rounds.push(record.0);
+        if stuck {
+            stuck_signature = Some(after_sig);
+            break LoopOutcome::Stuck;
+        }
+    };
+    let remaining: Vec<String> = report.diagnostics.iter().map(|d| format!("{} [{}] {}", d.service, d.phase.as_str(), d.summary)).collect();
+    let fixed = first_failures.into_iter().filter(|f| !remaining.contains(f)).collect();
+    let usage: Usage = rounds.iter().map(|r| r.usage).sum();
+    Ok(RepairReport {
+        outcome,
+        cost_usd: model.price().and_then(|p| pricing::cost_at(p, &usage)),
+        usage,
+        rounds,
+        verify: report,
+        stuck_signature,
+        fixed,
+        preserved,
+    })
+}
+
+impl RoundRecord {
+    fn budget(round: u32, diags: &[Diagnostic]) -> Self {
+        RoundRecord {
+            round,
+            outcome: RoundOutcome::BudgetSpent,
+            diagnostics: diags.to_vec(),
+            signature: signature(diags),
+            requests: 0,
+            usage: Usage::default(),
+            cost_usd: Some(0.0),
+            added: Vec::new(),
+            changed: Vec::new(),
+            deleted: Vec::new(),
+            edits_failed: 0,
+            model_secs: 0.0,
+            verify_secs: 0.0,
+        }
+    }
+}
+
+/// Edits that do not apply are sent back this many times per round at most.
+pub const MAX_REASKS: u32 = 2;
+
+/// Ask for a fix and apply it, re-asking for edits that did not apply.
+#[allow(clippy::too_many_arguments)]
+async fn run_round(
+    session: &Session<'_>,
+    ws: &mut Workspace,
+    spec: &str,
+    dir: &Path,
+    n: u32,
+    diags: &[Diagnostic],
+    ropts: &RepairOptions,
+    events: &Events,
+) -> Result<(RoundRecord, Applied), RepairError> {
+    let t = Instant::now();
+    let rdir = round_dir(dir, n);
+    // The evidence first, so the history holds it even if the round is interrupted.
+    let full = diags.iter().map(|d| format!("=== {} [{}] {}\n{}\nfiles: {}\n", d.service, d.phase.as_str(), d.summary, d.evidence, d.files.join(", "))).collect::<String>();
+    save(&rdir.join("diagnostics.txt"), &full, events);
+    save(&rdir.join("diagnostics.json"), &serde_json::to_string_pretty(diags).unwrap_or_default(), events);
+    let full_rel = format!(".masgen/rounds/{n:03}/diagnostics.txt");
+    let files = implicated_files(dir, diags);
+    let tree = ws.files();
+    let prompt = prompts::repair(spec, &tree, &files, &render_diagnostics(diags, ropts.diagnostics_budget, &full_rel));
+    save(
+        &rdir.join("prompt.md"),
+        &format!(
+            "# Repair round {n}\n\nprompt: {} characters\nfiles sent in full: {}\ndiagnostics:\n{}\n",
+            prompt.len(),
+            files.iter().map(|f| f.0.as_str()).collect::<Vec<_>>().join(", "),
+            diags.iter().map(|d| format!("- {} [{}] {}", d.service, d.phase.as_str(), d.summary)).collect::<Vec<_>>().join("\n")
+        ),
+        events,
+    );
+    let mut messages = vec![Message::user(prompt)];
+    let mut usage = Usage::default();
+    let mut requests = 0;
+    let mut before: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut total = Applied::default();
+    let mut replies = String::new();
+    let mut reask = 0;
+    loop {
+        let label = if reask == 0 { format!("repair {n}") } else { format!("repair {n} re-ask {reask}") };
+        let file = if reask == 0 { format!("repair-{n}.json") } else { format!("repair-{n}-reask-{reask}.json") };
+        let reply = session.ask(&label, &file, messages.clone()).await?;
+        requests += 1;
+        usage += reply.usage;
+        replies.push_str(&format!("--- {label} ---\n{}\n", reply.text));
+        save(&rdir.join("reply.txt"), &replies, events);
+        let parsed = parse_reply(&reply.text);
+        for r in &parsed.rejected {
+            events.emit(Event::Rejected { path: r.path.clone(), reason: r.reason.clone() });
+        }
+        for c in &parsed.changes {
+            let p = c.path().as_str().to_string();
+            before.entry(p.clone()).or_insert_with(|| std::fs::read_to_string(dir.join(&p)).ok());
+        }
+        let applied = ws.apply(&parsed.changes, &format!("{n:03}/previous"))?;
+        for c in &parsed.changes {
+            if let Change::Delete { path } = c {
+                events.emit(Event::FileDeleted { path: path.as_str().to_string() });
+            }
+        }
+        let failures = applied.edit_failures.clone();
+        let ok = applied.touched();
+        merge(&mut total, applied);
+        if failures.is_empty() || reask >= MAX_REASKS {
+            total.edit_failures = failures;
+            break;
+        }
+        reask += 1;
+        events.warn(format!("{} edit(s) did not apply; asking the model again ({reask}/{MAX_REASKS})", failures.len()));
+        messages.push(Message::assistant(reply.text));
+        messages.push(Message::user(prompts::edits_failed(&failures, ok)));
+    }
+    save(&rdir.join("changes.diff"), &unified_diff(&before, dir), events);
+    if total.touched() == 0 {
+        events.warn(format!("repair round {n}: the model's answer changed no file"));
+    }
+    let record = RoundRecord {
+        round: n,
+        outcome: RoundOutcome::Repaired,
+        diagnostics: diags.to_vec(),
+        signature: signature(diags),
+        requests,
+        cost_usd: session.model.price().and_then(|p| pricing::cost_at(p, &usage)),
+        usage,
+        added: total.added.clone(),
+        changed: total.changed.clone(),
+        deleted: total.deleted.clone(),
+        edits_failed: total.edit_failures.len(),
+        model_secs: t.elapsed().as_secs_f64(),
+        verify_secs: 0.0,
+    };
+    Ok((record, total))
+}
+
+fn merge(total: &mut Applied, a: Applied) {
+    for (into, from) in [(&mut total.added, a.added), (&mut total.changed, a.changed), (&mut total.deleted, a.deleted), (&mut total.preserved, a.preserved)] {
+        for p in from {
+            if !into.contains(&p) {
+                into.push(p);
+            }
+        }
+    }
+    total.rejected.extend(a.rejected);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnose::Phase;
+
+    fn d(service: &str, phase: Phase, summary: &str, evidence: &str) -> Diagnostic {
+        Diagnostic::new(service, phase, summary).evidence(evidence)
+    }
+
+    #[test]
+    fn signatures_ignore_numbers_and_consequences() {
+        let a = vec![d("app", Phase::Crash, "crashed: exited with code 3", "")];
+        let b = vec![d("app", Phase::Crash, "crashed: exited with code 4", "")];
+        assert_eq!(signature(&a), signature(&b));
+        let mut c = b.clone();
+        let mut dep = d("web", Phase::Start, "not started: depends on app, which failed", "");
+        dep.consequence = true;
+        c.push(dep);
+        assert_eq!(signature(&a), signature(&c));
+        assert_ne!(signature(&a), signature(&[d("app", Phase::Health, "unhealthy", "")]));
+    }
+
+    #[test]
+    fn rendering_keeps_the_tail_within_the_budget() {
+        let long: String = (0..5000).map(|i| format!("line {i}\n")).collect();
+        let text = render_diagnostics(&[d("app", Phase::Crash, "crashed", &long)], 2000, ".masgen/rounds/001/diagnostics.txt");
+        assert!(text.len() <= 2100, "{}", text.len());
+        assert!(text.starts_with("=== service: app | phase: crash ===\ncrashed\n"));
+        assert!(text.contains("line 4999") && !text.contains("line 10\n"));
+        assert!(text.contains("full text in .masgen/rounds/001/diagnostics.txt"));
+    }
+}
