@@ -54,3 +54,48 @@ proptest! {
         }
     }
 }
+
+mod edit_props {
+    use masgen::protocol::{check_path, Change, Hunk};
+    use masgen::workspace::Workspace;
+    use proptest::prelude::*;
+
+    fn lines() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop_oneof![Just("a".to_string()), Just("b".to_string()), Just("  c".to_string()), "[a-c ]{0,4}"], 0..6)
+            .prop_map(|v| v.iter().map(|l| format!("{l}\n")).collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Whatever the hunks, a file is either fully edited or left exactly as it was,
+        /// and nothing appears outside the system folder.
+        #[test]
+        fn edits_are_all_or_nothing_and_stay_inside(
+            original in lines(),
+            hunks in prop::collection::vec((lines(), lines()), 1..4),
+            target in prop_oneof![Just("f.txt"), Just("../f.txt"), Just("sub/../../f.txt"), Just("/tmp/f.txt"), Just(".masgen/f.txt")],
+        ) {
+            let outer = tempfile::tempdir().unwrap();
+            let root = outer.path().join("sys");
+            std::fs::create_dir(&root).unwrap();
+            std::fs::write(root.join("f.txt"), &original).unwrap();
+            let mut ws = Workspace::prepare(&root, true).unwrap();
+            let hunks: Vec<Hunk> = hunks.into_iter().map(|(search, replace)| Hunk { search, replace }).collect();
+            let Ok(path) = check_path(target) else {
+                // Refused paths never become changes at all.
+                prop_assert!(target != "f.txt");
+                return Ok(());
+            };
+            let applied = ws.apply(&[Change::Edit { path, hunks: hunks.clone() }], "001").unwrap();
+            let now = std::fs::read_to_string(root.join("f.txt")).unwrap();
+            if applied.edit_failures.is_empty() {
+                prop_assert_eq!(now, masgen::protocol::apply_hunks("f.txt", &original, &hunks).unwrap());
+            } else {
+                prop_assert_eq!(now, original, "a failed edit left the file changed");
+            }
+            let outside: Vec<_> = std::fs::read_dir(outer.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+            prop_assert_eq!(outside, vec![std::ffi::OsString::from("sys")]);
+        }
+    }
+}

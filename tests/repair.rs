@@ -1,0 +1,220 @@
+//! The repair loop with the fake Anthropic server and the real daemon.
+
+mod common;
+
+use std::time::Duration;
+
+use common::docker::*;
+use common::*;
+
+const BROKEN: &str = "<file path=\"docker-compose.yml\">\nservices:\n  app:\n    build: ./app\n</file>\n\
+<file path=\"app/Dockerfile\">\nFROM busybox:latest\nCOPY run.sh /run.sh\nCMD [\"sh\", \"/run.sh\"]\n</file>\n\
+<file path=\"app/run.sh\">\necho \"ERROR: GREETING_MODE is not set\" >&2\nexit 3\n</file>\n\
+<file path=\"README.md\">\n# app\n</file>\n<file path=\"start.sh\">\n#!/bin/sh\ndocker compose up --build\n</file>\n";
+
+const FIX: &str = "The script exits on purpose; make it run.\n<edit path=\"app/run.sh\">\n<<<<<<< SEARCH\necho \"ERROR: GREETING_MODE is not set\" >&2\nexit 3\n=======\necho \"greeting mode: friendly\"\nexec sleep 3600\n>>>>>>> REPLACE\n</edit>\n";
+
+/// An output folder with a unique project name, cleaned up even if the test fails.
+fn output(tag: &str) -> (tempfile::TempDir, std::path::PathBuf, Cleanup) {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("mt-rep-{tag}-{}-{n}", std::process::id());
+    let path = dir.path().join(&name);
+    (dir, path, Cleanup(name))
+}
+
+fn run(fake: &FakeAnthropic, out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    masgen()
+        .arg("a greeting service")
+        .arg("-o")
+        .arg(out)
+        .args(["-k", TEST_KEY, "--base-url", &fake.url, "--retry-base-ms", "20", "--settle", "1", "--stability", "1", "--health-timeout", "30"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn report(out: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join(".masgen/report.json")).unwrap()).unwrap()
+}
+
+fn project(out: &std::path::Path) -> String {
+    out.file_name().unwrap().to_string_lossy().to_string()
+}
+
+#[test]
+fn a_broken_draft_is_repaired_when_the_real_error_line_reaches_the_model() {
+    if !docker_available("repair") {
+        return;
+    }
+    let fake = FakeAnthropic::with_handler(|r, n| match n {
+        0 => Reply::text(BROKEN),
+        // The fix comes only if the log line from the container was sent.
+        _ if r.last_user_text().contains("ERROR: GREETING_MODE is not set") => Reply::text(FIX).usage([400, 80, 2400, 0]),
+        _ => Reply::text("I cannot tell what is wrong without the logs."),
+    });
+    let (_d, out, _g) = output("fix");
+    let o = run(&fake, &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 2);
+    let prompt = reqs[1].last_user_text();
+    assert!(prompt.contains("=== service: app | phase: crash ==="), "{prompt}");
+    assert!(prompt.contains("<file path=\"app/run.sh\">"), "implicated files are sent in full");
+    assert!(prompt.contains("- app/Dockerfile"), "the tree is sent");
+    assert_eq!(reqs[0].body["system"], reqs[1].body["system"], "the system prompt is stable, so it is cached");
+    assert_eq!(reqs[1].body["system"][0]["cache_control"]["type"], "ephemeral");
+    let r = report(&out);
+    assert_eq!(r["healthy"], true);
+    let round = &r["repair"]["rounds"][0];
+    assert_eq!(round["outcome"], "healthy");
+    assert_eq!(round["usage"]["cache_read"], 2400, "cache reads are reported per round");
+    assert_eq!(round["changed"][0], "app/run.sh");
+    assert!(round["cost_usd"].as_f64().unwrap() > 0.0);
+    let diff = std::fs::read_to_string(out.join(".masgen/rounds/001/changes.diff")).unwrap();
+    assert!(diff.contains("-exit 3") && diff.contains("+exec sleep 3600"), "{diff}");
+    assert!(std::fs::read_to_string(out.join(".masgen/rounds/001/reply.txt")).unwrap().contains("make it run"));
+    assert!(std::fs::read_to_string(out.join(".masgen/rounds/001/diagnostics.txt")).unwrap().contains("GREETING_MODE"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("fixed: app [crash]"), "{}", text(&o));
+    assert!(leftovers(&project(&out)).is_empty());
+}
+
+#[test]
+fn an_edit_that_does_not_apply_is_sent_back_with_the_lines_that_exist() {
+    if !docker_available("reask") {
+        return;
+    }
+    let bad = "<edit path=\"app/run.sh\">\n<<<<<<< SEARCH\necho \"ERROR: GREETING_MODE missing\"\n=======\necho hi\n>>>>>>> REPLACE\n</edit>\n";
+    let fake = FakeAnthropic::with_handler(move |r, n| match n {
+        0 => Reply::text(BROKEN),
+        1 => Reply::text(bad),
+        _ if r.last_user_text().contains("did not apply") && r.last_user_text().contains("echo \"ERROR: GREETING_MODE is not set\" >&2") => Reply::text(FIX),
+        _ => Reply::text("no idea"),
+    });
+    let (_d, out, _g) = output("reask");
+    let o = run(&fake, &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 3, "one re-ask within the round");
+    let roles: Vec<String> = reqs[2].messages().into_iter().map(|m| m.0).collect();
+    assert_eq!(roles, vec!["user", "assistant", "user"]);
+    assert_eq!(report(&out)["repair"]["rounds"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn the_same_failure_after_two_repairs_is_stuck_and_stops_asking() {
+    if !docker_available("stuck") {
+        return;
+    }
+    let fake = FakeAnthropic::with_handler(|_, n| match n {
+        0 => Reply::text(BROKEN),
+        // Each "fix" changes the file but not the failure.
+        _ => Reply::text(&format!("<file path=\"app/run.sh\">\n# attempt {n}\necho \"ERROR: GREETING_MODE is not set\" >&2\nexit {}\n</file>\n", n + 3)),
+    });
+    let (_d, out, _g) = output("stuck");
+    let o = run(&fake, &out, &["--max-rounds", "5"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(fake.requests().len(), 3, "generation and two repairs, no more");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("stuck: the same failure came back after two repairs in a row (app:crash:"), "{stdout}");
+    let r = report(&out);
+    assert_eq!(r["repair"]["outcome"], "stuck");
+    assert_eq!(r["repair"]["rounds"][1]["outcome"], "stuck");
+    assert!(out.join("app/run.sh").is_file(), "the last attempt stays on disk");
+}
+
+#[test]
+fn max_cost_stops_before_the_request_that_would_cross_it() {
+    if !docker_available("max_cost") {
+        return;
+    }
+    // Generation costs $2.0005 (1M input tokens); any repair request could cost more than
+    // the $0.0095 left under --max-cost 2.01 at --max-tokens 1000.
+    let fake = FakeAnthropic::with_handler(|_, n| if n == 0 { Reply::text(BROKEN).usage([1_000_000, 50, 0, 0]) } else { Reply::text(FIX) });
+    let (_d, out, _g) = output("cost");
+    let o = run(&fake, &out, &["--max-cost", "2.01", "--max-tokens", "1000"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(fake.requests().len(), 1, "the repair request was never sent");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("the next request could cross --max-cost"), "{}", text(&o));
+    let r = report(&out);
+    assert_eq!(r["repair"]["outcome"], "budget_spent");
+    assert!(r["cost_usd"].as_f64().unwrap() <= 2.01);
+}
+
+#[test]
+fn max_cost_below_the_first_request_sends_nothing() {
+    let fake = FakeAnthropic::scripted(vec![Reply::text(BROKEN)]);
+    let (_d, out, _g) = output("cost0");
+    let o = run(&fake, &out, &["--max-cost", "0.001", "--no-verify"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(fake.requests().is_empty());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("budget spent: the next request could cost up to"), "{}", text(&o));
+}
+
+#[test]
+fn the_api_failing_for_good_mid_loop_exits_3_with_files_and_history_intact() {
+    if !docker_available("api_down") {
+        return;
+    }
+    let fake = FakeAnthropic::with_handler(|_, n| if n == 0 { Reply::text(BROKEN) } else { Reply::error(500, "api_error", "Internal server error") });
+    let (_d, out, _g) = output("apidown");
+    let o = run(&fake, &out, &["--retries", "2"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("still failed after 2 attempts"), "{}", text(&o));
+    assert!(out.join("app/run.sh").is_file());
+    assert!(out.join(".masgen/rounds/001/diagnostics.json").is_file());
+    assert!(leftovers(&project(&out)).is_empty());
+}
+
+#[test]
+fn ctrl_c_during_a_round_tears_down_and_keeps_files_and_history() {
+    if !docker_available("ctrl_c_round") {
+        return;
+    }
+    let fake = FakeAnthropic::with_handler(|_, n| if n == 0 { Reply::text(BROKEN) } else { Reply::text(FIX).delayed(Duration::from_secs(60)) });
+    let (_d, out, _g) = output("intr");
+    let mut child = masgen()
+        .arg("a greeting service")
+        .arg("-o")
+        .arg(&out)
+        .args(["-k", TEST_KEY, "--base-url", &fake.url, "--settle", "1", "--stability", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let end = std::time::Instant::now() + Duration::from_secs(120);
+    // The repair request is in flight once the round's evidence is on disk.
+    while !out.join(".masgen/rounds/001/prompt.md").exists() && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(out.join(".masgen/rounds/001/prompt.md").exists(), "the round never started");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(out.join("app/run.sh").is_file() && out.join(".masgen/rounds/001/diagnostics.txt").is_file());
+    assert!(leftovers(&project(&out)).is_empty(), "{:?}", leftovers(&project(&out)));
+}
+
+#[test]
+fn repair_works_on_a_compose_project_masgen_did_not_write() {
+    if !docker_available("repair_cmd") {
+        return;
+    }
+    let (_dir, path) = copy_fixture("crash_on_start");
+    let _g = Cleanup(project(&path));
+    let fix = "<edit path=\"docker-compose.yml\">\n<<<<<<< SEARCH\n    command: [\"sh\", \"-c\", \"echo starting; echo 'FATAL: DATABASE_URL is not set' >&2; exit 4\"]\n=======\n    command: [\"sh\", \"-c\", \"echo starting; exec sleep 3600\"]\n    environment:\n      DATABASE_URL: sqlite:///tmp/db\n>>>>>>> REPLACE\n</edit>\n";
+    let fake = FakeAnthropic::scripted(vec![Reply::text(fix)]);
+    let o = masgen()
+        .arg("repair")
+        .arg(&path)
+        .args(["-k", TEST_KEY, "--base-url", &fake.url, "--settle", "1", "--stability", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let prompt = fake.requests()[0].last_user_text();
+    assert!(prompt.contains("No spec was recorded") && prompt.contains("FATAL: DATABASE_URL is not set"), "{prompt}");
+    assert!(std::fs::read_to_string(path.join("docker-compose.yml")).unwrap().contains("DATABASE_URL: sqlite"));
+    assert!(leftovers(&project(&path)).is_empty());
+}
