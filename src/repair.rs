@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::diagnose::Diagnostic;
 use crate::events::{Event, Events};
-use crate::generate::{prompts, Generator, Session};
+use crate::generate::{prompts, GenerateError, Generator, Session};
 use crate::llm::audit::ResponseLog;
 use crate::llm::{pricing, Budget, LlmError, Message, Usage};
 use crate::protocol::{parse_reply, Change};
@@ -22,10 +22,15 @@ use crate::workspace::{write_atomic, Applied, Workspace, WorkspaceError};
 pub enum RepairError {
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    /// Talking to the model or writing files.
     #[error(transparent)]
-    Llm(#[from] LlmError),
-    #[error(transparent)]
-    Workspace(#[from] WorkspaceError),
+    Generate(#[from] GenerateError),
+}
+
+impl From<WorkspaceError> for RepairError {
+    fn from(e: WorkspaceError) -> Self {
+        RepairError::Generate(GenerateError::Workspace(e))
+    }
 }
 
 /// How hard to try.
@@ -169,7 +174,7 @@ fn implicated_files(root: &Path, diags: &[Diagnostic]) -> Vec<(String, String)> 
 }
 
 /// Unified diff of what a round changed.
-fn unified_diff(before: &BTreeMap<String, Option<String>>, root: &Path) -> String {
+pub(crate) fn unified_diff(before: &BTreeMap<String, Option<String>>, root: &Path) -> String {
     let mut out = String::new();
     for (path, old) in before {
         let new = std::fs::read_to_string(root.join(path)).ok();
@@ -185,11 +190,25 @@ fn unified_diff(before: &BTreeMap<String, Option<String>>, root: &Path) -> Strin
 }
 
 /// One round's folder: `.masgen/rounds/NNN/`.
-fn round_dir(root: &Path, round: u32) -> PathBuf {
+pub(crate) fn round_dir(root: &Path, round: u32) -> PathBuf {
     root.join(crate::workspace::MASGEN_DIR).join("rounds").join(format!("{round:03}"))
 }
 
-fn save(path: &Path, text: &str, events: &Events) {
+/// The number after the highest `.masgen/rounds/NNN*` already on disk, so a later run
+/// (a repair, an iteration) never overwrites an earlier run's history.
+pub fn next_round_number(root: &Path) -> u32 {
+    let dir = root.join(crate::workspace::MASGEN_DIR).join("rounds");
+    let highest = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().get(..3).and_then(|n| n.parse::<u32>().ok()))
+        .max()
+        .unwrap_or(0);
+    highest + 1
+}
+
+pub(crate) fn save(path: &Path, text: &str, events: &Events) {
     if let Err(e) = write_atomic(path, text.as_bytes()) {
         events.warn(format!("could not write {}: {e}", path.display()));
     }
@@ -215,6 +234,8 @@ pub async fn repair_loop(
     let log = if ropts.download_responses { ResponseLog::in_output(dir) } else { ResponseLog::disabled() };
     let session = Session::new(model, &events, log, ropts.max_tokens, 1, budget);
     let mut ws = Workspace::open(dir)?;
+    // Folders of this run's rounds continue after the history already on disk.
+    let base = next_round_number(dir) - 1;
     let mut report = verify(dir, vopts).await?;
     let first_failures: Vec<String> = report.diagnostics.iter().filter(|d| !d.consequence).map(|d| format!("{} [{}] {}", d.service, d.phase.as_str(), d.summary)).collect();
     let mut rounds: Vec<RoundRecord> = Vec::new();
@@ -231,9 +252,9 @@ pub async fn repair_loop(
         let n = rounds.len() as u32 + 1;
         events.emit(Event::Phase { name: format!("repair round {n} of {}", ropts.max_rounds) });
         let before_sig = signature(&report.diagnostics);
-        let mut record = match run_round(&session, &mut ws, spec, dir, n, &report.diagnostics, ropts, &events).await {
+        let mut record = match run_round(&session, &mut ws, spec, dir, n, base + n, &report.diagnostics, ropts, &events).await {
             Ok(r) => r,
-            Err(RepairError::Llm(LlmError::Budget { .. })) => {
+            Err(RepairError::Generate(GenerateError::Llm(LlmError::Budget { .. }))) => {
                 events.warn("the next repair request could cross --max-cost; stopping before it".to_string());
                 rounds.push(RoundRecord::budget(n, &report.diagnostics));
                 break LoopOutcome::BudgetSpent;
@@ -254,7 +275,7 @@ pub async fn repair_loop(
             RoundOutcome::Repaired
         };
         let stuck = record.0.outcome == RoundOutcome::Stuck;
-        save(&round_dir(dir, n).join("round.json"), &serde_json::to_string_pretty(&record.0).unwrap_or_default(), &events);
+        save(&round_dir(dir, base + n).join("round.json"), &serde_json::to_string_pretty(&record.0).unwrap_or_default(), &events);
         rounds.push(record.0);
         if stuck {
             stuck_signature = Some(after_sig);
@@ -299,6 +320,82 @@ impl RoundRecord {
 /// Edits that do not apply are sent back this many times per round at most.
 pub const MAX_REASKS: u32 = 2;
 
+/// What one ask-and-apply exchange did.
+pub(crate) struct Asked {
+    pub applied: Applied,
+    pub usage: Usage,
+    pub requests: u32,
+    /// The text of the last reply (shown when nothing applied).
+    pub last_reply: String,
+}
+
+/// Send `messages`, apply the reply's changes through the workspace, and send edits that
+/// did not apply back (at most [`MAX_REASKS`] times). With `in_hand`, that reply to the
+/// last message is applied first instead of asking. Raw replies go to `rdir/reply.txt`,
+/// the unified diff to `rdir/changes.diff`; the user's replaced files to `record`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn ask_and_apply(
+    session: &Session<'_>,
+    ws: &mut Workspace,
+    dir: &Path,
+    mut messages: Vec<Message>,
+    label: &str,
+    file: &str,
+    rdir: &Path,
+    record: &str,
+    events: &Events,
+    mut in_hand: Option<crate::llm::Completion>,
+) -> Result<Asked, GenerateError> {
+    let mut usage = Usage::default();
+    let mut requests = 0;
+    let mut before: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut total = Applied::default();
+    let mut replies = String::new();
+    let mut reask = 0;
+    let last_reply = loop {
+        let (l, f) = if reask == 0 { (label.to_string(), format!("{file}.json")) } else { (format!("{label} re-ask {reask}"), format!("{file}-reask-{reask}.json")) };
+        let reply = match in_hand.take() {
+            // A reply the caller already has (and has counted) is applied as it is.
+            Some(r) => r,
+            None => {
+                let r = session.ask(&l, &f, messages.clone()).await?;
+                requests += 1;
+                usage += r.usage;
+                r
+            }
+        };
+        replies.push_str(&format!("--- {l} ---\n{}\n", reply.text));
+        save(&rdir.join("reply.txt"), &replies, events);
+        let parsed = parse_reply(&reply.text);
+        for r in &parsed.rejected {
+            events.emit(Event::Rejected { path: r.path.clone(), reason: r.reason.clone() });
+        }
+        for c in &parsed.changes {
+            let p = c.path().as_str().to_string();
+            before.entry(p.clone()).or_insert_with(|| std::fs::read_to_string(dir.join(&p)).ok());
+        }
+        let applied = ws.apply(&parsed.changes, record)?;
+        for c in &parsed.changes {
+            if let Change::Delete { path } = c {
+                events.emit(Event::FileDeleted { path: path.as_str().to_string() });
+            }
+        }
+        let failures = applied.edit_failures.clone();
+        let ok = applied.touched();
+        merge(&mut total, applied);
+        if failures.is_empty() || reask >= MAX_REASKS {
+            total.edit_failures = failures;
+            break reply.text;
+        }
+        reask += 1;
+        events.warn(format!("{} edit(s) did not apply; asking the model again ({reask}/{MAX_REASKS})", failures.len()));
+        messages.push(Message::assistant(reply.text));
+        messages.push(Message::user(prompts::edits_failed(&failures, ok)));
+    };
+    save(&rdir.join("changes.diff"), &unified_diff(&before, dir), events);
+    Ok(Asked { applied: total, usage, requests, last_reply })
+}
+
 /// Ask for a fix and apply it, re-asking for edits that did not apply.
 #[allow(clippy::too_many_arguments)]
 async fn run_round(
@@ -307,17 +404,18 @@ async fn run_round(
     spec: &str,
     dir: &Path,
     n: u32,
+    folder: u32,
     diags: &[Diagnostic],
     ropts: &RepairOptions,
     events: &Events,
 ) -> Result<(RoundRecord, Applied), RepairError> {
     let t = Instant::now();
-    let rdir = round_dir(dir, n);
+    let rdir = round_dir(dir, folder);
     // The evidence first, so the history holds it even if the round is interrupted.
     let full = diags.iter().map(|d| format!("=== {} [{}] {}\n{}\nfiles: {}\n", d.service, d.phase.as_str(), d.summary, d.evidence, d.files.join(", "))).collect::<String>();
     save(&rdir.join("diagnostics.txt"), &full, events);
     save(&rdir.join("diagnostics.json"), &serde_json::to_string_pretty(diags).unwrap_or_default(), events);
-    let full_rel = format!(".masgen/rounds/{n:03}/diagnostics.txt");
+    let full_rel = format!(".masgen/rounds/{folder:03}/diagnostics.txt");
     let files = implicated_files(dir, diags);
     let tree = ws.files();
     let prompt = prompts::repair(spec, &tree, &files, &render_diagnostics(diags, ropts.diagnostics_budget, &full_rel));
@@ -331,48 +429,10 @@ async fn run_round(
         ),
         events,
     );
-    let mut messages = vec![Message::user(prompt)];
-    let mut usage = Usage::default();
-    let mut requests = 0;
-    let mut before: BTreeMap<String, Option<String>> = BTreeMap::new();
-    let mut total = Applied::default();
-    let mut replies = String::new();
-    let mut reask = 0;
-    loop {
-        let label = if reask == 0 { format!("repair {n}") } else { format!("repair {n} re-ask {reask}") };
-        let file = if reask == 0 { format!("repair-{n}.json") } else { format!("repair-{n}-reask-{reask}.json") };
-        let reply = session.ask(&label, &file, messages.clone()).await?;
-        requests += 1;
-        usage += reply.usage;
-        replies.push_str(&format!("--- {label} ---\n{}\n", reply.text));
-        save(&rdir.join("reply.txt"), &replies, events);
-        let parsed = parse_reply(&reply.text);
-        for r in &parsed.rejected {
-            events.emit(Event::Rejected { path: r.path.clone(), reason: r.reason.clone() });
-        }
-        for c in &parsed.changes {
-            let p = c.path().as_str().to_string();
-            before.entry(p.clone()).or_insert_with(|| std::fs::read_to_string(dir.join(&p)).ok());
-        }
-        let applied = ws.apply(&parsed.changes, &format!("{n:03}/previous"))?;
-        for c in &parsed.changes {
-            if let Change::Delete { path } = c {
-                events.emit(Event::FileDeleted { path: path.as_str().to_string() });
-            }
-        }
-        let failures = applied.edit_failures.clone();
-        let ok = applied.touched();
-        merge(&mut total, applied);
-        if failures.is_empty() || reask >= MAX_REASKS {
-            total.edit_failures = failures;
-            break;
-        }
-        reask += 1;
-        events.warn(format!("{} edit(s) did not apply; asking the model again ({reask}/{MAX_REASKS})", failures.len()));
-        messages.push(Message::assistant(reply.text));
-        messages.push(Message::user(prompts::edits_failed(&failures, ok)));
-    }
-    save(&rdir.join("changes.diff"), &unified_diff(&before, dir), events);
+    let asked =
+        ask_and_apply(session, ws, dir, vec![Message::user(prompt)], &format!("repair {n}"), &format!("repair-{n}"), &rdir, &format!("{folder:03}/previous"), events, None)
+            .await?;
+    let (total, usage, requests) = (asked.applied, asked.usage, asked.requests);
     if total.touched() == 0 {
         events.warn(format!("repair round {n}: the model's answer changed no file"));
     }
@@ -394,7 +454,7 @@ async fn run_round(
     Ok((record, total))
 }
 
-fn merge(total: &mut Applied, a: Applied) {
+pub(crate) fn merge(total: &mut Applied, a: Applied) {
     for (into, from) in [(&mut total.added, a.added), (&mut total.changed, a.changed), (&mut total.deleted, a.deleted), (&mut total.preserved, a.preserved)] {
         for p in from {
             if !into.contains(&p) {

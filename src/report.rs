@@ -17,6 +17,8 @@ pub struct RunReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generate: Option<GenerateReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub iterate: Option<crate::generate::IterateOutcome>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyReport>,
     /// Rounds, their outcomes, diagnostics, tokens, cost and timings.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -62,6 +62,9 @@ pub struct GenerateArgs {
     /// Write the files only: no build, no start, no health check, no repair.
     #[arg(long)]
     pub no_verify: bool,
+    /// Change the existing system in --output as TEXT asks, then verify and repair it. SPEC may be left out when the folder's .masgen/state.json records one.
+    #[arg(long, value_name = "TEXT")]
+    pub iterate: Option<String>,
     #[command(flatten)]
     pub model: ModelFlags,
     #[command(flatten)]

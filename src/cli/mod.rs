@@ -49,6 +49,7 @@ impl From<GenerateError> for Fatal {
             GenerateError::Llm(_) | GenerateError::Manifest { .. } => exit::ENVIRONMENT,
             GenerateError::Workspace(w) => workspace_code(w),
             GenerateError::NoFiles { .. } => exit::UNHEALTHY,
+            GenerateError::EmptyChange | GenerateError::NoCompose { .. } => exit::USAGE,
         };
         Fatal::new(code, e)
     }
@@ -194,13 +195,15 @@ impl From<RepairError> for Fatal {
     fn from(e: RepairError) -> Self {
         match e {
             RepairError::Verify(v) => Fatal::from(v),
-            RepairError::Llm(l) => Fatal::from(GenerateError::Llm(l)),
-            RepairError::Workspace(w) => Fatal::new(workspace_code(&w), w),
+            RepairError::Generate(g) => Fatal::from(g),
         }
     }
 }
 
 async fn generate(a: args::GenerateArgs, events: &Events, json: bool, color: bool) -> Result<i32, Fatal> {
+    if a.iterate.is_some() {
+        return iterate(a, events, json, color).await;
+    }
     let spec_arg = a.spec.as_deref().ok_or_else(|| {
         Fatal::new(exit::USAGE, "no spec: describe the system, e.g. masgen \"a RabbitMQ broker with a publisher and a consumer\", or pass @path/to/spec.txt")
     })?;
@@ -246,6 +249,83 @@ async fn generate(a: args::GenerateArgs, events: &Events, json: bool, color: boo
     Ok(code)
 }
 
+async fn iterate(a: args::GenerateArgs, events: &Events, json: bool, color: bool) -> Result<i32, Fatal> {
+    let change = a.iterate.clone().unwrap_or_default();
+    if change.trim().is_empty() {
+        return Err(Fatal::from(GenerateError::EmptyChange));
+    }
+    if crate::compose::find_compose_file(&a.output).is_err() {
+        return Err(Fatal::from(GenerateError::NoCompose { dir: a.output.clone() }));
+    }
+    let recorded = crate::workspace::State::load(&a.output).map_err(|e| Fatal::new(exit::USAGE, e))?.map(|s| s.spec).unwrap_or_default();
+    let spec = match a.spec.as_deref() {
+        Some(arg) => crate::resolve_spec_arg(arg).map_err(|e| Fatal::new(exit::USAGE, e))?,
+        None if !recorded.is_empty() => recorded,
+        None => {
+            return Err(Fatal::new(
+                exit::USAGE,
+                format!("{} has no spec recorded (masgen did not write it): pass the spec too, e.g. masgen @spec.txt --iterate \"...\" -o {}", a.output.display(), a.output.display()),
+            ))
+        }
+    };
+    let vopts = if a.no_verify { None } else { Some(verify_options(&a.verify, a.jobs as usize, events)?) };
+    let generator = build_generator(&a.model, events, a.repair.max_cost)?;
+    let options = Options { max_tokens: a.model.max_tokens, download_responses: a.model.download_responses, max_cost_usd: a.repair.max_cost, ..Options::default() };
+    let it = tokio::select! {
+        r = generator.iterate_on_system(&spec, &change, &a.output, options) => r?,
+        _ = interrupted() => return Err(Fatal::new(exit::INTERRUPTED, "interrupted; nothing of the change was applied unless the summary said so")),
+    };
+    if !json {
+        print_iteration(&it, color);
+    }
+    let mut report = RunReport { command: "iterate".into(), usage: Some(it.usage), cost_usd: it.cost_usd, iterate: Some(it.clone()), ..Default::default() };
+    let code = match vopts {
+        None => exit::OK,
+        Some(vopts) => {
+            let ropts = repair_options(&a.model, &a.repair, it.cost_usd.unwrap_or(0.0));
+            match repair_interruptible(&generator, &spec, &a.output, &vopts, &ropts).await {
+                Ok(r) => finish_repair(&mut report, r, json, color),
+                Err(f) => {
+                    report.exit_code = f.code;
+                    write_reports(&a.output, &report, a.report.as_deref(), None, events);
+                    return Err(f);
+                }
+            }
+        }
+    };
+    report.exit_code = code;
+    write_reports(&a.output, &report, a.report.as_deref(), a.verify.junit.as_deref(), events);
+    if json {
+        println!("{}", serde_json::json!({"event": "report", "report": report}));
+    }
+    Ok(code)
+}
+
+fn print_iteration(it: &crate::generate::IterateOutcome, color: bool) {
+    println!(
+        "{} change applied: {} added, {} changed, {} deleted (request, reply and diff in {})",
+        render::paint(color, "1;32", "✓"),
+        it.added.len(),
+        it.changed.len(),
+        it.deleted.len(),
+        it.round_dir
+    );
+    for p in &it.added {
+        println!("    + {p}");
+    }
+    for p in &it.changed {
+        println!("    ~ {p}");
+    }
+    for p in &it.deleted {
+        println!("    - {p}");
+    }
+    for p in &it.preserved {
+        println!("    your edited {p} was replaced; your version is kept in {}/previous/{p}", it.round_dir);
+    }
+    let u = it.usage;
+    println!("Tokens: input {}, output {}, cache read {}, cache write {}{}", u.input, u.output, u.cache_read, u.cache_write, it.cost_usd.map(|c| format!("; estimated ${c:.4}")).unwrap_or_default());
+}
+
 /// Fold a repair report into the run report, print it, and choose the exit code.
 fn finish_repair(report: &mut RunReport, r: RepairReport, json: bool, color: bool) -> i32 {
     if !json {
@@ -255,7 +335,8 @@ fn finish_repair(report: &mut RunReport, r: RepairReport, json: bool, color: boo
     let usage = report.usage.unwrap_or_default() + r.usage;
     report.usage = Some(usage);
     // Generation's cost plus the rounds'; unknown when either is.
-    report.cost_usd = match (report.generate.as_ref().map(|g| g.cost_usd), r.cost_usd) {
+    let before = report.generate.as_ref().map(|g| g.cost_usd).or(report.iterate.as_ref().map(|i| i.cost_usd));
+    report.cost_usd = match (before, r.cost_usd) {
         (Some(Some(g)), Some(c)) => Some(g + c),
         (None, c) => c,
         _ => None,

@@ -1,5 +1,6 @@
 //! Generation: a spec becomes files, in one call or in stages, then written to disk.
 
+mod iterate;
 pub mod prompts;
 mod single;
 mod staged;
@@ -17,6 +18,7 @@ use crate::llm::{self, pricing, AnthropicModel, Budget, Completion, LlmError, Me
 use crate::protocol::{Change, ParsedReply, Rejected, SafePath};
 use crate::workspace::{write_atomic, Workspace, WorkspaceError};
 
+pub use iterate::{IterateOutcome, ALL_FILES_BUDGET};
 pub use prompts::SharedNames;
 
 /// The default model id.
@@ -32,6 +34,10 @@ pub enum GenerateError {
     Manifest { why: String, saved: PathBuf },
     #[error("the model's reply held no file that could be written.{}", show_reply(commentary))]
     NoFiles { commentary: String },
+    #[error("the change request is empty: say what to change, e.g. --iterate \"add a fourth agent that logs every message to a file\"")]
+    EmptyChange,
+    #[error("{} holds no compose file (docker-compose.yml, compose.yaml, ...): --iterate changes an existing system; generate one first, or pass its folder with -o", dir.display())]
+    NoCompose { dir: PathBuf },
 }
 
 fn show_reply(text: &str) -> String {

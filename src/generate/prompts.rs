@@ -138,3 +138,43 @@ pub fn edits_failed(failures: &[crate::protocol::EditFailure], applied: usize) -
     s.push_str("\nSend corrected <edit> blocks (SEARCH copied exactly from the current file) or whole <file> blocks for these files only.");
     s
 }
+
+/// A change request on an existing system.
+pub fn iterate(spec: &str, change: &str, tree: &[String], files: &[(String, String)], user_edited: &[String], omitted: bool) -> String {
+    let mut s = String::from("Change the existing system below as requested.\n\n");
+    if !spec.trim().is_empty() {
+        s.push_str(&format!("<spec>\n{spec}\n</spec>\n\n"));
+    }
+    s.push_str(&format!("<change>\n{change}\n</change>\n\nFiles of the system:\n"));
+    for f in tree {
+        s.push_str(&format!("- {f}\n"));
+    }
+    if !user_edited.is_empty() {
+        s.push_str(&format!(
+            "\nThe user edited these files by hand since they were generated: keep their changes unless the request needs otherwise: {}\n",
+            user_edited.join(", ")
+        ));
+    }
+    s.push_str(if omitted { "\nThe files most relevant to the change, as they are now (the others are listed above):\n" } else { "\nEvery file, as it is now:\n" });
+    for (path, content) in files {
+        s.push_str(&format!("<file path=\"{path}\">\n{content}{}</file>\n", if content.ends_with('\n') || content.is_empty() { "" } else { "\n" }));
+    }
+    if omitted {
+        s.push_str("\nIf you need a file that is not shown, reply with only <need path=\"...\"/> lines naming them (once); otherwise make the change.\n");
+    }
+    s.push_str(
+        "\nMake the change with <edit> blocks (SEARCH copied exactly from the files above), <file> blocks for new or rewritten files, and <delete/> blocks. \
+Keep docker-compose.yml, healthchecks, depends_on and README.md consistent with the change. Answer with blocks only.",
+    );
+    s
+}
+
+/// The files the model asked for with <need/>.
+pub fn more_files(files: &[(String, String)]) -> String {
+    let mut s = String::from("Here are the files you asked for:\n");
+    for (path, content) in files {
+        s.push_str(&format!("<file path=\"{path}\">\n{content}{}</file>\n", if content.ends_with('\n') || content.is_empty() { "" } else { "\n" }));
+    }
+    s.push_str("\nNow make the change, with blocks only.");
+    s
+}

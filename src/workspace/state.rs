@@ -19,6 +19,9 @@ pub struct State {
     pub created: String,
     #[serde(default)]
     pub updated: String,
+    /// Change requests applied with --iterate, oldest first.
+    #[serde(default)]
+    pub iterations: Vec<String>,
     /// Path -> blake3 hex of the content masgen last wrote.
     #[serde(default)]
     pub files: BTreeMap<String, String>,

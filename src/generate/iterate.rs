@@ -1,0 +1,191 @@
+//! Iterate on an existing system: a change request becomes edits, applied through the
+//! workspace; the caller then verifies and repairs as for a fresh generation.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::{prompts, GenerateError, Generator, Options, Session};
+use crate::events::Event;
+use crate::llm::audit::ResponseLog;
+use crate::llm::{pricing, Budget, Message, Usage};
+use crate::repair::{ask_and_apply, next_round_number, round_dir, save};
+use crate::workspace::{hash_bytes, Workspace};
+
+/// A system whose files add up to at most this many characters is sent whole; a larger
+/// one gets the most relevant files within this budget, and the tree.
+pub const ALL_FILES_BUDGET: usize = 60_000;
+
+/// What an iteration changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct IterateOutcome {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub deleted: Vec<String>,
+    /// Files the user had edited that the change replaced or deleted: their version is
+    /// kept under `.masgen/rounds/<round>/previous/`.
+    pub preserved: Vec<String>,
+    /// Files the user edited since masgen last wrote them (shown to the model as they are).
+    pub user_edited: Vec<String>,
+    /// The round folder holding the request, reply and diff.
+    pub round_dir: String,
+    pub usage: Usage,
+    pub cost_usd: Option<f64>,
+    pub requests: u32,
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() >= 3).map(|w| w.to_lowercase()).collect()
+}
+
+/// Pick the files to show: all when they fit; else the compose file, then files whose
+/// path shares a word with the change, then the smallest, within the budget.
+fn select(files: Vec<(String, String)>, change: &str) -> (Vec<(String, String)>, bool) {
+    let total: usize = files.iter().map(|(p, c)| p.len() + c.len()).sum();
+    if total <= ALL_FILES_BUDGET {
+        return (files, false);
+    }
+    let want = words(change);
+    let rank = |(p, c): &(String, String)| {
+        let compose = crate::compose::COMPOSE_FILE_NAMES.contains(&p.as_str());
+        let relevant = words(p).iter().any(|w| want.contains(w));
+        (!compose, !relevant, c.len())
+    };
+    let mut sorted = files;
+    sorted.sort_by_key(rank);
+    let mut used = 0;
+    let mut out = Vec::new();
+    for (p, c) in sorted {
+        if used + p.len() + c.len() <= ALL_FILES_BUDGET {
+            used += p.len() + c.len();
+            out.push((p, c));
+        }
+    }
+    (out, true)
+}
+
+/// `<need path="..."/>` lines of a reply.
+fn needs(reply: &str) -> Vec<String> {
+    reply
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("<need path=\""))
+        .filter_map(|r| r.split('"').next())
+        .filter_map(|p| crate::protocol::check_path(p).ok().map(|p| p.as_str().to_string()))
+        .collect()
+}
+
+impl Generator {
+    /// Apply the change request `modification` to the system in `dir`. Callable
+    /// repeatedly: each call is recorded in `.masgen/state.json` and gets its own round
+    /// folder. Verification and repair are the caller's next step.
+    pub async fn iterate_on_system(&self, spec: &str, modification: &str, dir: impl AsRef<Path>, options: Options) -> Result<IterateOutcome, GenerateError> {
+        let dir = dir.as_ref();
+        let change = modification.trim();
+        if change.is_empty() {
+            return Err(GenerateError::EmptyChange);
+        }
+        crate::compose::find_compose_file(dir).map_err(|_| GenerateError::NoCompose { dir: dir.to_path_buf() })?;
+        let mut ws = Workspace::open(dir)?;
+        let tree = ws.files();
+        let mut contents = Vec::new();
+        let mut user_edited = Vec::new();
+        for p in &tree {
+            let Ok(bytes) = std::fs::read(dir.join(p)) else { continue };
+            if ws.state().files.get(p).is_some_and(|h| *h != hash_bytes(&bytes)) {
+                user_edited.push(p.clone());
+            }
+            if bytes.len() <= ALL_FILES_BUDGET && !bytes.contains(&0) {
+                contents.push((p.clone(), String::from_utf8_lossy(&bytes).into_owned()));
+            }
+        }
+        let all = contents.clone();
+        let (shown, omitted) = select(contents, change);
+        let n = next_round_number(dir);
+        let rdir = round_dir(dir, n).with_file_name(format!("{n:03}-iterate"));
+        let record = format!("{n:03}-iterate/previous");
+        self.events.emit(Event::Phase { name: format!("iterate: {change}") });
+        let prompt = prompts::iterate(spec, change, &tree, &shown, &user_edited, omitted);
+        save(
+            &rdir.join("prompt.md"),
+            &format!(
+                "# Iteration\n\nchange: {change}\nprompt: {} characters\nfiles sent: {}\nuser-edited: {}\n",
+                prompt.len(),
+                shown.iter().map(|f| f.0.as_str()).collect::<Vec<_>>().join(", "),
+                user_edited.join(", ")
+            ),
+            &self.events,
+        );
+        let log = if options.download_responses { ResponseLog::in_output(dir) } else { ResponseLog::disabled() };
+        let budget = Arc::new(Budget::new(options.max_cost_usd, self.model.price(), 0.0));
+        let session = Session::new(self.model.as_ref(), &self.events, log, options.max_tokens, 1, budget);
+        let mut messages = vec![Message::user(prompt)];
+        let mut usage = Usage::default();
+        let mut requests = 0;
+        let mut in_hand = None;
+        if omitted {
+            // The model may ask for more files once.
+            let first = session.ask("iterate", "iterate-plan.json", messages.clone()).await?;
+            requests += 1;
+            usage += first.usage;
+            let wanted = needs(&first.text);
+            if !wanted.is_empty() && crate::protocol::parse_reply(&first.text).changes.is_empty() {
+                let more: Vec<(String, String)> = all.iter().filter(|(p, _)| wanted.contains(p)).cloned().collect();
+                messages.push(Message::assistant(first.text));
+                messages.push(Message::user(prompts::more_files(&more)));
+            } else {
+                in_hand = Some(first);
+            }
+        }
+        let asked = ask_and_apply(&session, &mut ws, dir, messages, "iterate", "iterate", &rdir, &record, &self.events, in_hand).await?;
+        usage += asked.usage;
+        requests += asked.requests;
+        if asked.applied.touched() == 0 {
+            let parsed = crate::protocol::parse_reply(&asked.last_reply);
+            return Err(GenerateError::NoFiles { commentary: if parsed.commentary.is_empty() { asked.last_reply } else { parsed.commentary } });
+        }
+        ws.state_mut().iterations.push(change.to_string());
+        if ws.state().spec.is_empty() {
+            ws.state_mut().spec = spec.to_string();
+        }
+        ws.save_state()?;
+        let a = asked.applied;
+        Ok(IterateOutcome {
+            added: a.added,
+            changed: a.changed,
+            deleted: a.deleted,
+            preserved: a.preserved,
+            user_edited,
+            round_dir: rdir.strip_prefix(dir).map(|p| p.display().to_string()).unwrap_or_default(),
+            cost_usd: self.model.price().and_then(|p| pricing::cost_at(p, &usage)),
+            usage,
+            requests,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_systems_send_compose_and_relevant_files_first() {
+        let big = "x".repeat(ALL_FILES_BUDGET / 2);
+        let files = vec![
+            ("a/big.py".to_string(), big.clone()),
+            ("logger/app.py".to_string(), "log".into()),
+            ("docker-compose.yml".to_string(), "services: {}".into()),
+            ("b/big.py".to_string(), big),
+        ];
+        let (shown, omitted) = select(files, "add a logger agent");
+        assert!(omitted);
+        let names: Vec<&str> = shown.iter().map(|f| f.0.as_str()).collect();
+        assert_eq!(&names[..2], &["docker-compose.yml", "logger/app.py"]);
+        assert_eq!(names.len(), 3, "one big file fits in what is left");
+    }
+
+    #[test]
+    fn need_lines_are_read_and_checked() {
+        assert_eq!(needs("<need path=\"a/b.py\"/>\n<need path=\"../x\"/>\ntext"), vec!["a/b.py"]);
+    }
+}
