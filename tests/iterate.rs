@@ -159,3 +159,22 @@ fn a_large_system_sends_a_selection_and_the_model_may_ask_for_more_once() {
     assert!(reqs[1].last_user_text().contains("<file path=\"data/more.txt\">"));
     assert!(std::fs::read_to_string(out.join("app/run.sh")).unwrap().contains("good morning"));
 }
+
+#[test]
+fn the_bundled_iterate_replay_applies_to_the_demo_system() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let o = masgen().current_dir(root).args(["@examples/demo_spec.txt", "--replay", "fixtures/demo", "--no-verify", "-o", out.to_str().unwrap()]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = masgen()
+        .current_dir(root)
+        .args(["--iterate", "Add a fourth agent that logs every status check to a file", "--replay", "fixtures/iterate-demo", "--no-verify", "-o", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(out.join("auditor/audit.sh").is_file());
+    let compose = std::fs::read_to_string(out.join("docker-compose.yml")).unwrap();
+    assert!(compose.contains("  auditor:\n    build: ./auditor") && compose.contains("volumes:\n  audit-logs:"), "{compose}");
+    masgen::compose::load_project(&out).expect("the edited compose file is valid");
+}
