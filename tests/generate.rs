@@ -236,7 +236,7 @@ fn staged_batches_run_concurrently_and_carry_the_whole_manifest() {
     });
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sys");
-    let o = generate_against(&fake, &out, &["--staged", "--jobs", "4", "--download-responses"]);
+    let o = generate_against(&fake, &out, &["--staged", "--jobs", "4", "--download-responses", "--batch-per-group"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let reqs = fake.requests();
     let batches: Vec<_> = reqs.iter().filter(|r| r.last_user_text().contains("Write exactly these files")).collect();
@@ -326,4 +326,28 @@ fn a_reply_without_files_exits_1_and_shows_what_the_model_said() {
     let o = generate_against(&fake, &dir.path().join("s"), &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("I'm sorry, I can't help"), "{}", text(&o));
+}
+
+#[test]
+fn staged_groups_beyond_the_job_count_are_packed_into_one_wave() {
+    let fake = FakeAnthropic::with_handler(|r, _| {
+        let p = r.last_user_text();
+        if p.contains("Reply with its manifest only") {
+            Reply::text(MANIFEST)
+        } else {
+            Reply::text(&batch_reply(&p)).delayed(Duration::from_millis(300))
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sys");
+    let o = generate_against(&fake, &out, &["--staged", "--jobs", "4"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let batches: Vec<_> = fake.requests().into_iter().filter(|r| r.last_user_text().contains("Write exactly these files")).collect();
+    assert_eq!(batches.len(), 4, "5 groups packed into 4 batches");
+    // One wave: every batch was sent before any of them finished.
+    let first_done = batches.iter().map(|b| b.finished).min().unwrap();
+    assert!(batches.iter().all(|b| b.arrived < first_done), "{:?}", batches.iter().map(|b| (b.arrived, b.finished)).collect::<Vec<_>>());
+    for f in ["docker-compose.yml", "a/app.py", "b/app.py", "c/Dockerfile", "README.md", "start.sh"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
 }

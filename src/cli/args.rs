@@ -56,6 +56,9 @@ pub struct GenerateArgs {
     /// Model requests in flight at once (staged batches, single files); also parallel image builds.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
+    /// Staged: one batch per group, as the original tool planned (benchmark baseline).
+    #[arg(long, hide = true)]
+    pub batch_per_group: bool,
     /// Write into an output folder that holds files masgen did not write (replaced files are kept under .masgen/rounds/000-previous/).
     #[arg(long)]
     pub force: bool,

@@ -217,6 +217,7 @@ async fn generate(a: args::GenerateArgs, events: &Events, json: bool, color: boo
         force: a.force,
         download_responses: a.model.download_responses,
         max_cost_usd: a.repair.max_cost,
+        pack_batches: !a.batch_per_group,
     };
     let outcome = tokio::select! {
         r = generator.generate_system(&spec, &a.output, options) => r?,

@@ -64,11 +64,14 @@ pub struct Options {
     pub download_responses: bool,
     /// Stop before any request that could make the run cost more than this (USD).
     pub max_cost_usd: Option<f64>,
+    /// Staged: pack whole groups into at most `jobs` balanced batches when there are
+    /// more groups than that (false: one batch per group, the original tool's plan).
+    pub pack_batches: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { staged: false, jobs: 4, max_tokens: 32_000, force: false, download_responses: false, max_cost_usd: None }
+        Options { staged: false, jobs: 4, max_tokens: 32_000, force: false, download_responses: false, max_cost_usd: None, pack_batches: true }
     }
 }
 
@@ -182,13 +185,14 @@ pub(crate) struct Session<'a> {
     pub max_tokens: u32,
     pub jobs: usize,
     pub budget: Arc<Budget>,
+    pub pack_batches: bool,
     started: Instant,
     ledger: Mutex<Vec<RequestRecord>>,
 }
 
 impl<'a> Session<'a> {
     pub fn new(model: &'a dyn Model, events: &'a Events, log: ResponseLog, max_tokens: u32, jobs: usize, budget: Arc<Budget>) -> Self {
-        Session { model, events, log, max_tokens, jobs: jobs.max(1), budget, started: Instant::now(), ledger: Mutex::new(Vec::new()) }
+        Session { model, events, log, max_tokens, jobs: jobs.max(1), budget, pack_batches: true, started: Instant::now(), ledger: Mutex::new(Vec::new()) }
     }
 
     /// Send one request with the stable system prompt; record its usage; save the raw
@@ -313,7 +317,8 @@ impl Generator {
         let mut ws = Workspace::prepare(dir, options.force)?;
         let log = if options.download_responses { ResponseLog::in_output(dir) } else { ResponseLog::disabled() };
         let budget = Arc::new(Budget::new(options.max_cost_usd, self.model.price(), 0.0));
-        let session = Session::new(self.model.as_ref(), &self.events, log, options.max_tokens, options.jobs, budget);
+        let mut session = Session::new(self.model.as_ref(), &self.events, log, options.max_tokens, options.jobs, budget);
+        session.pack_batches = options.pack_batches;
         let mode = if options.staged { "staged" } else { "single" };
         self.events.emit(Event::Phase { name: format!("generate ({mode})") });
         let (mut collected, wanted) = if options.staged {

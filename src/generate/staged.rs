@@ -22,7 +22,7 @@ pub(crate) async fn generate(s: &Session<'_>, spec: &str, out: &Path) -> Result<
     s.events.emit(Event::Phase { name: "manifest".into() });
     let manifest = ask_manifest(s, spec, out).await?;
     let shared = shared_names(spec, &manifest);
-    let batches = plan_batches(&manifest);
+    let batches = plan_batches(&manifest, s.jobs, s.pack_batches);
     s.events.emit(Event::BatchesPlanned { total: batches.len() });
     s.events.emit(Event::Phase { name: format!("batches ({} at once)", s.jobs) });
     let total = batches.len();
@@ -86,19 +86,58 @@ fn accept(s: &Session<'_>, entries: Vec<ManifestEntry>, refused: Vec<String>) ->
     entries
 }
 
-/// Groups in manifest order, each cut into batches of at most [`BATCH_FILES`].
-pub(crate) fn plan_batches(manifest: &[ManifestEntry]) -> Vec<(String, usize, Vec<&ManifestEntry>)> {
+/// The batches of phase 2. Each group is cut into units of at most [`BATCH_FILES`]
+/// files. With `pack` and more units than `jobs`, whole units are packed into at most
+/// `jobs` batches balanced by file count (largest first, each into the lightest batch
+/// it fits), so every request slot is used once instead of in waves; a group is never
+/// split across batches by packing. Without `pack`: one batch per unit, the original
+/// tool's plan. Batches keep manifest order; a packed batch is named after its groups.
+pub(crate) fn plan_batches(manifest: &[ManifestEntry], jobs: usize, pack: bool) -> Vec<(String, usize, Vec<&ManifestEntry>)> {
     let mut groups: indexmap::IndexMap<&str, Vec<&ManifestEntry>> = indexmap::IndexMap::new();
     for e in manifest {
         groups.entry(e.group.as_str()).or_default().push(e);
     }
-    let mut out = Vec::new();
+    let mut units: Vec<(String, usize, Vec<&ManifestEntry>)> = Vec::new();
     for (group, files) in groups {
         for (i, chunk) in files.chunks(BATCH_FILES).enumerate() {
-            out.push((group.to_string(), i + 1, chunk.to_vec()));
+            units.push((group.to_string(), i + 1, chunk.to_vec()));
         }
     }
-    out
+    if !pack || units.len() <= jobs.max(1) {
+        return units;
+    }
+    // Longest-processing-time-first into `jobs` bins; a unit that fits no bin opens one.
+    let mut order: Vec<usize> = (0..units.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(units[i].2.len()));
+    let mut bins: Vec<Vec<usize>> = vec![Vec::new(); jobs.max(1)];
+    let size = |bin: &Vec<usize>| bin.iter().map(|&i| units[i].2.len()).sum::<usize>();
+    for i in order {
+        let fits = bins.iter().enumerate().filter(|(_, b)| size(b) + units[i].2.len() <= BATCH_FILES).min_by_key(|(_, b)| size(b)).map(|(k, _)| k);
+        match fits {
+            Some(k) => bins[k].push(i),
+            None => bins.push(vec![i]),
+        }
+    }
+    let mut batches: Vec<(usize, String, Vec<&ManifestEntry>)> = bins
+        .into_iter()
+        .filter(|b| !b.is_empty())
+        .map(|mut b| {
+            b.sort();
+            let name = b.iter().map(|&i| units[i].0.clone()).collect::<Vec<_>>().join("+");
+            let files = b.iter().flat_map(|&i| units[i].2.clone()).collect();
+            (b[0], name, files)
+        })
+        .collect();
+    batches.sort_by_key(|b| b.0);
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    batches
+        .into_iter()
+        .map(|(_, name, files)| {
+            let n = seen.entry(name.clone()).or_insert(0);
+            *n += 1;
+            (name, *n, files)
+        })
+        .collect()
 }
 
 /// Names every batch must use the same way: services (the manifest's service groups),
@@ -163,9 +202,35 @@ mod tests {
             m.push(entry(&format!("a/f{i}.py"), "a"));
         }
         m.push(entry("README.md", "docs"));
-        let b = plan_batches(&m);
+        let b = plan_batches(&m, 4, true);
         let shape: Vec<(String, usize, usize)> = b.iter().map(|(g, n, f)| (g.clone(), *n, f.len())).collect();
         assert_eq!(shape, vec![("infrastructure".into(), 1, 1), ("a".into(), 1, 6), ("a".into(), 2, 2), ("docs".into(), 1, 1)]);
+    }
+
+    #[test]
+    fn more_groups_than_jobs_are_packed_whole_into_balanced_batches() {
+        let mut m = vec![entry("docker-compose.yml", "infrastructure"), entry(".env", "infrastructure")];
+        for g in ["a", "b", "c", "d"] {
+            m.push(entry(&format!("{g}/Dockerfile"), g));
+            m.push(entry(&format!("{g}/app.py"), g));
+        }
+        m.push(entry("README.md", "docs"));
+        m.push(entry("start.sh", "docs"));
+        let packed = plan_batches(&m, 4, true);
+        assert_eq!(packed.len(), 4, "one wave at --jobs 4");
+        let mut sizes: Vec<usize> = packed.iter().map(|b| b.2.len()).collect();
+        sizes.sort();
+        assert_eq!(sizes, vec![2, 2, 4, 4]);
+        for (_, _, files) in &packed {
+            for g in ["a", "b", "c", "d", "infrastructure", "docs"] {
+                let n = files.iter().filter(|f| f.group == g).count();
+                assert!(n == 0 || n == 2, "group {g} split across batches");
+            }
+        }
+        let all: usize = packed.iter().map(|b| b.2.len()).sum();
+        assert_eq!(all, 12);
+        assert_eq!(plan_batches(&m, 4, false).len(), 6, "the original plan: one batch per group");
+        assert_eq!(plan_batches(&m, 8, true).len(), 6, "enough slots: nothing to pack");
     }
 
     #[test]
