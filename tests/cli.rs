@@ -89,8 +89,25 @@ fn help_lists_every_generate_flag() {
     let o = run(&["generate", "--help"]);
     assert_eq!(o.status.code(), Some(0));
     let help = String::from_utf8_lossy(&o.stdout);
-    for flag in ["--output", "--api-key", "--model", "--base-url", "--staged", "--jobs", "--no-verify", "--download-responses", "--replay", "--report", "--json", "--health-timeout", "--allow-unsafe", "--force", "--keep", "--execute", "--junit"] {
+    for flag in ["--output", "--api-key", "--model", "--base-url", "--staged", "--jobs", "--no-verify", "--download-responses", "--replay", "--report", "--json", "--health-timeout", "--allow-unsafe", "--force", "--keep", "--execute", "--junit", "--iterate", "--max-rounds", "--max-cost", "--max-tokens", "--retries"] {
         assert!(help.contains(flag), "{flag} missing from --help");
     }
-    assert!(!help.contains("retry-base-ms"), "test-only flag is hidden");
+    assert!(!help.contains("retry-base-ms") && !help.contains("batch-per-group"), "test-only flags are hidden");
+    let o = run(&["repair", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&o.stdout);
+    for flag in ["--spec", "--max-rounds", "--max-cost", "--replay", "--api-key", "--health-timeout", "--report"] {
+        assert!(help.contains(flag), "repair --help lacks {flag}");
+    }
+}
+
+#[test]
+fn max_cost_needs_a_priced_model_and_a_real_amount() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&["x", "-o", dir.path().join("o").to_str().unwrap(), "-k", "k", "--model", "claude-future-9", "--max-cost", "1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--max-cost cannot be enforced: masgen has no price for model 'claude-future-9'"), "{}", text(&o));
+    let o = run(&["x", "--max-cost", "lots"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not an amount in USD"), "{}", text(&o));
 }

@@ -227,24 +227,47 @@ async fn generate(a: args::GenerateArgs, events: &Events, json: bool, color: boo
     if !json {
         print_generation(&a.output, g, color);
     }
-    let mut report = RunReport { command: "generate".into(), usage: Some(g.usage), cost_usd: g.cost_usd, generate: Some(g.clone()), ..Default::default() };
+    let report = RunReport { command: "generate".into(), usage: Some(g.usage), cost_usd: g.cost_usd, generate: Some(g.clone()), ..Default::default() };
+    let ropts = repair_options(&a.model, &a.repair, g.cost_usd.unwrap_or(0.0));
+    let out = Output { dir: &a.output, report_file: a.report.as_deref(), junit: a.verify.junit.as_deref(), events, json, color };
+    verify_repair_and_report(&generator, &spec, vopts, &ropts, report, out).await
+}
+
+/// Where a command's results go.
+struct Output<'a> {
+    dir: &'a Path,
+    report_file: Option<&'a Path>,
+    junit: Option<&'a Path>,
+    events: &'a Events,
+    json: bool,
+    color: bool,
+}
+
+/// After files are written: verify and repair (unless `vopts` is None, for --no-verify),
+/// write `.masgen/report.json` (also on failure) and the extra reports, print the result,
+/// and choose the exit code.
+async fn verify_repair_and_report(
+    generator: &Generator,
+    spec: &str,
+    vopts: Option<VerifyOptions>,
+    ropts: &RepairOptions,
+    mut report: RunReport,
+    out: Output<'_>,
+) -> Result<i32, Fatal> {
     let code = match vopts {
         None => exit::OK,
-        Some(vopts) => {
-            let ropts = repair_options(&a.model, &a.repair, g.cost_usd.unwrap_or(0.0));
-            match repair_interruptible(&generator, &spec, &a.output, &vopts, &ropts).await {
-                Ok(r) => finish_repair(&mut report, r, json, color),
-                Err(f) => {
-                    report.exit_code = f.code;
-                    write_reports(&a.output, &report, a.report.as_deref(), None, events);
-                    return Err(f);
-                }
+        Some(vopts) => match repair_interruptible(generator, spec, out.dir, &vopts, ropts).await {
+            Ok(r) => finish_repair(&mut report, r, out.json, out.color),
+            Err(f) => {
+                report.exit_code = f.code;
+                write_reports(out.dir, &report, out.report_file, None, out.events);
+                return Err(f);
             }
-        }
+        },
     };
     report.exit_code = code;
-    write_reports(&a.output, &report, a.report.as_deref(), a.verify.junit.as_deref(), events);
-    if json {
+    write_reports(out.dir, &report, out.report_file, out.junit, out.events);
+    if out.json {
         println!("{}", serde_json::json!({"event": "report", "report": report}));
     }
     Ok(code)
@@ -279,27 +302,10 @@ async fn iterate(a: args::GenerateArgs, events: &Events, json: bool, color: bool
     if !json {
         print_iteration(&it, color);
     }
-    let mut report = RunReport { command: "iterate".into(), usage: Some(it.usage), cost_usd: it.cost_usd, iterate: Some(it.clone()), ..Default::default() };
-    let code = match vopts {
-        None => exit::OK,
-        Some(vopts) => {
-            let ropts = repair_options(&a.model, &a.repair, it.cost_usd.unwrap_or(0.0));
-            match repair_interruptible(&generator, &spec, &a.output, &vopts, &ropts).await {
-                Ok(r) => finish_repair(&mut report, r, json, color),
-                Err(f) => {
-                    report.exit_code = f.code;
-                    write_reports(&a.output, &report, a.report.as_deref(), None, events);
-                    return Err(f);
-                }
-            }
-        }
-    };
-    report.exit_code = code;
-    write_reports(&a.output, &report, a.report.as_deref(), a.verify.junit.as_deref(), events);
-    if json {
-        println!("{}", serde_json::json!({"event": "report", "report": report}));
-    }
-    Ok(code)
+    let report = RunReport { command: "iterate".into(), usage: Some(it.usage), cost_usd: it.cost_usd, iterate: Some(it.clone()), ..Default::default() };
+    let ropts = repair_options(&a.model, &a.repair, it.cost_usd.unwrap_or(0.0));
+    let out = Output { dir: &a.output, report_file: a.report.as_deref(), junit: a.verify.junit.as_deref(), events, json, color };
+    verify_repair_and_report(&generator, &spec, vopts, &ropts, report, out).await
 }
 
 fn print_iteration(it: &crate::generate::IterateOutcome, color: bool) {
@@ -363,17 +369,9 @@ async fn repair_cmd(a: args::RepairArgs, events: &Events, json: bool, color: boo
     let vopts = verify_options(&a.verify, jobs, events)?;
     let generator = build_generator(&a.model, events, a.repair.max_cost)?;
     let ropts = repair_options(&a.model, &a.repair, 0.0);
-    let mut report = RunReport { command: "repair".into(), ..Default::default() };
-    let code = match repair_interruptible(&generator, &spec, &a.dir, &vopts, &ropts).await {
-        Ok(r) => finish_repair(&mut report, r, json, color),
-        Err(f) => return Err(f),
-    };
-    report.exit_code = code;
-    write_reports(&a.dir, &report, a.report.as_deref(), a.verify.junit.as_deref(), events);
-    if json {
-        println!("{}", serde_json::json!({"event": "report", "report": report}));
-    }
-    Ok(code)
+    let report = RunReport { command: "repair".into(), ..Default::default() };
+    let out = Output { dir: &a.dir, report_file: a.report.as_deref(), junit: a.verify.junit.as_deref(), events, json, color };
+    verify_repair_and_report(&generator, &spec, Some(vopts), &ropts, report, out).await
 }
 
 fn print_repair(r: &RepairReport, color: bool) {
