@@ -378,6 +378,7 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
         report.timings.stability_secs = tw.elapsed().as_secs_f64();
     }
     report.healthy = failed.is_empty();
+    keep_logs(engine, project, &report_started(&svc_reports)).await;
     report.diagnostics = project.order.iter().filter_map(|n| failed.remove(n)).collect();
     report.services = project.order.iter().filter_map(|n| svc_reports.remove(n)).collect();
 
@@ -385,6 +386,24 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
         follow_until_interrupted(engine, ev, &running, &report.services).await;
     }
     Ok(())
+}
+
+/// Services whose container was created (any state but not started).
+fn report_started(reports: &HashMap<String, ServiceReport>) -> Vec<String> {
+    let mut names: Vec<String> = reports.iter().filter(|(_, r)| r.state != "not_started" && !r.state.is_empty()).map(|(n, _)| n.clone()).collect();
+    names.sort();
+    names
+}
+
+/// Keep the last lines of every container of the run in `.masgen/logs/<service>.log`:
+/// the containers are about to be removed, and their output is the evidence.
+async fn keep_logs(engine: &Engine, project: &Project, services: &[String]) {
+    let dir = project.root.join(crate::workspace::MASGEN_DIR).join("logs");
+    for name in services {
+        let text = logs::fetch_tail(engine, &format!("{}-{name}-1", project.name), logs::KEEP_LINES).await;
+        // Best effort: a log that cannot be written must not change the verdict.
+        let _ = crate::workspace::write_atomic(&dir.join(format!("{name}.log")), text.as_bytes());
+    }
 }
 
 enum ServiceOutcome {

@@ -9,6 +9,7 @@ use common::*;
 
 struct Run {
     code: Option<i32>,
+    dir: std::path::PathBuf,
     report: serde_json::Value,
     out: String,
     project: String,
@@ -39,7 +40,7 @@ fn verify_fixture(name: &str, extra: &[&str]) -> Option<Run> {
     let report = std::fs::read_to_string(&report_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(serde_json::Value::Null);
     let left = leftovers(&project);
     assert!(left.is_empty(), "{name}: left behind {left:?}\n{}", text(&o));
-    Some(Run { code: o.status.code(), report, out: text(&o), project, _dir: dir })
+    Some(Run { code: o.status.code(), report, out: text(&o), project, dir: path, _dir: dir })
 }
 
 /// Assert the first diagnostic names `service` and `phase` with `evidence` in it.
@@ -64,6 +65,9 @@ fn a_healthy_system_passes_and_leaves_nothing_behind() {
     for s in ["web", "consumer", "producer"] {
         assert_eq!(state(s), "ready", "{}", run.out);
     }
+    // The last lines of every container are kept after teardown.
+    let logs = std::fs::read_to_string(run.dir.join(".masgen/logs/consumer.log")).unwrap();
+    assert!(logs.contains("consumer listening on 9000"), "{logs}");
     let web = services.iter().find(|s| s["name"] == "web").unwrap();
     assert_eq!(web["health"], "healthy");
     assert!(web["ports"][0].as_str().unwrap().starts_with("8080/tcp -> 127.0.0.1:"), "ephemeral loopback port: {}", web["ports"]);
@@ -91,9 +95,14 @@ fn a_file_missing_from_the_context_is_a_build_failure_naming_it() {
 
 #[test]
 fn a_crash_on_start_shows_the_exit_code_and_the_log_line() {
-    let Some(run) = verify_fixture("crash_on_start", &[]) else { return };
+    let junit = tempfile::NamedTempFile::new().unwrap();
+    let Some(run) = verify_fixture("crash_on_start", &["--junit", junit.path().to_str().unwrap()]) else { return };
     assert_root(&run, "app", "crash", "FATAL: DATABASE_URL is not set");
     assert!(run.report["diagnostics"][0]["evidence"].as_str().unwrap().contains("exit code: 4"));
+    let xml = std::fs::read_to_string(junit.path()).unwrap();
+    assert!(xml.contains("tests=\"1\" failures=\"1\""), "{xml}");
+    assert!(xml.contains("<testcase classname=") && xml.contains("name=\"app\""), "{xml}");
+    assert!(xml.contains("<failure type=\"crash\" message=\"crashed: exited with code 4\">") && xml.contains("FATAL: DATABASE_URL is not set"), "{xml}");
 }
 
 #[test]
