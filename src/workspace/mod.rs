@@ -48,8 +48,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let executable = path.extension().is_some_and(|e| e == "sh");
-        let mode = if executable { 0o755 } else { 0o644 };
+        // A file that exists keeps its mode (a user's executable stays executable); a new
+        // shell script is executable.
+        let mode = match std::fs::metadata(path) {
+            Ok(m) => m.permissions().mode() & 0o7777,
+            Err(_) if path.extension().is_some_and(|e| e == "sh") => 0o755,
+            Err(_) => 0o644,
+        };
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))?;
     }
     tmp.persist(path).map_err(|e| e.error)?;
@@ -268,6 +273,19 @@ mod tests {
         let applied = ws.apply(&[edit], "002").unwrap();
         assert_eq!(applied.edit_failures.len(), 1);
         assert_eq!(std::fs::read_to_string(dir.path().join("a.py")).unwrap(), "x = 1\n");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_replaced_file_keeps_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let tool = dir.path().join("tool.py");
+        std::fs::write(&tool, "v1").unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o750)).unwrap();
+        write_atomic(&tool, b"v2").unwrap();
+        assert_eq!(std::fs::metadata(&tool).unwrap().permissions().mode() & 0o777, 0o750);
+        assert_eq!(std::fs::read_to_string(&tool).unwrap(), "v2");
     }
 
     #[test]
