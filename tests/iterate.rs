@@ -18,12 +18,7 @@ const CHANGE_APP: &str = "<edit path=\"app/run.sh\">\n<<<<<<< SEARCH\necho \"hel
 <file path=\"README.md\">\n# greeting system (mornings)\n</file>\n";
 
 fn output(tag: &str) -> (tempfile::TempDir, std::path::PathBuf, Cleanup) {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let dir = tempfile::tempdir().unwrap();
-    let name = format!("mt-it-{tag}-{}-{n}", std::process::id());
-    let path = dir.path().join(&name);
-    (dir, path, Cleanup(name))
+    unique_output(&format!("it-{tag}"))
 }
 
 const FAST: &[&str] = &["--retry-base-ms", "20", "--settle", "1", "--stability", "1", "--health-timeout", "30"];

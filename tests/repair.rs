@@ -14,14 +14,8 @@ const BROKEN: &str = "<file path=\"docker-compose.yml\">\nservices:\n  app:\n   
 
 const FIX: &str = "The script exits on purpose; make it run.\n<edit path=\"app/run.sh\">\n<<<<<<< SEARCH\necho \"ERROR: GREETING_MODE is not set\" >&2\nexit 3\n=======\necho \"greeting mode: friendly\"\nexec sleep 3600\n>>>>>>> REPLACE\n</edit>\n";
 
-/// An output folder with a unique project name, cleaned up even if the test fails.
 fn output(tag: &str) -> (tempfile::TempDir, std::path::PathBuf, Cleanup) {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let dir = tempfile::tempdir().unwrap();
-    let name = format!("mt-rep-{tag}-{}-{n}", std::process::id());
-    let path = dir.path().join(&name);
-    (dir, path, Cleanup(name))
+    unique_output(&format!("rep-{tag}"))
 }
 
 fn run(fake: &FakeAnthropic, out: &std::path::Path, extra: &[&str]) -> std::process::Output {

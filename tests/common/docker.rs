@@ -89,3 +89,14 @@ impl Drop for Cleanup {
         }
     }
 }
+
+/// A not-yet-existing output folder with a unique project name (`mt-<tag>-<pid>-<n>`),
+/// and the guard that removes the project's Docker objects even if the test fails.
+pub fn unique_output(tag: &str) -> (tempfile::TempDir, PathBuf, Cleanup) {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let name = format!("mt-{tag}-{}-{n}", std::process::id());
+    let path = dir.path().join(&name);
+    (dir, path, Cleanup(name))
+}
