@@ -59,11 +59,16 @@ impl Default for VerifyOptions {
             allow_unsafe: false,
             keep: false,
             execute: false,
-            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            jobs: default_jobs(),
             run_id: new_run_id(),
             events: Events::none(),
         }
     }
+}
+
+/// Parallel builds by default: one per core.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
 
 /// A fresh run id.

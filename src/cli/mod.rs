@@ -133,16 +133,19 @@ fn verify_options(flags: &args::VerifyFlags, jobs: usize, events: &Events) -> Re
     })
 }
 
+/// After Ctrl-C / SIGTERM: remove what run `run_id` started, and say so (exit 130).
+async fn torn_down_after_interrupt(run_id: &str, kept: &str) -> Fatal {
+    if let Ok(engine) = Engine::connect().await {
+        teardown::remove_labelled(&engine, RUN_LABEL, run_id).await;
+    }
+    Fatal::new(exit::INTERRUPTED, format!("interrupted: containers, networks and volumes of this run were removed; {kept}"))
+}
+
 /// Verify `dir`, tearing down on Ctrl-C / SIGTERM (exit 130).
 async fn verify_interruptible(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Fatal> {
     tokio::select! {
         r = verify(dir, opts) => r.map_err(Fatal::from),
-        _ = interrupted() => {
-            if let Ok(engine) = Engine::connect().await {
-                teardown::remove_labelled(&engine, RUN_LABEL, &opts.run_id).await;
-            }
-            Err(Fatal::new(exit::INTERRUPTED, "interrupted: containers, networks and volumes of this run were removed; files are kept"))
-        }
+        _ = interrupted() => Err(torn_down_after_interrupt(&opts.run_id, "files are kept").await),
     }
 }
 
@@ -182,12 +185,7 @@ fn repair_options(m: &args::ModelFlags, r: &args::RepairFlags, spent: f64) -> Re
 async fn repair_interruptible(generator: &Generator, spec: &str, dir: &Path, vopts: &VerifyOptions, ropts: &RepairOptions) -> Result<RepairReport, Fatal> {
     tokio::select! {
         r = repair_loop(generator, spec, dir, vopts, ropts) => r.map_err(Fatal::from),
-        _ = interrupted() => {
-            if let Ok(engine) = Engine::connect().await {
-                teardown::remove_labelled(&engine, RUN_LABEL, &vopts.run_id).await;
-            }
-            Err(Fatal::new(exit::INTERRUPTED, "interrupted: containers, networks and volumes of this run were removed; files and .masgen/rounds/ are kept"))
-        }
+        _ = interrupted() => Err(torn_down_after_interrupt(&vopts.run_id, "files and .masgen/rounds/ are kept").await),
     }
 }
 
@@ -365,7 +363,7 @@ async fn repair_cmd(a: args::RepairArgs, events: &Events, json: bool, color: boo
         Some(s) => crate::resolve_spec_arg(s).map_err(|e| Fatal::new(exit::USAGE, e))?,
         None => crate::workspace::State::load(&a.dir).map_err(|e| Fatal::new(exit::USAGE, e))?.map(|s| s.spec).unwrap_or_default(),
     };
-    let jobs = a.jobs.map(|j| j as usize).unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let jobs = a.jobs.map_or_else(crate::verify::default_jobs, usize::from);
     let vopts = verify_options(&a.verify, jobs, events)?;
     let generator = build_generator(&a.model, events, a.repair.max_cost)?;
     let ropts = repair_options(&a.model, &a.repair, 0.0);
@@ -410,7 +408,7 @@ fn print_repair(r: &RepairReport, color: bool) {
 }
 
 async fn verify_cmd(a: args::VerifyArgs, events: &Events, json: bool, color: bool) -> Result<i32, Fatal> {
-    let jobs = a.jobs.map(|j| j as usize).unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let jobs = a.jobs.map_or_else(crate::verify::default_jobs, usize::from);
     let opts = verify_options(&a.verify, jobs, events)?;
     if !a.dir.is_dir() {
         return Err(Fatal::new(exit::USAGE, format!("{} is not a folder: pass the folder that holds the compose file", a.dir.display())));

@@ -32,6 +32,12 @@ replacement lines
 To delete a file: <delete path="relative/path"/>
 Paths are relative to the system's root folder and use '/'. Do not wrap blocks in code fences."#;
 
+/// A file as the model reads and writes it: a `<file>` block, closed on its own line.
+fn file_block(path: &str, content: &str) -> String {
+    let newline = if content.ends_with('\n') || content.is_empty() { "" } else { "\n" };
+    format!("<file path=\"{path}\">\n{content}{newline}</file>\n")
+}
+
 /// Single-call generation: the whole system in one reply.
 pub fn single(spec: &str) -> String {
     format!(
@@ -112,7 +118,7 @@ pub fn repair(spec: &str, tree: &[String], files: &[(String, String)], diagnosti
     }
     s.push_str("\nThe files the failures implicate, as they are now:\n");
     for (path, content) in files {
-        s.push_str(&format!("<file path=\"{path}\">\n{content}{}</file>\n", if content.ends_with('\n') || content.is_empty() { "" } else { "\n" }));
+        s.push_str(&file_block(path, content));
     }
     s.push_str(&format!("\nWhat failed, root cause first:\n{diagnostics}\n"));
     s.push_str(
@@ -157,7 +163,7 @@ pub fn iterate(spec: &str, change: &str, tree: &[String], files: &[(String, Stri
     }
     s.push_str(if omitted { "\nThe files most relevant to the change, as they are now (the others are listed above):\n" } else { "\nEvery file, as it is now:\n" });
     for (path, content) in files {
-        s.push_str(&format!("<file path=\"{path}\">\n{content}{}</file>\n", if content.ends_with('\n') || content.is_empty() { "" } else { "\n" }));
+        s.push_str(&file_block(path, content));
     }
     if omitted {
         s.push_str("\nIf you need a file that is not shown, reply with only <need path=\"...\"/> lines naming them (once); otherwise make the change.\n");
@@ -173,7 +179,7 @@ Keep docker-compose.yml, healthchecks, depends_on and README.md consistent with 
 pub fn more_files(files: &[(String, String)]) -> String {
     let mut s = String::from("Here are the files you asked for:\n");
     for (path, content) in files {
-        s.push_str(&format!("<file path=\"{path}\">\n{content}{}</file>\n", if content.ends_with('\n') || content.is_empty() { "" } else { "\n" }));
+        s.push_str(&file_block(path, content));
     }
     s.push_str("\nNow make the change, with blocks only.");
     s
