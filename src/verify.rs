@@ -352,28 +352,27 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
         while Instant::now() < end && failed.is_empty() {
             tokio::time::sleep(Duration::from_millis(500).min(end.saturating_duration_since(Instant::now()))).await;
             for (name, container) in &running {
-                let Some(s) = health::snapshot(engine, container).await else {
-                    let d = Diagnostic::new(name, Phase::Stability, "the container disappeared after becoming ready (removed from outside masgen?)")
-                        .files(implicated(project, name));
-                    ev.emit(Event::ServiceFailed { service: name.clone(), phase: "stability".into(), summary: d.summary.clone() });
-                    svc_reports.get_mut(name).expect("service").state = "failed".into();
-                    failed.insert(name.clone(), d);
-                    continue;
-                };
-                let problem = if !s.running {
-                    Some(format!("exited with code {} after becoming ready{}", s.exit_code.unwrap_or(-1), if s.oom_killed { " (killed: out of memory)" } else { "" }))
-                } else if s.health.as_deref() == Some("unhealthy") {
-                    Some("turned unhealthy after becoming ready".into())
-                } else {
-                    None
-                };
-                if let Some(summary) = problem {
-                    let logs = logs::fetch_tail(engine, container, 200).await;
-                    let mut evidence = format!("exit code: {:?}\nlast log lines:\n{}", s.exit_code, tail(&logs, 30));
-                    if !s.probes.is_empty() {
-                        evidence.push_str(&format!("\nhealth probes:\n{}", s.probes.join("\n")));
+                let diagnostic = match health::snapshot(engine, container).await {
+                    None => Some(Diagnostic::new(name, Phase::Stability, "the container disappeared after becoming ready (removed from outside masgen?)")),
+                    Some(s) => {
+                        let summary = if !s.running {
+                            Some(format!("exited with code {} after becoming ready{}", s.exit_code.unwrap_or(-1), if s.oom_killed { " (killed: out of memory)" } else { "" }))
+                        } else if s.health.as_deref() == Some("unhealthy") {
+                            Some("turned unhealthy after becoming ready".to_string())
+                        } else {
+                            None
+                        };
+                        match summary {
+                            Some(summary) => {
+                                let logs = logs::fetch_tail(engine, container, logs::KEEP_LINES).await;
+                                Some(Diagnostic::new(name, Phase::Stability, summary).evidence(evidence(Some(&s), &logs)))
+                            }
+                            None => None,
+                        }
                     }
-                    let d = Diagnostic::new(name, Phase::Stability, summary).evidence(evidence).files(implicated(project, name));
+                };
+                if let Some(d) = diagnostic {
+                    let d = d.files(implicated(project, name));
                     ev.emit(Event::ServiceFailed { service: name.clone(), phase: "stability".into(), summary: d.summary.clone() });
                     svc_reports.get_mut(name).expect("service").state = "failed".into();
                     failed.insert(name.clone(), d);
@@ -409,6 +408,25 @@ async fn keep_logs(engine: &Engine, project: &Project, services: &[String]) {
         // Best effort: a log that cannot be written must not change the verdict.
         let _ = crate::workspace::write_atomic(&dir.join(format!("{name}.log")), text.as_bytes());
     }
+}
+
+/// The root-cause lines of a failed container: its exit code (and OOM), Docker's own
+/// error, the health probes' output, and the last log lines.
+fn evidence(s: Option<&health::Snapshot>, logs: &str) -> String {
+    let mut e = String::new();
+    if let Some(s) = s {
+        if let Some(code) = s.exit_code.filter(|_| !s.running) {
+            e.push_str(&format!("exit code: {code}{}\n", if s.oom_killed { " (killed: out of memory)" } else { "" }));
+        }
+        if let Some(err) = &s.error {
+            e.push_str(&format!("docker: {err}\n"));
+        }
+        if !s.probes.is_empty() {
+            e.push_str(&format!("health probe output (latest last):\n{}\n", s.probes.join("\n")));
+        }
+    }
+    e.push_str(&format!("last log lines:\n{}", tail(logs, 30)));
+    e
 }
 
 enum ServiceOutcome {
@@ -478,22 +496,6 @@ async fn start_service(
     }
     let wait = health::wait_ready(engine, &container, readiness, Instant::now() + opts.health_timeout).await;
     let secs = started.elapsed().as_secs_f64();
-    let evidence = |s: Option<&health::Snapshot>, logs: &str| {
-        let mut e = String::new();
-        if let Some(s) = s {
-            if let Some(code) = s.exit_code.filter(|_| !s.running) {
-                e.push_str(&format!("exit code: {code}{}\n", if s.oom_killed { " (killed: out of memory)" } else { "" }));
-            }
-            if let Some(err) = &s.error {
-                e.push_str(&format!("docker: {err}\n"));
-            }
-            if !s.probes.is_empty() {
-                e.push_str(&format!("health probe output (latest last):\n{}\n", s.probes.join("\n")));
-            }
-        }
-        e.push_str(&format!("last log lines:\n{}", tail(logs, 30)));
-        e
-    };
     let outcome = match wait {
         Wait::Ready => {
             me.send_replace(St::Ready);
@@ -508,7 +510,7 @@ async fn start_service(
             ServiceOutcome::Completed { secs }
         }
         Wait::Exited(s) => {
-            let logs = logs::fetch_tail(engine, &container, 200).await;
+            let logs = logs::fetch_tail(engine, &container, logs::KEEP_LINES).await;
             let code = s.exit_code.unwrap_or(-1);
             let summary = match (readiness, code) {
                 (Readiness::Completes, _) => format!("one-shot job exited with code {code}"),
@@ -518,11 +520,11 @@ async fn start_service(
             return fail(Diagnostic::new(name, Phase::Crash, summary).evidence(evidence(Some(&s), &logs)).files(implicated(project, name)));
         }
         Wait::Unhealthy(s) => {
-            let logs = logs::fetch_tail(engine, &container, 200).await;
+            let logs = logs::fetch_tail(engine, &container, logs::KEEP_LINES).await;
             return fail(Diagnostic::new(name, Phase::Health, "unhealthy: its healthcheck keeps failing").evidence(evidence(Some(&s), &logs)).files(implicated(project, name)));
         }
         Wait::TimedOut(s) => {
-            let logs = logs::fetch_tail(engine, &container, 200).await;
+            let logs = logs::fetch_tail(engine, &container, logs::KEEP_LINES).await;
             let what = match readiness {
                 Readiness::Completes => "did not finish",
                 _ => "not ready",
