@@ -164,11 +164,9 @@ fn implicated_files(root: &Path, diags: &[Diagnostic]) -> Vec<(String, String)> 
         .into_iter()
         .filter(|p| seen.insert(p.clone()))
         .filter_map(|p| {
-            let text = std::fs::read(root.join(&p)).ok()?;
-            if text.len() > 60_000 || text.contains(&0) {
-                return None; // binary or huge: the tree names it
-            }
-            Some((p, String::from_utf8_lossy(&text).into_owned()))
+            // A binary or huge file is left to the tree, which names it.
+            let text = crate::workspace::model_text(&std::fs::read(root.join(&p)).ok()?)?;
+            Some((p, text))
         })
         .collect()
 }

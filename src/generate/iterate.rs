@@ -95,8 +95,8 @@ impl Generator {
             if ws.state().files.get(p).is_some_and(|h| *h != hash_bytes(&bytes)) {
                 user_edited.push(p.clone());
             }
-            if bytes.len() <= ALL_FILES_BUDGET && !bytes.contains(&0) {
-                contents.push((p.clone(), String::from_utf8_lossy(&bytes).into_owned()));
+            if let Some(text) = crate::workspace::model_text(&bytes) {
+                contents.push((p.clone(), text));
             }
         }
         let all = contents.clone();

@@ -61,6 +61,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Files larger than this are named in the tree but not shown to the model in full.
+pub const MAX_MODEL_FILE: usize = 60_000;
+
+/// A file's content as the model may be shown it: text of at most [`MAX_MODEL_FILE`]
+/// bytes; None for a binary (NUL bytes) or huge file.
+pub fn model_text(bytes: &[u8]) -> Option<String> {
+    (bytes.len() <= MAX_MODEL_FILE && !bytes.contains(&0)).then(|| String::from_utf8_lossy(bytes).into_owned())
+}
+
 /// What applying a set of changes did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Applied {
