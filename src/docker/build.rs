@@ -1,4 +1,5 @@
-//! Image builds: classic builder, every output line kept, failures as diagnostics.
+//! Image builds: BuildKit where the daemon has it, else the classic builder; every output
+//! line kept, failures as diagnostics.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -6,6 +7,7 @@ use std::time::Instant;
 use bollard::query_parameters::BuildImageOptionsBuilder;
 use futures_util::StreamExt;
 
+use super::buildkit;
 use super::context::build_context;
 use super::{Engine, PROJECT_LABEL};
 use crate::diagnose::{tail, Diagnostic, Phase};
@@ -85,12 +87,71 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
     // `masgen/` repository names the rest.
     let labels: HashMap<String, String> = [(PROJECT_LABEL.to_string(), project.to_string())].into();
     let args: HashMap<String, String> = spec.args.iter().cloned().collect();
-    let mut opts = BuildImageOptionsBuilder::new().dockerfile(&spec.dockerfile).t(&image).rm(true).forcerm(true).labels(&labels).buildargs(&args);
+    let ran = match &engine.buildkit {
+        Some(transport) => {
+            let mut query = vec![
+                ("t", image.clone()),
+                ("dockerfile", spec.dockerfile.clone()),
+                ("rm", "1".to_string()),
+                ("forcerm", "1".to_string()),
+                ("labels", serde_json::to_string(&labels).unwrap_or_default()),
+                ("buildargs", serde_json::to_string(&args).unwrap_or_default()),
+            ];
+            if let Some(t) = &spec.target {
+                query.push(("target", t.clone()));
+            }
+            // A daemon that refuses a BuildKit build gets the same build from the classic builder.
+            buildkit::build(transport, &engine.api_version(), &query, ctx.tar.clone()).await.ok()
+        }
+        None => None,
+    };
+    let ran = match ran {
+        Some(out) => out,
+        None => classic(engine, &image, spec, &labels, &args, ctx.tar).await,
+    };
+    let log_path = spec.log_dir.as_ref().map(|d| d.join(format!("build-{}.log", spec.service)));
+    if let Some(p) = &log_path {
+        let error = ran.error.as_deref().filter(|e| !ran.log.contains(*e)).map(|e| format!("\nerror: {e}\n")).unwrap_or_default();
+        // The log is evidence, not a result: failing to write it must not fail the build.
+        let _ = crate::workspace::write_atomic(p, format!("{}{error}", ran.log).as_bytes());
+    }
+    let Some(error) = ran.error else {
+        return Ok(Built { image, secs: started.elapsed().as_secs_f64(), cached: false, hash: ctx.hash });
+    };
+    let step = ran.failed_step.unwrap_or_default();
+    let mut files = vec![df_rel];
+    // A COPY/ADD that failed names files of the context.
+    if let Some(src) = step.split_whitespace().skip_while(|w| !matches!(w.to_ascii_uppercase().as_str(), "COPY" | "ADD")).nth(1) {
+        if !src.starts_with("--") {
+            files.push(rel(&spec.context_rel, src.trim_start_matches("./")));
+        }
+    }
+    let summary = if step.is_empty() { format!("build failed: {}", error.trim()) } else { format!("build failed at {step}: {}", error.trim()) };
+    // The failing step's own output when a step failed, else the log's tail.
+    let mut evidence = tail(if step.is_empty() { &ran.log } else { &ran.failed_output }, 40);
+    if !evidence.contains(error.trim()) {
+        evidence = format!("{evidence}\nerror: {}", error.trim()).trim_start().to_string();
+    }
+    if let Some(p) = log_path {
+        evidence.push_str(&format!("\n(full build output: {})", p.display()));
+    }
+    Err(Diagnostic::new(&spec.service, Phase::Build, summary).evidence(evidence).files(files))
+}
+
+/// The classic builder, through bollard; its output read into the same shape as BuildKit's.
+async fn classic(
+    engine: &Engine,
+    image: &str,
+    spec: &BuildSpec,
+    labels: &HashMap<String, String>,
+    args: &HashMap<String, String>,
+    tar: Vec<u8>,
+) -> buildkit::Outcome {
+    let mut opts = BuildImageOptionsBuilder::new().dockerfile(&spec.dockerfile).t(image).rm(true).forcerm(true).labels(labels).buildargs(args);
     if let Some(t) = &spec.target {
         opts = opts.target(t);
     }
-    let body = bollard::body_full(ctx.tar.into());
-    let mut stream = engine.docker.build_image(opts.build(), None, Some(body));
+    let mut stream = engine.docker.build_image(opts.build(), None, Some(bollard::body_full(tar.into())));
     let mut output = String::new();
     let mut failure: Option<String> = None;
     while let Some(item) = stream.next().await {
@@ -107,34 +168,16 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
             Err(e) => failure = Some(e.to_string()),
         }
     }
-    let log_path = spec.log_dir.as_ref().map(|d| d.join(format!("build-{}.log", spec.service)));
-    if let Some(p) = &log_path {
-        let full = format!("{output}{}", failure.as_deref().map(|e| format!("\nerror: {e}\n")).unwrap_or_default());
-        // The log is evidence, not a result: failing to write it must not fail the build.
-        let _ = crate::workspace::write_atomic(p, full.as_bytes());
-    }
-    match failure {
-        None => Ok(Built { image, secs: started.elapsed().as_secs_f64(), cached: false, hash: ctx.hash }),
-        Some(error) => {
-            let step = output.lines().rev().find(|l| l.trim_start().starts_with("Step ")).unwrap_or("").trim().to_string();
-            let mut files = vec![df_rel];
-            // A COPY/ADD that failed names files of the context.
-            if let Some(src) = step.split_whitespace().skip_while(|w| !matches!(w.to_ascii_uppercase().as_str(), "COPY" | "ADD")).nth(1) {
-                if !src.starts_with("--") {
-                    files.push(rel(&spec.context_rel, src.trim_start_matches("./")));
-                }
-            }
-            let summary = if step.is_empty() { format!("build failed: {}", error.trim()) } else { format!("build failed at {step}: {}", error.trim()) };
-            Err(Diagnostic::new(&spec.service, Phase::Build, summary)
-                .evidence(format!(
-                    "{}\nerror: {}{}",
-                    tail(&output, 40),
-                    error.trim(),
-                    log_path.map(|p| format!("\n(full build output: {})", p.display())).unwrap_or_default()
-                ))
-                .files(files))
+    // The failing step is the last `Step N/M : ...` line; its output is what follows.
+    let (mut failed_step, mut failed_output) = (None, String::new());
+    if failure.is_some() {
+        if let Some(at) = output.rfind("Step ").filter(|&at| at == 0 || output[..at].ends_with('\n')) {
+            let (line, rest) = output[at..].split_once('\n').unwrap_or((&output[at..], ""));
+            failed_step = Some(line.trim().to_string());
+            failed_output = rest.to_string();
         }
     }
+    buildkit::Outcome { log: output, error: failure, failed_step, failed_output }
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ impl DockerError {
 pub struct Engine {
     pub docker: Docker,
     pub endpoint: String,
+    /// How builds reach BuildKit, when they can (see `buildkit.rs`); None: classic builder.
+    pub buildkit: Option<super::buildkit::Transport>,
 }
 
 impl Engine {
@@ -42,7 +44,22 @@ impl Engine {
             .await
             .map_err(|_| unreachable(&"no answer within 10 s"))?
             .map_err(|e| unreachable(&e))?;
-        Ok(Engine { docker, endpoint })
+        // BuildKit came with API 1.39 (Docker 18.09). DOCKER_BUILDKIT=0 asks for the classic
+        // builder, as it does for the docker CLI.
+        let v = docker.client_version();
+        let buildkit = if std::env::var("DOCKER_BUILDKIT").is_ok_and(|b| b == "0" || b.eq_ignore_ascii_case("false")) || (v.major_version, v.minor_version) < (1, 39) {
+            None
+        } else {
+            let tls = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|t| !t.is_empty());
+            super::buildkit::Transport::from_docker_host(std::env::var("DOCKER_HOST").ok().as_deref(), tls)
+        };
+        Ok(Engine { docker, endpoint, buildkit })
+    }
+
+    /// The API version agreed with the daemon, as `1.41`.
+    pub fn api_version(&self) -> String {
+        let v = self.docker.client_version();
+        format!("{}.{}", v.major_version, v.minor_version)
     }
 
     pub async fn image_exists(&self, name: &str) -> bool {

@@ -2,6 +2,7 @@
 //! readiness, logs, teardown. Knows nothing of models or prompts.
 
 pub mod build;
+pub mod buildkit;
 pub mod context;
 pub mod engine;
 pub mod health;
