@@ -43,6 +43,8 @@ pub struct VerifyOptions {
     pub execute: bool,
     /// Parallel builds.
     pub jobs: usize,
+    /// Rebuild every image without any cache.
+    pub no_cache: bool,
     /// Labels this run's objects; Ctrl-C handlers tear down by it.
     pub run_id: String,
     pub events: Events,
@@ -60,6 +62,7 @@ impl Default for VerifyOptions {
             keep: false,
             execute: false,
             jobs: default_jobs(),
+            no_cache: false,
             run_id: new_run_id(),
             events: Events::none(),
         }
@@ -256,6 +259,7 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
                 args: b.args().into_iter().map(|(k, v)| (k.clone(), v.or_else(|| std::env::var(&k).ok()).unwrap_or_default())).collect(),
                 target: b.target().map(str::to_string),
                 log_dir: Some(project.root.join(crate::workspace::MASGEN_DIR).join("logs")),
+                no_cache: opts.no_cache,
             })
         })
         .collect();

@@ -171,6 +171,9 @@ pub struct VerifyFlags {
     /// Allow privileged containers, the Docker socket, host paths outside the system, host namespaces, added capabilities and devices.
     #[arg(long)]
     pub allow_unsafe: bool,
+    /// Rebuild every image from its Dockerfile, using neither masgen's earlier images nor the builder's cache.
+    #[arg(long)]
+    pub no_cache: bool,
     /// Leave a healthy system running (remove it later with `masgen down`).
     #[arg(long)]
     pub keep: bool,

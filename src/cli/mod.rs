@@ -126,6 +126,7 @@ fn verify_options(flags: &args::VerifyFlags, jobs: usize, events: &Events) -> Re
         pids: flags.pids,
         allow_unsafe: flags.allow_unsafe,
         keep: flags.keep,
+        no_cache: flags.no_cache,
         execute: flags.execute,
         jobs,
         events: events.clone(),

@@ -25,6 +25,8 @@ pub struct BuildSpec {
     pub target: Option<String>,
     /// Where the full build output goes (`build-<service>.log`), when set.
     pub log_dir: Option<std::path::PathBuf>,
+    /// Build even when an image for the context exists, and without the builder's cache.
+    pub no_cache: bool,
 }
 
 /// A finished build.
@@ -65,7 +67,7 @@ pub fn from_images(dockerfile: &str) -> Vec<String> {
     images
 }
 
-/// Build one image, unless an image for the same context hash exists.
+/// Build one image, unless an image for the same context hash exists (and `no_cache` is off).
 pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<Built, Diagnostic> {
     let started = Instant::now();
     let settings = format!("dockerfile={}\ntarget={:?}\nargs={:?}", spec.dockerfile, spec.target, spec.args);
@@ -79,7 +81,7 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
         Diagnostic::new(&spec.service, Phase::Build, format!("cannot read the build context {}: {e}", spec.context.display()))
     })?;
     let image = format!("masgen/{project}-{}:{}", spec.service, &ctx.hash[..12]);
-    if engine.image_exists(&image).await {
+    if !spec.no_cache && engine.image_exists(&image).await {
         return Ok(Built { image, secs: started.elapsed().as_secs_f64(), cached: true, hash: ctx.hash });
     }
     // One label only: the classic builder turns every build-time label into a step of
@@ -99,6 +101,9 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
             ];
             if let Some(t) = &spec.target {
                 query.push(("target", t.clone()));
+            }
+            if spec.no_cache {
+                query.push(("nocache", "1".to_string()));
             }
             // A daemon that refuses a BuildKit build gets the same build from the classic builder.
             buildkit::build(transport, &engine.api_version(), &query, ctx.tar.clone()).await.ok()
@@ -147,7 +152,7 @@ async fn classic(
     args: &HashMap<String, String>,
     tar: Vec<u8>,
 ) -> buildkit::Outcome {
-    let mut opts = BuildImageOptionsBuilder::new().dockerfile(&spec.dockerfile).t(image).rm(true).forcerm(true).labels(labels).buildargs(args);
+    let mut opts = BuildImageOptionsBuilder::new().dockerfile(&spec.dockerfile).t(image).rm(true).forcerm(true).labels(labels).buildargs(args).nocache(spec.no_cache);
     if let Some(t) = &spec.target {
         opts = opts.target(t);
     }
