@@ -439,7 +439,7 @@ enum ServiceOutcome {
     Failed(Box<Diagnostic>),
 }
 
-/// Wait for the dependencies' conditions; then create, start and wait for readiness.
+/// Create the container, wait for the dependencies' conditions, start it and wait for readiness.
 #[allow(clippy::too_many_arguments)]
 async fn start_service(
     engine: &Engine,
@@ -458,6 +458,17 @@ async fn start_service(
         Ok(ServiceOutcome::Failed(Box::new(d)))
     };
     let svc = &project.compose.services[name];
+    // Created now, started when its dependencies allow (as compose does): creation is
+    // off the path from one dependency level to the next.
+    let Some(image) = images.get(name) else {
+        return fail(Diagnostic::new(name, Phase::Image, "no image to run"));
+    };
+    let container = format!("{}-{name}-1", project.name);
+    let body = match run::container_body(&project.name, &opts.run_id, name, svc, image, &project.root, network, volumes, settings) {
+        Ok(b) => b,
+        Err(e) => return fail(Diagnostic::new(name, Phase::Start, e).files(implicated(project, name))),
+    };
+    run::create(engine, &container, body).await?;
     for (dep, cond) in svc.depends_on.as_ref().map(|d| d.entries()).unwrap_or_default() {
         let mut rx = channels[&dep].1.clone();
         let ok = rx
@@ -475,15 +486,6 @@ async fn start_service(
             return fail(d);
         }
     }
-    let Some(image) = images.get(name) else {
-        return fail(Diagnostic::new(name, Phase::Image, "no image to run"));
-    };
-    let container = format!("{}-{name}-1", project.name);
-    let body = match run::container_body(&project.name, &opts.run_id, name, svc, image, &project.root, network, volumes, settings) {
-        Ok(b) => b,
-        Err(e) => return fail(Diagnostic::new(name, Phase::Start, e).files(implicated(project, name))),
-    };
-    run::create(engine, &container, body).await?;
     let started = Instant::now();
     if let Err(e) = engine.docker.start_container(&container, None::<bollard::query_parameters::StartContainerOptions>).await {
         let msg = e.to_string();

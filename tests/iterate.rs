@@ -164,12 +164,12 @@ fn the_bundled_iterate_replay_applies_to_the_demo_system() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let o = masgen()
         .current_dir(root)
-        .args(["--iterate", "Add a fourth agent that logs every status check to a file", "--replay", "fixtures/iterate-demo", "--no-verify", "-o", out.to_str().unwrap()])
+        .args(["--iterate", "Add an agent that logs every status check to a file", "--replay", "fixtures/iterate-demo", "--no-verify", "-o", out.to_str().unwrap()])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(out.join("auditor/audit.sh").is_file());
     let compose = std::fs::read_to_string(out.join("docker-compose.yml")).unwrap();
-    assert!(compose.contains("  auditor:\n    build: ./auditor") && compose.contains("volumes:\n  audit-logs:"), "{compose}");
+    assert!(compose.contains("  auditor:\n    build: ./auditor") && compose.contains("volumes:\n  ledger-data:\n  audit-logs:"), "{compose}");
     masgen::compose::load_project(&out).expect("the edited compose file is valid");
 }

@@ -28,13 +28,12 @@ pub async fn remove_labelled(engine: &Engine, label: &str, value: &str) -> Remov
         .list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build()))
         .await
         .unwrap_or_default();
-    for c in containers {
-        let Some(id) = c.id else { continue };
+    // All at once: each removal waits on the daemon killing and unmounting its container.
+    let removals = containers.into_iter().filter_map(|c| c.id).map(|id| async move {
         let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
-        if engine.docker.remove_container(&id, Some(opts)).await.is_ok() {
-            removed.containers += 1;
-        }
-    }
+        engine.docker.remove_container(&id, Some(opts)).await.is_ok()
+    });
+    removed.containers = futures_util::future::join_all(removals).await.into_iter().filter(|ok| *ok).count();
     let networks = engine.docker.list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build())).await.unwrap_or_default();
     for n in networks {
         if let Some(id) = n.id {
