@@ -155,20 +155,83 @@ pub fn render_diagnostics(diags: &[Diagnostic], budget: usize, full_path: &str) 
     out
 }
 
-/// The files a round shows the model: every implicated file that exists, plus the compose file.
-fn implicated_files(root: &Path, diags: &[Diagnostic]) -> Vec<(String, String)> {
+/// A file a round shows the model: whole, or (the compose file) only the failing services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    pub path: String,
+    pub text: String,
+    /// The services shown, when `text` is an excerpt of the compose file.
+    pub excerpt_of: Option<Vec<String>>,
+}
+
+/// The files a round shows the model: every implicated file that exists, plus the compose
+/// file. Of the compose file only the failing services' entries are shown when that is
+/// much less than the whole: they are what the evidence is about, the tree names the rest,
+/// and edits to them apply to the file as it is.
+fn implicated_files(root: &Path, diags: &[Diagnostic]) -> Vec<Shown> {
+    let compose = crate::compose::find_compose_file(root).ok().and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()));
     let mut paths: Vec<String> = diags.iter().flat_map(|d| d.files.clone()).collect();
-    paths.extend(crate::compose::find_compose_file(root).ok().and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned())));
+    paths.extend(compose.clone());
     let mut seen = std::collections::BTreeSet::new();
+    let mut failing: Vec<String> = Vec::new();
+    for d in diags.iter().filter(|d| !d.consequence && compose.as_ref().is_some_and(|c| d.files.contains(c))) {
+        if !failing.contains(&d.service) {
+            failing.push(d.service.clone());
+        }
+    }
     paths
         .into_iter()
         .filter(|p| seen.insert(p.clone()))
-        .filter_map(|p| {
+        .filter_map(|path| {
             // A binary or huge file is left to the tree, which names it.
-            let text = crate::workspace::model_text(&std::fs::read(root.join(&p)).ok()?)?;
-            Some((p, text))
+            let text = crate::workspace::model_text(&std::fs::read(root.join(&path)).ok()?)?;
+            if Some(&path) == compose.as_ref() {
+                if let Some(part) = compose_excerpt(&text, &failing) {
+                    return Some(Shown { path, text: part, excerpt_of: Some(failing.clone()) });
+                }
+            }
+            Some(Shown { path, text, excerpt_of: None })
         })
         .collect()
+}
+
+/// The `services:` line and the entries of `services`, verbatim, when they are at most half
+/// of the compose file; None when the file cannot be cut that way.
+pub(crate) fn compose_excerpt(text: &str, services: &[String]) -> Option<String> {
+    if services.is_empty() {
+        return None;
+    }
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let top = |l: &str| !l.starts_with([' ', '\t', '#']) && !l.trim().is_empty();
+    let start = lines.iter().position(|l| l.trim_end() == "services:")?;
+    let end = lines.iter().skip(start + 1).position(|l| top(l)).map_or(lines.len(), |i| start + 1 + i);
+    // Entries start at the indentation of the first key under `services:`.
+    let indent = lines[start + 1..end].iter().find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')).map(|l| l.len() - l.trim_start().len())?;
+    let mut out = String::from(lines[start]);
+    let mut found = 0;
+    let mut i = start + 1;
+    while i < end {
+        let l = lines[i];
+        let is_key = l.len() - l.trim_start().len() == indent && !l.trim_start().starts_with('#');
+        let name = l.trim().trim_end_matches(':').trim_matches(['"', '\'']);
+        if is_key && l.trim_end().ends_with(':') && services.iter().any(|s| s == name) {
+            let mut j = i + 1;
+            while j < end && (lines[j].trim().is_empty() || lines[j].len() - lines[j].trim_start().len() > indent) {
+                j += 1;
+            }
+            // Blank lines between entries stay out of the excerpt.
+            let mut last = j;
+            while last > i + 1 && lines[last - 1].trim().is_empty() {
+                last -= 1;
+            }
+            out.extend(lines[i..last].iter().copied());
+            found += 1;
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    (found == services.len() && out.len() * 2 <= text.len()).then_some(out)
 }
 
 /// Unified diff of what a round changed.
@@ -343,6 +406,7 @@ pub(crate) async fn ask_and_apply(
     record: &str,
     events: &Events,
     mut in_hand: Option<crate::llm::Completion>,
+    excerpted: &[String],
 ) -> Result<Asked, GenerateError> {
     let mut usage = Usage::default();
     let mut requests = 0;
@@ -364,9 +428,17 @@ pub(crate) async fn ask_and_apply(
         };
         replies.push_str(&format!("--- {l} ---\n{}\n", reply.text));
         save(&rdir.join("reply.txt"), &replies, events);
-        let parsed = parse_reply(&reply.text);
+        let mut parsed = parse_reply(&reply.text);
         for r in &parsed.rejected {
             events.emit(Event::Rejected { path: r.path.clone(), reason: r.reason.clone() });
+        }
+        // A whole-file block for a file the model saw only part of would drop the rest.
+        let (changes, partial): (Vec<Change>, Vec<Change>) =
+            parsed.changes.into_iter().partition(|c| !(matches!(c, Change::File { .. }) && excerpted.iter().any(|e| e == c.path().as_str())));
+        parsed.changes = changes;
+        let partial: Vec<String> = partial.iter().map(|c| c.path().as_str().to_string()).collect();
+        for p in &partial {
+            events.emit(Event::Rejected { path: p.clone(), reason: "a whole-file block for a file shown only in part".into() });
         }
         for c in &parsed.changes {
             let p = c.path().as_str().to_string();
@@ -381,14 +453,14 @@ pub(crate) async fn ask_and_apply(
         let failures = applied.edit_failures.clone();
         let ok = applied.touched();
         merge(&mut total, applied);
-        if failures.is_empty() || reask >= MAX_REASKS {
+        if (failures.is_empty() && partial.is_empty()) || reask >= MAX_REASKS {
             total.edit_failures = failures;
             break reply.text;
         }
         reask += 1;
-        events.warn(format!("{} edit(s) did not apply; asking the model again ({reask}/{MAX_REASKS})", failures.len()));
+        events.warn(format!("{} change(s) did not apply; asking the model again ({reask}/{MAX_REASKS})", failures.len() + partial.len()));
         messages.push(Message::assistant(reply.text));
-        messages.push(Message::user(prompts::edits_failed(&failures, ok)));
+        messages.push(Message::user(prompts::edits_failed(&failures, &partial, ok)));
     };
     save(&rdir.join("changes.diff"), &unified_diff(&before, dir), events);
     Ok(Asked { applied: total, usage, requests, last_reply })
@@ -417,18 +489,26 @@ async fn run_round(
     let files = implicated_files(dir, diags);
     let tree = ws.files();
     let prompt = prompts::repair(spec, &tree, &files, &render_diagnostics(diags, ropts.diagnostics_budget, &full_rel));
+    let excerpted: Vec<String> = files.iter().filter(|f| f.excerpt_of.is_some()).map(|f| f.path.clone()).collect();
     save(
         &rdir.join("prompt.md"),
         &format!(
-            "# Repair round {n}\n\nprompt: {} characters\nfiles sent in full: {}\ndiagnostics:\n{}\n",
+            "# Repair round {n}\n\nprompt: {} characters\nfiles sent: {}\ndiagnostics:\n{}\n",
             prompt.len(),
-            files.iter().map(|f| f.0.as_str()).collect::<Vec<_>>().join(", "),
+            files
+                .iter()
+                .map(|f| match &f.excerpt_of {
+                    Some(s) => format!("{} (services {})", f.path, s.join(", ")),
+                    None => f.path.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
             diags.iter().map(|d| format!("- {} [{}] {}", d.service, d.phase.as_str(), d.summary)).collect::<Vec<_>>().join("\n")
         ),
         events,
     );
     let asked =
-        ask_and_apply(session, ws, dir, vec![Message::user(prompt)], &format!("repair {n}"), &format!("repair-{n}"), &rdir, &format!("{folder:03}/previous"), events, None)
+        ask_and_apply(session, ws, dir, vec![Message::user(prompt)], &format!("repair {n}"), &format!("repair-{n}"), &rdir, &format!("{folder:03}/previous"), events, None, &excerpted)
             .await?;
     let (total, usage, requests) = (asked.applied, asked.usage, asked.requests);
     if total.touched() == 0 {
@@ -467,6 +547,23 @@ pub(crate) fn merge(total: &mut Applied, a: Applied) {
 mod tests {
     use super::*;
     use crate::diagnose::Phase;
+
+    const COMPOSE: &str = "name: shop\nservices:\n  web:\n    build: ./web\n    ports:\n      - \"8080:8080\"\n\n  # the queue\n  \"queue\":\n    image: busybox:latest\n    command: [\"sleep\", \"1\"]\n\n  worker:\n    build: ./worker\n    environment:\n      QUEUE: queue\n      MODE: fast\n      RETRIES: \"3\"\n    depends_on: [queue]\n\nvolumes:\n  data:\n";
+
+    #[test]
+    fn a_compose_excerpt_is_the_failing_entries_verbatim() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(compose_excerpt(COMPOSE, &names(&["web"])).unwrap(), "services:\n  web:\n    build: ./web\n    ports:\n      - \"8080:8080\"\n");
+        assert_eq!(compose_excerpt(COMPOSE, &names(&["queue"])).unwrap(), "services:\n  \"queue\":\n    image: busybox:latest\n    command: [\"sleep\", \"1\"]\n");
+        // Every line of an excerpt is a line of the file, so edits made against it apply.
+        let part = compose_excerpt(COMPOSE, &names(&["web", "queue"])).unwrap();
+        assert!(part.lines().all(|l| COMPOSE.lines().any(|c| c == l)), "{part}");
+        // Not worth it (more than half of the file), unknown services, or no services key.
+        assert_eq!(compose_excerpt(COMPOSE, &names(&["web", "worker"])), None);
+        assert_eq!(compose_excerpt(COMPOSE, &names(&["nope"])), None);
+        assert_eq!(compose_excerpt(COMPOSE, &[]), None);
+        assert_eq!(compose_excerpt("version: \"3\"\n", &names(&["web"])), None);
+    }
 
     fn d(service: &str, phase: Phase, summary: &str, evidence: &str) -> Diagnostic {
         Diagnostic::new(service, phase, summary).evidence(evidence)

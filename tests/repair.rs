@@ -96,6 +96,46 @@ fn an_edit_that_does_not_apply_is_sent_back_with_the_lines_that_exist() {
     assert_eq!(report(&out)["repair"]["rounds"].as_array().unwrap().len(), 1);
 }
 
+/// BROKEN with two healthy neighbours, so the compose file is long enough to be excerpted.
+fn broken_with_neighbours() -> String {
+    let helper = |n: &str| {
+        format!(
+            "  {n}:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n    environment:\n      ROLE: {n}\n      NOTE: a neighbour that stays healthy\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n      interval: 1s\n\n"
+        )
+    };
+    BROKEN.replace("services:\n  app:\n    build: ./app\n", &format!("services:\n{}  app:\n    build: ./app\n\n{}", helper("helper1"), helper("helper2")))
+}
+
+#[test]
+fn the_compose_file_is_shown_in_part_and_a_whole_file_block_for_it_is_refused() {
+    if !docker_available("excerpt") {
+        return;
+    }
+    // A careless fix: the script edit plus a <file> block holding only the entry it saw.
+    let careless = format!("{FIX}<file path=\"docker-compose.yml\">\nservices:\n  app:\n    build: ./app\n</file>\n");
+    let broken = broken_with_neighbours();
+    let fake = FakeAnthropic::with_handler(move |r, n| match n {
+        0 => Reply::text(&broken),
+        1 => Reply::text(&careless),
+        _ if r.last_user_text().contains("were not applied") => Reply::text("Understood: the compose file needs no change."),
+        _ => Reply::text("no idea"),
+    });
+    let (_d, out, _g) = output("excerpt");
+    let o = run(&fake, &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let reqs = fake.requests();
+    assert_eq!(reqs.len(), 3, "one re-ask for the refused block");
+    let prompt = reqs[1].last_user_text();
+    assert!(prompt.contains("<excerpt path=\"docker-compose.yml\" services=\"app\">\nservices:\n  app:\n    build: ./app\n</excerpt>"), "{prompt}");
+    assert!(!prompt.contains("ROLE: helper1") && prompt.contains("- docker-compose.yml"), "only the failing entry is shown; the tree names the file");
+    let compose = std::fs::read_to_string(out.join("docker-compose.yml")).unwrap();
+    assert!(compose.contains("ROLE: helper1") && compose.contains("ROLE: helper2"), "the refused block did not drop the neighbours: {compose}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("shown only in part"), "{}", text(&o));
+    let r = report(&out);
+    assert_eq!(r["healthy"], true);
+    assert_eq!(r["services"].as_array().map(|s| s.len()), Some(3), "{r}");
+}
+
 #[test]
 fn the_same_failure_after_two_repairs_is_stuck_and_stops_asking() {
     if !docker_available("stuck") {

@@ -105,7 +105,7 @@ pub fn batch(spec: &str, manifest: &[ManifestEntry], shared: &SharedNames, files
 }
 
 /// A repair round: the evidence of what failed and the files it implicates.
-pub fn repair(spec: &str, tree: &[String], files: &[(String, String)], diagnostics: &str) -> String {
+pub fn repair(spec: &str, tree: &[String], files: &[crate::repair::Shown], diagnostics: &str) -> String {
     let mut s = String::from("The system below was built and started, and it is not healthy. Fix it.\n\n");
     if spec.trim().is_empty() {
         s.push_str("(No spec was recorded for this system: infer its purpose from its files.)\n\n");
@@ -117,8 +117,20 @@ pub fn repair(spec: &str, tree: &[String], files: &[(String, String)], diagnosti
         s.push_str(&format!("- {f}\n"));
     }
     s.push_str("\nThe files the failures implicate, as they are now:\n");
-    for (path, content) in files {
-        s.push_str(&file_block(path, content));
+    for f in files {
+        match &f.excerpt_of {
+            None => s.push_str(&file_block(&f.path, &f.text)),
+            Some(services) => {
+                let newline = if f.text.ends_with('\n') { "" } else { "\n" };
+                s.push_str(&format!(
+                    "<excerpt path=\"{}\" services=\"{}\">\n{}{newline}</excerpt>\n(Only these services' entries of {} are shown; the file has the other services listed in it too. Change it with <edit> blocks only: a <file> block would drop the rest.)\n",
+                    f.path,
+                    services.join(", "),
+                    f.text,
+                    f.path
+                ));
+            }
+        }
     }
     s.push_str(&format!("\nWhat failed, root cause first:\n{diagnostics}\n"));
     s.push_str(
@@ -129,10 +141,18 @@ for the files that must change, and nothing else. Fix the root cause; keep every
 }
 
 /// Sent within a round when some edits did not apply.
-pub fn edits_failed(failures: &[crate::protocol::EditFailure], applied: usize) -> String {
-    let mut s = format!(
-        "{applied} of your changes applied. These edits did not apply, because their SEARCH text is not in the file; nothing of them was changed:\n"
-    );
+pub fn edits_failed(failures: &[crate::protocol::EditFailure], partial: &[String], applied: usize) -> String {
+    let mut s = format!("{applied} of your changes applied.");
+    if !partial.is_empty() {
+        s.push_str(&format!(
+            " Your whole <file> blocks for {} were not applied: you saw only part of that file, and they would drop the rest. Change it with <edit> blocks.",
+            partial.join(", ")
+        ));
+    }
+    if failures.is_empty() {
+        return s;
+    }
+    s.push_str(" These edits did not apply, because their SEARCH text is not in the file; nothing of them was changed:\n");
     for f in failures {
         s.push_str(&format!("\n- hunk {} of the edit to {}, which searched for:\n<<<\n{}>>>\n", f.index, f.path, f.search));
         if f.nearest.is_empty() {
@@ -141,7 +161,7 @@ pub fn edits_failed(failures: &[crate::protocol::EditFailure], applied: usize) -
             s.push_str(&format!("  The closest lines that do exist in {}:\n<<<\n{}>>>\n", f.path, f.nearest));
         }
     }
-    s.push_str("\nSend corrected <edit> blocks (SEARCH copied exactly from the current file) or whole <file> blocks for these files only.");
+    s.push_str("\nSend corrected <edit> blocks (SEARCH copied exactly from the current file) or whole <file> blocks for these files only (never for a file you saw only in part).");
     s
 }
 
