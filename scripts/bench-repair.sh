@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/offline-images.sh
-cargo test --release --test bench_repair -- --ignored --nocapture 2>&1 | sed -n '/^| measure/,/original approach resends/p'
+cargo test --release --test bench_repair -- --ignored --nocapture 2>&1 | sed -n '/^| measure/,/^times are medians/p'

@@ -131,7 +131,8 @@ pub fn signature(diags: &[Diagnostic]) -> String {
 /// Diagnostics as the model reads them: a fixed header per failure, then the evidence,
 /// keeping the tail of long output within `budget` characters in all.
 pub fn render_diagnostics(diags: &[Diagnostic], budget: usize, full_path: &str) -> String {
-    let roots: Vec<&Diagnostic> = diags.iter().collect();
+    // Services that never started because one they wait on failed: one line for all of them.
+    let (roots, waiting): (Vec<&Diagnostic>, Vec<&Diagnostic>) = diags.iter().partition(|d| !d.consequence);
     let share = budget / roots.len().max(1);
     let mut out = String::new();
     for d in roots {
@@ -151,6 +152,10 @@ pub fn render_diagnostics(diags: &[Diagnostic], budget: usize, full_path: &str) 
             }
         }
         out.push_str(&block);
+    }
+    if !waiting.is_empty() {
+        let names: Vec<String> = waiting.iter().map(|d| format!("{} ({})", d.service, d.summary.trim_start_matches("not started: "))).collect();
+        out.push_str(&format!("=== not started, waiting on a failed service ===\n{}\n", names.join("; ")));
     }
     out
 }
@@ -549,6 +554,18 @@ mod tests {
     use crate::diagnose::Phase;
 
     const COMPOSE: &str = "name: shop\nservices:\n  web:\n    build: ./web\n    ports:\n      - \"8080:8080\"\n\n  # the queue\n  \"queue\":\n    image: busybox:latest\n    command: [\"sleep\", \"1\"]\n\n  worker:\n    build: ./worker\n    environment:\n      QUEUE: queue\n      MODE: fast\n      RETRIES: \"3\"\n    depends_on: [queue]\n\nvolumes:\n  data:\n";
+
+    #[test]
+    fn services_that_never_started_share_one_line_after_the_root_cause() {
+        let mut waiting = Diagnostic::new("api", Phase::Start, "not started: depends on db, which failed");
+        waiting.consequence = true;
+        let diags = vec![Diagnostic::new("db", Phase::Crash, "crashed: exited with code 1").evidence("exit code: 1"), waiting];
+        let text = render_diagnostics(&diags, 20_000, "x");
+        assert_eq!(
+            text,
+            "=== service: db | phase: crash ===\ncrashed: exited with code 1\nexit code: 1\n=== not started, waiting on a failed service ===\napi (depends on db, which failed)\n"
+        );
+    }
 
     #[test]
     fn a_compose_excerpt_is_the_failing_entries_verbatim() {

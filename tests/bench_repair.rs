@@ -19,11 +19,23 @@ fn tokens(chars: usize) -> usize {
     chars.div_ceil(4)
 }
 
-fn verify_secs(dir: &std::path::Path, extra: &[&str]) -> f64 {
+/// One `masgen verify`: seconds until every service was healthy (from the report: preflight,
+/// builds, starts), and until the process ended (teardown included).
+fn verify_secs(dir: &std::path::Path, extra: &[&str]) -> (f64, f64) {
+    let report = dir.join(".masgen/bench-verify.json");
     let t = Instant::now();
-    let o = masgen().arg("verify").arg(dir).args(["--stability", "0", "--settle", "1"]).args(extra).output().unwrap();
+    let o = masgen().arg("verify").arg(dir).args(["--stability", "0", "--settle", "1", "--report"]).arg(&report).args(extra).output().unwrap();
+    let wall = t.elapsed().as_secs_f64();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    t.elapsed().as_secs_f64()
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let timings = if r["timings"].is_object() { &r["timings"] } else { &r["verify"]["timings"] };
+    let healthy = ["preflight_secs", "build_secs", "start_secs"].iter().map(|k| timings[*k].as_f64().unwrap()).sum();
+    (healthy, wall)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
 }
 
 #[test]
@@ -59,18 +71,26 @@ fn bench_repair() {
     let original = tokens(whole);
 
     // (b) A one-service fix: only that service's context changes, to content no builder
-    // cache has seen.
-    std::fs::write(out.join("worker/worker.py"), std::fs::read_to_string(out.join("worker/worker.py")).unwrap() + &format!("# tuned {:?}\n", std::time::SystemTime::now())).unwrap();
-    let one = verify_secs(&out, &[]);
-    // Everything: every image rebuilt from its Dockerfile with no cache, every service restarted.
-    let all = verify_secs(&out, &["--no-cache"]);
+    // cache has seen. Against it: every image rebuilt from its Dockerfile with no cache and
+    // every service restarted. Three runs each, medians.
+    let (mut one, mut all) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let worker = out.join("worker/worker.py");
+        std::fs::write(&worker, std::fs::read_to_string(&worker).unwrap() + &format!("# tuned {:?}\n", std::time::SystemTime::now())).unwrap();
+        one.push(verify_secs(&out, &[]));
+        all.push(verify_secs(&out, &["--no-cache"]));
+    }
+    let (one_healthy, all_healthy) = (median(one.iter().map(|t| t.0).collect()), median(all.iter().map(|t| t.0).collect()));
+    let (one_wall, all_wall) = (median(one.iter().map(|t| t.1).collect()), median(all.iter().map(|t| t.1).collect()));
 
     println!("\n| measure | masgen | original approach | ratio | target |");
     println!("|---|---:|---:|---:|---:|");
     println!("| repair round input tokens (system prompt cached) | {masgen_input} | {original} | {:.2}x | <= 0.30x |", masgen_input as f64 / original as f64);
     println!("| repair round input tokens (no cache) | {masgen_uncached} | {original} | {:.2}x | |", masgen_uncached as f64 / original as f64);
-    println!("| one-service fix to healthy (s) | {one:.2} | {all:.2} | {:.2}x | <= 0.50x |", one / all);
+    println!("| one-service fix to healthy (s) | {one_healthy:.2} | {all_healthy:.2} | {:.2}x | <= 0.50x |", one_healthy / all_healthy);
+    println!("| one-service fix, whole `masgen verify` incl. teardown (s) | {one_wall:.2} | {all_wall:.2} | {:.2}x | |", one_wall / all_wall);
     println!("\ntokens estimated as characters / 4 on both sides; the original approach resends the system prompt, spec, every file and the same evidence");
+    println!("times are medians of 3; the fix changes worker/worker.py, which 3 of the other 5 services wait on; the original approach rebuilds every image with no cache");
 }
 
 /// The files of the generation reply.

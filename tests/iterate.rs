@@ -149,7 +149,7 @@ fn a_large_system_sends_a_selection_and_the_model_may_ask_for_more_once() {
     let reqs = fake.requests();
     assert_eq!(reqs.len(), 2);
     let first = reqs[0].last_user_text();
-    assert!(first.contains("the others are listed above") && first.contains("- data/big.txt"), "a selection plus the tree");
+    assert!(first.contains("the others are listed above") && first.contains("- data/: big.txt"), "a selection plus the tree");
     assert!(!first.contains("filler line"), "a file too big for the budget is not sent");
     assert!(reqs[1].last_user_text().contains("<file path=\"data/more.txt\">"));
     assert!(std::fs::read_to_string(out.join("app/run.sh")).unwrap().contains("good morning"));

@@ -56,7 +56,7 @@ fn a_broken_draft_is_repaired_when_the_real_error_line_reaches_the_model() {
     let prompt = reqs[1].last_user_text();
     assert!(prompt.contains("=== service: app | phase: crash ==="), "{prompt}");
     assert!(prompt.contains("<file path=\"app/run.sh\">"), "implicated files are sent in full");
-    assert!(prompt.contains("- app/Dockerfile"), "the tree is sent");
+    assert!(prompt.contains("- app/: Dockerfile, run.sh"), "the tree is sent");
     assert_eq!(reqs[0].body["system"], reqs[1].body["system"], "the system prompt is stable, so it is cached");
     assert_eq!(reqs[1].body["system"][0]["cache_control"]["type"], "ephemeral");
     let r = report(&out);
@@ -127,7 +127,7 @@ fn the_compose_file_is_shown_in_part_and_a_whole_file_block_for_it_is_refused() 
     assert_eq!(reqs.len(), 3, "one re-ask for the refused block");
     let prompt = reqs[1].last_user_text();
     assert!(prompt.contains("<excerpt path=\"docker-compose.yml\" services=\"app\">\nservices:\n  app:\n    build: ./app\n</excerpt>"), "{prompt}");
-    assert!(!prompt.contains("ROLE: helper1") && prompt.contains("- docker-compose.yml"), "only the failing entry is shown; the tree names the file");
+    assert!(!prompt.contains("ROLE: helper1") && prompt.contains("- README.md, docker-compose.yml"), "only the failing entry is shown; the tree names the file");
     let compose = std::fs::read_to_string(out.join("docker-compose.yml")).unwrap();
     assert!(compose.contains("ROLE: helper1") && compose.contains("ROLE: helper2"), "the refused block did not drop the neighbours: {compose}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("shown only in part"), "{}", text(&o));

@@ -17,6 +17,10 @@ struct Run {
 }
 
 fn verify_fixture(name: &str, extra: &[&str]) -> Option<Run> {
+    verify_fixture_env(name, extra, &[])
+}
+
+fn verify_fixture_env(name: &str, extra: &[&str], env: &[(&str, &str)]) -> Option<Run> {
     if !docker_available(name) {
         return None;
     }
@@ -31,6 +35,7 @@ fn verify_fixture(name: &str, extra: &[&str]) -> Option<Run> {
         }
     }
     let o = masgen()
+        .envs(env.iter().copied())
         .arg("verify")
         .arg(&path)
         .args(&args)
@@ -83,6 +88,21 @@ fn a_failing_build_step_is_reported_with_its_output() {
     assert!(d["summary"].as_str().unwrap().contains("RUN echo \"compiling app\""), "{}", d["summary"]);
     assert_eq!(d["files"][0], "app/Dockerfile");
     assert!(d["evidence"].as_str().unwrap().contains("full build output:"), "{}", d["evidence"]);
+    // BuildKit's log, read off its progress stream: the step, its output, its error.
+    let log = std::fs::read_to_string(run.dir.join(".masgen/logs/build-app.log")).unwrap();
+    assert!(log.contains("[2/2] RUN echo \"compiling app\"") && log.contains(" error: undefined symbol main_loop\n") && log.contains("ERROR: "), "{log}");
+}
+
+#[test]
+fn the_classic_builder_reports_a_failing_step_the_same_way() {
+    // DOCKER_BUILDKIT=0 asks for the classic builder, as for the docker CLI.
+    let Some(run) = verify_fixture_env("build_fails", &[], &[("DOCKER_BUILDKIT", "0")]) else { return };
+    assert_root(&run, "app", "build", "error: undefined symbol main_loop");
+    let d = &run.report["diagnostics"][0];
+    assert!(d["summary"].as_str().unwrap().contains("at Step 2/"), "{}", d["summary"]);
+    assert!(d["evidence"].as_str().unwrap().contains("returned a non-zero code: 3"), "the classic builder's own error: {}", d["evidence"]);
+    let log = std::fs::read_to_string(run.dir.join(".masgen/logs/build-app.log")).unwrap();
+    assert!(log.contains("Step 1/") && log.contains("error: undefined symbol main_loop"), "{log}");
 }
 
 #[test]

@@ -33,6 +33,26 @@ To delete a file: <delete path="relative/path"/>
 Paths are relative to the system's root folder and use '/'. Do not wrap blocks in code fences."#;
 
 /// A file as the model reads and writes it: a `<file>` block, closed on its own line.
+/// The file tree, a line per folder: `- worker/: Dockerfile, worker.py`.
+fn tree_lines(tree: &[String]) -> String {
+    let mut folders: Vec<(&str, Vec<&str>)> = Vec::new();
+    for path in tree {
+        let (dir, name) = match path.rsplit_once('/') {
+            Some((d, n)) => (d, n),
+            None => ("", path.as_str()),
+        };
+        match folders.iter_mut().find(|(d, _)| *d == dir) {
+            Some((_, names)) => names.push(name),
+            None => folders.push((dir, vec![name])),
+        }
+    }
+    folders.sort_by(|a, b| a.0.cmp(b.0));
+    folders
+        .iter()
+        .map(|(dir, names)| if dir.is_empty() { format!("- {}\n", names.join(", ")) } else { format!("- {dir}/: {}\n", names.join(", ")) })
+        .collect()
+}
+
 fn file_block(path: &str, content: &str) -> String {
     let newline = if content.ends_with('\n') || content.is_empty() { "" } else { "\n" };
     format!("<file path=\"{path}\">\n{content}{newline}</file>\n")
@@ -51,9 +71,7 @@ pub const CONTINUE: &str = "Your reply was cut off by the output limit. Continue
 /// One file alone, when it was missing or cut.
 pub fn single_file(spec: &str, path: &str, purpose: &str, tree: &[String], compose: Option<&str>) -> String {
     let mut s = format!("We are generating the system described below, file by file.\n\n<spec>\n{spec}\n</spec>\n\nFiles of the system:\n");
-    for f in tree {
-        s.push_str(&format!("- {f}\n"));
-    }
+    s.push_str(&tree_lines(tree));
     if let Some(c) = compose {
         s.push_str(&format!("\nThe system's docker-compose.yml:\n<file path=\"docker-compose.yml\">\n{c}</file>\n"));
     }
@@ -113,9 +131,7 @@ pub fn repair(spec: &str, tree: &[String], files: &[crate::repair::Shown], diagn
         s.push_str(&format!("<spec>\n{spec}\n</spec>\n\n"));
     }
     s.push_str("Files of the system:\n");
-    for f in tree {
-        s.push_str(&format!("- {f}\n"));
-    }
+    s.push_str(&tree_lines(tree));
     s.push_str("\nThe files the failures implicate, as they are now:\n");
     for f in files {
         match &f.excerpt_of {
@@ -123,11 +139,10 @@ pub fn repair(spec: &str, tree: &[String], files: &[crate::repair::Shown], diagn
             Some(services) => {
                 let newline = if f.text.ends_with('\n') { "" } else { "\n" };
                 s.push_str(&format!(
-                    "<excerpt path=\"{}\" services=\"{}\">\n{}{newline}</excerpt>\n(Only these services' entries of {} are shown; the file has the other services listed in it too. Change it with <edit> blocks only: a <file> block would drop the rest.)\n",
+                    "<excerpt path=\"{}\" services=\"{}\">\n{}{newline}</excerpt>\n(Only these entries; the file has the other services too. Edit it with <edit> blocks only.)\n",
                     f.path,
                     services.join(", "),
                     f.text,
-                    f.path
                 ));
             }
         }
@@ -172,9 +187,7 @@ pub fn iterate(spec: &str, change: &str, tree: &[String], files: &[(String, Stri
         s.push_str(&format!("<spec>\n{spec}\n</spec>\n\n"));
     }
     s.push_str(&format!("<change>\n{change}\n</change>\n\nFiles of the system:\n"));
-    for f in tree {
-        s.push_str(&format!("- {f}\n"));
-    }
+    s.push_str(&tree_lines(tree));
     if !user_edited.is_empty() {
         s.push_str(&format!(
             "\nThe user edited these files by hand since they were generated: keep their changes unless the request needs otherwise: {}\n",
@@ -203,4 +216,15 @@ pub fn more_files(files: &[(String, String)]) -> String {
     }
     s.push_str("\nNow make the change, with blocks only.");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tree_is_a_line_per_folder() {
+        let tree: Vec<String> = ["README.md", "a/x.py", "start.sh", "a/Dockerfile", "a/b/c.txt"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(tree_lines(&tree), "- README.md, start.sh\n- a/: x.py, Dockerfile\n- a/b/: c.txt\n");
+    }
 }
