@@ -246,6 +246,45 @@ fn the_bundled_demo_generates_and_comes_up_healthy_with_no_key() {
     assert!(leftovers(&out.file_name().unwrap().to_string_lossy()).is_empty());
 }
 
+/// A TCP listener that relays every connection to the local Docker socket: a daemon at
+/// `tcp://127.0.0.1:<port>`, as DOCKER_HOST may name one.
+fn tcp_to_docker_socket() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let Ok(unix) = std::os::unix::net::UnixStream::connect("/var/run/docker.sock") else { continue };
+            let (mut tcp_r, mut unix_w) = (tcp.try_clone().unwrap(), unix.try_clone().unwrap());
+            let (mut unix_r, mut tcp_w) = (unix, tcp);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut tcp_r, &mut unix_w);
+                let _ = unix_w.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut unix_r, &mut tcp_w);
+                let _ = tcp_w.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_tcp_docker_host_builds_and_runs_the_system() {
+    if !std::path::Path::new("/var/run/docker.sock").exists() {
+        docker_available("tcp_docker_host");
+        return;
+    }
+    let host = format!("tcp://127.0.0.1:{}", tcp_to_docker_socket());
+    // Builds go over the same TCP daemon address, with BuildKit, and so does everything else.
+    let Some(run) = verify_fixture_env("build_fails", &[], &[("DOCKER_HOST", host.as_str())]) else { return };
+    assert_root(&run, "app", "build", "error: undefined symbol main_loop");
+    let log = std::fs::read_to_string(run.dir.join(".masgen/logs/build-app.log")).unwrap();
+    assert!(log.contains("[2/2] RUN echo"), "a BuildKit log: {log}");
+    let Some(run) = verify_fixture_env("healthy", &["--no-cache"], &[("DOCKER_HOST", host.as_str())]) else { return };
+    assert_eq!(run.code, Some(0), "{}", run.out);
+}
+
 #[test]
 fn an_unreachable_docker_host_exits_3_naming_it() {
     let o = masgen()
