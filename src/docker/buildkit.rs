@@ -495,6 +495,75 @@ mod tests {
         assert_eq!(step_name("[internal] load build definition from Dockerfile"), "[internal] load build definition from Dockerfile");
     }
 
+    /// A one-shot HTTP server on loopback: reads one request, answers `response`, and hands
+    /// back the request line.
+    fn one_shot(response: Vec<u8>) -> (Transport, std::thread::JoinHandle<String>) {
+        use std::io::{BufRead, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let handle = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let (mut first, mut length) = (String::new(), 0usize);
+            reader.read_line(&mut first).unwrap();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let mut stream = stream;
+            stream.write_all(&response).unwrap();
+            first
+        });
+        (Transport::Tcp(addr), handle)
+    }
+
+    fn chunked(parts: &[&[u8]]) -> Vec<u8> {
+        let mut out = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for p in parts {
+            out.extend_from_slice(format!("{:x}\r\n", p.len()).as_bytes());
+            out.extend_from_slice(p);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+        out
+    }
+
+    #[tokio::test]
+    async fn a_build_stream_split_anywhere_is_read_whole() {
+        let mut stream = trace(&[vertex("d1", "[1/2] FROM busybox", true, true, "")], &[]);
+        stream.extend(trace(&[vertex("d2", "[2/2] RUN make", false, true, "exit code: 2")], &[log("d2", "cc: error\n")]));
+        stream.extend_from_slice(b"{\"errorDetail\":{\"message\":\"exit code: 2\"},\"error\":\"exit code: 2\"}\n");
+        // Chunks that cut JSON lines (and base64) in the middle.
+        let cut: Vec<&[u8]> = stream.chunks(7).collect();
+        let (transport, server) = one_shot(chunked(&cut));
+        let query = [("t", "masgen/x-app:abc".to_string()), ("labels", "{\"a\":\"b c\"}".to_string())];
+        let out = build(&transport, "1.41", &query, b"tar".to_vec()).await.unwrap();
+        assert_eq!(out.failed_step.as_deref(), Some("Step 2/2 : RUN make"));
+        assert_eq!(out.failed_output, "cc: error\n");
+        assert_eq!(out.error.as_deref(), Some("exit code: 2"));
+        assert_eq!(server.join().unwrap(), "POST /v1.41/build?version=2&t=masgen%2Fx-app%3Aabc&labels=%7B%22a%22%3A%22b%20c%22%7D HTTP/1.1\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_daemon_refusing_buildkit_is_a_refusal_with_its_message() {
+        let body = br#"{"message":"buildkit not supported by daemon"}"#;
+        let mut response = format!("HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+        response.extend_from_slice(body);
+        let (transport, _server) = one_shot(response);
+        let Err(Refused(why)) = build(&transport, "1.41", &[], b"tar".to_vec()).await else { panic!("a 400 must be a refusal") };
+        assert!(why.contains("400") && why.contains("buildkit not supported by daemon"), "{why}");
+        let Err(Refused(why)) = build(&Transport::Unix("/nonexistent/docker.sock".into()), "1.41", &[], Vec::new()).await else { panic!() };
+        assert!(why.contains("/nonexistent/docker.sock"), "{why}");
+    }
+
     #[test]
     fn transports_from_docker_host() {
         assert_eq!(Transport::from_docker_host(None, false), Some(Transport::Unix("/var/run/docker.sock".into())));
