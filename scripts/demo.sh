@@ -4,6 +4,9 @@
 # recorded replies in fixtures/demo, then build, start and health-check the system.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/offline-images.sh
+# The base images (network and disk) are built while masgen compiles (CPU).
+scripts/offline-images.sh &
+images=$!
 cargo build --release --quiet
+wait "$images"
 exec ./target/release/masgen @examples/demo_spec.txt --replay fixtures/demo -o "${1:-demo-system}"
