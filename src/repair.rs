@@ -165,14 +165,14 @@ pub fn render_diagnostics(diags: &[Diagnostic], budget: usize, full_path: &str) 
 pub struct Shown {
     pub path: String,
     pub text: String,
-    /// The services shown, when `text` is an excerpt of the compose file.
+    /// The services whose entries are shown, when `text` is an excerpt of the compose file.
     pub excerpt_of: Option<Vec<String>>,
 }
 
 /// The files a round shows the model: every implicated file that exists, plus the compose
-/// file. Of the compose file only the failing services' entries are shown when that is
-/// much less than the whole: they are what the evidence is about, the tree names the rest,
-/// and edits to them apply to the file as it is.
+/// file. Of the compose file only the entries of the failing services and of the services
+/// they name are shown when that is at most half of it: they are what the evidence is
+/// about, the tree names the rest, and edits to them apply to the file as it is.
 fn implicated_files(root: &Path, diags: &[Diagnostic]) -> Vec<Shown> {
     let compose = crate::compose::find_compose_file(root).ok().and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()));
     let mut paths: Vec<String> = diags.iter().flat_map(|d| d.files.clone()).collect();
@@ -191,8 +191,8 @@ fn implicated_files(root: &Path, diags: &[Diagnostic]) -> Vec<Shown> {
             // A binary or huge file is left to the tree, which names it.
             let text = crate::workspace::model_text(&std::fs::read(root.join(&path)).ok()?)?;
             if Some(&path) == compose.as_ref() {
-                if let Some(part) = compose_excerpt(&text, &failing) {
-                    return Some(Shown { path, text: part, excerpt_of: Some(failing.clone()) });
+                if let Some((part, shown)) = compose_excerpt(&text, &failing) {
+                    return Some(Shown { path, text: part, excerpt_of: Some(shown) });
                 }
             }
             Some(Shown { path, text, excerpt_of: None })
@@ -200,9 +200,11 @@ fn implicated_files(root: &Path, diags: &[Diagnostic]) -> Vec<Shown> {
         .collect()
 }
 
-/// The `services:` line and the entries of `services`, verbatim, when they are at most half
-/// of the compose file; None when the file cannot be cut that way.
-pub(crate) fn compose_excerpt(text: &str, services: &[String]) -> Option<String> {
+/// The `services:` line and, verbatim and in file order, the entries of `services` and of
+/// the services those entries name (`WORKER_HOST: worker`, `depends_on: [db]`), so a wrong
+/// host name or port can be checked against its target. None when that is more than half
+/// of the compose file, or the file cannot be cut into entries.
+pub(crate) fn compose_excerpt(text: &str, services: &[String]) -> Option<(String, Vec<String>)> {
     if services.is_empty() {
         return None;
     }
@@ -211,32 +213,44 @@ pub(crate) fn compose_excerpt(text: &str, services: &[String]) -> Option<String>
     let start = lines.iter().position(|l| l.trim_end() == "services:")?;
     let end = lines.iter().skip(start + 1).position(|l| top(l)).map_or(lines.len(), |i| start + 1 + i);
     // Entries start at the indentation of the first key under `services:`.
-    let indent = lines[start + 1..end].iter().find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')).map(|l| l.len() - l.trim_start().len())?;
-    let mut out = String::from(lines[start]);
-    let mut found = 0;
+    let indent_of = |l: &str| l.len() - l.trim_start().len();
+    let indent = lines[start + 1..end].iter().find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')).map(|l| indent_of(l))?;
+    // Every entry: its name and its lines, without the blank lines that end it.
+    let mut entries: Vec<(&str, &[&str])> = Vec::new();
     let mut i = start + 1;
     while i < end {
         let l = lines[i];
-        let is_key = l.len() - l.trim_start().len() == indent && !l.trim_start().starts_with('#');
-        let name = l.trim().trim_end_matches(':').trim_matches(['"', '\'']);
-        if is_key && l.trim_end().ends_with(':') && services.iter().any(|s| s == name) {
+        if indent_of(l) == indent && !l.trim_start().starts_with('#') && l.trim_end().ends_with(':') {
             let mut j = i + 1;
-            while j < end && (lines[j].trim().is_empty() || lines[j].len() - lines[j].trim_start().len() > indent) {
+            while j < end && (lines[j].trim().is_empty() || indent_of(lines[j]) > indent) {
                 j += 1;
             }
-            // Blank lines between entries stay out of the excerpt.
             let mut last = j;
             while last > i + 1 && lines[last - 1].trim().is_empty() {
                 last -= 1;
             }
-            out.extend(lines[i..last].iter().copied());
-            found += 1;
+            entries.push((l.trim().trim_end_matches(':').trim_matches(['"', '\'']), &lines[i..last]));
             i = j;
         } else {
             i += 1;
         }
     }
-    (found == services.len() && out.len() * 2 <= text.len()).then_some(out)
+    if !services.iter().all(|s| entries.iter().any(|(n, _)| n == s)) {
+        return None;
+    }
+    let named_in = |body: &[&str], name: &str| {
+        body[1..].iter().any(|l| l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')).any(|w| w == name))
+    };
+    let failing: Vec<&[&str]> = entries.iter().filter(|(n, _)| services.iter().any(|s| s == n)).map(|(_, b)| *b).collect();
+    let mut out = String::from(lines[start]);
+    let mut shown = Vec::new();
+    for (name, body) in &entries {
+        if services.iter().any(|s| s == name) || failing.iter().any(|f| named_in(f, name)) {
+            out.extend(body.iter().copied());
+            shown.push(name.to_string());
+        }
+    }
+    (out.len() * 2 <= text.len()).then_some((out, shown))
 }
 
 /// Unified diff of what a round changed.
@@ -570,10 +584,18 @@ mod tests {
     #[test]
     fn a_compose_excerpt_is_the_failing_entries_verbatim() {
         let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(compose_excerpt(COMPOSE, &names(&["web"])).unwrap(), "services:\n  web:\n    build: ./web\n    ports:\n      - \"8080:8080\"\n");
-        assert_eq!(compose_excerpt(COMPOSE, &names(&["queue"])).unwrap(), "services:\n  \"queue\":\n    image: busybox:latest\n    command: [\"sleep\", \"1\"]\n");
+        assert_eq!(compose_excerpt(COMPOSE, &names(&["web"])).unwrap().0, "services:\n  web:\n    build: ./web\n    ports:\n      - \"8080:8080\"\n");
+        // The services a failing entry names come along: the worker's QUEUE and depends_on name the queue.
+        let worker = compose_excerpt(&COMPOSE.replace("    build: ./web\n", "    build: ./web\n    command: [serve, --static, /srv/www, --workers, \"4\"]\n"), &names(&["worker"]));
+        assert_eq!(worker, None, "worker and queue are more than half of the file");
+        let long = COMPOSE.replace("  web:\n", &format!("  web:\n    labels:\n{}", "      x.padding: \"a label long enough to make the file large\"\n".repeat(8)));
+        let (worker, shown) = compose_excerpt(&long, &names(&["worker"])).unwrap();
+        assert_eq!(shown, names(&["queue", "worker"]));
+        assert!(worker.contains("  \"queue\":\n    image: busybox:latest") && worker.contains("  worker:\n") && !worker.contains("  web:"), "{worker}");
+        assert_eq!(compose_excerpt(COMPOSE, &names(&["queue"])).unwrap().0, "services:\n  \"queue\":\n    image: busybox:latest\n    command: [\"sleep\", \"1\"]\n");
         // Every line of an excerpt is a line of the file, so edits made against it apply.
-        let part = compose_excerpt(COMPOSE, &names(&["web", "queue"])).unwrap();
+        let (part, shown) = compose_excerpt(COMPOSE, &names(&["web", "queue"])).unwrap();
+        assert_eq!(shown, names(&["web", "queue"]));
         assert!(part.lines().all(|l| COMPOSE.lines().any(|c| c == l)), "{part}");
         // Not worth it (more than half of the file), unknown services, or no services key.
         assert_eq!(compose_excerpt(COMPOSE, &names(&["web", "worker"])), None);
