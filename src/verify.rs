@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -240,9 +239,16 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
     }
     report.timings.preflight_secs = t0.elapsed().as_secs_f64();
 
-    // Builds, in parallel.
+    // Builds run in parallel (`jobs` at a time), and each service starts as soon as its own
+    // image is there and its depends_on conditions hold: a service whose image was cached
+    // is up while the others still build.
     ev.emit(Event::Phase { name: "verify: build".into() });
     let tb = Instant::now();
+    let network = run::ensure_network(engine, &project.name, &opts.run_id).await?;
+    let network_name = format!("{}_default", project.name);
+    let volume_names: Vec<String> = project.compose.volumes.keys().cloned().collect();
+    let volumes = run::ensure_volumes(engine, &project.name, &opts.run_id, &volume_names).await?;
+    let settings = RunSettings { publish_declared: opts.execute, memory: opts.memory, pids: opts.pids };
     let specs: Vec<BuildSpec> = project
         .order
         .iter()
@@ -263,59 +269,85 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
             })
         })
         .collect();
-    let builds: Vec<(String, Result<Built, Diagnostic>)> = futures_util::stream::iter(specs)
-        .map(|spec| async move {
-            ev.emit(Event::BuildStarted { service: spec.service.clone() });
-            let r = build::build(engine, &project.name, &spec).await;
-            (spec.service, r)
-        })
-        .buffer_unordered(opts.jobs.max(1))
-        .collect()
-        .await;
-    for (name, r) in builds {
-        let rep = svc_reports.get_mut(&name).expect("service in order");
-        match r {
-            Ok(b) => {
-                ev.emit(Event::BuildFinished { service: name.clone(), secs: b.secs, cached: b.cached, ok: true });
-                rep.image = b.image.clone();
-                rep.build_secs = Some(b.secs);
-                rep.cached = b.cached;
-                images.insert(name, b.image);
-            }
-            Err(d) => {
-                ev.emit(Event::BuildFinished { service: name.clone(), secs: 0.0, cached: false, ok: false });
-                failed.insert(name, d);
-            }
-        }
-    }
-    report.timings.build_secs = tb.elapsed().as_secs_f64();
-
-    // Start in dependency order, each service as soon as its conditions hold.
-    ev.emit(Event::Phase { name: "verify: start".into() });
-    let ts = Instant::now();
-    let network = run::ensure_network(engine, &project.name, &opts.run_id).await?;
-    let network_name = format!("{}_default", project.name);
-    let volume_names: Vec<String> = project.compose.volumes.keys().cloned().collect();
-    let volumes = run::ensure_volumes(engine, &project.name, &opts.run_id, &volume_names).await?;
-    let settings = RunSettings { publish_declared: opts.execute, memory: opts.memory, pids: opts.pids };
     let mut channels: HashMap<String, (watch::Sender<St>, watch::Receiver<St>)> = HashMap::new();
     for n in &project.order {
         let init = if failed.contains_key(n) { St::Failed } else { St::Pending };
         channels.insert(n.clone(), watch::channel(init));
     }
-    let channels = Arc::new(channels);
+    // Each service's image: None until known; Some(None) when its build failed.
+    let mut image_channels: HashMap<String, (watch::Sender<Option<Option<String>>>, watch::Receiver<Option<Option<String>>>)> = HashMap::new();
+    for n in &project.order {
+        // A service that neither builds nor names an image has none to wait for.
+        let known = images.get(n).map(|i| Some(i.clone())).or_else(|| project.compose.services[n].build.is_none().then_some(None));
+        image_channels.insert(n.clone(), watch::channel(known));
+    }
+    let (channels, image_channels) = (&channels, &image_channels);
+    let builds = futures_util::stream::iter(specs)
+        .map(|spec| async move {
+            ev.emit(Event::BuildStarted { service: spec.service.clone() });
+            let r = build::build(engine, &project.name, &spec).await;
+            match &r {
+                Ok(b) => {
+                    ev.emit(Event::BuildFinished { service: spec.service.clone(), secs: b.secs, cached: b.cached, ok: true });
+                    image_channels[&spec.service].0.send_replace(Some(Some(b.image.clone())));
+                }
+                Err(_) => {
+                    ev.emit(Event::BuildFinished { service: spec.service.clone(), secs: 0.0, cached: false, ok: false });
+                    // Dependents learn it from the service's own state, as for any failure.
+                    channels[&spec.service].0.send_replace(St::Failed);
+                    image_channels[&spec.service].0.send_replace(Some(None));
+                }
+            }
+            (spec.service, r)
+        })
+        .buffer_unordered(opts.jobs.max(1))
+        .collect::<Vec<(String, Result<Built, Diagnostic>)>>();
+    let builds_done = std::sync::Mutex::new(None::<Instant>);
+    let builds = async {
+        let r = builds.await;
+        *builds_done.lock().expect("not poisoned") = Some(Instant::now());
+        r
+    };
+    let start_announced = std::sync::atomic::AtomicBool::new(false);
     let tasks = project.order.iter().filter(|n| !failed.contains_key(*n)).map(|name| {
-        let channels = channels.clone();
-        let (images, volumes, settings, network, network_name) = (&images, &volumes, &settings, &network, &network_name);
+        let (volumes, settings, network, network_name, start_announced) = (&volumes, &settings, &network, &network_name, &start_announced);
         async move {
-            let outcome = start_service(engine, project, opts, name, images, volumes, settings, (network_name, network), &channels).await;
-            (name.clone(), outcome)
+            let mut rx = image_channels[name].1.clone();
+            let image = match rx.wait_for(Option::is_some).await.map(|i| i.clone()) {
+                Ok(Some(Some(image))) => image,
+                _ if project.compose.services[name].build.is_none() => {
+                    channels[name].0.send_replace(St::Failed);
+                    return Some((name.clone(), Ok(ServiceOutcome::Failed(Box::new(Diagnostic::new(name, Phase::Image, "no image to run"))))));
+                }
+                // Its build failed: that failure is the service's diagnostic.
+                _ => return None,
+            };
+            if !start_announced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                ev.emit(Event::Phase { name: "verify: start".into() });
+            }
+            let outcome = start_service(engine, project, opts, name, &image, volumes, settings, (network_name, network), channels).await;
+            Some((name.clone(), outcome))
         }
     });
-    let outcomes: Vec<(String, Result<ServiceOutcome, DockerError>)> = futures_util::future::join_all(tasks).await;
+    let (builds, outcomes) = futures_util::future::join(builds, futures_util::future::join_all(tasks)).await;
+    let tb_done = builds_done.lock().expect("not poisoned").unwrap_or_else(Instant::now);
+    report.timings.build_secs = tb_done.duration_since(tb).as_secs_f64();
+    for (name, r) in builds {
+        let rep = svc_reports.get_mut(&name).expect("service in order");
+        match r {
+            Ok(b) => {
+                rep.image = b.image.clone();
+                rep.build_secs = Some(b.secs);
+                rep.cached = b.cached;
+            }
+            Err(d) => {
+                failed.insert(name, d);
+            }
+        }
+    }
     let mut completed: Vec<String> = Vec::new();
     let mut running: Vec<(String, String)> = Vec::new();
-    for (name, outcome) in outcomes {
+    for (name, outcome) in outcomes.into_iter().flatten() {
         let rep = svc_reports.get_mut(&name).expect("service in order");
         match outcome? {
             ServiceOutcome::Ready { secs, health, container, ports } => {
@@ -346,7 +378,8 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
             ev.emit(Event::ServiceFailed { service: name.clone(), phase: d.phase.as_str().into(), summary: d.summary.clone() });
         }
     }
-    report.timings.start_secs = ts.elapsed().as_secs_f64();
+    // Starting overlaps building: this is what came after the last build.
+    report.timings.start_secs = tb.elapsed().as_secs_f64() - report.timings.build_secs;
 
     // Stability: nothing may exit or turn unhealthy a few seconds in.
     if failed.is_empty() && !opts.stability.is_zero() {
@@ -446,7 +479,7 @@ async fn start_service(
     project: &Project,
     opts: &VerifyOptions,
     name: &str,
-    images: &HashMap<String, String>,
+    image: &str,
     volumes: &HashMap<String, String>,
     settings: &RunSettings,
     network: (&str, &str),
@@ -460,9 +493,6 @@ async fn start_service(
     let svc = &project.compose.services[name];
     // Created now, started when its dependencies allow (as compose does): creation is
     // off the path from one dependency level to the next.
-    let Some(image) = images.get(name) else {
-        return fail(Diagnostic::new(name, Phase::Image, "no image to run"));
-    };
     let container = format!("{}-{name}-1", project.name);
     let body = match run::container_body(&project.name, &opts.run_id, name, svc, image, &project.root, network, volumes, settings) {
         Ok(b) => b,
