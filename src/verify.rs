@@ -302,12 +302,7 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
         })
         .buffer_unordered(opts.jobs.max(1))
         .collect::<Vec<(String, Result<Built, Diagnostic>)>>();
-    let builds_done = std::sync::Mutex::new(None::<Instant>);
-    let builds = async {
-        let r = builds.await;
-        *builds_done.lock().expect("not poisoned") = Some(Instant::now());
-        r
-    };
+    let builds = async { (builds.await, Instant::now()) };
     let start_announced = std::sync::atomic::AtomicBool::new(false);
     let tasks = project.order.iter().filter(|n| !failed.contains_key(*n)).map(|name| {
         let (volumes, settings, network, network_name, start_announced) = (&volumes, &settings, &network, &network_name, &start_announced);
@@ -326,12 +321,15 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
                 ev.emit(Event::Phase { name: "verify: start".into() });
             }
             let outcome = start_service(engine, project, opts, name, &image, volumes, settings, (network_name, network), channels).await;
+            if outcome.is_err() {
+                // Docker itself failed: the run ends with that error, and dependents must not wait for this one.
+                channels[name].0.send_replace(St::Failed);
+            }
             Some((name.clone(), outcome))
         }
     });
-    let (builds, outcomes) = futures_util::future::join(builds, futures_util::future::join_all(tasks)).await;
-    let tb_done = builds_done.lock().expect("not poisoned").unwrap_or_else(Instant::now);
-    report.timings.build_secs = tb_done.duration_since(tb).as_secs_f64();
+    let ((builds, built_at), outcomes) = futures_util::future::join(builds, futures_util::future::join_all(tasks)).await;
+    report.timings.build_secs = built_at.duration_since(tb).as_secs_f64();
     for (name, r) in builds {
         let rep = svc_reports.get_mut(&name).expect("service in order");
         match r {
