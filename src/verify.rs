@@ -496,7 +496,9 @@ async fn start_service(
         Ok(b) => b,
         Err(e) => return fail(Diagnostic::new(name, Phase::Start, e).files(implicated(project, name))),
     };
-    run::create(engine, &container, body).await?;
+    if let Err(why) = run::create(engine, &container, body).await? {
+        return fail(Diagnostic::new(name, Phase::Start, "Docker refused to create the container").evidence(why).files(implicated(project, name)));
+    }
     for (dep, cond) in svc.depends_on.as_ref().map(|d| d.entries()).unwrap_or_default() {
         let mut rx = channels[&dep].1.clone();
         let ok = rx

@@ -138,6 +138,14 @@ fn a_healthcheck_that_never_passes_shows_the_probe_output() {
 }
 
 #[test]
+fn settings_the_daemon_refuses_are_the_systems_failure_not_dockers() {
+    // mem_limit: 1k is below the daemon's minimum: a diagnostic for the model (exit 1), not exit 3.
+    let Some(run) = verify_fixture("refused_create", &[]) else { return };
+    assert_root(&run, "app", "start", "Minimum memory limit allowed is 6MB");
+    assert_eq!(run.report["diagnostics"][1]["summary"], "not started: depends on app, which failed");
+}
+
+#[test]
 fn dependents_of_a_failed_service_name_it_instead_of_timing_out() {
     let Some(run) = verify_fixture("failed_dependency", &[]) else { return };
     assert_root(&run, "db", "crash", "cannot open data directory");

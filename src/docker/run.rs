@@ -211,8 +211,10 @@ pub fn container_body(
 }
 
 /// Create a container named `<project>-<service>-1`, replacing a leftover of an earlier
-/// masgen run of the same project.
-pub async fn create(engine: &Engine, container: &str, body: ContainerCreateBody) -> Result<String, DockerError> {
+/// masgen run of the same project. The inner Err is the daemon refusing the container's
+/// settings (HTTP 400, e.g. a memory limit below its minimum): the system's fault, not
+/// Docker's.
+pub async fn create(engine: &Engine, container: &str, body: ContainerCreateBody) -> Result<Result<String, String>, DockerError> {
     if let Ok(old) = engine.docker.inspect_container(container, None::<bollard::query_parameters::InspectContainerOptions>).await {
         let ours = old.config.and_then(|c| c.labels).is_some_and(|l| l.contains_key(MANAGED_LABEL));
         if !ours {
@@ -222,8 +224,11 @@ pub async fn create(engine: &Engine, container: &str, body: ContainerCreateBody)
         let _ = engine.docker.remove_container(container, Some(opts)).await;
     }
     let opts = CreateContainerOptionsBuilder::new().name(container).build();
-    let created = engine.docker.create_container(Some(opts), body).await.map_err(|e| DockerError::op("create container", container, e))?;
-    Ok(created.id)
+    match engine.docker.create_container(Some(opts), body).await {
+        Ok(created) => Ok(Ok(created.id)),
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 400, message }) => Ok(Err(message)),
+        Err(e) => Err(DockerError::op("create container", container, e)),
+    }
 }
 
 /// The host addresses of a started container's published ports: "80/tcp" -> "127.0.0.1:49153".
