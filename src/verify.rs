@@ -117,6 +117,15 @@ pub struct VerifyReport {
     pub kept: bool,
 }
 
+/// A service's image while builds run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ImageState {
+    Pending,
+    Ready(String),
+    /// Its build failed, or it has no image at all.
+    Failed,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum St {
     Pending,
@@ -274,11 +283,14 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
         let init = if failed.contains_key(n) { St::Failed } else { St::Pending };
         channels.insert(n.clone(), watch::channel(init));
     }
-    // Each service's image: None until known; Some(None) when its build failed.
-    let mut image_channels: HashMap<String, (watch::Sender<Option<Option<String>>>, watch::Receiver<Option<Option<String>>>)> = HashMap::new();
+    let mut image_channels: HashMap<String, (watch::Sender<ImageState>, watch::Receiver<ImageState>)> = HashMap::new();
     for n in &project.order {
-        // A service that neither builds nor names an image has none to wait for.
-        let known = images.get(n).map(|i| Some(i.clone())).or_else(|| project.compose.services[n].build.is_none().then_some(None));
+        let known = match images.get(n) {
+            Some(i) => ImageState::Ready(i.clone()),
+            // A service that neither builds nor names an image has none to wait for.
+            None if project.compose.services[n].build.is_none() => ImageState::Failed,
+            None => ImageState::Pending,
+        };
         image_channels.insert(n.clone(), watch::channel(known));
     }
     let (channels, image_channels) = (&channels, &image_channels);
@@ -289,13 +301,13 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
             match &r {
                 Ok(b) => {
                     ev.emit(Event::BuildFinished { service: spec.service.clone(), secs: b.secs, cached: b.cached, ok: true });
-                    image_channels[&spec.service].0.send_replace(Some(Some(b.image.clone())));
+                    image_channels[&spec.service].0.send_replace(ImageState::Ready(b.image.clone()));
                 }
                 Err(_) => {
                     ev.emit(Event::BuildFinished { service: spec.service.clone(), secs: 0.0, cached: false, ok: false });
                     // Dependents learn it from the service's own state, as for any failure.
                     channels[&spec.service].0.send_replace(St::Failed);
-                    image_channels[&spec.service].0.send_replace(Some(None));
+                    image_channels[&spec.service].0.send_replace(ImageState::Failed);
                 }
             }
             (spec.service, r)
@@ -308,8 +320,8 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
         let (volumes, settings, network, network_name, start_announced) = (&volumes, &settings, &network, &network_name, &start_announced);
         async move {
             let mut rx = image_channels[name].1.clone();
-            let image = match rx.wait_for(Option::is_some).await.map(|i| i.clone()) {
-                Ok(Some(Some(image))) => image,
+            let image = match rx.wait_for(|i| *i != ImageState::Pending).await.map(|i| i.clone()) {
+                Ok(ImageState::Ready(image)) => image,
                 _ if project.compose.services[name].build.is_none() => {
                     channels[name].0.send_replace(St::Failed);
                     return Some((name.clone(), Ok(ServiceOutcome::Failed(Box::new(Diagnostic::new(name, Phase::Image, "no image to run"))))));
