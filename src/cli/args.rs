@@ -69,6 +69,14 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "TEXT")]
     pub iterate: Option<String>,
     #[command(flatten)]
+    pub run: RunFlags,
+}
+
+/// What `generate` and `repair` share: the model, the repair budgets, the report file and
+/// the verification.
+#[derive(Debug, Args)]
+pub struct RunFlags {
+    #[command(flatten)]
     pub model: ModelFlags,
     #[command(flatten)]
     pub repair: RepairFlags,
@@ -79,7 +87,7 @@ pub struct GenerateArgs {
     pub verify: VerifyFlags,
 }
 
-/// How to reach the model. Shared by `generate` and `repair`.
+/// How to reach the model.
 #[derive(Debug, Args, Clone)]
 pub struct ModelFlags {
     /// Anthropic API key.
@@ -108,7 +116,7 @@ pub struct ModelFlags {
     pub replay: Option<PathBuf>,
 }
 
-/// Budgets of the repair loop. Shared by `generate` and `repair`.
+/// Budgets of the repair loop.
 #[derive(Debug, Args, Clone)]
 pub struct RepairFlags {
     /// Repair rounds at most after the first verification (0: verify only).
@@ -140,14 +148,7 @@ pub struct RepairArgs {
     #[arg(long)]
     pub jobs: Option<u16>,
     #[command(flatten)]
-    pub model: ModelFlags,
-    #[command(flatten)]
-    pub repair: RepairFlags,
-    /// Also write the run report (JSON) to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub report: Option<PathBuf>,
-    #[command(flatten)]
-    pub verify: VerifyFlags,
+    pub run: RunFlags,
 }
 
 /// Flags shared by `generate` and `verify`.

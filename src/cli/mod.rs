@@ -150,7 +150,8 @@ async fn verify_interruptible(dir: &Path, opts: &VerifyOptions) -> Result<Verify
     }
 }
 
-fn build_generator(m: &args::ModelFlags, events: &Events, max_cost: Option<f64>) -> Result<Generator, Fatal> {
+fn build_generator(run: &args::RunFlags, events: &Events) -> Result<Generator, Fatal> {
+    let m = &run.model;
     let mut builder = Generator::builder()
         .base_url(&m.base_url)
         .model(&m.model)
@@ -162,7 +163,7 @@ fn build_generator(m: &args::ModelFlags, events: &Events, max_cost: Option<f64>)
         builder = builder.api_key(k);
     }
     let generator = builder.build().map_err(|e| Fatal::new(exit::ENVIRONMENT, e))?;
-    if max_cost.is_some() && generator.model().price().is_none() {
+    if run.repair.max_cost.is_some() && generator.model().price().is_none() {
         return Err(Fatal::new(
             exit::USAGE,
             format!("--max-cost cannot be enforced: masgen has no price for model '{}'; use a priced model or leave --max-cost out", generator.model().id()),
@@ -171,15 +172,20 @@ fn build_generator(m: &args::ModelFlags, events: &Events, max_cost: Option<f64>)
     Ok(generator)
 }
 
-fn repair_options(m: &args::ModelFlags, r: &args::RepairFlags, spent: f64) -> RepairOptions {
+fn repair_options(run: &args::RunFlags, spent: f64) -> RepairOptions {
     RepairOptions {
-        max_rounds: r.max_rounds,
-        max_cost_usd: r.max_cost,
+        max_rounds: run.repair.max_rounds,
+        max_cost_usd: run.repair.max_cost,
         spent_usd: spent,
-        max_tokens: m.max_tokens,
-        download_responses: m.download_responses,
+        max_tokens: run.model.max_tokens,
+        download_responses: run.model.download_responses,
         ..RepairOptions::default()
     }
+}
+
+/// Generation options the run flags set; generate adds its own.
+fn generate_options(run: &args::RunFlags) -> Options {
+    Options { max_tokens: run.model.max_tokens, download_responses: run.model.download_responses, max_cost_usd: run.repair.max_cost, ..Options::default() }
 }
 
 /// Run the repair loop, tearing down on Ctrl-C / SIGTERM (exit 130; files and history kept).
@@ -207,17 +213,9 @@ async fn generate(a: args::GenerateArgs, events: &Events, json: bool, color: boo
         Fatal::new(exit::USAGE, "no spec: describe the system, e.g. masgen \"a RabbitMQ broker with a publisher and a consumer\", or pass @path/to/spec.txt")
     })?;
     let spec = crate::resolve_spec_arg(spec_arg).map_err(|e| Fatal::new(exit::USAGE, e))?;
-    let vopts = if a.no_verify { None } else { Some(verify_options(&a.verify, a.jobs as usize, events)?) };
-    let generator = build_generator(&a.model, events, a.repair.max_cost)?;
-    let options = Options {
-        staged: a.staged,
-        jobs: a.jobs as usize,
-        max_tokens: a.model.max_tokens,
-        force: a.force,
-        download_responses: a.model.download_responses,
-        max_cost_usd: a.repair.max_cost,
-        pack_batches: !a.batch_per_group,
-    };
+    let vopts = if a.no_verify { None } else { Some(verify_options(&a.run.verify, a.jobs as usize, events)?) };
+    let generator = build_generator(&a.run, events)?;
+    let options = Options { staged: a.staged, jobs: a.jobs as usize, force: a.force, pack_batches: !a.batch_per_group, ..generate_options(&a.run) };
     let outcome = tokio::select! {
         r = generator.generate_system(&spec, &a.output, options) => r?,
         _ = interrupted() => return Err(Fatal::new(exit::INTERRUPTED, "interrupted before any file was written")),
@@ -227,8 +225,8 @@ async fn generate(a: args::GenerateArgs, events: &Events, json: bool, color: boo
         print_generation(&a.output, g, color);
     }
     let report = RunReport { command: "generate".into(), usage: Some(g.usage), cost_usd: g.cost_usd, generate: Some(g.clone()), ..Default::default() };
-    let ropts = repair_options(&a.model, &a.repair, g.cost_usd.unwrap_or(0.0));
-    let out = Output { dir: &a.output, report_file: a.report.as_deref(), junit: a.verify.junit.as_deref(), events, json, color };
+    let ropts = repair_options(&a.run, g.cost_usd.unwrap_or(0.0));
+    let out = Output::new(&a.run, &a.output, events, json, color);
     verify_repair_and_report(&generator, &spec, vopts, &ropts, report, out).await
 }
 
@@ -240,6 +238,12 @@ struct Output<'a> {
     events: &'a Events,
     json: bool,
     color: bool,
+}
+
+impl<'a> Output<'a> {
+    fn new(run: &'a args::RunFlags, dir: &'a Path, events: &'a Events, json: bool, color: bool) -> Self {
+        Output { dir, report_file: run.report.as_deref(), junit: run.verify.junit.as_deref(), events, json, color }
+    }
 }
 
 /// After files are written: verify and repair (unless `vopts` is None, for --no-verify),
@@ -291,9 +295,9 @@ async fn iterate(a: args::GenerateArgs, events: &Events, json: bool, color: bool
             ))
         }
     };
-    let vopts = if a.no_verify { None } else { Some(verify_options(&a.verify, a.jobs as usize, events)?) };
-    let generator = build_generator(&a.model, events, a.repair.max_cost)?;
-    let options = Options { max_tokens: a.model.max_tokens, download_responses: a.model.download_responses, max_cost_usd: a.repair.max_cost, ..Options::default() };
+    let vopts = if a.no_verify { None } else { Some(verify_options(&a.run.verify, a.jobs as usize, events)?) };
+    let generator = build_generator(&a.run, events)?;
+    let options = generate_options(&a.run);
     let it = tokio::select! {
         r = generator.iterate_on_system(&spec, &change, &a.output, options) => r?,
         _ = interrupted() => return Err(Fatal::new(exit::INTERRUPTED, "interrupted; nothing of the change was applied unless the summary said so")),
@@ -302,8 +306,8 @@ async fn iterate(a: args::GenerateArgs, events: &Events, json: bool, color: bool
         print_iteration(&it, color);
     }
     let report = RunReport { command: "iterate".into(), usage: Some(it.usage), cost_usd: it.cost_usd, iterate: Some(it.clone()), ..Default::default() };
-    let ropts = repair_options(&a.model, &a.repair, it.cost_usd.unwrap_or(0.0));
-    let out = Output { dir: &a.output, report_file: a.report.as_deref(), junit: a.verify.junit.as_deref(), events, json, color };
+    let ropts = repair_options(&a.run, it.cost_usd.unwrap_or(0.0));
+    let out = Output::new(&a.run, &a.output, events, json, color);
     verify_repair_and_report(&generator, &spec, vopts, &ropts, report, out).await
 }
 
@@ -365,11 +369,11 @@ async fn repair_cmd(a: args::RepairArgs, events: &Events, json: bool, color: boo
         None => crate::workspace::State::load(&a.dir).map_err(|e| Fatal::new(exit::USAGE, e))?.map(|s| s.spec).unwrap_or_default(),
     };
     let jobs = a.jobs.map_or_else(crate::verify::default_jobs, usize::from);
-    let vopts = verify_options(&a.verify, jobs, events)?;
-    let generator = build_generator(&a.model, events, a.repair.max_cost)?;
-    let ropts = repair_options(&a.model, &a.repair, 0.0);
+    let vopts = verify_options(&a.run.verify, jobs, events)?;
+    let generator = build_generator(&a.run, events)?;
+    let ropts = repair_options(&a.run, 0.0);
     let report = RunReport { command: "repair".into(), ..Default::default() };
-    let out = Output { dir: &a.dir, report_file: a.report.as_deref(), junit: a.verify.junit.as_deref(), events, json, color };
+    let out = Output::new(&a.run, &a.dir, events, json, color);
     verify_repair_and_report(&generator, &spec, Some(vopts), &ropts, report, out).await
 }
 
