@@ -33,7 +33,7 @@ fn single_call_writes_the_system_and_sends_a_cacheable_well_formed_request() {
     assert!(stdout.contains("input 1200, output 800, cache read 0, cache write 1100"), "{stdout}");
     let cost = 1200.0 * 2.0 / 1e6 + 800.0 * 10.0 / 1e6 + 1100.0 * 2.5 / 1e6;
     assert!(stdout.contains(&format!("${cost:.4}")), "{stdout}");
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join(".masgen/report.json")).unwrap()).unwrap();
+    let report = run_report(&out);
     assert_eq!(report["usage"]["input"], 1200);
     assert_eq!(report["usage"]["cache_write"], 1100);
     assert!((report["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-9);
@@ -224,16 +224,22 @@ fn batch_reply(prompt: &str) -> String {
     out
 }
 
-#[test]
-fn staged_batches_run_concurrently_and_carry_the_whole_manifest() {
-    let fake = FakeAnthropic::with_handler(|r, _| {
+/// A fake that answers the manifest request with MANIFEST and each batch, after `delay`,
+/// with the files it asks for.
+fn staged_fake(delay: Duration) -> FakeAnthropic {
+    FakeAnthropic::with_handler(move |r, _| {
         let p = r.last_user_text();
         if p.contains("Reply with its manifest only") {
             Reply::text(MANIFEST)
         } else {
-            Reply::text(&batch_reply(&p)).delayed(Duration::from_millis(400))
+            Reply::text(&batch_reply(&p)).delayed(delay)
         }
-    });
+    })
+}
+
+#[test]
+fn staged_batches_run_concurrently_and_carry_the_whole_manifest() {
+    let fake = staged_fake(Duration::from_millis(400));
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sys");
     let o = generate_against(&fake, &out, &["--staged", "--jobs", "4", "--download-responses", "--batch-per-group"]);
@@ -330,14 +336,7 @@ fn a_reply_without_files_exits_1_and_shows_what_the_model_said() {
 
 #[test]
 fn staged_groups_beyond_the_job_count_are_packed_into_one_wave() {
-    let fake = FakeAnthropic::with_handler(|r, _| {
-        let p = r.last_user_text();
-        if p.contains("Reply with its manifest only") {
-            Reply::text(MANIFEST)
-        } else {
-            Reply::text(&batch_reply(&p)).delayed(Duration::from_millis(300))
-        }
-    });
+    let fake = staged_fake(Duration::from_millis(300));
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("sys");
     let o = generate_against(&fake, &out, &["--staged", "--jobs", "4"]);

@@ -34,10 +34,6 @@ fn iterate(fake: &FakeAnthropic, out: &std::path::Path, args: &[&str]) -> std::p
     masgen().args(args).arg("-o").arg(out).args(["-k", TEST_KEY, "--base-url", &fake.url]).args(FAST).output().unwrap()
 }
 
-fn report(out: &std::path::Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(out.join(".masgen/report.json")).unwrap()).unwrap()
-}
-
 #[test]
 fn adding_an_agent_creates_its_folder_and_service_and_it_comes_up_healthy() {
     if !docker_available("iterate_add") {
@@ -52,7 +48,7 @@ fn adding_an_agent_creates_its_folder_and_service_and_it_comes_up_healthy() {
     assert!(req.contains("<spec>\na greeting service\n</spec>"), "the recorded spec is used: {req}");
     assert!(req.contains("<change>\nAdd a second agent that logs every message to a file\n</change>"));
     assert!(req.contains("Every file, as it is now") && req.contains("<file path=\"app/run.sh\">"), "a small system is sent whole");
-    let r = report(&out);
+    let r = run_report(&out);
     assert_eq!(r["healthy"], true);
     let names: Vec<&str> = r["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["app", "logger"]);
@@ -87,7 +83,7 @@ fn chained_iterations_reuse_the_spec_and_keep_the_users_edits() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("your edited README.md was replaced"), "{}", text(&o));
     let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join(".masgen/state.json")).unwrap()).unwrap();
     assert_eq!(state["iterations"], serde_json::json!(["add a logger", "make the app say good morning"]));
-    assert_eq!(report(&out)["healthy"], true);
+    assert_eq!(run_report(&out)["healthy"], true);
     let logs = std::process::Command::new("docker").arg("ps").output().unwrap();
     assert!(String::from_utf8_lossy(&logs.stdout).lines().all(|l| !l.contains(out.file_name().unwrap().to_str().unwrap())), "torn down");
 }
@@ -108,7 +104,7 @@ fn iterating_on_a_project_masgen_did_not_write_needs_the_spec() {
     assert!(fake.requests().is_empty());
     let o = iterate(&fake, &path, &["an app that needs a database", "--iterate", "configure the database"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert_eq!(report(&path)["healthy"], true);
+    assert_eq!(run_report(&path)["healthy"], true);
 }
 
 #[test]

@@ -29,10 +29,6 @@ fn run(fake: &FakeAnthropic, out: &std::path::Path, extra: &[&str]) -> std::proc
         .unwrap()
 }
 
-fn report(out: &std::path::Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(out.join(".masgen/report.json")).unwrap()).unwrap()
-}
-
 fn project(out: &std::path::Path) -> String {
     out.file_name().unwrap().to_string_lossy().to_string()
 }
@@ -59,7 +55,7 @@ fn a_broken_draft_is_repaired_when_the_real_error_line_reaches_the_model() {
     assert!(prompt.contains("- app/: Dockerfile, run.sh"), "the tree is sent");
     assert_eq!(reqs[0].body["system"], reqs[1].body["system"], "the system prompt is stable, so it is cached");
     assert_eq!(reqs[1].body["system"][0]["cache_control"]["type"], "ephemeral");
-    let r = report(&out);
+    let r = run_report(&out);
     assert_eq!(r["healthy"], true);
     let round = &r["repair"]["rounds"][0];
     assert_eq!(round["outcome"], "healthy");
@@ -93,7 +89,7 @@ fn an_edit_that_does_not_apply_is_sent_back_with_the_lines_that_exist() {
     assert_eq!(reqs.len(), 3, "one re-ask within the round");
     let roles: Vec<String> = reqs[2].messages().into_iter().map(|m| m.0).collect();
     assert_eq!(roles, vec!["user", "assistant", "user"]);
-    assert_eq!(report(&out)["repair"]["rounds"].as_array().unwrap().len(), 1);
+    assert_eq!(run_report(&out)["repair"]["rounds"].as_array().unwrap().len(), 1);
 }
 
 /// BROKEN with two healthy neighbours, so the compose file is long enough to be excerpted.
@@ -131,7 +127,7 @@ fn the_compose_file_is_shown_in_part_and_a_whole_file_block_for_it_is_refused() 
     let compose = std::fs::read_to_string(out.join("docker-compose.yml")).unwrap();
     assert!(compose.contains("ROLE: helper1") && compose.contains("ROLE: helper2"), "the refused block did not drop the neighbours: {compose}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("shown only in part"), "{}", text(&o));
-    let r = report(&out);
+    let r = run_report(&out);
     assert_eq!(r["healthy"], true);
     assert_eq!(r["services"].as_array().map(|s| s.len()), Some(3), "{r}");
 }
@@ -152,7 +148,7 @@ fn the_same_failure_after_two_repairs_is_stuck_and_stops_asking() {
     assert_eq!(fake.requests().len(), 3, "generation and two repairs, no more");
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("stuck: the same failure came back after two repairs in a row (app:crash:"), "{stdout}");
-    let r = report(&out);
+    let r = run_report(&out);
     assert_eq!(r["repair"]["outcome"], "stuck");
     assert_eq!(r["repair"]["rounds"][1]["outcome"], "stuck");
     assert!(out.join("app/run.sh").is_file(), "the last attempt stays on disk");
@@ -171,7 +167,7 @@ fn max_cost_stops_before_the_request_that_would_cross_it() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert_eq!(fake.requests().len(), 1, "the repair request was never sent");
     assert!(String::from_utf8_lossy(&o.stdout).contains("the next request could cross --max-cost"), "{}", text(&o));
-    let r = report(&out);
+    let r = run_report(&out);
     assert_eq!(r["repair"]["outcome"], "budget_spent");
     assert!(r["cost_usd"].as_f64().unwrap() <= 2.01);
 }

@@ -241,7 +241,7 @@ fn the_bundled_demo_generates_and_comes_up_healthy_with_no_key() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("healthy: 6 service(s)"), "{}", text(&o));
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join(".masgen/report.json")).unwrap()).unwrap();
+    let report = run_report(&out);
     assert_eq!(report["healthy"], true);
     assert_eq!(report["exit_code"], 0);
     // The first draft's worker crashes on a missing module; round 1 fixes it.

@@ -261,6 +261,11 @@ pub fn generate_against(fake: &FakeAnthropic, out: &Path, extra: &[&str]) -> Out
 
 pub const TEST_KEY: &str = "sk-ant-test-KEY-must-never-be-written-0123456789";
 
+/// The run report masgen wrote in `out` (`.masgen/report.json`).
+pub fn run_report(out: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(out.join(".masgen/report.json")).unwrap()).unwrap()
+}
+
 pub fn text(o: &Output) -> String {
     format!("--- stdout\n{}\n--- stderr\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
