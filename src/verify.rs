@@ -355,7 +355,6 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
             }
         }
     }
-    let mut completed: Vec<String> = Vec::new();
     let mut running: Vec<(String, String)> = Vec::new();
     for (name, outcome) in outcomes.into_iter().flatten() {
         let rep = svc_reports.get_mut(&name).expect("service in order");
@@ -371,7 +370,6 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
                 rep.state = "completed".into();
                 rep.health = "none".into();
                 rep.ready_secs = Some(secs);
-                completed.push(name);
             }
             ServiceOutcome::Failed(d) => {
                 rep.state = if d.consequence { "not_started".into() } else { "failed".into() };

@@ -89,6 +89,8 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
     // `masgen/` repository names the rest.
     let labels: HashMap<String, String> = [(PROJECT_LABEL.to_string(), project.to_string())].into();
     let args: HashMap<String, String> = spec.args.iter().cloned().collect();
+    // Shared, not copied, between a BuildKit attempt and the classic fallback.
+    let tar = hyper::body::Bytes::from(ctx.tar);
     let ran = match &engine.buildkit {
         Some(transport) => {
             let mut query = vec![
@@ -106,13 +108,13 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
                 query.push(("nocache", "1".to_string()));
             }
             // A daemon that refuses a BuildKit build gets the same build from the classic builder.
-            buildkit::build(transport, &engine.api_version(), &query, ctx.tar.clone()).await.ok()
+            buildkit::build(transport, &engine.api_version(), &query, tar.clone()).await.ok()
         }
         None => None,
     };
     let ran = match ran {
         Some(out) => out,
-        None => classic(engine, &image, spec, &labels, &args, ctx.tar).await,
+        None => classic(engine, &image, spec, &labels, &args, tar).await,
     };
     let log_path = spec.log_dir.as_ref().map(|d| d.join(format!("build-{}.log", spec.service)));
     if let Some(p) = &log_path {
@@ -150,13 +152,13 @@ async fn classic(
     spec: &BuildSpec,
     labels: &HashMap<String, String>,
     args: &HashMap<String, String>,
-    tar: Vec<u8>,
+    tar: hyper::body::Bytes,
 ) -> buildkit::Outcome {
     let mut opts = BuildImageOptionsBuilder::new().dockerfile(&spec.dockerfile).t(image).rm(true).forcerm(true).labels(labels).buildargs(args).nocache(spec.no_cache);
     if let Some(t) = &spec.target {
         opts = opts.target(t);
     }
-    let mut stream = engine.docker.build_image(opts.build(), None, Some(bollard::body_full(tar.into())));
+    let mut stream = engine.docker.build_image(opts.build(), None, Some(bollard::body_full(tar)));
     let mut output = String::new();
     let mut failure: Option<String> = None;
     while let Some(item) = stream.next().await {

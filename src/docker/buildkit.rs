@@ -59,7 +59,7 @@ pub struct Outcome {
 pub struct Refused(pub String);
 
 /// Build with BuildKit. `query` is the `/build` query without `version`.
-pub async fn build(transport: &Transport, api_version: &str, query: &[(&str, String)], context: Vec<u8>) -> Result<Outcome, Refused> {
+pub async fn build(transport: &Transport, api_version: &str, query: &[(&str, String)], context: Bytes) -> Result<Outcome, Refused> {
     let mut uri = format!("/v{api_version}/build?version=2");
     for (k, v) in query {
         uri.push('&');
@@ -70,7 +70,7 @@ pub async fn build(transport: &Transport, api_version: &str, query: &[(&str, Str
     let request = hyper::Request::post(uri)
         .header(hyper::header::HOST, "docker")
         .header(hyper::header::CONTENT_TYPE, "application/x-tar")
-        .body(Full::new(Bytes::from(context)))
+        .body(Full::new(context))
         .map_err(|e| Refused(e.to_string()))?;
     match transport {
         Transport::Unix(path) => {
@@ -545,7 +545,7 @@ mod tests {
         let cut: Vec<&[u8]> = stream.chunks(7).collect();
         let (transport, server) = one_shot(chunked(&cut));
         let query = [("t", "masgen/x-app:abc".to_string()), ("labels", "{\"a\":\"b c\"}".to_string())];
-        let out = build(&transport, "1.41", &query, b"tar".to_vec()).await.unwrap();
+        let out = build(&transport, "1.41", &query, Bytes::from_static(b"tar")).await.unwrap();
         assert_eq!(out.failed_step.as_deref(), Some("Step 2/2 : RUN make"));
         assert_eq!(out.failed_output, "cc: error\n");
         assert_eq!(out.error.as_deref(), Some("exit code: 2"));
@@ -558,9 +558,9 @@ mod tests {
         let mut response = format!("HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
         response.extend_from_slice(body);
         let (transport, _server) = one_shot(response);
-        let Err(Refused(why)) = build(&transport, "1.41", &[], b"tar".to_vec()).await else { panic!("a 400 must be a refusal") };
+        let Err(Refused(why)) = build(&transport, "1.41", &[], Bytes::from_static(b"tar")).await else { panic!("a 400 must be a refusal") };
         assert!(why.contains("400") && why.contains("buildkit not supported by daemon"), "{why}");
-        let Err(Refused(why)) = build(&Transport::Unix("/nonexistent/docker.sock".into()), "1.41", &[], Vec::new()).await else { panic!() };
+        let Err(Refused(why)) = build(&Transport::Unix("/nonexistent/docker.sock".into()), "1.41", &[], Bytes::new()).await else { panic!() };
         assert!(why.contains("/nonexistent/docker.sock"), "{why}");
     }
 
