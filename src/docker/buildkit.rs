@@ -26,10 +26,9 @@ pub enum Transport {
 }
 
 impl Transport {
-    /// The daemon DOCKER_HOST names (default: the local socket), when it is reachable
-    /// without TLS or SSH; None otherwise, and the classic builder is used.
-    pub fn from_docker_host(host: Option<&str>, tls: bool) -> Option<Transport> {
-        let host = host.filter(|h| !h.is_empty()).unwrap_or("unix:///var/run/docker.sock");
+    /// The daemon at `host` (DOCKER_HOST, or the local socket's address), when it is
+    /// reachable without TLS or SSH; None otherwise, and the classic builder is used.
+    pub fn from_docker_host(host: &str, tls: bool) -> Option<Transport> {
         if let Some(path) = host.strip_prefix("unix://") {
             return Some(Transport::Unix(PathBuf::from(path)));
         }
@@ -566,11 +565,11 @@ mod tests {
 
     #[test]
     fn transports_from_docker_host() {
-        assert_eq!(Transport::from_docker_host(None, false), Some(Transport::Unix("/var/run/docker.sock".into())));
-        assert_eq!(Transport::from_docker_host(Some("unix:///tmp/d.sock"), false), Some(Transport::Unix("/tmp/d.sock".into())));
-        assert_eq!(Transport::from_docker_host(Some("tcp://127.0.0.1:2375"), false), Some(Transport::Tcp("127.0.0.1:2375".into())));
-        assert_eq!(Transport::from_docker_host(Some("tcp://127.0.0.1:2376"), true), None);
-        assert_eq!(Transport::from_docker_host(Some("ssh://me@host"), false), None);
+        assert_eq!(Transport::from_docker_host("unix:///var/run/docker.sock", false), Some(Transport::Unix("/var/run/docker.sock".into())));
+        assert_eq!(Transport::from_docker_host("unix:///tmp/d.sock", false), Some(Transport::Unix("/tmp/d.sock".into())));
+        assert_eq!(Transport::from_docker_host("tcp://127.0.0.1:2375", false), Some(Transport::Tcp("127.0.0.1:2375".into())));
+        assert_eq!(Transport::from_docker_host("tcp://127.0.0.1:2376", true), None);
+        assert_eq!(Transport::from_docker_host("ssh://me@host", false), None);
         assert_eq!(percent_encode("{\"a\":\"b c\"}"), "%7B%22a%22%3A%22b%20c%22%7D");
     }
 }

@@ -51,7 +51,7 @@ impl Engine {
             None
         } else {
             let tls = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|t| !t.is_empty());
-            super::buildkit::Transport::from_docker_host(std::env::var("DOCKER_HOST").ok().as_deref(), tls)
+            super::buildkit::Transport::from_docker_host(&endpoint, tls)
         };
         Ok(Engine { docker, endpoint, buildkit })
     }
