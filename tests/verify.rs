@@ -329,3 +329,11 @@ fn services_sharing_a_host_port_and_a_named_volume_come_up_and_the_volume_is_rem
     assert_eq!(o.status.code(), Some(0));
     assert!(leftovers(&project).is_empty(), "{:?}", leftovers(&project));
 }
+
+#[test]
+fn a_context_opening_with_a_long_file_name_builds_with_buildkit() {
+    let Some(run) = verify_fixture("long_names", &[]) else { return };
+    assert_eq!(run.code, Some(0), "{}", run.out);
+    let logs = std::fs::read_to_string(run.dir.join(".masgen/logs/web.log")).unwrap();
+    assert!(logs.contains("context complete"), "{logs}");
+}

@@ -86,12 +86,29 @@ pub struct Context {
 
 /// Tar the context folder. `dockerfile` is the Dockerfile path relative to the context; it
 /// and `.dockerignore` are always sent. `settings` (args, target) go into the hash.
+///
+/// The Dockerfile (after the folders above it) is the archive's first entry. BuildKit tells
+/// a tar from a bare Dockerfile by reading the first header alone, so an archive opening
+/// with a name over 100 bytes (a GNU long-name header, which needs the next block) would be
+/// read as a Dockerfile and fail with "unknown instruction: ././@LongLink".
 pub fn build_context(dir: &Path, dockerfile: &str, settings: &str) -> std::io::Result<Context> {
     let ignore = DockerIgnore::load(dir);
     let mut builder = tar::Builder::new(Vec::new());
     builder.mode(tar::HeaderMode::Deterministic);
     builder.follow_symlinks(false);
     let mut files = Vec::new();
+    let mut first = Vec::new();
+    if !dockerfile.split('/').any(|c| c == ".." || c.is_empty()) && dir.join(dockerfile).is_file() {
+        let parts: Vec<&str> = dockerfile.split('/').collect();
+        for k in 1..parts.len() {
+            let folder = parts[..k].join("/");
+            builder.append_dir(&folder, dir.join(&folder))?;
+            first.push(folder);
+        }
+        builder.append_path_with_name(dir.join(dockerfile), dockerfile)?;
+        first.push(dockerfile.to_string());
+        files.push(dockerfile.to_string());
+    }
     let walker = walkdir::WalkDir::new(dir).follow_links(false).sort_by_file_name().min_depth(1);
     let always = |rel: &str| rel == dockerfile || rel == ".dockerignore";
     for entry in walker.into_iter().filter_entry(|e| {
@@ -101,7 +118,7 @@ pub fn build_context(dir: &Path, dockerfile: &str, settings: &str) -> std::io::R
     }) {
         let entry = entry.map_err(std::io::Error::other)?;
         let rel = rel_path(dir, entry.path());
-        if ignore.excluded(&rel) && !always(&rel) {
+        if (ignore.excluded(&rel) && !always(&rel)) || first.contains(&rel) {
             continue;
         }
         if entry.file_type().is_dir() {
@@ -112,6 +129,7 @@ pub fn build_context(dir: &Path, dockerfile: &str, settings: &str) -> std::io::R
         }
     }
     let tar = builder.into_inner()?;
+    files.sort();
     let mut hasher = blake3::Hasher::new();
     hasher.update(&tar);
     hasher.update(settings.as_bytes());
@@ -162,5 +180,20 @@ mod tests {
         assert_ne!(a.hash, c.hash, "settings change the hash");
         std::fs::write(d.path().join("app.py"), "print(2)").unwrap();
         assert_ne!(a.hash, build_context(d.path(), "Dockerfile", "").unwrap().hash);
+    }
+
+    #[test]
+    fn the_dockerfile_opens_the_archive_before_any_long_name() {
+        let d = tempfile::tempdir().unwrap();
+        let long = "0".repeat(120);
+        std::fs::create_dir_all(d.path().join("docker/app")).unwrap();
+        std::fs::write(d.path().join("docker/app/Dockerfile"), "FROM busybox:latest\n").unwrap();
+        std::fs::write(d.path().join(&long), "x").unwrap();
+        let c = build_context(d.path(), "docker/app/Dockerfile", "").unwrap();
+        let mut archive = tar::Archive::new(&c.tar[..]);
+        let names: Vec<String> = archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().trim_end_matches('/').to_string()).collect();
+        assert_eq!(names, ["docker", "docker/app", "docker/app/Dockerfile", long.as_str()]);
+        // The first 512-byte header is a plain one, readable on its own.
+        assert_eq!(c.tar[156], b'5', "a folder entry, not a GNU long-name header");
     }
 }
