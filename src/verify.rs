@@ -258,8 +258,9 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
     let volume_names: Vec<String> = project.compose.volumes.keys().cloned().collect();
     let volumes = run::ensure_volumes(engine, &project.name, &opts.run_id, &volume_names).await?;
     let settings = RunSettings { publish_declared: opts.execute, memory: opts.memory, pids: opts.pids };
-    let specs: Vec<BuildSpec> = project
-        .order
+    // With fewer build slots than images, the images heading the longest depends_on chains
+    // go first, so that chain starts while the images at its end still build.
+    let specs: Vec<BuildSpec> = crate::compose::graph::critical_first(&project.compose, &project.order)
         .iter()
         .filter(|n| !failed.contains_key(*n))
         .filter_map(|n| {

@@ -81,3 +81,24 @@ pub fn dependents_of(compose: &Compose, root: &str) -> Vec<String> {
     }
     out
 }
+
+/// `order` (a start order) stably sorted so that services heading the longest chains of
+/// dependents come first: the order to build images in when only a few build at once, so
+/// the start chain can begin while the images at its end still build.
+pub fn critical_first(compose: &Compose, order: &[String]) -> Vec<String> {
+    // Reverse start order visits dependents before what they depend on.
+    let mut chain: BTreeMap<&str, usize> = BTreeMap::new();
+    for name in order.iter().rev() {
+        let below = compose
+            .services
+            .iter()
+            .filter(|(_, s)| s.depends_on.as_ref().is_some_and(|d| d.entries().iter().any(|(dep, _)| dep == name)))
+            .map(|(n, _)| chain.get(n.as_str()).copied().unwrap_or(0))
+            .max()
+            .unwrap_or(0);
+        chain.insert(name.as_str(), below + 1);
+    }
+    let mut out = order.to_vec();
+    out.sort_by_key(|n| std::cmp::Reverse(chain.get(n.as_str()).copied().unwrap_or(0)));
+    out
+}

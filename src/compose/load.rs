@@ -294,6 +294,16 @@ mod tests {
     }
 
     #[test]
+    fn builds_go_critical_chain_first() {
+        // The demo's shape: router waits on worker and ledger, monitor on router.
+        let text = "services:\n  status: {image: x}\n  worker: {image: x}\n  producer: {image: x, depends_on: [worker]}\n  ledger: {image: x}\n  router: {image: x, depends_on: [worker, ledger]}\n  monitor: {image: x, depends_on: [router]}\n";
+        let (compose, order, _) = parse_compose_str(text, "c.yml").unwrap();
+        assert_eq!(order, ["status", "worker", "producer", "ledger", "router", "monitor"]);
+        let builds = super::super::graph::critical_first(&compose, &order);
+        assert_eq!(builds, ["worker", "ledger", "router", "status", "producer", "monitor"]);
+    }
+
+    #[test]
     fn unknown_dependencies_and_cycles_name_the_services() {
         let unknown = parse_compose_str("services:\n  a:\n    image: x\n    depends_on: [ghost]\n", "c.yml").unwrap_err();
         assert!(unknown.to_string().contains("'ghost'"), "{unknown}");

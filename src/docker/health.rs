@@ -84,6 +84,7 @@ pub enum Wait {
 pub async fn wait_ready(engine: &Engine, container: &str, readiness: Readiness, deadline: Instant) -> Wait {
     let started = Instant::now();
     loop {
+        let tick = Instant::now();
         let Some(s) = snapshot(engine, container).await else { return Wait::Gone };
         if !s.running {
             return match (s.exit_code, readiness) {
@@ -119,8 +120,10 @@ pub async fn wait_ready(engine: &Engine, container: &str, readiness: Readiness, 
         if Instant::now() >= deadline {
             return Wait::TimedOut(Some(s));
         }
-        // Every level of a depends_on chain waits for this poll: keep it short.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Every level of a depends_on chain waits for this poll: keep it short. A probe that
+        // took longer than the period (a Python healthcheck takes about 0.15 s) is followed
+        // by the next one at once.
+        tokio::time::sleep_until((tick + Duration::from_millis(100)).into()).await;
     }
 }
 
