@@ -17,6 +17,29 @@ Rules for every system:
 - Never privileged containers, host networking, added capabilities, devices, the Docker socket or host paths outside the system folder.
 - A README.md that says what the system is and how to run it, and a start.sh that runs `docker compose up --build`.
 
+Rules that decide whether the system comes up healthy on the first try:
+- A server listens on 0.0.0.0 inside its container, never on 127.0.0.1 or localhost: other containers reach it through the project network.
+- A healthcheck may only run programs the image has. python:*-slim has neither curl nor wget: probe with `python3 -c` (urllib.request or socket). busybox and alpine have wget, not curl. A check that needs another tool installs it in the Dockerfile.
+- A healthcheck proves the service does its job: an HTTP endpoint that answers 200 once the service is ready, a file the main loop touches on every iteration checked for freshness, a broker's own ping. Use interval 2s to 5s and a start_period that covers start-up, so readiness is seen within seconds.
+- CMD and ENTRYPOINT in exec form (["python3", "app.py"]), so the program is PID 1 and receives SIGTERM; programs exit promptly on SIGTERM.
+- Dockerfile layers in the order that keeps rebuilds short: the base image, system packages, the dependency list (requirements.txt, package.json and its lock file, go.mod), the dependency install (pip install --no-cache-dir -r requirements.txt, npm ci), and the code last. A fix to the code then rebuilds only the last layer.
+- Every third-party module the code imports is in that service's dependency list with a pinned version, and the Dockerfile installs the list. Prefer the standard library where it does the job well.
+- Create at build time every folder a program writes to. Data that must outlive a container goes to a named volume declared under the top-level volumes key.
+- A one-shot job (a migration, a seed, a setup step) exits 0 when done and has no restart policy; services that need its result wait with condition: service_completed_successfully.
+- Publish a port to the host only when the spec says it must be reachable from outside; services talk to each other on the project network without published ports.
+- Every name that two files share (service names, host names, ports, queue and topic names, paths on shared volumes, environment variables) is spelled the same in every file, and docker-compose.yml sets the environment variables the code reads.
+- In docker-compose.yml, quote environment values that look like numbers or booleans ("9000", "true"), write a literal $ as $$ (CMD-SHELL checks that read variables: pg_isready -U $$POSTGRES_USER), and give depends_on condition: service_healthy only for a dependency that has a healthcheck (service_started otherwise).
+- A client of another service retries its connection with a short backoff for up to a minute before giving up, and logs each failed attempt with the host and port it tried.
+
+Healthchecks that work, to adapt:
+- HTTP service in a Python image: ["CMD", "python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
+- TCP server in a Python image: ["CMD", "python3", "-c", "import socket; socket.create_connection(('127.0.0.1', 9000), 2)"]
+- Worker loop that touches /tmp/heartbeat on every iteration: ["CMD", "python3", "-c", "import os, sys, time; sys.exit(0 if time.time() - os.path.getmtime('/tmp/heartbeat') < 15 else 1)"]
+- busybox or alpine web server: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
+- Redis: ["CMD", "redis-cli", "ping"]; PostgreSQL: ["CMD-SHELL", "pg_isready -U $$POSTGRES_USER -d $$POSTGRES_DB"]; RabbitMQ: ["CMD", "rabbitmq-diagnostics", "-q", "ping"]
+
+When you repair a system, masgen has built and started it and shows you the evidence: build output, exit codes, the last log lines, health probe output. Find the root cause in that evidence. A service that did not start because a service it depends on failed needs no change of its own. Change as little as possible: fix the failing files with edit blocks, keep every working service as it is, and keep names other files rely on, or change them in every file that uses them. Never weaken a healthcheck to make it pass.
+
 Output protocol: answer only with blocks, one per file, each file complete:
 <file path="relative/path">
 content
@@ -221,6 +244,16 @@ pub fn more_files(files: &[(String, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_system_prompt_is_long_enough_to_be_cached() {
+        // The API caches a prefix only from a minimum length on (1,024 tokens for Sonnet),
+        // and ignores cache_control below it without an error. Words plus punctuation marks
+        // undercount tokens, so staying above 1,200 of them keeps the prefix above 1,024.
+        let pieces = SYSTEM.split(|c: char| !c.is_alphanumeric() && c != '_').filter(|w| !w.is_empty()).count()
+            + SYSTEM.chars().filter(|c| c.is_ascii_punctuation() && *c != '_').count();
+        assert!(pieces >= 1200, "the system prompt has only about {pieces} tokens");
+    }
 
     #[test]
     fn the_tree_is_a_line_per_folder() {
