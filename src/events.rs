@@ -49,8 +49,8 @@ pub enum Event {
     Published { service: String, container_port: String, host: String },
     /// A line of container output (`--execute` follows logs).
     LogLine { service: String, line: String },
-    /// Teardown removed what the run created.
-    TornDown { containers: usize, networks: usize, volumes: usize },
+    /// Teardown removed what the run created, and the project's images this run superseded.
+    TornDown { containers: usize, networks: usize, volumes: usize, images: usize },
 }
 
 type Callback = dyn Fn(&Event) + Send + Sync;

@@ -196,9 +196,13 @@ pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Ve
     teardown::remove_labelled(&engine, crate::docker::PROJECT_LABEL, &project.name).await;
     let result = run_all(&engine, &project, opts, &mut report, t0).await;
     let leave_running = report.healthy && opts.keep && result.is_ok();
-    if !leave_running {
-        let removed = teardown::remove_labelled(&engine, RUN_LABEL, &run_id).await;
-        ev.emit(Event::TornDown { containers: removed.containers, networks: removed.networks, volumes: removed.volumes });
+    let mut removed = if leave_running { teardown::Removed::default() } else { teardown::remove_labelled(&engine, RUN_LABEL, &run_id).await };
+    if result.is_ok() {
+        let current: Vec<String> = report.services.iter().map(|s| s.image.clone()).filter(|i| !i.is_empty()).collect();
+        removed.images = teardown::prune_images(&engine, &project.name, &current).await;
+    }
+    if !leave_running || removed.images > 0 {
+        ev.emit(Event::TornDown { containers: removed.containers, networks: removed.networks, volumes: removed.volumes, images: removed.images });
     }
     report.kept = leave_running;
     diagnose::order(&mut report.diagnostics);

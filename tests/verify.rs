@@ -337,3 +337,51 @@ fn a_context_opening_with_a_long_file_name_builds_with_buildkit() {
     let logs = std::fs::read_to_string(run.dir.join(".masgen/logs/web.log")).unwrap();
     assert!(logs.contains("context complete"), "{logs}");
 }
+
+/// The project's images, as `docker images` lists them (`repo:tag`, `<none>:<none>` untagged).
+fn project_images(project: &str) -> Vec<String> {
+    let o = std::process::Command::new("docker")
+        .args(["images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", &format!("label=com.docker.compose.project={project}")])
+        .output()
+        .unwrap();
+    let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn superseded_images_are_removed_unless_a_container_uses_them() {
+    if !docker_available("prune_images") {
+        return;
+    }
+    let (_dir, path) = copy_fixture("long_names");
+    let project = path.file_name().unwrap().to_string_lossy().to_string();
+    let _guard = Cleanup(project.clone());
+    let verify = |extra: &[&str]| {
+        let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0"]).args(extra).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        text(&o)
+    };
+    verify(&[]);
+    let first = project_images(&project);
+    assert_eq!(first.len(), 1, "{first:?}");
+    // A container of anyone's still uses the first image: it must survive the next run.
+    let user = std::process::Command::new("docker").args(["create", "--label", &format!("com.docker.compose.project={project}"), &first[0]]).output().unwrap();
+    assert!(user.status.success(), "{}", String::from_utf8_lossy(&user.stderr));
+    let user_id = String::from_utf8_lossy(&user.stdout).trim().to_string();
+    std::fs::write(path.join("web/extra.txt"), "changed\n").unwrap();
+    verify(&[]);
+    let second = project_images(&project);
+    assert_eq!(second.len(), 2, "the image in use stays: {second:?}");
+    assert!(second.contains(&first[0]));
+    std::process::Command::new("docker").args(["rm", &user_id]).output().unwrap();
+    std::fs::write(path.join("web/extra.txt"), "changed again\n").unwrap();
+    let out = verify(&[]);
+    assert!(out.contains("2 superseded image(s)"), "{out}");
+    let third = project_images(&project);
+    assert_eq!(third.len(), 1, "{third:?}");
+    // --no-cache moves the same tag to a new image; the old one loses its tag and goes too.
+    let out = verify(&["--no-cache"]);
+    assert!(out.contains("1 superseded image(s)"), "{out}");
+    assert_eq!(project_images(&project), third);
+}

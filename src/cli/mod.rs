@@ -441,7 +441,7 @@ async fn down(dir: &Path, events: &Events, json: bool) -> Result<i32, Fatal> {
     };
     let engine = Engine::connect().await.map_err(|e| Fatal::new(exit::ENVIRONMENT, e))?;
     let removed = teardown::remove_labelled(&engine, PROJECT_LABEL, &name).await;
-    events.emit(crate::Event::TornDown { containers: removed.containers, networks: removed.networks, volumes: removed.volumes });
+    events.emit(crate::Event::TornDown { containers: removed.containers, networks: removed.networks, volumes: removed.volumes, images: removed.images });
     if !json {
         println!("project {name}: removed {} container(s), {} network(s), {} volume(s)", removed.containers, removed.networks, removed.volumes);
     }

@@ -94,8 +94,9 @@ pub fn human_events(color: bool) -> (Events, ProgressBar) {
             Event::ServiceFailed { service, phase, summary } => line(paint(color, "31", &format!("    {service}: {phase} failed: {summary}"))),
             Event::Published { service, container_port, host } => line(format!("    {service}: port {container_port} answers at {host}")),
             Event::LogLine { service, line: l } => line(format!("{} | {l}", paint(color, "36", service))),
-            Event::TornDown { containers, networks, volumes } => {
-                line(format!("    removed {containers} container(s), {networks} network(s), {volumes} volume(s)"))
+            Event::TornDown { containers, networks, volumes, images } => {
+                let old = if *images > 0 { format!(", {images} superseded image(s)") } else { String::new() };
+                line(format!("    removed {containers} container(s), {networks} network(s), {volumes} volume(s){old}"))
             }
         }
     });
