@@ -347,6 +347,13 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
     });
     let ((builds, built_at), outcomes) = futures_util::future::join(builds, futures_util::future::join_all(tasks)).await;
     report.timings.build_secs = built_at.duration_since(tb).as_secs_f64();
+    if let Some(why) = engine.buildkit_refused.get() {
+        let w = format!(
+            "the daemon refused a BuildKit build ({why}); the images were built with the classic builder instead, which commits every Dockerfile step and is slower (DOCKER_BUILDKIT=0 skips the attempt)"
+        );
+        ev.warn(w.clone());
+        report.warnings.push(w);
+    }
     for (name, r) in builds {
         let rep = svc_reports.get_mut(&name).expect("service in order");
         match r {

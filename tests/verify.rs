@@ -257,11 +257,30 @@ fn the_bundled_demo_generates_and_comes_up_healthy_with_no_key() {
 /// A TCP listener that relays every connection to the local Docker socket: a daemon at
 /// `tcp://127.0.0.1:<port>`, as DOCKER_HOST may name one.
 fn tcp_to_docker_socket() -> u16 {
+    relay_to_docker_socket(false)
+}
+
+/// A TCP address that relays to the Docker socket; with `refuse_buildkit`, a connection
+/// that opens with a BuildKit build (`/build?version=2`) gets a 400 instead, as from a
+/// daemon without BuildKit.
+fn relay_to_docker_socket(refuse_buildkit: bool) -> u16 {
+    use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
-        for tcp in listener.incoming().flatten() {
-            let Ok(unix) = std::os::unix::net::UnixStream::connect("/var/run/docker.sock") else { continue };
+        for mut tcp in listener.incoming().flatten() {
+            let mut first = vec![0u8; 256];
+            let n = tcp.read(&mut first).unwrap_or(0);
+            first.truncate(n);
+            if refuse_buildkit && String::from_utf8_lossy(&first).lines().next().is_some_and(|l| l.contains("/build?version=2")) {
+                let body = r#"{"message":"BuildKit is not enabled on this daemon"}"#;
+                let _ = write!(tcp, "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                continue;
+            }
+            let Ok(mut unix) = std::os::unix::net::UnixStream::connect("/var/run/docker.sock") else { continue };
+            if unix.write_all(&first).is_err() {
+                continue;
+            }
             let (mut tcp_r, mut unix_w) = (tcp.try_clone().unwrap(), unix.try_clone().unwrap());
             let (mut unix_r, mut tcp_w) = (unix, tcp);
             std::thread::spawn(move || {
@@ -291,6 +310,22 @@ fn a_tcp_docker_host_builds_and_runs_the_system() {
     assert!(log.contains("[2/2] RUN echo"), "a BuildKit log: {log}");
     let Some(run) = verify_fixture_env("healthy", &["--no-cache"], &[("DOCKER_HOST", host.as_str())]) else { return };
     assert_eq!(run.code, Some(0), "{}", run.out);
+}
+
+#[test]
+fn a_daemon_refusing_buildkit_builds_with_the_classic_builder_and_says_so() {
+    if !std::path::Path::new("/var/run/docker.sock").exists() {
+        docker_available("buildkit_refused");
+        return;
+    }
+    let host = format!("tcp://127.0.0.1:{}", relay_to_docker_socket(true));
+    let Some(run) = verify_fixture_env("long_names", &["--no-cache"], &[("DOCKER_HOST", host.as_str())]) else { return };
+    assert_eq!(run.code, Some(0), "{}", run.out);
+    assert!(run.out.contains("refused a BuildKit build (400 Bad Request: BuildKit is not enabled on this daemon)"), "{}", run.out);
+    assert_eq!(run.out.matches("refused a BuildKit build").count(), 1, "one warning: {}", run.out);
+    let log = std::fs::read_to_string(run.dir.join(".masgen/logs/build-web.log")).unwrap();
+    assert!(log.contains("Step 2/4 : COPY . /app") && log.contains("Successfully built"), "a classic builder log: {log}");
+    assert!(run.report["verify"]["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains("classic builder")), "{}", run.report);
 }
 
 #[test]

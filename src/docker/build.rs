@@ -91,7 +91,7 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
     let args: HashMap<String, String> = spec.args.iter().cloned().collect();
     // Shared, not copied, between a BuildKit attempt and the classic fallback.
     let tar = hyper::body::Bytes::from(ctx.tar);
-    let ran = match &engine.buildkit {
+    let ran = match engine.buildkit.as_ref().filter(|_| engine.buildkit_refused.get().is_none()) {
         Some(transport) => {
             let mut query = vec![
                 ("t", image.clone()),
@@ -107,8 +107,15 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
             if spec.no_cache {
                 query.push(("nocache", "1".to_string()));
             }
-            // A daemon that refuses a BuildKit build gets the same build from the classic builder.
-            buildkit::build(transport, &engine.api_version(), &query, tar.clone()).await.ok()
+            // A daemon that refuses a BuildKit build gets the same build, and the ones after
+            // it, from the classic builder.
+            match buildkit::build(transport, &engine.api_version(), &query, tar.clone()).await {
+                Ok(out) => Some(out),
+                Err(buildkit::Refused(why)) => {
+                    let _ = engine.buildkit_refused.set(why);
+                    None
+                }
+            }
         }
         None => None,
     };

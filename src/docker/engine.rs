@@ -26,6 +26,9 @@ pub struct Engine {
     pub endpoint: String,
     /// How builds reach BuildKit, when they can (see `buildkit.rs`); None: classic builder.
     pub buildkit: Option<super::buildkit::Transport>,
+    /// Why the daemon refused a BuildKit build, the first time it did (that build and the
+    /// ones after it fall back to the classic builder).
+    pub buildkit_refused: std::sync::OnceLock<String>,
 }
 
 impl Engine {
@@ -53,7 +56,7 @@ impl Engine {
             let tls = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|t| !t.is_empty());
             super::buildkit::Transport::from_docker_host(&endpoint, tls)
         };
-        Ok(Engine { docker, endpoint, buildkit })
+        Ok(Engine { docker, endpoint, buildkit, buildkit_refused: std::sync::OnceLock::new() })
     }
 
     /// The API version agreed with the daemon, as `1.41`.
