@@ -144,7 +144,7 @@ pub struct RepairArgs {
     /// What the system should do; default: the spec in .masgen/state.json. Text or @file.
     #[arg(long)]
     pub spec: Option<String>,
-    /// Images built at once (default: number of cores).
+    /// Images built at once (default: the number of cores, at least 4).
     #[arg(long)]
     pub jobs: Option<u16>,
     #[command(flatten)]
@@ -191,7 +191,7 @@ pub struct VerifyArgs {
     /// The system's folder (holding docker-compose.yml or compose.yaml).
     #[arg(default_value = ".")]
     pub dir: PathBuf,
-    /// Images built at once (default: number of cores).
+    /// Images built at once (default: the number of cores, at least 4).
     #[arg(long)]
     pub jobs: Option<u16>,
     /// Also write the report (JSON) to FILE.
