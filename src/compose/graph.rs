@@ -66,22 +66,6 @@ pub fn start_order(compose: &Compose) -> Result<Vec<String>, GraphError> {
     Ok(order)
 }
 
-/// Every service that depends on `root`, directly or not.
-pub fn dependents_of(compose: &Compose, root: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut frontier = vec![root.to_string()];
-    while let Some(cur) = frontier.pop() {
-        for (name, svc) in &compose.services {
-            let depends = svc.depends_on.as_ref().is_some_and(|d| d.entries().iter().any(|(dep, _)| *dep == cur));
-            if depends && !out.contains(name) {
-                out.push(name.clone());
-                frontier.push(name.clone());
-            }
-        }
-    }
-    out
-}
-
 /// `order` (a start order) stably sorted so that services heading the longest chains of
 /// dependents come first: the order to build images in when only a few build at once, so
 /// the start chain can begin while the images at its end still build.
