@@ -40,4 +40,10 @@ failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s += $1} END {print s + 0}')
 rm -f "$log"
 echo
 echo "$passed passed, $failed failed"
+# The live API tests (tests/live.rs) cost money: only with a key, and counted apart.
+if [ -n "${ANTHROPIC_API_KEY:-}" ]; then
+  cargo test --locked --test live -- --ignored --test-threads 1 || status=$?
+else
+  echo "live API tests not run: ANTHROPIC_API_KEY is not set (they are reported as ignored above)"
+fi
 exit "$status"
