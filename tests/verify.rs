@@ -16,6 +16,15 @@ struct Run {
     _dir: tempfile::TempDir,
 }
 
+/// A copy of fixture `name` in a temporary folder, its project name, and the guard that
+/// removes the project's Docker objects even if the test fails.
+fn guarded_copy(name: &str) -> (tempfile::TempDir, std::path::PathBuf, String, Cleanup) {
+    let (dir, path) = copy_fixture(name);
+    let project = path.file_name().unwrap().to_string_lossy().to_string();
+    let guard = Cleanup(project.clone());
+    (dir, path, project, guard)
+}
+
 fn verify_fixture(name: &str, extra: &[&str]) -> Option<Run> {
     verify_fixture_env(name, extra, &[])
 }
@@ -24,9 +33,7 @@ fn verify_fixture_env(name: &str, extra: &[&str], env: &[(&str, &str)]) -> Optio
     if !docker_available(name) {
         return None;
     }
-    let (dir, path) = copy_fixture(name);
-    let project = path.file_name().unwrap().to_string_lossy().to_string();
-    let _guard = Cleanup(project.clone());
+    let (dir, path, project, _guard) = guarded_copy(name);
     let report_path = dir.path().join("report.json");
     let mut args: Vec<&str> = vec!["--report", report_path.to_str().unwrap()];
     for (flag, default) in [("--settle", "2"), ("--stability", "3"), ("--health-timeout", "60")] {
@@ -212,11 +219,9 @@ fn down_removes_a_kept_system() {
     if !docker_available("down") {
         return;
     }
-    let (_dir, path) = copy_fixture("crash_later");
+    let (_dir, path, project, _guard) = guarded_copy("crash_later");
     // A system that stays up: override the command through a compose edit.
     std::fs::write(path.join("docker-compose.yml"), "services:\n  app:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n").unwrap();
-    let project = path.file_name().unwrap().to_string_lossy().to_string();
-    let _guard = Cleanup(project.clone());
     let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "1", "--keep"]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(!leftovers(&project).is_empty(), "--keep leaves the system running");
@@ -256,10 +261,6 @@ fn the_bundled_demo_generates_and_comes_up_healthy_with_no_key() {
 
 /// A TCP listener that relays every connection to the local Docker socket: a daemon at
 /// `tcp://127.0.0.1:<port>`, as DOCKER_HOST may name one.
-fn tcp_to_docker_socket() -> u16 {
-    relay_to_docker_socket(false)
-}
-
 /// A TCP address that relays to the Docker socket; with `refuse_buildkit`, a connection
 /// that opens with a BuildKit build (`/build?version=2`) gets a 400 instead, as from a
 /// daemon without BuildKit.
@@ -302,7 +303,7 @@ fn a_tcp_docker_host_builds_and_runs_the_system() {
         docker_available("tcp_docker_host");
         return;
     }
-    let host = format!("tcp://127.0.0.1:{}", tcp_to_docker_socket());
+    let host = format!("tcp://127.0.0.1:{}", relay_to_docker_socket(false));
     // Builds go over the same TCP daemon address, with BuildKit, and so does everything else.
     let Some(run) = verify_fixture_env("build_fails", &[], &[("DOCKER_HOST", host.as_str())]) else { return };
     assert_root(&run, "app", "build", "error: undefined symbol main_loop");
@@ -346,9 +347,7 @@ fn services_sharing_a_host_port_and_a_named_volume_come_up_and_the_volume_is_rem
     if !docker_available("volumes_ports") {
         return;
     }
-    let (_dir, path) = copy_fixture("volumes_ports");
-    let project = path.file_name().unwrap().to_string_lossy().to_string();
-    let _guard = Cleanup(project.clone());
+    let (_dir, path, project, _guard) = guarded_copy("volumes_ports");
     let report = path.join("r.json");
     let o = masgen().arg("verify").arg(&path).args(["--settle", "2", "--stability", "2", "--keep", "--report", report.to_str().unwrap()]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -389,9 +388,7 @@ fn superseded_images_are_removed_unless_a_container_uses_them() {
     if !docker_available("prune_images") {
         return;
     }
-    let (_dir, path) = copy_fixture("long_names");
-    let project = path.file_name().unwrap().to_string_lossy().to_string();
-    let _guard = Cleanup(project.clone());
+    let (_dir, path, project, _guard) = guarded_copy("long_names");
     let verify = |extra: &[&str]| {
         let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0"]).args(extra).output().unwrap();
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
