@@ -167,6 +167,8 @@ struct Vertex {
     /// Output not yet ended by a newline.
     partial: String,
     reported_end: bool,
+    /// When the daemon started the step, in seconds since the epoch.
+    started: Option<f64>,
 }
 
 /// Progress folded into a log.
@@ -224,26 +226,29 @@ impl Progress {
         self.vertices.entry(digest.to_string()).or_insert_with(|| Vertex { number: next, ..Vertex::default() })
     }
 
-    /// Vertex: digest 1, name 3, cached 4, completed 6, error 7.
+    /// Vertex: digest 1, name 3, cached 4, started 5, completed 6, error 7.
     fn vertex(&mut self, buf: &[u8]) {
-        let (mut digest, mut name, mut cached, mut completed, mut error) = (String::new(), String::new(), false, false, String::new());
+        let (mut digest, mut name, mut cached, mut error) = (String::new(), String::new(), false, String::new());
+        let (mut started, mut completed) = (None, None);
         for (field, value) in Fields::new(buf) {
             match (field, value) {
                 (1, Value::Bytes(b)) => digest = String::from_utf8_lossy(b).into_owned(),
                 (3, Value::Bytes(b)) => name = String::from_utf8_lossy(b).into_owned(),
                 (4, Value::Varint(c)) => cached = c != 0,
-                (6, Value::Bytes(_)) => completed = true,
+                (5, Value::Bytes(t)) => started = Some(timestamp(t)),
+                (6, Value::Bytes(t)) => completed = Some(timestamp(t)),
                 (7, Value::Bytes(b)) => error = String::from_utf8_lossy(b).into_owned(),
                 _ => {}
             }
         }
         let v = self.entry(&digest);
+        v.started = v.started.or(started);
         let mut lines = String::new();
         if v.name.is_empty() && !name.is_empty() {
             v.name = name;
             lines.push_str(&format!("#{} {}\n", v.number, v.name));
         }
-        if !v.reported_end && (completed || cached || !error.is_empty()) {
+        if !v.reported_end && (completed.is_some() || cached || !error.is_empty()) {
             v.reported_end = true;
             if !v.partial.is_empty() {
                 let rest = std::mem::take(&mut v.partial);
@@ -256,7 +261,11 @@ impl Progress {
             } else if cached {
                 lines.push_str(&format!("#{} CACHED\n", v.number));
             } else {
-                lines.push_str(&format!("#{} DONE\n", v.number));
+                // Like `--progress=plain`: how long the step took, where the daemon said.
+                match (v.started, completed) {
+                    (Some(s), Some(c)) if c >= s => lines.push_str(&format!("#{} DONE {:.1}s\n", v.number, c - s)),
+                    _ => lines.push_str(&format!("#{} DONE\n", v.number)),
+                }
             }
         }
         let failed_here = !error.is_empty() && !v.name.is_empty();
@@ -302,6 +311,19 @@ impl Progress {
         }
         Outcome { log: self.log, error: self.error, failed_step, failed_output }
     }
+}
+
+/// A google.protobuf.Timestamp (seconds 1, nanos 2) as seconds since the epoch.
+fn timestamp(buf: &[u8]) -> f64 {
+    let (mut secs, mut nanos) = (0u64, 0u64);
+    for (field, value) in Fields::new(buf) {
+        match (field, value) {
+            (1, Value::Varint(s)) => secs = s,
+            (2, Value::Varint(n)) => nanos = n,
+            _ => {}
+        }
+    }
+    secs as f64 + nanos as f64 / 1e9
 }
 
 /// BuildKit's `[2/3] RUN make` (or `[builder 2/3] RUN make`) as the classic builder's
@@ -462,11 +484,13 @@ mod tests {
     #[test]
     fn a_successful_build_has_no_error_and_keeps_the_tag_line() {
         let mut p = Progress::default();
+        p.message(&trace(&[vertex("d1", "[1/1] COPY a.py .", false, false, "")], &[]));
+        // Started at 1 s, completed at 2 s and 3 ns: the log says how long, like --progress=plain.
         p.message(&trace(&[vertex("d1", "[1/1] COPY a.py .", false, true, "")], &[]));
         p.message(b"{\"stream\":\"Successfully tagged x:y\\n\"}\n");
         let out = p.finish();
         assert!(out.error.is_none() && out.failed_step.is_none());
-        assert_eq!(out.log, "#1 [1/1] COPY a.py .\n#1 DONE\nSuccessfully tagged x:y\n");
+        assert_eq!(out.log, "#1 [1/1] COPY a.py .\n#1 DONE 1.0s\nSuccessfully tagged x:y\n");
     }
 
     #[test]
