@@ -222,7 +222,9 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
 
     // Images named by services and by Dockerfiles: present, or pulled.
     let local = engine.local_images().await;
-    let mut checked: HashMap<String, Result<(), String>> = HashMap::new();
+    // Each image named: its local ID, or why it is not there and cannot be pulled.
+    let mut checked: HashMap<String, Result<String, String>> = HashMap::new();
+    let mut bases: HashMap<String, Vec<String>> = HashMap::new();
     for name in &project.order {
         let svc = &project.compose.services[name];
         let wanted: Vec<String> = match &svc.build {
@@ -234,8 +236,19 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
         };
         for image in wanted {
             if !checked.contains_key(&image) {
-                let r = if engine.image_exists(&image).await { Ok(()) } else { engine.pull(&image).await };
+                let r = match engine.image_id(&image).await {
+                    Some(id) => Ok(id),
+                    None => match engine.pull(&image).await {
+                        Ok(()) => engine.image_id(&image).await.ok_or_else(|| "the pull ended but the image is not there".to_string()),
+                        Err(why) => Err(why),
+                    },
+                };
                 checked.insert(image.clone(), r);
+            }
+            if svc.build.is_some() {
+                if let Some(Ok(id)) = checked.get(&image) {
+                    bases.entry(name.clone()).or_default().push(id.clone());
+                }
             }
             if let Some(Err(why)) = checked.get(&image) {
                 let d = Diagnostic::new(name, Phase::Image, format!("image {image} is not available locally and cannot be pulled"))
@@ -283,6 +296,7 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
                 target: b.target().map(str::to_string),
                 log_dir: Some(project.root.join(crate::workspace::MASGEN_DIR).join("logs")),
                 no_cache: opts.no_cache,
+                bases: bases.remove(n).unwrap_or_default(),
             })
         })
         .collect();

@@ -417,3 +417,48 @@ fn superseded_images_are_removed_unless_a_container_uses_them() {
     assert!(out.contains("1 superseded image(s)"), "{out}");
     assert_eq!(project_images(&project), third);
 }
+
+/// Regression: images were tagged by a hash of their build context alone, so after a base
+/// image was pulled or rebuilt, verify kept running the image built on the old one.
+#[test]
+fn a_rebuilt_base_image_makes_a_new_image() {
+    if !docker_available("rebuilt_base") {
+        return;
+    }
+    let (_dir, path, _guard) = unique_output("rebuilt-base");
+    let project = path.file_name().unwrap().to_string_lossy().to_string();
+    let base = format!("{project}-base:latest");
+    // The base carries the project's label, so the guard removes it and its old versions too.
+    let build_base = |content: &str| {
+        let ctx = path.join("base-src");
+        std::fs::create_dir_all(&ctx).unwrap();
+        std::fs::write(ctx.join("Dockerfile"), "FROM busybox:latest\nCOPY base.txt /base.txt\n").unwrap();
+        std::fs::write(ctx.join("base.txt"), content).unwrap();
+        let label = format!("com.docker.compose.project={project}");
+        let o = std::process::Command::new("docker").args(["build", "-q", "--label", &label, "-t", &base]).arg(&ctx).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    build_base("one\n");
+    std::fs::create_dir_all(path.join("app")).unwrap();
+    std::fs::write(path.join(".dockerignore"), "base-src\n").unwrap();
+    std::fs::write(path.join("app/Dockerfile"), format!("FROM {base}\nCMD [\"sh\", \"-c\", \"cat /base.txt; sleep 300\"]\n")).unwrap();
+    std::fs::write(path.join("docker-compose.yml"), "services:\n  app:\n    build: ./app\n").unwrap();
+    let verify = || {
+        let report = path.join("report.json");
+        let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--report"]).arg(&report).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        let app = &r["services"][0];
+        let log = std::fs::read_to_string(path.join(".masgen/logs/app.log")).unwrap();
+        (app["image"].as_str().unwrap().to_string(), app["cached"].as_bool().unwrap(), log)
+    };
+    let (first, _, log) = verify();
+    assert!(log.contains("one"), "{log}");
+    let (again, cached, _) = verify();
+    assert_eq!((again.as_str(), cached), (first.as_str(), true), "an unchanged base and context reuse the image");
+    build_base("two\n");
+    let (second, cached, log) = verify();
+    assert!(!cached, "the base changed: the image must be rebuilt");
+    assert_ne!(second, first);
+    assert!(log.contains("two") && !log.contains("one"), "the container runs on the new base: {log}");
+}

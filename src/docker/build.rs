@@ -27,6 +27,9 @@ pub struct BuildSpec {
     pub log_dir: Option<std::path::PathBuf>,
     /// Build even when an image for the context exists, and without the builder's cache.
     pub no_cache: bool,
+    /// The local IDs of the images its Dockerfile's FROM lines name, in order. They are part
+    /// of the image's hash: a base image pulled or rebuilt since makes a new image.
+    pub bases: Vec<String>,
 }
 
 /// A finished build.
@@ -70,7 +73,7 @@ pub fn from_images(dockerfile: &str) -> Vec<String> {
 /// Build one image, unless an image for the same context hash exists (and `no_cache` is off).
 pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<Built, Diagnostic> {
     let started = Instant::now();
-    let settings = format!("dockerfile={}\ntarget={:?}\nargs={:?}", spec.dockerfile, spec.target, spec.args);
+    let settings = format!("dockerfile={}\ntarget={:?}\nargs={:?}\nbases={:?}", spec.dockerfile, spec.target, spec.args, spec.bases);
     let df_rel = rel(&spec.context_rel, &spec.dockerfile);
     if !spec.context.join(&spec.dockerfile).is_file() {
         return Err(Diagnostic::new(&spec.service, Phase::Build, format!("{df_rel} does not exist"))

@@ -69,6 +69,11 @@ impl Engine {
         self.docker.inspect_image(name).await.is_ok()
     }
 
+    /// The local image's ID (`sha256:...`), when the image exists.
+    pub async fn image_id(&self, name: &str) -> Option<String> {
+        self.docker.inspect_image(name).await.ok().and_then(|i| i.id)
+    }
+
     /// `repo:tag` of every local image, sorted.
     pub async fn local_images(&self) -> Vec<String> {
         let mut out: Vec<String> = self
