@@ -231,6 +231,26 @@ fn down_removes_a_kept_system() {
 }
 
 #[test]
+fn down_keeps_the_built_images_unless_asked_to_remove_them() {
+    if !docker_available("down_images") {
+        return;
+    }
+    let (_dir, path, project, _guard) = guarded_copy("long_names");
+    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--keep"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let built = project_images(&project);
+    assert_eq!(built.len(), 1, "{built:?}");
+    let o = masgen().arg("down").arg(&path).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(leftovers(&project).is_empty(), "{:?}", leftovers(&project));
+    assert_eq!(project_images(&project), built, "plain `down` keeps the images, as docker compose down does");
+    let o = masgen().arg("down").arg(&path).arg("--images").output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("removed 0 container(s), 0 network(s), 0 volume(s), 1 image(s)"), "{}", text(&o));
+    assert!(project_images(&project).is_empty(), "{:?}", project_images(&project));
+}
+
+#[test]
 fn the_bundled_demo_generates_and_comes_up_healthy_with_no_key() {
     if !docker_available("demo") {
         return;

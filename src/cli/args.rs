@@ -206,6 +206,9 @@ pub struct DownArgs {
     /// The system's folder.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
+    /// Also remove the images masgen built for it (`masgen/<project>-<service>`), like `docker compose down --rmi local`.
+    #[arg(long)]
+    pub images: bool,
 }
 
 /// `masgen SPEC ...` means `masgen generate SPEC ...`: insert the subcommand when the

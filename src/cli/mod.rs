@@ -99,7 +99,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Generate(a) => generate(a, &events, cli.json, color).await,
         Command::Verify(a) => verify_cmd(a, &events, cli.json, color).await,
         Command::Repair(a) => repair_cmd(a, &events, cli.json, color).await,
-        Command::Down(a) => down(&a.dir, &events, cli.json).await,
+        Command::Down(a) => down(&a.dir, a.images, &events, cli.json).await,
     };
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -431,7 +431,7 @@ async fn verify_cmd(a: args::VerifyArgs, events: &Events, json: bool, color: boo
     Ok(code)
 }
 
-async fn down(dir: &Path, events: &Events, json: bool) -> Result<i32, Fatal> {
+async fn down(dir: &Path, images: bool, events: &Events, json: bool) -> Result<i32, Fatal> {
     let name = match crate::compose::load_project(dir) {
         Ok(p) => p.name,
         Err(_) => {
@@ -440,10 +440,15 @@ async fn down(dir: &Path, events: &Events, json: bool) -> Result<i32, Fatal> {
         }
     };
     let engine = Engine::connect().await.map_err(|e| Fatal::new(exit::ENVIRONMENT, e))?;
-    let removed = teardown::remove_labelled(&engine, PROJECT_LABEL, &name).await;
+    let mut removed = teardown::remove_labelled(&engine, PROJECT_LABEL, &name).await;
+    if images {
+        // No image is current once the containers are gone; one another container uses stays.
+        removed.images = teardown::prune_images(&engine, &name, &[]).await;
+    }
     events.emit(crate::Event::TornDown { containers: removed.containers, networks: removed.networks, volumes: removed.volumes, images: removed.images });
     if !json {
-        println!("project {name}: removed {} container(s), {} network(s), {} volume(s)", removed.containers, removed.networks, removed.volumes);
+        let images = if images { format!(", {} image(s)", removed.images) } else { String::new() };
+        println!("project {name}: removed {} container(s), {} network(s), {} volume(s){images}", removed.containers, removed.networks, removed.volumes);
     }
     Ok(exit::OK)
 }
