@@ -204,6 +204,8 @@ fn every_policy_violation_is_refused_before_anything_runs() {
         ("policy_ipc_host", "ipc"),
         ("policy_cap_add", "cap_add"),
         ("policy_devices", "devices"),
+        ("policy_build_outside", "build"),
+        ("policy_env_file_outside", "env_file"),
     ] {
         let Some(run) = verify_fixture(fixture, &[]) else { return };
         assert_eq!(run.code, Some(1), "{fixture}: {}", run.out);

@@ -42,7 +42,14 @@ fn normalise(root: &Path, p: &str) -> PathBuf {
     out
 }
 
-/// Check every service of `compose` (whose folder is `root`).
+/// Whether `p` (as written in the compose file) leads outside `root`: lexically, or, where
+/// it exists, through a symlink.
+fn outside(root: &Path, p: &str) -> bool {
+    let lexical = normalise(root, p);
+    !lexical.starts_with(root) || lexical.canonicalize().is_ok_and(|real| !real.starts_with(root))
+}
+
+/// Check every service of `compose` (whose folder is `root`, canonical).
 pub fn check_policy(compose: &Compose, root: &Path) -> Vec<Violation> {
     let mut out = Vec::new();
     for (name, svc) in &compose.services {
@@ -75,9 +82,24 @@ pub fn check_policy(compose: &Compose, root: &Path) -> Vec<Violation> {
                 let resolved = normalise(root, &source);
                 if source.contains("docker.sock") || resolved.ends_with("docker.sock") {
                     refuse("volumes", format!("volumes: {source} mounts the Docker socket (control of the host's Docker)"));
-                } else if !resolved.starts_with(root) {
+                } else if outside(root, &source) {
                     refuse("volumes", format!("volumes: {source} mounts a host path outside the system's folder"));
                 }
+            }
+        }
+        // A build context is sent to Docker whole, and its Dockerfile may copy any of it
+        // into an image; an env_file is read into the container's environment.
+        if let Some(b) = &svc.build {
+            if outside(root, b.context()) {
+                refuse(
+                    "build",
+                    format!("build: context {} is outside the system's folder: every file there would be sent to Docker and could be copied into an image", b.context()),
+                );
+            }
+        }
+        for f in svc.env_file.iter().flat_map(|e| e.list()) {
+            if outside(root, &f) {
+                refuse("env_file", format!("env_file: {f} is outside the system's folder: its contents would be read into the container"));
             }
         }
     }
@@ -101,6 +123,29 @@ mod tests {
             violations(y),
             vec!["privileged", "network_mode", "pid", "ipc", "cap_add", "devices", "volumes", "volumes", "volumes"]
         );
+    }
+
+    #[test]
+    fn build_contexts_and_env_files_outside_the_folder_are_refused() {
+        let y = "services:\n  a:\n    build: ../..\n    env_file: [./ok.env, ~/.aws/credentials]\n  b:\n    build:\n      context: /\n  c:\n    build: ./c\n    env_file: /etc/environment\n";
+        assert_eq!(violations(y), vec!["build", "env_file", "build", "env_file"]);
+    }
+
+    #[test]
+    fn a_symlink_out_of_the_folder_is_outside() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("sys");
+        std::fs::create_dir_all(root.join("real")).unwrap();
+        std::os::unix::fs::symlink(d.path(), root.join("up")).unwrap();
+        let root = root.canonicalize().unwrap();
+        assert!(outside(&root, "./up"));
+        assert!(!outside(&root, "up/sys/real"), "a link that leads back inside is inside");
+        assert!(!outside(&root, "./real"));
+        assert!(!outside(&root, "./not-yet-there"));
+        let y = "services:\n  a:\n    build: ./up\n    volumes: [\"./up:/x\", \"./real:/y\"]\n";
+        let (c, _, _) = parse_compose_str(y, "c.yml").unwrap();
+        let keys: Vec<String> = check_policy(&c, &root).into_iter().map(|v| v.key).collect();
+        assert_eq!(keys, vec!["volumes", "build"]);
     }
 
     #[test]

@@ -14,7 +14,7 @@ Rules for every system:
 - Use depends_on with condition: service_healthy for a dependency with a healthcheck, service_completed_successfully for a one-shot job.
 - Configuration comes from environment variables with sensible defaults in the code; service names are the host names services use to reach each other.
 - Programs log to stdout/stderr, unbuffered (PYTHONUNBUFFERED=1 for Python), and retry their connections at start-up: a dependency may not be ready yet.
-- Never privileged containers, host networking, added capabilities, devices, the Docker socket or host paths outside the system folder.
+- Never privileged containers, host networking, added capabilities, devices, the Docker socket, or host paths outside the system folder (bind mounts, build contexts, env_file).
 - A README.md that says what the system is and how to run it, and a start.sh that runs `docker compose up --build`.
 
 Rules that decide whether the system comes up healthy on the first try:
