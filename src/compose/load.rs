@@ -1,6 +1,7 @@
 //! Find, interpolate, parse and validate a compose file.
 
 use std::collections::BTreeMap;
+use indexmap::IndexMap;
 use std::path::{Path, PathBuf};
 
 use super::graph::start_order;
@@ -25,6 +26,11 @@ pub enum ComposeError {
     UnknownDependency { file: String, service: String, dependency: String },
     #[error("{file}: dependency cycle between services {}: break the cycle in depends_on", services.join(" -> "))]
     Cycle { file: String, services: Vec<String> },
+    #[error(
+        "{file}: service '{service}' depends on '{dependency}', which runs only with profile(s) {}: activate one (COMPOSE_PROFILES={}) or give '{dependency}' no profiles",
+        profiles.join(", "), profiles[0]
+    )]
+    InactiveDependency { file: String, service: String, dependency: String, profiles: Vec<String> },
 }
 
 /// A loaded compose project.
@@ -169,11 +175,17 @@ fn syntax(file: &str, e: serde_saphyr::Error) -> ComposeError {
     ComposeError::Syntax { file: file.to_string(), line, column, message }
 }
 
-/// Parse and validate compose text (already interpolated). Returns the model, the start
-/// order and warnings.
+/// Parse and validate compose text (already interpolated), with no profile active.
+/// Returns the model, the start order and warnings.
 pub fn parse_compose_str(text: &str, file: &str) -> Result<(Compose, Vec<String>, Vec<String>), ComposeError> {
+    parse_with_profiles(text, file, &[])
+}
+
+/// [`parse_compose_str`] with the given profiles active (`*`: all of them). A service
+/// whose profiles are all inactive is left out, as `docker compose up` leaves it out.
+pub fn parse_with_profiles(text: &str, file: &str, active: &[String]) -> Result<(Compose, Vec<String>, Vec<String>), ComposeError> {
     let raw: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| syntax(file, e))?;
-    let compose: Compose = serde_saphyr::from_str(text).map_err(|e| syntax(file, e))?;
+    let mut compose: Compose = serde_saphyr::from_str(text).map_err(|e| syntax(file, e))?;
     let mut warnings = Vec::new();
     if let Some(top) = raw.as_object() {
         for key in top.keys().filter(|k| !k.starts_with("x-") && !TOP_KEYS.contains(&k.as_str())) {
@@ -186,6 +198,28 @@ pub fn parse_compose_str(text: &str, file: &str) -> Result<(Compose, Vec<String>
                         warnings.push(format!("{file}: service '{name}': key '{key}' is not supported by masgen and is ignored"));
                     }
                 }
+            }
+        }
+    }
+    let all_profiles = active.iter().any(|p| p == "*");
+    let left_out: IndexMap<String, Vec<String>> = compose
+        .services
+        .iter()
+        .filter(|(_, s)| !s.profiles.is_empty() && !all_profiles && !s.profiles.iter().any(|p| active.contains(p)))
+        .map(|(n, s)| (n.clone(), s.profiles.clone()))
+        .collect();
+    for (name, profiles) in &left_out {
+        compose.services.shift_remove(name);
+        warnings.push(format!(
+            "{file}: service '{name}' runs only with profile(s) {}, and none is active: not started (COMPOSE_PROFILES={} starts it)",
+            profiles.join(", "),
+            profiles[0]
+        ));
+    }
+    for (name, svc) in &compose.services {
+        for (dependency, _) in svc.depends_on.iter().flat_map(|d| d.entries()) {
+            if let Some(profiles) = left_out.get(&dependency) {
+                return Err(ComposeError::InactiveDependency { file: file.to_string(), service: name.clone(), dependency, profiles: profiles.clone() });
             }
         }
     }
@@ -238,7 +272,10 @@ pub fn load_project(dir: &Path) -> Result<Project, ComposeError> {
     let lookup = |k: &str| std::env::var(k).ok().or_else(|| dotenv.get(k).cloned());
     let text = interpolate(&text, &lookup)
         .map_err(|(line, column, message)| ComposeError::Interpolation { file: file.clone(), line, column, message })?;
-    let (compose, order, warnings) = parse_compose_str(&text, &file)?;
+    // Like docker compose: COMPOSE_PROFILES, from the environment or `.env`, comma-separated.
+    let active: Vec<String> =
+        lookup("COMPOSE_PROFILES").unwrap_or_default().split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
+    let (compose, order, warnings) = parse_with_profiles(&text, &file, &active)?;
     let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let folder = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "masgen".into());
     let name = sanitize_project_name(compose.name.as_deref().unwrap_or(&folder));
@@ -280,6 +317,33 @@ mod tests {
         assert_eq!(order, vec!["web"]);
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("frobnicate"), "{warnings:?}");
+    }
+
+    #[test]
+    fn services_of_inactive_profiles_are_left_out_like_docker_compose() {
+        let text = "services:\n  app:\n    image: x\n  debug:\n    image: y\n    profiles: [debug, tools]\n  seed:\n    image: z\n    profiles: [seed]\n";
+        let (c, order, warnings) = parse_compose_str(text, "c.yml").unwrap();
+        assert_eq!(order, vec!["app"]);
+        assert!(!c.services.contains_key("debug"));
+        assert!(warnings.iter().any(|w| w.contains("service 'debug' runs only with profile(s) debug, tools") && w.contains("COMPOSE_PROFILES=debug")), "{warnings:?}");
+        assert!(!warnings.iter().any(|w| w.contains("key 'profiles'")), "profiles is understood: {warnings:?}");
+        let (_, order, _) = parse_with_profiles(text, "c.yml", &["tools".into()]).unwrap();
+        assert_eq!(order, vec!["app", "debug"]);
+        let (_, order, warnings) = parse_with_profiles(text, "c.yml", &["*".into()]).unwrap();
+        assert_eq!((order.len(), warnings.len()), (3, 0));
+        let needs = "services:\n  app:\n    image: x\n    depends_on: [db]\n  db:\n    image: y\n    profiles: [local]\n";
+        let err = parse_compose_str(needs, "c.yml").unwrap_err().to_string();
+        assert!(err.contains("service 'app' depends on 'db', which runs only with profile(s) local: activate one (COMPOSE_PROFILES=local)"), "{err}");
+        assert!(parse_with_profiles(needs, "c.yml", &["local".into()]).is_ok());
+    }
+
+    #[test]
+    fn compose_profiles_come_from_the_dotenv_file_too() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("compose.yaml"), "services:\n  app:\n    image: x\n  extra:\n    image: y\n    profiles: [masgen-test-extra]\n").unwrap();
+        assert_eq!(load_project(d.path()).unwrap().order, vec!["app"]);
+        std::fs::write(d.path().join(".env"), "COMPOSE_PROFILES=other, masgen-test-extra\n").unwrap();
+        assert_eq!(load_project(d.path()).unwrap().order, vec!["app", "extra"]);
     }
 
     #[test]

@@ -529,6 +529,9 @@ pub struct Service {
     pub init: Option<bool>,
     #[serde(default)]
     pub stop_grace_period: Option<String>,
+    /// The service runs only when one of these profiles is active (none: always).
+    #[serde(default)]
+    pub profiles: Vec<String>,
 }
 
 /// Keys of a service masgen understands.
@@ -536,7 +539,7 @@ pub const SERVICE_KEYS: &[&str] = &[
     "build", "image", "command", "entrypoint", "environment", "env_file", "ports", "expose", "depends_on",
     "healthcheck", "restart", "volumes", "working_dir", "user", "labels", "networks", "container_name", "deploy",
     "mem_limit", "privileged", "cap_add", "cap_drop", "devices", "network_mode", "pid", "ipc", "security_opt",
-    "tty", "stdin_open", "hostname", "init", "stop_grace_period",
+    "tty", "stdin_open", "hostname", "init", "stop_grace_period", "profiles",
 ];
 
 /// Top-level keys masgen understands (`x-*` extensions are always allowed).
