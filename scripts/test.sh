@@ -31,7 +31,8 @@ ensure_docker() {
 ensure_docker
 scripts/offline-images.sh
 export MASGEN_REQUIRE_DOCKER=1
-# Docker tests build images and start containers: two at a time on 2 cores.
+# Docker tests build images and start containers, and mostly wait on the daemon: four at
+# a time on 2 cores (MASGEN_TEST_THREADS changes it).
 log=$(mktemp)
 status=0
 cargo test --locked -- --test-threads "${MASGEN_TEST_THREADS:-4}" 2>&1 | tee "$log" || status=$?
