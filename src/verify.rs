@@ -460,10 +460,33 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
     report.diagnostics = project.order.iter().filter_map(|n| failed.remove(n)).collect();
     report.services = project.order.iter().filter_map(|n| svc_reports.remove(n)).collect();
 
+    if report.healthy && (opts.keep || opts.execute) {
+        apply_restart_policies(engine, ev, project, &running).await;
+    }
     if report.healthy && opts.execute {
         follow_until_interrupted(engine, ev, &running, &report.services).await;
     }
     Ok(())
+}
+
+/// A system left running gets the compose file's restart policies. While verifying, no
+/// container restarts: a crash is a failure, with its exit code and logs, not a restart.
+async fn apply_restart_policies(engine: &Engine, ev: &Events, project: &Project, running: &[(String, String)]) {
+    use bollard::models::{ContainerUpdateBody, RestartPolicy, RestartPolicyNameEnum};
+    for (name, container) in running {
+        let Some(Ok(Some((policy, retries)))) = project.compose.services[name].restart.as_deref().map(crate::compose::model::parse_restart) else {
+            continue;
+        };
+        let name_enum = match policy {
+            "always" => RestartPolicyNameEnum::ALWAYS,
+            "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+            _ => RestartPolicyNameEnum::ON_FAILURE,
+        };
+        let body = ContainerUpdateBody { restart_policy: Some(RestartPolicy { name: Some(name_enum), maximum_retry_count: retries }), ..Default::default() };
+        if let Err(e) = engine.docker.update_container(container, body).await {
+            ev.warn(format!("{name}: could not set its restart policy ({policy}) on the running container: {e}"));
+        }
+    }
 }
 
 /// Services whose container was created (any state but not started).

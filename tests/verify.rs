@@ -233,6 +233,39 @@ fn down_removes_a_kept_system() {
 }
 
 #[test]
+fn a_kept_system_gets_its_restart_policies_and_a_verified_one_never_restarts() {
+    if !docker_available("restart_policies") {
+        return;
+    }
+    let (_dir, path, project, _guard) = guarded_copy("crash_later");
+    let compose = "services:\n  web:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n    restart: unless-stopped\n  \
+                   retry:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n    restart: \"on-failure:3\"\n  \
+                   plain:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n";
+    std::fs::write(path.join("docker-compose.yml"), compose).unwrap();
+    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--keep"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let policy = |service: &str| {
+        let o = std::process::Command::new("docker")
+            .args(["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}", &format!("{project}-{service}-1")])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(policy("web"), "unless-stopped 0");
+    assert_eq!(policy("retry"), "on-failure 3");
+    assert_eq!(policy("plain"), "no 0");
+    let o = masgen().arg("down").arg(&path).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // Without --keep the same system is torn down, and a crash during verification is a
+    // failure even under a restart policy: Docker never restarts it behind masgen's back.
+    std::fs::write(path.join("docker-compose.yml"), "services:\n  app:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"exit 3\"]\n    restart: always\n").unwrap();
+    let o = masgen().arg("verify").arg(&path).args(["--settle", "2", "--stability", "0"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("exited with code 3"), "{}", text(&o));
+    assert!(leftovers(&project).is_empty(), "{:?}", leftovers(&project));
+}
+
+#[test]
 fn down_keeps_the_built_images_unless_asked_to_remove_them() {
     if !docker_available("down_images") {
         return;

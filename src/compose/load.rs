@@ -249,6 +249,9 @@ pub fn parse_with_profiles(text: &str, file: &str, active: &[String]) -> Result<
                 parse_duration(d).map_err(|e| invalid(format!("service '{name}' healthcheck: {e}")))?;
             }
         }
+        if let Some(r) = &svc.restart {
+            super::model::parse_restart(r).map_err(|e| invalid(format!("service '{name}': {e}")))?;
+        }
         if let Some(m) = svc.memory_limit() {
             super::model::parse_bytes(&m).map_err(|e| invalid(format!("service '{name}' memory limit: {e}")))?;
         }
@@ -335,6 +338,17 @@ mod tests {
         let err = parse_compose_str(needs, "c.yml").unwrap_err().to_string();
         assert!(err.contains("service 'app' depends on 'db', which runs only with profile(s) local: activate one (COMPOSE_PROFILES=local)"), "{err}");
         assert!(parse_with_profiles(needs, "c.yml", &["local".into()]).is_ok());
+    }
+
+    #[test]
+    fn restart_policies_are_checked() {
+        use crate::compose::model::parse_restart;
+        assert_eq!(parse_restart("no"), Ok(None));
+        assert_eq!(parse_restart("always"), Ok(Some(("always", None))));
+        assert_eq!(parse_restart("on-failure:5"), Ok(Some(("on-failure", Some(5)))));
+        let err = parse_compose_str("services:\n  a:\n    image: x\n    restart: sometimes\n", "c.yml").unwrap_err().to_string();
+        assert!(err.contains("service 'a': restart: 'sometimes' is not a restart policy: use no, always"), "{err}");
+        assert!(parse_compose_str("services:\n  a:\n    image: x\n    restart: on-failure:x\n", "c.yml").is_err());
     }
 
     #[test]

@@ -596,6 +596,20 @@ impl Service {
     }
 }
 
+/// A compose `restart:` value as Docker's restart policy name and retry limit; None for `no`.
+pub fn parse_restart(s: &str) -> Result<Option<(&'static str, Option<i64>)>, String> {
+    match s.trim() {
+        "no" | "" => Ok(None),
+        "always" => Ok(Some(("always", None))),
+        "unless-stopped" => Ok(Some(("unless-stopped", None))),
+        "on-failure" => Ok(Some(("on-failure", None))),
+        other => match other.strip_prefix("on-failure:").map(|n| n.trim().parse::<i64>()) {
+            Some(Ok(n)) if n >= 0 => Ok(Some(("on-failure", Some(n)))),
+            _ => Err(format!("restart: '{other}' is not a restart policy: use no, always, unless-stopped, on-failure or on-failure:N")),
+        },
+    }
+}
+
 /// Parse a byte size: `512m`, `1g`, `256M`, `1024k`, `1000000` (bytes).
 pub fn parse_bytes(s: &str) -> Result<i64, String> {
     let t = s.trim().to_ascii_lowercase();
