@@ -342,9 +342,13 @@ pub async fn repair_loop(
             Err(e) => return Err(e),
         };
         preserved.extend(record.1.preserved.clone());
-        let tv = Instant::now();
-        report = verify(dir, vopts).await?;
-        record.0.verify_secs = tv.elapsed().as_secs_f64();
+        // An unchanged system would fail the same way: its failures stand, and the round
+        // counts towards stuck like any repair that did not help.
+        if record.1.touched() > 0 {
+            let tv = Instant::now();
+            report = verify(dir, vopts).await?;
+            record.0.verify_secs = tv.elapsed().as_secs_f64();
+        }
         let after_sig = signature(&report.diagnostics);
         repeats = if !report.healthy && after_sig == before_sig { repeats + 1 } else { 0 };
         record.0.outcome = if report.healthy {
@@ -409,8 +413,9 @@ pub(crate) struct Asked {
     pub last_reply: String,
 }
 
-/// Send `messages`, apply the reply's changes through the workspace, and send edits that
-/// did not apply back (at most [`MAX_REASKS`] times). With `in_hand`, that reply to the
+/// Send `messages`, apply the reply's changes through the workspace, and send back edits
+/// that did not apply and blocks that were refused, and, with `require_change`, a reply
+/// that changed nothing (at most [`MAX_REASKS`] times). With `in_hand`, that reply to the
 /// last message is applied first instead of asking. Raw replies go to `rdir/reply.txt`,
 /// the unified diff to `rdir/changes.diff`; the user's replaced files to `record`.
 #[allow(clippy::too_many_arguments)]
@@ -426,6 +431,7 @@ pub(crate) async fn ask_and_apply(
     events: &Events,
     mut in_hand: Option<crate::llm::Completion>,
     excerpted: &[String],
+    require_change: bool,
 ) -> Result<Asked, GenerateError> {
     let mut usage = Usage::default();
     let mut requests = 0;
@@ -472,14 +478,17 @@ pub(crate) async fn ask_and_apply(
         let failures = applied.edit_failures.clone();
         let ok = applied.touched();
         merge(&mut total, applied);
-        if (failures.is_empty() && partial.is_empty()) || reask >= MAX_REASKS {
+        let refused = failures.len() + partial.len() + parsed.rejected.len();
+        let nothing = require_change && refused == 0 && total.touched() == 0;
+        if (refused == 0 && !nothing) || reask >= MAX_REASKS {
             total.edit_failures = failures;
             break reply.text;
         }
         reask += 1;
-        events.warn(format!("{} change(s) did not apply; asking the model again ({reask}/{MAX_REASKS})", failures.len() + partial.len()));
+        let why = if nothing { "the model's answer changed no file".to_string() } else { format!("{refused} change(s) did not apply") };
+        events.warn(format!("{why}; asking the model again ({reask}/{MAX_REASKS})"));
         messages.push(Message::assistant(reply.text));
-        messages.push(Message::user(prompts::edits_failed(&failures, &partial, ok)));
+        messages.push(Message::user(prompts::edits_failed(&failures, &partial, &parsed.rejected, ok)));
     };
     save(&rdir.join("changes.diff"), &unified_diff(&before, dir), events);
     Ok(Asked { applied: total, usage, requests, last_reply })
@@ -527,11 +536,11 @@ async fn run_round(
         events,
     );
     let asked =
-        ask_and_apply(session, ws, dir, vec![Message::user(prompt)], &format!("repair {n}"), &format!("repair-{n}"), &rdir, &format!("{folder:03}/previous"), events, None, &excerpted)
+        ask_and_apply(session, ws, dir, vec![Message::user(prompt)], &format!("repair {n}"), &format!("repair-{n}"), &rdir, &format!("{folder:03}/previous"), events, None, &excerpted, true)
             .await?;
     let (total, usage, requests) = (asked.applied, asked.usage, asked.requests);
     if total.touched() == 0 {
-        events.warn(format!("repair round {n}: the model's answer changed no file"));
+        events.warn(format!("repair round {n}: the model's answers changed no file, so the system is not verified again"));
     }
     let record = RoundRecord {
         round: n,

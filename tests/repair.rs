@@ -155,6 +155,55 @@ fn the_same_failure_after_two_repairs_is_stuck_and_stops_asking() {
 }
 
 #[test]
+fn a_reply_without_blocks_and_a_refused_block_are_sent_back_within_the_round() {
+    if !docker_available("reask_blocks") {
+        return;
+    }
+    let fake = FakeAnthropic::with_handler(|r, n| match n {
+        0 => Reply::text(BROKEN),
+        // A fix in a Markdown fence instead of a block: nothing to apply.
+        1 => Reply::text("Replace run.sh with:\n```sh\necho friendly\nexec sleep 3600\n```\n"),
+        // A block outside the system's folder: refused, never written.
+        2 if r.last_user_text().contains("held no <edit>, <file> or <delete> block") => {
+            Reply::text("<file path=\"../escaped.txt\">\nx\n</file>\n")
+        }
+        3 if r.last_user_text().contains("These blocks were refused and not written:\n- ../escaped.txt:") => Reply::text(FIX),
+        _ => Reply::text("no idea"),
+    });
+    let (_d, out, _g) = output("reask-blocks");
+    let o = run(&fake, &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(fake.requests().len(), 4, "generation, the repair and its two re-asks");
+    assert!(!out.parent().unwrap().join("escaped.txt").exists());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("the model's answer changed no file; asking the model again (1/2)"), "{stderr}");
+    assert!(stderr.contains("1 change(s) did not apply; asking the model again (2/2)"), "{stderr}");
+    let r = run_report(&out);
+    assert_eq!(r["repair"]["rounds"][0]["requests"], 3);
+    assert_eq!(r["repair"]["rounds"][0]["outcome"], "healthy");
+}
+
+#[test]
+fn a_round_that_changes_nothing_is_not_verified_again_and_counts_towards_stuck() {
+    if !docker_available("nothing_changed") {
+        return;
+    }
+    let fake = FakeAnthropic::with_handler(|_, n| if n == 0 { Reply::text(BROKEN) } else { Reply::text("The system looks right to me.") });
+    let (_d, out, _g) = output("nothing");
+    let o = run(&fake, &out, &["--max-rounds", "5"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(fake.requests().len(), 7, "generation, then two rounds of a request and its two re-asks");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("repair round 1: the model's answers changed no file, so the system is not verified again"), "{}", text(&o));
+    let r = run_report(&out);
+    assert_eq!(r["repair"]["outcome"], "stuck");
+    for round in r["repair"]["rounds"].as_array().unwrap() {
+        assert_eq!(round["verify_secs"], 0.0, "{round}");
+    }
+    // The one verification that ran saw the real crash, which stays the reported failure.
+    assert!(String::from_utf8_lossy(&o.stdout).contains("app [crash]"), "{}", text(&o));
+}
+
+#[test]
 fn max_cost_stops_before_the_request_that_would_cross_it() {
     if !docker_available("max_cost") {
         return;

@@ -137,7 +137,7 @@ impl Generator {
                 in_hand = Some(first);
             }
         }
-        let asked = ask_and_apply(&session, &mut ws, dir, messages, "iterate", "iterate", &rdir, &record, &self.events, in_hand, &[]).await?;
+        let asked = ask_and_apply(&session, &mut ws, dir, messages, "iterate", "iterate", &rdir, &record, &self.events, in_hand, &[], false).await?;
         usage += asked.usage;
         requests += asked.requests;
         if asked.applied.touched() == 0 {

@@ -179,8 +179,18 @@ for the files that must change, and nothing else. Fix the root cause; keep every
 }
 
 /// Sent within a round when some edits did not apply.
-pub fn edits_failed(failures: &[crate::protocol::EditFailure], partial: &[String], applied: usize) -> String {
+pub fn edits_failed(failures: &[crate::protocol::EditFailure], partial: &[String], rejected: &[crate::protocol::Rejected], applied: usize) -> String {
+    if failures.is_empty() && partial.is_empty() && rejected.is_empty() {
+        return "Your reply held no <edit>, <file> or <delete> block, so nothing changed and the failure stands. Answer again with only the blocks that fix it, in the format given above (not Markdown code fences).".into();
+    }
     let mut s = format!("{applied} of your changes applied.");
+    if !rejected.is_empty() {
+        s.push_str(" These blocks were refused and not written:");
+        for r in rejected {
+            s.push_str(&format!("\n- {}: {}", r.path, r.reason));
+        }
+        s.push_str("\nPaths are relative to the system's folder, use /, never contain .., and never touch .masgen/ or .git/.");
+    }
     if !partial.is_empty() {
         s.push_str(&format!(
             " Your whole <file> blocks for {} were not applied: you saw only part of that file, and they would drop the rest. Change it with <edit> blocks.",
@@ -190,7 +200,7 @@ pub fn edits_failed(failures: &[crate::protocol::EditFailure], partial: &[String
     if failures.is_empty() {
         return s;
     }
-    s.push_str(" These edits did not apply, because their SEARCH text is not in the file; nothing of them was changed:\n");
+    s.push_str("\nThese edits did not apply, because their SEARCH text is not in the file; nothing of them was changed:\n");
     for f in failures {
         s.push_str(&format!("\n- hunk {} of the edit to {}, which searched for:\n<<<\n{}>>>\n", f.index, f.path, f.search));
         if f.nearest.is_empty() {
