@@ -266,6 +266,48 @@ fn a_kept_system_gets_its_restart_policies_and_a_verified_one_never_restarts() {
 }
 
 #[test]
+fn tmpfs_extra_hosts_read_only_shm_ulimits_sysctls_and_stop_signal_reach_the_container() {
+    if !docker_available("runtime_keys") {
+        return;
+    }
+    let (_dir, path, project, _guard) = guarded_copy("crash_later");
+    let compose = r#"services:
+  app:
+    image: busybox:latest
+    command: ["sh", "-c", "echo x > /scratch/f && ! touch /nope 2>/dev/null && grep -q 'db.local' /etc/hosts && echo all-good; exec sleep 3600"]
+    read_only: true
+    tmpfs: ["/scratch:size=1m"]
+    extra_hosts: ["db.local=10.1.2.3", "cache.local:10.1.2.4"]
+    shm_size: 128m
+    stop_signal: SIGINT
+    ulimits:
+      nofile: {soft: 1024, hard: 2048}
+      nproc: 512
+    sysctls:
+      net.core.somaxconn: 1024
+"#;
+    std::fs::write(path.join("docker-compose.yml"), compose).unwrap();
+    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--keep"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!text(&o).contains("not supported by masgen"), "every key is understood: {}", text(&o));
+    let container = format!("{project}-app-1");
+    let inspect = |format: &str| {
+        let o = std::process::Command::new("docker").args(["inspect", "-f", format, &container]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(inspect("{{.HostConfig.ReadonlyRootfs}} {{.HostConfig.ShmSize}} {{.Config.StopSignal}}"), "true 134217728 SIGINT");
+    assert_eq!(inspect("{{json .HostConfig.ExtraHosts}}"), r#"["db.local:10.1.2.3","cache.local:10.1.2.4"]"#);
+    assert_eq!(inspect("{{json .HostConfig.Tmpfs}}"), r#"{"/scratch":"size=1m"}"#);
+    assert_eq!(inspect("{{json .HostConfig.Sysctls}}"), r#"{"net.core.somaxconn":"1024"}"#);
+    let ulimits = inspect("{{json .HostConfig.Ulimits}}");
+    assert!(ulimits.contains(r#"{"Name":"nofile","Hard":2048,"Soft":1024}"#) && ulimits.contains(r#"{"Name":"nproc","Hard":512,"Soft":512}"#), "{ulimits}");
+    let logs = std::process::Command::new("docker").args(["logs", &container]).output().unwrap();
+    assert!(String::from_utf8_lossy(&logs.stdout).contains("all-good"), "{}", String::from_utf8_lossy(&logs.stderr));
+    let o = masgen().arg("down").arg(&path).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
 fn down_keeps_the_built_images_unless_asked_to_remove_them() {
     if !docker_available("down_images") {
         return;

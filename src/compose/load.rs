@@ -249,6 +249,9 @@ pub fn parse_with_profiles(text: &str, file: &str, active: &[String]) -> Result<
                 parse_duration(d).map_err(|e| invalid(format!("service '{name}' healthcheck: {e}")))?;
             }
         }
+        if let Some(size) = &svc.shm_size {
+            super::model::parse_bytes(&size.text()).map_err(|e| invalid(format!("service '{name}' shm_size: {e}")))?;
+        }
         if let Some(r) = &svc.restart {
             super::model::parse_restart(r).map_err(|e| invalid(format!("service '{name}': {e}")))?;
         }

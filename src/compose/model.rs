@@ -532,6 +532,39 @@ pub struct Service {
     /// The service runs only when one of these profiles is active (none: always).
     #[serde(default)]
     pub profiles: Vec<String>,
+    /// `/path` or `/path:options`.
+    #[serde(default)]
+    pub tmpfs: Option<StringOrList>,
+    #[serde(default)]
+    pub extra_hosts: Option<KeyValues>,
+    #[serde(default)]
+    pub read_only: Option<bool>,
+    #[serde(default)]
+    pub shm_size: Option<Scalar>,
+    #[serde(default)]
+    pub stop_signal: Option<String>,
+    #[serde(default)]
+    pub ulimits: IndexMap<String, Ulimit>,
+    #[serde(default)]
+    pub sysctls: Option<KeyValues>,
+}
+
+/// `nofile: 65535`, or `nofile: {soft: 1024, hard: 65535}`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Ulimit {
+    Single(i64),
+    Pair { soft: i64, hard: i64 },
+}
+
+impl Ulimit {
+    /// (soft, hard).
+    pub fn limits(&self) -> (i64, i64) {
+        match self {
+            Ulimit::Single(n) => (*n, *n),
+            Ulimit::Pair { soft, hard } => (*soft, *hard),
+        }
+    }
 }
 
 /// Keys of a service masgen understands.
@@ -539,7 +572,8 @@ pub const SERVICE_KEYS: &[&str] = &[
     "build", "image", "command", "entrypoint", "environment", "env_file", "ports", "expose", "depends_on",
     "healthcheck", "restart", "volumes", "working_dir", "user", "labels", "networks", "container_name", "deploy",
     "mem_limit", "privileged", "cap_add", "cap_drop", "devices", "network_mode", "pid", "ipc", "security_opt",
-    "tty", "stdin_open", "hostname", "init", "stop_grace_period", "profiles",
+    "tty", "stdin_open", "hostname", "init", "stop_grace_period", "profiles", "tmpfs", "extra_hosts", "read_only",
+    "shm_size", "stop_signal", "ulimits", "sysctls",
 ];
 
 /// Top-level keys masgen understands (`x-*` extensions are always allowed).
@@ -590,6 +624,29 @@ impl Service {
             .map(Scalar::text)
     }
 
+    /// `extra_hosts` as Docker takes them: `host:ip` (compose also writes `host=ip`, and a map).
+    pub fn extra_hosts(&self) -> Vec<String> {
+        match &self.extra_hosts {
+            None => Vec::new(),
+            Some(KeyValues::List(items)) => {
+                items.iter().map(|i| i.split_once('=').map(|(h, ip)| format!("{h}:{ip}")).unwrap_or_else(|| i.clone())).collect()
+            }
+            Some(KeyValues::Map(m)) => m.iter().map(|(h, ip)| format!("{h}:{}", ip.as_ref().map(Scalar::text).unwrap_or_default())).collect(),
+        }
+    }
+
+    /// `tmpfs` entries as (target, mount options).
+    pub fn tmpfs_mounts(&self) -> Vec<(String, String)> {
+        self.tmpfs
+            .iter()
+            .flat_map(|t| t.list())
+            .map(|t| match t.split_once(':') {
+                Some((path, opts)) => (path.to_string(), opts.to_string()),
+                None => (t, String::new()),
+            })
+            .collect()
+    }
+
     pub fn cpu_limit(&self) -> Option<f64> {
         let l = self.deploy.as_ref()?.resources.as_ref()?.limits.as_ref()?;
         l.cpus.as_ref()?.text().parse().ok()
@@ -627,6 +684,18 @@ pub fn parse_bytes(s: &str) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extra_hosts_tmpfs_and_ulimits_in_every_form() {
+        let svc = |yaml: &str| -> Service { serde_saphyr::from_str(yaml).unwrap() };
+        let s = svc("extra_hosts: [\"a=10.0.0.1\", \"b:10.0.0.2\", \"c=::1\"]\ntmpfs: /run\nulimits: {nofile: {soft: 1, hard: 2}, nproc: 3}\n");
+        assert_eq!(s.extra_hosts(), vec!["a:10.0.0.1", "b:10.0.0.2", "c:::1"]);
+        assert_eq!(s.tmpfs_mounts(), vec![("/run".to_string(), String::new())]);
+        assert_eq!(s.ulimits.values().map(Ulimit::limits).collect::<Vec<_>>(), vec![(1, 2), (3, 3)]);
+        let s = svc("extra_hosts: {a: 10.0.0.1}\ntmpfs: [\"/x:size=1m,mode=1777\"]\n");
+        assert_eq!(s.extra_hosts(), vec!["a:10.0.0.1"]);
+        assert_eq!(s.tmpfs_mounts(), vec![("/x".to_string(), "size=1m,mode=1777".to_string())]);
+    }
 
     #[test]
     fn short_and_long_ports() {

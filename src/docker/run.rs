@@ -5,7 +5,7 @@ use std::path::Path;
 
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, NetworkCreateRequest, NetworkingConfig, PortBinding,
-    RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+    ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{CreateContainerOptionsBuilder, ListNetworksOptionsBuilder};
 
@@ -154,6 +154,9 @@ pub fn container_body(
             }
         }
     }
+    for (target, opts) in svc.tmpfs_mounts() {
+        tmpfs.insert(target, opts);
+    }
     let healthcheck = svc.healthcheck.as_ref().and_then(|h| {
         if h.disabled() {
             return Some(HealthConfig { test: Some(vec!["NONE".into()]), ..Default::default() });
@@ -184,6 +187,16 @@ pub fn container_body(
         pids_limit: Some(settings.pids),
         nano_cpus: svc.cpu_limit().map(|c| (c * 1e9) as i64),
         init: svc.init,
+        readonly_rootfs: svc.read_only,
+        shm_size: svc.shm_size.as_ref().map(|s| parse_bytes(&s.text())).transpose()?,
+        extra_hosts: Some(svc.extra_hosts()),
+        ulimits: Some(
+            svc.ulimits
+                .iter()
+                .map(|(name, u)| ResourcesUlimits { name: Some(name.clone()), soft: Some(u.limits().0), hard: Some(u.limits().1) })
+                .collect(),
+        ),
+        sysctls: svc.sysctls.as_ref().map(|s| s.pairs().into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect()),
         // masgen watches every exit itself; Docker restarting a crashed container would
         // hide the crash.
         restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: None }),
@@ -198,6 +211,7 @@ pub fn container_body(
         working_dir: svc.working_dir.clone(),
         user: svc.user.as_ref().map(|u| u.text()),
         hostname: svc.hostname.clone(),
+        stop_signal: svc.stop_signal.clone(),
         tty: svc.tty,
         open_stdin: svc.stdin_open,
         labels: Some(lbls),
