@@ -307,6 +307,50 @@ fn tmpfs_extra_hosts_read_only_shm_ulimits_sysctls_and_stop_signal_reach_the_con
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
 
+/// Regression: with --allow-unsafe the policy's keys passed the check but never reached
+/// the container, so a service that needs NET_ADMIN still failed.
+#[test]
+fn allowed_unsafe_settings_run_as_written() {
+    if !docker_available("allow_unsafe_applied") {
+        return;
+    }
+    let (_dir, path, project, _guard) = guarded_copy("crash_later");
+    let compose = r#"services:
+  admin:
+    image: busybox:latest
+    command: ["sh", "-c", "ip link set lo mtu 1280 && echo netadmin-ok; exec sleep 3600"]
+    cap_add: [NET_ADMIN]
+    cap_drop: [MKNOD]
+    security_opt: ["no-new-privileges:true"]
+  isolated:
+    image: busybox:latest
+    command: ["sleep", "3600"]
+    network_mode: none
+    ipc: private
+  sidecar:
+    image: busybox:latest
+    command: ["sleep", "3600"]
+    network_mode: "service:admin"
+"#;
+    std::fs::write(path.join("docker-compose.yml"), compose).unwrap();
+    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "NET_ADMIN is refused without --allow-unsafe: {}", text(&o));
+    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--keep", "--allow-unsafe"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("service 'sidecar': network_mode: service:admin is not supported by masgen and is ignored"), "{}", text(&o));
+    let inspect = |service: &str, format: &str| {
+        let o = std::process::Command::new("docker").args(["inspect", "-f", format, &format!("{project}-{service}-1")]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(inspect("admin", "{{json .HostConfig.CapAdd}} {{json .HostConfig.CapDrop}} {{json .HostConfig.SecurityOpt}}"), r#"["NET_ADMIN"] ["MKNOD"] ["no-new-privileges:true"]"#);
+    assert_eq!(inspect("isolated", "{{.HostConfig.NetworkMode}} {{.HostConfig.IpcMode}}"), "none private");
+    let logs = std::process::Command::new("docker").args(["logs", &format!("{project}-admin-1")]).output().unwrap();
+    assert!(String::from_utf8_lossy(&logs.stdout).contains("netadmin-ok"), "{}", String::from_utf8_lossy(&logs.stderr));
+    let o = masgen().arg("down").arg(&path).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(leftovers(&project).is_empty(), "{:?}", leftovers(&project));
+}
+
 #[test]
 fn down_keeps_the_built_images_unless_asked_to_remove_them() {
     if !docker_available("down_images") {

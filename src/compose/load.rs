@@ -223,6 +223,18 @@ pub fn parse_with_profiles(text: &str, file: &str, active: &[String]) -> Result<
             }
         }
     }
+    // Sharing another service's or container's namespaces needs that container to exist
+    // when this one is created, which masgen's create-early start does not promise.
+    for (name, svc) in compose.services.iter_mut() {
+        for (key, value) in [("network_mode", &mut svc.network_mode), ("pid", &mut svc.pid), ("ipc", &mut svc.ipc)] {
+            if value.as_deref().is_some_and(|v| v.starts_with("service:") || v.starts_with("container:")) {
+                warnings.push(format!(
+                    "{file}: service '{name}': {key}: {} is not supported by masgen and is ignored (the service gets its own {key} namespace)",
+                    value.take().unwrap_or_default()
+                ));
+            }
+        }
+    }
     let invalid = |message: String| ComposeError::Invalid { file: file.to_string(), message };
     if compose.services.is_empty() {
         return Err(invalid("no services: add a 'services:' section with at least one service".into()));

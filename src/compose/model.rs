@@ -502,7 +502,7 @@ pub struct Service {
     pub deploy: Option<Deploy>,
     #[serde(default)]
     pub mem_limit: Option<Scalar>,
-    // Keys read only so the policy can refuse them.
+    // Keys the policy refuses (some values of them) unless --allow-unsafe.
     #[serde(default)]
     pub privileged: Option<bool>,
     #[serde(default)]
@@ -633,6 +633,20 @@ impl Service {
             }
             Some(KeyValues::Map(m)) => m.iter().map(|(h, ip)| format!("{h}:{}", ip.as_ref().map(Scalar::text).unwrap_or_default())).collect(),
         }
+    }
+
+    /// `devices` entries as (host path, container path, cgroup permissions).
+    pub fn device_mappings(&self) -> Vec<(String, String, String)> {
+        self.devices
+            .iter()
+            .map(|d| {
+                let t = d.text();
+                let parts: Vec<&str> = t.splitn(3, ':').collect();
+                let host = parts[0].to_string();
+                let inside = parts.get(1).map(|p| p.to_string()).unwrap_or_else(|| host.clone());
+                (host, inside, parts.get(2).unwrap_or(&"rwm").to_string())
+            })
+            .collect()
     }
 
     /// `tmpfs` entries as (target, mount options).

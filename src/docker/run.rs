@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, NetworkCreateRequest, NetworkingConfig, PortBinding,
+    ContainerCreateBody, DeviceMapping, EndpointSettings, HealthConfig, HostConfig, NetworkCreateRequest, NetworkingConfig, PortBinding,
     ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{CreateContainerOptionsBuilder, ListNetworksOptionsBuilder};
@@ -179,6 +179,17 @@ pub fn container_body(
     aliases.extend(svc.hostname.clone());
     aliases.extend(svc.networks.iter().flat_map(|n| n.aliases()));
     let endpoint = EndpointSettings { aliases: Some(aliases), network_id: Some(network.1.to_string()), ..Default::default() };
+    // `network_mode: host`, `none` or `bridge` (the first only with --allow-unsafe) instead
+    // of the project's network; published ports mean nothing on host or none.
+    let own_network = match svc.network_mode.as_deref() {
+        None | Some("") => Some(()),
+        Some(mode) => {
+            if mode != "bridge" {
+                bindings.clear();
+            }
+            None
+        }
+    };
     let host_config = HostConfig {
         port_bindings: Some(bindings),
         binds: Some(binds),
@@ -187,6 +198,20 @@ pub fn container_body(
         pids_limit: Some(settings.pids),
         nano_cpus: svc.cpu_limit().map(|c| (c * 1e9) as i64),
         init: svc.init,
+        // The policy refused the unsafe values of these unless --allow-unsafe was given;
+        // what is left runs as written.
+        privileged: svc.privileged,
+        cap_add: Some(svc.cap_add.clone()),
+        cap_drop: Some(svc.cap_drop.clone()),
+        security_opt: Some(svc.security_opt.clone()),
+        devices: Some(
+            svc.device_mappings()
+                .into_iter()
+                .map(|(host, inside, perms)| DeviceMapping { path_on_host: Some(host), path_in_container: Some(inside), cgroup_permissions: Some(perms) })
+                .collect(),
+        ),
+        pid_mode: svc.pid.clone(),
+        ipc_mode: svc.ipc.clone(),
         readonly_rootfs: svc.read_only,
         shm_size: svc.shm_size.as_ref().map(|s| parse_bytes(&s.text())).transpose()?,
         extra_hosts: Some(svc.extra_hosts()),
@@ -200,7 +225,7 @@ pub fn container_body(
         // masgen watches every exit itself; Docker restarting a crashed container would
         // hide the crash.
         restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: None }),
-        network_mode: Some(network.0.to_string()),
+        network_mode: Some(own_network.map(|_| network.0.to_string()).unwrap_or_else(|| svc.network_mode.clone().unwrap_or_default())),
         ..Default::default()
     };
     Ok(ContainerCreateBody {
@@ -219,7 +244,7 @@ pub fn container_body(
         volumes: Some(anonymous),
         healthcheck,
         host_config: Some(host_config),
-        networking_config: Some(NetworkingConfig { endpoints_config: Some([(network.0.to_string(), endpoint)].into()) }),
+        networking_config: own_network.map(|_| NetworkingConfig { endpoints_config: Some([(network.0.to_string(), endpoint)].into()) }),
         ..Default::default()
     })
 }
