@@ -73,7 +73,8 @@ pub fn check_policy(compose: &Compose, root: &Path) -> Vec<Violation> {
             refuse("devices", format!("devices: {} exposes a host device", dev.text()));
         }
         for opt in &svc.security_opt {
-            if opt.contains("unconfined") {
+            // `label=disable` turns SELinux separation off, as `unconfined` turns others off.
+            if opt.contains("unconfined") || opt.replace(':', "=").replace(' ', "") == "label=disable" {
                 refuse("security_opt", format!("security_opt: {opt} disables a confinement"));
             }
         }
@@ -146,6 +147,12 @@ mod tests {
         let (c, _, _) = parse_compose_str(y, "c.yml").unwrap();
         let keys: Vec<String> = check_policy(&c, &root).into_iter().map(|v| v.key).collect();
         assert_eq!(keys, vec!["volumes", "build"]);
+    }
+
+    #[test]
+    fn security_opts_that_lift_a_confinement_are_refused() {
+        let y = "services:\n  a:\n    image: x\n    security_opt: [\"seccomp=unconfined\", \"label:disable\", \"label=disable\", \"no-new-privileges:true\", \"label=level:s0:c100\"]\n";
+        assert_eq!(violations(y), vec!["security_opt", "security_opt", "security_opt"]);
     }
 
     #[test]
