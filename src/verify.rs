@@ -204,6 +204,10 @@ pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Ve
         let current: Vec<String> = report.services.iter().map(|s| s.image.clone()).filter(|i| !i.is_empty()).collect();
         removed.images = teardown::prune_images(&engine, &project.name, &current).await;
     }
+    for why in &removed.left {
+        ev.warn(why.clone());
+        report.warnings.push(why.clone());
+    }
     if !leave_running || removed.images > 0 {
         ev.emit(Event::TornDown { containers: removed.containers, networks: removed.networks, volumes: removed.volumes, images: removed.images });
     }

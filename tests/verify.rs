@@ -352,6 +352,31 @@ fn allowed_unsafe_settings_run_as_written() {
 }
 
 #[test]
+fn down_names_a_network_it_cannot_remove_and_what_still_uses_it() {
+    if !docker_available("down_left") {
+        return;
+    }
+    let (_dir, path, project, _guard) = guarded_copy("crash_later");
+    std::fs::write(path.join("docker-compose.yml"), "services:\n  app:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n").unwrap();
+    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--keep"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // Someone else's container on the project's network (the project label lets the guard clean it up).
+    let stranger = format!("{project}-stranger");
+    let run = std::process::Command::new("docker")
+        .args(["run", "-d", "--name", &stranger, "--label", &format!("com.docker.compose.project={project}"), "--network", &format!("{project}_default"), "busybox:latest", "sleep", "3600"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let o = masgen().arg("down").arg(&path).output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains(&format!("network {project}_default was not removed: {stranger} still use(s) it, and masgen did not start them")), "{out}");
+    assert!(out.contains("removed 1 container(s), 0 network(s)") && out.contains("1 object(s) could not be removed"), "{out}");
+    let alive = std::process::Command::new("docker").args(["inspect", "-f", "{{.State.Running}}", &stranger]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&alive.stdout).trim(), "true", "down never touches a container masgen did not start");
+}
+
+#[test]
 fn down_keeps_the_built_images_unless_asked_to_remove_them() {
     if !docker_available("down_images") {
         return;

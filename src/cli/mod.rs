@@ -136,10 +136,12 @@ fn verify_options(flags: &args::VerifyFlags, jobs: usize, events: &Events) -> Re
 
 /// After Ctrl-C / SIGTERM: remove what run `run_id` started, and say so (exit 130).
 async fn torn_down_after_interrupt(run_id: &str, kept: &str) -> Fatal {
+    let mut left = Vec::new();
     if let Ok(engine) = Engine::connect().await {
-        teardown::remove_labelled(&engine, RUN_LABEL, run_id).await;
+        left = teardown::remove_labelled(&engine, RUN_LABEL, run_id).await.left;
     }
-    Fatal::new(exit::INTERRUPTED, format!("interrupted: containers, networks and volumes of this run were removed; {kept}"))
+    let left: String = left.iter().map(|l| format!("\n  {l}")).collect();
+    Fatal::new(exit::INTERRUPTED, format!("interrupted: containers, networks and volumes of this run were removed; {kept}{left}"))
 }
 
 /// Verify `dir`, tearing down on Ctrl-C / SIGTERM (exit 130).
@@ -445,10 +447,16 @@ async fn down(dir: &Path, images: bool, events: &Events, json: bool) -> Result<i
         // No image is current once the containers are gone; one another container uses stays.
         removed.images = teardown::prune_images(&engine, &name, &[]).await;
     }
+    for why in &removed.left {
+        events.warn(why.clone());
+    }
     events.emit(crate::Event::TornDown { containers: removed.containers, networks: removed.networks, volumes: removed.volumes, images: removed.images });
     if !json {
         let images = if images { format!(", {} image(s)", removed.images) } else { String::new() };
         println!("project {name}: removed {} container(s), {} network(s), {} volume(s){images}", removed.containers, removed.networks, removed.volumes);
+    }
+    if !removed.left.is_empty() {
+        return Err(Fatal::new(exit::ENVIRONMENT, format!("project {name}: {} object(s) could not be removed (see above)", removed.left.len())));
     }
     Ok(exit::OK)
 }

@@ -10,13 +10,15 @@ use bollard::query_parameters::{
 use super::{Engine, MANAGED_LABEL, PROJECT_LABEL};
 
 /// What a teardown removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Removed {
     pub containers: usize,
     pub networks: usize,
     pub volumes: usize,
     /// Superseded images of the project (see [`prune_images`]).
     pub images: usize,
+    /// What could not be removed, each with why and what to do.
+    pub left: Vec<String>,
 }
 
 /// Remove every masgen object carrying `label=value` (a project or a run label).
@@ -31,26 +33,65 @@ pub async fn remove_labelled(engine: &Engine, label: &str, value: &str) -> Remov
         .await
         .unwrap_or_default();
     // All at once: each removal waits on the daemon killing and unmounting its container.
-    let removals = containers.into_iter().filter_map(|c| c.id).map(|id| async move {
+    let removals = containers.into_iter().filter_map(|c| Some((c.id?, c.names.and_then(|n| n.first().cloned()).unwrap_or_default()))).map(|(id, name)| async move {
         let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
-        engine.docker.remove_container(&id, Some(opts)).await.is_ok()
+        engine.docker.remove_container(&id, Some(opts)).await.map_err(|e| format!("container {} was not removed ({})", name.trim_start_matches('/'), short(&e.to_string())))
     });
-    removed.containers = futures_util::future::join_all(removals).await.into_iter().filter(|ok| *ok).count();
+    for result in futures_util::future::join_all(removals).await {
+        match result {
+            Ok(()) => removed.containers += 1,
+            Err(why) => removed.left.push(why),
+        }
+    }
     let networks = engine.docker.list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build())).await.unwrap_or_default();
     for n in networks {
-        if let Some(id) = n.id {
-            if engine.docker.remove_network(&id).await.is_ok() {
-                removed.networks += 1;
-            }
+        let (Some(id), name) = (n.id, n.name.unwrap_or_default()) else { continue };
+        match engine.docker.remove_network(&id).await {
+            Ok(()) => removed.networks += 1,
+            Err(e) => removed.left.push(network_left(engine, &name, &id, &e.to_string()).await),
         }
     }
     let volumes = engine.docker.list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build())).await.ok();
     for v in volumes.and_then(|v| v.volumes).unwrap_or_default() {
-        if engine.docker.remove_volume(&v.name, None::<RemoveVolumeOptions>).await.is_ok() {
-            removed.volumes += 1;
+        match engine.docker.remove_volume(&v.name, None::<RemoveVolumeOptions>).await {
+            Ok(()) => removed.volumes += 1,
+            Err(e) => removed.left.push(format!("volume {} was not removed ({}): remove what still uses it, then `docker volume rm {}`", v.name, short(&e.to_string()), v.name)),
         }
     }
     removed
+}
+
+/// Why a network stayed, and what to do about it.
+async fn network_left(engine: &Engine, name: &str, id: &str, error: &str) -> String {
+    let users: Vec<String> = engine
+        .docker
+        .inspect_network(id, None::<bollard::query_parameters::InspectNetworkOptions>)
+        .await
+        .ok()
+        .and_then(|n| n.containers)
+        .map(|c| c.into_values().filter_map(|e| e.name).collect())
+        .unwrap_or_default();
+    network_left_message(name, error, &users)
+}
+
+fn network_left_message(name: &str, error: &str, users: &[String]) -> String {
+    if !users.is_empty() {
+        return format!(
+            "network {name} was not removed: {} still use(s) it, and masgen did not start them; disconnect them (`docker network disconnect {name} <container>`), then `masgen down`",
+            users.join(", ")
+        );
+    }
+    if error.contains("active endpoints") {
+        return format!(
+            "network {name} was not removed: the daemon says it has active endpoints, but no container uses it. That is a known Docker bug (moby/moby#43286); only restarting the Docker daemon clears it, and masgen reuses the network meanwhile"
+        );
+    }
+    format!("network {name} was not removed ({})", short(error))
+}
+
+/// A Docker error without bollard's wrapping.
+fn short(error: &str) -> String {
+    error.rsplit_once("Docker responded with status code ").map(|(_, rest)| rest.to_string()).unwrap_or_else(|| error.to_string())
 }
 
 /// Remove the project's images that `current` (the images of this run) superseded: older
@@ -78,4 +119,18 @@ pub async fn prune_images(engine: &Engine, project: &str, current: &[String]) ->
         engine.docker.remove_image(&name, Some(opts), None).await.is_ok()
     });
     futures_util::future::join_all(removals).await.into_iter().filter(|ok| *ok).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_network_left_behind_says_why_and_what_to_do() {
+        let users = network_left_message("p_default", "has active endpoints", &["someone-else".into()]);
+        assert!(users.contains("someone-else still use(s) it, and masgen did not start them; disconnect them"), "{users}");
+        let stale = network_left_message("p_default", "Docker responded with status code 403: error while removing network: network p_default id 1 has active endpoints", &[]);
+        assert!(stale.contains("known Docker bug (moby/moby#43286); only restarting the Docker daemon clears it"), "{stale}");
+        assert_eq!(network_left_message("p_default", "Docker responded with status code 500: boom", &[]), "network p_default was not removed (500: boom)");
+    }
 }
