@@ -496,6 +496,30 @@ fn a_daemon_refusing_buildkit_builds_with_the_classic_builder_and_says_so() {
 }
 
 #[test]
+fn the_docker_clis_current_context_is_the_daemon_used() {
+    if !std::path::Path::new("/var/run/docker.sock").exists() {
+        docker_available("docker_context");
+        return;
+    }
+    // A context named as Docker Desktop, colima or rootless setups name theirs, pointing at
+    // a TCP relay to this machine's daemon.
+    let config = tempfile::tempdir().unwrap();
+    let meta = config.path().join("contexts/meta/5c0ffee");
+    std::fs::create_dir_all(&meta).unwrap();
+    let host = format!("tcp://127.0.0.1:{}", relay_to_docker_socket(false));
+    std::fs::write(meta.join("meta.json"), format!(r#"{{"Name":"masgen-test","Metadata":{{}},"Endpoints":{{"docker":{{"Host":"{host}"}}}}}}"#)).unwrap();
+    std::fs::write(config.path().join("config.json"), r#"{"currentContext":"masgen-test"}"#).unwrap();
+    let config_dir = config.path().to_string_lossy().to_string();
+    let Some(run) = verify_fixture_env("healthy", &[], &[("DOCKER_CONFIG", config_dir.as_str()), ("DOCKER_HOST", "")]) else { return };
+    assert_eq!(run.code, Some(0), "{}", run.out);
+    // The context is really what was used: one pointing nowhere is unreachable, and says which.
+    std::fs::write(meta.join("meta.json"), r#"{"Name":"masgen-test","Endpoints":{"docker":{"Host":"unix:///nonexistent/ctx.sock"}}}"#).unwrap();
+    let o = masgen().env("DOCKER_CONFIG", &config_dir).env_remove("DOCKER_HOST").arg("verify").arg(fixture("healthy")).output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("Docker is not reachable at unix:///nonexistent/ctx.sock (docker context 'masgen-test')"), "{}", text(&o));
+}
+
+#[test]
 fn an_unreachable_docker_host_exits_3_naming_it() {
     let o = masgen()
         .env("DOCKER_HOST", "unix:///nonexistent/masgen-test.sock")

@@ -7,10 +7,61 @@ use bollard::Docker;
 /// What went wrong with Docker itself (not with the system being verified).
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
-    #[error("Docker is not reachable at {endpoint}: {message}. Start the daemon (e.g. `sudo systemctl start docker`, or `sudo dockerd &`), or point DOCKER_HOST at a running engine (unix:///path/to/docker.sock or tcp://host:2375)")]
-    Unreachable { endpoint: String, message: String },
+    #[error("Docker is not reachable at {endpoint} ({source_of}): {message}. {}", unreachable_hint(message))]
+    Unreachable { endpoint: String, source_of: String, message: String },
     #[error("Docker failed to {op} {target}: {message}")]
     Operation { op: &'static str, target: String, message: String },
+}
+
+/// What to do when the daemon cannot be reached, by why.
+fn unreachable_hint(message: &str) -> &'static str {
+    if message.to_ascii_lowercase().contains("permission denied") {
+        "The daemon runs, but this user may not use its socket: add the user to the docker group (`sudo usermod -aG docker $USER`, then log in again), or run masgen as root"
+    } else {
+        "Start the daemon (e.g. `sudo systemctl start docker`, or `sudo dockerd &`), or point DOCKER_HOST at a running engine (unix:///path/to/docker.sock or tcp://host:2375)"
+    }
+}
+
+/// Where the daemon is, found the way the docker CLI finds it: DOCKER_HOST; else the CLI's
+/// current context (DOCKER_CONTEXT, or `currentContext` in the CLI's config.json under
+/// DOCKER_CONFIG or ~/.docker), which is how Docker Desktop, colima and rootless setups
+/// name their socket; else /var/run/docker.sock, or the rootless daemon's
+/// $XDG_RUNTIME_DIR/docker.sock when only that one exists. Returns the endpoint and where
+/// it came from.
+pub fn resolve_endpoint(env: &dyn Fn(&str) -> Option<String>) -> (String, String) {
+    if let Some(host) = env("DOCKER_HOST").filter(|h| !h.is_empty()) {
+        return (host, "DOCKER_HOST".into());
+    }
+    let config_dir = env("DOCKER_CONFIG").map(std::path::PathBuf::from).or_else(|| env("HOME").map(|h| std::path::Path::new(&h).join(".docker")));
+    let context = env("DOCKER_CONTEXT").filter(|c| !c.is_empty()).or_else(|| {
+        let text = std::fs::read_to_string(config_dir.as_ref()?.join("config.json")).ok()?;
+        serde_json::from_str::<serde_json::Value>(&text).ok()?["currentContext"].as_str().map(str::to_string)
+    });
+    if let (Some(name), Some(dir)) = (context.filter(|c| c != "default"), config_dir.as_ref()) {
+        if let Some(host) = context_host(&dir.join("contexts").join("meta"), &name) {
+            return (host, format!("docker context '{name}'"));
+        }
+    }
+    let system = "/var/run/docker.sock";
+    if !std::path::Path::new(system).exists() {
+        if let Some(rootless) = env("XDG_RUNTIME_DIR").map(|d| std::path::Path::new(&d).join("docker.sock")).filter(|p| p.exists()) {
+            return (format!("unix://{}", rootless.display()), "the rootless daemon's socket".into());
+        }
+    }
+    (format!("unix://{system}"), "the default socket".into())
+}
+
+/// The docker endpoint of context `name`: each context's `meta.json` names it (the folder
+/// is a hash of the name, which reading every folder avoids computing).
+fn context_host(meta: &std::path::Path, name: &str) -> Option<String> {
+    for entry in std::fs::read_dir(meta).ok()?.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path().join("meta.json")) else { continue };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        if v["Name"] == name {
+            return v["Endpoints"]["docker"]["Host"].as_str().map(str::to_string);
+        }
+    }
+    None
 }
 
 impl DockerError {
@@ -32,13 +83,13 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Connect (honouring DOCKER_HOST for unix:// and tcp://), agree on an API version no
+    /// Connect to the daemon [`resolve_endpoint`] finds (unix:// or tcp://), agree on an API version no
     /// newer than the daemon's, and ping.
     pub async fn connect() -> Result<Engine, DockerError> {
-        let endpoint = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "unix:///var/run/docker.sock".into());
-        let unreachable = |e: &dyn std::fmt::Display| DockerError::Unreachable { endpoint: endpoint.clone(), message: e.to_string() };
+        let (endpoint, source_of) = resolve_endpoint(&|k| std::env::var(k).ok());
+        let unreachable = |e: &dyn std::fmt::Display| DockerError::Unreachable { endpoint: endpoint.clone(), source_of: source_of.clone(), message: e.to_string() };
         // Builds upload their context before the daemon answers: give requests room.
-        let docker = Docker::connect_with_defaults().map_err(|e| unreachable(&e))?.with_timeout(Duration::from_secs(900));
+        let docker = Docker::connect_with_host(&endpoint).map_err(|e| unreachable(&e))?.with_timeout(Duration::from_secs(900));
         let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
             .await
             .map_err(|_| unreachable(&"no answer within 10 s"))?
@@ -127,6 +178,38 @@ pub fn with_tag(image: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_endpoint_is_found_the_way_the_docker_cli_finds_it() {
+        let home = tempfile::tempdir().unwrap();
+        let docker = home.path().join(".docker");
+        let meta = docker.join("contexts/meta/0123abcd");
+        std::fs::create_dir_all(&meta).unwrap();
+        std::fs::write(meta.join("meta.json"), r#"{"Name":"colima","Metadata":{},"Endpoints":{"docker":{"Host":"unix:///home/u/.colima/default/docker.sock","SkipTLSVerify":false}}}"#).unwrap();
+        let h = home.path().to_string_lossy().to_string();
+        let env = |pairs: Vec<(&'static str, String)>| move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+        // No context chosen: the default socket (this machine has one).
+        assert_eq!(resolve_endpoint(&env(vec![("HOME", h.clone())])).1, "the default socket");
+        std::fs::write(docker.join("config.json"), r#"{"auths":{},"currentContext":"colima"}"#).unwrap();
+        assert_eq!(
+            resolve_endpoint(&env(vec![("HOME", h.clone())])),
+            ("unix:///home/u/.colima/default/docker.sock".to_string(), "docker context 'colima'".to_string())
+        );
+        // DOCKER_CONTEXT wins over the config file, DOCKER_HOST over both; `default` and an
+        // unknown context fall through to the socket.
+        assert_eq!(resolve_endpoint(&env(vec![("HOME", h.clone()), ("DOCKER_CONTEXT", "default".into())])).1, "the default socket");
+        assert_eq!(resolve_endpoint(&env(vec![("HOME", h.clone()), ("DOCKER_CONTEXT", "nope".into())])).1, "the default socket");
+        assert_eq!(resolve_endpoint(&env(vec![("HOME", h.clone()), ("DOCKER_HOST", "tcp://10.0.0.1:2375".into())])).0, "tcp://10.0.0.1:2375");
+        // DOCKER_CONFIG moves the whole folder.
+        assert_eq!(resolve_endpoint(&env(vec![("DOCKER_CONFIG", docker.to_string_lossy().to_string())])).1, "docker context 'colima'");
+    }
+
+    #[test]
+    fn a_refused_socket_says_how_to_get_access() {
+        let e = DockerError::Unreachable { endpoint: "unix:///var/run/docker.sock".into(), source_of: "the default socket".into(), message: "Permission denied (os error 13)".into() };
+        let text = e.to_string();
+        assert!(text.contains("(the default socket)") && text.contains("sudo usermod -aG docker $USER"), "{text}");
+    }
 
     #[test]
     fn image_names() {
