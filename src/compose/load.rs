@@ -216,6 +216,20 @@ pub fn parse_with_profiles(text: &str, file: &str, active: &[String]) -> Result<
             profiles[0]
         ));
     }
+    // An optional dependency (`required: false`) on a service that is not there is dropped.
+    let present: Vec<String> = compose.services.keys().cloned().collect();
+    for (name, svc) in compose.services.iter_mut() {
+        if let Some(super::model::DependsOn::Map(deps)) = &mut svc.depends_on {
+            deps.retain(|dependency, spec| {
+                let optional = spec.as_ref().and_then(|s| s.required) == Some(false);
+                if optional && !present.contains(dependency) {
+                    warnings.push(format!("{file}: service '{name}': optional dependency '{dependency}' is not there (required: false), so it is not waited for"));
+                    return false;
+                }
+                true
+            });
+        }
+    }
     for (name, svc) in &compose.services {
         for (dependency, _) in svc.depends_on.iter().flat_map(|d| d.entries()) {
             if let Some(profiles) = left_out.get(&dependency) {
@@ -353,6 +367,14 @@ mod tests {
         let err = parse_compose_str(needs, "c.yml").unwrap_err().to_string();
         assert!(err.contains("service 'app' depends on 'db', which runs only with profile(s) local: activate one (COMPOSE_PROFILES=local)"), "{err}");
         assert!(parse_with_profiles(needs, "c.yml", &["local".into()]).is_ok());
+        let optional = "services:\n  app:\n    image: x\n    depends_on:\n      db: {condition: service_healthy, required: false}\n      ghost: {required: false}\n  db:\n    image: y\n    profiles: [local]\n";
+        let (c, order, warnings) = parse_compose_str(optional, "c.yml").unwrap();
+        assert_eq!(order, vec!["app"]);
+        assert!(c.services["app"].depends_on.as_ref().unwrap().entries().is_empty());
+        assert!(warnings.iter().any(|w| w.contains("optional dependency 'db' is not there")), "{warnings:?}");
+        assert!(warnings.iter().any(|w| w.contains("optional dependency 'ghost' is not there")), "{warnings:?}");
+        let (c, _, _) = parse_with_profiles(optional, "c.yml", &["local".into()]).unwrap();
+        assert_eq!(c.services["app"].depends_on.as_ref().unwrap().entries().len(), 1, "present, it is waited for");
     }
 
     #[test]
