@@ -585,6 +585,12 @@ async fn start_service(
     let started = Instant::now();
     if let Err(e) = engine.docker.start_container(&container, None::<bollard::query_parameters::StartContainerOptions>).await {
         let msg = e.to_string();
+        // Another program on this machine holds a port --execute publishes: nothing in the
+        // system is wrong, so no model is asked to change it.
+        if msg.contains("address already in use") || msg.contains("port is already allocated") {
+            let message = msg.rsplit_once("userland proxy: ").map(|(_, m)| m).or_else(|| msg.rsplit_once(": ").map(|(_, m)| m)).unwrap_or(&msg);
+            return Err(crate::docker::DockerError::HostPortInUse { service: name.to_string(), message: message.to_string() });
+        }
         return fail(Diagnostic::new(name, Phase::Start, "the container could not start").evidence(msg).files(implicated(project, name)));
     }
     me.send_replace(St::Started);

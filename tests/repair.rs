@@ -204,6 +204,29 @@ fn a_round_that_changes_nothing_is_not_verified_again_and_counts_towards_stuck()
 }
 
 #[test]
+fn a_host_port_held_by_another_program_is_never_sent_to_the_model() {
+    if !docker_available("port_in_use") {
+        return;
+    }
+    // Another program holds the port the system publishes; --execute publishes it for real.
+    let holder = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let system = format!(
+        "<file path=\"docker-compose.yml\">\nservices:\n  web:\n    image: busybox:latest\n    command: [\"httpd\", \"-f\", \"-p\", \"80\"]\n    ports:\n      - \"{port}:80\"\n</file>\n<file path=\"README.md\">\n# web\n</file>\n<file path=\"start.sh\">\n#!/bin/sh\ndocker compose up\n</file>\n"
+    );
+    let fake = FakeAnthropic::with_handler(move |_, n| if n == 0 { Reply::text(&system) } else { Reply::text(FIX) });
+    let (_d, out, _g) = output("port");
+    let o = run(&fake, &out, &["--execute"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(fake.requests().len(), 1, "the model is not asked to fix the machine: {}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("web could not start: a host port it publishes is already in use on this machine")) && err.contains(&port.to_string()), "{err}");
+    assert!(out.join("docker-compose.yml").is_file(), "the files stay");
+    assert!(leftovers(&project(&out)).is_empty(), "{:?}", leftovers(&project(&out)));
+    drop(holder);
+}
+
+#[test]
 fn max_cost_stops_before_the_request_that_would_cross_it() {
     if !docker_available("max_cost") {
         return;

@@ -11,6 +11,10 @@ pub enum DockerError {
     Unreachable { endpoint: String, source_of: String, message: String },
     #[error("Docker failed to {op} {target}: {message}")]
     Operation { op: &'static str, target: String, message: String },
+    #[error(
+        "{service} could not start: a host port it publishes is already in use on this machine ({message}). Stop what holds it, or publish another host port in the compose file; verification without --execute publishes on free ports of 127.0.0.1 and never collides"
+    )]
+    HostPortInUse { service: String, message: String },
 }
 
 /// What to do when the daemon cannot be reached, by why.
