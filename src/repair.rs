@@ -441,7 +441,7 @@ pub(crate) async fn ask_and_apply(
     let mut reask = 0;
     let last_reply = loop {
         let (l, f) = if reask == 0 { (label.to_string(), format!("{file}.json")) } else { (format!("{label} re-ask {reask}"), format!("{file}-reask-{reask}.json")) };
-        let reply = match in_hand.take() {
+        let mut reply = match in_hand.take() {
             // A reply the caller already has (and has counted) is applied as it is.
             Some(r) => r,
             None => {
@@ -451,6 +451,21 @@ pub(crate) async fn ask_and_apply(
                 r
             }
         };
+        // A reply cut at max_tokens would lose its last block: continue it first, as a
+        // generation is continued.
+        let mut n = 0;
+        while reply.stop_reason == crate::llm::StopReason::MaxTokens && n < crate::generate::single::MAX_CONTINUATIONS {
+            n += 1;
+            events.emit(Event::Continuation { label: l.clone(), attempt: n });
+            let mut cont = messages.clone();
+            cont.push(Message::assistant(reply.text.clone()));
+            cont.push(Message::user(prompts::CONTINUE));
+            let next = session.ask(&format!("{l} continue {n}"), &format!("{}-continue-{n}.json", f.trim_end_matches(".json")), cont).await?;
+            requests += 1;
+            usage += next.usage;
+            reply.text = crate::generate::single::join_continuation(&reply.text, &next.text);
+            reply.stop_reason = next.stop_reason;
+        }
         replies.push_str(&format!("--- {l} ---\n{}\n", reply.text));
         save(&rdir.join("reply.txt"), &replies, events);
         let mut parsed = parse_reply(&reply.text);

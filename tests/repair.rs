@@ -184,6 +184,29 @@ fn a_reply_without_blocks_and_a_refused_block_are_sent_back_within_the_round() {
 }
 
 #[test]
+fn a_repair_reply_cut_at_max_tokens_is_continued_before_it_is_applied() {
+    if !docker_available("repair_continued") {
+        return;
+    }
+    let (head, tail) = FIX.split_at(FIX.find("=======").unwrap());
+    let (head, tail) = (head.to_string(), tail.to_string());
+    let fake = FakeAnthropic::with_handler(move |r, n| match n {
+        0 => Reply::text(BROKEN),
+        1 => Reply::max_tokens(&head),
+        2 if r.last_user_text().contains("cut off by the output limit") && r.messages().len() == 3 => Reply::text(&tail),
+        _ => Reply::text("lost"),
+    });
+    let (_d, out, _g) = output("continued");
+    let o = run(&fake, &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(fake.requests().len(), 3);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("repair 1: reply cut at max_tokens, continuing (1)"), "{}", text(&o));
+    let r = run_report(&out);
+    assert_eq!(r["repair"]["rounds"][0]["requests"], 2);
+    assert_eq!(r["repair"]["rounds"][0]["outcome"], "healthy");
+}
+
+#[test]
 fn a_round_that_changes_nothing_is_not_verified_again_and_counts_towards_stuck() {
     if !docker_available("nothing_changed") {
         return;

@@ -2,7 +2,7 @@
 
 mod iterate;
 pub mod prompts;
-mod single;
+pub(crate) mod single;
 mod staged;
 
 use std::path::{Path, PathBuf};
