@@ -493,6 +493,34 @@ async fn apply_restart_policies(engine: &Engine, ev: &Events, project: &Project,
     }
 }
 
+/// The host port of Docker's "port is already allocated" (another container holds it) or
+/// "address already in use" (another program does).
+fn held_port(msg: &str) -> Option<u16> {
+    let before = if let Some(i) = msg.find(" failed: port is already allocated") {
+        &msg[..i]
+    } else if let Some(i) = msg.find(": bind: address already in use") {
+        &msg[..i]
+    } else {
+        return None;
+    };
+    before.rsplit(':').next()?.trim().parse().ok()
+}
+
+fn held_reason(msg: &str) -> &'static str {
+    if msg.contains("port is already allocated") {
+        "another container publishes it"
+    } else {
+        "another program listens on it"
+    }
+}
+
+/// Whether a service of the system other than `name` publishes host port `port`.
+fn published_by_another(project: &Project, name: &str, port: u16) -> bool {
+    project.compose.services.iter().filter(|(n, _)| n.as_str() != name).any(|(_, s)| {
+        s.ports.iter().filter_map(|p| p.mappings().ok()).flatten().any(|m| m.host_port == Some(port))
+    })
+}
+
 /// Services whose container was created (any state but not started).
 fn report_started(reports: &HashMap<String, ServiceReport>) -> Vec<String> {
     let mut names: Vec<String> = reports.iter().filter(|(_, r)| r.state != "not_started" && !r.state.is_empty()).map(|(n, _)| n.clone()).collect();
@@ -586,10 +614,10 @@ async fn start_service(
     if let Err(e) = engine.docker.start_container(&container, None::<bollard::query_parameters::StartContainerOptions>).await {
         let msg = e.to_string();
         // Another program on this machine holds a port --execute publishes: nothing in the
-        // system is wrong, so no model is asked to change it.
-        if msg.contains("address already in use") || msg.contains("port is already allocated") {
-            let message = msg.rsplit_once("userland proxy: ").map(|(_, m)| m).or_else(|| msg.rsplit_once(": ").map(|(_, m)| m)).unwrap_or(&msg);
-            return Err(crate::docker::DockerError::HostPortInUse { service: name.to_string(), message: message.to_string() });
+        // system is wrong, so no model is asked to change it. Two of the system's own
+        // services publishing one port is the system's fault, and goes on as a diagnostic.
+        if let Some(port) = held_port(&msg).filter(|p| !published_by_another(project, name, *p)) {
+            return Err(crate::docker::DockerError::HostPortInUse { service: name.to_string(), message: format!("port {port}: {}", held_reason(&msg)) });
         }
         return fail(Diagnostic::new(name, Phase::Start, "the container could not start").evidence(msg).files(implicated(project, name)));
     }
@@ -665,5 +693,19 @@ async fn follow_until_interrupted(engine: &Engine, ev: &Events, running: &[(Stri
     let _ = tokio::signal::ctrl_c().await;
     for h in handles {
         h.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_host_ports_are_read_from_dockers_two_messages() {
+        let proxy = "Docker responded with status code 500: driver failed programming external connectivity on endpoint x-web-1 (21dd): Error starting userland proxy: listen tcp4 0.0.0.0:18555: bind: address already in use";
+        assert_eq!((held_port(proxy), held_reason(proxy)), (Some(18555), "another program listens on it"));
+        let allocated = "Docker responded with status code 500: driver failed programming external connectivity on endpoint x-b-1 (9f): Bind for 0.0.0.0:8080 failed: port is already allocated";
+        assert_eq!((held_port(allocated), held_reason(allocated)), (Some(8080), "another container publishes it"));
+        assert_eq!(held_port("OCI runtime create failed: exec: \"nope\": not found"), None);
     }
 }

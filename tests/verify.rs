@@ -377,6 +377,21 @@ fn down_names_a_network_it_cannot_remove_and_what_still_uses_it() {
 }
 
 #[test]
+fn under_execute_two_services_publishing_one_host_port_is_the_systems_fault() {
+    if !docker_available("own_port_clash") {
+        return;
+    }
+    let (_dir, path, project, _guard) = guarded_copy("crash_later");
+    let port = std::net::TcpListener::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port();
+    let service = |name: &str| format!("  {name}:\n    image: busybox:latest\n    command: [\"httpd\", \"-f\", \"-p\", \"80\"]\n    ports: [\"{port}:80\"]\n");
+    std::fs::write(path.join("docker-compose.yml"), format!("services:\n{}{}", service("a"), service("b"))).unwrap();
+    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--execute"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "a diagnostic for the model, not an environment failure: {}", text(&o));
+    assert!(text(&o).contains("port is already allocated"), "{}", text(&o));
+    assert!(leftovers(&project).is_empty(), "{:?}", leftovers(&project));
+}
+
+#[test]
 fn down_keeps_the_built_images_unless_asked_to_remove_them() {
     if !docker_available("down_images") {
         return;
