@@ -243,7 +243,7 @@ fn a_host_port_held_by_another_program_is_never_sent_to_the_model() {
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert_eq!(fake.requests().len(), 1, "the model is not asked to fix the machine: {}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(&format!("web could not start: a host port it publishes is already in use on this machine")) && err.contains(&port.to_string()), "{err}");
+    assert!(err.contains("web could not start: a host port it publishes is already in use on this machine") && err.contains(&port.to_string()), "{err}");
     assert!(out.join("docker-compose.yml").is_file(), "the files stay");
     assert!(leftovers(&project(&out)).is_empty(), "{:?}", leftovers(&project(&out)));
     drop(holder);
