@@ -392,6 +392,16 @@ fn under_execute_two_services_publishing_one_host_port_is_the_systems_fault() {
 }
 
 #[test]
+fn down_on_a_missing_folder_says_it_goes_by_the_project_name() {
+    if !docker_available("down_missing") {
+        return;
+    }
+    let o = masgen().arg("down").arg(format!("/nonexistent/mt-gone-{}", std::process::id())).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains(&format!("is not a folder: removing what project 'mt-gone-{}' left running, found by its name", std::process::id())), "{}", text(&o));
+}
+
+#[test]
 fn down_keeps_the_built_images_unless_asked_to_remove_them() {
     if !docker_available("down_images") {
         return;

@@ -441,6 +441,10 @@ async fn down(dir: &Path, images: bool, events: &Events, json: bool) -> Result<i
             crate::compose::load::sanitize_project_name(&abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
         }
     };
+    if !dir.is_dir() {
+        // A deleted system's containers can still be removed by its project name.
+        events.warn(format!("{} is not a folder: removing what project '{name}' left running, found by its name", dir.display()));
+    }
     let engine = Engine::connect().await.map_err(|e| Fatal::new(exit::ENVIRONMENT, e))?;
     let mut removed = teardown::remove_labelled(&engine, PROJECT_LABEL, &name).await;
     if images {
