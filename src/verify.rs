@@ -655,6 +655,16 @@ async fn start_service(
             };
             return fail(Diagnostic::new(name, Phase::Crash, summary).evidence(evidence(Some(&s), &logs)).files(implicated(project, name)));
         }
+        Wait::ProbeCannotRun(s, p) => {
+            let logs = logs::fetch_tail(engine, &container, logs::KEEP_LINES).await;
+            let test = s.test.as_ref().map(|(t, _)| t.join(" ")).unwrap_or_default();
+            let head = format!("healthcheck: {test}\nmasgen's runs of it exited {} every time for {}s: {}\n", p.exit_code, health::CANNOT_RUN_FOR.as_secs(), p.output.trim());
+            return fail(
+                Diagnostic::new(name, Phase::Health, format!("unhealthy: its healthcheck cannot run in the container (exit {}: the program is not in the image)", p.exit_code))
+                    .evidence(format!("{head}{}", evidence(Some(&s), &logs)))
+                    .files(implicated(project, name)),
+            );
+        }
         Wait::Unhealthy(s) => {
             let logs = logs::fetch_tail(engine, &container, logs::KEEP_LINES).await;
             return fail(Diagnostic::new(name, Phase::Health, "unhealthy: its healthcheck keeps failing").evidence(evidence(Some(&s), &logs)).files(implicated(project, name)));

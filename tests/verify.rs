@@ -145,6 +145,21 @@ fn a_healthcheck_that_never_passes_shows_the_probe_output() {
 }
 
 #[test]
+fn a_healthcheck_whose_program_is_missing_fails_in_seconds_not_after_its_retries() {
+    let Some(run) = verify_fixture("healthcheck_tool_missing", &[]) else { return };
+    assert_eq!(run.code, Some(1), "{}", run.out);
+    let diags = run.report["diagnostics"].as_array().unwrap();
+    assert_eq!(diags.len(), 2, "{}", run.report);
+    // Not "not ready after 60s (--health-timeout)", nor Docker's "unhealthy" after its
+    // start_period and ten 5 s intervals: told as soon as it is certain.
+    for (d, code, says) in [(&diags[0], 126, "executable file not found"), (&diags[1], 1, "curl: not found")] {
+        assert_eq!(d["phase"], "health");
+        assert_eq!(d["summary"], format!("unhealthy: its healthcheck cannot run in the container (exit {code}: the program is not in the image)"));
+        assert!(d["evidence"].as_str().unwrap().contains(says), "{}", d["evidence"]);
+    }
+}
+
+#[test]
 fn settings_the_daemon_refuses_are_the_systems_failure_not_dockers() {
     // mem_limit: 1k is below the daemon's minimum: a diagnostic for the model (exit 1), not exit 3.
     let Some(run) = verify_fixture("refused_create", &[]) else { return };

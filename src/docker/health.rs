@@ -76,6 +76,9 @@ pub enum Wait {
     Unhealthy(Snapshot),
     /// The deadline passed.
     TimedOut(Option<Snapshot>),
+    /// The healthcheck's program is not in the image (exit 126 or 127 on every probe for a
+    /// while): waiting longer cannot help. Holds the probe's own output.
+    ProbeCannotRun(Snapshot, Probe),
     /// The container vanished.
     Gone,
 }
@@ -83,6 +86,8 @@ pub enum Wait {
 /// Poll `container` until it is ready by `readiness` or fails, or `deadline` passes.
 pub async fn wait_ready(engine: &Engine, container: &str, readiness: Readiness, deadline: Instant) -> Wait {
     let started = Instant::now();
+    // Probes in a row that could not run their program, and since when.
+    let mut cannot_run: Option<(Instant, u32)> = None;
     loop {
         let tick = Instant::now();
         let Some(s) = snapshot(engine, container).await else { return Wait::Gone };
@@ -101,8 +106,16 @@ pub async fn wait_ready(engine: &Engine, container: &str, readiness: Readiness, 
                 // on service_healthy start sooner.
                 _ => {
                     if let Some((test, timeout)) = &s.test {
-                        if probe(engine, container, test, (*timeout).min(Duration::from_secs(5))).await == Some(true) {
-                            return Wait::Ready;
+                        match probe(engine, container, test, (*timeout).min(Duration::from_secs(5))).await {
+                            Some(p) if p.exit_code == 0 => return Wait::Ready,
+                            Some(p) if p.cannot_run() => {
+                                let (since, n) = cannot_run.get_or_insert((Instant::now(), 0));
+                                *n += 1;
+                                if *n >= CANNOT_RUN_PROBES && since.elapsed() >= CANNOT_RUN_FOR {
+                                    return Wait::ProbeCannotRun(s, p);
+                                }
+                            }
+                            _ => cannot_run = None,
                         }
                     }
                 }
@@ -127,9 +140,38 @@ pub async fn wait_ready(engine: &Engine, container: &str, readiness: Readiness, 
     }
 }
 
+/// A healthcheck whose program is missing fails fast after this many probes in a row, over
+/// at least this long (an entrypoint that installs the tool at start gets that long).
+const CANNOT_RUN_PROBES: u32 = 10;
+pub const CANNOT_RUN_FOR: Duration = Duration::from_secs(3);
+
+/// One run of a healthcheck test by masgen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub exit_code: i64,
+    /// What it printed, or why the runtime could not start it.
+    pub output: String,
+}
+
+impl Probe {
+    /// Exit 126 (found but not executable, or the runtime could not exec it) or 127 (not
+    /// found), the shell's and runc's codes for a program that cannot run; or a failure
+    /// whose output has the shell's `curl: not found` line, since `curl ... || exit 1`
+    /// turns the 127 into a 1.
+    pub fn cannot_run(&self) -> bool {
+        self.exit_code == 126
+            || self.exit_code == 127
+            || (self.exit_code != 0
+                && self.output.lines().map(str::trim_end).any(|l| {
+                    let Some(head) = l.strip_suffix(": not found").or_else(|| l.strip_suffix(": command not found")) else { return false };
+                    head.rsplit(": ").next().is_some_and(|program| !program.is_empty() && !program.contains(' '))
+                }))
+    }
+}
+
 /// Run a healthcheck test (`["CMD", ...]` or `["CMD-SHELL", "..."]`) once inside the
-/// container, as Docker would. Some(true) when it exits 0; None when it could not run.
-pub async fn probe(engine: &Engine, container: &str, test: &[String], timeout: Duration) -> Option<bool> {
+/// container, as Docker would. None when it could not be run or timed out.
+pub async fn probe(engine: &Engine, container: &str, test: &[String], timeout: Duration) -> Option<Probe> {
     use bollard::exec::{StartExecOptions, StartExecResults};
     use futures_util::StreamExt;
     let argv: Vec<String> = match test.split_first()? {
@@ -141,11 +183,41 @@ pub async fn probe(engine: &Engine, container: &str, test: &[String], timeout: D
     let run = async {
         let exec = engine.docker.create_exec(container, config).await.ok()?;
         let opts = StartExecOptions { detach: false, tty: false, output_capacity: None };
+        let mut text = String::new();
         if let StartExecResults::Attached { mut output, .. } = engine.docker.start_exec(&exec.id, Some(opts)).await.ok()? {
-            while output.next().await.is_some() {}
+            while let Some(chunk) = output.next().await {
+                match chunk {
+                    // A healthcheck's output is short; keep its head.
+                    Ok(c) if text.len() < 4096 => text.push_str(&String::from_utf8_lossy(&c.into_bytes())),
+                    Ok(_) => {}
+                    Err(e) => text.push_str(&e.to_string()),
+                }
+            }
         }
         let done = engine.docker.inspect_exec(&exec.id).await.ok()?;
-        Some(done.running != Some(true) && done.exit_code == Some(0))
+        if done.running == Some(true) {
+            return None;
+        }
+        Some(Probe { exit_code: done.exit_code?, output: text })
     };
     tokio::time::timeout(timeout, run).await.ok().flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_that_cannot_run_its_program_is_told_from_one_that_fails() {
+        let p = |exit_code: i64, output: &str| Probe { exit_code, output: output.into() };
+        assert!(p(127, "").cannot_run());
+        assert!(p(126, "OCI runtime exec failed: exec: \"curl\": executable file not found in $PATH").cannot_run());
+        assert!(p(1, "sh: curl: not found\n").cannot_run(), "busybox sh, with `|| exit 1`");
+        assert!(p(1, "/bin/sh: 1: curl: not found\n").cannot_run(), "dash");
+        assert!(p(1, "bash: line 1: curl: command not found\n").cannot_run(), "bash");
+        assert!(!p(1, "wget: server returned error: HTTP/1.1 404 Not Found\n").cannot_run());
+        assert!(!p(1, "error: page not found\n").cannot_run(), "a sentence, not a program name");
+        assert!(!p(0, "sh: curl: not found\n").cannot_run(), "it passed anyway");
+        assert!(!p(1, "").cannot_run());
+    }
 }
