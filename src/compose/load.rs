@@ -307,7 +307,16 @@ pub fn load_project(dir: &Path) -> Result<Project, ComposeError> {
     // Like docker compose: COMPOSE_PROFILES, from the environment or `.env`, comma-separated.
     let active: Vec<String> =
         lookup("COMPOSE_PROFILES").unwrap_or_default().split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
-    let (compose, order, warnings) = parse_with_profiles(&text, &file, &active)?;
+    let (compose, order, mut warnings) = parse_with_profiles(&text, &file, &active)?;
+    // docker compose merges these over the main file by itself; masgen does not (yet).
+    for extra in ["compose.override.yaml", "compose.override.yml", "docker-compose.override.yml", "docker-compose.override.yaml"] {
+        if dir.join(extra).is_file() {
+            warnings.push(format!("{extra} is not merged by masgen: the system is verified as {file} alone describes it (docker compose up would apply both)"));
+        }
+    }
+    if lookup("COMPOSE_FILE").is_some_and(|f| !f.is_empty()) {
+        warnings.push(format!("COMPOSE_FILE is set, but masgen reads only {file}"));
+    }
     let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let folder = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "masgen".into());
     let name = sanitize_project_name(compose.name.as_deref().unwrap_or(&folder));
@@ -386,6 +395,16 @@ mod tests {
         let err = parse_compose_str("services:\n  a:\n    image: x\n    restart: sometimes\n", "c.yml").unwrap_err().to_string();
         assert!(err.contains("service 'a': restart: 'sometimes' is not a restart policy: use no, always"), "{err}");
         assert!(parse_compose_str("services:\n  a:\n    image: x\n    restart: on-failure:x\n", "c.yml").is_err());
+    }
+
+    #[test]
+    fn an_override_file_is_named_as_not_merged() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("docker-compose.yml"), "services:\n  app:\n    image: x\n").unwrap();
+        assert!(load_project(d.path()).unwrap().warnings.is_empty());
+        std::fs::write(d.path().join("docker-compose.override.yml"), "services:\n  app:\n    ports: [\"80:80\"]\n").unwrap();
+        let w = load_project(d.path()).unwrap().warnings;
+        assert_eq!(w, vec!["docker-compose.override.yml is not merged by masgen: the system is verified as docker-compose.yml alone describes it (docker compose up would apply both)"]);
     }
 
     #[test]
