@@ -57,10 +57,26 @@ pub fn leftovers(project: &str) -> Vec<String> {
     ] {
         let o = Command::new("docker").args(&args).output().expect("docker");
         for id in String::from_utf8_lossy(&o.stdout).lines().filter(|l| !l.trim().is_empty()) {
+            if kind == "network" && stale_endpoint_only(id) {
+                eprintln!("NOTE: network {id} of {project} is held by a stale endpoint (Docker 20.10 bug moby/moby#43286, cleared only by restarting the daemon): not counted as masgen's leftover");
+                continue;
+            }
             out.push(format!("{kind} {id}"));
         }
     }
     out
+}
+
+/// A network no container uses that the daemon still refuses to remove for "active
+/// endpoints": Docker's bug, not something masgen left. A network masgen really left
+/// behind is removable, and stays a leftover (this removes it on the way).
+fn stale_endpoint_only(id: &str) -> bool {
+    let users = Command::new("docker").args(["network", "inspect", "-f", "{{len .Containers}}", id]).output().expect("docker");
+    if String::from_utf8_lossy(&users.stdout).trim() != "0" {
+        return false;
+    }
+    let rm = Command::new("docker").args(["network", "rm", id]).output().expect("docker");
+    !rm.status.success() && String::from_utf8_lossy(&rm.stderr).contains("active endpoints")
 }
 
 /// Removes everything of a project when dropped, so a failing test leaks nothing.
