@@ -67,7 +67,7 @@ fn a_broken_draft_is_repaired_when_the_real_error_line_reaches_the_model() {
     assert!(std::fs::read_to_string(out.join(".masgen/rounds/001/reply.txt")).unwrap().contains("make it run"));
     assert!(std::fs::read_to_string(out.join(".masgen/rounds/001/diagnostics.txt")).unwrap().contains("GREETING_MODE"));
     assert!(String::from_utf8_lossy(&o.stdout).contains("fixed: app [crash]"), "{}", text(&o));
-    assert!(leftovers(&project(&out)).is_empty());
+    assert!(nothing_left(&project(&out)).is_empty());
 }
 
 #[test]
@@ -245,7 +245,7 @@ fn a_host_port_held_by_another_program_is_never_sent_to_the_model() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("web could not start: a host port it publishes is already in use on this machine") && err.contains(&port.to_string()), "{err}");
     assert!(out.join("docker-compose.yml").is_file(), "the files stay");
-    assert!(leftovers(&project(&out)).is_empty(), "{:?}", leftovers(&project(&out)));
+    assert!(nothing_left(&project(&out)).is_empty(), "{:?}", leftovers(&project(&out)));
     drop(holder);
 }
 
@@ -289,7 +289,7 @@ fn the_api_failing_for_good_mid_loop_exits_3_with_files_and_history_intact() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("still failed after 2 attempts"), "{}", text(&o));
     assert!(out.join("app/run.sh").is_file());
     assert!(out.join(".masgen/rounds/001/diagnostics.json").is_file());
-    assert!(leftovers(&project(&out)).is_empty());
+    assert!(nothing_left(&project(&out)).is_empty());
 }
 
 #[test]
@@ -319,7 +319,7 @@ fn ctrl_c_during_a_round_tears_down_and_keeps_files_and_history() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     assert!(out.join("app/run.sh").is_file() && out.join(".masgen/rounds/001/diagnostics.txt").is_file());
-    assert!(leftovers(&project(&out)).is_empty(), "{:?}", leftovers(&project(&out)));
+    assert!(nothing_left(&project(&out)).is_empty(), "{:?}", leftovers(&project(&out)));
 }
 
 #[test]
@@ -341,5 +341,5 @@ fn repair_works_on_a_compose_project_masgen_did_not_write() {
     let prompt = fake.requests()[0].last_user_text();
     assert!(prompt.contains("No spec was recorded") && prompt.contains("FATAL: DATABASE_URL is not set"), "{prompt}");
     assert!(std::fs::read_to_string(path.join("docker-compose.yml")).unwrap().contains("DATABASE_URL: sqlite"));
-    assert!(leftovers(&project(&path)).is_empty());
+    assert!(nothing_left(&project(&path)).is_empty());
 }

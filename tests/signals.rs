@@ -85,7 +85,7 @@ fn interrupt_tears_down(sig: &str) {
     assert_eq!(code, Some(130), "{sig}");
     let rest: Vec<String> = rx.try_iter().collect();
     assert!(rest.iter().any(|l| l.contains("interrupted: containers, networks and volumes of this run were removed")), "{rest:?}");
-    assert!(leftovers(&project).is_empty(), "{sig} left {:?}", leftovers(&project));
+    assert!(nothing_left(&project).is_empty(), "{sig} left {:?}", leftovers(&project));
 }
 
 #[test]
@@ -124,5 +124,5 @@ fn execute_publishes_declared_ports_follows_logs_and_tears_down_on_ctrl_c() {
     wait_for_line(&rx, "site | ", Duration::from_secs(10)).unwrap_or_else(|seen| panic!("no log lines followed: {seen:?}"));
     signal(&child, "-INT");
     assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(130));
-    assert!(leftovers(&project).is_empty(), "{:?}", leftovers(&project));
+    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
 }

@@ -50,7 +50,7 @@ fn verify_fixture_env(name: &str, extra: &[&str], env: &[(&str, &str)]) -> Optio
         .output()
         .expect("run masgen");
     let report = std::fs::read_to_string(&report_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(serde_json::Value::Null);
-    let left = leftovers(&project);
+    let left = nothing_left(&project);
     assert!(left.is_empty(), "{name}: left behind {left:?}\n{}", text(&o));
     Some(Run { code: o.status.code(), report, out: text(&o), project, dir: path, _dir: dir })
 }
@@ -244,7 +244,7 @@ fn down_removes_a_kept_system() {
     assert!(!leftovers(&project).is_empty(), "--keep leaves the system running");
     let o = masgen().arg("down").arg(&path).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(leftovers(&project).is_empty(), "down removed everything: {:?}", leftovers(&project));
+    assert!(nothing_left(&project).is_empty(), "down removed everything: {:?}", leftovers(&project));
 }
 
 #[test]
@@ -277,7 +277,7 @@ fn a_kept_system_gets_its_restart_policies_and_a_verified_one_never_restarts() {
     let o = masgen().arg("verify").arg(&path).args(["--settle", "2", "--stability", "0"]).output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("exited with code 3"), "{}", text(&o));
-    assert!(leftovers(&project).is_empty(), "{:?}", leftovers(&project));
+    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
 }
 
 #[test]
@@ -363,7 +363,7 @@ fn allowed_unsafe_settings_run_as_written() {
     assert!(String::from_utf8_lossy(&logs.stdout).contains("netadmin-ok"), "{}", String::from_utf8_lossy(&logs.stderr));
     let o = masgen().arg("down").arg(&path).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(leftovers(&project).is_empty(), "{:?}", leftovers(&project));
+    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
 }
 
 #[test]
@@ -403,7 +403,7 @@ fn under_execute_two_services_publishing_one_host_port_is_the_systems_fault() {
     let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--execute"]).output().unwrap();
     assert_eq!(o.status.code(), Some(1), "a diagnostic for the model, not an environment failure: {}", text(&o));
     assert!(text(&o).contains("port is already allocated"), "{}", text(&o));
-    assert!(leftovers(&project).is_empty(), "{:?}", leftovers(&project));
+    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
 }
 
 #[test]
@@ -428,7 +428,7 @@ fn down_keeps_the_built_images_unless_asked_to_remove_them() {
     assert_eq!(built.len(), 1, "{built:?}");
     let o = masgen().arg("down").arg(&path).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(leftovers(&project).is_empty(), "{:?}", leftovers(&project));
+    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
     assert_eq!(project_images(&project), built, "plain `down` keeps the images, as docker compose down does");
     let o = masgen().arg("down").arg(&path).arg("--images").output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -462,7 +462,7 @@ fn the_bundled_demo_generates_and_comes_up_healthy_with_no_key() {
     assert_eq!(rounds[0]["diagnostics"][0]["service"], "worker");
     assert!(rounds[0]["diagnostics"][0]["evidence"].as_str().unwrap().contains("No module named 'yaml'"));
     assert!(out.join(".masgen/rounds/001/changes.diff").is_file());
-    assert!(leftovers(&out.file_name().unwrap().to_string_lossy()).is_empty());
+    assert!(nothing_left(&out.file_name().unwrap().to_string_lossy()).is_empty());
 }
 
 /// A TCP listener that relays every connection to the local Docker socket: a daemon at
@@ -591,7 +591,7 @@ fn services_sharing_a_host_port_and_a_named_volume_come_up_and_the_volume_is_rem
     assert!(String::from_utf8_lossy(&logs.stdout).contains("hello from writer"), "the volume is shared");
     let o = masgen().arg("down").arg(&path).output().unwrap();
     assert_eq!(o.status.code(), Some(0));
-    assert!(leftovers(&project).is_empty(), "{:?}", leftovers(&project));
+    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
 }
 
 #[test]

@@ -57,19 +57,33 @@ pub fn leftovers(project: &str) -> Vec<String> {
     ] {
         let o = Command::new("docker").args(&args).output().expect("docker");
         for id in String::from_utf8_lossy(&o.stdout).lines().filter(|l| !l.trim().is_empty()) {
-            if kind == "network" && stale_endpoint_only(id) {
-                eprintln!("NOTE: network {id} of {project} is held by a stale endpoint (Docker 20.10 bug moby/moby#43286, cleared only by restarting the daemon): not counted as masgen's leftover");
-                continue;
-            }
             out.push(format!("{kind} {id}"));
         }
     }
     out
 }
 
+/// [`leftovers`] once masgen has finished with the project. A network held only by a
+/// stale endpoint (Docker 20.10's bug moby/moby#43286, cleared only by restarting the
+/// daemon) is reported loudly and not counted: no container uses it, and the daemon
+/// refuses to remove it. A network masgen really left behind is removable, and still
+/// counts. Never while masgen runs: the check removes an idle network.
+pub fn nothing_left(project: &str) -> Vec<String> {
+    leftovers(project)
+        .into_iter()
+        .filter(|l| {
+            let Some(id) = l.strip_prefix("network ") else { return true };
+            if stale_endpoint_only(id) {
+                eprintln!("NOTE: network {id} of {project} is held by a stale endpoint (Docker bug moby/moby#43286): not counted as masgen's leftover");
+                return false;
+            }
+            true
+        })
+        .collect()
+}
+
 /// A network no container uses that the daemon still refuses to remove for "active
-/// endpoints": Docker's bug, not something masgen left. A network masgen really left
-/// behind is removable, and stays a leftover (this removes it on the way).
+/// endpoints". A removable one is removed on the way (and stays a leftover).
 fn stale_endpoint_only(id: &str) -> bool {
     let users = Command::new("docker").args(["network", "inspect", "-f", "{{len .Containers}}", id]).output().expect("docker");
     if String::from_utf8_lossy(&users.stdout).trim() != "0" {
