@@ -181,15 +181,10 @@ pub fn container_body(
     let endpoint = EndpointSettings { aliases: Some(aliases), network_id: Some(network.1.to_string()), ..Default::default() };
     // `network_mode: host`, `none` or `bridge` (the first only with --allow-unsafe) instead
     // of the project's network; published ports mean nothing on host or none.
-    let own_network = match svc.network_mode.as_deref() {
-        None | Some("") => Some(()),
-        Some(mode) => {
-            if mode != "bridge" {
-                bindings.clear();
-            }
-            None
-        }
-    };
+    let project_network = svc.network_mode.as_deref().is_none_or(str::is_empty);
+    if !project_network && svc.network_mode.as_deref() != Some("bridge") {
+        bindings.clear();
+    }
     let host_config = HostConfig {
         port_bindings: Some(bindings),
         binds: Some(binds),
@@ -225,7 +220,7 @@ pub fn container_body(
         // masgen watches every exit itself; Docker restarting a crashed container would
         // hide the crash.
         restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: None }),
-        network_mode: Some(own_network.map(|_| network.0.to_string()).unwrap_or_else(|| svc.network_mode.clone().unwrap_or_default())),
+        network_mode: Some(if project_network { network.0.to_string() } else { svc.network_mode.clone().unwrap_or_default() }),
         ..Default::default()
     };
     Ok(ContainerCreateBody {
@@ -244,7 +239,7 @@ pub fn container_body(
         volumes: Some(anonymous),
         healthcheck,
         host_config: Some(host_config),
-        networking_config: own_network.map(|_| NetworkingConfig { endpoints_config: Some([(network.0.to_string(), endpoint)].into()) }),
+        networking_config: project_network.then(|| NetworkingConfig { endpoints_config: Some([(network.0.to_string(), endpoint)].into()) }),
         ..Default::default()
     })
 }

@@ -178,7 +178,8 @@ for the files that must change, and nothing else. Fix the root cause; keep every
     s
 }
 
-/// Sent within a round when some edits did not apply.
+/// Sent back within a round: edits that did not apply, blocks refused for their path, whole
+/// files for a file shown in part, or a reply with no block at all.
 pub fn edits_failed(failures: &[crate::protocol::EditFailure], partial: &[String], rejected: &[crate::protocol::Rejected], applied: usize) -> String {
     if failures.is_empty() && partial.is_empty() && rejected.is_empty() {
         return "Your reply held no <edit>, <file> or <delete> block, so nothing changed and the failure stands. Answer again with only the blocks that fix it, in the format given above (not Markdown code fences).".into();
