@@ -658,7 +658,7 @@ async fn start_service(
         Wait::ProbeCannotRun(s, p) => {
             let logs = logs::fetch_tail(engine, &container, logs::KEEP_LINES).await;
             let test = s.test.as_ref().map(|(t, _)| t.join(" ")).unwrap_or_default();
-            let head = format!("healthcheck: {test}\nmasgen's runs of it exited {} every time for {}s: {}\n", p.exit_code, health::CANNOT_RUN_FOR.as_secs(), p.output.trim());
+            let head = format!("healthcheck: {test}\nmasgen's runs of it exited {} every time, through the start period and for at least {}s: {}\n", p.exit_code, health::CANNOT_RUN_FOR.as_secs(), p.output.trim());
             return fail(
                 Diagnostic::new(name, Phase::Health, format!("unhealthy: its healthcheck cannot run in the container (exit {}: the program is not in the image)", p.exit_code))
                     .evidence(format!("{head}{}", evidence(Some(&s), &logs)))

@@ -32,6 +32,8 @@ pub struct Snapshot {
     pub error: Option<String>,
     /// The healthcheck test Docker runs (the compose file's or the image's), and its timeout.
     pub test: Option<(Vec<String>, Duration)>,
+    /// The healthcheck's start period: failures in it do not count, for Docker or masgen.
+    pub start_period: Duration,
 }
 
 pub async fn snapshot(engine: &Engine, container: &str) -> Option<Snapshot> {
@@ -40,6 +42,14 @@ pub async fn snapshot(engine: &Engine, container: &str) -> Option<Snapshot> {
         let timeout = h.timeout.filter(|t| *t > 0).map(|t| Duration::from_nanos(t as u64)).unwrap_or(Duration::from_secs(30));
         h.test.clone().filter(|t| matches!(t.first().map(String::as_str), Some("CMD" | "CMD-SHELL"))).map(|t| (t, timeout))
     });
+    let start_period = info
+        .config
+        .as_ref()
+        .and_then(|c| c.healthcheck.as_ref())
+        .and_then(|h| h.start_period)
+        .filter(|p| *p > 0)
+        .map(|p| Duration::from_nanos(p as u64))
+        .unwrap_or_default();
     let state = info.state.unwrap_or_default();
     let health = state.health.clone();
     let status = health.as_ref().and_then(|h| h.status).and_then(|s| match s {
@@ -61,6 +71,7 @@ pub async fn snapshot(engine: &Engine, container: &str) -> Option<Snapshot> {
         probes,
         error: state.error.filter(|e| !e.is_empty()),
         test,
+        start_period,
     })
 }
 
@@ -111,7 +122,7 @@ pub async fn wait_ready(engine: &Engine, container: &str, readiness: Readiness, 
                             Some(p) if p.cannot_run() => {
                                 let (since, n) = cannot_run.get_or_insert((Instant::now(), 0));
                                 *n += 1;
-                                if *n >= CANNOT_RUN_PROBES && since.elapsed() >= CANNOT_RUN_FOR {
+                                if *n >= CANNOT_RUN_PROBES && since.elapsed() >= CANNOT_RUN_FOR && started.elapsed() >= s.start_period {
                                     return Wait::ProbeCannotRun(s, p);
                                 }
                             }
@@ -140,8 +151,9 @@ pub async fn wait_ready(engine: &Engine, container: &str, readiness: Readiness, 
     }
 }
 
-/// A healthcheck whose program is missing fails fast after this many probes in a row, over
-/// at least this long (an entrypoint that installs the tool at start gets that long).
+/// A healthcheck whose program is missing fails after this many probes in a row, over at
+/// least this long and not before its start period is over (an entrypoint that installs
+/// the tool at start gets that long, as Docker would give it).
 const CANNOT_RUN_PROBES: u32 = 10;
 pub const CANNOT_RUN_FOR: Duration = Duration::from_secs(3);
 
