@@ -166,7 +166,15 @@ async fn serve(
     }
     let body: Value = serde_json::from_slice(&buf[head_end..head_end + len.min(buf.len() - head_end)]).unwrap_or(Value::Null);
     let arrived = start.elapsed();
-    let mut rec = Recorded { headers, body, arrived, finished: arrived };
+    let rec = Recorded { headers, body, arrived, finished: arrived };
+    // Recorded before the reply is sent: masgen may exit, and the test look, as soon as the
+    // reply arrives. `finished` is filled in once it is sent.
+    let slot = {
+        let mut all = reqs.lock().unwrap();
+        all.push(rec.clone());
+        all.len() - 1
+    };
+    let finish = |reqs: &Mutex<Vec<Recorded>>| reqs.lock().unwrap()[slot].finished = start.elapsed();
     let index = {
         let mut c = counter.lock().unwrap();
         *c += 1;
@@ -201,8 +209,7 @@ async fn serve(
             for (i, chunk) in chars.chunks(64).enumerate() {
                 if cut_after_deltas == Some(i) {
                     sock.shutdown().await?;
-                    rec.finished = start.elapsed();
-                    reqs.lock().unwrap().push(rec);
+                    finish(&reqs);
                     return Ok(());
                 }
                 let s: String = chunk.iter().collect();
@@ -216,8 +223,7 @@ async fn serve(
         }
     }
     sock.flush().await?;
-    rec.finished = start.elapsed();
-    reqs.lock().unwrap().push(rec);
+    finish(&reqs);
     Ok(())
 }
 
