@@ -417,6 +417,30 @@ fn down_on_a_missing_folder_says_it_goes_by_the_project_name() {
 }
 
 #[test]
+fn an_override_file_is_verified_as_docker_compose_would_run_it() {
+    if !docker_available("override_file") {
+        return;
+    }
+    let (_dir, path, project, _guard) = guarded_copy("crash_later");
+    std::fs::write(path.join("docker-compose.yml"), "services:\n  app:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"exit 3\"]\n").unwrap();
+    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    // The override replaces the command and adds a service, as `docker compose up` applies it.
+    std::fs::write(
+        path.join("docker-compose.override.yml"),
+        "services:\n  app:\n    command: [\"sleep\", \"3600\"]\n  sidecar:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n    depends_on: [app]\n",
+    )
+    .unwrap();
+    let report = path.join("r.json");
+    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--report"]).arg(&report).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let names: Vec<&str> = r["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["app", "sidecar"]);
+    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
+}
+
+#[test]
 fn down_keeps_the_built_images_unless_asked_to_remove_them() {
     if !docker_available("down_images") {
         return;

@@ -294,8 +294,15 @@ pub fn parse_with_profiles(text: &str, file: &str, active: &[String]) -> Result<
     Ok((compose, order, warnings))
 }
 
-/// Load the compose project in `dir`: find the file, interpolate from the environment
-/// and `.env` (the environment wins), parse, validate.
+/// The override file docker compose would merge over `main`: the `.override` name of the
+/// same family (`compose.override.yaml` for `compose.yaml`), any spelling.
+fn override_file(dir: &Path, main: &str) -> Option<PathBuf> {
+    let family = if main.starts_with("docker-compose") { "docker-compose" } else { "compose" };
+    ["yaml", "yml"].iter().map(|ext| dir.join(format!("{family}.override.{ext}"))).find(|p| p.is_file())
+}
+
+/// Load the compose project in `dir`: find the file (and its override file), interpolate
+/// from the environment and `.env` (the environment wins), merge, parse, validate.
 pub fn load_project(dir: &Path) -> Result<Project, ComposeError> {
     let path = find_compose_file(dir)?;
     let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
@@ -307,13 +314,23 @@ pub fn load_project(dir: &Path) -> Result<Project, ComposeError> {
     // Like docker compose: COMPOSE_PROFILES, from the environment or `.env`, comma-separated.
     let active: Vec<String> =
         lookup("COMPOSE_PROFILES").unwrap_or_default().split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
-    let (compose, order, mut warnings) = parse_with_profiles(&text, &file, &active)?;
-    // docker compose merges these over the main file by itself; masgen does not (yet).
-    for extra in ["compose.override.yaml", "compose.override.yml", "docker-compose.override.yml", "docker-compose.override.yaml"] {
-        if dir.join(extra).is_file() {
-            warnings.push(format!("{extra} is not merged by masgen: the system is verified as {file} alone describes it (docker compose up would apply both)"));
+    // docker compose merges an override file next to the main one by itself, and so does
+    // masgen. Each file's syntax errors keep their own lines; the merged document's type
+    // errors name both files.
+    let (compose, order, mut warnings) = match override_file(dir, &file) {
+        None => parse_with_profiles(&text, &file, &active)?,
+        Some(over_path) => {
+            let over_file = over_path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+            let over_text = std::fs::read_to_string(&over_path).map_err(|source| ComposeError::Read { path: over_path.clone(), source })?;
+            let over_text = interpolate(&over_text, &lookup)
+                .map_err(|(line, column, message)| ComposeError::Interpolation { file: over_file.clone(), line, column, message })?;
+            let mut merged: serde_json::Value = serde_saphyr::from_str(&text).map_err(|e| syntax(&file, e))?;
+            let over: serde_json::Value = serde_saphyr::from_str(&over_text).map_err(|e| syntax(&over_file, e))?;
+            super::merge::merge_documents(&mut merged, over);
+            let merged_text = serde_json::to_string_pretty(&merged).unwrap_or_default();
+            parse_with_profiles(&merged_text, &format!("{file} + {over_file}"), &active)?
         }
-    }
+    };
     if lookup("COMPOSE_FILE").is_some_and(|f| !f.is_empty()) {
         warnings.push(format!("COMPOSE_FILE is set, but masgen reads only {file}"));
     }
@@ -398,13 +415,27 @@ mod tests {
     }
 
     #[test]
-    fn an_override_file_is_named_as_not_merged() {
+    fn an_override_file_is_merged_over_the_main_one() {
         let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("docker-compose.yml"), "services:\n  app:\n    image: x\n").unwrap();
-        assert!(load_project(d.path()).unwrap().warnings.is_empty());
-        std::fs::write(d.path().join("docker-compose.override.yml"), "services:\n  app:\n    ports: [\"80:80\"]\n").unwrap();
-        let w = load_project(d.path()).unwrap().warnings;
-        assert_eq!(w, vec!["docker-compose.override.yml is not merged by masgen: the system is verified as docker-compose.yml alone describes it (docker compose up would apply both)"]);
+        std::fs::write(d.path().join("docker-compose.yml"), "services:\n  app:\n    image: x\n    command: [\"prod\"]\n    environment: [\"A=1\"]\n").unwrap();
+        let p = load_project(d.path()).unwrap();
+        assert_eq!(p.compose.services["app"].command.as_ref().unwrap().argv(), vec!["prod"]);
+        std::fs::write(d.path().join("docker-compose.override.yml"), "services:\n  app:\n    command: [\"dev\"]\n    environment:\n      B: \"${MASGEN_TEST_UNSET:-2}\"\n    ports: [\"80:80\"]\n  extra:\n    image: y\n    depends_on: [app]\n").unwrap();
+        let p = load_project(d.path()).unwrap();
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        assert_eq!(p.order, vec!["app", "extra"]);
+        let app = &p.compose.services["app"];
+        assert_eq!(app.command.as_ref().unwrap().argv(), vec!["dev"]);
+        assert_eq!(app.environment.as_ref().unwrap().pairs(), vec![("A".to_string(), Some("1".to_string())), ("B".to_string(), Some("2".to_string()))]);
+        assert_eq!(app.ports.len(), 1);
+        // A compose.yaml project takes compose.override.yaml, not the docker-compose one.
+        assert!(override_file(d.path(), "compose.yaml").is_none());
+        // Each file's syntax errors keep their own name and line.
+        std::fs::write(d.path().join("docker-compose.override.yml"), "services:\n  app:\n    command: [unclosed\n").unwrap();
+        match load_project(d.path()).unwrap_err() {
+            ComposeError::Syntax { file, line, .. } => assert_eq!((file.as_str(), line >= 3), ("docker-compose.override.yml", true)),
+            other => panic!("{other}"),
+        }
     }
 
     #[test]

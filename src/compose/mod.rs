@@ -3,6 +3,7 @@
 
 pub mod graph;
 pub mod load;
+pub mod merge;
 pub mod model;
 pub mod policy;
 
