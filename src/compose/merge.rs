@@ -14,6 +14,8 @@ pub fn merge_documents(base: &mut Value, over: Value) {
             if let (Some(services), Value::Object(incoming)) = (services.as_object_mut(), value) {
                 for (name, svc) in incoming {
                     match (services.get_mut(&name), svc) {
+                        // `web:` with nothing under it changes nothing.
+                        (Some(_), Value::Null) => {}
                         (Some(Value::Object(old)), Value::Object(new)) => merge_service(old, new),
                         (_, new) => {
                             services.insert(name, new);
@@ -34,6 +36,9 @@ fn merge_service(base: &mut Map<String, Value>, over: Map<String, Value>) {
             base.insert(key, value);
             continue;
         };
+        if value.is_null() {
+            continue;
+        }
         match key.as_str() {
             "command" | "entrypoint" => *old = value,
             "environment" | "labels" | "sysctls" => merge_keyed(old, value, '='),
@@ -57,9 +62,11 @@ fn merge_service(base: &mut Map<String, Value>, over: Map<String, Value>) {
     }
 }
 
-/// Mappings merge key by key; anything else is replaced.
+/// Mappings merge key by key; anything else is replaced, except by an empty (null) value,
+/// which changes nothing (`volumes:` with nothing under it).
 fn deep_merge(base: &mut Value, over: Value) {
     match (base, over) {
+        (_, Value::Null) => {}
         (Value::Object(a), Value::Object(b)) => {
             for (k, v) in b {
                 deep_merge(a.entry(k).or_insert(Value::Null), v);
@@ -201,5 +208,10 @@ mod tests {
         assert_eq!(web["build"], json!({"context": "./web", "args": {"DEBUG": "1"}}));
         assert_eq!(base["services"]["cache"], json!({"image": "redis:7"}), "a new service is added");
         assert_eq!(base["name"], "shop");
+        // Empty entries change nothing.
+        merge_documents(&mut base, json!({"services": {"db": null, "web": {"environment": null}}, "volumes": null}));
+        assert_eq!(base["services"]["db"], json!({"image": "postgres:16"}));
+        assert_eq!(base["services"]["web"]["environment"]["MODE"], "dev");
+        assert_eq!(base["volumes"], json!({"data": {}}));
     }
 }
