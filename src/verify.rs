@@ -151,6 +151,8 @@ fn implicated(project: &Project, service: &str) -> Vec<String> {
         }
     }
     files.push(compose_file);
+    // Whatever the override says about the service is as much its cause.
+    files.extend(project.override_file.as_ref().and_then(|f| f.file_name()).map(|f| f.to_string_lossy().into_owned()));
     files
 }
 

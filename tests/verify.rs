@@ -425,13 +425,20 @@ fn an_override_file_is_verified_as_docker_compose_would_run_it() {
     std::fs::write(path.join("docker-compose.yml"), "services:\n  app:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"exit 3\"]\n").unwrap();
     let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0"]).output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    // A failure names the override among the files to look at: it may be the cause.
+    std::fs::write(path.join("docker-compose.override.yml"), "services:\n  app:\n    command: [\"sh\", \"-c\", \"exit 4\"]\n").unwrap();
+    let report = path.join("r.json");
+    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--report"]).arg(&report).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert!(r["diagnostics"][0]["summary"].as_str().unwrap().contains("exited with code 4"), "{r}");
+    assert_eq!(r["diagnostics"][0]["files"], serde_json::json!(["docker-compose.yml", "docker-compose.override.yml"]));
     // The override replaces the command and adds a service, as `docker compose up` applies it.
     std::fs::write(
         path.join("docker-compose.override.yml"),
         "services:\n  app:\n    command: [\"sleep\", \"3600\"]\n  sidecar:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n    depends_on: [app]\n",
     )
     .unwrap();
-    let report = path.join("r.json");
     let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--report"]).arg(&report).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();

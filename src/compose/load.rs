@@ -39,6 +39,8 @@ pub struct Project {
     /// The folder holding the compose file; relative paths resolve against it.
     pub root: PathBuf,
     pub file: PathBuf,
+    /// The override file merged over `file`, when there is one.
+    pub override_file: Option<PathBuf>,
     /// Project name: the file's `name:`, else the folder's name, lowercased.
     pub name: String,
     pub compose: Compose,
@@ -317,7 +319,8 @@ pub fn load_project(dir: &Path) -> Result<Project, ComposeError> {
     // docker compose merges an override file next to the main one by itself, and so does
     // masgen. Each file's syntax errors keep their own lines; the merged document's type
     // errors name both files.
-    let (compose, order, mut warnings) = match override_file(dir, &file) {
+    let over = override_file(dir, &file);
+    let (compose, order, mut warnings) = match over.clone() {
         None => parse_with_profiles(&text, &file, &active)?,
         Some(over_path) => {
             let over_file = over_path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
@@ -337,7 +340,7 @@ pub fn load_project(dir: &Path) -> Result<Project, ComposeError> {
     let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let folder = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "masgen".into());
     let name = sanitize_project_name(compose.name.as_deref().unwrap_or(&folder));
-    Ok(Project { root, file: path, name, compose, order, warnings })
+    Ok(Project { root, file: path, override_file: over, name, compose, order, warnings })
 }
 
 #[cfg(test)]
