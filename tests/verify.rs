@@ -25,6 +25,15 @@ fn guarded_copy(name: &str) -> (tempfile::TempDir, std::path::PathBuf, String, C
     (dir, path, project, guard)
 }
 
+/// A guarded system folder holding nothing but `compose` as its docker-compose.yml.
+fn compose_system(compose: &str) -> (tempfile::TempDir, std::path::PathBuf, String, Cleanup) {
+    let (dir, path, guard) = unique_output("compose");
+    std::fs::create_dir_all(&path).unwrap();
+    std::fs::write(path.join("docker-compose.yml"), compose).unwrap();
+    let project = guard.0.clone();
+    (dir, path, project, guard)
+}
+
 fn verify_fixture(name: &str, extra: &[&str]) -> Option<Run> {
     verify_fixture_env(name, extra, &[])
 }
@@ -236,9 +245,8 @@ fn down_removes_a_kept_system() {
     if !docker_available("down") {
         return;
     }
-    let (_dir, path, project, _guard) = guarded_copy("crash_later");
-    // A system that stays up: override the command through a compose edit.
-    std::fs::write(path.join("docker-compose.yml"), "services:\n  app:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n").unwrap();
+    // A system that stays up.
+    let (_dir, path, project, _guard) = compose_system("services:\n  app:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n");
     let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "1", "--keep"]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(!leftovers(&project).is_empty(), "--keep leaves the system running");
@@ -252,20 +260,13 @@ fn a_kept_system_gets_its_restart_policies_and_a_verified_one_never_restarts() {
     if !docker_available("restart_policies") {
         return;
     }
-    let (_dir, path, project, _guard) = guarded_copy("crash_later");
     let compose = "services:\n  web:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n    restart: unless-stopped\n  \
                    retry:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n    restart: \"on-failure:3\"\n  \
                    plain:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n";
-    std::fs::write(path.join("docker-compose.yml"), compose).unwrap();
+    let (_dir, path, project, _guard) = compose_system(compose);
     let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--keep"]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let policy = |service: &str| {
-        let o = std::process::Command::new("docker")
-            .args(["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}", &format!("{project}-{service}-1")])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
+    let policy = |service: &str| inspect(&format!("{project}-{service}-1"), "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}");
     assert_eq!(policy("web"), "unless-stopped 0");
     assert_eq!(policy("retry"), "on-failure 3");
     assert_eq!(policy("plain"), "no 0");
@@ -285,7 +286,6 @@ fn tmpfs_extra_hosts_read_only_shm_ulimits_sysctls_and_stop_signal_reach_the_con
     if !docker_available("runtime_keys") {
         return;
     }
-    let (_dir, path, project, _guard) = guarded_copy("crash_later");
     let compose = r#"services:
   app:
     image: busybox:latest
@@ -301,15 +301,12 @@ fn tmpfs_extra_hosts_read_only_shm_ulimits_sysctls_and_stop_signal_reach_the_con
     sysctls:
       net.core.somaxconn: 1024
 "#;
-    std::fs::write(path.join("docker-compose.yml"), compose).unwrap();
+    let (_dir, path, project, _guard) = compose_system(compose);
     let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--keep"]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(!text(&o).contains("not supported by masgen"), "every key is understood: {}", text(&o));
     let container = format!("{project}-app-1");
-    let inspect = |format: &str| {
-        let o = std::process::Command::new("docker").args(["inspect", "-f", format, &container]).output().unwrap();
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
+    let inspect = |format: &str| inspect(&container, format);
     assert_eq!(inspect("{{.HostConfig.ReadonlyRootfs}} {{.HostConfig.ShmSize}} {{.Config.StopSignal}}"), "true 134217728 SIGINT");
     assert_eq!(inspect("{{json .HostConfig.ExtraHosts}}"), r#"["db.local:10.1.2.3","cache.local:10.1.2.4"]"#);
     assert_eq!(inspect("{{json .HostConfig.Tmpfs}}"), r#"{"/scratch":"size=1m"}"#);
@@ -329,7 +326,6 @@ fn allowed_unsafe_settings_run_as_written() {
     if !docker_available("allow_unsafe_applied") {
         return;
     }
-    let (_dir, path, project, _guard) = guarded_copy("crash_later");
     let compose = r#"services:
   admin:
     image: busybox:latest
@@ -347,16 +343,13 @@ fn allowed_unsafe_settings_run_as_written() {
     command: ["sleep", "3600"]
     network_mode: "service:admin"
 "#;
-    std::fs::write(path.join("docker-compose.yml"), compose).unwrap();
+    let (_dir, path, project, _guard) = compose_system(compose);
     let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0"]).output().unwrap();
     assert_eq!(o.status.code(), Some(1), "NET_ADMIN is refused without --allow-unsafe: {}", text(&o));
     let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--keep", "--allow-unsafe"]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("service 'sidecar': network_mode: service:admin is not supported by masgen and is ignored"), "{}", text(&o));
-    let inspect = |service: &str, format: &str| {
-        let o = std::process::Command::new("docker").args(["inspect", "-f", format, &format!("{project}-{service}-1")]).output().unwrap();
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
+    let inspect = |service: &str, format: &str| inspect(&format!("{project}-{service}-1"), format);
     assert_eq!(inspect("admin", "{{json .HostConfig.CapAdd}} {{json .HostConfig.CapDrop}} {{json .HostConfig.SecurityOpt}}"), r#"["NET_ADMIN"] ["MKNOD"] ["no-new-privileges:true"]"#);
     assert_eq!(inspect("isolated", "{{.HostConfig.NetworkMode}} {{.HostConfig.IpcMode}}"), "none private");
     let logs = std::process::Command::new("docker").args(["logs", &format!("{project}-admin-1")]).output().unwrap();
@@ -371,8 +364,7 @@ fn down_names_a_network_it_cannot_remove_and_what_still_uses_it() {
     if !docker_available("down_left") {
         return;
     }
-    let (_dir, path, project, _guard) = guarded_copy("crash_later");
-    std::fs::write(path.join("docker-compose.yml"), "services:\n  app:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n").unwrap();
+    let (_dir, path, project, _guard) = compose_system("services:\n  app:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n");
     let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--keep"]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     // Someone else's container on the project's network (the project label lets the guard clean it up).
@@ -387,8 +379,7 @@ fn down_names_a_network_it_cannot_remove_and_what_still_uses_it() {
     let out = text(&o);
     assert!(out.contains(&format!("network {project}_default was not removed: {stranger} still use(s) it, and masgen did not start them")), "{out}");
     assert!(out.contains("removed 1 container(s), 0 network(s)") && out.contains("1 object(s) could not be removed"), "{out}");
-    let alive = std::process::Command::new("docker").args(["inspect", "-f", "{{.State.Running}}", &stranger]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&alive.stdout).trim(), "true", "down never touches a container masgen did not start");
+    assert_eq!(inspect(&stranger, "{{.State.Running}}"), "true", "down never touches a container masgen did not start");
 }
 
 #[test]
@@ -396,10 +387,9 @@ fn under_execute_two_services_publishing_one_host_port_is_the_systems_fault() {
     if !docker_available("own_port_clash") {
         return;
     }
-    let (_dir, path, project, _guard) = guarded_copy("crash_later");
     let port = std::net::TcpListener::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port();
     let service = |name: &str| format!("  {name}:\n    image: busybox:latest\n    command: [\"httpd\", \"-f\", \"-p\", \"80\"]\n    ports: [\"{port}:80\"]\n");
-    std::fs::write(path.join("docker-compose.yml"), format!("services:\n{}{}", service("a"), service("b"))).unwrap();
+    let (_dir, path, project, _guard) = compose_system(&format!("services:\n{}{}", service("a"), service("b")));
     let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--execute"]).output().unwrap();
     assert_eq!(o.status.code(), Some(1), "a diagnostic for the model, not an environment failure: {}", text(&o));
     assert!(text(&o).contains("port is already allocated"), "{}", text(&o));
@@ -421,8 +411,7 @@ fn an_override_file_is_verified_as_docker_compose_would_run_it() {
     if !docker_available("override_file") {
         return;
     }
-    let (_dir, path, project, _guard) = guarded_copy("crash_later");
-    std::fs::write(path.join("docker-compose.yml"), "services:\n  app:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"exit 3\"]\n").unwrap();
+    let (_dir, path, project, _guard) = compose_system("services:\n  app:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"exit 3\"]\n");
     let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0"]).output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     // A failure names the override among the files to look at: it may be the cause.

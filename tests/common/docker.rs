@@ -46,6 +46,12 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// `docker inspect -f <format> <container>`, trimmed.
+pub fn inspect(container: &str, format: &str) -> String {
+    let o = Command::new("docker").args(["inspect", "-f", format, container]).output().expect("docker");
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
 /// Containers, networks and volumes still carrying the project's label.
 pub fn leftovers(project: &str) -> Vec<String> {
     let label = format!("label=com.docker.compose.project={project}");
