@@ -131,8 +131,12 @@ fn build_as_map(v: Value) -> Value {
 /// Lists merged by a key: an override entry replaces the base entry with the same key,
 /// the others are appended.
 fn merge_by(base: &mut Value, over: Value, key: impl Fn(&Value) -> String) {
-    let (Value::Array(a), Value::Array(b)) = (&mut *base, over.clone()) else {
+    let Value::Array(b) = over else {
         *base = over;
+        return;
+    };
+    let Value::Array(a) = base else {
+        *base = Value::Array(b);
         return;
     };
     for item in b {
