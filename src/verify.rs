@@ -153,6 +153,14 @@ fn implicated(project: &Project, service: &str) -> Vec<String> {
     files.push(compose_file);
     // Whatever the override says about the service is as much its cause.
     files.extend(project.override_file.as_ref().and_then(|f| f.file_name()).map(|f| f.to_string_lossy().into_owned()));
+    // And so is what it inherits through `extends` from files in the folder.
+    for f in project.extended_from.get(service).into_iter().flatten() {
+        if let Some(rel) = f.strip_prefix(&project.root).ok().map(|r| r.to_string_lossy().into_owned()) {
+            if !files.contains(&rel) {
+                files.push(rel);
+            }
+        }
+    }
     files
 }
 

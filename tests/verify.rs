@@ -437,6 +437,38 @@ fn an_override_file_is_verified_as_docker_compose_would_run_it() {
 }
 
 #[test]
+fn a_service_extending_one_from_another_file_runs_as_docker_compose_resolves_it() {
+    if !docker_available("extends_file") {
+        return;
+    }
+    let main = "services:\n  app:\n    extends:\n      file: common/base.yml\n      service: py\n    environment:\n      MODE: dev\n";
+    let (_dir, path, project, _guard) = compose_system(main);
+    std::fs::create_dir(path.join("common")).unwrap();
+    // The other file's `build: .` is its own folder, not the system's.
+    std::fs::write(path.join("common/Dockerfile"), "FROM busybox:latest\nCOPY marker /marker\n").unwrap();
+    std::fs::write(path.join("common/marker"), "m\n").unwrap();
+    std::fs::write(
+        path.join("common/base.yml"),
+        "services:\n  py:\n    build: .\n    environment:\n      GREETING: hello\n    command: [\"sh\", \"-c\", \"exit 5\"]\n",
+    )
+    .unwrap();
+    let report = path.join("r.json");
+    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--report"]).arg(&report).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert!(r["diagnostics"][0]["summary"].as_str().unwrap().contains("exited with code 5"), "{r}");
+    let files: Vec<&str> = r["diagnostics"][0]["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    assert!(files.contains(&"common/base.yml") && files.contains(&"docker-compose.yml"), "{files:?}");
+    assert_eq!(files.iter().filter(|f| **f == "common/base.yml").count(), 1, "{files:?}");
+    // Its own settings go over the inherited ones; the inherited environment stays.
+    let main = format!("{main}    command: [\"sh\", \"-c\", \"test \\\"$$GREETING $$MODE\\\" = 'hello dev' && test -f /marker && sleep 3600\"]\n");
+    std::fs::write(path.join("docker-compose.yml"), main).unwrap();
+    let o = masgen().arg("verify").arg(&path).args(["--settle", "2", "--stability", "0"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
+}
+
+#[test]
 fn down_keeps_the_built_images_unless_asked_to_remove_them() {
     if !docker_available("down_images") {
         return;

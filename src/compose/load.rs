@@ -41,6 +41,8 @@ pub struct Project {
     pub file: PathBuf,
     /// The override file merged over `file`, when there is one.
     pub override_file: Option<PathBuf>,
+    /// Services that extend a service of another file: those files (`extends: {file: ...}`).
+    pub extended_from: BTreeMap<String, Vec<PathBuf>>,
     /// Project name: the file's `name:`, else the folder's name, lowercased.
     pub name: String,
     pub compose: Compose,
@@ -318,29 +320,44 @@ pub fn load_project(dir: &Path) -> Result<Project, ComposeError> {
         lookup("COMPOSE_PROFILES").unwrap_or_default().split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
     // docker compose merges an override file next to the main one by itself, and so does
     // masgen. Each file's syntax errors keep their own lines; the merged document's type
-    // errors name both files.
+    // errors name both files. `extends` is resolved in the merged document.
     let over = override_file(dir, &file);
-    let (compose, order, mut warnings) = match over.clone() {
-        None => parse_with_profiles(&text, &file, &active)?,
-        Some(over_path) => {
-            let over_file = over_path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-            let over_text = std::fs::read_to_string(&over_path).map_err(|source| ComposeError::Read { path: over_path.clone(), source })?;
-            let over_text = interpolate(&over_text, &lookup)
-                .map_err(|(line, column, message)| ComposeError::Interpolation { file: over_file.clone(), line, column, message })?;
-            let mut merged: serde_json::Value = serde_saphyr::from_str(&text).map_err(|e| syntax(&file, e))?;
-            let over: serde_json::Value = serde_saphyr::from_str(&over_text).map_err(|e| syntax(&over_file, e))?;
-            super::merge::merge_documents(&mut merged, over);
-            let merged_text = serde_json::to_string_pretty(&merged).unwrap_or_default();
-            parse_with_profiles(&merged_text, &format!("{file} + {over_file}"), &active)?
-        }
+    let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let mut doc: serde_json::Value = serde_saphyr::from_str(&text).map_err(|e| syntax(&file, e))?;
+    let mut label = file.clone();
+    let mut rewritten = false;
+    if let Some(over_path) = &over {
+        let over_file = over_path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let over_text = std::fs::read_to_string(over_path).map_err(|source| ComposeError::Read { path: over_path.clone(), source })?;
+        let over_text = interpolate(&over_text, &lookup)
+            .map_err(|(line, column, message)| ComposeError::Interpolation { file: over_file.clone(), line, column, message })?;
+        let over_doc: serde_json::Value = serde_saphyr::from_str(&over_text).map_err(|e| syntax(&over_file, e))?;
+        super::merge::merge_documents(&mut doc, over_doc);
+        label = format!("{file} + {over_file}");
+        rewritten = true;
+    }
+    let mut extended_from = BTreeMap::new();
+    if super::extends::uses_extends(&doc) {
+        let read = |p: &Path| -> Result<serde_json::Value, ComposeError> {
+            let shown = p.strip_prefix(&root).unwrap_or(p).display().to_string();
+            let text = std::fs::read_to_string(p).map_err(|source| ComposeError::Read { path: p.to_path_buf(), source })?;
+            let text = interpolate(&text, &lookup).map_err(|(line, column, message)| ComposeError::Interpolation { file: shown.clone(), line, column, message })?;
+            serde_saphyr::from_str(&text).map_err(|e| syntax(&shown, e))
+        };
+        extended_from = super::extends::resolve(&mut doc, &root, &root.join(&file), &read)?;
+        rewritten = true;
+    }
+    let (compose, order, mut warnings) = if rewritten {
+        parse_with_profiles(&serde_json::to_string_pretty(&doc).unwrap_or_default(), &label, &active)?
+    } else {
+        parse_with_profiles(&text, &file, &active)?
     };
     if lookup("COMPOSE_FILE").is_some_and(|f| !f.is_empty()) {
         warnings.push(format!("COMPOSE_FILE is set, but masgen reads only {file}"));
     }
-    let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let folder = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "masgen".into());
     let name = sanitize_project_name(compose.name.as_deref().unwrap_or(&folder));
-    Ok(Project { root, file: path, override_file: over, name, compose, order, warnings })
+    Ok(Project { root, file: path, override_file: over, extended_from, name, compose, order, warnings })
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ pub fn merge_documents(base: &mut Value, over: Value) {
 }
 
 /// One service of the override over the same service of the main file.
-fn merge_service(base: &mut Map<String, Value>, over: Map<String, Value>) {
+pub(super) fn merge_service(base: &mut Map<String, Value>, over: Map<String, Value>) {
     for (key, value) in over {
         let Some(old) = base.get_mut(&key) else {
             base.insert(key, value);

@@ -1,6 +1,7 @@
 //! docker-compose files: a typed model of the supported subset, loading (with `${VAR}`
 //! interpolation and `.env`), the dependency graph, and the security policy.
 
+pub mod extends;
 pub mod graph;
 pub mod load;
 pub mod merge;
