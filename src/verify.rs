@@ -596,12 +596,27 @@ async fn start_service(
     // Created now, started when its dependencies allow (as compose does): creation is
     // off the path from one dependency level to the next.
     let container = format!("{}-{name}-1", project.name);
-    let body = match run::container_body(&project.name, &opts.run_id, name, svc, image, &project.root, network, volumes, settings) {
-        Ok(b) => b,
+    let dotenv = crate::compose::load::read_dotenv(&project.root);
+    let lookup = |k: &str| std::env::var(k).ok().or_else(|| dotenv.get(k).cloned());
+    let made = run::container_body(&project.name, &opts.run_id, name, svc, image, &project.root, network, volumes, settings)
+        .and_then(|body| project.compose.file_mounts(svc, &project.root, &lookup).map(|files| (body, files)));
+    let (mut body, files) = match made {
+        Ok(made) => made,
         Err(e) => return fail(Diagnostic::new(name, Phase::Start, e).files(implicated(project, name))),
     };
+    // Secrets and configs from files are read-only bind mounts, as compose makes them.
+    if let Some(binds) = body.host_config.as_mut().and_then(|h| h.binds.as_mut()) {
+        for f in &files {
+            if let crate::compose::model::FileSource::Path(p) = &f.source {
+                binds.push(format!("{}:{}:ro", p.display(), f.target));
+            }
+        }
+    }
     if let Err(why) = run::create(engine, &container, body).await? {
         return fail(Diagnostic::new(name, Phase::Start, "Docker refused to create the container").evidence(why).files(implicated(project, name)));
+    }
+    if let Err(why) = run::copy_files(engine, &container, &files).await {
+        return fail(Diagnostic::new(name, Phase::Start, "its secrets and configs could not be put into the container").evidence(why).files(implicated(project, name)));
     }
     for (dep, cond) in svc.depends_on.as_ref().map(|d| d.entries()).unwrap_or_default() {
         let mut rx = channels[&dep].1.clone();

@@ -469,6 +469,56 @@ fn a_service_extending_one_from_another_file_runs_as_docker_compose_resolves_it(
 }
 
 #[test]
+fn secrets_and_configs_reach_the_container_as_docker_compose_puts_them() {
+    if !docker_available("secrets_configs") {
+        return;
+    }
+    // Each check exits with its own code, so a failure says which file was wrong.
+    let compose = r#"services:
+  app:
+    image: busybox:latest
+    command:
+      - sh
+      - -c
+      - |
+        test "$$(cat /run/secrets/db_password)" = s3cret || exit 11
+        test "$$(cat /run/secrets/api)" = t0k-from-dotenv || exit 12
+        test "$$(stat -c %a /run/secrets/api)" = 400 || exit 13
+        test "$$(cat /etc/app.conf)" = level=debug || exit 14
+        echo x 2>/dev/null > /run/secrets/db_password && exit 15
+        sleep 3600
+    secrets:
+      - db_password
+      - source: token
+        target: api
+        mode: 0400
+    configs:
+      - source: app
+        target: /etc/app.conf
+secrets:
+  db_password:
+    file: ./db_password.txt
+  token:
+    environment: MT_SECRET_TOKEN
+configs:
+  app:
+    content: level=debug
+"#;
+    let (_dir, path, project, _guard) = compose_system(compose);
+    std::fs::write(path.join(".env"), "MT_SECRET_TOKEN=t0k-from-dotenv\n").unwrap();
+    // The file is missing: said plainly, before anything runs.
+    let report = path.join("r.json");
+    let o = masgen().arg("verify").arg(&path).args(["--settle", "2", "--stability", "0", "--report"]).arg(&report).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert!(r["diagnostics"][0]["summary"].as_str().unwrap().contains("secret 'db_password': file ./db_password.txt does not exist"), "{r}");
+    std::fs::write(path.join("db_password.txt"), "s3cret").unwrap();
+    let o = masgen().arg("verify").arg(&path).args(["--settle", "2", "--stability", "0"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
+}
+
+#[test]
 fn down_keeps_the_built_images_unless_asked_to_remove_them() {
     if !docker_available("down_images") {
         return;

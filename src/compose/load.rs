@@ -257,7 +257,31 @@ pub fn parse_with_profiles(text: &str, file: &str, active: &[String]) -> Result<
     if compose.services.is_empty() {
         return Err(invalid("no services: add a 'services:' section with at least one service".into()));
     }
+    for (kind, defined) in [("secret", &compose.secrets), ("config", &compose.configs)] {
+        for (name, top) in defined {
+            let top = top.clone().unwrap_or_default();
+            if top.external.as_ref().is_some_and(|e| e != &serde_json::Value::Bool(false)) {
+                return Err(invalid(format!(
+                    "{kind} '{name}' is external, which needs Docker swarm (docker compose up cannot use it either): give it a file:, environment: or content:"
+                )));
+            }
+            let sources = [top.file.is_some(), top.environment.is_some(), top.content.is_some()].iter().filter(|s| **s).count();
+            if sources != 1 {
+                return Err(invalid(format!("{kind} '{name}' needs exactly one of file:, environment: or content:")));
+            }
+        }
+    }
     for (name, svc) in &compose.services {
+        for (kind, refs, defined) in [("secret", &svc.secrets, &compose.secrets), ("config", &svc.configs, &compose.configs)] {
+            for r in refs {
+                if !defined.contains_key(r.source()) {
+                    return Err(invalid(format!(
+                        "service '{name}' uses {kind} '{}', which is not declared under the top-level '{kind}s:': declare it",
+                        r.source()
+                    )));
+                }
+            }
+        }
         if svc.image.is_none() && svc.build.is_none() {
             return Err(invalid(format!("service '{name}' has neither 'image' nor 'build': give it one")));
         }

@@ -547,6 +547,132 @@ pub struct Service {
     pub ulimits: IndexMap<String, Ulimit>,
     #[serde(default)]
     pub sysctls: Option<KeyValues>,
+    /// Files from the top-level `secrets:`, mounted at /run/secrets/<name>.
+    #[serde(default)]
+    pub secrets: Vec<FileRef>,
+    /// Files from the top-level `configs:`, mounted at /<name>.
+    #[serde(default)]
+    pub configs: Vec<FileRef>,
+}
+
+/// A service's use of a top-level secret or config: its name, or where it goes and how.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum FileRef {
+    Name(String),
+    Long {
+        source: String,
+        #[serde(default)]
+        target: Option<String>,
+        #[serde(default)]
+        uid: Option<Scalar>,
+        #[serde(default)]
+        gid: Option<Scalar>,
+        #[serde(default)]
+        mode: Option<Scalar>,
+    },
+}
+
+/// A top-level secret or config: a file, an environment variable or (configs) inline content.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct TopFile {
+    #[serde(default)]
+    pub file: Option<String>,
+    #[serde(default)]
+    pub environment: Option<String>,
+    #[serde(default)]
+    pub content: Option<String>,
+    #[serde(default)]
+    pub external: Option<serde_json::Value>,
+}
+
+/// What a secret or config puts in a container.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FileSource {
+    /// A host file (absolute), bind-mounted read-only.
+    Path(std::path::PathBuf),
+    /// Text copied into the container before it starts.
+    Content(String),
+}
+
+/// One secret or config of a service, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileMount {
+    /// "secret" or "config".
+    pub kind: &'static str,
+    pub name: String,
+    /// Absolute path in the container.
+    pub target: String,
+    pub source: FileSource,
+    pub uid: u64,
+    pub gid: u64,
+    pub mode: u32,
+}
+
+impl FileRef {
+    pub fn source(&self) -> &str {
+        match self {
+            FileRef::Name(n) => n,
+            FileRef::Long { source, .. } => source,
+        }
+    }
+}
+
+/// A file `mode:` as written: `0440` and `"0440"` are octal (YAML reads the former as 440
+/// or as 288, both handled), decimal otherwise.
+fn file_mode(m: &Scalar) -> Result<u32, String> {
+    let t = m.text();
+    let digits = t.strip_prefix("0o").unwrap_or(&t);
+    let octal = digits.len() > 1 && digits.starts_with('0') || digits.chars().all(|c| ('0'..='7').contains(&c));
+    let mode = if octal { u32::from_str_radix(digits, 8) } else { digits.parse() }.map_err(|_| format!("mode {t} is not a file mode"))?;
+    if mode > 0o7777 {
+        return Err(format!("mode {t} is not a file mode"));
+    }
+    Ok(mode)
+}
+
+impl Compose {
+    /// The secrets and configs `svc` uses, resolved against the top-level definitions.
+    /// `lookup` reads the environment (and `.env`); file paths are relative to `root`. An
+    /// error says what is missing and what to do.
+    pub fn file_mounts(&self, svc: &Service, root: &std::path::Path, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<FileMount>, String> {
+        let mut out = Vec::new();
+        for (kind, refs, defined) in [("secret", &svc.secrets, &self.secrets), ("config", &svc.configs, &self.configs)] {
+            for r in refs {
+                let name = r.source().to_string();
+                let top = defined.get(&name).cloned().flatten().unwrap_or_default();
+                let (target, uid, gid, mode) = match r {
+                    FileRef::Name(_) => (None, None, None, None),
+                    FileRef::Long { target, uid, gid, mode, .. } => (target.clone(), uid.clone(), gid.clone(), mode.clone()),
+                };
+                let target = match (kind, target) {
+                    (_, Some(t)) if t.starts_with('/') => t,
+                    ("secret", t) => format!("/run/secrets/{}", t.unwrap_or_else(|| name.clone())),
+                    (_, t) => format!("/{}", t.unwrap_or_else(|| name.clone())),
+                };
+                let source = match (&top.file, &top.environment, &top.content) {
+                    (Some(f), _, _) => {
+                        let path = root.join(f);
+                        if !path.is_file() {
+                            return Err(format!("{kind} '{name}': file {f} does not exist: create it, or change the {kind}"));
+                        }
+                        FileSource::Path(path)
+                    }
+                    (_, Some(var), _) => match lookup(var) {
+                        Some(v) => FileSource::Content(v),
+                        None => return Err(format!("{kind} '{name}' comes from the environment variable {var}, which is not set: set it (in the environment or .env)")),
+                    },
+                    (_, _, Some(text)) => FileSource::Content(text.clone()),
+                    _ => return Err(format!("{kind} '{name}' has no file:, environment: or content:")),
+                };
+                let id = |v: Option<Scalar>| v.map(|v| v.text().parse::<u64>().map_err(|_| format!("{kind} '{name}': uid/gid {} is not a number", v.text()))).transpose();
+                let (uid, gid) = (id(uid)?.unwrap_or(0), id(gid)?.unwrap_or(0));
+                let mode = mode.as_ref().map(file_mode).transpose().map_err(|e| format!("{kind} '{name}': {e}"))?.unwrap_or(0o444);
+                out.push(FileMount { kind, name, target, source, uid, gid, mode });
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// `nofile: 65535`, or `nofile: {soft: 1024, hard: 65535}`.
@@ -573,11 +699,11 @@ pub const SERVICE_KEYS: &[&str] = &[
     "healthcheck", "restart", "volumes", "working_dir", "user", "labels", "networks", "container_name", "deploy",
     "mem_limit", "privileged", "cap_add", "cap_drop", "devices", "network_mode", "pid", "ipc", "security_opt",
     "tty", "stdin_open", "hostname", "init", "stop_grace_period", "profiles", "tmpfs", "extra_hosts", "read_only",
-    "shm_size", "stop_signal", "ulimits", "sysctls",
+    "shm_size", "stop_signal", "ulimits", "sysctls", "secrets", "configs",
 ];
 
 /// Top-level keys masgen understands (`x-*` extensions are always allowed).
-pub const TOP_KEYS: &[&str] = &["version", "name", "services", "volumes", "networks"];
+pub const TOP_KEYS: &[&str] = &["version", "name", "services", "volumes", "networks", "secrets", "configs"];
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 pub struct TopVolume {
@@ -610,6 +736,10 @@ pub struct Compose {
     pub volumes: IndexMap<String, Option<TopVolume>>,
     #[serde(default)]
     pub networks: IndexMap<String, Option<TopNetwork>>,
+    #[serde(default)]
+    pub secrets: IndexMap<String, Option<TopFile>>,
+    #[serde(default)]
+    pub configs: IndexMap<String, Option<TopFile>>,
 }
 
 impl Service {
@@ -698,6 +828,34 @@ pub fn parse_bytes(s: &str) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_and_configs_resolve_like_compose() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw.txt"), "s3cret").unwrap();
+        let y = "services:\n  a:\n    image: x\n    secrets: [pw, {source: token, target: api, mode: 0400, uid: '1000'}]\n    configs: [app, {source: app, target: /etc/app.conf, mode: '0640'}]\nsecrets:\n  pw: {file: ./pw.txt}\n  token: {environment: TOKEN}\nconfigs:\n  app: {content: \"x=1\"}\n";
+        let (c, _, _) = crate::compose::parse_compose_str(y, "c.yml").unwrap();
+        let env = |k: &str| (k == "TOKEN").then(|| "t0k".to_string());
+        let m = c.file_mounts(&c.services["a"], dir.path(), &env).unwrap();
+        let got: Vec<(&str, &str, u32, u64)> = m.iter().map(|f| (f.kind, f.target.as_str(), f.mode, f.uid)).collect();
+        assert_eq!(got, vec![("secret", "/run/secrets/pw", 0o444, 0), ("secret", "/run/secrets/api", 0o400, 1000), ("config", "/app", 0o444, 0), ("config", "/etc/app.conf", 0o640, 0)]);
+        assert_eq!(m[0].source, FileSource::Path(dir.path().join("./pw.txt")));
+        assert_eq!(m[1].source, FileSource::Content("t0k".into()));
+        assert_eq!(m[2].source, FileSource::Content("x=1".into()));
+        let err = c.file_mounts(&c.services["a"], dir.path(), &|_| None).unwrap_err();
+        assert!(err.contains("secret 'token' comes from the environment variable TOKEN, which is not set"), "{err}");
+        std::fs::remove_file(dir.path().join("pw.txt")).unwrap();
+        let err = c.file_mounts(&c.services["a"], dir.path(), &env).unwrap_err();
+        assert!(err.contains("secret 'pw': file ./pw.txt does not exist: create it"), "{err}");
+        for (yaml, says) in [
+            ("services:\n  a:\n    image: x\n    secrets: [nope]\n", "service 'a' uses secret 'nope', which is not declared under the top-level 'secrets:'"),
+            ("services:\n  a:\n    image: x\nsecrets:\n  s: {external: true}\n", "secret 's' is external, which needs Docker swarm"),
+            ("services:\n  a:\n    image: x\nconfigs:\n  c: {file: a, content: b}\n", "config 'c' needs exactly one of file:, environment: or content:"),
+        ] {
+            let err = crate::compose::parse_compose_str(yaml, "c.yml").unwrap_err().to_string();
+            assert!(err.contains(says), "{err}");
+        }
+    }
 
     #[test]
     fn extra_hosts_tmpfs_and_ulimits_in_every_form() {

@@ -98,6 +98,15 @@ pub fn check_policy(compose: &Compose, root: &Path) -> Vec<Violation> {
                 );
             }
         }
+        for (kind, refs, defined) in [("secrets", &svc.secrets, &compose.secrets), ("configs", &svc.configs, &compose.configs)] {
+            for r in refs {
+                if let Some(f) = defined.get(r.source()).and_then(|t| t.as_ref()).and_then(|t| t.file.as_ref()) {
+                    if outside(root, f) {
+                        refuse(kind, format!("{kind}: {} is the file {f}, outside the system's folder: it would be mounted into the container", r.source()));
+                    }
+                }
+            }
+        }
         for f in svc.env_file.iter().flat_map(|e| e.list()) {
             if outside(root, &f) {
                 refuse("env_file", format!("env_file: {f} is outside the system's folder: its contents would be read into the container"));
@@ -130,6 +139,12 @@ mod tests {
     fn build_contexts_and_env_files_outside_the_folder_are_refused() {
         let y = "services:\n  a:\n    build: ../..\n    env_file: [./ok.env, ~/.aws/credentials]\n  b:\n    build:\n      context: /\n  c:\n    build: ./c\n    env_file: /etc/environment\n";
         assert_eq!(violations(y), vec!["build", "env_file", "build", "env_file"]);
+    }
+
+    #[test]
+    fn secret_and_config_files_outside_the_folder_are_refused() {
+        let y = "services:\n  a:\n    image: x\n    secrets: [key, ok]\n    configs: [{source: hosts, target: /etc/h}]\nsecrets:\n  key: {file: ~/.ssh/id_ed25519}\n  ok: {file: ./ok.txt}\n  unused: {file: /etc/shadow}\nconfigs:\n  hosts: {file: ../../../etc/hosts}\n";
+        assert_eq!(violations(y), vec!["secrets", "configs"]);
     }
 
     #[test]

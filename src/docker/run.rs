@@ -10,7 +10,7 @@ use bollard::models::{
 use bollard::query_parameters::{CreateContainerOptionsBuilder, ListNetworksOptionsBuilder};
 
 use super::{DockerError, Engine, MANAGED_LABEL, PROJECT_LABEL, RUN_LABEL, SERVICE_LABEL};
-use crate::compose::model::{parse_bytes, parse_duration, Mount, Service};
+use crate::compose::model::{parse_bytes, parse_duration, FileMount, FileSource, Mount, Service};
 
 /// Labels every object of a run carries.
 pub fn labels(project: &str, run: &str, service: Option<&str>) -> HashMap<String, String> {
@@ -284,3 +284,30 @@ pub async fn published_ports(engine: &Engine, container: &str) -> Vec<(String, S
     out.dedup();
     out
 }
+
+/// Put the content of secrets and configs (`environment:`, `content:`) into a created
+/// container, before it starts; file sources are bind mounts instead.
+pub async fn copy_files(engine: &Engine, container: &str, files: &[FileMount]) -> Result<(), String> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let mut any = false;
+    for f in files {
+        let FileSource::Content(text) = &f.source else { continue };
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(f.mode);
+        header.set_uid(f.uid);
+        header.set_gid(f.gid);
+        header.set_mtime(now);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, f.target.trim_start_matches('/'), text.as_bytes()).map_err(|e| format!("{} '{}': {e}", f.kind, f.name))?;
+        any = true;
+    }
+    if !any {
+        return Ok(());
+    }
+    let body = tar.into_inner().map_err(|e| e.to_string())?;
+    let opts = bollard::query_parameters::UploadToContainerOptionsBuilder::new().path("/").build();
+    engine.docker.upload_to_container(container, Some(opts), bollard::body_full(body.into())).await.map_err(|e| e.to_string())
+}
+
