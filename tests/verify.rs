@@ -519,6 +519,40 @@ configs:
 }
 
 #[test]
+fn links_dns_options_and_extra_groups_reach_the_container() {
+    if !docker_available("links_dns") {
+        return;
+    }
+    let compose = r#"services:
+  app:
+    image: busybox:latest
+    links: ["db:database"]
+    group_add: ["4242"]
+    dns_opt: ["ndots:3"]
+    command:
+      - sh
+      - -c
+      - |
+        ping -c1 -W2 database >/dev/null || exit 11
+        id -G | grep -qw 4242 || exit 12
+        grep -q 'ndots:3' /etc/resolv.conf || exit 13
+        sleep 3600
+  db:
+    image: busybox:latest
+    command: ["sleep", "3600"]
+"#;
+    let (_dir, path, project, _guard) = compose_system(compose);
+    let report = path.join("r.json");
+    let o = masgen().arg("verify").arg(&path).args(["--settle", "2", "--stability", "0", "--report"]).arg(&report).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // The link made db a dependency: it started first.
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let names: Vec<&str> = r["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["db", "app"]);
+    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
+}
+
+#[test]
 fn down_keeps_the_built_images_unless_asked_to_remove_them() {
     if !docker_available("down_images") {
         return;

@@ -241,6 +241,38 @@ pub fn parse_with_profiles(text: &str, file: &str, active: &[String]) -> Result<
             }
         }
     }
+    // A link is a dependency too (compose starts the linked service first).
+    let names: Vec<String> = compose.services.keys().cloned().collect();
+    for (name, svc) in compose.services.iter_mut() {
+        for (target, _) in svc.link_pairs() {
+            if !names.contains(&target) {
+                return Err(ComposeError::Invalid { file: file.to_string(), message: format!("service '{name}' links to '{target}', which is not a service in this file: add it or fix the name") });
+            }
+            let listed = svc.depends_on.as_ref().is_some_and(|d| d.entries().iter().any(|(d, _)| *d == target));
+            if !listed {
+                let mut deps: IndexMap<String, Option<super::model::DependsSpec>> = match svc.depends_on.take() {
+                    Some(super::model::DependsOn::Map(m)) => m,
+                    Some(super::model::DependsOn::List(l)) => l.into_iter().map(|d| (d, None)).collect(),
+                    None => IndexMap::new(),
+                };
+                deps.insert(target, None);
+                svc.depends_on = Some(super::model::DependsOn::Map(deps));
+            }
+        }
+        if svc.logging.as_ref().and_then(|l| l.driver.as_deref()) == Some("none") {
+            warnings.push(format!("{file}: service '{name}': logging driver none: masgen cannot show this service's logs when it fails"));
+        }
+        if let Some(p) = svc.platform.as_deref() {
+            let arch = match std::env::consts::ARCH {
+                "x86_64" => "amd64",
+                "aarch64" => "arm64",
+                other => other,
+            };
+            if !p.split('/').nth(1).is_some_and(|a| a == arch) {
+                warnings.push(format!("{file}: service '{name}': platform {p} is not this machine's (linux/{arch}): its image must run under emulation or will not start"));
+            }
+        }
+    }
     // Sharing another service's or container's namespaces needs that container to exist
     // when this one is created, which masgen's create-early start does not promise.
     for (name, svc) in compose.services.iter_mut() {

@@ -547,12 +547,41 @@ pub struct Service {
     pub ulimits: IndexMap<String, Ulimit>,
     #[serde(default)]
     pub sysctls: Option<KeyValues>,
+    /// `service` or `service:alias`: the service, reachable from this one under the alias too.
+    #[serde(default)]
+    pub links: Vec<String>,
+    #[serde(default)]
+    pub dns: Option<StringOrList>,
+    #[serde(default)]
+    pub dns_search: Option<StringOrList>,
+    #[serde(default)]
+    pub dns_opt: Vec<String>,
+    #[serde(default)]
+    pub group_add: Vec<Scalar>,
+    #[serde(default)]
+    pub domainname: Option<String>,
+    #[serde(default)]
+    pub logging: Option<Logging>,
+    /// Accepted: masgen builds what has a `build:` and uses a local image or pulls it.
+    #[serde(default)]
+    pub pull_policy: Option<String>,
+    #[serde(default)]
+    pub platform: Option<String>,
     /// Files from the top-level `secrets:`, mounted at /run/secrets/<name>.
     #[serde(default)]
     pub secrets: Vec<FileRef>,
     /// Files from the top-level `configs:`, mounted at /<name>.
     #[serde(default)]
     pub configs: Vec<FileRef>,
+}
+
+/// `logging:`: Docker's log driver and its options.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct Logging {
+    #[serde(default)]
+    pub driver: Option<String>,
+    #[serde(default)]
+    pub options: Option<KeyValues>,
 }
 
 /// A service's use of a top-level secret or config: its name, or where it goes and how.
@@ -699,7 +728,8 @@ pub const SERVICE_KEYS: &[&str] = &[
     "healthcheck", "restart", "volumes", "working_dir", "user", "labels", "networks", "container_name", "deploy",
     "mem_limit", "privileged", "cap_add", "cap_drop", "devices", "network_mode", "pid", "ipc", "security_opt",
     "tty", "stdin_open", "hostname", "init", "stop_grace_period", "profiles", "tmpfs", "extra_hosts", "read_only",
-    "shm_size", "stop_signal", "ulimits", "sysctls", "secrets", "configs",
+    "shm_size", "stop_signal", "ulimits", "sysctls", "secrets", "configs", "links", "dns", "dns_search", "dns_opt",
+    "group_add", "domainname", "logging", "pull_policy", "platform",
 ];
 
 /// Top-level keys masgen understands (`x-*` extensions are always allowed).
@@ -787,6 +817,17 @@ impl Service {
             .map(|t| match t.split_once(':') {
                 Some((path, opts)) => (path.to_string(), opts.to_string()),
                 None => (t, String::new()),
+            })
+            .collect()
+    }
+
+    /// `links` as (service, alias): `db` is (db, db), `db:database` is (db, database).
+    pub fn link_pairs(&self) -> Vec<(String, String)> {
+        self.links
+            .iter()
+            .map(|l| match l.split_once(':') {
+                Some((s, a)) => (s.trim().to_string(), a.trim().to_string()),
+                None => (l.trim().to_string(), l.trim().to_string()),
             })
             .collect()
     }

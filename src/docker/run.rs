@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, EndpointSettings, HealthConfig, HostConfig, NetworkCreateRequest, NetworkingConfig, PortBinding,
+    ContainerCreateBody, DeviceMapping, EndpointSettings, HealthConfig, HostConfig, HostConfigLogConfig, NetworkCreateRequest, NetworkingConfig, PortBinding,
     ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{CreateContainerOptionsBuilder, ListNetworksOptionsBuilder};
@@ -178,7 +178,9 @@ pub fn container_body(
     aliases.extend(svc.container_name.clone());
     aliases.extend(svc.hostname.clone());
     aliases.extend(svc.networks.iter().flat_map(|n| n.aliases()));
-    let endpoint = EndpointSettings { aliases: Some(aliases), network_id: Some(network.1.to_string()), ..Default::default() };
+    // A link is an alias only this container sees, as compose makes it on its network.
+    let links: Vec<String> = svc.link_pairs().into_iter().map(|(target, alias)| format!("{project}-{target}-1:{alias}")).collect();
+    let endpoint = EndpointSettings { aliases: Some(aliases), links: Some(links), network_id: Some(network.1.to_string()), ..Default::default() };
     // `network_mode: host`, `none` or `bridge` (the first only with --allow-unsafe) instead
     // of the project's network; published ports mean nothing on host or none.
     let project_network = svc.network_mode.as_deref().is_none_or(str::is_empty);
@@ -216,6 +218,14 @@ pub fn container_body(
                 .map(|(name, u)| ResourcesUlimits { name: Some(name.clone()), soft: Some(u.limits().0), hard: Some(u.limits().1) })
                 .collect(),
         ),
+        dns: svc.dns.as_ref().map(|d| d.list()),
+        dns_search: svc.dns_search.as_ref().map(|d| d.list()),
+        dns_options: Some(svc.dns_opt.clone()),
+        group_add: Some(svc.group_add.iter().map(|g| g.text()).collect()),
+        log_config: svc.logging.as_ref().map(|l| HostConfigLogConfig {
+            typ: l.driver.clone(),
+            config: l.options.as_ref().map(|o| o.pairs().into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect()),
+        }),
         sysctls: svc.sysctls.as_ref().map(|s| s.pairs().into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect()),
         // masgen watches every exit itself; Docker restarting a crashed container would
         // hide the crash.
@@ -231,6 +241,7 @@ pub fn container_body(
         working_dir: svc.working_dir.clone(),
         user: svc.user.as_ref().map(|u| u.text()),
         hostname: svc.hostname.clone(),
+        domainname: svc.domainname.clone(),
         stop_signal: svc.stop_signal.clone(),
         tty: svc.tty,
         open_stdin: svc.stdin_open,
