@@ -268,7 +268,7 @@ pub fn parse_with_profiles(text: &str, file: &str, active: &[String]) -> Result<
                 "aarch64" => "arm64",
                 other => other,
             };
-            if !p.split('/').nth(1).is_some_and(|a| a == arch) {
+            if p.split('/').nth(1).is_none_or(|a| a != arch) {
                 warnings.push(format!("{file}: service '{name}': platform {p} is not this machine's (linux/{arch}): its image must run under emulation or will not start"));
             }
         }
