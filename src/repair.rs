@@ -169,12 +169,20 @@ pub struct Shown {
     pub excerpt_of: Option<Vec<String>>,
 }
 
+/// The system's main compose file, relative to `root`, as verification chooses it.
+fn main_compose_file(root: &Path, compose_files: &[PathBuf]) -> Option<String> {
+    let first = crate::compose::load::compose_paths(root, compose_files).ok()?.into_iter().next()?;
+    let canonical = root.canonicalize().ok()?;
+    first.strip_prefix(&canonical).ok().map(|p| p.to_string_lossy().into_owned())
+}
+
 /// The files a round shows the model: every implicated file that exists, plus the compose
 /// file. Of the compose file only the entries of the failing services and of the services
 /// they name are shown when that is at most half of it: they are what the evidence is
 /// about, the tree names the rest, and edits to them apply to the file as it is.
-fn implicated_files(root: &Path, diags: &[Diagnostic]) -> Vec<Shown> {
-    let compose = crate::compose::find_compose_file(root).ok().and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()));
+fn implicated_files(root: &Path, compose_files: &[PathBuf], diags: &[Diagnostic]) -> Vec<Shown> {
+    // The main compose file: the first of `-f`/COMPOSE_FILE, else the folder's own.
+    let compose = main_compose_file(root, compose_files);
     let mut paths: Vec<String> = diags.iter().flat_map(|d| d.files.clone()).collect();
     paths.extend(compose.clone());
     let mut seen = std::collections::BTreeSet::new();
@@ -332,7 +340,7 @@ pub async fn repair_loop(
         let n = rounds.len() as u32 + 1;
         events.emit(Event::Phase { name: format!("repair round {n} of {}", ropts.max_rounds) });
         let before_sig = signature(&report.diagnostics);
-        let mut record = match run_round(&session, &mut ws, spec, dir, n, base + n, &report.diagnostics, ropts, &events).await {
+        let mut record = match run_round(&session, &mut ws, spec, dir, &vopts.files, n, base + n, &report.diagnostics, ropts, &events).await {
             Ok(r) => r,
             Err(RepairError::Generate(GenerateError::Llm(LlmError::Budget { .. }))) => {
                 events.warn("the next repair request could cross --max-cost; stopping before it".to_string());
@@ -516,6 +524,7 @@ async fn run_round(
     ws: &mut Workspace,
     spec: &str,
     dir: &Path,
+    compose_files: &[PathBuf],
     n: u32,
     folder: u32,
     diags: &[Diagnostic],
@@ -529,7 +538,7 @@ async fn run_round(
     save(&rdir.join("diagnostics.txt"), &full, events);
     save(&rdir.join("diagnostics.json"), &serde_json::to_string_pretty(diags).unwrap_or_default(), events);
     let full_rel = format!(".masgen/rounds/{folder:03}/diagnostics.txt");
-    let files = implicated_files(dir, diags);
+    let files = implicated_files(dir, compose_files, diags);
     let tree = ws.files();
     let prompt = prompts::repair(spec, &tree, &files, &render_diagnostics(diags, ropts.diagnostics_budget, &full_rel));
     let excerpted: Vec<String> = files.iter().filter(|f| f.excerpt_of.is_some()).map(|f| f.path.clone()).collect();

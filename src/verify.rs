@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::compose::model::Condition;
-use crate::compose::{check_policy, load_project, ComposeError, Project};
+use crate::compose::{check_policy, load::load_project_files, ComposeError, Project};
 use crate::diagnose::{self, tail, Diagnostic, Phase};
 use crate::docker::build::{self, BuildSpec, Built};
 use crate::docker::health::{self, Readiness, Wait};
@@ -44,6 +44,8 @@ pub struct VerifyOptions {
     pub jobs: usize,
     /// Rebuild every image without any cache.
     pub no_cache: bool,
+    /// Compose files named with `-f` (relative to the folder); empty: COMPOSE_FILE or the default.
+    pub files: Vec<std::path::PathBuf>,
     /// Labels this run's objects; Ctrl-C handlers tear down by it.
     pub run_id: String,
     pub events: Events,
@@ -62,6 +64,7 @@ impl Default for VerifyOptions {
             execute: false,
             jobs: default_jobs(),
             no_cache: false,
+            files: Vec::new(),
             run_id: new_run_id(),
             events: Events::none(),
         }
@@ -140,7 +143,7 @@ enum St {
 
 /// Files a failure of `service` implicates: its Dockerfile and code, and the compose file.
 fn implicated(project: &Project, service: &str) -> Vec<String> {
-    let compose_file = project.file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let compose_file = project.rel(&project.file);
     let mut files = Vec::new();
     if let Some(b) = project.compose.services.get(service).and_then(|s| s.build.as_ref()) {
         let ctx = b.context().trim_start_matches("./").trim_end_matches('/');
@@ -152,13 +155,11 @@ fn implicated(project: &Project, service: &str) -> Vec<String> {
     }
     files.push(compose_file);
     // Whatever the override says about the service is as much its cause.
-    files.extend(project.override_file.as_ref().and_then(|f| f.file_name()).map(|f| f.to_string_lossy().into_owned()));
+    files.extend(project.merged_files.iter().filter_map(|f| project.inside(f)));
     // And so is what it inherits through `extends` from files in the folder.
     for f in project.extended_from.get(service).into_iter().flatten() {
-        if let Some(rel) = f.strip_prefix(&project.root).ok().map(|r| r.to_string_lossy().into_owned()) {
-            if !files.contains(&rel) {
-                files.push(rel);
-            }
+        if let Some(rel) = project.inside(f).filter(|r| !files.contains(r)) {
+            files.push(rel);
         }
     }
     files
@@ -183,7 +184,7 @@ pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Ve
     let t0 = Instant::now();
     let ev = &opts.events;
     ev.emit(Event::Phase { name: "verify: preflight".into() });
-    let project = load_project(dir)?;
+    let project = load_project_files(dir, &opts.files)?;
     let mut report = VerifyReport { project: project.name.clone(), run_id: opts.run_id.clone(), warnings: project.warnings.clone(), ..Default::default() };
     for w in &project.warnings {
         ev.warn(w.clone());
@@ -194,7 +195,7 @@ pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Ve
             for v in violations {
                 let d = Diagnostic::new(&v.service, Phase::Policy, format!("refused: {} (pass --allow-unsafe to allow)", v.key))
                     .evidence(v.detail)
-                    .files(vec![project.file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()]);
+                    .files(vec![project.rel(&project.file)]);
                 ev.emit(Event::ServiceFailed { service: d.service.clone(), phase: "policy".into(), summary: d.summary.clone() });
                 report.diagnostics.push(d);
             }

@@ -343,3 +343,29 @@ fn repair_works_on_a_compose_project_masgen_did_not_write() {
     assert!(std::fs::read_to_string(path.join("docker-compose.yml")).unwrap().contains("DATABASE_URL: sqlite"));
     assert!(nothing_left(&project(&path)).is_empty());
 }
+
+#[test]
+fn repair_with_f_shows_and_fixes_the_named_compose_file_not_the_folders_own() {
+    if !docker_available("repair_f") {
+        return;
+    }
+    let (_dir, path, guard) = unique_output("rep-f");
+    std::fs::create_dir_all(&path).unwrap();
+    // The folder's own file is healthy and unrelated; the named one fails.
+    std::fs::write(path.join("docker-compose.yml"), "services:\n  other:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n").unwrap();
+    std::fs::write(path.join("stack.yml"), "services:\n  app:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"echo 'FATAL: no queue configured' >&2; exit 4\"]\n").unwrap();
+    let fix = "<edit path=\"stack.yml\">\n<<<<<<< SEARCH\n    command: [\"sh\", \"-c\", \"echo 'FATAL: no queue configured' >&2; exit 4\"]\n=======\n    command: [\"sleep\", \"3600\"]\n>>>>>>> REPLACE\n</edit>\n";
+    let fake = FakeAnthropic::scripted(vec![Reply::text(fix)]);
+    let o = masgen()
+        .arg("repair")
+        .arg(&path)
+        .args(["-f", "stack.yml", "-k", TEST_KEY, "--base-url", &fake.url, "--settle", "1", "--stability", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let prompt = fake.requests()[0].last_user_text();
+    assert!(prompt.contains("FATAL: no queue configured") && prompt.contains("stack.yml"), "{prompt}");
+    assert!(!prompt.contains("other:"), "the folder's own compose file is not what runs: {prompt}");
+    assert!(std::fs::read_to_string(path.join("stack.yml")).unwrap().contains("[\"sleep\", \"3600\"]"));
+    assert!(nothing_left(&guard.0).is_empty());
+}

@@ -553,6 +553,33 @@ fn links_dns_options_and_extra_groups_reach_the_container() {
 }
 
 #[test]
+fn verify_and_down_take_compose_files_with_f_as_docker_compose_does() {
+    if !docker_available("compose_f") {
+        return;
+    }
+    // The folder's own compose file would fail; the named files make a healthy system.
+    let (_dir, path, project, _guard) = compose_system("services:\n  app:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"exit 3\"]\n");
+    std::fs::create_dir(path.join("ci")).unwrap();
+    std::fs::write(path.join("base.yml"), "services:\n  app:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"exit 4\"]\n").unwrap();
+    std::fs::write(path.join("ci/fix.yml"), "services:\n  app:\n    command: [\"sleep\", \"3600\"]\n").unwrap();
+    let report = path.join("r.json");
+    let o = masgen().arg("verify").arg(&path).args(["-f", "base.yml", "--settle", "1", "--stability", "0", "--report"]).arg(&report).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert!(r["diagnostics"][0]["summary"].as_str().unwrap().contains("exited with code 4"), "{r}");
+    assert_eq!(r["diagnostics"][0]["files"], serde_json::json!(["base.yml"]));
+    let o = masgen().arg("verify").arg(&path).args(["-f", "base.yml", "--file", "ci/fix.yml", "--settle", "1", "--stability", "0", "--keep"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!leftovers(&project).is_empty(), "--keep left it running");
+    let o = masgen().arg("down").arg(&path).args(["-f", "base.yml"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
+    let o = masgen().arg("verify").arg(&path).args(["-f", "missing.yml"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("missing.yml (named by -f) does not exist"), "{}", text(&o));
+}
+
+#[test]
 fn down_keeps_the_built_images_unless_asked_to_remove_them() {
     if !docker_available("down_images") {
         return;

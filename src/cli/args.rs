@@ -144,6 +144,11 @@ pub struct RepairArgs {
     /// What the system should do; default: the spec in .masgen/state.json. Text or @file.
     #[arg(long)]
     pub spec: Option<String>,
+    /// A compose file to use instead of the one found in the folder (relative to it);
+    /// repeat to merge later files over earlier ones, as `docker compose -f`. Default:
+    /// COMPOSE_FILE, else the folder's compose file and its override file.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
     /// Images built at once (default: the number of cores, at least 4).
     #[arg(long)]
     pub jobs: Option<u16>,
@@ -197,6 +202,11 @@ pub struct VerifyArgs {
     /// Also write the report (JSON) to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// A compose file to use instead of the one found in the folder (relative to it);
+    /// repeat to merge later files over earlier ones, as `docker compose -f`. Default:
+    /// COMPOSE_FILE, else the folder's compose file and its override file.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub verify: VerifyFlags,
 }
@@ -209,6 +219,11 @@ pub struct DownArgs {
     /// Also remove the images masgen built for it (`masgen/<project>-<service>`), like `docker compose down --rmi local`.
     #[arg(long)]
     pub images: bool,
+    /// A compose file to use instead of the one found in the folder (relative to it);
+    /// repeat to merge later files over earlier ones, as `docker compose -f`. Default:
+    /// COMPOSE_FILE, else the folder's compose file and its override file.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 }
 
 /// `masgen SPEC ...` means `masgen generate SPEC ...`: insert the subcommand when the

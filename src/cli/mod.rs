@@ -99,7 +99,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Generate(a) => generate(a, &events, cli.json, color).await,
         Command::Verify(a) => verify_cmd(a, &events, cli.json, color).await,
         Command::Repair(a) => repair_cmd(a, &events, cli.json, color).await,
-        Command::Down(a) => down(&a.dir, a.images, &events, cli.json).await,
+        Command::Down(a) => down(&a.dir, &a.files, a.images, &events, cli.json).await,
     };
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -365,13 +365,20 @@ async fn repair_cmd(a: args::RepairArgs, events: &Events, json: bool, color: boo
     if !a.dir.is_dir() {
         return Err(Fatal::new(exit::USAGE, format!("{} is not a folder: pass the folder that holds the compose file", a.dir.display())));
     }
-    crate::compose::find_compose_file(&a.dir).map_err(|e| Fatal::new(exit::USAGE, e))?;
+    if a.files.is_empty() {
+        crate::compose::find_compose_file(&a.dir).map_err(|e| Fatal::new(exit::USAGE, e))?;
+    }
+    for f in &a.files {
+        if !a.dir.join(f).is_file() {
+            return Err(Fatal::new(exit::USAGE, format!("-f {}: no such file in {} (paths are relative to the system's folder)", f.display(), a.dir.display())));
+        }
+    }
     let spec = match &a.spec {
         Some(s) => crate::resolve_spec_arg(s).map_err(|e| Fatal::new(exit::USAGE, e))?,
         None => crate::workspace::State::load(&a.dir).map_err(|e| Fatal::new(exit::USAGE, e))?.map(|s| s.spec).unwrap_or_default(),
     };
     let jobs = a.jobs.map_or_else(crate::verify::default_jobs, usize::from);
-    let vopts = verify_options(&a.run.verify, jobs, events)?;
+    let vopts = VerifyOptions { files: a.files.clone(), ..verify_options(&a.run.verify, jobs, events)? };
     let generator = build_generator(&a.run, events)?;
     let ropts = repair_options(&a.run, 0.0);
     let report = RunReport { command: "repair".into(), ..Default::default() };
@@ -416,7 +423,7 @@ fn print_repair(r: &RepairReport, color: bool) {
 
 async fn verify_cmd(a: args::VerifyArgs, events: &Events, json: bool, color: bool) -> Result<i32, Fatal> {
     let jobs = a.jobs.map_or_else(crate::verify::default_jobs, usize::from);
-    let opts = verify_options(&a.verify, jobs, events)?;
+    let opts = VerifyOptions { files: a.files.clone(), ..verify_options(&a.verify, jobs, events)? };
     if !a.dir.is_dir() {
         return Err(Fatal::new(exit::USAGE, format!("{} is not a folder: pass the folder that holds the compose file", a.dir.display())));
     }
@@ -433,8 +440,8 @@ async fn verify_cmd(a: args::VerifyArgs, events: &Events, json: bool, color: boo
     Ok(code)
 }
 
-async fn down(dir: &Path, images: bool, events: &Events, json: bool) -> Result<i32, Fatal> {
-    let name = match crate::compose::load_project(dir) {
+async fn down(dir: &Path, files: &[std::path::PathBuf], images: bool, events: &Events, json: bool) -> Result<i32, Fatal> {
+    let name = match crate::compose::load::load_project_files(dir, files) {
         Ok(p) => p.name,
         Err(_) => {
             let abs = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());

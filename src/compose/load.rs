@@ -14,6 +14,8 @@ pub const COMPOSE_FILE_NAMES: &[&str] = &["compose.yaml", "compose.yml", "docker
 pub enum ComposeError {
     #[error("no compose file in {dir}: expected one of docker-compose.yml, docker-compose.yaml, compose.yml, compose.yaml")]
     NotFound { dir: PathBuf },
+    #[error("{} (named by {from}) does not exist or is not a file: fix the name; paths are relative to the system's folder", path.display())]
+    Listed { path: PathBuf, from: String },
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{file}:{line}:{column}: {message}")]
@@ -39,8 +41,9 @@ pub struct Project {
     /// The folder holding the compose file; relative paths resolve against it.
     pub root: PathBuf,
     pub file: PathBuf,
-    /// The override file merged over `file`, when there is one.
-    pub override_file: Option<PathBuf>,
+    /// Files merged over `file`, in order: its override file, or the later `-f` /
+    /// `COMPOSE_FILE` files.
+    pub merged_files: Vec<PathBuf>,
     /// Services that extend a service of another file: those files (`extends: {file: ...}`).
     pub extended_from: BTreeMap<String, Vec<PathBuf>>,
     /// Project name: the file's `name:`, else the folder's name, lowercased.
@@ -50,6 +53,18 @@ pub struct Project {
     pub order: Vec<String>,
     /// Unknown keys and other things that do not stop the run.
     pub warnings: Vec<String>,
+}
+
+impl Project {
+    /// `p` as a path relative to the system's folder, if it is inside it.
+    pub fn inside(&self, p: &Path) -> Option<String> {
+        p.strip_prefix(&self.root).ok().map(|r| r.to_string_lossy().into_owned())
+    }
+
+    /// `p` relative to the system's folder, or whole when it is outside.
+    pub fn rel(&self, p: &Path) -> String {
+        self.inside(p).unwrap_or_else(|| p.display().to_string())
+    }
 }
 
 /// Find the compose file in `dir`.
@@ -361,59 +376,90 @@ fn override_file(dir: &Path, main: &str) -> Option<PathBuf> {
     ["yaml", "yml"].iter().map(|ext| dir.join(format!("{family}.override.{ext}"))).find(|p| p.is_file())
 }
 
+/// The compose files of the project in `dir`, in merge order (under its canonical path):
+/// `files` (`-f`, relative to `dir`) when there are any, else `COMPOSE_FILE` from the
+/// environment or `.env`, else the file found in `dir` and its override file.
+pub fn compose_paths(dir: &Path, files: &[PathBuf]) -> Result<Vec<PathBuf>, ComposeError> {
+    let dotenv = read_dotenv(dir);
+    let lookup = |k: &str| std::env::var(k).ok().or_else(|| dotenv.get(k).cloned());
+    let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    // Like docker compose: COMPOSE_FILE, separated by COMPOSE_PATH_SEPARATOR (`:`).
+    let from_env: Vec<PathBuf> = match lookup("COMPOSE_FILE").filter(|f| !f.trim().is_empty()) {
+        Some(list) => {
+            let sep = lookup("COMPOSE_PATH_SEPARATOR").filter(|s| !s.is_empty()).unwrap_or_else(|| ":".into());
+            list.split(sep.as_str()).map(str::trim).filter(|f| !f.is_empty()).map(PathBuf::from).collect()
+        }
+        None => Vec::new(),
+    };
+    let (named, from) = if !files.is_empty() { (files.to_vec(), "-f") } else { (from_env, "COMPOSE_FILE") };
+    if named.is_empty() {
+        let main = find_compose_file(dir)?;
+        let main_name = main.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        return Ok(std::iter::once(root.join(&main_name)).chain(override_file(&root, &main_name)).collect());
+    }
+    let mut paths = Vec::new();
+    for f in named {
+        let p = root.join(&f);
+        if !p.is_file() {
+            return Err(ComposeError::Listed { path: p, from: from.into() });
+        }
+        paths.push(p);
+    }
+    Ok(paths)
+}
+
 /// Load the compose project in `dir`: find the file (and its override file), interpolate
 /// from the environment and `.env` (the environment wins), merge, parse, validate.
 pub fn load_project(dir: &Path) -> Result<Project, ComposeError> {
-    let path = find_compose_file(dir)?;
-    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    let text = std::fs::read_to_string(&path).map_err(|source| ComposeError::Read { path: path.clone(), source })?;
+    load_project_files(dir, &[])
+}
+
+/// [`load_project`] with the compose files named: `files` (`-f`, relative to `dir`) when
+/// there are any, else `COMPOSE_FILE` from the environment or `.env`, else the file found
+/// in `dir` and its override file. Later files are merged over earlier ones.
+pub fn load_project_files(dir: &Path, files: &[PathBuf]) -> Result<Project, ComposeError> {
     let dotenv = read_dotenv(dir);
     let lookup = |k: &str| std::env::var(k).ok().or_else(|| dotenv.get(k).cloned());
-    let text = interpolate(&text, &lookup)
-        .map_err(|(line, column, message)| ComposeError::Interpolation { file: file.clone(), line, column, message })?;
+    let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let paths = compose_paths(dir, files)?;
+    let shown = |p: &Path| p.strip_prefix(&root).unwrap_or(p).display().to_string();
+    let read = |p: &Path| -> Result<(String, serde_json::Value), ComposeError> {
+        let name = shown(p);
+        let text = std::fs::read_to_string(p).map_err(|source| ComposeError::Read { path: p.to_path_buf(), source })?;
+        let text = interpolate(&text, &lookup).map_err(|(line, column, message)| ComposeError::Interpolation { file: name.clone(), line, column, message })?;
+        let doc = serde_saphyr::from_str(&text).map_err(|e| syntax(&name, e))?;
+        Ok((text, doc))
+    };
     // Like docker compose: COMPOSE_PROFILES, from the environment or `.env`, comma-separated.
     let active: Vec<String> =
         lookup("COMPOSE_PROFILES").unwrap_or_default().split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
-    // docker compose merges an override file next to the main one by itself, and so does
-    // masgen. Each file's syntax errors keep their own lines; the merged document's type
-    // errors name both files. `extends` is resolved in the merged document.
-    let over = override_file(dir, &file);
-    let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let mut doc: serde_json::Value = serde_saphyr::from_str(&text).map_err(|e| syntax(&file, e))?;
-    let mut label = file.clone();
+    // Each file's syntax errors keep their own lines; the merged document's type errors
+    // name every file. `extends` is resolved in the merged document.
+    let (text, mut doc) = read(&paths[0])?;
+    let mut label = shown(&paths[0]);
     let mut rewritten = false;
-    if let Some(over_path) = &over {
-        let over_file = over_path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-        let over_text = std::fs::read_to_string(over_path).map_err(|source| ComposeError::Read { path: over_path.clone(), source })?;
-        let over_text = interpolate(&over_text, &lookup)
-            .map_err(|(line, column, message)| ComposeError::Interpolation { file: over_file.clone(), line, column, message })?;
-        let over_doc: serde_json::Value = serde_saphyr::from_str(&over_text).map_err(|e| syntax(&over_file, e))?;
+    for over in &paths[1..] {
+        let (_, over_doc) = read(over)?;
         super::merge::merge_documents(&mut doc, over_doc);
-        label = format!("{file} + {over_file}");
+        label = format!("{label} + {}", shown(over));
         rewritten = true;
     }
     let mut extended_from = BTreeMap::new();
     if super::extends::uses_extends(&doc) {
-        let read = |p: &Path| -> Result<serde_json::Value, ComposeError> {
-            let shown = p.strip_prefix(&root).unwrap_or(p).display().to_string();
-            let text = std::fs::read_to_string(p).map_err(|source| ComposeError::Read { path: p.to_path_buf(), source })?;
-            let text = interpolate(&text, &lookup).map_err(|(line, column, message)| ComposeError::Interpolation { file: shown.clone(), line, column, message })?;
-            serde_saphyr::from_str(&text).map_err(|e| syntax(&shown, e))
-        };
-        extended_from = super::extends::resolve(&mut doc, &root, &root.join(&file), &read)?;
+        let load = |p: &Path| read(p).map(|(_, doc)| doc);
+        extended_from = super::extends::resolve(&mut doc, &root, &paths[0], &load)?;
         rewritten = true;
     }
-    let (compose, order, mut warnings) = if rewritten {
+    let (compose, order, warnings) = if rewritten {
         parse_with_profiles(&serde_json::to_string_pretty(&doc).unwrap_or_default(), &label, &active)?
     } else {
-        parse_with_profiles(&text, &file, &active)?
+        parse_with_profiles(&text, &label, &active)?
     };
-    if lookup("COMPOSE_FILE").is_some_and(|f| !f.is_empty()) {
-        warnings.push(format!("COMPOSE_FILE is set, but masgen reads only {file}"));
-    }
     let folder = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "masgen".into());
     let name = sanitize_project_name(compose.name.as_deref().unwrap_or(&folder));
-    Ok(Project { root, file: path, override_file: over, extended_from, name, compose, order, warnings })
+    let mut paths = paths.into_iter();
+    let file = paths.next().expect("one file at least");
+    Ok(Project { root, file, merged_files: paths.collect(), extended_from, name, compose, order, warnings })
 }
 
 #[cfg(test)]
@@ -488,6 +534,35 @@ mod tests {
         let err = parse_compose_str("services:\n  a:\n    image: x\n    restart: sometimes\n", "c.yml").unwrap_err().to_string();
         assert!(err.contains("service 'a': restart: 'sometimes' is not a restart policy: use no, always"), "{err}");
         assert!(parse_compose_str("services:\n  a:\n    image: x\n    restart: on-failure:x\n", "c.yml").is_err());
+    }
+
+    #[test]
+    fn files_named_by_f_or_compose_file_are_merged_in_order_instead_of_the_default() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("docker-compose.yml"), "services:\n  default:\n    image: x\n").unwrap();
+        std::fs::write(d.path().join("docker-compose.override.yml"), "services:\n  default:\n    image: y\n").unwrap();
+        std::fs::create_dir(d.path().join("ci")).unwrap();
+        std::fs::write(d.path().join("base.yml"), "services:\n  app:\n    image: x\n    command: [\"prod\"]\n").unwrap();
+        std::fs::write(d.path().join("ci/test.yml"), "services:\n  app:\n    command: [\"test\"]\n  db:\n    image: y\n").unwrap();
+        let p = load_project_files(d.path(), &["base.yml".into(), "ci/test.yml".into()]).unwrap();
+        assert_eq!(p.order, vec!["app", "db"], "the default file and its override are not read");
+        assert_eq!(p.compose.services["app"].command.as_ref().unwrap().argv(), vec!["test"]);
+        assert_eq!((p.rel(&p.file), p.merged_files.iter().map(|f| p.rel(f)).collect::<Vec<_>>()), ("base.yml".into(), vec!["ci/test.yml".to_string()]));
+        // COMPOSE_FILE from .env, with its separator; -f wins over it.
+        std::fs::write(d.path().join(".env"), "COMPOSE_PATH_SEPARATOR=,\nCOMPOSE_FILE=base.yml,ci/test.yml\n").unwrap();
+        assert_eq!(load_project(d.path()).unwrap().order, vec!["app", "db"]);
+        assert_eq!(load_project_files(d.path(), &["base.yml".into()]).unwrap().order, vec!["app"]);
+        std::fs::write(d.path().join(".env"), "COMPOSE_FILE=base.yml:ci/nope.yml\n").unwrap();
+        let err = load_project(d.path()).unwrap_err().to_string();
+        assert!(err.contains("ci/nope.yml (named by COMPOSE_FILE) does not exist"), "{err}");
+        let err = load_project_files(d.path(), &["nope.yml".into()]).unwrap_err().to_string();
+        assert!(err.contains("nope.yml (named by -f) does not exist"), "{err}");
+        // A syntax error names the file it is in, relative to the folder.
+        std::fs::write(d.path().join("ci/test.yml"), "services:\n  app:\n    command: [unclosed\n").unwrap();
+        match load_project_files(d.path(), &["base.yml".into(), "ci/test.yml".into()]).unwrap_err() {
+            ComposeError::Syntax { file, .. } => assert_eq!(file, "ci/test.yml"),
+            other => panic!("{other}"),
+        }
     }
 
     #[test]
