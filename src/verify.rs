@@ -630,6 +630,12 @@ async fn start_service(
             .await
             .map(|s| *s != St::Failed)
             .unwrap_or(false);
+        // An optional dependency (`required: false`) that failed is warned about, as
+        // compose does, and the service starts anyway.
+        if !ok && svc.depends_on.as_ref().is_some_and(|d| d.optional(&dep)) {
+            opts.events.warn(format!("{name}: its optional dependency {dep} failed (required: false): starting it anyway"));
+            continue;
+        }
         if !ok {
             let mut d = Diagnostic::new(name, Phase::Start, format!("not started: depends on {dep}, which failed"));
             d.consequence = true;

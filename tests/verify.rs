@@ -580,6 +580,23 @@ fn verify_and_down_take_compose_files_with_f_as_docker_compose_does() {
 }
 
 #[test]
+fn a_service_whose_optional_dependency_fails_still_starts_and_is_verified() {
+    if !docker_available("optional_dep") {
+        return;
+    }
+    let compose = "services:\n  app:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n    depends_on:\n      cache: {condition: service_healthy, required: false}\n  cache:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"exit 3\"]\n";
+    let (_dir, path, project, _guard) = compose_system(compose);
+    let report = path.join("r.json");
+    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--report"]).arg(&report).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "the failed dependency is still a failure: {}", text(&o));
+    assert!(text(&o).contains("app: its optional dependency cache failed (required: false): starting it anyway"), "{}", text(&o));
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let state = |n: &str| r["services"].as_array().unwrap().iter().find(|s| s["name"] == n).unwrap()["state"].as_str().unwrap().to_string();
+    assert_eq!((state("app"), state("cache")), ("ready".to_string(), "failed".to_string()), "{r}");
+    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
+}
+
+#[test]
 fn down_keeps_the_built_images_unless_asked_to_remove_them() {
     if !docker_available("down_images") {
         return;

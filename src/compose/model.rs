@@ -298,6 +298,14 @@ pub enum DependsOn {
 }
 
 impl DependsOn {
+    /// Whether the dependency on `service` says `required: false`.
+    pub fn optional(&self, service: &str) -> bool {
+        match self {
+            DependsOn::List(_) => false,
+            DependsOn::Map(m) => m.get(service).and_then(|s| s.as_ref()).and_then(|s| s.required) == Some(false),
+        }
+    }
+
     pub fn entries(&self) -> Vec<(String, Condition)> {
         match self {
             DependsOn::List(l) => l.iter().map(|s| (s.clone(), Condition::ServiceStarted)).collect(),
