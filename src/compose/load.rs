@@ -439,7 +439,8 @@ pub fn load_project_files(dir: &Path, files: &[PathBuf]) -> Result<Project, Comp
     let mut label = shown(&paths[0]);
     let mut rewritten = false;
     for over in &paths[1..] {
-        let (_, over_doc) = read(over)?;
+        let (over_text, mut over_doc) = read(over)?;
+        super::merge::apply_tags(&mut doc, &mut over_doc, &super::merge::merge_tags(&over_text));
         super::merge::merge_documents(&mut doc, over_doc);
         label = format!("{label} + {}", shown(over));
         rewritten = true;
@@ -563,6 +564,17 @@ mod tests {
             ComposeError::Syntax { file, .. } => assert_eq!(file, "ci/test.yml"),
             other => panic!("{other}"),
         }
+    }
+
+    #[test]
+    fn reset_and_override_tags_in_an_override_file_apply_when_the_project_loads() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("compose.yaml"), "services:\n  app:\n    image: x\n    ports: [\"80:80\"]\n    environment: {A: \"1\"}\n").unwrap();
+        std::fs::write(d.path().join("compose.override.yaml"), "services:\n  app:\n    ports: !reset []\n    environment: !override {B: \"2\"}\n").unwrap();
+        let p = load_project(d.path()).unwrap();
+        let app = &p.compose.services["app"];
+        assert!(app.ports.is_empty());
+        assert_eq!(app.environment.as_ref().unwrap().pairs(), vec![("B".to_string(), Some("2".to_string()))]);
     }
 
     #[test]
