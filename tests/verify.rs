@@ -597,6 +597,34 @@ fn a_service_whose_optional_dependency_fails_still_starts_and_is_verified() {
 }
 
 #[test]
+fn volumes_from_mounts_another_services_volumes_after_it_exists() {
+    if !docker_available("volumes_from") {
+        return;
+    }
+    let compose = r#"services:
+  app:
+    image: busybox:latest
+    volumes_from: ["data:ro"]
+    command:
+      - sh
+      - -c
+      - |
+        for i in 1 2 3 4 5 6 7 8 9 10; do [ -f /shared/x ] && break; sleep 0.2; done
+        test "$$(cat /shared/x)" = hi || exit 11
+        touch /shared/y 2>/dev/null && exit 12
+        sleep 3600
+  data:
+    image: busybox:latest
+    volumes: ["/shared"]
+    command: ["sh", "-c", "echo hi > /shared/x; exec sleep 3600"]
+"#;
+    let (_dir, path, project, _guard) = compose_system(compose);
+    let o = masgen().arg("verify").arg(&path).args(["--settle", "3", "--stability", "0"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
+}
+
+#[test]
 fn down_keeps_the_built_images_unless_asked_to_remove_them() {
     if !docker_available("down_images") {
         return;

@@ -256,12 +256,16 @@ pub fn parse_with_profiles(text: &str, file: &str, active: &[String]) -> Result<
             }
         }
     }
-    // A link is a dependency too (compose starts the linked service first).
+    // A link or a volumes_from service is a dependency too (compose starts it first).
     let names: Vec<String> = compose.services.keys().cloned().collect();
     for (name, svc) in compose.services.iter_mut() {
-        for (target, _) in svc.link_pairs() {
+        let sources = svc.volumes_from_entries().into_iter().filter_map(|(service, _, _)| service);
+        for target in svc.link_pairs().into_iter().map(|(t, _)| t).chain(sources).collect::<Vec<_>>() {
             if !names.contains(&target) {
-                return Err(ComposeError::Invalid { file: file.to_string(), message: format!("service '{name}' links to '{target}', which is not a service in this file: add it or fix the name") });
+                return Err(ComposeError::Invalid {
+                    file: file.to_string(),
+                    message: format!("service '{name}' links to or takes volumes from '{target}', which is not a service in this file: add it or fix the name"),
+                });
             }
             let listed = svc.depends_on.as_ref().is_some_and(|d| d.entries().iter().any(|(d, _)| *d == target));
             if !listed {

@@ -558,6 +558,9 @@ pub struct Service {
     /// `service` or `service:alias`: the service, reachable from this one under the alias too.
     #[serde(default)]
     pub links: Vec<String>,
+    /// `service[:ro|:rw]` or `container:name[:ro|:rw]`: that container's volumes, mounted here too.
+    #[serde(default)]
+    pub volumes_from: Vec<String>,
     #[serde(default)]
     pub dns: Option<StringOrList>,
     #[serde(default)]
@@ -737,7 +740,7 @@ pub const SERVICE_KEYS: &[&str] = &[
     "mem_limit", "privileged", "cap_add", "cap_drop", "devices", "network_mode", "pid", "ipc", "security_opt",
     "tty", "stdin_open", "hostname", "init", "stop_grace_period", "profiles", "tmpfs", "extra_hosts", "read_only",
     "shm_size", "stop_signal", "ulimits", "sysctls", "secrets", "configs", "links", "dns", "dns_search", "dns_opt",
-    "group_add", "domainname", "logging", "pull_policy", "platform",
+    "group_add", "domainname", "logging", "pull_policy", "platform", "volumes_from",
 ];
 
 /// Top-level keys masgen understands (`x-*` extensions are always allowed).
@@ -836,6 +839,24 @@ impl Service {
             .map(|l| match l.split_once(':') {
                 Some((s, a)) => (s.trim().to_string(), a.trim().to_string()),
                 None => (l.trim().to_string(), l.trim().to_string()),
+            })
+            .collect()
+    }
+
+    /// `volumes_from` as (service, or None for a `container:` entry, the source, mode).
+    pub fn volumes_from_entries(&self) -> Vec<(Option<String>, String, Option<String>)> {
+        self.volumes_from
+            .iter()
+            .map(|v| {
+                let (container, rest) = match v.strip_prefix("container:") {
+                    Some(rest) => (true, rest),
+                    None => (false, v.as_str()),
+                };
+                let (name, mode) = match rest.rsplit_once(':') {
+                    Some((n, m)) if m == "ro" || m == "rw" => (n.to_string(), Some(m.to_string())),
+                    _ => (rest.to_string(), None),
+                };
+                ((!container).then(|| name.clone()), name, mode)
             })
             .collect()
     }

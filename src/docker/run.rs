@@ -218,6 +218,15 @@ pub fn container_body(
                 .map(|(name, u)| ResourcesUlimits { name: Some(name.clone()), soft: Some(u.limits().0), hard: Some(u.limits().1) })
                 .collect(),
         ),
+        volumes_from: Some(
+            svc.volumes_from_entries()
+                .into_iter()
+                .map(|(service, source, mode)| {
+                    let container = if service.is_some() { format!("{project}-{source}-1") } else { source };
+                    mode.map_or(container.clone(), |m| format!("{container}:{m}"))
+                })
+                .collect(),
+        ),
         dns: svc.dns.as_ref().map(|d| d.list()),
         dns_search: svc.dns_search.as_ref().map(|d| d.list()),
         dns_options: Some(svc.dns_opt.clone()),
