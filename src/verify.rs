@@ -597,11 +597,12 @@ async fn start_service(
     // Created now, started when its dependencies allow (as compose does): creation is
     // off the path from one dependency level to the next.
     let container = format!("{}-{name}-1", project.name);
-    // A service taking another's volumes can only be created once that container exists.
-    for source in svc.volumes_from_entries().into_iter().filter_map(|(service, _, _)| service) {
+    // A service taking another's volumes or joining its namespaces can only be created
+    // once that container exists.
+    for source in svc.created_after() {
         let mut rx = channels[&source].1.clone();
         if rx.wait_for(|s| *s != St::Pending).await.map(|s| *s == St::Failed).unwrap_or(true) {
-            let mut d = Diagnostic::new(name, Phase::Start, format!("not started: takes volumes from {source}, which failed"));
+            let mut d = Diagnostic::new(name, Phase::Start, format!("not started: needs the container of {source}, which failed"));
             d.consequence = true;
             return fail(d);
         }

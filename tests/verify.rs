@@ -348,8 +348,8 @@ fn allowed_unsafe_settings_run_as_written() {
     assert_eq!(o.status.code(), Some(1), "NET_ADMIN is refused without --allow-unsafe: {}", text(&o));
     let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--keep", "--allow-unsafe"]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(text(&o).contains("service 'sidecar': network_mode: service:admin is not supported by masgen and is ignored"), "{}", text(&o));
     let inspect = |service: &str, format: &str| inspect(&format!("{project}-{service}-1"), format);
+    assert_eq!(inspect("sidecar", "{{.HostConfig.NetworkMode}}"), format!("container:{}", inspect("admin", "{{.Id}}")));
     assert_eq!(inspect("admin", "{{json .HostConfig.CapAdd}} {{json .HostConfig.CapDrop}} {{json .HostConfig.SecurityOpt}}"), r#"["NET_ADMIN"] ["MKNOD"] ["no-new-privileges:true"]"#);
     assert_eq!(inspect("isolated", "{{.HostConfig.NetworkMode}} {{.HostConfig.IpcMode}}"), "none private");
     let logs = std::process::Command::new("docker").args(["logs", &format!("{project}-admin-1")]).output().unwrap();
@@ -620,6 +620,36 @@ fn volumes_from_mounts_another_services_volumes_after_it_exists() {
 "#;
     let (_dir, path, project, _guard) = compose_system(compose);
     let o = masgen().arg("verify").arg(&path).args(["--settle", "3", "--stability", "0"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
+}
+
+#[test]
+fn a_service_joins_another_services_network_and_pid_namespaces() {
+    if !docker_available("service_namespaces") {
+        return;
+    }
+    let compose = r#"services:
+  sidecar:
+    image: busybox:latest
+    network_mode: "service:web"
+    pid: "service:web"
+    hostname: ignored-here
+    command:
+      - sh
+      - -c
+      - |
+        for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O /dev/null http://127.0.0.1:8080/ && break; sleep 0.3; done
+        wget -q -O /dev/null http://127.0.0.1:8080/ || exit 11
+        ps | grep -q '[h]ttpd' || exit 12
+        sleep 3600
+  web:
+    image: busybox:latest
+    ports: ["8080"]
+    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
+"#;
+    let (_dir, path, project, _guard) = compose_system(compose);
+    let o = masgen().arg("verify").arg(&path).args(["--settle", "4", "--stability", "0"]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
 }

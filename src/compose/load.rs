@@ -259,13 +259,17 @@ pub fn parse_with_profiles(text: &str, file: &str, active: &[String]) -> Result<
     // A link or a volumes_from service is a dependency too (compose starts it first).
     let names: Vec<String> = compose.services.keys().cloned().collect();
     for (name, svc) in compose.services.iter_mut() {
-        let sources = svc.volumes_from_entries().into_iter().filter_map(|(service, _, _)| service);
-        for target in svc.link_pairs().into_iter().map(|(t, _)| t).chain(sources).collect::<Vec<_>>() {
+        for target in svc.link_pairs().into_iter().map(|(t, _)| t).chain(svc.created_after()).collect::<Vec<_>>() {
             if !names.contains(&target) {
                 return Err(ComposeError::Invalid {
                     file: file.to_string(),
-                    message: format!("service '{name}' links to or takes volumes from '{target}', which is not a service in this file: add it or fix the name"),
+                    message: format!(
+                        "service '{name}' links to, takes volumes from or joins a namespace of '{target}', which is not a service in this file: add it or fix the name"
+                    ),
                 });
+            }
+            if target == *name {
+                return Err(ComposeError::Invalid { file: file.to_string(), message: format!("service '{name}' names itself in links, volumes_from or a service: namespace") });
             }
             let listed = svc.depends_on.as_ref().is_some_and(|d| d.entries().iter().any(|(d, _)| *d == target));
             if !listed {
@@ -292,13 +296,13 @@ pub fn parse_with_profiles(text: &str, file: &str, active: &[String]) -> Result<
             }
         }
     }
-    // Sharing another service's or container's namespaces needs that container to exist
-    // when this one is created, which masgen's create-early start does not promise.
+    // Another service's namespaces are joined once its container exists; a container
+    // outside the system is not the system's to join.
     for (name, svc) in compose.services.iter_mut() {
         for (key, value) in [("network_mode", &mut svc.network_mode), ("pid", &mut svc.pid), ("ipc", &mut svc.ipc)] {
-            if value.as_deref().is_some_and(|v| v.starts_with("service:") || v.starts_with("container:")) {
+            if value.as_deref().is_some_and(|v| v.starts_with("container:")) {
                 warnings.push(format!(
-                    "{file}: service '{name}': {key}: {} is not supported by masgen and is ignored (the service gets its own {key} namespace)",
+                    "{file}: service '{name}': {key}: {} names a container outside the system, which masgen does not join: ignored (the service gets its own {key} namespace)",
                     value.take().unwrap_or_default()
                 ));
             }

@@ -861,6 +861,19 @@ impl Service {
             .collect()
     }
 
+    /// The services whose containers must exist before this one is created: those it takes
+    /// volumes from, and those whose namespaces it joins (`network_mode`/`pid`/`ipc: service:X`).
+    pub fn created_after(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.volumes_from_entries().into_iter().filter_map(|(service, _, _)| service).collect();
+        for mode in [&self.network_mode, &self.pid, &self.ipc].into_iter().flatten() {
+            if let Some(x) = mode.strip_prefix("service:") {
+                out.push(x.trim().to_string());
+            }
+        }
+        out.dedup();
+        out
+    }
+
     pub fn cpu_limit(&self) -> Option<f64> {
         let l = self.deploy.as_ref()?.resources.as_ref()?.limits.as_ref()?;
         l.cpus.as_ref()?.text().parse().ok()

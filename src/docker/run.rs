@@ -187,6 +187,13 @@ pub fn container_body(
     if !project_network && svc.network_mode.as_deref() != Some("bridge") {
         bindings.clear();
     }
+    // `service:X` is X's container; joining its network leaves names, ports and DNS to it
+    // (Docker refuses them on such a container).
+    let namespace = |mode: &Option<String>| mode.as_deref().map(|m| m.strip_prefix("service:").map_or(m.to_string(), |x| format!("container:{project}-{}-1", x.trim())));
+    let joins_network = svc.network_mode.as_deref().is_some_and(|m| m.starts_with("service:"));
+    if joins_network {
+        exposed.clear();
+    }
     let host_config = HostConfig {
         port_bindings: Some(bindings),
         binds: Some(binds),
@@ -207,11 +214,11 @@ pub fn container_body(
                 .map(|(host, inside, perms)| DeviceMapping { path_on_host: Some(host), path_in_container: Some(inside), cgroup_permissions: Some(perms) })
                 .collect(),
         ),
-        pid_mode: svc.pid.clone(),
-        ipc_mode: svc.ipc.clone(),
+        pid_mode: namespace(&svc.pid),
+        ipc_mode: namespace(&svc.ipc),
         readonly_rootfs: svc.read_only,
         shm_size: svc.shm_size.as_ref().map(|s| parse_bytes(&s.text())).transpose()?,
-        extra_hosts: Some(svc.extra_hosts()),
+        extra_hosts: Some(if joins_network { Vec::new() } else { svc.extra_hosts() }),
         ulimits: Some(
             svc.ulimits
                 .iter()
@@ -227,9 +234,9 @@ pub fn container_body(
                 })
                 .collect(),
         ),
-        dns: svc.dns.as_ref().map(|d| d.list()),
-        dns_search: svc.dns_search.as_ref().map(|d| d.list()),
-        dns_options: Some(svc.dns_opt.clone()),
+        dns: svc.dns.as_ref().filter(|_| !joins_network).map(|d| d.list()),
+        dns_search: svc.dns_search.as_ref().filter(|_| !joins_network).map(|d| d.list()),
+        dns_options: Some(if joins_network { Vec::new() } else { svc.dns_opt.clone() }),
         group_add: Some(svc.group_add.iter().map(|g| g.text()).collect()),
         log_config: svc.logging.as_ref().map(|l| HostConfigLogConfig {
             typ: l.driver.clone(),
@@ -239,7 +246,7 @@ pub fn container_body(
         // masgen watches every exit itself; Docker restarting a crashed container would
         // hide the crash.
         restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: None }),
-        network_mode: Some(if project_network { network.0.to_string() } else { svc.network_mode.clone().unwrap_or_default() }),
+        network_mode: Some(if project_network { network.0.to_string() } else { namespace(&svc.network_mode).unwrap_or_default() }),
         ..Default::default()
     };
     Ok(ContainerCreateBody {
@@ -249,8 +256,8 @@ pub fn container_body(
         env: Some(environment(svc, root)?),
         working_dir: svc.working_dir.clone(),
         user: svc.user.as_ref().map(|u| u.text()),
-        hostname: svc.hostname.clone(),
-        domainname: svc.domainname.clone(),
+        hostname: svc.hostname.clone().filter(|_| !joins_network),
+        domainname: svc.domainname.clone().filter(|_| !joins_network),
         stop_signal: svc.stop_signal.clone(),
         tty: svc.tty,
         open_stdin: svc.stdin_open,
