@@ -5,7 +5,7 @@ use indexmap::IndexMap;
 use std::path::{Path, PathBuf};
 
 use super::graph::start_order;
-use super::model::{parse_duration, Compose, TOP_KEYS, SERVICE_KEYS};
+use super::model::{parse_duration, Compose, BUILD_KEYS, SERVICE_KEYS, TOP_KEYS};
 
 /// The names Compose looks for, in its order.
 pub const COMPOSE_FILE_NAMES: &[&str] = &["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"];
@@ -215,6 +215,11 @@ pub fn parse_with_profiles(text: &str, file: &str, active: &[String]) -> Result<
                 for key in svc.as_object().into_iter().flat_map(|o| o.keys()) {
                     if !key.starts_with("x-") && !SERVICE_KEYS.contains(&key.as_str()) {
                         warnings.push(format!("{file}: service '{name}': key '{key}' is not supported by masgen and is ignored"));
+                    }
+                }
+                for key in svc.get("build").and_then(|b| b.as_object()).into_iter().flat_map(|o| o.keys()) {
+                    if !key.starts_with("x-") && !BUILD_KEYS.contains(&key.as_str()) {
+                        warnings.push(format!("{file}: service '{name}': build key '{key}' is not supported by masgen and is ignored"));
                     }
                 }
             }
@@ -500,12 +505,13 @@ mod tests {
 
     #[test]
     fn merge_keys_extensions_and_unknown_keys() {
-        let text = "x-common: &common\n  restart: \"no\"\n  environment:\n    A: \"1\"\nservices:\n  web:\n    <<: *common\n    image: busybox:latest\n    frobnicate: true\n";
+        let text = "x-common: &common\n  restart: \"no\"\n  environment:\n    A: \"1\"\nservices:\n  web:\n    <<: *common\n    image: busybox:latest\n    frobnicate: true\n    build:\n      context: .\n      dockerfile_inline: FROM x\n";
         let (compose, order, warnings) = parse_compose_str(text, "compose.yml").unwrap();
         assert_eq!(compose.services["web"].restart.as_deref(), Some("no"));
         assert_eq!(order, vec!["web"]);
-        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings.len(), 2);
         assert!(warnings[0].contains("frobnicate"), "{warnings:?}");
+        assert!(warnings[1].contains("build key 'dockerfile_inline' is not supported"), "{warnings:?}");
     }
 
     #[test]

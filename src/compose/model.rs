@@ -743,6 +743,9 @@ pub const SERVICE_KEYS: &[&str] = &[
     "group_add", "domainname", "logging", "pull_policy", "platform", "volumes_from",
 ];
 
+/// Keys of a long-form `build:` masgen understands.
+pub const BUILD_KEYS: &[&str] = &["context", "dockerfile", "args", "target"];
+
 /// Top-level keys masgen understands (`x-*` extensions are always allowed).
 pub const TOP_KEYS: &[&str] = &["version", "name", "services", "volumes", "networks", "secrets", "configs"];
 
