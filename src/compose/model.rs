@@ -706,6 +706,13 @@ impl Compose {
                     _ => return Err(format!("{kind} '{name}' has no file:, environment: or content:")),
                 };
                 let id = |v: Option<Scalar>| v.map(|v| v.text().parse::<u64>().map_err(|_| format!("{kind} '{name}': uid/gid {} is not a number", v.text()))).transpose();
+                // Docker copies content into the container's root filesystem, which a
+                // read-only one refuses; docker compose refuses the pair too.
+                if matches!(source, FileSource::Content(_)) && svc.read_only == Some(true) {
+                    return Err(format!(
+                        "{kind} '{name}' comes from environment: or content:, which Docker can only copy into a writable container, and the service is read_only: give the {kind} a file: instead, as docker compose also requires"
+                    ));
+                }
                 let (uid, gid) = (id(uid)?.unwrap_or(0), id(gid)?.unwrap_or(0));
                 let mode = mode.as_ref().map(file_mode).transpose().map_err(|e| format!("{kind} '{name}': {e}"))?.unwrap_or(0o444);
                 out.push(FileMount { kind, name, target, source, uid, gid, mode });
@@ -930,6 +937,10 @@ mod tests {
         assert_eq!(m[2].source, FileSource::Content("x=1".into()));
         let err = c.file_mounts(&c.services["a"], dir.path(), &|_| None).unwrap_err();
         assert!(err.contains("secret 'token' comes from the environment variable TOKEN, which is not set"), "{err}");
+        let mut read_only = c.services["a"].clone();
+        read_only.read_only = Some(true);
+        let err = c.file_mounts(&read_only, dir.path(), &env).unwrap_err();
+        assert!(err.contains("secret 'token' comes from environment: or content:, which Docker can only copy into a writable container"), "{err}");
         std::fs::remove_file(dir.path().join("pw.txt")).unwrap();
         let err = c.file_mounts(&c.services["a"], dir.path(), &env).unwrap_err();
         assert!(err.contains("secret 'pw': file ./pw.txt does not exist: create it"), "{err}");
