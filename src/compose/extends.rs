@@ -5,11 +5,12 @@
 //! context, env_file, bind mount sources) are relative to that file's folder.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
 use super::load::ComposeError;
+use super::policy::lexical;
 
 /// Reads another compose file (interpolated) as a document.
 pub type Loader<'a> = dyn Fn(&Path) -> Result<Value, ComposeError> + 'a;
@@ -131,21 +132,6 @@ impl Resolver<'_> {
         }
         Ok(&self.others[file])
     }
-}
-
-/// `p` without `.` and `..` components (no filesystem access).
-fn lexical(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 /// A path written in a file in `dir`, as the main file in `root` would write it: `./sub`

@@ -22,15 +22,10 @@ const DEFAULT_CAPS: &[&str] = &[
     "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE",
 ];
 
-/// Lexically normalise `p` against `root` (no filesystem access: the path may not exist).
-fn normalise(root: &Path, p: &str) -> PathBuf {
-    let joined = if let Some(rest) = p.strip_prefix("~/") {
-        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(rest)
-    } else {
-        root.join(p)
-    };
+/// `p` without `.` and `..` components (no filesystem access: the path may not exist).
+pub(crate) fn lexical(p: &Path) -> PathBuf {
     let mut out = PathBuf::new();
-    for c in joined.components() {
+    for c in p.components() {
         match c {
             Component::ParentDir => {
                 out.pop();
@@ -40,6 +35,14 @@ fn normalise(root: &Path, p: &str) -> PathBuf {
         }
     }
     out
+}
+
+/// Lexically normalise `p` against `root` (no filesystem access: the path may not exist).
+fn normalise(root: &Path, p: &str) -> PathBuf {
+    match p.strip_prefix("~/") {
+        Some(rest) => lexical(&PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(rest)),
+        None => lexical(&root.join(p)),
+    }
 }
 
 /// Whether `p` (as written in the compose file) leads outside `root`: lexically, or, where
