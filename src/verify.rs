@@ -607,22 +607,14 @@ async fn start_service(
             return fail(d);
         }
     }
-    let dotenv = crate::compose::load::read_dotenv(&project.root);
-    let lookup = |k: &str| std::env::var(k).ok().or_else(|| dotenv.get(k).cloned());
-    let made = run::container_body(&project.name, &opts.run_id, name, svc, image, &project.root, network, volumes, settings)
-        .and_then(|body| project.compose.file_mounts(svc, &project.root, &lookup).map(|files| (body, files)));
-    let (mut body, files) = match made {
+    // The container's own settings are judged first, then its secrets and configs.
+    let files = project.compose.file_mounts(svc, &project.root, &|k| project.lookup(k));
+    let made = run::container_body(&project.name, &opts.run_id, name, svc, image, &project.root, network, volumes, settings, files.as_deref().unwrap_or_default())
+        .and_then(|body| files.map(|files| (body, files)));
+    let (body, files) = match made {
         Ok(made) => made,
         Err(e) => return fail(Diagnostic::new(name, Phase::Start, e).files(implicated(project, name))),
     };
-    // Secrets and configs from files are read-only bind mounts, as compose makes them.
-    if let Some(binds) = body.host_config.as_mut().and_then(|h| h.binds.as_mut()) {
-        for f in &files {
-            if let crate::compose::model::FileSource::Path(p) = &f.source {
-                binds.push(format!("{}:{}:ro", p.display(), f.target));
-            }
-        }
-    }
     if let Err(why) = run::create(engine, &container, body).await? {
         return fail(Diagnostic::new(name, Phase::Start, "Docker refused to create the container").evidence(why).files(implicated(project, name)));
     }

@@ -53,12 +53,19 @@ pub struct Project {
     pub order: Vec<String>,
     /// Unknown keys and other things that do not stop the run.
     pub warnings: Vec<String>,
+    /// The folder's `.env`, read once.
+    pub dotenv: BTreeMap<String, String>,
 }
 
 impl Project {
     /// `p` as a path relative to the system's folder, if it is inside it.
     pub fn inside(&self, p: &Path) -> Option<String> {
         p.strip_prefix(&self.root).ok().map(|r| r.to_string_lossy().into_owned())
+    }
+
+    /// A variable as compose sees it: the environment, then `.env`.
+    pub fn lookup(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok().or_else(|| self.dotenv.get(key).cloned())
     }
 
     /// `p` relative to the system's folder, or whole when it is outside.
@@ -394,8 +401,12 @@ fn override_file(dir: &Path, main: &str) -> Option<PathBuf> {
 /// environment or `.env`, else the file found in `dir` and its override file.
 pub fn compose_paths(dir: &Path, files: &[PathBuf]) -> Result<Vec<PathBuf>, ComposeError> {
     let dotenv = read_dotenv(dir);
-    let lookup = |k: &str| std::env::var(k).ok().or_else(|| dotenv.get(k).cloned());
     let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    paths_named(dir, &root, files, &|k| std::env::var(k).ok().or_else(|| dotenv.get(k).cloned()))
+}
+
+/// [`compose_paths`] with the folder's canonical path and its variables already read.
+fn paths_named(dir: &Path, root: &Path, files: &[PathBuf], lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<PathBuf>, ComposeError> {
     // Like docker compose: COMPOSE_FILE, separated by COMPOSE_PATH_SEPARATOR (`:`).
     let from_env: Vec<PathBuf> = match lookup("COMPOSE_FILE").filter(|f| !f.trim().is_empty()) {
         Some(list) => {
@@ -408,7 +419,7 @@ pub fn compose_paths(dir: &Path, files: &[PathBuf]) -> Result<Vec<PathBuf>, Comp
     if named.is_empty() {
         let main = find_compose_file(dir)?;
         let main_name = main.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-        return Ok(std::iter::once(root.join(&main_name)).chain(override_file(&root, &main_name)).collect());
+        return Ok(std::iter::once(root.join(&main_name)).chain(override_file(root, &main_name)).collect());
     }
     let mut paths = Vec::new();
     for f in named {
@@ -434,7 +445,7 @@ pub fn load_project_files(dir: &Path, files: &[PathBuf]) -> Result<Project, Comp
     let dotenv = read_dotenv(dir);
     let lookup = |k: &str| std::env::var(k).ok().or_else(|| dotenv.get(k).cloned());
     let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let paths = compose_paths(dir, files)?;
+    let paths = paths_named(dir, &root, files, &lookup)?;
     let shown = |p: &Path| p.strip_prefix(&root).unwrap_or(p).display().to_string();
     let read = |p: &Path| -> Result<(String, serde_json::Value), ComposeError> {
         let name = shown(p);
@@ -473,7 +484,7 @@ pub fn load_project_files(dir: &Path, files: &[PathBuf]) -> Result<Project, Comp
     let name = sanitize_project_name(compose.name.as_deref().unwrap_or(&folder));
     let mut paths = paths.into_iter();
     let file = paths.next().expect("one file at least");
-    Ok(Project { root, file, merged_files: paths.collect(), extended_from, name, compose, order, warnings })
+    Ok(Project { root, file, merged_files: paths.collect(), extended_from, name, compose, order, warnings, dotenv })
 }
 
 #[cfg(test)]

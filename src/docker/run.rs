@@ -111,6 +111,7 @@ pub fn container_body(
     network: (&str, &str),
     volumes: &HashMap<String, String>,
     settings: &RunSettings,
+    files: &[FileMount],
 ) -> Result<ContainerCreateBody, String> {
     let mut lbls = labels(project, run, Some(name));
     for (k, v) in svc.labels.iter().flat_map(|l| l.pairs()) {
@@ -152,6 +153,13 @@ pub fn container_body(
             Mount::Tmpfs { target } => {
                 tmpfs.insert(target, String::new());
             }
+        }
+    }
+    // Secrets and configs from files are read-only bind mounts, as compose makes them; the
+    // others are copied in after creation (copy_files).
+    for f in files {
+        if let FileSource::Path(p) = &f.source {
+            binds.push(format!("{}:{}:ro", p.display(), f.target));
         }
     }
     for (target, opts) in svc.tmpfs_mounts() {
