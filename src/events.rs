@@ -38,7 +38,8 @@ pub enum Event {
     /// An image build began.
     BuildStarted { service: String },
     /// An image build ended (or was skipped because the context is unchanged).
-    BuildFinished { service: String, secs: f64, cached: bool, ok: bool },
+    /// `patched`: made from an earlier image with new COPY layers, no builder run.
+    BuildFinished { service: String, secs: f64, cached: bool, patched: bool, ok: bool },
     /// A container was created and started.
     ContainerStarted { service: String, container: String },
     /// A service reached its ready condition.

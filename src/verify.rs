@@ -337,11 +337,11 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
             let r = build::build(engine, &project.name, &spec).await;
             match &r {
                 Ok(b) => {
-                    ev.emit(Event::BuildFinished { service: spec.service.clone(), secs: b.secs, cached: b.cached, ok: true });
+                    ev.emit(Event::BuildFinished { service: spec.service.clone(), secs: b.secs, cached: b.cached, patched: b.patched, ok: true });
                     image_channels[&spec.service].0.send_replace(ImageState::Ready(b.image.clone()));
                 }
                 Err(_) => {
-                    ev.emit(Event::BuildFinished { service: spec.service.clone(), secs: 0.0, cached: false, ok: false });
+                    ev.emit(Event::BuildFinished { service: spec.service.clone(), secs: 0.0, cached: false, patched: false, ok: false });
                     // Dependents learn it from the service's own state, as for any failure.
                     channels[&spec.service].0.send_replace(St::Failed);
                     image_channels[&spec.service].0.send_replace(ImageState::Failed);

@@ -930,3 +930,107 @@ fn a_rebuilt_base_image_makes_a_new_image() {
     assert_ne!(second, first);
     assert!(log.contains("two") && !log.contains("one"), "the container runs on the new base: {log}");
 }
+
+/// What an image holds under `paths` (every entry's type, mode, owner, size, content and, for
+/// files, time) and its configuration, read from a container that never starts.
+fn image_snapshot(image: &str, paths: &[&str]) -> (Vec<String>, String) {
+    let docker = |args: &[&str]| {
+        let o = std::process::Command::new("docker").args(args).output().unwrap();
+        assert!(o.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    };
+    let id = String::from_utf8(docker(&["create", image, "true"])).unwrap().trim().to_string();
+    let mut entries = Vec::new();
+    for path in paths {
+        let tar = docker(&["cp", &format!("{id}:{path}"), "-"]);
+        let mut archive = tar::Archive::new(&tar[..]);
+        for e in archive.entries().unwrap() {
+            let mut e = e.unwrap();
+            let h = e.header().clone();
+            let mut content = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut content).unwrap();
+            let time = if h.entry_type().is_dir() { 0 } else { h.mtime().unwrap() };
+            entries.push(format!(
+                "{path}: {} {:?} {:o} {}:{} {} {} {time}",
+                e.path().unwrap().display(),
+                h.entry_type(),
+                h.mode().unwrap(),
+                h.uid().unwrap(),
+                h.gid().unwrap(),
+                content.len(),
+                blake3::hash(&content).to_hex()
+            ));
+        }
+    }
+    docker(&["rm", &id]);
+    entries.sort();
+    let config = String::from_utf8(docker(&["image", "inspect", "-f", "{{json .Config}}", image])).unwrap();
+    (entries, config)
+}
+
+/// A change to files that only trailing COPYs read patches the previous image instead of
+/// running the builder; the patched image holds exactly what the builder makes of the same
+/// files (checked against a `--no-cache` build), with the same configuration.
+#[test]
+fn a_patched_image_holds_what_the_builder_builds() {
+    if !docker_available("patched_image") {
+        return;
+    }
+    let dockerfile = "FROM python:3.11-slim\nWORKDIR /app\nCOPY requirements.txt .\nRUN mkdir -p /opt/data && echo ok > /opt/data/x\nCOPY . .\nCOPY lib/ /opt/lib/\n\
+        COPY tool.py /usr/local/bin\nCOPY cli.py /usr/local/bin/cli\nCOPY [\"conf/a.ini\", \"conf/b.ini\", \"/etc/demo/\"]\nUSER 1000\nENV MODE=test\n\
+        CMD [\"python3\", \"-c\", \"import time; time.sleep(600)\"]\n";
+    let (_dir, path, project, _guard) = compose_system("services:\n  app:\n    build: ./app\n");
+    let app = path.join("app");
+    for (file, content) in [
+        ("Dockerfile", dockerfile),
+        ("requirements.txt", "# none\n"),
+        ("app.py", "print('one')\n"),
+        ("lib/old.py", "OLD = 1\n"),
+        ("lib/x.py", "X = 1\n"),
+        ("tool.py", "print('tool')\n"),
+        ("cli.py", "print('cli')\n"),
+        ("conf/a.ini", "[a]\n"),
+        ("conf/b.ini", "[b]\n"),
+    ] {
+        std::fs::create_dir_all(app.join(file).parent().unwrap()).unwrap();
+        std::fs::write(app.join(file), content).unwrap();
+    }
+    let verify = |extra: &[&str], env: &[(&str, &str)]| {
+        let o = masgen().envs(env.iter().copied()).arg("verify").arg(&path).args(["--settle", "1", "--stability", "0"]).args(extra).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        text(&o)
+    };
+    let image = || project_images(&project).into_iter().next().unwrap();
+    let paths = ["/app", "/opt/lib", "/usr/local/bin/tool.py", "/usr/local/bin/cli", "/etc/demo"];
+    assert!(verify(&[], &[]).contains("build app: built in"));
+    // Code the first COPY . . reads, a new folder, a deleted file, and files later COPYs read.
+    std::fs::write(app.join("app.py"), "print('two')\n").unwrap();
+    std::fs::remove_file(app.join("lib/old.py")).unwrap();
+    std::fs::create_dir_all(app.join("lib/new")).unwrap();
+    std::fs::write(app.join("lib/new/y.py"), "Y = 2\n").unwrap();
+    std::fs::write(app.join("conf/a.ini"), "[a]\nchanged = 1\n").unwrap();
+    let out = verify(&[], &[]);
+    assert!(out.contains("build app: patched in"), "{out}");
+    let patched = image_snapshot(&image(), &paths);
+    // What the RUN below the patched COPYs wrote is still there (its time is the build's).
+    assert!(image_snapshot(&image(), &["/opt/data"]).0.iter().any(|e| e.starts_with("/opt/data: data/x Regular 100644 0:0 3 ")));
+    assert!(patched.0.iter().any(|e| e.contains("/opt/lib: lib/new/y.py")), "{:#?}", patched.0);
+    assert!(!patched.0.iter().any(|e| e.contains("old.py")), "a deleted file is gone: {:#?}", patched.0);
+    assert!(patched.0.iter().any(|e| e.starts_with("/usr/local/bin/tool.py: tool.py Regular")), "into the existing folder: {:#?}", patched.0);
+    let log = std::fs::read_to_string(path.join(".masgen/logs/build-app.log")).unwrap();
+    assert!(log.contains("masgen: patched") && log.contains("COPY . ."), "{log}");
+    let built = {
+        assert!(verify(&["--no-cache"], &[]).contains("build app: built in"));
+        image_snapshot(&image(), &paths)
+    };
+    assert_eq!(patched.0, built.0, "the files differ from the builder's");
+    assert_eq!(patched.1, built.1, "the configuration differs from the builder's");
+    // A file an earlier COPY reads goes to the builder; so does everything with MASGEN_PATCH=0.
+    std::fs::write(app.join("requirements.txt"), "# still none\n").unwrap();
+    assert!(verify(&[], &[]).contains("build app: built in"));
+    std::fs::write(app.join("app.py"), "print('three')\n").unwrap();
+    assert!(verify(&[], &[("MASGEN_PATCH", "0")]).contains("build app: built in"));
+    std::fs::write(app.join("app.py"), "print('four')\n").unwrap();
+    assert!(verify(&[], &[]).contains("build app: patched in"));
+    assert_eq!(nothing_left(&project), Vec::<String>::new());
+}

@@ -81,12 +81,13 @@ pub fn human_events(color: bool) -> (Events, ProgressBar) {
             Event::Rejected { path, reason } => line(paint(color, "33", &format!("warning: refused {path:?}: {reason}; not written"))),
             Event::FileWritten { .. } | Event::FileDeleted { .. } => {}
             Event::BuildStarted { service } => pb.set_message(format!("building {service}")),
-            Event::BuildFinished { service, secs, cached, ok } => line(format!(
+            Event::BuildFinished { service, secs, cached, patched, ok } => line(format!(
                 "    build {service}: {}",
-                match (ok, cached) {
-                    (false, _) => paint(color, "31", "failed"),
-                    (true, true) => "unchanged, cached image".to_string(),
-                    (true, false) => format!("built in {secs:.1}s"),
+                match (ok, cached, patched) {
+                    (false, _, _) => paint(color, "31", "failed"),
+                    (true, true, _) => "unchanged, cached image".to_string(),
+                    (true, false, true) => format!("patched in {secs:.1}s (new COPY layer on the previous image, no builder run)"),
+                    (true, false, false) => format!("built in {secs:.1}s"),
                 }
             )),
             Event::ContainerStarted { service, .. } => pb.set_message(format!("started {service}")),

@@ -7,7 +7,7 @@ use std::time::Instant;
 use bollard::query_parameters::BuildImageOptionsBuilder;
 use futures_util::StreamExt;
 
-use super::buildkit;
+use super::{buildkit, patch};
 use super::context::build_context;
 use super::{Engine, PROJECT_LABEL};
 use crate::diagnose::{tail, Diagnostic, Phase};
@@ -38,6 +38,8 @@ pub struct Built {
     pub image: String,
     pub secs: f64,
     pub cached: bool,
+    /// Made by patching an earlier image's COPY layers (see `patch.rs`), not by a builder.
+    pub patched: bool,
     pub hash: String,
 }
 
@@ -85,17 +87,38 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
     })?;
     let image = format!("masgen/{project}-{}:{}", spec.service, &ctx.hash[..12]);
     if !spec.no_cache && engine.image_exists(&image).await {
-        return Ok(Built { image, secs: started.elapsed().as_secs_f64(), cached: true, hash: ctx.hash });
+        return Ok(Built { image, secs: started.elapsed().as_secs_f64(), cached: true, patched: false, hash: ctx.hash });
+    }
+    let log_path = spec.log_dir.as_ref().map(|d| d.join(format!("build-{}.log", spec.service)));
+    let dockerfile_text = std::fs::read_to_string(spec.context.join(&spec.dockerfile)).unwrap_or_default();
+    let steps = patch::steps_label(&dockerfile_text, &settings, &ctx.tar, &ctx.hash);
+    // Why an image that could have been patched was built instead, for the build log.
+    let mut not_patched = String::new();
+    if let Some(label) = steps.as_ref().filter(|_| !spec.no_cache && patching_enabled()) {
+        match patch::patch(engine, project, spec, &image, label, &dockerfile_text, &ctx.tar).await {
+            Ok(Some(p)) => {
+                if let Some(path) = &log_path {
+                    let _ = crate::workspace::write_atomic(path, p.log.as_bytes());
+                }
+                return Ok(Built { image, secs: started.elapsed().as_secs_f64(), cached: false, patched: true, hash: ctx.hash });
+            }
+            Ok(None) => {}
+            Err(why) => not_patched = format!("#0 masgen: not patched ({why}); the builder builds it\n"),
+        }
     }
     // One label only: the classic builder turns every build-time label into a step of
     // its own (a container and a commit each), which cost seconds per image. The
     // `masgen/` repository names the rest.
-    let labels: HashMap<String, String> = [(PROJECT_LABEL.to_string(), project.to_string())].into();
+    let mut labels: HashMap<String, String> = [(PROJECT_LABEL.to_string(), project.to_string())].into();
     let args: HashMap<String, String> = spec.args.iter().cloned().collect();
     // Shared, not copied, between a BuildKit attempt and the classic fallback.
     let tar = hyper::body::Bytes::from(ctx.tar);
     let ran = match engine.buildkit.as_ref().filter(|_| engine.buildkit_refused.get().is_none()) {
         Some(transport) => {
+            // What each step read, so that a later change can patch this image.
+            if let Some(steps) = &steps {
+                labels.insert(patch::STEPS_LABEL.to_string(), steps.clone());
+            }
             let mut query = vec![
                 ("t", image.clone()),
                 ("dockerfile", spec.dockerfile.clone()),
@@ -124,16 +147,19 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
     };
     let ran = match ran {
         Some(out) => out,
-        None => classic(engine, &image, spec, &labels, &args, tar).await,
+        None => {
+            // Only one label for the classic builder (see above).
+            labels.remove(patch::STEPS_LABEL);
+            classic(engine, &image, spec, &labels, &args, tar).await
+        }
     };
-    let log_path = spec.log_dir.as_ref().map(|d| d.join(format!("build-{}.log", spec.service)));
     if let Some(p) = &log_path {
         let error = ran.error.as_deref().filter(|e| !ran.log.contains(*e)).map(|e| format!("\nerror: {e}\n")).unwrap_or_default();
         // The log is evidence, not a result: failing to write it must not fail the build.
-        let _ = crate::workspace::write_atomic(p, format!("{}{error}", ran.log).as_bytes());
+        let _ = crate::workspace::write_atomic(p, format!("{not_patched}{}{error}", ran.log).as_bytes());
     }
     let Some(error) = ran.error else {
-        return Ok(Built { image, secs: started.elapsed().as_secs_f64(), cached: false, hash: ctx.hash });
+        return Ok(Built { image, secs: started.elapsed().as_secs_f64(), cached: false, patched: false, hash: ctx.hash });
     };
     let step = ran.failed_step.unwrap_or_default();
     let mut files = vec![df_rel];
@@ -153,6 +179,11 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
         evidence.push_str(&format!("\n(full build output: {})", p.display()));
     }
     Err(Diagnostic::new(&spec.service, Phase::Build, summary).evidence(evidence).files(files))
+}
+
+/// Patching is on unless MASGEN_PATCH is `0` or `false`.
+fn patching_enabled() -> bool {
+    !std::env::var("MASGEN_PATCH").is_ok_and(|v| v == "0" || v.eq_ignore_ascii_case("false"))
 }
 
 /// The classic builder, through bollard; its output read into the same shape as BuildKit's.

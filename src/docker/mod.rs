@@ -7,6 +7,7 @@ pub mod context;
 pub mod engine;
 pub mod health;
 pub mod logs;
+pub mod patch;
 pub mod run;
 pub mod teardown;
 

@@ -109,9 +109,11 @@ pub async fn prune_images(engine: &Engine, project: &str, current: &[String]) ->
         let tags: Vec<&String> = image.repo_tags.iter().filter(|t| t.as_str() != "<none>:<none>").collect();
         if tags.is_empty() {
             doomed.push(image.id.clone());
-        } else if tags.iter().all(|t| t.starts_with(&ours) && !current.contains(t)) {
-            // By tag: an image id with two tags cannot be removed by id without force.
-            doomed.extend(tags.into_iter().cloned());
+        } else if tags.iter().all(|t| t.starts_with(&ours)) {
+            // By tag: an image id with two tags cannot be removed by id without force. An
+            // image that also carries a current tag (a patch that found nothing changed
+            // tags the earlier image anew) only loses its old tags.
+            doomed.extend(tags.into_iter().filter(|t| !current.contains(t)).cloned());
         }
     }
     let removals = doomed.into_iter().map(|name| async move {

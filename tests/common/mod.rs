@@ -253,7 +253,7 @@ fn refusal(r: &Recorded) -> Option<Reply> {
 /// The masgen binary.
 pub fn masgen() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_masgen"));
-    c.env_remove("ANTHROPIC_API_KEY").env_remove("ANTHROPIC_BASE_URL").env_remove("MASGEN_MODEL").env("NO_COLOR", "1");
+    c.env_remove("ANTHROPIC_API_KEY").env_remove("ANTHROPIC_BASE_URL").env_remove("MASGEN_MODEL").env_remove("MASGEN_PATCH").env("NO_COLOR", "1");
     c
 }
 
