@@ -312,6 +312,7 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
                 log_dir: Some(project.root.join(crate::workspace::MASGEN_DIR).join("logs")),
                 no_cache: opts.no_cache,
                 bases: bases.remove(n).unwrap_or_default(),
+                run_id: opts.run_id.clone(),
             })
         })
         .collect();

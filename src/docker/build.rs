@@ -30,6 +30,8 @@ pub struct BuildSpec {
     /// The local IDs of the images its Dockerfile's FROM lines name, in order. They are part
     /// of the image's hash: a base image pulled or rebuilt since makes a new image.
     pub bases: Vec<String>,
+    /// The verification's run label value, for the short-lived objects a patch makes.
+    pub run_id: String,
 }
 
 /// A finished build.
@@ -91,7 +93,7 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
     }
     let log_path = spec.log_dir.as_ref().map(|d| d.join(format!("build-{}.log", spec.service)));
     let dockerfile_text = std::fs::read_to_string(spec.context.join(&spec.dockerfile)).unwrap_or_default();
-    let steps = patch::steps_label(&dockerfile_text, &settings, &ctx.tar, &ctx.hash);
+    let steps = patch::steps_label(&dockerfile_text, &spec.dockerfile, &settings, &ctx.tar, &ctx.hash);
     // Why an image that could have been patched was built instead, for the build log.
     let mut not_patched = String::new();
     if let Some(label) = steps.as_ref().filter(|_| !spec.no_cache && patching_enabled()) {

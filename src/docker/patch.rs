@@ -35,7 +35,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use super::build::BuildSpec;
-use super::{Engine, MANAGED_LABEL, PROJECT_LABEL};
+use super::{Engine, MANAGED_LABEL, PROJECT_LABEL, RUN_LABEL};
 
 /// The label that records each instruction's inputs.
 pub const STEPS_LABEL: &str = "io.masgen.steps";
@@ -258,8 +258,16 @@ fn steps(dockerfile: &str, ctx: &Ctx) -> Option<Vec<Step>> {
 /// The `io.masgen.steps` label for a build: a version, a digest of the build settings and
 /// the Dockerfile, and one token per instruction after FROM. None when patching can never
 /// apply to this Dockerfile.
-pub fn steps_label(dockerfile: &str, settings: &str, context_tar: &[u8], context_hash: &str) -> Option<String> {
+pub fn steps_label(dockerfile: &str, dockerfile_path: &str, settings: &str, context_tar: &[u8], context_hash: &str) -> Option<String> {
     let ctx = Ctx::read(context_tar)?;
+    // The Dockerfile and .dockerignore are sent even when .dockerignore names them; whether
+    // a COPY then sees them is the builder's business, so such a context is not patched.
+    if let Some(e) = ctx.entries.get(".dockerignore") {
+        let ignore = super::context::DockerIgnore::parse(&String::from_utf8_lossy(ctx.data(e)));
+        if ignore.excluded(dockerfile_path) || ignore.excluded(".dockerignore") {
+            return None;
+        }
+    }
     let steps = steps(dockerfile, &ctx)?;
     Some(label_of(dockerfile, settings, &steps, context_hash))
 }
@@ -583,14 +591,14 @@ pub async fn patch(engine: &Engine, project: &str, spec: &BuildSpec, image: &str
     }
     // The image below the new layers, for reading the folders the COPYs write into.
     let mut below = image_json.clone();
-    below["config"]["Labels"] = serde_json::json!({ MANAGED_LABEL: "true", PROJECT_LABEL: project });
+    below["config"]["Labels"] = serde_json::json!({ MANAGED_LABEL: "1", PROJECT_LABEL: project });
     below["created"] = serde_json::json!(rfc3339(SystemTime::now()));
     let below_id = load(engine, &below, None, &vec![None; lower]).await?;
     let probe_body = ContainerCreateBody {
         image: Some(below_id.clone()),
         cmd: Some(vec!["masgen-probe".into()]),
         network_disabled: Some(true),
-        labels: Some([(MANAGED_LABEL.to_string(), "true".to_string()), (PROJECT_LABEL.to_string(), project.to_string())].into()),
+        labels: Some([(MANAGED_LABEL.to_string(), "1".to_string()), (PROJECT_LABEL.to_string(), project.to_string()), (RUN_LABEL.to_string(), spec.run_id.clone())].into()),
         ..Default::default()
     };
     let created = engine.docker.create_container(None::<bollard::query_parameters::CreateContainerOptions>, probe_body).await;
@@ -703,16 +711,18 @@ mod tests {
         let a = context(&[("Dockerfile", df), ("requirements.txt", "x==1\n"), ("app.py", "print(1)\n")]);
         let b = context(&[("Dockerfile", df), ("requirements.txt", "x==1\n"), ("app.py", "print(2)\n")]);
         let c = context(&[("Dockerfile", df), ("requirements.txt", "x==2\n"), ("app.py", "print(1)\n")]);
-        let (la, lb, lc) = (steps_label(df, "s", &a, "ha").unwrap(), steps_label(df, "s", &b, "hb").unwrap(), steps_label(df, "s", &c, "hc").unwrap());
+        let (la, lb, lc) = (steps_label(df, "Dockerfile", "s", &a, "ha").unwrap(), steps_label(df, "Dockerfile", "s", &b, "hb").unwrap(), steps_label(df, "Dockerfile", "s", &c, "hc").unwrap());
         assert_eq!(first_change(&la, &lb), Some(Some(3)), "{la}\n{lb}");
         assert_eq!(first_change(&la, &lc), Some(Some(1)));
         assert_eq!(first_change(&la, &la), Some(None));
-        assert_eq!(first_change(&la, &steps_label(df, "other settings", &a, "ha").unwrap()), None);
+        assert_eq!(first_change(&la, &steps_label(df, "Dockerfile", "other settings", &a, "ha").unwrap()), None);
         let ctx = Ctx::read(&b).unwrap();
         let s = steps(df, &ctx).unwrap();
         assert!(matches!(&s[3].kind, Kind::Copy { sources, dest, .. } if sources == &[""] && dest == "."), "{:?}", s[3]);
         assert_eq!(s[0].kind, Kind::Layer { reads: false });
         assert_eq!(s[4].kind, Kind::Config);
+        let ignored = context(&[("Dockerfile", df), (".dockerignore", "Dockerfile\n"), ("requirements.txt", "x==1\n"), ("app.py", "print(1)\n")]);
+        assert!(steps_label(df, "Dockerfile", "s", &ignored, "h").is_none(), "a .dockerignore naming the Dockerfile");
     }
 
     #[test]
