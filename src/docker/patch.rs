@@ -554,8 +554,8 @@ pub async fn patch(engine: &Engine, project: &str, spec: &BuildSpec, image: &str
     }
     let [base] = spec.bases.as_slice() else { return Ok(None) };
     let started = std::time::Instant::now();
-    let old_image = engine.docker.inspect_image(&old).await.map_err(|e| e.to_string())?;
-    let base_image = engine.docker.inspect_image(base).await.map_err(|e| e.to_string())?;
+    let (old_image, base_image, history) = tokio::join!(engine.docker.inspect_image(&old), engine.docker.inspect_image(base), engine.docker.image_history(&old));
+    let (old_image, base_image, mut history) = (old_image.map_err(|e| e.to_string())?, base_image.map_err(|e| e.to_string())?, history.map_err(|e| e.to_string())?);
     let layers = old_image.root_fs.as_ref().and_then(|r| r.layers.clone()).unwrap_or_default();
     let base_layers = base_image.root_fs.as_ref().and_then(|r| r.layers.clone()).unwrap_or_default();
     let layer_steps = |s: &[Step]| s.iter().filter(|s| !matches!(s.kind, Kind::Config)).count();
@@ -563,7 +563,6 @@ pub async fn patch(engine: &Engine, project: &str, spec: &BuildSpec, image: &str
         return Err(format!("{old}'s layers do not line up with its Dockerfile"));
     }
     // The image's history: the base's entries, then one per step, each naming its keyword.
-    let mut history = engine.docker.image_history(&old).await.map_err(|e| e.to_string())?;
     history.reverse();
     let base_count = history.len().checked_sub(steps.len()).ok_or("its history is shorter than its Dockerfile")?;
     for (h, s) in history[base_count..].iter().zip(&steps) {
@@ -602,16 +601,25 @@ pub async fn patch(engine: &Engine, project: &str, spec: &BuildSpec, image: &str
         ..Default::default()
     };
     let created = engine.docker.create_container(None::<bollard::query_parameters::CreateContainerOptions>, probe_body).await;
-    let result = match created {
+    let (container, result) = match created {
         Ok(c) => {
             let mut probe = Probe { engine, container: c.id.clone(), seen: HashMap::new() };
             let r = new_layers(&steps, k, &base_image, &ctx, &mut probe).await;
-            let _ = engine.docker.remove_container(&c.id, Some(RemoveContainerOptionsBuilder::new().force(true).build())).await;
-            r
+            (Some(c.id), r)
         }
-        Err(e) => Err(format!("cannot create a container of the image below: {e}")),
+        Err(e) => (None, Err(format!("cannot create a container of the image below: {e}"))),
     };
-    let _ = engine.docker.remove_image(&below_id, Some(RemoveImageOptionsBuilder::new().noprune(true).build()), None).await;
+    // The probe and the image below go in the background: removing a container takes the
+    // daemon about 0.4 s on fuse-overlayfs, and nothing waits on it. Should the run end
+    // first, its teardown removes the probe (it has the run's label) and the next verify's
+    // pruning the image below (untagged, with the project's label).
+    let docker = engine.docker.clone();
+    tokio::spawn(async move {
+        if let Some(id) = &container {
+            let _ = docker.remove_container(id, Some(RemoveContainerOptionsBuilder::new().force(true).build())).await;
+        }
+        let _ = docker.remove_image(&below_id, Some(RemoveImageOptionsBuilder::new().noprune(true).build()), None).await;
+    });
     let new = result?;
     // The new image: the lower layers, the new COPY layers, the old configuration with the
     // new steps label.

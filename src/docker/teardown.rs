@@ -35,7 +35,11 @@ pub async fn remove_labelled(engine: &Engine, label: &str, value: &str) -> Remov
     // All at once: each removal waits on the daemon killing and unmounting its container.
     let removals = containers.into_iter().filter_map(|c| Some((c.id?, c.names.and_then(|n| n.first().cloned()).unwrap_or_default()))).map(|(id, name)| async move {
         let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
-        engine.docker.remove_container(&id, Some(opts)).await.map_err(|e| format!("container {} was not removed ({})", name.trim_start_matches('/'), short(&e.to_string())))
+        match engine.docker.remove_container(&id, Some(opts)).await {
+            // Gone already (a patch's probe container removes itself in the background).
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            r => r.map_err(|e| format!("container {} was not removed ({})", name.trim_start_matches('/'), short(&e.to_string()))),
+        }
     });
     for result in futures_util::future::join_all(removals).await {
         match result {
