@@ -977,9 +977,9 @@ fn a_patched_image_holds_what_the_builder_builds() {
         return;
     }
     let dockerfile = "FROM python:3.11-slim\nWORKDIR /app\nCOPY requirements.txt .\nRUN mkdir -p /opt/data && echo ok > /opt/data/x\nCOPY . .\nCOPY lib/ /opt/lib/\n\
-        COPY tool.py /usr/local/bin\nCOPY cli.py /usr/local/bin/cli\nCOPY [\"conf/a.ini\", \"conf/b.ini\", \"/etc/demo/\"]\nUSER 1000\nENV MODE=test\n\
+        USER 1000\nCOPY tool.py /usr/local/bin\nCOPY cli.py /usr/local/bin/cli\nCOPY [\"conf/a.ini\", \"conf/b.ini\", \"/etc/demo/\"]\nENV MODE=test\n\
         CMD [\"python3\", \"-c\", \"import time; time.sleep(600)\"]\n";
-    let (_dir, path, project, _guard) = compose_system("services:\n  app:\n    build: ./app\n");
+    let (_dir, path, project, _guard) = compose_system("services:\n  app:\n    build: ./app\n  web:\n    build: ./web\n");
     let app = path.join("app");
     for (file, content) in [
         ("Dockerfile", dockerfile),
@@ -991,6 +991,9 @@ fn a_patched_image_holds_what_the_builder_builds() {
         ("cli.py", "print('cli')\n"),
         ("conf/a.ini", "[a]\n"),
         ("conf/b.ini", "[b]\n"),
+        ("../web/Dockerfile", "FROM busybox:latest\nCOPY index.html /www/\nCMD [\"sleep\", \"600\"]\n"),
+        ("../web/index.html", "<p>hi</p>\n"),
+        ("../web/notes.md", "no COPY reads this\n"),
     ] {
         std::fs::create_dir_all(app.join(file).parent().unwrap()).unwrap();
         std::fs::write(app.join(file), content).unwrap();
@@ -1000,9 +1003,17 @@ fn a_patched_image_holds_what_the_builder_builds() {
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
         text(&o)
     };
-    let image = || project_images(&project).into_iter().next().unwrap();
+    let image = || project_images(&project).into_iter().find(|i| i.contains("-app:")).unwrap();
+    let web_id = || inspect(&project_images(&project).into_iter().find(|i| i.contains("-web:")).unwrap(), "{{.Id}}");
     let paths = ["/app", "/opt/lib", "/usr/local/bin/tool.py", "/usr/local/bin/cli", "/etc/demo"];
     assert!(verify(&[], &[]).contains("build app: built in"));
+    // A file no instruction reads: the same image under the new context's tag.
+    let web = web_id();
+    std::fs::write(path.join("web/notes.md"), "still not read\n").unwrap();
+    assert!(verify(&[], &[]).contains("build web: patched in"));
+    assert_eq!(web_id(), web);
+    assert!(std::fs::read_to_string(path.join(".masgen/logs/build-web.log")).unwrap().contains("nothing the Dockerfile copies changed"));
+    assert_eq!(project_images(&project).len(), 2, "the old tag is gone: {:?}", project_images(&project));
     // Code the first COPY . . reads, a new folder, a deleted file, and files later COPYs read.
     std::fs::write(app.join("app.py"), "print('two')\n").unwrap();
     std::fs::remove_file(app.join("lib/old.py")).unwrap();
