@@ -476,6 +476,24 @@ async fn copy_layer(step: &Step, workdir: &str, ctx: &Ctx<'_>, probe: &mut Probe
     builder.into_inner().map_err(|e| e.to_string())
 }
 
+/// Whether a history entry (`docker history`'s CREATED BY and SIZE) made a layer: one with a
+/// size did; of the rest, the classic builder's `#(nop)` steps and BuildKit's configuration
+/// steps did not, and RUN, COPY, ADD and WORKDIR did.
+fn makes_layer(created_by: &str, size: i64) -> bool {
+    if size > 0 {
+        return true;
+    }
+    let c = created_by.trim();
+    if let Some(rest) = c.strip_prefix("/bin/sh -c #(nop)") {
+        return matches!(rest.split_whitespace().next(), Some("COPY" | "ADD"));
+    }
+    if c.starts_with("/bin/sh -c ") || c.starts_with('|') || c.is_empty() {
+        return true;
+    }
+    let word = c.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+    matches!(word.as_str(), "RUN" | "COPY" | "ADD" | "WORKDIR")
+}
+
 fn sha256_hex(data: &[u8]) -> String {
     ring::digest::digest(&ring::digest::SHA256, data).as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -570,10 +588,17 @@ pub async fn patch(engine: &Engine, project: &str, spec: &BuildSpec, image: &str
             return Err(format!("{old}'s history does not match its Dockerfile ({:?} for {})", h.created_by, s.keyword));
         }
     }
-    // Base entries: a layer where it has a size or is not a `#(nop)` metadata step.
-    let mut empty: Vec<bool> = history[..base_count].iter().map(|h| h.size == 0 && (h.created_by.contains("#(nop)") && !h.created_by.contains("#(nop) COPY") && !h.created_by.contains("#(nop) ADD"))).collect();
-    if empty.iter().filter(|e| !**e).count() != base_layers.len() {
-        return Err(format!("{old}'s base history does not line up with its layers"));
+    // The base's entries: the API does not say which made a layer, so it is inferred. The
+    // history is only what `docker history` shows; the layers themselves are kept as
+    // they are. A guess that names more layers than the base has is cut back, so that
+    // `docker history` can still read it.
+    let mut empty: Vec<bool> = history[..base_count].iter().map(|h| !makes_layer(&h.created_by, h.size)).collect();
+    let mut extra = empty.iter().filter(|e| !**e).count().saturating_sub(base_layers.len());
+    for (e, h) in empty.iter_mut().zip(&history[..base_count]) {
+        if extra > 0 && !*e && h.size == 0 {
+            *e = true;
+            extra -= 1;
+        }
     }
     empty.extend(steps.iter().map(|s| matches!(s.kind, Kind::Config)));
     let lower = base_layers.len() + layer_steps(&steps[..k]);
@@ -731,6 +756,16 @@ mod tests {
         assert_eq!(s[4].kind, Kind::Config);
         let ignored = context(&[("Dockerfile", df), (".dockerignore", "Dockerfile\n"), ("requirements.txt", "x==1\n"), ("app.py", "print(1)\n")]);
         assert!(steps_label(df, "Dockerfile", "s", &ignored, "h").is_none(), "a .dockerignore naming the Dockerfile");
+    }
+
+    #[test]
+    fn history_entries_that_made_layers() {
+        for (by, size) in [("/bin/sh -c #(nop) COPY file:4ab9 in /etc/x", 220), ("/bin/sh -c apt-get update", 0), ("|1 A=1 /bin/sh -c true", 0), ("WORKDIR /app", 0), ("RUN /bin/sh -c true # buildkit", 0), ("COPY . . # buildkit", 0), ("", 0)] {
+            assert!(makes_layer(by, size), "{by}");
+        }
+        for by in ["/bin/sh -c #(nop)  CMD [\"python3\"]", "/bin/sh -c #(nop) WORKDIR /app", "ENV A=1", "CMD [\"a\"]", "EXPOSE map[9000/tcp:{}]", "ARG A=1", "LABEL x=y"] {
+            assert!(!makes_layer(by, 0), "{by}");
+        }
     }
 
     #[test]
