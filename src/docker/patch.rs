@@ -279,6 +279,12 @@ fn label_of(dockerfile: &str, settings: &str, steps: &[Step], context_hash: &str
     words.join(" ")
 }
 
+/// Whether the steps from `k` (the first whose input changed) on can be written by masgen:
+/// COPYs it reproduces, and steps that only set configuration.
+fn patchable(steps: &[Step], k: usize) -> bool {
+    matches!(steps.get(k).map(|s| &s.kind), Some(Kind::Copy { .. })) && steps[k + 1..].iter().all(|s| matches!(s.kind, Kind::Copy { .. } | Kind::Config))
+}
+
 /// The first step whose input differs between two labels of the same Dockerfile and
 /// settings: Some(None) when none does, None when the labels are not comparable.
 fn first_change(old: &str, new: &str) -> Option<Option<usize>> {
@@ -567,7 +573,7 @@ pub async fn patch(engine: &Engine, project: &str, spec: &BuildSpec, image: &str
     };
     let ctx = Ctx::read(context_tar).ok_or("the context is not a readable tar")?;
     let steps = steps(dockerfile, &ctx).ok_or("the Dockerfile is not one patching follows")?;
-    if !matches!(steps[k].kind, Kind::Copy { .. }) || steps[k + 1..].iter().any(|s| !matches!(s.kind, Kind::Copy { .. } | Kind::Config)) {
+    if !patchable(&steps, k) {
         return Ok(None);
     }
     let [base] = spec.bases.as_slice() else { return Ok(None) };
@@ -756,6 +762,21 @@ mod tests {
         assert_eq!(s[4].kind, Kind::Config);
         let ignored = context(&[("Dockerfile", df), (".dockerignore", "Dockerfile\n"), ("requirements.txt", "x==1\n"), ("app.py", "print(1)\n")]);
         assert!(steps_label(df, "Dockerfile", "s", &ignored, "h").is_none(), "a .dockerignore naming the Dockerfile");
+    }
+
+    #[test]
+    fn only_trailing_copies_and_configuration_are_patched() {
+        let ctx_tar = context(&[("Dockerfile", "FROM x\n"), ("requirements.txt", "a\n"), ("app.py", "1")]);
+        let ctx = Ctx::read(&ctx_tar).unwrap();
+        let usual = steps("FROM x\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\nUSER 1000\nCMD [\"python\", \"app.py\"]\n", &ctx).unwrap();
+        assert!(patchable(&usual, 3), "the code copied last");
+        assert!(!patchable(&usual, 1), "the requirements: the RUN after it must run again");
+        let compiled = steps("FROM x\nCOPY . /app/\nRUN python -m compileall /app\n", &ctx).unwrap();
+        assert!(!patchable(&compiled, 0), "a RUN after the COPY");
+        let added = steps("FROM x\nADD . /app/\n", &ctx).unwrap();
+        assert!(!patchable(&added, 0), "ADD");
+        let moved = steps("FROM x\nCOPY app.py /app/\nWORKDIR /app\n", &ctx).unwrap();
+        assert!(!patchable(&moved, 0), "a WORKDIR after the COPY makes a layer of its own");
     }
 
     #[test]
