@@ -316,6 +316,8 @@ impl DirMeta {
 enum Found {
     Missing,
     Dir(DirMeta),
+    File,
+    /// A symlink, or anything else a COPY would not simply replace or write into.
     Other,
 }
 
@@ -363,6 +365,7 @@ impl Probe<'_> {
                         gid: h.gid().unwrap_or(0),
                         mtime: h.mtime().unwrap_or(0),
                     }),
+                    tar::EntryType::Regular => Found::File,
                     _ => Found::Other,
                 }
             }
@@ -405,7 +408,9 @@ async fn copy_layer(step: &Step, workdir: &str, ctx: &Ctx<'_>, probe: &mut Probe
                 };
                 match existing {
                     Found::Dir(_) => join(&dest_abs, &rel),
-                    _ => dest_abs.clone(),
+                    Found::Missing | Found::File => dest_abs.clone(),
+                    // The builder would follow a symlink; a patch does not guess where to.
+                    Found::Other => return Err(format!("{dest_abs} is a symlink in the image below")),
                 }
             };
             let item = match e.header.entry_type() {
@@ -442,7 +447,7 @@ async fn copy_layer(step: &Step, workdir: &str, ctx: &Ctx<'_>, probe: &mut Probe
             None => match probe.stat(&dir).await? {
                 Found::Dir(m) => m,
                 Found::Missing => DirMeta::created(),
-                Found::Other => return Err(format!("{dir} is not a folder in the image below (a symlink or a file)")),
+                Found::File | Found::Other => return Err(format!("{dir} is not a folder in the image below (a symlink or a file)")),
             },
         };
         items.insert(dir, Item::Dir(meta));
