@@ -108,9 +108,9 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
             Err(why) => not_patched = format!("#0 masgen: not patched ({why}); the builder builds it\n"),
         }
     }
-    // One label only: the classic builder turns every build-time label into a step of
-    // its own (a container and a commit each), which cost seconds per image. The
-    // `masgen/` repository names the rest.
+    // The classic builder gets one label only: it turns every build-time label into a step
+    // of its own (a container and a commit each), which cost seconds per image. The
+    // `masgen/` repository names the rest. BuildKit also gets the steps label below.
     let mut labels: HashMap<String, String> = [(PROJECT_LABEL.to_string(), project.to_string())].into();
     let args: HashMap<String, String> = spec.args.iter().cloned().collect();
     // Shared, not copied, between a BuildKit attempt and the classic fallback.
