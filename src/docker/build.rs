@@ -92,12 +92,11 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
         return Ok(Built { image, secs: started.elapsed().as_secs_f64(), cached: true, patched: false, hash: ctx.hash });
     }
     let log_path = spec.log_dir.as_ref().map(|d| d.join(format!("build-{}.log", spec.service)));
-    let dockerfile_text = std::fs::read_to_string(spec.context.join(&spec.dockerfile)).unwrap_or_default();
-    let steps = patch::steps_label(&dockerfile_text, &spec.dockerfile, &settings, &ctx.tar, &ctx.hash);
+    let plan = patch::plan(&spec.dockerfile, &settings, &ctx.tar, &ctx.hash);
     // Why an image that could have been patched was built instead, for the build log.
     let mut not_patched = String::new();
-    if let Some(label) = steps.as_ref().filter(|_| !spec.no_cache && patching_enabled()) {
-        match patch::patch(engine, project, spec, &image, label, &dockerfile_text, &ctx.tar).await {
+    if let Some(plan) = plan.as_ref().filter(|_| !spec.no_cache && patching_enabled()) {
+        match patch::patch(engine, project, spec, &image, plan, &ctx.tar).await {
             Ok(Some(p)) => {
                 if let Some(path) = &log_path {
                     let _ = crate::workspace::write_atomic(path, p.log.as_bytes());
@@ -118,8 +117,8 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
     let ran = match engine.buildkit.as_ref().filter(|_| engine.buildkit_refused.get().is_none()) {
         Some(transport) => {
             // What each step read, so that a later change can patch this image.
-            if let Some(steps) = &steps {
-                labels.insert(patch::STEPS_LABEL.to_string(), steps.clone());
+            if let Some(plan) = &plan {
+                labels.insert(patch::STEPS_LABEL.to_string(), plan.label.clone());
             }
             let mut query = vec![
                 ("t", image.clone()),

@@ -255,10 +255,17 @@ fn steps(dockerfile: &str, ctx: &Ctx) -> Option<Vec<Step>> {
     Some(steps)
 }
 
-/// The `io.masgen.steps` label for a build: a version, a digest of the build settings and
-/// the Dockerfile, and one token per instruction after FROM. None when patching can never
-/// apply to this Dockerfile.
-pub fn steps_label(dockerfile: &str, dockerfile_path: &str, settings: &str, context_tar: &[u8], context_hash: &str) -> Option<String> {
+/// What patching knows of one build: its `io.masgen.steps` label and the steps behind it.
+pub struct Plan {
+    /// A version, a digest of the build settings and the Dockerfile, and one token per
+    /// instruction after FROM.
+    pub label: String,
+    steps: Vec<Step>,
+}
+
+/// The plan for a build, from its context (the Dockerfile is read from the context as sent).
+/// None when patching can never apply to this Dockerfile.
+pub fn plan(dockerfile_path: &str, settings: &str, context_tar: &[u8], context_hash: &str) -> Option<Plan> {
     let ctx = Ctx::read(context_tar)?;
     // The Dockerfile and .dockerignore are sent even when .dockerignore names them; whether
     // a COPY then sees them is the builder's business, so such a context is not patched.
@@ -268,8 +275,9 @@ pub fn steps_label(dockerfile: &str, dockerfile_path: &str, settings: &str, cont
             return None;
         }
     }
-    let steps = steps(dockerfile, &ctx)?;
-    Some(label_of(dockerfile, settings, &steps, context_hash))
+    let dockerfile = String::from_utf8_lossy(ctx.data(ctx.entries.get(&clean(dockerfile_path)?)?)).to_string();
+    let steps = steps(&dockerfile, &ctx)?;
+    Some(Plan { label: label_of(&dockerfile, settings, &steps, context_hash), steps })
 }
 
 fn label_of(dockerfile: &str, settings: &str, steps: &[Step], context_hash: &str) -> String {
@@ -553,7 +561,8 @@ pub struct Patched {
 /// Make `image` by patching an earlier image of the same service, when the change allows it
 /// (see the module's notes). Ok(None): patching does not apply, and the builder builds.
 /// Err: it applied but failed; the builder builds, and the reason goes to the build log.
-pub async fn patch(engine: &Engine, project: &str, spec: &BuildSpec, image: &str, label: &str, dockerfile: &str, context_tar: &[u8]) -> Result<Option<Patched>, String> {
+pub async fn patch(engine: &Engine, project: &str, spec: &BuildSpec, image: &str, plan: &Plan, context_tar: &[u8]) -> Result<Option<Patched>, String> {
+    let (label, steps) = (&plan.label, plan.steps.as_slice());
     let repo = format!("masgen/{project}-{}", spec.service);
     let filters: HashMap<&str, Vec<&str>> = [("reference", vec![repo.as_str()])].into();
     let images = engine.docker.list_images(Some(ListImagesOptionsBuilder::new().filters(&filters).build())).await.map_err(|e| e.to_string())?;
@@ -577,8 +586,7 @@ pub async fn patch(engine: &Engine, project: &str, spec: &BuildSpec, image: &str
         return Ok(Some(Patched { log: format!("#1 masgen: nothing the Dockerfile copies changed since {old}: tagged it as {image}, no builder run\n") }));
     };
     let ctx = Ctx::read(context_tar).ok_or("the context is not a readable tar")?;
-    let steps = steps(dockerfile, &ctx).ok_or("the Dockerfile is not one patching follows")?;
-    if !patchable(&steps, k) {
+    if !patchable(steps, k) {
         return Ok(None);
     }
     let [base] = spec.bases.as_slice() else { return Ok(None) };
@@ -588,13 +596,13 @@ pub async fn patch(engine: &Engine, project: &str, spec: &BuildSpec, image: &str
     let layers = old_image.root_fs.as_ref().and_then(|r| r.layers.clone()).unwrap_or_default();
     let base_layers = base_image.root_fs.as_ref().and_then(|r| r.layers.clone()).unwrap_or_default();
     let layer_steps = |s: &[Step]| s.iter().filter(|s| !matches!(s.kind, Kind::Config)).count();
-    if !layers.starts_with(&base_layers) || layers.len() != base_layers.len() + layer_steps(&steps) {
+    if !layers.starts_with(&base_layers) || layers.len() != base_layers.len() + layer_steps(steps) {
         return Err(format!("{old}'s layers do not line up with its Dockerfile"));
     }
     // The image's history: the base's entries, then one per step, each naming its keyword.
     history.reverse();
     let base_count = history.len().checked_sub(steps.len()).ok_or("its history is shorter than its Dockerfile")?;
-    for (h, s) in history[base_count..].iter().zip(&steps) {
+    for (h, s) in history[base_count..].iter().zip(steps) {
         if !h.created_by.split_whitespace().next().is_some_and(|w| w.eq_ignore_ascii_case(&s.keyword)) {
             return Err(format!("{old}'s history does not match its Dockerfile ({:?} for {})", h.created_by, s.keyword));
         }
@@ -640,7 +648,7 @@ pub async fn patch(engine: &Engine, project: &str, spec: &BuildSpec, image: &str
     let (container, result) = match created {
         Ok(c) => {
             let mut probe = Probe { engine, container: c.id.clone(), seen: HashMap::new() };
-            let r = new_layers(&steps, k, &base_image, &ctx, &mut probe).await;
+            let r = new_layers(steps, k, &base_image, &ctx, &mut probe).await;
             (Some(c.id), r)
         }
         Err(e) => (None, Err(format!("cannot create a container of the image below: {e}"))),
@@ -755,18 +763,19 @@ mod tests {
         let a = context(&[("Dockerfile", df), ("requirements.txt", "x==1\n"), ("app.py", "print(1)\n")]);
         let b = context(&[("Dockerfile", df), ("requirements.txt", "x==1\n"), ("app.py", "print(2)\n")]);
         let c = context(&[("Dockerfile", df), ("requirements.txt", "x==2\n"), ("app.py", "print(1)\n")]);
-        let (la, lb, lc) = (steps_label(df, "Dockerfile", "s", &a, "ha").unwrap(), steps_label(df, "Dockerfile", "s", &b, "hb").unwrap(), steps_label(df, "Dockerfile", "s", &c, "hc").unwrap());
+        let label = |tar: &[u8], settings: &str, hash: &str| plan("Dockerfile", settings, tar, hash).unwrap().label;
+        let (la, lb, lc) = (label(&a, "s", "ha"), label(&b, "s", "hb"), label(&c, "s", "hc"));
         assert_eq!(first_change(&la, &lb), Some(Some(3)), "{la}\n{lb}");
         assert_eq!(first_change(&la, &lc), Some(Some(1)));
         assert_eq!(first_change(&la, &la), Some(None));
-        assert_eq!(first_change(&la, &steps_label(df, "Dockerfile", "other settings", &a, "ha").unwrap()), None);
+        assert_eq!(first_change(&la, &label(&a, "other settings", "ha")), None);
         let ctx = Ctx::read(&b).unwrap();
         let s = steps(df, &ctx).unwrap();
         assert!(matches!(&s[3].kind, Kind::Copy { sources, dest, .. } if sources == &[""] && dest == "."), "{:?}", s[3]);
         assert_eq!(s[0].kind, Kind::Layer { reads: false });
         assert_eq!(s[4].kind, Kind::Config);
         let ignored = context(&[("Dockerfile", df), (".dockerignore", "Dockerfile\n"), ("requirements.txt", "x==1\n"), ("app.py", "print(1)\n")]);
-        assert!(steps_label(df, "Dockerfile", "s", &ignored, "h").is_none(), "a .dockerignore naming the Dockerfile");
+        assert!(plan("Dockerfile", "s", &ignored, "h").is_none(), "a .dockerignore naming the Dockerfile");
     }
 
     #[test]
