@@ -34,6 +34,13 @@ fn compose_system(compose: &str) -> (tempfile::TempDir, std::path::PathBuf, Stri
     (dir, path, project, guard)
 }
 
+/// `masgen verify DIR ARGS` with `env` added, which must come out healthy; its output.
+fn verify_healthy(path: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let o = masgen().envs(env.iter().copied()).arg("verify").arg(path).args(args).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    text(&o)
+}
+
 fn verify_fixture(name: &str, extra: &[&str]) -> Option<Run> {
     verify_fixture_env(name, extra, &[])
 }
@@ -619,8 +626,7 @@ fn volumes_from_mounts_another_services_volumes_after_it_exists() {
     command: ["sh", "-c", "echo hi > /shared/x; exec sleep 3600"]
 "#;
     let (_dir, path, project, _guard) = compose_system(compose);
-    let o = masgen().arg("verify").arg(&path).args(["--settle", "3", "--stability", "0"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    verify_healthy(&path, &["--settle", "3", "--stability", "0"], &[]);
     assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
 }
 
@@ -649,8 +655,7 @@ fn a_service_joins_another_services_network_and_pid_namespaces() {
     command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
 "#;
     let (_dir, path, project, _guard) = compose_system(compose);
-    let o = masgen().arg("verify").arg(&path).args(["--settle", "4", "--stability", "0"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    verify_healthy(&path, &["--settle", "4", "--stability", "0"], &[]);
     assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
 }
 
@@ -857,11 +862,7 @@ fn superseded_images_are_removed_unless_a_container_uses_them() {
         return;
     }
     let (_dir, path, project, _guard) = guarded_copy("long_names");
-    let verify = |extra: &[&str]| {
-        let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0"]).args(extra).output().unwrap();
-        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-        text(&o)
-    };
+    let verify = |extra: &[&str]| verify_healthy(&path, &[&["--settle", "1", "--stability", "0"], extra].concat(), &[]);
     verify(&[]);
     let first = project_images(&project);
     assert_eq!(first.len(), 1, "{first:?}");
@@ -998,11 +999,7 @@ fn a_patched_image_holds_what_the_builder_builds() {
         std::fs::create_dir_all(app.join(file).parent().unwrap()).unwrap();
         std::fs::write(app.join(file), content).unwrap();
     }
-    let verify = |extra: &[&str], env: &[(&str, &str)]| {
-        let o = masgen().envs(env.iter().copied()).arg("verify").arg(&path).args(["--settle", "1", "--stability", "0"]).args(extra).output().unwrap();
-        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-        text(&o)
-    };
+    let verify = |extra: &[&str], env: &[(&str, &str)]| verify_healthy(&path, &[&["--settle", "1", "--stability", "0"], extra].concat(), env);
     let image = || project_images(&project).into_iter().find(|i| i.contains("-app:")).unwrap();
     let web_id = || inspect(&project_images(&project).into_iter().find(|i| i.contains("-web:")).unwrap(), "{{.Id}}");
     let paths = ["/app", "/opt/lib", "/usr/local/bin/tool.py", "/usr/local/bin/cli", "/etc/demo"];
