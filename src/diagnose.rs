@@ -52,7 +52,14 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(service: impl Into<String>, phase: Phase, summary: impl Into<String>) -> Self {
-        Diagnostic { service: service.into(), phase, summary: summary.into(), evidence: String::new(), files: Vec::new(), consequence: false }
+        Diagnostic {
+            service: service.into(),
+            phase,
+            summary: summary.into(),
+            evidence: String::new(),
+            files: Vec::new(),
+            consequence: false,
+        }
     }
     pub fn evidence(mut self, e: impl Into<String>) -> Self {
         self.evidence = e.into();

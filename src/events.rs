@@ -18,15 +18,29 @@ pub enum Event {
     /// Output tokens streamed so far for one request (approximate: counted from text deltas).
     Streaming { label: String, chars: usize },
     /// A model request finished.
-    RequestFinished { label: String, usage: Usage, stop_reason: String },
+    RequestFinished {
+        label: String,
+        usage: Usage,
+        stop_reason: String,
+    },
     /// A transient provider error; the request will be sent again after `delay_ms`.
-    Retry { label: String, attempt: u32, max_attempts: u32, delay_ms: u64, reason: String },
+    Retry {
+        label: String,
+        attempt: u32,
+        max_attempts: u32,
+        delay_ms: u64,
+        reason: String,
+    },
     /// A reply was cut at max_tokens and is being continued.
     Continuation { label: String, attempt: u32 },
     /// Staged generation planned this many batches.
     BatchesPlanned { total: usize },
     /// One staged batch finished.
-    BatchDone { group: String, done: usize, total: usize },
+    BatchDone {
+        group: String,
+        done: usize,
+        total: usize,
+    },
     /// Something the user should know that does not stop the run.
     Warning { message: String },
     /// A block from the model was refused and not written.
@@ -39,19 +53,38 @@ pub enum Event {
     BuildStarted { service: String },
     /// An image build ended (or was skipped because the context is unchanged).
     /// `patched`: made from an earlier image with new COPY layers, no builder run.
-    BuildFinished { service: String, secs: f64, cached: bool, patched: bool, ok: bool },
+    BuildFinished {
+        service: String,
+        secs: f64,
+        cached: bool,
+        patched: bool,
+        ok: bool,
+    },
     /// A container was created and started.
     ContainerStarted { service: String, container: String },
     /// A service reached its ready condition.
     ServiceReady { service: String, secs: f64 },
     /// A service failed.
-    ServiceFailed { service: String, phase: String, summary: String },
+    ServiceFailed {
+        service: String,
+        phase: String,
+        summary: String,
+    },
     /// Where a published service answers (`--execute`).
-    Published { service: String, container_port: String, host: String },
+    Published {
+        service: String,
+        container_port: String,
+        host: String,
+    },
     /// A line of container output (`--execute` follows logs).
     LogLine { service: String, line: String },
     /// Teardown removed what the run created, and the project's images this run superseded.
-    TornDown { containers: usize, networks: usize, volumes: usize, images: usize },
+    TornDown {
+        containers: usize,
+        networks: usize,
+        volumes: usize,
+        images: usize,
+    },
 }
 
 type Callback = dyn Fn(&Event) + Send + Sync;
@@ -78,12 +111,18 @@ impl Events {
     }
 
     pub fn warn(&self, message: impl Into<String>) {
-        self.emit(Event::Warning { message: message.into() });
+        self.emit(Event::Warning {
+            message: message.into(),
+        });
     }
 }
 
 impl std::fmt::Debug for Events {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() { "Events(subscribed)" } else { "Events(none)" })
+        f.write_str(if self.0.is_some() {
+            "Events(subscribed)"
+        } else {
+            "Events(none)"
+        })
     }
 }

@@ -18,7 +18,7 @@ pub mod verify;
 pub mod workspace;
 
 pub use events::{Event, Events};
-pub use spec::{load_spec_from_file, resolve_spec_arg, SpecError};
 pub use generate::{GenerateError, Generator, GeneratorBuilder, Options, Outcome};
-pub use verify::{verify, VerifyError, VerifyOptions, VerifyReport};
 pub use repair::{repair_loop, RepairError, RepairOptions, RepairReport};
+pub use spec::{load_spec_from_file, resolve_spec_arg, SpecError};
+pub use verify::{verify, VerifyError, VerifyOptions, VerifyReport};

@@ -5,7 +5,11 @@ use clap::Parser;
 fn main() {
     let args = masgen::cli::with_default_subcommand(std::env::args_os().collect());
     let cli = masgen::cli::Cli::parse_from(args);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

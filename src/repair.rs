@@ -50,7 +50,14 @@ pub struct RepairOptions {
 
 impl Default for RepairOptions {
     fn default() -> Self {
-        RepairOptions { max_rounds: 3, max_cost_usd: None, spent_usd: 0.0, diagnostics_budget: 20_000, max_tokens: 32_000, download_responses: false }
+        RepairOptions {
+            max_rounds: 3,
+            max_cost_usd: None,
+            spent_usd: 0.0,
+            diagnostics_budget: 20_000,
+            max_tokens: 32_000,
+            download_responses: false,
+        }
     }
 }
 
@@ -132,11 +139,17 @@ pub fn signature(diags: &[Diagnostic]) -> String {
 /// keeping the tail of long output within `budget` characters in all.
 pub fn render_diagnostics(diags: &[Diagnostic], budget: usize, full_path: &str) -> String {
     // Services that never started because one they wait on failed: one line for all of them.
-    let (roots, waiting): (Vec<&Diagnostic>, Vec<&Diagnostic>) = diags.iter().partition(|d| !d.consequence);
+    let (roots, waiting): (Vec<&Diagnostic>, Vec<&Diagnostic>) =
+        diags.iter().partition(|d| !d.consequence);
     let share = budget / roots.len().max(1);
     let mut out = String::new();
     for d in roots {
-        let mut block = format!("=== service: {} | phase: {} ===\n{}\n", d.service, d.phase.as_str(), d.summary);
+        let mut block = format!(
+            "=== service: {} | phase: {} ===\n{}\n",
+            d.service,
+            d.phase.as_str(),
+            d.summary
+        );
         if !d.evidence.is_empty() {
             let room = share.saturating_sub(block.len() + 80);
             let ev = &d.evidence;
@@ -145,7 +158,10 @@ pub fn render_diagnostics(diags: &[Diagnostic], budget: usize, full_path: &str) 
                 while !ev.is_char_boundary(start) {
                     start += 1;
                 }
-                block.push_str(&format!("[... earlier output cut; full text in {full_path}]\n{}\n", &ev[start..]));
+                block.push_str(&format!(
+                    "[... earlier output cut; full text in {full_path}]\n{}\n",
+                    &ev[start..]
+                ));
             } else {
                 block.push_str(ev);
                 block.push('\n');
@@ -154,8 +170,20 @@ pub fn render_diagnostics(diags: &[Diagnostic], budget: usize, full_path: &str) 
         out.push_str(&block);
     }
     if !waiting.is_empty() {
-        let names: Vec<String> = waiting.iter().map(|d| format!("{} ({})", d.service, d.summary.trim_start_matches("not started: "))).collect();
-        out.push_str(&format!("=== not started, waiting on a failed service ===\n{}\n", names.join("; ")));
+        let names: Vec<String> = waiting
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} ({})",
+                    d.service,
+                    d.summary.trim_start_matches("not started: ")
+                )
+            })
+            .collect();
+        out.push_str(&format!(
+            "=== not started, waiting on a failed service ===\n{}\n",
+            names.join("; ")
+        ));
     }
     out
 }
@@ -171,9 +199,15 @@ pub struct Shown {
 
 /// The system's main compose file, relative to `root`, as verification chooses it.
 fn main_compose_file(root: &Path, compose_files: &[PathBuf]) -> Option<String> {
-    let first = crate::compose::load::compose_paths(root, compose_files).ok()?.into_iter().next()?;
+    let first = crate::compose::load::compose_paths(root, compose_files)
+        .ok()?
+        .into_iter()
+        .next()?;
     let canonical = root.canonicalize().ok()?;
-    first.strip_prefix(&canonical).ok().map(|p| p.to_string_lossy().into_owned())
+    first
+        .strip_prefix(&canonical)
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
 }
 
 /// The files a round shows the model: every implicated file that exists, plus the compose
@@ -187,7 +221,10 @@ fn implicated_files(root: &Path, compose_files: &[PathBuf], diags: &[Diagnostic]
     paths.extend(compose.clone());
     let mut seen = std::collections::BTreeSet::new();
     let mut failing: Vec<String> = Vec::new();
-    for d in diags.iter().filter(|d| !d.consequence && compose.as_ref().is_some_and(|c| d.files.contains(c))) {
+    for d in diags
+        .iter()
+        .filter(|d| !d.consequence && compose.as_ref().is_some_and(|c| d.files.contains(c)))
+    {
         if !failing.contains(&d.service) {
             failing.push(d.service.clone());
         }
@@ -200,10 +237,18 @@ fn implicated_files(root: &Path, compose_files: &[PathBuf], diags: &[Diagnostic]
             let text = crate::workspace::model_text(&std::fs::read(root.join(&path)).ok()?)?;
             if Some(&path) == compose.as_ref() {
                 if let Some((part, shown)) = compose_excerpt(&text, &failing) {
-                    return Some(Shown { path, text: part, excerpt_of: Some(shown) });
+                    return Some(Shown {
+                        path,
+                        text: part,
+                        excerpt_of: Some(shown),
+                    });
                 }
             }
-            Some(Shown { path, text, excerpt_of: None })
+            Some(Shown {
+                path,
+                text,
+                excerpt_of: None,
+            })
         })
         .collect()
 }
@@ -219,16 +264,24 @@ pub(crate) fn compose_excerpt(text: &str, services: &[String]) -> Option<(String
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let top = |l: &str| !l.starts_with([' ', '\t', '#']) && !l.trim().is_empty();
     let start = lines.iter().position(|l| l.trim_end() == "services:")?;
-    let end = lines.iter().skip(start + 1).position(|l| top(l)).map_or(lines.len(), |i| start + 1 + i);
+    let end = lines
+        .iter()
+        .skip(start + 1)
+        .position(|l| top(l))
+        .map_or(lines.len(), |i| start + 1 + i);
     // Entries start at the indentation of the first key under `services:`.
     let indent_of = |l: &str| l.len() - l.trim_start().len();
-    let indent = lines[start + 1..end].iter().find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')).map(|l| indent_of(l))?;
+    let indent = lines[start + 1..end]
+        .iter()
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(|l| indent_of(l))?;
     // Every entry: its name and its lines, without the blank lines that end it.
     let mut entries: Vec<(&str, &[&str])> = Vec::new();
     let mut i = start + 1;
     while i < end {
         let l = lines[i];
-        if indent_of(l) == indent && !l.trim_start().starts_with('#') && l.trim_end().ends_with(':') {
+        if indent_of(l) == indent && !l.trim_start().starts_with('#') && l.trim_end().ends_with(':')
+        {
             let mut j = i + 1;
             while j < end && (lines[j].trim().is_empty() || indent_of(lines[j]) > indent) {
                 j += 1;
@@ -237,7 +290,10 @@ pub(crate) fn compose_excerpt(text: &str, services: &[String]) -> Option<(String
             while last > i + 1 && lines[last - 1].trim().is_empty() {
                 last -= 1;
             }
-            entries.push((l.trim().trim_end_matches(':').trim_matches(['"', '\'']), &lines[i..last]));
+            entries.push((
+                l.trim().trim_end_matches(':').trim_matches(['"', '\'']),
+                &lines[i..last],
+            ));
             i = j;
         } else {
             i += 1;
@@ -247,9 +303,16 @@ pub(crate) fn compose_excerpt(text: &str, services: &[String]) -> Option<(String
         return None;
     }
     let named_in = |body: &[&str], name: &str| {
-        body[1..].iter().any(|l| l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')).any(|w| w == name))
+        body[1..].iter().any(|l| {
+            l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
+                .any(|w| w == name)
+        })
     };
-    let failing: Vec<&[&str]> = entries.iter().filter(|(n, _)| services.iter().any(|s| s == n)).map(|(_, b)| *b).collect();
+    let failing: Vec<&[&str]> = entries
+        .iter()
+        .filter(|(n, _)| services.iter().any(|s| s == n))
+        .map(|(_, b)| *b)
+        .collect();
     let mut out = String::from(lines[start]);
     let mut shown = Vec::new();
     for (name, body) in &entries {
@@ -271,15 +334,30 @@ pub(crate) fn unified_diff(before: &BTreeMap<String, Option<String>>, root: &Pat
         }
         let (a, b) = (old.clone().unwrap_or_default(), new.unwrap_or_default());
         let diff = similar::TextDiff::from_lines(&a, &b);
-        let (ha, hb) = (if old.is_some() { format!("a/{path}") } else { "/dev/null".into() }, format!("b/{path}"));
-        out.push_str(&diff.unified_diff().context_radius(3).header(&ha, &hb).to_string());
+        let (ha, hb) = (
+            if old.is_some() {
+                format!("a/{path}")
+            } else {
+                "/dev/null".into()
+            },
+            format!("b/{path}"),
+        );
+        out.push_str(
+            &diff
+                .unified_diff()
+                .context_radius(3)
+                .header(&ha, &hb)
+                .to_string(),
+        );
     }
     out
 }
 
 /// One round's folder: `.masgen/rounds/NNN/`.
 pub(crate) fn round_dir(root: &Path, round: u32) -> PathBuf {
-    root.join(crate::workspace::MASGEN_DIR).join("rounds").join(format!("{round:03}"))
+    root.join(crate::workspace::MASGEN_DIR)
+        .join("rounds")
+        .join(format!("{round:03}"))
 }
 
 /// The number after the highest `.masgen/rounds/NNN*` already on disk, so a later run
@@ -290,7 +368,12 @@ pub fn next_round_number(root: &Path) -> u32 {
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().get(..3).and_then(|n| n.parse::<u32>().ok()))
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .get(..3)
+                .and_then(|n| n.parse::<u32>().ok())
+        })
         .max()
         .unwrap_or(0);
     highest + 1
@@ -318,14 +401,27 @@ pub async fn repair_loop(
 ) -> Result<RepairReport, RepairError> {
     let events = generator.events().clone();
     let model = generator.model();
-    let budget = Arc::new(Budget::new(ropts.max_cost_usd, model.price(), ropts.spent_usd));
-    let log = if ropts.download_responses { ResponseLog::in_output(dir) } else { ResponseLog::disabled() };
+    let budget = Arc::new(Budget::new(
+        ropts.max_cost_usd,
+        model.price(),
+        ropts.spent_usd,
+    ));
+    let log = if ropts.download_responses {
+        ResponseLog::in_output(dir)
+    } else {
+        ResponseLog::disabled()
+    };
     let session = Session::new(model, &events, log, ropts.max_tokens, 1, budget);
     let mut ws = Workspace::open(dir)?;
     // Folders of this run's rounds continue after the history already on disk.
     let base = next_round_number(dir) - 1;
     let mut report = verify(dir, vopts).await?;
-    let first_failures: Vec<String> = report.diagnostics.iter().filter(|d| !d.consequence).map(|d| format!("{} [{}] {}", d.service, d.phase.as_str(), d.summary)).collect();
+    let first_failures: Vec<String> = report
+        .diagnostics
+        .iter()
+        .filter(|d| !d.consequence)
+        .map(|d| format!("{} [{}] {}", d.service, d.phase.as_str(), d.summary))
+        .collect();
     let mut rounds: Vec<RoundRecord> = Vec::new();
     let mut preserved = Vec::new();
     let mut repeats = 0;
@@ -338,12 +434,30 @@ pub async fn repair_loop(
             break LoopOutcome::RoundsSpent;
         }
         let n = rounds.len() as u32 + 1;
-        events.emit(Event::Phase { name: format!("repair round {n} of {}", ropts.max_rounds) });
+        events.emit(Event::Phase {
+            name: format!("repair round {n} of {}", ropts.max_rounds),
+        });
         let before_sig = signature(&report.diagnostics);
-        let mut record = match run_round(&session, &mut ws, spec, dir, &vopts.files, n, base + n, &report.diagnostics, ropts, &events).await {
+        let mut record = match run_round(
+            &session,
+            &mut ws,
+            spec,
+            dir,
+            &vopts.files,
+            n,
+            base + n,
+            &report.diagnostics,
+            ropts,
+            &events,
+        )
+        .await
+        {
             Ok(r) => r,
             Err(RepairError::Generate(GenerateError::Llm(LlmError::Budget { .. }))) => {
-                events.warn("the next repair request could cross --max-cost; stopping before it".to_string());
+                events.warn(
+                    "the next repair request could cross --max-cost; stopping before it"
+                        .to_string(),
+                );
                 rounds.push(RoundRecord::budget(n, &report.diagnostics));
                 break LoopOutcome::BudgetSpent;
             }
@@ -358,7 +472,11 @@ pub async fn repair_loop(
             record.0.verify_secs = tv.elapsed().as_secs_f64();
         }
         let after_sig = signature(&report.diagnostics);
-        repeats = if !report.healthy && after_sig == before_sig { repeats + 1 } else { 0 };
+        repeats = if !report.healthy && after_sig == before_sig {
+            repeats + 1
+        } else {
+            0
+        };
         record.0.outcome = if report.healthy {
             RoundOutcome::Healthy
         } else if repeats >= 2 {
@@ -367,15 +485,26 @@ pub async fn repair_loop(
             RoundOutcome::Repaired
         };
         let stuck = record.0.outcome == RoundOutcome::Stuck;
-        save(&round_dir(dir, base + n).join("round.json"), &serde_json::to_string_pretty(&record.0).unwrap_or_default(), &events);
+        save(
+            &round_dir(dir, base + n).join("round.json"),
+            &serde_json::to_string_pretty(&record.0).unwrap_or_default(),
+            &events,
+        );
         rounds.push(record.0);
         if stuck {
             stuck_signature = Some(after_sig);
             break LoopOutcome::Stuck;
         }
     };
-    let remaining: Vec<String> = report.diagnostics.iter().map(|d| format!("{} [{}] {}", d.service, d.phase.as_str(), d.summary)).collect();
-    let fixed = first_failures.into_iter().filter(|f| !remaining.contains(f)).collect();
+    let remaining: Vec<String> = report
+        .diagnostics
+        .iter()
+        .map(|d| format!("{} [{}] {}", d.service, d.phase.as_str(), d.summary))
+        .collect();
+    let fixed = first_failures
+        .into_iter()
+        .filter(|f| !remaining.contains(f))
+        .collect();
     let usage: Usage = rounds.iter().map(|r| r.usage).sum();
     Ok(RepairReport {
         outcome,
@@ -448,7 +577,14 @@ pub(crate) async fn ask_and_apply(
     let mut replies = String::new();
     let mut reask = 0;
     let last_reply = loop {
-        let (l, f) = if reask == 0 { (label.to_string(), format!("{file}.json")) } else { (format!("{label} re-ask {reask}"), format!("{file}-reask-{reask}.json")) };
+        let (l, f) = if reask == 0 {
+            (label.to_string(), format!("{file}.json"))
+        } else {
+            (
+                format!("{label} re-ask {reask}"),
+                format!("{file}-reask-{reask}.json"),
+            )
+        };
         let mut reply = match in_hand.take() {
             // A reply the caller already has (and has counted) is applied as it is.
             Some(r) => r,
@@ -462,13 +598,24 @@ pub(crate) async fn ask_and_apply(
         // A reply cut at max_tokens would lose its last block: continue it first, as a
         // generation is continued.
         let mut n = 0;
-        while reply.stop_reason == crate::llm::StopReason::MaxTokens && n < crate::generate::single::MAX_CONTINUATIONS {
+        while reply.stop_reason == crate::llm::StopReason::MaxTokens
+            && n < crate::generate::single::MAX_CONTINUATIONS
+        {
             n += 1;
-            events.emit(Event::Continuation { label: l.clone(), attempt: n });
+            events.emit(Event::Continuation {
+                label: l.clone(),
+                attempt: n,
+            });
             let mut cont = messages.clone();
             cont.push(Message::assistant(reply.text.clone()));
             cont.push(Message::user(prompts::CONTINUE));
-            let next = session.ask(&format!("{l} continue {n}"), &format!("{}-continue-{n}.json", f.trim_end_matches(".json")), cont).await?;
+            let next = session
+                .ask(
+                    &format!("{l} continue {n}"),
+                    &format!("{}-continue-{n}.json", f.trim_end_matches(".json")),
+                    cont,
+                )
+                .await?;
             requests += 1;
             usage += next.usage;
             reply.text = crate::generate::single::join_continuation(&reply.text, &next.text);
@@ -478,24 +625,40 @@ pub(crate) async fn ask_and_apply(
         save(&rdir.join("reply.txt"), &replies, events);
         let mut parsed = parse_reply(&reply.text);
         for r in &parsed.rejected {
-            events.emit(Event::Rejected { path: r.path.clone(), reason: r.reason.clone() });
+            events.emit(Event::Rejected {
+                path: r.path.clone(),
+                reason: r.reason.clone(),
+            });
         }
         // A whole-file block for a file the model saw only part of would drop the rest.
         let (changes, partial): (Vec<Change>, Vec<Change>) =
-            parsed.changes.into_iter().partition(|c| !(matches!(c, Change::File { .. }) && excerpted.iter().any(|e| e == c.path().as_str())));
+            parsed.changes.into_iter().partition(|c| {
+                !(matches!(c, Change::File { .. })
+                    && excerpted.iter().any(|e| e == c.path().as_str()))
+            });
         parsed.changes = changes;
-        let partial: Vec<String> = partial.iter().map(|c| c.path().as_str().to_string()).collect();
+        let partial: Vec<String> = partial
+            .iter()
+            .map(|c| c.path().as_str().to_string())
+            .collect();
         for p in &partial {
-            events.emit(Event::Rejected { path: p.clone(), reason: "a whole-file block for a file shown only in part".into() });
+            events.emit(Event::Rejected {
+                path: p.clone(),
+                reason: "a whole-file block for a file shown only in part".into(),
+            });
         }
         for c in &parsed.changes {
             let p = c.path().as_str().to_string();
-            before.entry(p.clone()).or_insert_with(|| std::fs::read_to_string(dir.join(&p)).ok());
+            before
+                .entry(p.clone())
+                .or_insert_with(|| std::fs::read_to_string(dir.join(&p)).ok());
         }
         let applied = ws.apply(&parsed.changes, record)?;
         for c in &parsed.changes {
             if let Change::Delete { path } = c {
-                events.emit(Event::FileDeleted { path: path.as_str().to_string() });
+                events.emit(Event::FileDeleted {
+                    path: path.as_str().to_string(),
+                });
             }
         }
         let failures = applied.edit_failures.clone();
@@ -508,13 +671,33 @@ pub(crate) async fn ask_and_apply(
             break reply.text;
         }
         reask += 1;
-        let why = if nothing { "the model's answer changed no file".to_string() } else { format!("{refused} change(s) did not apply") };
-        events.warn(format!("{why}; asking the model again ({reask}/{MAX_REASKS})"));
+        let why = if nothing {
+            "the model's answer changed no file".to_string()
+        } else {
+            format!("{refused} change(s) did not apply")
+        };
+        events.warn(format!(
+            "{why}; asking the model again ({reask}/{MAX_REASKS})"
+        ));
         messages.push(Message::assistant(reply.text));
-        messages.push(Message::user(prompts::edits_failed(&failures, &partial, &parsed.rejected, ok)));
+        messages.push(Message::user(prompts::edits_failed(
+            &failures,
+            &partial,
+            &parsed.rejected,
+            ok,
+        )));
     };
-    save(&rdir.join("changes.diff"), &unified_diff(&before, dir), events);
-    Ok(Asked { applied: total, usage, requests, last_reply })
+    save(
+        &rdir.join("changes.diff"),
+        &unified_diff(&before, dir),
+        events,
+    );
+    Ok(Asked {
+        applied: total,
+        usage,
+        requests,
+        last_reply,
+    })
 }
 
 /// Ask for a fix and apply it, re-asking for edits that did not apply.
@@ -534,14 +717,39 @@ async fn run_round(
     let t = Instant::now();
     let rdir = round_dir(dir, folder);
     // The evidence first, so the history holds it even if the round is interrupted.
-    let full = diags.iter().map(|d| format!("=== {} [{}] {}\n{}\nfiles: {}\n", d.service, d.phase.as_str(), d.summary, d.evidence, d.files.join(", "))).collect::<String>();
+    let full = diags
+        .iter()
+        .map(|d| {
+            format!(
+                "=== {} [{}] {}\n{}\nfiles: {}\n",
+                d.service,
+                d.phase.as_str(),
+                d.summary,
+                d.evidence,
+                d.files.join(", ")
+            )
+        })
+        .collect::<String>();
     save(&rdir.join("diagnostics.txt"), &full, events);
-    save(&rdir.join("diagnostics.json"), &serde_json::to_string_pretty(diags).unwrap_or_default(), events);
+    save(
+        &rdir.join("diagnostics.json"),
+        &serde_json::to_string_pretty(diags).unwrap_or_default(),
+        events,
+    );
     let full_rel = format!(".masgen/rounds/{folder:03}/diagnostics.txt");
     let files = implicated_files(dir, compose_files, diags);
     let tree = ws.files();
-    let prompt = prompts::repair(spec, &tree, &files, &render_diagnostics(diags, ropts.diagnostics_budget, &full_rel));
-    let excerpted: Vec<String> = files.iter().filter(|f| f.excerpt_of.is_some()).map(|f| f.path.clone()).collect();
+    let prompt = prompts::repair(
+        spec,
+        &tree,
+        &files,
+        &render_diagnostics(diags, ropts.diagnostics_budget, &full_rel),
+    );
+    let excerpted: Vec<String> = files
+        .iter()
+        .filter(|f| f.excerpt_of.is_some())
+        .map(|f| f.path.clone())
+        .collect();
     save(
         &rdir.join("prompt.md"),
         &format!(
@@ -555,13 +763,29 @@ async fn run_round(
                 })
                 .collect::<Vec<_>>()
                 .join(", "),
-            diags.iter().map(|d| format!("- {} [{}] {}", d.service, d.phase.as_str(), d.summary)).collect::<Vec<_>>().join("\n")
+            diags
+                .iter()
+                .map(|d| format!("- {} [{}] {}", d.service, d.phase.as_str(), d.summary))
+                .collect::<Vec<_>>()
+                .join("\n")
         ),
         events,
     );
-    let asked =
-        ask_and_apply(session, ws, dir, vec![Message::user(prompt)], &format!("repair {n}"), &format!("repair-{n}"), &rdir, &format!("{folder:03}/previous"), events, None, &excerpted, true)
-            .await?;
+    let asked = ask_and_apply(
+        session,
+        ws,
+        dir,
+        vec![Message::user(prompt)],
+        &format!("repair {n}"),
+        &format!("repair-{n}"),
+        &rdir,
+        &format!("{folder:03}/previous"),
+        events,
+        None,
+        &excerpted,
+        true,
+    )
+    .await?;
     let (total, usage, requests) = (asked.applied, asked.usage, asked.requests);
     if total.touched() == 0 {
         events.warn(format!("repair round {n}: the model's answers changed no file, so the system is not verified again"));
@@ -572,7 +796,10 @@ async fn run_round(
         diagnostics: diags.to_vec(),
         signature: signature(diags),
         requests,
-        cost_usd: session.model.price().and_then(|p| pricing::cost_at(p, &usage)),
+        cost_usd: session
+            .model
+            .price()
+            .and_then(|p| pricing::cost_at(p, &usage)),
         usage,
         added: total.added.clone(),
         changed: total.changed.clone(),
@@ -585,7 +812,12 @@ async fn run_round(
 }
 
 pub(crate) fn merge(total: &mut Applied, a: Applied) {
-    for (into, from) in [(&mut total.added, a.added), (&mut total.changed, a.changed), (&mut total.deleted, a.deleted), (&mut total.preserved, a.preserved)] {
+    for (into, from) in [
+        (&mut total.added, a.added),
+        (&mut total.changed, a.changed),
+        (&mut total.deleted, a.deleted),
+        (&mut total.preserved, a.preserved),
+    ] {
         for p in from {
             if !into.contains(&p) {
                 into.push(p);
@@ -604,9 +836,17 @@ mod tests {
 
     #[test]
     fn services_that_never_started_share_one_line_after_the_root_cause() {
-        let mut waiting = Diagnostic::new("api", Phase::Start, "not started: depends on db, which failed");
+        let mut waiting = Diagnostic::new(
+            "api",
+            Phase::Start,
+            "not started: depends on db, which failed",
+        );
         waiting.consequence = true;
-        let diags = vec![Diagnostic::new("db", Phase::Crash, "crashed: exited with code 1").evidence("exit code: 1"), waiting];
+        let diags = vec![
+            Diagnostic::new("db", Phase::Crash, "crashed: exited with code 1")
+                .evidence("exit code: 1"),
+            waiting,
+        ];
         let text = render_diagnostics(&diags, 20_000, "x");
         assert_eq!(
             text,
@@ -617,19 +857,48 @@ mod tests {
     #[test]
     fn a_compose_excerpt_is_the_failing_entries_verbatim() {
         let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(compose_excerpt(COMPOSE, &names(&["web"])).unwrap().0, "services:\n  web:\n    build: ./web\n    ports:\n      - \"8080:8080\"\n");
+        assert_eq!(
+            compose_excerpt(COMPOSE, &names(&["web"])).unwrap().0,
+            "services:\n  web:\n    build: ./web\n    ports:\n      - \"8080:8080\"\n"
+        );
         // The services a failing entry names come along: the worker's QUEUE and depends_on name the queue.
-        let worker = compose_excerpt(&COMPOSE.replace("    build: ./web\n", "    build: ./web\n    command: [serve, --static, /srv/www, --workers, \"4\"]\n"), &names(&["worker"]));
-        assert_eq!(worker, None, "worker and queue are more than half of the file");
-        let long = COMPOSE.replace("  web:\n", &format!("  web:\n    labels:\n{}", "      x.padding: \"a label long enough to make the file large\"\n".repeat(8)));
+        let worker = compose_excerpt(
+            &COMPOSE.replace(
+                "    build: ./web\n",
+                "    build: ./web\n    command: [serve, --static, /srv/www, --workers, \"4\"]\n",
+            ),
+            &names(&["worker"]),
+        );
+        assert_eq!(
+            worker, None,
+            "worker and queue are more than half of the file"
+        );
+        let long = COMPOSE.replace(
+            "  web:\n",
+            &format!(
+                "  web:\n    labels:\n{}",
+                "      x.padding: \"a label long enough to make the file large\"\n".repeat(8)
+            ),
+        );
         let (worker, shown) = compose_excerpt(&long, &names(&["worker"])).unwrap();
         assert_eq!(shown, names(&["queue", "worker"]));
-        assert!(worker.contains("  \"queue\":\n    image: busybox:latest") && worker.contains("  worker:\n") && !worker.contains("  web:"), "{worker}");
-        assert_eq!(compose_excerpt(COMPOSE, &names(&["queue"])).unwrap().0, "services:\n  \"queue\":\n    image: busybox:latest\n    command: [\"sleep\", \"1\"]\n");
+        assert!(
+            worker.contains("  \"queue\":\n    image: busybox:latest")
+                && worker.contains("  worker:\n")
+                && !worker.contains("  web:"),
+            "{worker}"
+        );
+        assert_eq!(
+            compose_excerpt(COMPOSE, &names(&["queue"])).unwrap().0,
+            "services:\n  \"queue\":\n    image: busybox:latest\n    command: [\"sleep\", \"1\"]\n"
+        );
         // Every line of an excerpt is a line of the file, so edits made against it apply.
         let (part, shown) = compose_excerpt(COMPOSE, &names(&["web", "queue"])).unwrap();
         assert_eq!(shown, names(&["web", "queue"]));
-        assert!(part.lines().all(|l| COMPOSE.lines().any(|c| c == l)), "{part}");
+        assert!(
+            part.lines().all(|l| COMPOSE.lines().any(|c| c == l)),
+            "{part}"
+        );
         // Not worth it (more than half of the file), unknown services, or no services key.
         assert_eq!(compose_excerpt(COMPOSE, &names(&["web", "worker"])), None);
         assert_eq!(compose_excerpt(COMPOSE, &names(&["nope"])), None);
@@ -647,17 +916,29 @@ mod tests {
         let b = vec![d("app", Phase::Crash, "crashed: exited with code 4", "")];
         assert_eq!(signature(&a), signature(&b));
         let mut c = b.clone();
-        let mut dep = d("web", Phase::Start, "not started: depends on app, which failed", "");
+        let mut dep = d(
+            "web",
+            Phase::Start,
+            "not started: depends on app, which failed",
+            "",
+        );
         dep.consequence = true;
         c.push(dep);
         assert_eq!(signature(&a), signature(&c));
-        assert_ne!(signature(&a), signature(&[d("app", Phase::Health, "unhealthy", "")]));
+        assert_ne!(
+            signature(&a),
+            signature(&[d("app", Phase::Health, "unhealthy", "")])
+        );
     }
 
     #[test]
     fn rendering_keeps_the_tail_within_the_budget() {
         let long: String = (0..5000).map(|i| format!("line {i}\n")).collect();
-        let text = render_diagnostics(&[d("app", Phase::Crash, "crashed", &long)], 2000, ".masgen/rounds/001/diagnostics.txt");
+        let text = render_diagnostics(
+            &[d("app", Phase::Crash, "crashed", &long)],
+            2000,
+            ".masgen/rounds/001/diagnostics.txt",
+        );
         assert!(text.len() <= 2100, "{}", text.len());
         assert!(text.starts_with("=== service: app | phase: crash ===\ncrashed\n"));
         assert!(text.contains("line 4999") && !text.contains("line 10\n"));

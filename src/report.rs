@@ -68,7 +68,11 @@ fn xml_escape(s: &str) -> String {
 
 /// JUnit XML: one testcase per service, a failure element holding its diagnostics.
 pub fn junit(report: &VerifyReport) -> String {
-    let failures = report.services.iter().filter(|s| report.diagnostics.iter().any(|d| d.service == s.name)).count();
+    let failures = report
+        .services
+        .iter()
+        .filter(|s| report.diagnostics.iter().any(|d| d.service == s.name))
+        .count();
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     x.push_str(&format!(
         "<testsuite name=\"masgen verify {}\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">\n",

@@ -13,31 +13,47 @@ pub enum SpecError {
     Missing { path: PathBuf },
     #[error("spec file {path} is a directory: pass a text file, e.g. @{path}/spec.txt")]
     Directory { path: PathBuf },
-    #[error("spec file {path} is not UTF-8 text (invalid byte at offset {offset}): save it as UTF-8")]
+    #[error(
+        "spec file {path} is not UTF-8 text (invalid byte at offset {offset}): save it as UTF-8"
+    )]
     NotUtf8 { path: PathBuf, offset: usize },
     #[error("cannot read spec file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Read a spec from a file. The text is trimmed; an empty file is an error.
 pub fn load_spec_from_file(path: impl AsRef<Path>) -> Result<String, SpecError> {
     let path = path.as_ref();
     let meta = std::fs::metadata(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => SpecError::Missing { path: path.to_path_buf() },
-        _ => SpecError::Read { path: path.to_path_buf(), source },
+        std::io::ErrorKind::NotFound => SpecError::Missing {
+            path: path.to_path_buf(),
+        },
+        _ => SpecError::Read {
+            path: path.to_path_buf(),
+            source,
+        },
     })?;
     if meta.is_dir() {
-        return Err(SpecError::Directory { path: path.to_path_buf() });
+        return Err(SpecError::Directory {
+            path: path.to_path_buf(),
+        });
     }
-    let bytes = std::fs::read(path)
-        .map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| SpecError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| SpecError::NotUtf8 {
         path: path.to_path_buf(),
         offset: e.utf8_error().valid_up_to(),
     })?;
     let text = text.trim();
     if text.is_empty() {
-        return Err(SpecError::EmptyFile { path: path.to_path_buf() });
+        return Err(SpecError::EmptyFile {
+            path: path.to_path_buf(),
+        });
     }
     Ok(text.to_string())
 }
@@ -71,13 +87,25 @@ mod tests {
     fn file_errors_are_distinguished() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.txt");
-        assert!(matches!(load_spec_from_file(&missing), Err(SpecError::Missing { .. })));
-        assert!(matches!(load_spec_from_file(dir.path()), Err(SpecError::Directory { .. })));
+        assert!(matches!(
+            load_spec_from_file(&missing),
+            Err(SpecError::Missing { .. })
+        ));
+        assert!(matches!(
+            load_spec_from_file(dir.path()),
+            Err(SpecError::Directory { .. })
+        ));
         let bad = dir.path().join("bad.txt");
         std::fs::write(&bad, b"ok\xff\xfe").unwrap();
-        assert!(matches!(load_spec_from_file(&bad), Err(SpecError::NotUtf8 { offset: 2, .. })));
+        assert!(matches!(
+            load_spec_from_file(&bad),
+            Err(SpecError::NotUtf8 { offset: 2, .. })
+        ));
         let empty = dir.path().join("empty.txt");
         std::fs::write(&empty, "\n  \n").unwrap();
-        assert!(matches!(load_spec_from_file(&empty), Err(SpecError::EmptyFile { .. })));
+        assert!(matches!(
+            load_spec_from_file(&empty),
+            Err(SpecError::EmptyFile { .. })
+        ));
     }
 }

@@ -76,12 +76,18 @@ impl Default for VerifyOptions {
 /// on 2 cores, the 8-image bench system builds with no cache in 4.3 s with 4 at once and in
 /// 7.2 s with 2.
 pub fn default_jobs() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(4)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .max(4)
 }
 
 /// A fresh run id.
 pub fn new_run_id() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     format!("{:x}-{:x}", std::process::id(), nanos & 0xffff_ffff_ffff)
 }
 
@@ -145,9 +151,18 @@ enum St {
 fn implicated(project: &Project, service: &str) -> Vec<String> {
     let compose_file = project.rel(&project.file);
     let mut files = Vec::new();
-    if let Some(b) = project.compose.services.get(service).and_then(|s| s.build.as_ref()) {
+    if let Some(b) = project
+        .compose
+        .services
+        .get(service)
+        .and_then(|s| s.build.as_ref())
+    {
         let ctx = b.context().trim_start_matches("./").trim_end_matches('/');
-        let prefix = if ctx.is_empty() || ctx == "." { String::new() } else { format!("{ctx}/") };
+        let prefix = if ctx.is_empty() || ctx == "." {
+            String::new()
+        } else {
+            format!("{ctx}/")
+        };
         let listed = crate::workspace::list_files(&project.root.join(&prefix));
         for f in listed.into_iter().filter(|f| !f.starts_with('.')).take(20) {
             files.push(format!("{prefix}{f}"));
@@ -155,7 +170,12 @@ fn implicated(project: &Project, service: &str) -> Vec<String> {
     }
     files.push(compose_file);
     // Whatever the override says about the service is as much its cause.
-    files.extend(project.merged_files.iter().filter_map(|f| project.inside(f)));
+    files.extend(
+        project
+            .merged_files
+            .iter()
+            .filter_map(|f| project.inside(f)),
+    );
     // And so is what it inherits through `extends` from files in the folder.
     for f in project.extended_from.get(service).into_iter().flatten() {
         if let Some(rel) = project.inside(f).filter(|r| !files.contains(r)) {
@@ -167,12 +187,20 @@ fn implicated(project: &Project, service: &str) -> Vec<String> {
 
 fn readiness(project: &Project, name: &str, settle: Duration) -> Readiness {
     let waited_to_complete = project.compose.services.values().any(|s| {
-        s.depends_on.as_ref().is_some_and(|d| d.entries().iter().any(|(dep, c)| dep == name && *c == Condition::ServiceCompletedSuccessfully))
+        s.depends_on.as_ref().is_some_and(|d| {
+            d.entries()
+                .iter()
+                .any(|(dep, c)| dep == name && *c == Condition::ServiceCompletedSuccessfully)
+        })
     });
     let svc = &project.compose.services[name];
     if waited_to_complete {
         Readiness::Completes
-    } else if svc.healthcheck.as_ref().is_some_and(|h| !h.disabled() && h.docker_test().is_some()) {
+    } else if svc
+        .healthcheck
+        .as_ref()
+        .is_some_and(|h| !h.disabled() && h.docker_test().is_some())
+    {
         Readiness::Healthcheck
     } else {
         Readiness::Settle(settle)
@@ -183,9 +211,16 @@ fn readiness(project: &Project, name: &str, settle: Duration) -> Readiness {
 pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
     let t0 = Instant::now();
     let ev = &opts.events;
-    ev.emit(Event::Phase { name: "verify: preflight".into() });
+    ev.emit(Event::Phase {
+        name: "verify: preflight".into(),
+    });
     let project = load_project_files(dir, &opts.files)?;
-    let mut report = VerifyReport { project: project.name.clone(), run_id: opts.run_id.clone(), warnings: project.warnings.clone(), ..Default::default() };
+    let mut report = VerifyReport {
+        project: project.name.clone(),
+        run_id: opts.run_id.clone(),
+        warnings: project.warnings.clone(),
+        ..Default::default()
+    };
     for w in &project.warnings {
         ev.warn(w.clone());
     }
@@ -193,13 +228,29 @@ pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Ve
         let violations = check_policy(&project.compose, &project.root);
         if !violations.is_empty() {
             for v in violations {
-                let d = Diagnostic::new(&v.service, Phase::Policy, format!("refused: {} (pass --allow-unsafe to allow)", v.key))
-                    .evidence(v.detail)
-                    .files(vec![project.rel(&project.file)]);
-                ev.emit(Event::ServiceFailed { service: d.service.clone(), phase: "policy".into(), summary: d.summary.clone() });
+                let d = Diagnostic::new(
+                    &v.service,
+                    Phase::Policy,
+                    format!("refused: {} (pass --allow-unsafe to allow)", v.key),
+                )
+                .evidence(v.detail)
+                .files(vec![project.rel(&project.file)]);
+                ev.emit(Event::ServiceFailed {
+                    service: d.service.clone(),
+                    phase: "policy".into(),
+                    summary: d.summary.clone(),
+                });
                 report.diagnostics.push(d);
             }
-            report.services = project.order.iter().map(|n| ServiceReport { name: n.clone(), state: "not_started".into(), ..Default::default() }).collect();
+            report.services = project
+                .order
+                .iter()
+                .map(|n| ServiceReport {
+                    name: n.clone(),
+                    state: "not_started".into(),
+                    ..Default::default()
+                })
+                .collect();
             report.timings.total_secs = t0.elapsed().as_secs_f64();
             return Ok(report);
         }
@@ -210,9 +261,18 @@ pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Ve
     teardown::remove_labelled(&engine, crate::docker::PROJECT_LABEL, &project.name).await;
     let result = run_all(&engine, &project, opts, &mut report, t0).await;
     let leave_running = report.healthy && opts.keep && result.is_ok();
-    let mut removed = if leave_running { teardown::Removed::default() } else { teardown::remove_labelled(&engine, RUN_LABEL, &run_id).await };
+    let mut removed = if leave_running {
+        teardown::Removed::default()
+    } else {
+        teardown::remove_labelled(&engine, RUN_LABEL, &run_id).await
+    };
     if result.is_ok() {
-        let current: Vec<String> = report.services.iter().map(|s| s.image.clone()).filter(|i| !i.is_empty()).collect();
+        let current: Vec<String> = report
+            .services
+            .iter()
+            .map(|s| s.image.clone())
+            .filter(|i| !i.is_empty())
+            .collect();
         removed.images = teardown::prune_images(&engine, &project.name, &current).await;
     }
     for why in &removed.left {
@@ -220,7 +280,12 @@ pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Ve
         report.warnings.push(why.clone());
     }
     if !leave_running || removed.images > 0 {
-        ev.emit(Event::TornDown { containers: removed.containers, networks: removed.networks, volumes: removed.volumes, images: removed.images });
+        ev.emit(Event::TornDown {
+            containers: removed.containers,
+            networks: removed.networks,
+            volumes: removed.volumes,
+            images: removed.images,
+        });
     }
     report.kept = leave_running;
     diagnose::order(&mut report.diagnostics);
@@ -228,11 +293,28 @@ pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Ve
     result.map(|_| report)
 }
 
-async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, report: &mut VerifyReport, t0: Instant) -> Result<(), VerifyError> {
+async fn run_all(
+    engine: &Engine,
+    project: &Project,
+    opts: &VerifyOptions,
+    report: &mut VerifyReport,
+    t0: Instant,
+) -> Result<(), VerifyError> {
     let ev = &opts.events;
     let mut images: HashMap<String, String> = HashMap::new();
-    let mut svc_reports: HashMap<String, ServiceReport> =
-        project.order.iter().map(|n| (n.clone(), ServiceReport { name: n.clone(), ..Default::default() })).collect();
+    let mut svc_reports: HashMap<String, ServiceReport> = project
+        .order
+        .iter()
+        .map(|n| {
+            (
+                n.clone(),
+                ServiceReport {
+                    name: n.clone(),
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
     let mut failed: HashMap<String, Diagnostic> = HashMap::new();
 
     // Images named by services and by Dockerfiles: present, or pulled.
@@ -245,7 +327,9 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
         let wanted: Vec<String> = match &svc.build {
             Some(b) => {
                 let df = project.root.join(b.context()).join(b.dockerfile());
-                std::fs::read_to_string(df).map(|t| build::from_images(&t)).unwrap_or_default()
+                std::fs::read_to_string(df)
+                    .map(|t| build::from_images(&t))
+                    .unwrap_or_default()
             }
             None => svc.image.iter().cloned().collect(),
         };
@@ -254,7 +338,10 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
                 let r = match engine.image_id(&image).await {
                     Some(id) => Ok(id),
                     None => match engine.pull(&image).await {
-                        Ok(()) => engine.image_id(&image).await.ok_or_else(|| "the pull ended but the image is not there".to_string()),
+                        Ok(()) => engine
+                            .image_id(&image)
+                            .await
+                            .ok_or_else(|| "the pull ended but the image is not there".to_string()),
                         Err(why) => Err(why),
                     },
                 };
@@ -266,9 +353,20 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
                 }
             }
             if let Some(Err(why)) = checked.get(&image) {
-                let d = Diagnostic::new(name, Phase::Image, format!("image {image} is not available locally and cannot be pulled"))
-                    .evidence(format!("pull {image}: {why}\nimages available locally: {}", if local.is_empty() { "none".into() } else { local.join(", ") }))
-                    .files(implicated(project, name));
+                let d = Diagnostic::new(
+                    name,
+                    Phase::Image,
+                    format!("image {image} is not available locally and cannot be pulled"),
+                )
+                .evidence(format!(
+                    "pull {image}: {why}\nimages available locally: {}",
+                    if local.is_empty() {
+                        "none".into()
+                    } else {
+                        local.join(", ")
+                    }
+                ))
+                .files(implicated(project, name));
                 failed.entry(name.clone()).or_insert(d);
             }
         }
@@ -286,42 +384,73 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
     // Builds run in parallel (`jobs` at a time), and each service starts as soon as its own
     // image is there and its depends_on conditions hold: a service whose image was cached
     // is up while the others still build.
-    ev.emit(Event::Phase { name: "verify: build".into() });
+    ev.emit(Event::Phase {
+        name: "verify: build".into(),
+    });
     let tb = Instant::now();
     let network = run::ensure_network(engine, &project.name, &opts.run_id).await?;
     let network_name = format!("{}_default", project.name);
     let volume_names: Vec<String> = project.compose.volumes.keys().cloned().collect();
     let volumes = run::ensure_volumes(engine, &project.name, &opts.run_id, &volume_names).await?;
-    let settings = RunSettings { publish_declared: opts.execute, memory: opts.memory, pids: opts.pids };
+    let settings = RunSettings {
+        publish_declared: opts.execute,
+        memory: opts.memory,
+        pids: opts.pids,
+    };
     // With fewer build slots than images, the images heading the longest depends_on chains
     // go first, so that chain starts while the images at its end still build.
-    let specs: Vec<BuildSpec> = crate::compose::graph::critical_first(&project.compose, &project.order)
-        .iter()
-        .filter(|n| !failed.contains_key(*n))
-        .filter_map(|n| {
-            let b = project.compose.services[n].build.as_ref()?;
-            let ctx_rel = b.context().trim_start_matches("./").trim_end_matches('/').to_string();
-            let ctx_rel = if ctx_rel == "." { String::new() } else { ctx_rel };
-            Some(BuildSpec {
-                service: n.clone(),
-                context: project.root.join(b.context()),
-                context_rel: ctx_rel,
-                dockerfile: b.dockerfile().to_string(),
-                args: b.args().into_iter().map(|(k, v)| (k.clone(), v.or_else(|| std::env::var(&k).ok()).unwrap_or_default())).collect(),
-                target: b.target().map(str::to_string),
-                log_dir: Some(project.root.join(crate::workspace::MASGEN_DIR).join("logs")),
-                no_cache: opts.no_cache,
-                bases: bases.remove(n).unwrap_or_default(),
-                run_id: opts.run_id.clone(),
+    let specs: Vec<BuildSpec> =
+        crate::compose::graph::critical_first(&project.compose, &project.order)
+            .iter()
+            .filter(|n| !failed.contains_key(*n))
+            .filter_map(|n| {
+                let b = project.compose.services[n].build.as_ref()?;
+                let ctx_rel = b
+                    .context()
+                    .trim_start_matches("./")
+                    .trim_end_matches('/')
+                    .to_string();
+                let ctx_rel = if ctx_rel == "." {
+                    String::new()
+                } else {
+                    ctx_rel
+                };
+                Some(BuildSpec {
+                    service: n.clone(),
+                    context: project.root.join(b.context()),
+                    context_rel: ctx_rel,
+                    dockerfile: b.dockerfile().to_string(),
+                    args: b
+                        .args()
+                        .into_iter()
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                v.or_else(|| std::env::var(&k).ok()).unwrap_or_default(),
+                            )
+                        })
+                        .collect(),
+                    target: b.target().map(str::to_string),
+                    log_dir: Some(project.root.join(crate::workspace::MASGEN_DIR).join("logs")),
+                    no_cache: opts.no_cache,
+                    bases: bases.remove(n).unwrap_or_default(),
+                    run_id: opts.run_id.clone(),
+                })
             })
-        })
-        .collect();
+            .collect();
     let mut channels: HashMap<String, (watch::Sender<St>, watch::Receiver<St>)> = HashMap::new();
     for n in &project.order {
-        let init = if failed.contains_key(n) { St::Failed } else { St::Pending };
+        let init = if failed.contains_key(n) {
+            St::Failed
+        } else {
+            St::Pending
+        };
         channels.insert(n.clone(), watch::channel(init));
     }
-    let mut image_channels: HashMap<String, (watch::Sender<ImageState>, watch::Receiver<ImageState>)> = HashMap::new();
+    let mut image_channels: HashMap<
+        String,
+        (watch::Sender<ImageState>, watch::Receiver<ImageState>),
+    > = HashMap::new();
     for n in &project.order {
         let known = match images.get(n) {
             Some(i) => ImageState::Ready(i.clone()),
@@ -334,18 +463,36 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
     let (channels, image_channels) = (&channels, &image_channels);
     let builds = futures_util::stream::iter(specs)
         .map(|spec| async move {
-            ev.emit(Event::BuildStarted { service: spec.service.clone() });
+            ev.emit(Event::BuildStarted {
+                service: spec.service.clone(),
+            });
             let r = build::build(engine, &project.name, &spec).await;
             match &r {
                 Ok(b) => {
-                    ev.emit(Event::BuildFinished { service: spec.service.clone(), secs: b.secs, cached: b.cached, patched: b.patched, ok: true });
-                    image_channels[&spec.service].0.send_replace(ImageState::Ready(b.image.clone()));
+                    ev.emit(Event::BuildFinished {
+                        service: spec.service.clone(),
+                        secs: b.secs,
+                        cached: b.cached,
+                        patched: b.patched,
+                        ok: true,
+                    });
+                    image_channels[&spec.service]
+                        .0
+                        .send_replace(ImageState::Ready(b.image.clone()));
                 }
                 Err(_) => {
-                    ev.emit(Event::BuildFinished { service: spec.service.clone(), secs: 0.0, cached: false, patched: false, ok: false });
+                    ev.emit(Event::BuildFinished {
+                        service: spec.service.clone(),
+                        secs: 0.0,
+                        cached: false,
+                        patched: false,
+                        ok: false,
+                    });
                     // Dependents learn it from the service's own state, as for any failure.
                     channels[&spec.service].0.send_replace(St::Failed);
-                    image_channels[&spec.service].0.send_replace(ImageState::Failed);
+                    image_channels[&spec.service]
+                        .0
+                        .send_replace(ImageState::Failed);
                 }
             }
             (spec.service, r)
@@ -354,31 +501,66 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
         .collect::<Vec<(String, Result<Built, Diagnostic>)>>();
     let builds = async { (builds.await, Instant::now()) };
     let start_announced = std::sync::atomic::AtomicBool::new(false);
-    let tasks = project.order.iter().filter(|n| !failed.contains_key(*n)).map(|name| {
-        let (volumes, settings, network, network_name, start_announced) = (&volumes, &settings, &network, &network_name, &start_announced);
-        async move {
-            let mut rx = image_channels[name].1.clone();
-            let image = match rx.wait_for(|i| *i != ImageState::Pending).await.map(|i| i.clone()) {
-                Ok(ImageState::Ready(image)) => image,
-                _ if project.compose.services[name].build.is_none() => {
-                    channels[name].0.send_replace(St::Failed);
-                    return Some((name.clone(), Ok(ServiceOutcome::Failed(Box::new(Diagnostic::new(name, Phase::Image, "no image to run"))))));
+    let tasks = project
+        .order
+        .iter()
+        .filter(|n| !failed.contains_key(*n))
+        .map(|name| {
+            let (volumes, settings, network, network_name, start_announced) = (
+                &volumes,
+                &settings,
+                &network,
+                &network_name,
+                &start_announced,
+            );
+            async move {
+                let mut rx = image_channels[name].1.clone();
+                let image = match rx
+                    .wait_for(|i| *i != ImageState::Pending)
+                    .await
+                    .map(|i| i.clone())
+                {
+                    Ok(ImageState::Ready(image)) => image,
+                    _ if project.compose.services[name].build.is_none() => {
+                        channels[name].0.send_replace(St::Failed);
+                        return Some((
+                            name.clone(),
+                            Ok(ServiceOutcome::Failed(Box::new(Diagnostic::new(
+                                name,
+                                Phase::Image,
+                                "no image to run",
+                            )))),
+                        ));
+                    }
+                    // Its build failed: that failure is the service's diagnostic.
+                    _ => return None,
+                };
+                if !start_announced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    ev.emit(Event::Phase {
+                        name: "verify: start".into(),
+                    });
                 }
-                // Its build failed: that failure is the service's diagnostic.
-                _ => return None,
-            };
-            if !start_announced.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                ev.emit(Event::Phase { name: "verify: start".into() });
+                let outcome = start_service(
+                    engine,
+                    project,
+                    opts,
+                    name,
+                    &image,
+                    volumes,
+                    settings,
+                    (network_name, network),
+                    channels,
+                )
+                .await;
+                if outcome.is_err() {
+                    // Docker itself failed: the run ends with that error, and dependents must not wait for this one.
+                    channels[name].0.send_replace(St::Failed);
+                }
+                Some((name.clone(), outcome))
             }
-            let outcome = start_service(engine, project, opts, name, &image, volumes, settings, (network_name, network), channels).await;
-            if outcome.is_err() {
-                // Docker itself failed: the run ends with that error, and dependents must not wait for this one.
-                channels[name].0.send_replace(St::Failed);
-            }
-            Some((name.clone(), outcome))
-        }
-    });
-    let ((builds, built_at), outcomes) = futures_util::future::join(builds, futures_util::future::join_all(tasks)).await;
+        });
+    let ((builds, built_at), outcomes) =
+        futures_util::future::join(builds, futures_util::future::join_all(tasks)).await;
     report.timings.build_secs = built_at.duration_since(tb).as_secs_f64();
     if let Some(why) = engine.buildkit_refused.get() {
         let w = format!(
@@ -404,7 +586,12 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
     for (name, outcome) in outcomes.into_iter().flatten() {
         let rep = svc_reports.get_mut(&name).expect("service in order");
         match outcome? {
-            ServiceOutcome::Ready { secs, health, container, ports } => {
+            ServiceOutcome::Ready {
+                secs,
+                health,
+                container,
+                ports,
+            } => {
                 rep.state = "ready".into();
                 rep.health = health;
                 rep.ready_secs = Some(secs);
@@ -417,7 +604,11 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
                 rep.ready_secs = Some(secs);
             }
             ServiceOutcome::Failed(d) => {
-                rep.state = if d.consequence { "not_started".into() } else { "failed".into() };
+                rep.state = if d.consequence {
+                    "not_started".into()
+                } else {
+                    "failed".into()
+                };
                 failed.insert(name, *d);
             }
         }
@@ -428,7 +619,11 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
             rep.state = "not_started".into();
         }
         if !d.consequence {
-            ev.emit(Event::ServiceFailed { service: name.clone(), phase: d.phase.as_str().into(), summary: d.summary.clone() });
+            ev.emit(Event::ServiceFailed {
+                service: name.clone(),
+                phase: d.phase.as_str().into(),
+                summary: d.summary.clone(),
+            });
         }
     }
     // Starting overlaps building: this is what came after the last build.
@@ -436,11 +631,16 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
 
     // Stability: nothing may exit or turn unhealthy a few seconds in.
     if failed.is_empty() && !opts.stability.is_zero() {
-        ev.emit(Event::Phase { name: format!("verify: stability window ({}s)", opts.stability.as_secs()) });
+        ev.emit(Event::Phase {
+            name: format!("verify: stability window ({}s)", opts.stability.as_secs()),
+        });
         let tw = Instant::now();
         let end = Instant::now() + opts.stability;
         while Instant::now() < end && failed.is_empty() {
-            tokio::time::sleep(Duration::from_millis(500).min(end.saturating_duration_since(Instant::now()))).await;
+            tokio::time::sleep(
+                Duration::from_millis(500).min(end.saturating_duration_since(Instant::now())),
+            )
+            .await;
             for (name, container) in &running {
                 let diagnostic = match health::snapshot(engine, container).await {
                     None => Some(Diagnostic::new(name, Phase::Stability, "the container disappeared after becoming ready (removed from outside masgen?)")),
@@ -463,7 +663,11 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
                 };
                 if let Some(d) = diagnostic {
                     let d = d.files(implicated(project, name));
-                    ev.emit(Event::ServiceFailed { service: name.clone(), phase: "stability".into(), summary: d.summary.clone() });
+                    ev.emit(Event::ServiceFailed {
+                        service: name.clone(),
+                        phase: "stability".into(),
+                        summary: d.summary.clone(),
+                    });
                     svc_reports.get_mut(name).expect("service").state = "failed".into();
                     failed.insert(name.clone(), d);
                 }
@@ -473,8 +677,16 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
     }
     report.healthy = failed.is_empty();
     keep_logs(engine, project, &report_started(&svc_reports)).await;
-    report.diagnostics = project.order.iter().filter_map(|n| failed.remove(n)).collect();
-    report.services = project.order.iter().filter_map(|n| svc_reports.remove(n)).collect();
+    report.diagnostics = project
+        .order
+        .iter()
+        .filter_map(|n| failed.remove(n))
+        .collect();
+    report.services = project
+        .order
+        .iter()
+        .filter_map(|n| svc_reports.remove(n))
+        .collect();
 
     if report.healthy && (opts.keep || opts.execute) {
         apply_restart_policies(engine, ev, project, &running).await;
@@ -487,10 +699,19 @@ async fn run_all(engine: &Engine, project: &Project, opts: &VerifyOptions, repor
 
 /// A system left running gets the compose file's restart policies. While verifying, no
 /// container restarts: a crash is a failure, with its exit code and logs, not a restart.
-async fn apply_restart_policies(engine: &Engine, ev: &Events, project: &Project, running: &[(String, String)]) {
+async fn apply_restart_policies(
+    engine: &Engine,
+    ev: &Events,
+    project: &Project,
+    running: &[(String, String)],
+) {
     use bollard::models::{ContainerUpdateBody, RestartPolicy, RestartPolicyNameEnum};
     for (name, container) in running {
-        let Some(Ok(Some((policy, retries)))) = project.compose.services[name].restart.as_deref().map(crate::compose::model::parse_restart) else {
+        let Some(Ok(Some((policy, retries)))) = project.compose.services[name]
+            .restart
+            .as_deref()
+            .map(crate::compose::model::parse_restart)
+        else {
             continue;
         };
         let name_enum = match policy {
@@ -498,9 +719,17 @@ async fn apply_restart_policies(engine: &Engine, ev: &Events, project: &Project,
             "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
             _ => RestartPolicyNameEnum::ON_FAILURE,
         };
-        let body = ContainerUpdateBody { restart_policy: Some(RestartPolicy { name: Some(name_enum), maximum_retry_count: retries }), ..Default::default() };
+        let body = ContainerUpdateBody {
+            restart_policy: Some(RestartPolicy {
+                name: Some(name_enum),
+                maximum_retry_count: retries,
+            }),
+            ..Default::default()
+        };
         if let Err(e) = engine.docker.update_container(container, body).await {
-            ev.warn(format!("{name}: could not set its restart policy ({policy}) on the running container: {e}"));
+            ev.warn(format!(
+                "{name}: could not set its restart policy ({policy}) on the running container: {e}"
+            ));
         }
     }
 }
@@ -528,14 +757,27 @@ fn held_reason(msg: &str) -> &'static str {
 
 /// Whether a service of the system other than `name` publishes host port `port`.
 fn published_by_another(project: &Project, name: &str, port: u16) -> bool {
-    project.compose.services.iter().filter(|(n, _)| n.as_str() != name).any(|(_, s)| {
-        s.ports.iter().filter_map(|p| p.mappings().ok()).flatten().any(|m| m.host_port == Some(port))
-    })
+    project
+        .compose
+        .services
+        .iter()
+        .filter(|(n, _)| n.as_str() != name)
+        .any(|(_, s)| {
+            s.ports
+                .iter()
+                .filter_map(|p| p.mappings().ok())
+                .flatten()
+                .any(|m| m.host_port == Some(port))
+        })
 }
 
 /// Services whose container was created (any state but not started).
 fn report_started(reports: &HashMap<String, ServiceReport>) -> Vec<String> {
-    let mut names: Vec<String> = reports.iter().filter(|(_, r)| r.state != "not_started" && !r.state.is_empty()).map(|(n, _)| n.clone()).collect();
+    let mut names: Vec<String> = reports
+        .iter()
+        .filter(|(_, r)| r.state != "not_started" && !r.state.is_empty())
+        .map(|(n, _)| n.clone())
+        .collect();
     names.sort();
     names
 }
@@ -545,7 +787,12 @@ fn report_started(reports: &HashMap<String, ServiceReport>) -> Vec<String> {
 async fn keep_logs(engine: &Engine, project: &Project, services: &[String]) {
     let dir = project.root.join(crate::workspace::MASGEN_DIR).join("logs");
     for name in services {
-        let text = logs::fetch_tail(engine, &format!("{}-{name}-1", project.name), logs::KEEP_LINES).await;
+        let text = logs::fetch_tail(
+            engine,
+            &format!("{}-{name}-1", project.name),
+            logs::KEEP_LINES,
+        )
+        .await;
         // Best effort: a log that cannot be written must not change the verdict.
         let _ = crate::workspace::write_atomic(&dir.join(format!("{name}.log")), text.as_bytes());
     }
@@ -557,13 +804,23 @@ fn evidence(s: Option<&health::Snapshot>, logs: &str) -> String {
     let mut e = String::new();
     if let Some(s) = s {
         if let Some(code) = s.exit_code.filter(|_| !s.running) {
-            e.push_str(&format!("exit code: {code}{}\n", if s.oom_killed { " (killed: out of memory)" } else { "" }));
+            e.push_str(&format!(
+                "exit code: {code}{}\n",
+                if s.oom_killed {
+                    " (killed: out of memory)"
+                } else {
+                    ""
+                }
+            ));
         }
         if let Some(err) = &s.error {
             e.push_str(&format!("docker: {err}\n"));
         }
         if !s.probes.is_empty() {
-            e.push_str(&format!("health probe output (latest last):\n{}\n", s.probes.join("\n")));
+            e.push_str(&format!(
+                "health probe output (latest last):\n{}\n",
+                s.probes.join("\n")
+            ));
         }
     }
     e.push_str(&format!("last log lines:\n{}", tail(logs, 30)));
@@ -571,8 +828,15 @@ fn evidence(s: Option<&health::Snapshot>, logs: &str) -> String {
 }
 
 enum ServiceOutcome {
-    Ready { secs: f64, health: String, container: String, ports: Vec<String> },
-    Completed { secs: f64 },
+    Ready {
+        secs: f64,
+        health: String,
+        container: String,
+        ports: Vec<String>,
+    },
+    Completed {
+        secs: f64,
+    },
     Failed(Box<Diagnostic>),
 }
 
@@ -602,27 +866,68 @@ async fn start_service(
     // once that container exists.
     for source in svc.created_after() {
         let mut rx = channels[&source].1.clone();
-        if rx.wait_for(|s| *s != St::Pending).await.map(|s| *s == St::Failed).unwrap_or(true) {
-            let mut d = Diagnostic::new(name, Phase::Start, format!("not started: needs the container of {source}, which failed"));
+        if rx
+            .wait_for(|s| *s != St::Pending)
+            .await
+            .map(|s| *s == St::Failed)
+            .unwrap_or(true)
+        {
+            let mut d = Diagnostic::new(
+                name,
+                Phase::Start,
+                format!("not started: needs the container of {source}, which failed"),
+            );
             d.consequence = true;
             return fail(d);
         }
     }
     // The container's own settings are judged first, then its secrets and configs.
-    let files = project.compose.file_mounts(svc, &project.root, &|k| project.lookup(k));
-    let made = run::container_body(&project.name, &opts.run_id, name, svc, image, &project.root, network, volumes, settings, files.as_deref().unwrap_or_default())
-        .and_then(|body| files.map(|files| (body, files)));
+    let files = project
+        .compose
+        .file_mounts(svc, &project.root, &|k| project.lookup(k));
+    let made = run::container_body(
+        &project.name,
+        &opts.run_id,
+        name,
+        svc,
+        image,
+        &project.root,
+        network,
+        volumes,
+        settings,
+        files.as_deref().unwrap_or_default(),
+    )
+    .and_then(|body| files.map(|files| (body, files)));
     let (body, files) = match made {
         Ok(made) => made,
-        Err(e) => return fail(Diagnostic::new(name, Phase::Start, e).files(implicated(project, name))),
+        Err(e) => {
+            return fail(Diagnostic::new(name, Phase::Start, e).files(implicated(project, name)))
+        }
     };
     if let Err(why) = run::create(engine, &container, body).await? {
-        return fail(Diagnostic::new(name, Phase::Start, "Docker refused to create the container").evidence(why).files(implicated(project, name)));
+        return fail(
+            Diagnostic::new(name, Phase::Start, "Docker refused to create the container")
+                .evidence(why)
+                .files(implicated(project, name)),
+        );
     }
     if let Err(why) = run::copy_files(engine, &container, &files).await {
-        return fail(Diagnostic::new(name, Phase::Start, "its secrets and configs could not be put into the container").evidence(why).files(implicated(project, name)));
+        return fail(
+            Diagnostic::new(
+                name,
+                Phase::Start,
+                "its secrets and configs could not be put into the container",
+            )
+            .evidence(why)
+            .files(implicated(project, name)),
+        );
     }
-    for (dep, cond) in svc.depends_on.as_ref().map(|d| d.entries()).unwrap_or_default() {
+    for (dep, cond) in svc
+        .depends_on
+        .as_ref()
+        .map(|d| d.entries())
+        .unwrap_or_default()
+    {
         let mut rx = channels[&dep].1.clone();
         let ok = rx
             .wait_for(|s| match cond {
@@ -640,44 +945,91 @@ async fn start_service(
             continue;
         }
         if !ok {
-            let mut d = Diagnostic::new(name, Phase::Start, format!("not started: depends on {dep}, which failed"));
+            let mut d = Diagnostic::new(
+                name,
+                Phase::Start,
+                format!("not started: depends on {dep}, which failed"),
+            );
             d.consequence = true;
             return fail(d);
         }
     }
     let started = Instant::now();
-    if let Err(e) = engine.docker.start_container(&container, None::<bollard::query_parameters::StartContainerOptions>).await {
+    if let Err(e) = engine
+        .docker
+        .start_container(
+            &container,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+    {
         let msg = e.to_string();
         // Another program on this machine holds a port --execute publishes: nothing in the
         // system is wrong, so no model is asked to change it. Two of the system's own
         // services publishing one port is the system's fault, and goes on as a diagnostic.
         if let Some(port) = held_port(&msg).filter(|p| !published_by_another(project, name, *p)) {
-            return Err(crate::docker::DockerError::HostPortInUse { service: name.to_string(), message: format!("port {port}: {}", held_reason(&msg)) });
+            return Err(crate::docker::DockerError::HostPortInUse {
+                service: name.to_string(),
+                message: format!("port {port}: {}", held_reason(&msg)),
+            });
         }
-        return fail(Diagnostic::new(name, Phase::Start, "the container could not start").evidence(msg).files(implicated(project, name)));
+        return fail(
+            Diagnostic::new(name, Phase::Start, "the container could not start")
+                .evidence(msg)
+                .files(implicated(project, name)),
+        );
     }
     me.send_replace(St::Started);
-    opts.events.emit(Event::ContainerStarted { service: name.to_string(), container: container.clone() });
+    opts.events.emit(Event::ContainerStarted {
+        service: name.to_string(),
+        container: container.clone(),
+    });
     let mut readiness = readiness(project, name, opts.settle);
     // A HEALTHCHECK in the image counts like one in the compose file.
-    if let (Readiness::Settle(_), Some(s)) = (readiness, health::snapshot(engine, &container).await) {
+    if let (Readiness::Settle(_), Some(s)) = (readiness, health::snapshot(engine, &container).await)
+    {
         if s.health.is_some() {
             readiness = Readiness::Healthcheck;
         }
     }
-    let wait = health::wait_ready(engine, &container, readiness, Instant::now() + opts.health_timeout).await;
+    let wait = health::wait_ready(
+        engine,
+        &container,
+        readiness,
+        Instant::now() + opts.health_timeout,
+    )
+    .await;
     let secs = started.elapsed().as_secs_f64();
     let outcome = match wait {
         Wait::Ready => {
             me.send_replace(St::Ready);
-            opts.events.emit(Event::ServiceReady { service: name.to_string(), secs });
-            let ports = run::published_ports(engine, &container).await.into_iter().map(|(p, h)| format!("{p} -> {h}")).collect();
-            let health = if readiness == Readiness::Healthcheck { "healthy" } else { "none" };
-            ServiceOutcome::Ready { secs, health: health.into(), container, ports }
+            opts.events.emit(Event::ServiceReady {
+                service: name.to_string(),
+                secs,
+            });
+            let ports = run::published_ports(engine, &container)
+                .await
+                .into_iter()
+                .map(|(p, h)| format!("{p} -> {h}"))
+                .collect();
+            let health = if readiness == Readiness::Healthcheck {
+                "healthy"
+            } else {
+                "none"
+            };
+            ServiceOutcome::Ready {
+                secs,
+                health: health.into(),
+                container,
+                ports,
+            }
         }
         Wait::Completed => {
             me.send_replace(St::Completed);
-            opts.events.emit(Event::ServiceReady { service: name.to_string(), secs });
+            opts.events.emit(Event::ServiceReady {
+                service: name.to_string(),
+                secs,
+            });
             ServiceOutcome::Completed { secs }
         }
         Wait::Exited(s) => {
@@ -686,13 +1038,24 @@ async fn start_service(
             let summary = match (readiness, code) {
                 (Readiness::Completes, _) => format!("one-shot job exited with code {code}"),
                 (_, 0) => "exited with code 0, but it should keep running".to_string(),
-                _ => format!("crashed: exited with code {code}{}", if s.oom_killed { " (out of memory)" } else { "" }),
+                _ => format!(
+                    "crashed: exited with code {code}{}",
+                    if s.oom_killed { " (out of memory)" } else { "" }
+                ),
             };
-            return fail(Diagnostic::new(name, Phase::Crash, summary).evidence(evidence(Some(&s), &logs)).files(implicated(project, name)));
+            return fail(
+                Diagnostic::new(name, Phase::Crash, summary)
+                    .evidence(evidence(Some(&s), &logs))
+                    .files(implicated(project, name)),
+            );
         }
         Wait::ProbeCannotRun(s, p) => {
             let logs = logs::fetch_tail(engine, &container, logs::KEEP_LINES).await;
-            let test = s.test.as_ref().map(|(t, _)| t.join(" ")).unwrap_or_default();
+            let test = s
+                .test
+                .as_ref()
+                .map(|(t, _)| t.join(" "))
+                .unwrap_or_default();
             let head = format!("healthcheck: {test}\nmasgen's runs of it exited {} every time, through the start period and for at least {}s: {}\n", p.exit_code, health::CANNOT_RUN_FOR.as_secs(), p.output.trim());
             return fail(
                 Diagnostic::new(name, Phase::Health, format!("unhealthy: its healthcheck cannot run in the container (exit {}: the program is not in the image)", p.exit_code))
@@ -702,7 +1065,15 @@ async fn start_service(
         }
         Wait::Unhealthy(s) => {
             let logs = logs::fetch_tail(engine, &container, logs::KEEP_LINES).await;
-            return fail(Diagnostic::new(name, Phase::Health, "unhealthy: its healthcheck keeps failing").evidence(evidence(Some(&s), &logs)).files(implicated(project, name)));
+            return fail(
+                Diagnostic::new(
+                    name,
+                    Phase::Health,
+                    "unhealthy: its healthcheck keeps failing",
+                )
+                .evidence(evidence(Some(&s), &logs))
+                .files(implicated(project, name)),
+            );
         }
         Wait::TimedOut(s) => {
             let logs = logs::fetch_tail(engine, &container, logs::KEEP_LINES).await;
@@ -711,22 +1082,44 @@ async fn start_service(
                 _ => "not ready",
             };
             return fail(
-                Diagnostic::new(name, Phase::Health, format!("{what} after {}s (--health-timeout)", opts.health_timeout.as_secs()))
-                    .evidence(evidence(s.as_ref(), &logs))
-                    .files(implicated(project, name)),
+                Diagnostic::new(
+                    name,
+                    Phase::Health,
+                    format!(
+                        "{what} after {}s (--health-timeout)",
+                        opts.health_timeout.as_secs()
+                    ),
+                )
+                .evidence(evidence(s.as_ref(), &logs))
+                .files(implicated(project, name)),
             );
         }
-        Wait::Gone => return fail(Diagnostic::new(name, Phase::Start, "the container disappeared while starting")),
+        Wait::Gone => {
+            return fail(Diagnostic::new(
+                name,
+                Phase::Start,
+                "the container disappeared while starting",
+            ))
+        }
     };
     Ok(outcome)
 }
 
 /// `--execute`: show where services answer, follow logs until Ctrl-C.
-async fn follow_until_interrupted(engine: &Engine, ev: &Events, running: &[(String, String)], services: &[ServiceReport]) {
+async fn follow_until_interrupted(
+    engine: &Engine,
+    ev: &Events,
+    running: &[(String, String)],
+    services: &[ServiceReport],
+) {
     for s in services {
         for p in &s.ports {
             if let Some((port, host)) = p.split_once(" -> ") {
-                ev.emit(Event::Published { service: s.name.clone(), container_port: port.into(), host: host.into() });
+                ev.emit(Event::Published {
+                    service: s.name.clone(),
+                    container_port: port.into(),
+                    host: host.into(),
+                });
             }
         }
     }
@@ -748,9 +1141,18 @@ mod tests {
     #[test]
     fn held_host_ports_are_read_from_dockers_two_messages() {
         let proxy = "Docker responded with status code 500: driver failed programming external connectivity on endpoint x-web-1 (21dd): Error starting userland proxy: listen tcp4 0.0.0.0:18555: bind: address already in use";
-        assert_eq!((held_port(proxy), held_reason(proxy)), (Some(18555), "another program listens on it"));
+        assert_eq!(
+            (held_port(proxy), held_reason(proxy)),
+            (Some(18555), "another program listens on it")
+        );
         let allocated = "Docker responded with status code 500: driver failed programming external connectivity on endpoint x-b-1 (9f): Bind for 0.0.0.0:8080 failed: port is already allocated";
-        assert_eq!((held_port(allocated), held_reason(allocated)), (Some(8080), "another container publishes it"));
-        assert_eq!(held_port("OCI runtime create failed: exec: \"nope\": not found"), None);
+        assert_eq!(
+            (held_port(allocated), held_reason(allocated)),
+            (Some(8080), "another container publishes it")
+        );
+        assert_eq!(
+            held_port("OCI runtime create failed: exec: \"nope\": not found"),
+            None
+        );
     }
 }

@@ -42,7 +42,13 @@ fn run(args: &[&str]) -> (Duration, usize) {
     let o = generate_against(&fake, &dir.path().join("s"), &all);
     let took = t.elapsed();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert_eq!(all_files(&dir.path().join("s")).iter().filter(|p| !p.to_string_lossy().contains(".masgen")).count(), 12);
+    assert_eq!(
+        all_files(&dir.path().join("s"))
+            .iter()
+            .filter(|p| !p.to_string_lossy().contains(".masgen"))
+            .count(),
+        12
+    );
     (took, fake.requests().len())
 }
 
@@ -55,8 +61,22 @@ fn bench_staged_concurrency() {
     let (par, n4) = run(&["--jobs", "4"]);
     println!("\n| plan | concurrency | requests | wall time (s) | speed-up |");
     println!("|---|---:|---:|---:|---:|");
-    println!("| one batch per group (original tool) | 1 | {n1} | {:.2} | 1.00x |", seq.as_secs_f64());
-    println!("| one batch per group | 4 | {n2} | {:.2} | {:.2}x |", grp.as_secs_f64(), seq.as_secs_f64() / grp.as_secs_f64());
-    println!("| groups packed into <= jobs batches (default) | 4 | {n4} | {:.2} | {:.2}x |", par.as_secs_f64(), seq.as_secs_f64() / par.as_secs_f64());
-    println!("\nspeed-up of the default at 4 over the original: {:.2}x (target: at least 3x)", seq.as_secs_f64() / par.as_secs_f64());
+    println!(
+        "| one batch per group (original tool) | 1 | {n1} | {:.2} | 1.00x |",
+        seq.as_secs_f64()
+    );
+    println!(
+        "| one batch per group | 4 | {n2} | {:.2} | {:.2}x |",
+        grp.as_secs_f64(),
+        seq.as_secs_f64() / grp.as_secs_f64()
+    );
+    println!(
+        "| groups packed into <= jobs batches (default) | 4 | {n4} | {:.2} | {:.2}x |",
+        par.as_secs_f64(),
+        seq.as_secs_f64() / par.as_secs_f64()
+    );
+    println!(
+        "\nspeed-up of the default at 4 over the original: {:.2}x (target: at least 3x)",
+        seq.as_secs_f64() / par.as_secs_f64()
+    );
 }

@@ -5,19 +5,38 @@ use masgen::protocol::{check_path, parse_reply, Change};
 use proptest::prelude::*;
 
 fn path_like() -> impl Strategy<Value = String> {
-    prop::collection::vec(prop_oneof![Just("..".to_string()), Just(".".to_string()), Just(".masgen".to_string()), Just(".git".to_string()), Just("".to_string()), "[a-zA-Z0-9_\\\\:~. -]{1,8}"], 1..5)
-        .prop_map(|parts| parts.join("/"))
-        .prop_flat_map(|p| prop_oneof![Just(p.clone()), Just(format!("/{p}")), Just(format!("C:{p}"))])
+    prop::collection::vec(
+        prop_oneof![
+            Just("..".to_string()),
+            Just(".".to_string()),
+            Just(".masgen".to_string()),
+            Just(".git".to_string()),
+            Just("".to_string()),
+            "[a-zA-Z0-9_\\\\:~. -]{1,8}"
+        ],
+        1..5,
+    )
+    .prop_map(|parts| parts.join("/"))
+    .prop_flat_map(|p| {
+        prop_oneof![
+            Just(p.clone()),
+            Just(format!("/{p}")),
+            Just(format!("C:{p}"))
+        ]
+    })
 }
 
 fn reply() -> impl Strategy<Value = String> {
     let block = (path_like(), ".{0,40}", 0..4u8).prop_map(|(p, body, kind)| match kind {
         0 => format!("<file path=\"{p}\">\n{body}\n</file>\n"),
-        1 => format!("<edit path=\"{p}\">\n<<<<<<< SEARCH\n{body}\n=======\nx\n>>>>>>> REPLACE\n</edit>\n"),
+        1 => format!(
+            "<edit path=\"{p}\">\n<<<<<<< SEARCH\n{body}\n=======\nx\n>>>>>>> REPLACE\n</edit>\n"
+        ),
         2 => format!("<delete path=\"{p}\"/>\n"),
         _ => format!("<file path='{p}'>\r\n```\r\n{body}"),
     });
-    prop::collection::vec(prop_oneof![block, ".{0,30}\n".prop_map(String::from)], 0..8).prop_map(|v| v.concat())
+    prop::collection::vec(prop_oneof![block, ".{0,30}\n".prop_map(String::from)], 0..8)
+        .prop_map(|v| v.concat())
 }
 
 fn safe(p: &str) -> bool {
@@ -25,7 +44,8 @@ fn safe(p: &str) -> bool {
         && !p.starts_with('/')
         && !p.contains('\\')
         && !p.contains('\0')
-        && p.split('/').all(|c| !c.is_empty() && c != ".." && c != "." && c != ".git")
+        && p.split('/')
+            .all(|c| !c.is_empty() && c != ".." && c != "." && c != ".git")
         && p.split('/').next() != Some(".masgen")
         && !(p.len() >= 2 && p.as_bytes()[0].is_ascii_alphabetic() && p.as_bytes()[1] == b':')
 }
@@ -61,8 +81,16 @@ mod edit_props {
     use proptest::prelude::*;
 
     fn lines() -> impl Strategy<Value = String> {
-        prop::collection::vec(prop_oneof![Just("a".to_string()), Just("b".to_string()), Just("  c".to_string()), "[a-c ]{0,4}"], 0..6)
-            .prop_map(|v| v.iter().map(|l| format!("{l}\n")).collect())
+        prop::collection::vec(
+            prop_oneof![
+                Just("a".to_string()),
+                Just("b".to_string()),
+                Just("  c".to_string()),
+                "[a-c ]{0,4}"
+            ],
+            0..6,
+        )
+        .prop_map(|v| v.iter().map(|l| format!("{l}\n")).collect())
     }
 
     proptest! {

@@ -13,7 +13,12 @@ use common::*;
 
 /// Start masgen with stderr read line by line into a channel.
 fn spawn(args: &[&str]) -> (Child, mpsc::Receiver<String>) {
-    let mut child = masgen().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn masgen");
+    let mut child = masgen()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn masgen");
     let (tx, rx) = mpsc::channel();
     let err = child.stderr.take().unwrap();
     std::thread::spawn(move || {
@@ -24,7 +29,11 @@ fn spawn(args: &[&str]) -> (Child, mpsc::Receiver<String>) {
     (child, rx)
 }
 
-fn wait_for_line(rx: &mpsc::Receiver<String>, needle: &str, timeout: Duration) -> Result<String, Vec<String>> {
+fn wait_for_line(
+    rx: &mpsc::Receiver<String>,
+    needle: &str,
+    timeout: Duration,
+) -> Result<String, Vec<String>> {
     let end = Instant::now() + timeout;
     let mut seen = Vec::new();
     while Instant::now() < end {
@@ -39,7 +48,11 @@ fn wait_for_line(rx: &mpsc::Receiver<String>, needle: &str, timeout: Duration) -
 }
 
 fn signal(child: &Child, sig: &str) {
-    let ok = std::process::Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap().success();
+    let ok = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
     assert!(ok, "kill {sig}");
 }
 
@@ -73,19 +86,37 @@ fn interrupt_tears_down(sig: &str) {
     }
     let (_dir, path, _guard, project) = never_ready_system();
     let (mut child, rx) = spawn(&["verify", path.to_str().unwrap(), "--health-timeout", "100"]);
-    wait_for_line(&rx, "verify: start", Duration::from_secs(60)).unwrap_or_else(|seen| panic!("never started: {seen:?}"));
+    wait_for_line(&rx, "verify: start", Duration::from_secs(60))
+        .unwrap_or_else(|seen| panic!("never started: {seen:?}"));
     // Wait until the container exists, so there is something to tear down.
     let end = Instant::now() + Duration::from_secs(30);
-    while leftovers(&project).iter().all(|l| !l.starts_with("container")) && Instant::now() < end {
+    while leftovers(&project)
+        .iter()
+        .all(|l| !l.starts_with("container"))
+        && Instant::now() < end
+    {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(leftovers(&project).iter().any(|l| l.starts_with("container")), "the container never appeared");
+    assert!(
+        leftovers(&project)
+            .iter()
+            .any(|l| l.starts_with("container")),
+        "the container never appeared"
+    );
     signal(&child, sig);
     let code = wait_exit(&mut child, Duration::from_secs(30));
     assert_eq!(code, Some(130), "{sig}");
     let rest: Vec<String> = rx.try_iter().collect();
-    assert!(rest.iter().any(|l| l.contains("interrupted: containers, networks and volumes of this run were removed")), "{rest:?}");
-    assert!(nothing_left(&project).is_empty(), "{sig} left {:?}", leftovers(&project));
+    assert!(
+        rest.iter().any(|l| l
+            .contains("interrupted: containers, networks and volumes of this run were removed")),
+        "{rest:?}"
+    );
+    assert!(
+        nothing_left(&project).is_empty(),
+        "{sig} left {:?}",
+        leftovers(&project)
+    );
 }
 
 #[test]
@@ -103,7 +134,11 @@ fn execute_publishes_declared_ports_follows_logs_and_tears_down_on_ctrl_c() {
     if !docker_available("execute") {
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let (_dir, path) = copy_fixture("healthy");
     std::fs::write(
         path.join("docker-compose.yml"),
@@ -112,17 +147,36 @@ fn execute_publishes_declared_ports_follows_logs_and_tears_down_on_ctrl_c() {
     .unwrap();
     let project = path.file_name().unwrap().to_string_lossy().to_string();
     let _guard = Cleanup(project.clone());
-    let (mut child, rx) = spawn(&["verify", path.to_str().unwrap(), "--execute", "--settle", "1", "--stability", "1"]);
-    let line = wait_for_line(&rx, "answers at", Duration::from_secs(60)).unwrap_or_else(|seen| panic!("no address shown: {seen:?}"));
-    assert!(line.contains(&format!("port 80/tcp answers at 127.0.0.1:{port}")), "{line}");
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the declared port answers");
-    conn.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let (mut child, rx) = spawn(&[
+        "verify",
+        path.to_str().unwrap(),
+        "--execute",
+        "--settle",
+        "1",
+        "--stability",
+        "1",
+    ]);
+    let line = wait_for_line(&rx, "answers at", Duration::from_secs(60))
+        .unwrap_or_else(|seen| panic!("no address shown: {seen:?}"));
+    assert!(
+        line.contains(&format!("port 80/tcp answers at 127.0.0.1:{port}")),
+        "{line}"
+    );
+    let mut conn =
+        std::net::TcpStream::connect(("127.0.0.1", port)).expect("the declared port answers");
+    conn.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut page = String::new();
     conn.read_to_string(&mut page).unwrap();
     assert!(page.contains("executed"), "{page}");
     // Logs are followed: the httpd access line shows up prefixed with the service.
-    wait_for_line(&rx, "site | ", Duration::from_secs(10)).unwrap_or_else(|seen| panic!("no log lines followed: {seen:?}"));
+    wait_for_line(&rx, "site | ", Duration::from_secs(10))
+        .unwrap_or_else(|seen| panic!("no log lines followed: {seen:?}"));
     signal(&child, "-INT");
     assert_eq!(wait_exit(&mut child, Duration::from_secs(30)), Some(130));
-    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
+    assert!(
+        nothing_left(&project).is_empty(),
+        "{:?}",
+        leftovers(&project)
+    );
 }

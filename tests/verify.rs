@@ -36,7 +36,13 @@ fn compose_system(compose: &str) -> (tempfile::TempDir, std::path::PathBuf, Stri
 
 /// `masgen verify DIR ARGS` with `env` added, which must come out healthy; its output.
 fn verify_healthy(path: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> String {
-    let o = masgen().envs(env.iter().copied()).arg("verify").arg(path).args(args).output().unwrap();
+    let o = masgen()
+        .envs(env.iter().copied())
+        .arg("verify")
+        .arg(path)
+        .args(args)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     text(&o)
 }
@@ -52,7 +58,11 @@ fn verify_fixture_env(name: &str, extra: &[&str], env: &[(&str, &str)]) -> Optio
     let (dir, path, project, _guard) = guarded_copy(name);
     let report_path = dir.path().join("report.json");
     let mut args: Vec<&str> = vec!["--report", report_path.to_str().unwrap()];
-    for (flag, default) in [("--settle", "2"), ("--stability", "3"), ("--health-timeout", "60")] {
+    for (flag, default) in [
+        ("--settle", "2"),
+        ("--stability", "3"),
+        ("--health-timeout", "60"),
+    ] {
         if !extra.contains(&flag) {
             args.extend([flag, default]);
         }
@@ -65,10 +75,24 @@ fn verify_fixture_env(name: &str, extra: &[&str], env: &[(&str, &str)]) -> Optio
         .args(extra)
         .output()
         .expect("run masgen");
-    let report = std::fs::read_to_string(&report_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(serde_json::Value::Null);
+    let report = std::fs::read_to_string(&report_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
     let left = nothing_left(&project);
-    assert!(left.is_empty(), "{name}: left behind {left:?}\n{}", text(&o));
-    Some(Run { code: o.status.code(), report, out: text(&o), project, dir: path, _dir: dir })
+    assert!(
+        left.is_empty(),
+        "{name}: left behind {left:?}\n{}",
+        text(&o)
+    );
+    Some(Run {
+        code: o.status.code(),
+        report,
+        out: text(&o),
+        project,
+        dir: path,
+        _dir: dir,
+    })
 }
 
 /// Assert the first diagnostic names `service` and `phase` with `evidence` in it.
@@ -78,17 +102,29 @@ fn assert_root(run: &Run, service: &str, phase: &str, evidence: &str) {
     assert_eq!(d["service"], service, "{}", run.out);
     assert_eq!(d["phase"], phase, "{}", run.out);
     let ev = d["evidence"].as_str().unwrap_or_default();
-    assert!(ev.contains(evidence), "evidence lacks {evidence:?}: {ev}\n{}", run.out);
+    assert!(
+        ev.contains(evidence),
+        "evidence lacks {evidence:?}: {ev}\n{}",
+        run.out
+    );
     assert_eq!(run.report["healthy"], false);
 }
 
 #[test]
 fn a_healthy_system_passes_and_leaves_nothing_behind() {
-    let Some(run) = verify_fixture("healthy", &["--junit", "/dev/null"]) else { return };
+    let Some(run) = verify_fixture("healthy", &["--junit", "/dev/null"]) else {
+        return;
+    };
     assert_eq!(run.code, Some(0), "{}", run.out);
     assert_eq!(run.report["healthy"], true);
     let services = run.report["services"].as_array().unwrap();
-    let state = |n: &str| services.iter().find(|s| s["name"] == n).map(|s| s["state"].as_str().unwrap().to_string()).unwrap();
+    let state = |n: &str| {
+        services
+            .iter()
+            .find(|s| s["name"] == n)
+            .map(|s| s["state"].as_str().unwrap().to_string())
+            .unwrap()
+    };
     assert_eq!(state("init"), "completed");
     for s in ["web", "consumer", "producer"] {
         assert_eq!(state(s), "ready", "{}", run.out);
@@ -98,94 +134,184 @@ fn a_healthy_system_passes_and_leaves_nothing_behind() {
     assert!(logs.contains("consumer listening on 9000"), "{logs}");
     let web = services.iter().find(|s| s["name"] == "web").unwrap();
     assert_eq!(web["health"], "healthy");
-    assert!(web["ports"][0].as_str().unwrap().starts_with("8080/tcp -> 127.0.0.1:"), "ephemeral loopback port: {}", web["ports"]);
+    assert!(
+        web["ports"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("8080/tcp -> 127.0.0.1:"),
+        "ephemeral loopback port: {}",
+        web["ports"]
+    );
     assert!(run.out.contains(&format!("masgen/{}-web:", run.project)));
 }
 
 #[test]
 fn a_failing_build_step_is_reported_with_its_output() {
-    let Some(run) = verify_fixture("build_fails", &[]) else { return };
+    let Some(run) = verify_fixture("build_fails", &[]) else {
+        return;
+    };
     assert_root(&run, "app", "build", "error: undefined symbol main_loop");
     let d = &run.report["diagnostics"][0];
-    assert!(d["summary"].as_str().unwrap().contains("at Step 2/"), "{}", d["summary"]);
-    assert!(d["summary"].as_str().unwrap().contains("RUN echo \"compiling app\""), "{}", d["summary"]);
+    assert!(
+        d["summary"].as_str().unwrap().contains("at Step 2/"),
+        "{}",
+        d["summary"]
+    );
+    assert!(
+        d["summary"]
+            .as_str()
+            .unwrap()
+            .contains("RUN echo \"compiling app\""),
+        "{}",
+        d["summary"]
+    );
     assert_eq!(d["files"][0], "app/Dockerfile");
-    assert!(d["evidence"].as_str().unwrap().contains("full build output:"), "{}", d["evidence"]);
+    assert!(
+        d["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("full build output:"),
+        "{}",
+        d["evidence"]
+    );
     // BuildKit's log, read off its progress stream: the step, its output, its error.
     let log = std::fs::read_to_string(run.dir.join(".masgen/logs/build-app.log")).unwrap();
-    assert!(log.contains("[2/2] RUN echo \"compiling app\"") && log.contains(" error: undefined symbol main_loop\n") && log.contains("ERROR: "), "{log}");
+    assert!(
+        log.contains("[2/2] RUN echo \"compiling app\"")
+            && log.contains(" error: undefined symbol main_loop\n")
+            && log.contains("ERROR: "),
+        "{log}"
+    );
 }
 
 #[test]
 fn the_classic_builder_reports_a_failing_step_the_same_way() {
     // DOCKER_BUILDKIT=0 asks for the classic builder, as for the docker CLI.
-    let Some(run) = verify_fixture_env("build_fails", &[], &[("DOCKER_BUILDKIT", "0")]) else { return };
+    let Some(run) = verify_fixture_env("build_fails", &[], &[("DOCKER_BUILDKIT", "0")]) else {
+        return;
+    };
     assert_root(&run, "app", "build", "error: undefined symbol main_loop");
     let d = &run.report["diagnostics"][0];
-    assert!(d["summary"].as_str().unwrap().contains("at Step 2/"), "{}", d["summary"]);
-    assert!(d["evidence"].as_str().unwrap().contains("returned a non-zero code: 3"), "the classic builder's own error: {}", d["evidence"]);
+    assert!(
+        d["summary"].as_str().unwrap().contains("at Step 2/"),
+        "{}",
+        d["summary"]
+    );
+    assert!(
+        d["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("returned a non-zero code: 3"),
+        "the classic builder's own error: {}",
+        d["evidence"]
+    );
     let log = std::fs::read_to_string(run.dir.join(".masgen/logs/build-app.log")).unwrap();
-    assert!(log.contains("Step 1/") && log.contains("error: undefined symbol main_loop"), "{log}");
+    assert!(
+        log.contains("Step 1/") && log.contains("error: undefined symbol main_loop"),
+        "{log}"
+    );
 }
 
 #[test]
 fn a_file_missing_from_the_context_is_a_build_failure_naming_it() {
-    let Some(run) = verify_fixture("missing_file", &[]) else { return };
+    let Some(run) = verify_fixture("missing_file", &[]) else {
+        return;
+    };
     assert_root(&run, "app", "build", "run.sh");
-    let files: Vec<&str> = run.report["diagnostics"][0]["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    let files: Vec<&str> = run.report["diagnostics"][0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
     assert!(files.contains(&"app/run.sh"), "{files:?}");
 }
 
 #[test]
 fn a_crash_on_start_shows_the_exit_code_and_the_log_line() {
     let junit = tempfile::NamedTempFile::new().unwrap();
-    let Some(run) = verify_fixture("crash_on_start", &["--junit", junit.path().to_str().unwrap()]) else { return };
+    let Some(run) = verify_fixture(
+        "crash_on_start",
+        &["--junit", junit.path().to_str().unwrap()],
+    ) else {
+        return;
+    };
     assert_root(&run, "app", "crash", "FATAL: DATABASE_URL is not set");
-    assert!(run.report["diagnostics"][0]["evidence"].as_str().unwrap().contains("exit code: 4"));
+    assert!(run.report["diagnostics"][0]["evidence"]
+        .as_str()
+        .unwrap()
+        .contains("exit code: 4"));
     let xml = std::fs::read_to_string(junit.path()).unwrap();
     assert!(xml.contains("tests=\"1\" failures=\"1\""), "{xml}");
-    assert!(xml.contains("<testcase classname=") && xml.contains("name=\"app\""), "{xml}");
-    assert!(xml.contains("<failure type=\"crash\" message=\"crashed: exited with code 4\">") && xml.contains("FATAL: DATABASE_URL is not set"), "{xml}");
+    assert!(
+        xml.contains("<testcase classname=") && xml.contains("name=\"app\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<failure type=\"crash\" message=\"crashed: exited with code 4\">")
+            && xml.contains("FATAL: DATABASE_URL is not set"),
+        "{xml}"
+    );
 }
 
 #[test]
 fn a_crash_after_becoming_healthy_is_caught_by_the_stability_window() {
-    let Some(run) = verify_fixture("crash_later", &["--stability", "8"]) else { return };
+    let Some(run) = verify_fixture("crash_later", &["--stability", "8"]) else {
+        return;
+    };
     assert_root(&run, "app", "stability", "panic: connection pool exhausted");
 }
 
 #[test]
 fn a_healthcheck_that_never_passes_shows_the_probe_output() {
-    let Some(run) = verify_fixture("never_healthy", &[]) else { return };
+    let Some(run) = verify_fixture("never_healthy", &[]) else {
+        return;
+    };
     assert_root(&run, "app", "health", "probe: /health returned 503");
 }
 
 #[test]
 fn a_healthcheck_whose_program_is_missing_fails_in_seconds_not_after_its_retries() {
-    let Some(run) = verify_fixture("healthcheck_tool_missing", &[]) else { return };
+    let Some(run) = verify_fixture("healthcheck_tool_missing", &[]) else {
+        return;
+    };
     assert_eq!(run.code, Some(1), "{}", run.out);
     let diags = run.report["diagnostics"].as_array().unwrap();
     assert_eq!(diags.len(), 2, "{}", run.report);
     // Not "not ready after 60s (--health-timeout)", nor Docker's "unhealthy" after its
     // start_period and ten 5 s intervals: told as soon as it is certain.
-    for (d, code, says) in [(&diags[0], 126, "executable file not found"), (&diags[1], 1, "curl: not found")] {
+    for (d, code, says) in [
+        (&diags[0], 126, "executable file not found"),
+        (&diags[1], 1, "curl: not found"),
+    ] {
         assert_eq!(d["phase"], "health");
         assert_eq!(d["summary"], format!("unhealthy: its healthcheck cannot run in the container (exit {code}: the program is not in the image)"));
-        assert!(d["evidence"].as_str().unwrap().contains(says), "{}", d["evidence"]);
+        assert!(
+            d["evidence"].as_str().unwrap().contains(says),
+            "{}",
+            d["evidence"]
+        );
     }
 }
 
 #[test]
 fn settings_the_daemon_refuses_are_the_systems_failure_not_dockers() {
     // mem_limit: 1k is below the daemon's minimum: a diagnostic for the model (exit 1), not exit 3.
-    let Some(run) = verify_fixture("refused_create", &[]) else { return };
+    let Some(run) = verify_fixture("refused_create", &[]) else {
+        return;
+    };
     assert_root(&run, "app", "start", "Minimum memory limit allowed is 6MB");
-    assert_eq!(run.report["diagnostics"][1]["summary"], "not started: depends on app, which failed");
+    assert_eq!(
+        run.report["diagnostics"][1]["summary"],
+        "not started: depends on app, which failed"
+    );
 }
 
 #[test]
 fn dependents_of_a_failed_service_name_it_instead_of_timing_out() {
-    let Some(run) = verify_fixture("failed_dependency", &[]) else { return };
+    let Some(run) = verify_fixture("failed_dependency", &[]) else {
+        return;
+    };
     assert_root(&run, "db", "crash", "cannot open data directory");
     let diags = run.report["diagnostics"].as_array().unwrap();
     assert_eq!(diags.len(), 3, "{}", run.out);
@@ -197,31 +323,53 @@ fn dependents_of_a_failed_service_name_it_instead_of_timing_out() {
 
 #[test]
 fn a_failing_one_shot_job_blocks_its_dependents() {
-    let Some(run) = verify_fixture("oneshot_fails", &[]) else { return };
+    let Some(run) = verify_fixture("oneshot_fails", &[]) else {
+        return;
+    };
     assert_root(&run, "migrate", "crash", "migration 003 failed");
-    assert!(run.report["diagnostics"][0]["summary"].as_str().unwrap().contains("one-shot job exited with code 2"));
-    assert_eq!(run.report["diagnostics"][1]["summary"], "not started: depends on migrate, which failed");
+    assert!(run.report["diagnostics"][0]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("one-shot job exited with code 2"));
+    assert_eq!(
+        run.report["diagnostics"][1]["summary"],
+        "not started: depends on migrate, which failed"
+    );
 }
 
 #[test]
 fn an_image_that_cannot_be_pulled_lists_the_local_ones() {
-    let Some(run) = verify_fixture("missing_image", &[]) else { return };
+    let Some(run) = verify_fixture("missing_image", &[]) else {
+        return;
+    };
     assert_root(&run, "app", "image", "images available locally:");
-    assert!(run.report["diagnostics"][0]["evidence"].as_str().unwrap().contains("busybox:latest"));
+    assert!(run.report["diagnostics"][0]["evidence"]
+        .as_str()
+        .unwrap()
+        .contains("busybox:latest"));
 }
 
 #[test]
 fn a_compose_syntax_error_exits_2_with_line_and_column() {
-    let Some(run) = verify_fixture("syntax_error", &[]) else { return };
+    let Some(run) = verify_fixture("syntax_error", &[]) else {
+        return;
+    };
     assert_eq!(run.code, Some(2), "{}", run.out);
     assert!(run.out.contains("docker-compose.yml:5:"), "{}", run.out);
 }
 
 #[test]
 fn a_dependency_cycle_exits_2_naming_the_services() {
-    let Some(run) = verify_fixture("cycle", &[]) else { return };
+    let Some(run) = verify_fixture("cycle", &[]) else {
+        return;
+    };
     assert_eq!(run.code, Some(2), "{}", run.out);
-    assert!(run.out.contains("dependency cycle between services a -> b -> c -> a"), "{}", run.out);
+    assert!(
+        run.out
+            .contains("dependency cycle between services a -> b -> c -> a"),
+        "{}",
+        run.out
+    );
 }
 
 #[test]
@@ -238,11 +386,20 @@ fn every_policy_violation_is_refused_before_anything_runs() {
         ("policy_build_outside", "build"),
         ("policy_env_file_outside", "env_file"),
     ] {
-        let Some(run) = verify_fixture(fixture, &[]) else { return };
+        let Some(run) = verify_fixture(fixture, &[]) else {
+            return;
+        };
         assert_eq!(run.code, Some(1), "{fixture}: {}", run.out);
         let d = &run.report["diagnostics"][0];
         assert_eq!(d["phase"], "policy", "{fixture}");
-        assert!(d["summary"].as_str().unwrap().contains(&format!("refused: {key}")), "{fixture}: {}", d["summary"]);
+        assert!(
+            d["summary"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("refused: {key}")),
+            "{fixture}: {}",
+            d["summary"]
+        );
         assert!(d["summary"].as_str().unwrap().contains("--allow-unsafe"));
     }
 }
@@ -253,13 +410,27 @@ fn down_removes_a_kept_system() {
         return;
     }
     // A system that stays up.
-    let (_dir, path, project, _guard) = compose_system("services:\n  app:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n");
-    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "1", "--keep"]).output().unwrap();
+    let (_dir, path, project, _guard) = compose_system(
+        "services:\n  app:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n",
+    );
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args(["--settle", "1", "--stability", "1", "--keep"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(!leftovers(&project).is_empty(), "--keep leaves the system running");
+    assert!(
+        !leftovers(&project).is_empty(),
+        "--keep leaves the system running"
+    );
     let o = masgen().arg("down").arg(&path).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(nothing_left(&project).is_empty(), "down removed everything: {:?}", leftovers(&project));
+    assert!(
+        nothing_left(&project).is_empty(),
+        "down removed everything: {:?}",
+        leftovers(&project)
+    );
 }
 
 #[test]
@@ -271,9 +442,19 @@ fn a_kept_system_gets_its_restart_policies_and_a_verified_one_never_restarts() {
                    retry:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n    restart: \"on-failure:3\"\n  \
                    plain:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n";
     let (_dir, path, project, _guard) = compose_system(compose);
-    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--keep"]).output().unwrap();
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args(["--settle", "1", "--stability", "0", "--keep"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let policy = |service: &str| inspect(&format!("{project}-{service}-1"), "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}");
+    let policy = |service: &str| {
+        inspect(
+            &format!("{project}-{service}-1"),
+            "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}",
+        )
+    };
     assert_eq!(policy("web"), "unless-stopped 0");
     assert_eq!(policy("retry"), "on-failure 3");
     assert_eq!(policy("plain"), "no 0");
@@ -282,10 +463,19 @@ fn a_kept_system_gets_its_restart_policies_and_a_verified_one_never_restarts() {
     // Without --keep the same system is torn down, and a crash during verification is a
     // failure even under a restart policy: Docker never restarts it behind masgen's back.
     std::fs::write(path.join("docker-compose.yml"), "services:\n  app:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"exit 3\"]\n    restart: always\n").unwrap();
-    let o = masgen().arg("verify").arg(&path).args(["--settle", "2", "--stability", "0"]).output().unwrap();
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args(["--settle", "2", "--stability", "0"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("exited with code 3"), "{}", text(&o));
-    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
+    assert!(
+        nothing_left(&project).is_empty(),
+        "{:?}",
+        leftovers(&project)
+    );
 }
 
 #[test]
@@ -309,19 +499,51 @@ fn tmpfs_extra_hosts_read_only_shm_ulimits_sysctls_and_stop_signal_reach_the_con
       net.core.somaxconn: 1024
 "#;
     let (_dir, path, project, _guard) = compose_system(compose);
-    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--keep"]).output().unwrap();
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args(["--settle", "1", "--stability", "0", "--keep"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(!text(&o).contains("not supported by masgen"), "every key is understood: {}", text(&o));
+    assert!(
+        !text(&o).contains("not supported by masgen"),
+        "every key is understood: {}",
+        text(&o)
+    );
     let container = format!("{project}-app-1");
     let inspect = |format: &str| inspect(&container, format);
-    assert_eq!(inspect("{{.HostConfig.ReadonlyRootfs}} {{.HostConfig.ShmSize}} {{.Config.StopSignal}}"), "true 134217728 SIGINT");
-    assert_eq!(inspect("{{json .HostConfig.ExtraHosts}}"), r#"["db.local:10.1.2.3","cache.local:10.1.2.4"]"#);
-    assert_eq!(inspect("{{json .HostConfig.Tmpfs}}"), r#"{"/scratch":"size=1m"}"#);
-    assert_eq!(inspect("{{json .HostConfig.Sysctls}}"), r#"{"net.core.somaxconn":"1024"}"#);
+    assert_eq!(
+        inspect("{{.HostConfig.ReadonlyRootfs}} {{.HostConfig.ShmSize}} {{.Config.StopSignal}}"),
+        "true 134217728 SIGINT"
+    );
+    assert_eq!(
+        inspect("{{json .HostConfig.ExtraHosts}}"),
+        r#"["db.local:10.1.2.3","cache.local:10.1.2.4"]"#
+    );
+    assert_eq!(
+        inspect("{{json .HostConfig.Tmpfs}}"),
+        r#"{"/scratch":"size=1m"}"#
+    );
+    assert_eq!(
+        inspect("{{json .HostConfig.Sysctls}}"),
+        r#"{"net.core.somaxconn":"1024"}"#
+    );
     let ulimits = inspect("{{json .HostConfig.Ulimits}}");
-    assert!(ulimits.contains(r#"{"Name":"nofile","Hard":2048,"Soft":1024}"#) && ulimits.contains(r#"{"Name":"nproc","Hard":512,"Soft":512}"#), "{ulimits}");
-    let logs = std::process::Command::new("docker").args(["logs", &container]).output().unwrap();
-    assert!(String::from_utf8_lossy(&logs.stdout).contains("all-good"), "{}", String::from_utf8_lossy(&logs.stderr));
+    assert!(
+        ulimits.contains(r#"{"Name":"nofile","Hard":2048,"Soft":1024}"#)
+            && ulimits.contains(r#"{"Name":"nproc","Hard":512,"Soft":512}"#),
+        "{ulimits}"
+    );
+    let logs = std::process::Command::new("docker")
+        .args(["logs", &container])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&logs.stdout).contains("all-good"),
+        "{}",
+        String::from_utf8_lossy(&logs.stderr)
+    );
     let o = masgen().arg("down").arg(&path).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
@@ -351,19 +573,61 @@ fn allowed_unsafe_settings_run_as_written() {
     network_mode: "service:admin"
 "#;
     let (_dir, path, project, _guard) = compose_system(compose);
-    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(1), "NET_ADMIN is refused without --allow-unsafe: {}", text(&o));
-    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--keep", "--allow-unsafe"]).output().unwrap();
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args(["--settle", "1", "--stability", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "NET_ADMIN is refused without --allow-unsafe: {}",
+        text(&o)
+    );
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args([
+            "--settle",
+            "1",
+            "--stability",
+            "0",
+            "--keep",
+            "--allow-unsafe",
+        ])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let inspect = |service: &str, format: &str| inspect(&format!("{project}-{service}-1"), format);
-    assert_eq!(inspect("sidecar", "{{.HostConfig.NetworkMode}}"), format!("container:{}", inspect("admin", "{{.Id}}")));
+    assert_eq!(
+        inspect("sidecar", "{{.HostConfig.NetworkMode}}"),
+        format!("container:{}", inspect("admin", "{{.Id}}"))
+    );
     assert_eq!(inspect("admin", "{{json .HostConfig.CapAdd}} {{json .HostConfig.CapDrop}} {{json .HostConfig.SecurityOpt}}"), r#"["NET_ADMIN"] ["MKNOD"] ["no-new-privileges:true"]"#);
-    assert_eq!(inspect("isolated", "{{.HostConfig.NetworkMode}} {{.HostConfig.IpcMode}}"), "none private");
-    let logs = std::process::Command::new("docker").args(["logs", &format!("{project}-admin-1")]).output().unwrap();
-    assert!(String::from_utf8_lossy(&logs.stdout).contains("netadmin-ok"), "{}", String::from_utf8_lossy(&logs.stderr));
+    assert_eq!(
+        inspect(
+            "isolated",
+            "{{.HostConfig.NetworkMode}} {{.HostConfig.IpcMode}}"
+        ),
+        "none private"
+    );
+    let logs = std::process::Command::new("docker")
+        .args(["logs", &format!("{project}-admin-1")])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&logs.stdout).contains("netadmin-ok"),
+        "{}",
+        String::from_utf8_lossy(&logs.stderr)
+    );
     let o = masgen().arg("down").arg(&path).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
+    assert!(
+        nothing_left(&project).is_empty(),
+        "{:?}",
+        leftovers(&project)
+    );
 }
 
 #[test]
@@ -371,22 +635,53 @@ fn down_names_a_network_it_cannot_remove_and_what_still_uses_it() {
     if !docker_available("down_left") {
         return;
     }
-    let (_dir, path, project, _guard) = compose_system("services:\n  app:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n");
-    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--keep"]).output().unwrap();
+    let (_dir, path, project, _guard) = compose_system(
+        "services:\n  app:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n",
+    );
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args(["--settle", "1", "--stability", "0", "--keep"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     // Someone else's container on the project's network (the project label lets the guard clean it up).
     let stranger = format!("{project}-stranger");
     let run = std::process::Command::new("docker")
-        .args(["run", "-d", "--name", &stranger, "--label", &format!("com.docker.compose.project={project}"), "--network", &format!("{project}_default"), "busybox:latest", "sleep", "3600"])
+        .args([
+            "run",
+            "-d",
+            "--name",
+            &stranger,
+            "--label",
+            &format!("com.docker.compose.project={project}"),
+            "--network",
+            &format!("{project}_default"),
+            "busybox:latest",
+            "sleep",
+            "3600",
+        ])
         .output()
         .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let o = masgen().arg("down").arg(&path).output().unwrap();
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let out = text(&o);
     assert!(out.contains(&format!("network {project}_default was not removed: {stranger} still use(s) it, and masgen did not start them")), "{out}");
-    assert!(out.contains("removed 1 container(s), 0 network(s)") && out.contains("1 object(s) could not be removed"), "{out}");
-    assert_eq!(inspect(&stranger, "{{.State.Running}}"), "true", "down never touches a container masgen did not start");
+    assert!(
+        out.contains("removed 1 container(s), 0 network(s)")
+            && out.contains("1 object(s) could not be removed"),
+        "{out}"
+    );
+    assert_eq!(
+        inspect(&stranger, "{{.State.Running}}"),
+        "true",
+        "down never touches a container masgen did not start"
+    );
 }
 
 #[test]
@@ -394,13 +689,38 @@ fn under_execute_two_services_publishing_one_host_port_is_the_systems_fault() {
     if !docker_available("own_port_clash") {
         return;
     }
-    let port = std::net::TcpListener::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port();
-    let service = |name: &str| format!("  {name}:\n    image: busybox:latest\n    command: [\"httpd\", \"-f\", \"-p\", \"80\"]\n    ports: [\"{port}:80\"]\n");
-    let (_dir, path, project, _guard) = compose_system(&format!("services:\n{}{}", service("a"), service("b")));
-    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--execute"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(1), "a diagnostic for the model, not an environment failure: {}", text(&o));
-    assert!(text(&o).contains("port is already allocated"), "{}", text(&o));
-    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
+    let port = std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let service = |name: &str| {
+        format!("  {name}:\n    image: busybox:latest\n    command: [\"httpd\", \"-f\", \"-p\", \"80\"]\n    ports: [\"{port}:80\"]\n")
+    };
+    let (_dir, path, project, _guard) =
+        compose_system(&format!("services:\n{}{}", service("a"), service("b")));
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args(["--settle", "1", "--stability", "0", "--execute"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a diagnostic for the model, not an environment failure: {}",
+        text(&o)
+    );
+    assert!(
+        text(&o).contains("port is already allocated"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        nothing_left(&project).is_empty(),
+        "{:?}",
+        leftovers(&project)
+    );
 }
 
 #[test]
@@ -408,9 +728,20 @@ fn down_on_a_missing_folder_says_it_goes_by_the_project_name() {
     if !docker_available("down_missing") {
         return;
     }
-    let o = masgen().arg("down").arg(format!("/nonexistent/mt-gone-{}", std::process::id())).output().unwrap();
+    let o = masgen()
+        .arg("down")
+        .arg(format!("/nonexistent/mt-gone-{}", std::process::id()))
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(text(&o).contains(&format!("is not a folder: removing what project 'mt-gone-{}' left running, found by its name", std::process::id())), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!(
+            "is not a folder: removing what project 'mt-gone-{}' left running, found by its name",
+            std::process::id()
+        )),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -418,29 +749,72 @@ fn an_override_file_is_verified_as_docker_compose_would_run_it() {
     if !docker_available("override_file") {
         return;
     }
-    let (_dir, path, project, _guard) = compose_system("services:\n  app:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"exit 3\"]\n");
-    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0"]).output().unwrap();
+    let (_dir, path, project, _guard) = compose_system(
+        "services:\n  app:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"exit 3\"]\n",
+    );
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args(["--settle", "1", "--stability", "0"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     // A failure names the override among the files to look at: it may be the cause.
-    std::fs::write(path.join("docker-compose.override.yml"), "services:\n  app:\n    command: [\"sh\", \"-c\", \"exit 4\"]\n").unwrap();
+    std::fs::write(
+        path.join("docker-compose.override.yml"),
+        "services:\n  app:\n    command: [\"sh\", \"-c\", \"exit 4\"]\n",
+    )
+    .unwrap();
     let report = path.join("r.json");
-    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--report"]).arg(&report).output().unwrap();
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args(["--settle", "1", "--stability", "0", "--report"])
+        .arg(&report)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    assert!(r["diagnostics"][0]["summary"].as_str().unwrap().contains("exited with code 4"), "{r}");
-    assert_eq!(r["diagnostics"][0]["files"], serde_json::json!(["docker-compose.yml", "docker-compose.override.yml"]));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert!(
+        r["diagnostics"][0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("exited with code 4"),
+        "{r}"
+    );
+    assert_eq!(
+        r["diagnostics"][0]["files"],
+        serde_json::json!(["docker-compose.yml", "docker-compose.override.yml"])
+    );
     // The override replaces the command and adds a service, as `docker compose up` applies it.
     std::fs::write(
         path.join("docker-compose.override.yml"),
         "services:\n  app:\n    command: [\"sleep\", \"3600\"]\n  sidecar:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n    depends_on: [app]\n",
     )
     .unwrap();
-    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--report"]).arg(&report).output().unwrap();
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args(["--settle", "1", "--stability", "0", "--report"])
+        .arg(&report)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    let names: Vec<&str> = r["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let names: Vec<&str> = r["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["app", "sidecar"]);
-    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
+    assert!(
+        nothing_left(&project).is_empty(),
+        "{:?}",
+        leftovers(&project)
+    );
 }
 
 #[test]
@@ -452,7 +826,11 @@ fn a_service_extending_one_from_another_file_runs_as_docker_compose_resolves_it(
     let (_dir, path, project, _guard) = compose_system(main);
     std::fs::create_dir(path.join("common")).unwrap();
     // The other file's `build: .` is its own folder, not the system's.
-    std::fs::write(path.join("common/Dockerfile"), "FROM busybox:latest\nCOPY marker /marker\n").unwrap();
+    std::fs::write(
+        path.join("common/Dockerfile"),
+        "FROM busybox:latest\nCOPY marker /marker\n",
+    )
+    .unwrap();
     std::fs::write(path.join("common/marker"), "m\n").unwrap();
     std::fs::write(
         path.join("common/base.yml"),
@@ -460,19 +838,53 @@ fn a_service_extending_one_from_another_file_runs_as_docker_compose_resolves_it(
     )
     .unwrap();
     let report = path.join("r.json");
-    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--report"]).arg(&report).output().unwrap();
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args(["--settle", "1", "--stability", "0", "--report"])
+        .arg(&report)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    assert!(r["diagnostics"][0]["summary"].as_str().unwrap().contains("exited with code 5"), "{r}");
-    let files: Vec<&str> = r["diagnostics"][0]["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
-    assert!(files.contains(&"common/base.yml") && files.contains(&"docker-compose.yml"), "{files:?}");
-    assert_eq!(files.iter().filter(|f| **f == "common/base.yml").count(), 1, "{files:?}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert!(
+        r["diagnostics"][0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("exited with code 5"),
+        "{r}"
+    );
+    let files: Vec<&str> = r["diagnostics"][0]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        files.contains(&"common/base.yml") && files.contains(&"docker-compose.yml"),
+        "{files:?}"
+    );
+    assert_eq!(
+        files.iter().filter(|f| **f == "common/base.yml").count(),
+        1,
+        "{files:?}"
+    );
     // Its own settings go over the inherited ones; the inherited environment stays.
     let main = format!("{main}    command: [\"sh\", \"-c\", \"test \\\"$$GREETING $$MODE\\\" = 'hello dev' && test -f /marker && sleep 3600\"]\n");
     std::fs::write(path.join("docker-compose.yml"), main).unwrap();
-    let o = masgen().arg("verify").arg(&path).args(["--settle", "2", "--stability", "0"]).output().unwrap();
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args(["--settle", "2", "--stability", "0"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
+    assert!(
+        nothing_left(&project).is_empty(),
+        "{:?}",
+        leftovers(&project)
+    );
 }
 
 #[test]
@@ -515,14 +927,36 @@ configs:
     std::fs::write(path.join(".env"), "MT_SECRET_TOKEN=t0k-from-dotenv\n").unwrap();
     // The file is missing: said plainly, before anything runs.
     let report = path.join("r.json");
-    let o = masgen().arg("verify").arg(&path).args(["--settle", "2", "--stability", "0", "--report"]).arg(&report).output().unwrap();
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args(["--settle", "2", "--stability", "0", "--report"])
+        .arg(&report)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    assert!(r["diagnostics"][0]["summary"].as_str().unwrap().contains("secret 'db_password': file ./db_password.txt does not exist"), "{r}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert!(
+        r["diagnostics"][0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("secret 'db_password': file ./db_password.txt does not exist"),
+        "{r}"
+    );
     std::fs::write(path.join("db_password.txt"), "s3cret").unwrap();
-    let o = masgen().arg("verify").arg(&path).args(["--settle", "2", "--stability", "0"]).output().unwrap();
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args(["--settle", "2", "--stability", "0"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
+    assert!(
+        nothing_left(&project).is_empty(),
+        "{:?}",
+        leftovers(&project)
+    );
 }
 
 #[test]
@@ -550,13 +984,29 @@ fn links_dns_options_and_extra_groups_reach_the_container() {
 "#;
     let (_dir, path, project, _guard) = compose_system(compose);
     let report = path.join("r.json");
-    let o = masgen().arg("verify").arg(&path).args(["--settle", "2", "--stability", "0", "--report"]).arg(&report).output().unwrap();
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args(["--settle", "2", "--stability", "0", "--report"])
+        .arg(&report)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     // The link made db a dependency: it started first.
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    let names: Vec<&str> = r["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let names: Vec<&str> = r["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["db", "app"]);
-    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
+    assert!(
+        nothing_left(&project).is_empty(),
+        "{:?}",
+        leftovers(&project)
+    );
 }
 
 #[test]
@@ -565,25 +1015,92 @@ fn verify_and_down_take_compose_files_with_f_as_docker_compose_does() {
         return;
     }
     // The folder's own compose file would fail; the named files make a healthy system.
-    let (_dir, path, project, _guard) = compose_system("services:\n  app:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"exit 3\"]\n");
+    let (_dir, path, project, _guard) = compose_system(
+        "services:\n  app:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"exit 3\"]\n",
+    );
     std::fs::create_dir(path.join("ci")).unwrap();
-    std::fs::write(path.join("base.yml"), "services:\n  app:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"exit 4\"]\n").unwrap();
-    std::fs::write(path.join("ci/fix.yml"), "services:\n  app:\n    command: [\"sleep\", \"3600\"]\n").unwrap();
+    std::fs::write(
+        path.join("base.yml"),
+        "services:\n  app:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"exit 4\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        path.join("ci/fix.yml"),
+        "services:\n  app:\n    command: [\"sleep\", \"3600\"]\n",
+    )
+    .unwrap();
     let report = path.join("r.json");
-    let o = masgen().arg("verify").arg(&path).args(["-f", "base.yml", "--settle", "1", "--stability", "0", "--report"]).arg(&report).output().unwrap();
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args([
+            "-f",
+            "base.yml",
+            "--settle",
+            "1",
+            "--stability",
+            "0",
+            "--report",
+        ])
+        .arg(&report)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    assert!(r["diagnostics"][0]["summary"].as_str().unwrap().contains("exited with code 4"), "{r}");
-    assert_eq!(r["diagnostics"][0]["files"], serde_json::json!(["base.yml"]));
-    let o = masgen().arg("verify").arg(&path).args(["-f", "base.yml", "--file", "ci/fix.yml", "--settle", "1", "--stability", "0", "--keep"]).output().unwrap();
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert!(
+        r["diagnostics"][0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("exited with code 4"),
+        "{r}"
+    );
+    assert_eq!(
+        r["diagnostics"][0]["files"],
+        serde_json::json!(["base.yml"])
+    );
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args([
+            "-f",
+            "base.yml",
+            "--file",
+            "ci/fix.yml",
+            "--settle",
+            "1",
+            "--stability",
+            "0",
+            "--keep",
+        ])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(!leftovers(&project).is_empty(), "--keep left it running");
-    let o = masgen().arg("down").arg(&path).args(["-f", "base.yml"]).output().unwrap();
+    let o = masgen()
+        .arg("down")
+        .arg(&path)
+        .args(["-f", "base.yml"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
-    let o = masgen().arg("verify").arg(&path).args(["-f", "missing.yml"]).output().unwrap();
+    assert!(
+        nothing_left(&project).is_empty(),
+        "{:?}",
+        leftovers(&project)
+    );
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args(["-f", "missing.yml"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("missing.yml (named by -f) does not exist"), "{}", text(&o));
+    assert!(
+        text(&o).contains("missing.yml (named by -f) does not exist"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -594,13 +1111,49 @@ fn a_service_whose_optional_dependency_fails_still_starts_and_is_verified() {
     let compose = "services:\n  app:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n    depends_on:\n      cache: {condition: service_healthy, required: false}\n  cache:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"exit 3\"]\n";
     let (_dir, path, project, _guard) = compose_system(compose);
     let report = path.join("r.json");
-    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--report"]).arg(&report).output().unwrap();
-    assert_eq!(o.status.code(), Some(1), "the failed dependency is still a failure: {}", text(&o));
-    assert!(text(&o).contains("app: its optional dependency cache failed (required: false): starting it anyway"), "{}", text(&o));
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    let state = |n: &str| r["services"].as_array().unwrap().iter().find(|s| s["name"] == n).unwrap()["state"].as_str().unwrap().to_string();
-    assert_eq!((state("app"), state("cache")), ("ready".to_string(), "failed".to_string()), "{r}");
-    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args(["--settle", "1", "--stability", "0", "--report"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "the failed dependency is still a failure: {}",
+        text(&o)
+    );
+    assert!(
+        text(&o).contains(
+            "app: its optional dependency cache failed (required: false): starting it anyway"
+        ),
+        "{}",
+        text(&o)
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let state = |n: &str| {
+        r["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == n)
+            .unwrap()["state"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        (state("app"), state("cache")),
+        ("ready".to_string(), "failed".to_string()),
+        "{r}"
+    );
+    assert!(
+        nothing_left(&project).is_empty(),
+        "{:?}",
+        leftovers(&project)
+    );
 }
 
 #[test]
@@ -627,7 +1180,11 @@ fn volumes_from_mounts_another_services_volumes_after_it_exists() {
 "#;
     let (_dir, path, project, _guard) = compose_system(compose);
     verify_healthy(&path, &["--settle", "3", "--stability", "0"], &[]);
-    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
+    assert!(
+        nothing_left(&project).is_empty(),
+        "{:?}",
+        leftovers(&project)
+    );
 }
 
 #[test]
@@ -656,7 +1213,11 @@ fn a_service_joins_another_services_network_and_pid_namespaces() {
 "#;
     let (_dir, path, project, _guard) = compose_system(compose);
     verify_healthy(&path, &["--settle", "4", "--stability", "0"], &[]);
-    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
+    assert!(
+        nothing_left(&project).is_empty(),
+        "{:?}",
+        leftovers(&project)
+    );
 }
 
 #[test]
@@ -665,18 +1226,44 @@ fn down_keeps_the_built_images_unless_asked_to_remove_them() {
         return;
     }
     let (_dir, path, project, _guard) = guarded_copy("long_names");
-    let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--keep"]).output().unwrap();
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args(["--settle", "1", "--stability", "0", "--keep"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let built = project_images(&project);
     assert_eq!(built.len(), 1, "{built:?}");
     let o = masgen().arg("down").arg(&path).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
-    assert_eq!(project_images(&project), built, "plain `down` keeps the images, as docker compose down does");
-    let o = masgen().arg("down").arg(&path).arg("--images").output().unwrap();
+    assert!(
+        nothing_left(&project).is_empty(),
+        "{:?}",
+        leftovers(&project)
+    );
+    assert_eq!(
+        project_images(&project),
+        built,
+        "plain `down` keeps the images, as docker compose down does"
+    );
+    let o = masgen()
+        .arg("down")
+        .arg(&path)
+        .arg("--images")
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(text(&o).contains("removed 0 container(s), 0 network(s), 0 volume(s), 1 image(s)"), "{}", text(&o));
-    assert!(project_images(&project).is_empty(), "{:?}", project_images(&project));
+    assert!(
+        text(&o).contains("removed 0 container(s), 0 network(s), 0 volume(s), 1 image(s)"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        project_images(&project).is_empty(),
+        "{:?}",
+        project_images(&project)
+    );
 }
 
 #[test]
@@ -690,11 +1277,23 @@ fn the_bundled_demo_generates_and_comes_up_healthy_with_no_key() {
     let root = env!("CARGO_MANIFEST_DIR");
     let o = masgen()
         .current_dir(root)
-        .args(["@examples/demo_spec.txt", "--replay", "fixtures/demo", "-o", out.to_str().unwrap(), "--stability", "3"])
+        .args([
+            "@examples/demo_spec.txt",
+            "--replay",
+            "fixtures/demo",
+            "-o",
+            out.to_str().unwrap(),
+            "--stability",
+            "3",
+        ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("healthy: 6 service(s)"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("healthy: 6 service(s)"),
+        "{}",
+        text(&o)
+    );
     let report = run_report(&out);
     assert_eq!(report["healthy"], true);
     assert_eq!(report["exit_code"], 0);
@@ -703,7 +1302,10 @@ fn the_bundled_demo_generates_and_comes_up_healthy_with_no_key() {
     assert_eq!(rounds.len(), 1, "{}", text(&o));
     assert_eq!(rounds[0]["outcome"], "healthy");
     assert_eq!(rounds[0]["diagnostics"][0]["service"], "worker");
-    assert!(rounds[0]["diagnostics"][0]["evidence"].as_str().unwrap().contains("No module named 'yaml'"));
+    assert!(rounds[0]["diagnostics"][0]["evidence"]
+        .as_str()
+        .unwrap()
+        .contains("No module named 'yaml'"));
     assert!(out.join(".masgen/rounds/001/changes.diff").is_file());
     assert!(nothing_left(&out.file_name().unwrap().to_string_lossy()).is_empty());
 }
@@ -722,12 +1324,20 @@ fn relay_to_docker_socket(refuse_buildkit: bool) -> u16 {
             let mut first = vec![0u8; 256];
             let n = tcp.read(&mut first).unwrap_or(0);
             first.truncate(n);
-            if refuse_buildkit && String::from_utf8_lossy(&first).lines().next().is_some_and(|l| l.contains("/build?version=2")) {
+            if refuse_buildkit
+                && String::from_utf8_lossy(&first)
+                    .lines()
+                    .next()
+                    .is_some_and(|l| l.contains("/build?version=2"))
+            {
                 let body = r#"{"message":"BuildKit is not enabled on this daemon"}"#;
                 let _ = write!(tcp, "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
                 continue;
             }
-            let Ok(mut unix) = std::os::unix::net::UnixStream::connect("/var/run/docker.sock") else { continue };
+            let Ok(mut unix) = std::os::unix::net::UnixStream::connect("/var/run/docker.sock")
+            else {
+                continue;
+            };
             if unix.write_all(&first).is_err() {
                 continue;
             }
@@ -754,11 +1364,20 @@ fn a_tcp_docker_host_builds_and_runs_the_system() {
     }
     let host = format!("tcp://127.0.0.1:{}", relay_to_docker_socket(false));
     // Builds go over the same TCP daemon address, with BuildKit, and so does everything else.
-    let Some(run) = verify_fixture_env("build_fails", &[], &[("DOCKER_HOST", host.as_str())]) else { return };
+    let Some(run) = verify_fixture_env("build_fails", &[], &[("DOCKER_HOST", host.as_str())])
+    else {
+        return;
+    };
     assert_root(&run, "app", "build", "error: undefined symbol main_loop");
     let log = std::fs::read_to_string(run.dir.join(".masgen/logs/build-app.log")).unwrap();
     assert!(log.contains("[2/2] RUN echo"), "a BuildKit log: {log}");
-    let Some(run) = verify_fixture_env("healthy", &["--no-cache"], &[("DOCKER_HOST", host.as_str())]) else { return };
+    let Some(run) = verify_fixture_env(
+        "healthy",
+        &["--no-cache"],
+        &[("DOCKER_HOST", host.as_str())],
+    ) else {
+        return;
+    };
     assert_eq!(run.code, Some(0), "{}", run.out);
 }
 
@@ -769,13 +1388,41 @@ fn a_daemon_refusing_buildkit_builds_with_the_classic_builder_and_says_so() {
         return;
     }
     let host = format!("tcp://127.0.0.1:{}", relay_to_docker_socket(true));
-    let Some(run) = verify_fixture_env("long_names", &["--no-cache"], &[("DOCKER_HOST", host.as_str())]) else { return };
+    let Some(run) = verify_fixture_env(
+        "long_names",
+        &["--no-cache"],
+        &[("DOCKER_HOST", host.as_str())],
+    ) else {
+        return;
+    };
     assert_eq!(run.code, Some(0), "{}", run.out);
-    assert!(run.out.contains("refused a BuildKit build (400 Bad Request: BuildKit is not enabled on this daemon)"), "{}", run.out);
-    assert_eq!(run.out.matches("refused a BuildKit build").count(), 1, "one warning: {}", run.out);
+    assert!(
+        run.out.contains(
+            "refused a BuildKit build (400 Bad Request: BuildKit is not enabled on this daemon)"
+        ),
+        "{}",
+        run.out
+    );
+    assert_eq!(
+        run.out.matches("refused a BuildKit build").count(),
+        1,
+        "one warning: {}",
+        run.out
+    );
     let log = std::fs::read_to_string(run.dir.join(".masgen/logs/build-web.log")).unwrap();
-    assert!(log.contains("Step 2/4 : COPY . /app") && log.contains("Successfully built"), "a classic builder log: {log}");
-    assert!(run.report["verify"]["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains("classic builder")), "{}", run.report);
+    assert!(
+        log.contains("Step 2/4 : COPY . /app") && log.contains("Successfully built"),
+        "a classic builder log: {log}"
+    );
+    assert!(
+        run.report["verify"]["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("classic builder")),
+        "{}",
+        run.report
+    );
 }
 
 #[test]
@@ -791,13 +1438,33 @@ fn the_docker_clis_current_context_is_the_daemon_used() {
     std::fs::create_dir_all(&meta).unwrap();
     let host = format!("tcp://127.0.0.1:{}", relay_to_docker_socket(false));
     std::fs::write(meta.join("meta.json"), format!(r#"{{"Name":"masgen-test","Metadata":{{}},"Endpoints":{{"docker":{{"Host":"{host}"}}}}}}"#)).unwrap();
-    std::fs::write(config.path().join("config.json"), r#"{"currentContext":"masgen-test"}"#).unwrap();
+    std::fs::write(
+        config.path().join("config.json"),
+        r#"{"currentContext":"masgen-test"}"#,
+    )
+    .unwrap();
     let config_dir = config.path().to_string_lossy().to_string();
-    let Some(run) = verify_fixture_env("healthy", &[], &[("DOCKER_CONFIG", config_dir.as_str()), ("DOCKER_HOST", "")]) else { return };
+    let Some(run) = verify_fixture_env(
+        "healthy",
+        &[],
+        &[("DOCKER_CONFIG", config_dir.as_str()), ("DOCKER_HOST", "")],
+    ) else {
+        return;
+    };
     assert_eq!(run.code, Some(0), "{}", run.out);
     // The context is really what was used: one pointing nowhere is unreachable, and says which.
-    std::fs::write(meta.join("meta.json"), r#"{"Name":"masgen-test","Endpoints":{"docker":{"Host":"unix:///nonexistent/ctx.sock"}}}"#).unwrap();
-    let o = masgen().env("DOCKER_CONFIG", &config_dir).env_remove("DOCKER_HOST").arg("verify").arg(fixture("healthy")).output().unwrap();
+    std::fs::write(
+        meta.join("meta.json"),
+        r#"{"Name":"masgen-test","Endpoints":{"docker":{"Host":"unix:///nonexistent/ctx.sock"}}}"#,
+    )
+    .unwrap();
+    let o = masgen()
+        .env("DOCKER_CONFIG", &config_dir)
+        .env_remove("DOCKER_HOST")
+        .arg("verify")
+        .arg(fixture("healthy"))
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(text(&o).contains("Docker is not reachable at unix:///nonexistent/ctx.sock (docker context 'masgen-test')"), "{}", text(&o));
 }
@@ -812,7 +1479,11 @@ fn an_unreachable_docker_host_exits_3_naming_it() {
         .unwrap();
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("Docker is not reachable at unix:///nonexistent/masgen-test.sock") && err.contains("Start the daemon"), "{err}");
+    assert!(
+        err.contains("Docker is not reachable at unix:///nonexistent/masgen-test.sock")
+            && err.contains("Start the daemon"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -822,24 +1493,58 @@ fn services_sharing_a_host_port_and_a_named_volume_come_up_and_the_volume_is_rem
     }
     let (_dir, path, project, _guard) = guarded_copy("volumes_ports");
     let report = path.join("r.json");
-    let o = masgen().arg("verify").arg(&path).args(["--settle", "2", "--stability", "2", "--keep", "--report", report.to_str().unwrap()]).output().unwrap();
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args([
+            "--settle",
+            "2",
+            "--stability",
+            "2",
+            "--keep",
+            "--report",
+            report.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    let ports: Vec<String> = r["services"].as_array().unwrap().iter().map(|s| s["ports"][0].as_str().unwrap().to_string()).collect();
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let ports: Vec<String> = r["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["ports"][0].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(ports.len(), 2);
     assert_ne!(ports[0], ports[1], "each gets its own ephemeral host port");
     let left = leftovers(&project);
-    assert!(left.iter().any(|l| l.starts_with("volume")), "the named volume exists while kept: {left:?}");
-    let logs = std::process::Command::new("docker").args(["logs", &format!("{project}-reader-1")]).output().unwrap();
-    assert!(String::from_utf8_lossy(&logs.stdout).contains("hello from writer"), "the volume is shared");
+    assert!(
+        left.iter().any(|l| l.starts_with("volume")),
+        "the named volume exists while kept: {left:?}"
+    );
+    let logs = std::process::Command::new("docker")
+        .args(["logs", &format!("{project}-reader-1")])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&logs.stdout).contains("hello from writer"),
+        "the volume is shared"
+    );
     let o = masgen().arg("down").arg(&path).output().unwrap();
     assert_eq!(o.status.code(), Some(0));
-    assert!(nothing_left(&project).is_empty(), "{:?}", leftovers(&project));
+    assert!(
+        nothing_left(&project).is_empty(),
+        "{:?}",
+        leftovers(&project)
+    );
 }
 
 #[test]
 fn a_context_opening_with_a_long_file_name_builds_with_buildkit() {
-    let Some(run) = verify_fixture("long_names", &[]) else { return };
+    let Some(run) = verify_fixture("long_names", &[]) else {
+        return;
+    };
     assert_eq!(run.code, Some(0), "{}", run.out);
     let logs = std::fs::read_to_string(run.dir.join(".masgen/logs/web.log")).unwrap();
     assert!(logs.contains("context complete"), "{logs}");
@@ -848,10 +1553,19 @@ fn a_context_opening_with_a_long_file_name_builds_with_buildkit() {
 /// The project's images, as `docker images` lists them (`repo:tag`, `<none>:<none>` untagged).
 fn project_images(project: &str) -> Vec<String> {
     let o = std::process::Command::new("docker")
-        .args(["images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", &format!("label=com.docker.compose.project={project}")])
+        .args([
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+        ])
         .output()
         .unwrap();
-    let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect();
+    let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
     v.sort();
     v
 }
@@ -862,20 +1576,41 @@ fn superseded_images_are_removed_unless_a_container_uses_them() {
         return;
     }
     let (_dir, path, project, _guard) = guarded_copy("long_names");
-    let verify = |extra: &[&str]| verify_healthy(&path, &[&["--settle", "1", "--stability", "0"], extra].concat(), &[]);
+    let verify = |extra: &[&str]| {
+        verify_healthy(
+            &path,
+            &[&["--settle", "1", "--stability", "0"], extra].concat(),
+            &[],
+        )
+    };
     verify(&[]);
     let first = project_images(&project);
     assert_eq!(first.len(), 1, "{first:?}");
     // A container of anyone's still uses the first image: it must survive the next run.
-    let user = std::process::Command::new("docker").args(["create", "--label", &format!("com.docker.compose.project={project}"), &first[0]]).output().unwrap();
-    assert!(user.status.success(), "{}", String::from_utf8_lossy(&user.stderr));
+    let user = std::process::Command::new("docker")
+        .args([
+            "create",
+            "--label",
+            &format!("com.docker.compose.project={project}"),
+            &first[0],
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        user.status.success(),
+        "{}",
+        String::from_utf8_lossy(&user.stderr)
+    );
     let user_id = String::from_utf8_lossy(&user.stdout).trim().to_string();
     std::fs::write(path.join("web/extra.txt"), "changed\n").unwrap();
     verify(&[]);
     let second = project_images(&project);
     assert_eq!(second.len(), 2, "the image in use stays: {second:?}");
     assert!(second.contains(&first[0]));
-    std::process::Command::new("docker").args(["rm", &user_id]).output().unwrap();
+    std::process::Command::new("docker")
+        .args(["rm", &user_id])
+        .output()
+        .unwrap();
     std::fs::write(path.join("web/extra.txt"), "changed again\n").unwrap();
     let out = verify(&[]);
     assert!(out.contains("2 superseded image(s)"), "{out}");
@@ -901,46 +1636,90 @@ fn a_rebuilt_base_image_makes_a_new_image() {
     let build_base = |content: &str| {
         let ctx = path.join("base-src");
         std::fs::create_dir_all(&ctx).unwrap();
-        std::fs::write(ctx.join("Dockerfile"), "FROM busybox:latest\nCOPY base.txt /base.txt\n").unwrap();
+        std::fs::write(
+            ctx.join("Dockerfile"),
+            "FROM busybox:latest\nCOPY base.txt /base.txt\n",
+        )
+        .unwrap();
         std::fs::write(ctx.join("base.txt"), content).unwrap();
         let label = format!("com.docker.compose.project={project}");
-        let o = std::process::Command::new("docker").args(["build", "-q", "--label", &label, "-t", &base]).arg(&ctx).output().unwrap();
+        let o = std::process::Command::new("docker")
+            .args(["build", "-q", "--label", &label, "-t", &base])
+            .arg(&ctx)
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     };
     build_base("one\n");
     std::fs::create_dir_all(path.join("app")).unwrap();
     std::fs::write(path.join(".dockerignore"), "base-src\n").unwrap();
-    std::fs::write(path.join("app/Dockerfile"), format!("FROM {base}\nCMD [\"sh\", \"-c\", \"cat /base.txt; sleep 300\"]\n")).unwrap();
-    std::fs::write(path.join("docker-compose.yml"), "services:\n  app:\n    build: ./app\n").unwrap();
+    std::fs::write(
+        path.join("app/Dockerfile"),
+        format!("FROM {base}\nCMD [\"sh\", \"-c\", \"cat /base.txt; sleep 300\"]\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        path.join("docker-compose.yml"),
+        "services:\n  app:\n    build: ./app\n",
+    )
+    .unwrap();
     let verify = || {
         let report = path.join("report.json");
-        let o = masgen().arg("verify").arg(&path).args(["--settle", "1", "--stability", "0", "--report"]).arg(&report).output().unwrap();
+        let o = masgen()
+            .arg("verify")
+            .arg(&path)
+            .args(["--settle", "1", "--stability", "0", "--report"])
+            .arg(&report)
+            .output()
+            .unwrap();
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-        let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
         let app = &r["services"][0];
         let log = std::fs::read_to_string(path.join(".masgen/logs/app.log")).unwrap();
-        (app["image"].as_str().unwrap().to_string(), app["cached"].as_bool().unwrap(), log)
+        (
+            app["image"].as_str().unwrap().to_string(),
+            app["cached"].as_bool().unwrap(),
+            log,
+        )
     };
     let (first, _, log) = verify();
     assert!(log.contains("one"), "{log}");
     let (again, cached, _) = verify();
-    assert_eq!((again.as_str(), cached), (first.as_str(), true), "an unchanged base and context reuse the image");
+    assert_eq!(
+        (again.as_str(), cached),
+        (first.as_str(), true),
+        "an unchanged base and context reuse the image"
+    );
     build_base("two\n");
     let (second, cached, log) = verify();
     assert!(!cached, "the base changed: the image must be rebuilt");
     assert_ne!(second, first);
-    assert!(log.contains("two") && !log.contains("one"), "the container runs on the new base: {log}");
+    assert!(
+        log.contains("two") && !log.contains("one"),
+        "the container runs on the new base: {log}"
+    );
 }
 
 /// What an image holds under `paths` (every entry's type, mode, owner, size, content and, for
 /// files, time) and its configuration, read from a container that never starts.
 fn image_snapshot(image: &str, paths: &[&str]) -> (Vec<String>, String) {
     let docker = |args: &[&str]| {
-        let o = std::process::Command::new("docker").args(args).output().unwrap();
-        assert!(o.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        let o = std::process::Command::new("docker")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         o.stdout
     };
-    let id = String::from_utf8(docker(&["create", image, "true"])).unwrap().trim().to_string();
+    let id = String::from_utf8(docker(&["create", image, "true"]))
+        .unwrap()
+        .trim()
+        .to_string();
     let mut entries = Vec::new();
     for path in paths {
         let tar = docker(&["cp", &format!("{id}:{path}"), "-"]);
@@ -950,7 +1729,11 @@ fn image_snapshot(image: &str, paths: &[&str]) -> (Vec<String>, String) {
             let h = e.header().clone();
             let mut content = Vec::new();
             std::io::Read::read_to_end(&mut e, &mut content).unwrap();
-            let time = if h.entry_type().is_dir() { 0 } else { h.mtime().unwrap() };
+            let time = if h.entry_type().is_dir() {
+                0
+            } else {
+                h.mtime().unwrap()
+            };
             entries.push(format!(
                 "{path}: {} {:?} {:o} {}:{} {} {} {time}",
                 e.path().unwrap().display(),
@@ -965,7 +1748,14 @@ fn image_snapshot(image: &str, paths: &[&str]) -> (Vec<String>, String) {
     }
     docker(&["rm", &id]);
     entries.sort();
-    let config = String::from_utf8(docker(&["image", "inspect", "-f", "{{json .Config}}", image])).unwrap();
+    let config = String::from_utf8(docker(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config}}",
+        image,
+    ]))
+    .unwrap();
     (entries, config)
 }
 
@@ -980,7 +1770,8 @@ fn a_patched_image_holds_what_the_builder_builds() {
     let dockerfile = "FROM python:3.11-slim\nWORKDIR /app\nCOPY requirements.txt .\nRUN mkdir -p /opt/data && echo ok > /opt/data/x\nCOPY . .\nCOPY lib/ /opt/lib/\n\
         USER 1000\nCOPY tool.py /usr/local/bin\nCOPY cli.py /usr/local/bin/cli\nCOPY [\"conf/a.ini\", \"conf/b.ini\", \"/etc/demo/\"]\nENV MODE=test\n\
         CMD [\"python3\", \"-c\", \"import time; time.sleep(600)\"]\n";
-    let (_dir, path, project, _guard) = compose_system("services:\n  app:\n    build: ./app\n  web:\n    build: ./web\n");
+    let (_dir, path, project, _guard) =
+        compose_system("services:\n  app:\n    build: ./app\n  web:\n    build: ./web\n");
     let app = path.join("app");
     for (file, content) in [
         ("Dockerfile", dockerfile),
@@ -992,25 +1783,62 @@ fn a_patched_image_holds_what_the_builder_builds() {
         ("cli.py", "print('cli')\n"),
         ("conf/a.ini", "[a]\n"),
         ("conf/b.ini", "[b]\n"),
-        ("../web/Dockerfile", "FROM busybox:latest\nCOPY index.html /www/\nCMD [\"sleep\", \"600\"]\n"),
+        (
+            "../web/Dockerfile",
+            "FROM busybox:latest\nCOPY index.html /www/\nCMD [\"sleep\", \"600\"]\n",
+        ),
         ("../web/index.html", "<p>hi</p>\n"),
         ("../web/notes.md", "no COPY reads this\n"),
     ] {
         std::fs::create_dir_all(app.join(file).parent().unwrap()).unwrap();
         std::fs::write(app.join(file), content).unwrap();
     }
-    let verify = |extra: &[&str], env: &[(&str, &str)]| verify_healthy(&path, &[&["--settle", "1", "--stability", "0"], extra].concat(), env);
-    let image = || project_images(&project).into_iter().find(|i| i.contains("-app:")).unwrap();
-    let web_id = || inspect(&project_images(&project).into_iter().find(|i| i.contains("-web:")).unwrap(), "{{.Id}}");
-    let paths = ["/app", "/opt/lib", "/usr/local/bin/tool.py", "/usr/local/bin/cli", "/etc/demo"];
+    let verify = |extra: &[&str], env: &[(&str, &str)]| {
+        verify_healthy(
+            &path,
+            &[&["--settle", "1", "--stability", "0"], extra].concat(),
+            env,
+        )
+    };
+    let image = || {
+        project_images(&project)
+            .into_iter()
+            .find(|i| i.contains("-app:"))
+            .unwrap()
+    };
+    let web_id = || {
+        inspect(
+            &project_images(&project)
+                .into_iter()
+                .find(|i| i.contains("-web:"))
+                .unwrap(),
+            "{{.Id}}",
+        )
+    };
+    let paths = [
+        "/app",
+        "/opt/lib",
+        "/usr/local/bin/tool.py",
+        "/usr/local/bin/cli",
+        "/etc/demo",
+    ];
     assert!(verify(&[], &[]).contains("build app: built in"));
     // A file no instruction reads: the same image under the new context's tag.
     let web = web_id();
     std::fs::write(path.join("web/notes.md"), "still not read\n").unwrap();
     assert!(verify(&[], &[]).contains("build web: patched in"));
     assert_eq!(web_id(), web);
-    assert!(std::fs::read_to_string(path.join(".masgen/logs/build-web.log")).unwrap().contains("nothing the Dockerfile copies changed"));
-    assert_eq!(project_images(&project).len(), 2, "the old tag is gone: {:?}", project_images(&project));
+    assert!(
+        std::fs::read_to_string(path.join(".masgen/logs/build-web.log"))
+            .unwrap()
+            .contains("nothing the Dockerfile copies changed")
+    );
+    assert_eq!(
+        project_images(&project).len(),
+        2,
+        "the old tag is gone: {:?}",
+        project_images(&project)
+    );
     // Code the first COPY . . reads, a new folder, a deleted file, and files later COPYs read.
     std::fs::write(app.join("app.py"), "print('two')\n").unwrap();
     std::fs::remove_file(app.join("lib/old.py")).unwrap();
@@ -1021,18 +1849,45 @@ fn a_patched_image_holds_what_the_builder_builds() {
     assert!(out.contains("build app: patched in"), "{out}");
     let patched = image_snapshot(&image(), &paths);
     // What the RUN below the patched COPYs wrote is still there (its time is the build's).
-    assert!(image_snapshot(&image(), &["/opt/data"]).0.iter().any(|e| e.starts_with("/opt/data: data/x Regular 100644 0:0 3 ")));
-    assert!(patched.0.iter().any(|e| e.contains("/opt/lib: lib/new/y.py")), "{:#?}", patched.0);
-    assert!(!patched.0.iter().any(|e| e.contains("old.py")), "a deleted file is gone: {:#?}", patched.0);
-    assert!(patched.0.iter().any(|e| e.starts_with("/usr/local/bin/tool.py: tool.py Regular")), "into the existing folder: {:#?}", patched.0);
+    assert!(image_snapshot(&image(), &["/opt/data"])
+        .0
+        .iter()
+        .any(|e| e.starts_with("/opt/data: data/x Regular 100644 0:0 3 ")));
+    assert!(
+        patched
+            .0
+            .iter()
+            .any(|e| e.contains("/opt/lib: lib/new/y.py")),
+        "{:#?}",
+        patched.0
+    );
+    assert!(
+        !patched.0.iter().any(|e| e.contains("old.py")),
+        "a deleted file is gone: {:#?}",
+        patched.0
+    );
+    assert!(
+        patched
+            .0
+            .iter()
+            .any(|e| e.starts_with("/usr/local/bin/tool.py: tool.py Regular")),
+        "into the existing folder: {:#?}",
+        patched.0
+    );
     let log = std::fs::read_to_string(path.join(".masgen/logs/build-app.log")).unwrap();
-    assert!(log.contains("masgen: patched") && log.contains("COPY . ."), "{log}");
+    assert!(
+        log.contains("masgen: patched") && log.contains("COPY . ."),
+        "{log}"
+    );
     let built = {
         assert!(verify(&["--no-cache"], &[]).contains("build app: built in"));
         image_snapshot(&image(), &paths)
     };
     assert_eq!(patched.0, built.0, "the files differ from the builder's");
-    assert_eq!(patched.1, built.1, "the configuration differs from the builder's");
+    assert_eq!(
+        patched.1, built.1,
+        "the configuration differs from the builder's"
+    );
     // A file an earlier COPY reads goes to the builder; so does everything with MASGEN_PATCH=0.
     std::fs::write(app.join("requirements.txt"), "# still none\n").unwrap();
     assert!(verify(&[], &[]).contains("build app: built in"));

@@ -9,7 +9,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// `masgen "SPEC"` is `masgen generate "SPEC"`.
 #[derive(Debug, Parser)]
-#[command(name = "masgen", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "masgen",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -128,7 +133,11 @@ pub struct RepairFlags {
 }
 
 fn parse_usd(s: &str) -> Result<f64, String> {
-    let v: f64 = s.trim().trim_start_matches('$').parse().map_err(|_| format!("{s:?} is not an amount in USD (e.g. 0.50)"))?;
+    let v: f64 = s
+        .trim()
+        .trim_start_matches('$')
+        .parse()
+        .map_err(|_| format!("{s:?} is not an amount in USD (e.g. 0.50)"))?;
     if v.is_finite() && v >= 0.0 {
         Ok(v)
     } else {

@@ -37,7 +37,10 @@ pub struct Fatal {
 
 impl Fatal {
     fn new(code: i32, message: impl std::fmt::Display) -> Self {
-        Fatal { code, message: message.to_string() }
+        Fatal {
+            code,
+            message: message.to_string(),
+        }
     }
 }
 
@@ -57,7 +60,9 @@ impl From<GenerateError> for Fatal {
 
 fn workspace_code(e: &WorkspaceError) -> i32 {
     match e {
-        WorkspaceError::ForeignFiles { .. } | WorkspaceError::NotADirectory { .. } | WorkspaceError::BadState { .. } => exit::USAGE,
+        WorkspaceError::ForeignFiles { .. }
+        | WorkspaceError::NotADirectory { .. }
+        | WorkspaceError::BadState { .. } => exit::USAGE,
         WorkspaceError::Io { .. } => exit::ENVIRONMENT,
     }
 }
@@ -91,7 +96,9 @@ async fn interrupted() {
 /// Run the parsed command line; returns the exit code.
 pub async fn run(cli: Cli) -> i32 {
     let color = render::use_color(cli.color);
-    let (events, bar) = if cli.json { (render::json_events(), None) } else {
+    let (events, bar) = if cli.json {
+        (render::json_events(), None)
+    } else {
         let (e, b) = render::human_events(color);
         (e, Some(b))
     };
@@ -108,7 +115,10 @@ pub async fn run(cli: Cli) -> i32 {
         Ok(code) => code,
         Err(f) => {
             if cli.json {
-                println!("{}", serde_json::json!({"event": "error", "exit_code": f.code, "message": f.message}));
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "error", "exit_code": f.code, "message": f.message})
+                );
             }
             eprintln!("{} {}", render::paint(color, "1;31", "error:"), f.message);
             f.code
@@ -116,8 +126,17 @@ pub async fn run(cli: Cli) -> i32 {
     }
 }
 
-fn verify_options(flags: &args::VerifyFlags, jobs: usize, events: &Events) -> Result<VerifyOptions, Fatal> {
-    let memory = parse_bytes(&flags.memory).map_err(|e| Fatal::new(exit::USAGE, format!("--memory: {e}; write it like 512m or 1g")))?;
+fn verify_options(
+    flags: &args::VerifyFlags,
+    jobs: usize,
+    events: &Events,
+) -> Result<VerifyOptions, Fatal> {
+    let memory = parse_bytes(&flags.memory).map_err(|e| {
+        Fatal::new(
+            exit::USAGE,
+            format!("--memory: {e}; write it like 512m or 1g"),
+        )
+    })?;
     Ok(VerifyOptions {
         health_timeout: Duration::from_secs(flags.health_timeout),
         settle: Duration::from_secs(flags.settle),
@@ -138,10 +157,17 @@ fn verify_options(flags: &args::VerifyFlags, jobs: usize, events: &Events) -> Re
 async fn torn_down_after_interrupt(run_id: &str, kept: &str) -> Fatal {
     let mut left = Vec::new();
     if let Ok(engine) = Engine::connect().await {
-        left = teardown::remove_labelled(&engine, RUN_LABEL, run_id).await.left;
+        left = teardown::remove_labelled(&engine, RUN_LABEL, run_id)
+            .await
+            .left;
     }
     let left: String = left.iter().map(|l| format!("\n  {l}")).collect();
-    Fatal::new(exit::INTERRUPTED, format!("interrupted: containers, networks and volumes of this run were removed; {kept}{left}"))
+    Fatal::new(
+        exit::INTERRUPTED,
+        format!(
+            "interrupted: containers, networks and volumes of this run were removed; {kept}{left}"
+        ),
+    )
 }
 
 /// Verify `dir`, tearing down on Ctrl-C / SIGTERM (exit 130).
@@ -158,13 +184,19 @@ fn build_generator(run: &args::RunFlags, events: &Events) -> Result<Generator, F
         .base_url(&m.base_url)
         .model(&m.model)
         .events(events.clone())
-        .retry(RetryPolicy { max_attempts: m.retries, base: Duration::from_millis(m.retry_base_ms), max_delay: Duration::from_secs(60) });
+        .retry(RetryPolicy {
+            max_attempts: m.retries,
+            base: Duration::from_millis(m.retry_base_ms),
+            max_delay: Duration::from_secs(60),
+        });
     if let Some(dir) = &m.replay {
         builder = builder.replay(dir);
     } else if let Some(k) = &m.api_key {
         builder = builder.api_key(k);
     }
-    let generator = builder.build().map_err(|e| Fatal::new(exit::ENVIRONMENT, e))?;
+    let generator = builder
+        .build()
+        .map_err(|e| Fatal::new(exit::ENVIRONMENT, e))?;
     if run.repair.max_cost.is_some() && generator.model().price().is_none() {
         return Err(Fatal::new(
             exit::USAGE,
@@ -187,11 +219,22 @@ fn repair_options(run: &args::RunFlags, spent: f64) -> RepairOptions {
 
 /// Generation options the run flags set; generate adds its own.
 fn generate_options(run: &args::RunFlags) -> Options {
-    Options { max_tokens: run.model.max_tokens, download_responses: run.model.download_responses, max_cost_usd: run.repair.max_cost, ..Options::default() }
+    Options {
+        max_tokens: run.model.max_tokens,
+        download_responses: run.model.download_responses,
+        max_cost_usd: run.repair.max_cost,
+        ..Options::default()
+    }
 }
 
 /// Run the repair loop, tearing down on Ctrl-C / SIGTERM (exit 130; files and history kept).
-async fn repair_interruptible(generator: &Generator, spec: &str, dir: &Path, vopts: &VerifyOptions, ropts: &RepairOptions) -> Result<RepairReport, Fatal> {
+async fn repair_interruptible(
+    generator: &Generator,
+    spec: &str,
+    dir: &Path,
+    vopts: &VerifyOptions,
+    ropts: &RepairOptions,
+) -> Result<RepairReport, Fatal> {
     tokio::select! {
         r = repair_loop(generator, spec, dir, vopts, ropts) => r.map_err(Fatal::from),
         _ = interrupted() => Err(torn_down_after_interrupt(&vopts.run_id, "files and .masgen/rounds/ are kept").await),
@@ -207,7 +250,12 @@ impl From<RepairError> for Fatal {
     }
 }
 
-async fn generate(a: args::GenerateArgs, events: &Events, json: bool, color: bool) -> Result<i32, Fatal> {
+async fn generate(
+    a: args::GenerateArgs,
+    events: &Events,
+    json: bool,
+    color: bool,
+) -> Result<i32, Fatal> {
     if a.iterate.is_some() {
         return iterate(a, events, json, color).await;
     }
@@ -215,9 +263,19 @@ async fn generate(a: args::GenerateArgs, events: &Events, json: bool, color: boo
         Fatal::new(exit::USAGE, "no spec: describe the system, e.g. masgen \"a RabbitMQ broker with a publisher and a consumer\", or pass @path/to/spec.txt")
     })?;
     let spec = crate::resolve_spec_arg(spec_arg).map_err(|e| Fatal::new(exit::USAGE, e))?;
-    let vopts = if a.no_verify { None } else { Some(verify_options(&a.run.verify, a.jobs as usize, events)?) };
+    let vopts = if a.no_verify {
+        None
+    } else {
+        Some(verify_options(&a.run.verify, a.jobs as usize, events)?)
+    };
     let generator = build_generator(&a.run, events)?;
-    let options = Options { staged: a.staged, jobs: a.jobs as usize, force: a.force, pack_batches: !a.batch_per_group, ..generate_options(&a.run) };
+    let options = Options {
+        staged: a.staged,
+        jobs: a.jobs as usize,
+        force: a.force,
+        pack_batches: !a.batch_per_group,
+        ..generate_options(&a.run)
+    };
     let outcome = tokio::select! {
         r = generator.generate_system(&spec, &a.output, options) => r?,
         _ = interrupted() => return Err(Fatal::new(exit::INTERRUPTED, "interrupted before any file was written")),
@@ -226,7 +284,13 @@ async fn generate(a: args::GenerateArgs, events: &Events, json: bool, color: boo
     if !json {
         print_generation(&a.output, g, color);
     }
-    let report = RunReport { command: "generate".into(), usage: Some(g.usage), cost_usd: g.cost_usd, generate: Some(g.clone()), ..Default::default() };
+    let report = RunReport {
+        command: "generate".into(),
+        usage: Some(g.usage),
+        cost_usd: g.cost_usd,
+        generate: Some(g.clone()),
+        ..Default::default()
+    };
     let ropts = repair_options(&a.run, g.cost_usd.unwrap_or(0.0));
     let out = Output::new(&a.run, &a.output, events, json, color);
     verify_repair_and_report(&generator, &spec, vopts, &ropts, report, out).await
@@ -243,8 +307,21 @@ struct Output<'a> {
 }
 
 impl<'a> Output<'a> {
-    fn new(run: &'a args::RunFlags, dir: &'a Path, events: &'a Events, json: bool, color: bool) -> Self {
-        Output { dir, report_file: run.report.as_deref(), junit: run.verify.junit.as_deref(), events, json, color }
+    fn new(
+        run: &'a args::RunFlags,
+        dir: &'a Path,
+        events: &'a Events,
+        json: bool,
+        color: bool,
+    ) -> Self {
+        Output {
+            dir,
+            report_file: run.report.as_deref(),
+            junit: run.verify.junit.as_deref(),
+            events,
+            json,
+            color,
+        }
     }
 }
 
@@ -273,20 +350,33 @@ async fn verify_repair_and_report(
     report.exit_code = code;
     write_reports(out.dir, &report, out.report_file, out.junit, out.events);
     if out.json {
-        println!("{}", serde_json::json!({"event": "report", "report": report}));
+        println!(
+            "{}",
+            serde_json::json!({"event": "report", "report": report})
+        );
     }
     Ok(code)
 }
 
-async fn iterate(a: args::GenerateArgs, events: &Events, json: bool, color: bool) -> Result<i32, Fatal> {
+async fn iterate(
+    a: args::GenerateArgs,
+    events: &Events,
+    json: bool,
+    color: bool,
+) -> Result<i32, Fatal> {
     let change = a.iterate.clone().unwrap_or_default();
     if change.trim().is_empty() {
         return Err(Fatal::from(GenerateError::EmptyChange));
     }
     if crate::compose::find_compose_file(&a.output).is_err() {
-        return Err(Fatal::from(GenerateError::NoCompose { dir: a.output.clone() }));
+        return Err(Fatal::from(GenerateError::NoCompose {
+            dir: a.output.clone(),
+        }));
     }
-    let recorded = crate::workspace::State::load(&a.output).map_err(|e| Fatal::new(exit::USAGE, e))?.map(|s| s.spec).unwrap_or_default();
+    let recorded = crate::workspace::State::load(&a.output)
+        .map_err(|e| Fatal::new(exit::USAGE, e))?
+        .map(|s| s.spec)
+        .unwrap_or_default();
     let spec = match a.spec.as_deref() {
         Some(arg) => crate::resolve_spec_arg(arg).map_err(|e| Fatal::new(exit::USAGE, e))?,
         None if !recorded.is_empty() => recorded,
@@ -297,7 +387,11 @@ async fn iterate(a: args::GenerateArgs, events: &Events, json: bool, color: bool
             ))
         }
     };
-    let vopts = if a.no_verify { None } else { Some(verify_options(&a.run.verify, a.jobs as usize, events)?) };
+    let vopts = if a.no_verify {
+        None
+    } else {
+        Some(verify_options(&a.run.verify, a.jobs as usize, events)?)
+    };
     let generator = build_generator(&a.run, events)?;
     let options = generate_options(&a.run);
     let it = tokio::select! {
@@ -307,7 +401,13 @@ async fn iterate(a: args::GenerateArgs, events: &Events, json: bool, color: bool
     if !json {
         print_iteration(&it, color);
     }
-    let report = RunReport { command: "iterate".into(), usage: Some(it.usage), cost_usd: it.cost_usd, iterate: Some(it.clone()), ..Default::default() };
+    let report = RunReport {
+        command: "iterate".into(),
+        usage: Some(it.usage),
+        cost_usd: it.cost_usd,
+        iterate: Some(it.clone()),
+        ..Default::default()
+    };
     let ropts = repair_options(&a.run, it.cost_usd.unwrap_or(0.0));
     let out = Output::new(&a.run, &a.output, events, json, color);
     verify_repair_and_report(&generator, &spec, vopts, &ropts, report, out).await
@@ -332,10 +432,22 @@ fn print_iteration(it: &crate::generate::IterateOutcome, color: bool) {
         println!("    - {p}");
     }
     for p in &it.preserved {
-        println!("    your edited {p} was replaced; your version is kept in {}/previous/{p}", it.round_dir);
+        println!(
+            "    your edited {p} was replaced; your version is kept in {}/previous/{p}",
+            it.round_dir
+        );
     }
     let u = it.usage;
-    println!("Tokens: input {}, output {}, cache read {}, cache write {}{}", u.input, u.output, u.cache_read, u.cache_write, it.cost_usd.map(|c| format!("; estimated ${c:.4}")).unwrap_or_default());
+    println!(
+        "Tokens: input {}, output {}, cache read {}, cache write {}{}",
+        u.input,
+        u.output,
+        u.cache_read,
+        u.cache_write,
+        it.cost_usd
+            .map(|c| format!("; estimated ${c:.4}"))
+            .unwrap_or_default()
+    );
 }
 
 /// Fold a repair report into the run report, print it, and choose the exit code.
@@ -347,13 +459,21 @@ fn finish_repair(report: &mut RunReport, r: RepairReport, json: bool, color: boo
     let usage = report.usage.unwrap_or_default() + r.usage;
     report.usage = Some(usage);
     // Generation's cost plus the rounds'; unknown when either is.
-    let before = report.generate.as_ref().map(|g| g.cost_usd).or(report.iterate.as_ref().map(|i| i.cost_usd));
+    let before = report
+        .generate
+        .as_ref()
+        .map(|g| g.cost_usd)
+        .or(report.iterate.as_ref().map(|i| i.cost_usd));
     report.cost_usd = match (before, r.cost_usd) {
         (Some(Some(g)), Some(c)) => Some(g + c),
         (None, c) => c,
         _ => None,
     };
-    let code = if r.verify.healthy { exit::OK } else { exit::UNHEALTHY };
+    let code = if r.verify.healthy {
+        exit::OK
+    } else {
+        exit::UNHEALTHY
+    };
     let verify = r.verify.clone();
     report.repair = Some(r);
     let taken = std::mem::take(report);
@@ -361,27 +481,54 @@ fn finish_repair(report: &mut RunReport, r: RepairReport, json: bool, color: boo
     code
 }
 
-async fn repair_cmd(a: args::RepairArgs, events: &Events, json: bool, color: bool) -> Result<i32, Fatal> {
+async fn repair_cmd(
+    a: args::RepairArgs,
+    events: &Events,
+    json: bool,
+    color: bool,
+) -> Result<i32, Fatal> {
     if !a.dir.is_dir() {
-        return Err(Fatal::new(exit::USAGE, format!("{} is not a folder: pass the folder that holds the compose file", a.dir.display())));
+        return Err(Fatal::new(
+            exit::USAGE,
+            format!(
+                "{} is not a folder: pass the folder that holds the compose file",
+                a.dir.display()
+            ),
+        ));
     }
     if a.files.is_empty() {
         crate::compose::find_compose_file(&a.dir).map_err(|e| Fatal::new(exit::USAGE, e))?;
     }
     for f in &a.files {
         if !a.dir.join(f).is_file() {
-            return Err(Fatal::new(exit::USAGE, format!("-f {}: no such file in {} (paths are relative to the system's folder)", f.display(), a.dir.display())));
+            return Err(Fatal::new(
+                exit::USAGE,
+                format!(
+                    "-f {}: no such file in {} (paths are relative to the system's folder)",
+                    f.display(),
+                    a.dir.display()
+                ),
+            ));
         }
     }
     let spec = match &a.spec {
         Some(s) => crate::resolve_spec_arg(s).map_err(|e| Fatal::new(exit::USAGE, e))?,
-        None => crate::workspace::State::load(&a.dir).map_err(|e| Fatal::new(exit::USAGE, e))?.map(|s| s.spec).unwrap_or_default(),
+        None => crate::workspace::State::load(&a.dir)
+            .map_err(|e| Fatal::new(exit::USAGE, e))?
+            .map(|s| s.spec)
+            .unwrap_or_default(),
     };
     let jobs = a.jobs.map_or_else(crate::verify::default_jobs, usize::from);
-    let vopts = VerifyOptions { files: a.files.clone(), ..verify_options(&a.run.verify, jobs, events)? };
+    let vopts = VerifyOptions {
+        files: a.files.clone(),
+        ..verify_options(&a.run.verify, jobs, events)?
+    };
     let generator = build_generator(&a.run, events)?;
     let ropts = repair_options(&a.run, 0.0);
-    let report = RunReport { command: "repair".into(), ..Default::default() };
+    let report = RunReport {
+        command: "repair".into(),
+        ..Default::default()
+    };
     let out = Output::new(&a.run, &a.dir, events, json, color);
     verify_repair_and_report(&generator, &spec, Some(vopts), &ropts, report, out).await
 }
@@ -398,11 +545,28 @@ fn print_repair(r: &RepairReport, color: bool) {
         u.output,
         u.cache_read,
         u.cache_write,
-        r.cost_usd.map(|c| format!("; estimated ${c:.4}")).unwrap_or_default()
+        r.cost_usd
+            .map(|c| format!("; estimated ${c:.4}"))
+            .unwrap_or_default()
     );
     for round in &r.rounds {
-        let changed: Vec<String> = round.added.iter().map(|p| format!("+{p}")).chain(round.changed.iter().map(|p| format!("~{p}"))).chain(round.deleted.iter().map(|p| format!("-{p}"))).collect();
-        println!("    round {}: {:?}; changed {}", round.round, round.outcome, if changed.is_empty() { "nothing".into() } else { changed.join(" ") });
+        let changed: Vec<String> = round
+            .added
+            .iter()
+            .map(|p| format!("+{p}"))
+            .chain(round.changed.iter().map(|p| format!("~{p}")))
+            .chain(round.deleted.iter().map(|p| format!("-{p}")))
+            .collect();
+        println!(
+            "    round {}: {:?}; changed {}",
+            round.round,
+            round.outcome,
+            if changed.is_empty() {
+                "nothing".into()
+            } else {
+                changed.join(" ")
+            }
+        );
     }
     for f in &r.fixed {
         println!("    {} fixed: {f}", render::paint(color, "32", "✓"));
@@ -412,47 +576,111 @@ fn print_repair(r: &RepairReport, color: bool) {
     }
     match r.outcome {
         LoopOutcome::Healthy => {}
-        LoopOutcome::RoundsSpent => println!("{}", render::paint(color, "31", "stopped: --max-rounds spent; the last attempt is on disk")),
-        LoopOutcome::BudgetSpent => println!("{}", render::paint(color, "31", "stopped: the next request could cross --max-cost; the last attempt is on disk")),
+        LoopOutcome::RoundsSpent => println!(
+            "{}",
+            render::paint(
+                color,
+                "31",
+                "stopped: --max-rounds spent; the last attempt is on disk"
+            )
+        ),
+        LoopOutcome::BudgetSpent => println!(
+            "{}",
+            render::paint(
+                color,
+                "31",
+                "stopped: the next request could cross --max-cost; the last attempt is on disk"
+            )
+        ),
         LoopOutcome::Stuck => println!(
             "{}",
-            render::paint(color, "31", &format!("stuck: the same failure came back after two repairs in a row ({})", r.stuck_signature.as_deref().unwrap_or("")))
+            render::paint(
+                color,
+                "31",
+                &format!(
+                    "stuck: the same failure came back after two repairs in a row ({})",
+                    r.stuck_signature.as_deref().unwrap_or("")
+                )
+            )
         ),
     }
 }
 
-async fn verify_cmd(a: args::VerifyArgs, events: &Events, json: bool, color: bool) -> Result<i32, Fatal> {
+async fn verify_cmd(
+    a: args::VerifyArgs,
+    events: &Events,
+    json: bool,
+    color: bool,
+) -> Result<i32, Fatal> {
     let jobs = a.jobs.map_or_else(crate::verify::default_jobs, usize::from);
-    let opts = VerifyOptions { files: a.files.clone(), ..verify_options(&a.verify, jobs, events)? };
+    let opts = VerifyOptions {
+        files: a.files.clone(),
+        ..verify_options(&a.verify, jobs, events)?
+    };
     if !a.dir.is_dir() {
-        return Err(Fatal::new(exit::USAGE, format!("{} is not a folder: pass the folder that holds the compose file", a.dir.display())));
+        return Err(Fatal::new(
+            exit::USAGE,
+            format!(
+                "{} is not a folder: pass the folder that holds the compose file",
+                a.dir.display()
+            ),
+        ));
     }
     let v = verify_interruptible(&a.dir, &opts).await?;
     if !json {
         print_verify(&v, color);
     }
     let code = if v.healthy { exit::OK } else { exit::UNHEALTHY };
-    let report = RunReport { command: "verify".into(), exit_code: code, ..Default::default() }.with_verify(v);
-    write_reports(&a.dir, &report, a.report.as_deref(), a.verify.junit.as_deref(), events);
+    let report = RunReport {
+        command: "verify".into(),
+        exit_code: code,
+        ..Default::default()
+    }
+    .with_verify(v);
+    write_reports(
+        &a.dir,
+        &report,
+        a.report.as_deref(),
+        a.verify.junit.as_deref(),
+        events,
+    );
     if json {
-        println!("{}", serde_json::json!({"event": "report", "report": report}));
+        println!(
+            "{}",
+            serde_json::json!({"event": "report", "report": report})
+        );
     }
     Ok(code)
 }
 
-async fn down(dir: &Path, files: &[std::path::PathBuf], images: bool, events: &Events, json: bool) -> Result<i32, Fatal> {
+async fn down(
+    dir: &Path,
+    files: &[std::path::PathBuf],
+    images: bool,
+    events: &Events,
+    json: bool,
+) -> Result<i32, Fatal> {
     let name = match crate::compose::load::load_project_files(dir, files) {
         Ok(p) => p.name,
         Err(_) => {
             let abs = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-            crate::compose::load::sanitize_project_name(&abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+            crate::compose::load::sanitize_project_name(
+                &abs.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            )
         }
     };
     if !dir.is_dir() {
         // A deleted system's containers can still be removed by its project name.
-        events.warn(format!("{} is not a folder: removing what project '{name}' left running, found by its name", dir.display()));
+        events.warn(format!(
+            "{} is not a folder: removing what project '{name}' left running, found by its name",
+            dir.display()
+        ));
     }
-    let engine = Engine::connect().await.map_err(|e| Fatal::new(exit::ENVIRONMENT, e))?;
+    let engine = Engine::connect()
+        .await
+        .map_err(|e| Fatal::new(exit::ENVIRONMENT, e))?;
     let mut removed = teardown::remove_labelled(&engine, PROJECT_LABEL, &name).await;
     if images {
         // No image is current once the containers are gone; one another container uses stays.
@@ -461,18 +689,42 @@ async fn down(dir: &Path, files: &[std::path::PathBuf], images: bool, events: &E
     for why in &removed.left {
         events.warn(why.clone());
     }
-    events.emit(crate::Event::TornDown { containers: removed.containers, networks: removed.networks, volumes: removed.volumes, images: removed.images });
+    events.emit(crate::Event::TornDown {
+        containers: removed.containers,
+        networks: removed.networks,
+        volumes: removed.volumes,
+        images: removed.images,
+    });
     if !json {
-        let images = if images { format!(", {} image(s)", removed.images) } else { String::new() };
-        println!("project {name}: removed {} container(s), {} network(s), {} volume(s){images}", removed.containers, removed.networks, removed.volumes);
+        let images = if images {
+            format!(", {} image(s)", removed.images)
+        } else {
+            String::new()
+        };
+        println!(
+            "project {name}: removed {} container(s), {} network(s), {} volume(s){images}",
+            removed.containers, removed.networks, removed.volumes
+        );
     }
     if !removed.left.is_empty() {
-        return Err(Fatal::new(exit::ENVIRONMENT, format!("project {name}: {} object(s) could not be removed (see above)", removed.left.len())));
+        return Err(Fatal::new(
+            exit::ENVIRONMENT,
+            format!(
+                "project {name}: {} object(s) could not be removed (see above)",
+                removed.left.len()
+            ),
+        ));
     }
     Ok(exit::OK)
 }
 
-fn write_reports(dir: &Path, report: &RunReport, extra: Option<&Path>, junit_path: Option<&Path>, events: &Events) {
+fn write_reports(
+    dir: &Path,
+    report: &RunReport,
+    extra: Option<&Path>,
+    junit_path: Option<&Path>,
+    events: &Events,
+) {
     let own = dir.join(crate::workspace::MASGEN_DIR).join("report.json");
     for p in std::iter::once(own.as_path()).chain(extra) {
         if let Err(e) = report.write(p) {
@@ -481,24 +733,46 @@ fn write_reports(dir: &Path, report: &RunReport, extra: Option<&Path>, junit_pat
     }
     if let (Some(path), Some(v)) = (junit_path, &report.verify) {
         if let Err(e) = crate::workspace::write_atomic(path, junit(v).as_bytes()) {
-            events.warn(format!("could not write the JUnit report {}: {e}", path.display()));
+            events.warn(format!(
+                "could not write the JUnit report {}: {e}",
+                path.display()
+            ));
         }
     }
 }
 
 fn print_generation(out: &Path, g: &crate::generate::GenerateReport, color: bool) {
-    println!("{} {} files written to {}", render::paint(color, "1;32", "✓"), g.files.len(), out.display());
+    println!(
+        "{} {} files written to {}",
+        render::paint(color, "1;32", "✓"),
+        g.files.len(),
+        out.display()
+    );
     for f in &g.files {
         println!("    {f}");
     }
     for m in &g.missing {
-        println!("{}", render::paint(color, "33", &format!("    missing: {m} (the model never delivered it complete)")));
+        println!(
+            "{}",
+            render::paint(
+                color,
+                "33",
+                &format!("    missing: {m} (the model never delivered it complete)")
+            )
+        );
     }
     for p in &g.preserved {
         println!("    kept your previous {p} under .masgen/rounds/000-previous/");
     }
     let u = g.usage;
-    println!("Tokens: input {}, output {}, cache read {}, cache write {} ({} requests)", u.input, u.output, u.cache_read, u.cache_write, g.requests.len());
+    println!(
+        "Tokens: input {}, output {}, cache read {}, cache write {} ({} requests)",
+        u.input,
+        u.output,
+        u.cache_read,
+        u.cache_write,
+        g.requests.len()
+    );
     match g.cost_usd {
         Some(c) => println!("Estimated cost: ${c:.4} ({})", g.model),
         None => println!("Estimated cost: unknown (no price for model '{}')", g.model),
@@ -507,7 +781,10 @@ fn print_generation(out: &Path, g: &crate::generate::GenerateReport, color: bool
 
 fn print_verify(v: &VerifyReport, color: bool) {
     println!();
-    println!("{:<18} {:<42} {:>8} {:<12} {:<10} PORTS", "SERVICE", "IMAGE", "BUILD", "STATE", "HEALTH");
+    println!(
+        "{:<18} {:<42} {:>8} {:<12} {:<10} PORTS",
+        "SERVICE", "IMAGE", "BUILD", "STATE", "HEALTH"
+    );
     for s in &v.services {
         let build = match (s.build_secs, s.cached) {
             (Some(_), true) => "cached".to_string(),
@@ -518,11 +795,25 @@ fn print_verify(v: &VerifyReport, color: bool) {
             "ready" | "completed" => render::paint(color, "32", &format!("{:<12}", s.state)),
             other => render::paint(color, "31", &format!("{other:<12}")),
         };
-        println!("{:<18} {:<42} {:>8} {} {:<10} {}", s.name, s.image, build, state, if s.health.is_empty() { "-" } else { &s.health }, s.ports.join(", "));
+        println!(
+            "{:<18} {:<42} {:>8} {} {:<10} {}",
+            s.name,
+            s.image,
+            build,
+            state,
+            if s.health.is_empty() { "-" } else { &s.health },
+            s.ports.join(", ")
+        );
     }
     println!();
     for d in &v.diagnostics {
-        println!("{} {} [{}] {}", render::paint(color, "31", "✗"), d.service, d.phase.as_str(), d.summary);
+        println!(
+            "{} {} [{}] {}",
+            render::paint(color, "31", "✗"),
+            d.service,
+            d.phase.as_str(),
+            d.summary
+        );
         for line in crate::diagnose::tail(&d.evidence, 15).lines() {
             println!("    {line}");
         }
@@ -531,10 +822,30 @@ fn print_verify(v: &VerifyReport, color: bool) {
         }
     }
     if v.healthy {
-        let kept = if v.kept { format!(" (left running: `masgen down` removes project {})", v.project) } else { String::new() };
-        println!("{} healthy: {} service(s) in {:.1}s{kept}", render::paint(color, "1;32", "✓"), v.services.len(), v.timings.total_secs);
+        let kept = if v.kept {
+            format!(
+                " (left running: `masgen down` removes project {})",
+                v.project
+            )
+        } else {
+            String::new()
+        };
+        println!(
+            "{} healthy: {} service(s) in {:.1}s{kept}",
+            render::paint(color, "1;32", "✓"),
+            v.services.len(),
+            v.timings.total_secs
+        );
     } else {
-        let root = v.diagnostics.first().map(|d| format!(" (root cause: {} [{}])", d.service, d.phase.as_str())).unwrap_or_default();
-        println!("{} not healthy: {} problem(s){root}", render::paint(color, "1;31", "✗"), v.diagnostics.len());
+        let root = v
+            .diagnostics
+            .first()
+            .map(|d| format!(" (root cause: {} [{}])", d.service, d.phase.as_str()))
+            .unwrap_or_default();
+        println!(
+            "{} not healthy: {} problem(s){root}",
+            render::paint(color, "1;31", "✗"),
+            v.diagnostics.len()
+        );
     }
 }

@@ -13,7 +13,9 @@ pub fn use_color(choice: super::args::ColorChoice) -> bool {
     match choice {
         super::args::ColorChoice::Always => true,
         super::args::ColorChoice::Never => false,
-        super::args::ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal(),
+        super::args::ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+        }
     }
 }
 
@@ -41,8 +43,15 @@ pub fn json_events() -> Events {
 /// Human progress on stderr: a spinner with the current phase, and one line per event
 /// worth keeping.
 pub fn human_events(color: bool) -> (Events, ProgressBar) {
-    let bar = if std::io::stderr().is_terminal() { ProgressBar::new_spinner() } else { ProgressBar::hidden() };
-    bar.set_style(ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new_spinner()
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
     bar.enable_steady_tick(Duration::from_millis(120));
     let pb = bar.clone();
     let events = Events::new(move |e| {

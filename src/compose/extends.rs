@@ -17,14 +17,30 @@ pub type Loader<'a> = dyn Fn(&Path) -> Result<Value, ComposeError> + 'a;
 
 /// Whether any service of `doc` extends another.
 pub fn uses_extends(doc: &Value) -> bool {
-    doc.get("services").and_then(Value::as_object).is_some_and(|s| s.values().any(|svc| svc.get("extends").is_some()))
+    doc.get("services")
+        .and_then(Value::as_object)
+        .is_some_and(|s| s.values().any(|svc| svc.get("extends").is_some()))
 }
 
 /// Resolve every `extends` in `doc`, the document of `main` (a file in `root`). Returns, for
 /// each service that inherits from another file, that file and any it reached through it.
-pub fn resolve(doc: &mut Value, root: &Path, main: &Path, load: &Loader) -> Result<BTreeMap<String, Vec<PathBuf>>, ComposeError> {
-    let Some(services) = doc.get("services").and_then(Value::as_object).cloned() else { return Ok(BTreeMap::new()) };
-    let mut r = Resolver { root, main: main.to_path_buf(), main_services: services.clone(), others: HashMap::new(), load, stack: Vec::new() };
+pub fn resolve(
+    doc: &mut Value,
+    root: &Path,
+    main: &Path,
+    load: &Loader,
+) -> Result<BTreeMap<String, Vec<PathBuf>>, ComposeError> {
+    let Some(services) = doc.get("services").and_then(Value::as_object).cloned() else {
+        return Ok(BTreeMap::new());
+    };
+    let mut r = Resolver {
+        root,
+        main: main.to_path_buf(),
+        main_services: services.clone(),
+        others: HashMap::new(),
+        load,
+        stack: Vec::new(),
+    };
     let mut from_files = BTreeMap::new();
     let mut resolved = Map::new();
     for (name, svc) in &services {
@@ -61,34 +77,62 @@ struct Resolver<'a> {
 
 impl Resolver<'_> {
     fn invalid(&self, file: &Path, message: String) -> ComposeError {
-        ComposeError::Invalid { file: self.shown(file), message }
+        ComposeError::Invalid {
+            file: self.shown(file),
+            message,
+        }
     }
 
     fn shown(&self, file: &Path) -> String {
-        file.strip_prefix(self.root).unwrap_or(file).display().to_string()
+        file.strip_prefix(self.root)
+            .unwrap_or(file)
+            .display()
+            .to_string()
     }
 
     /// Service `name` of `file`, with its `extends` resolved; `files` collects the other files read.
-    fn service(&mut self, file: &Path, name: &str, files: &mut Vec<PathBuf>) -> Result<Map<String, Value>, ComposeError> {
+    fn service(
+        &mut self,
+        file: &Path,
+        name: &str,
+        files: &mut Vec<PathBuf>,
+    ) -> Result<Map<String, Value>, ComposeError> {
         let key = (file.to_path_buf(), name.to_string());
         if let Some(at) = self.stack.iter().position(|k| *k == key) {
-            let chain: Vec<String> = self.stack[at..].iter().chain([&key]).map(|(f, s)| format!("{}:{s}", self.shown(f))).collect();
-            return Err(self.invalid(&self.main.clone(), format!("extends cycle: {}: break it", chain.join(" -> "))));
+            let chain: Vec<String> = self.stack[at..]
+                .iter()
+                .chain([&key])
+                .map(|(f, s)| format!("{}:{s}", self.shown(f)))
+                .collect();
+            return Err(self.invalid(
+                &self.main.clone(),
+                format!("extends cycle: {}: break it", chain.join(" -> ")),
+            ));
         }
-        let found = if *file == self.main { self.main_services.get(name).cloned() } else { self.other(file)?.get(name).cloned() };
+        let found = if *file == self.main {
+            self.main_services.get(name).cloned()
+        } else {
+            self.other(file)?.get(name).cloned()
+        };
         let svc = match found {
             Some(Value::Object(svc)) => svc,
             Some(Value::Null) => Map::new(),
             Some(_) => return Err(self.invalid(file, format!("service '{name}' is not a mapping"))),
             None => {
-                let (caller_file, caller) = self.stack.last().cloned().unwrap_or_else(|| (self.main.clone(), name.to_string()));
+                let (caller_file, caller) = self
+                    .stack
+                    .last()
+                    .cloned()
+                    .unwrap_or_else(|| (self.main.clone(), name.to_string()));
                 return Err(self.invalid(
                     &caller_file,
                     format!("service '{caller}' extends '{name}', which is not a service in {}: fix the name or the file", self.shown(file)),
                 ));
             }
         };
-        let Some(spec) = svc.get("extends").cloned() else { return Ok(svc) };
+        let Some(spec) = svc.get("extends").cloned() else {
+            return Ok(svc);
+        };
         let (base_name, base_file) = match &spec {
             Value::String(s) => (s.clone(), None),
             Value::Object(o) => match o.get("service").and_then(Value::as_str) {
@@ -124,7 +168,11 @@ impl Resolver<'_> {
         if !self.others.contains_key(file) {
             let doc = (self.load)(file)?;
             let dir = file.parent().unwrap_or(self.root).to_path_buf();
-            let mut services = doc.get("services").and_then(Value::as_object).cloned().unwrap_or_default();
+            let mut services = doc
+                .get("services")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
             for svc in services.values_mut().filter_map(Value::as_object_mut) {
                 rebase_service(svc, &dir, self.root);
             }
@@ -153,7 +201,11 @@ fn rebase_service(svc: &mut Map<String, Value>, dir: &Path, root: &Path) {
     match svc.get_mut("build") {
         Some(Value::String(context)) => *context = rebase(context, dir, root),
         Some(Value::Object(b)) => {
-            let context = b.get("context").and_then(Value::as_str).unwrap_or(".").to_string();
+            let context = b
+                .get("context")
+                .and_then(Value::as_str)
+                .unwrap_or(".")
+                .to_string();
             b.insert("context".into(), Value::String(rebase(&context, dir, root)));
         }
         _ => {}
@@ -202,7 +254,10 @@ mod tests {
     use serde_json::json;
 
     fn no_files(p: &Path) -> Result<Value, ComposeError> {
-        Err(ComposeError::Invalid { file: p.display().to_string(), message: "unexpected read".into() })
+        Err(ComposeError::Invalid {
+            file: p.display().to_string(),
+            message: "unexpected read".into(),
+        })
     }
 
     #[test]
@@ -221,10 +276,20 @@ mod tests {
         assert_eq!(web["environment"], json!({"MODE": "dev", "LOG": "info"}));
         assert_eq!(web["command"], json!(["serve"]));
         assert!(web.get("extends").is_none());
-        assert!(web.get("depends_on").is_none(), "depends_on is never inherited: {web}");
+        assert!(
+            web.get("depends_on").is_none(),
+            "depends_on is never inherited: {web}"
+        );
         assert_eq!(doc["services"]["cli"]["command"], json!(["shell"]));
-        assert_eq!(doc["services"]["cli"]["environment"]["MODE"], "dev", "chains resolve");
-        assert_eq!(doc["services"]["base"]["depends_on"], json!(["db"]), "the extended service itself is untouched");
+        assert_eq!(
+            doc["services"]["cli"]["environment"]["MODE"], "dev",
+            "chains resolve"
+        );
+        assert_eq!(
+            doc["services"]["base"]["depends_on"],
+            json!(["db"]),
+            "the extended service itself is untouched"
+        );
     }
 
     #[test]
@@ -242,22 +307,44 @@ mod tests {
         let files = resolve(&mut doc, root, &root.join("compose.yaml"), &load).unwrap();
         assert_eq!(files["api"], vec![PathBuf::from("/sys1/common/base.yml")]);
         let api = &doc["services"]["api"];
-        assert_eq!(api["build"], json!({"context": "./common", "dockerfile": "Dockerfile.py"}));
-        assert_eq!(api["env_file"], json!(["./common/app.env", {"path": "./shared.env"}]));
-        assert_eq!(api["volumes"], json!(["./common/data:/data", "cache:/cache", {"type": "bind", "source": "/etc", "target": "/host-etc"}]));
+        assert_eq!(
+            api["build"],
+            json!({"context": "./common", "dockerfile": "Dockerfile.py"})
+        );
+        assert_eq!(
+            api["env_file"],
+            json!(["./common/app.env", {"path": "./shared.env"}])
+        );
+        assert_eq!(
+            api["volumes"],
+            json!(["./common/data:/data", "cache:/cache", {"type": "bind", "source": "/etc", "target": "/host-etc"}])
+        );
     }
 
     #[test]
     fn cycles_and_unknown_services_are_clear_errors() {
         let root = Path::new("/sys1");
-        let mut doc = json!({"services": {"a": {"extends": "b"}, "b": {"extends": "a", "image": "x"}}});
-        let err = resolve(&mut doc, root, &root.join("compose.yaml"), &no_files).unwrap_err().to_string();
-        assert!(err.contains("extends cycle: compose.yaml:a -> compose.yaml:b -> compose.yaml:a"), "{err}");
+        let mut doc =
+            json!({"services": {"a": {"extends": "b"}, "b": {"extends": "a", "image": "x"}}});
+        let err = resolve(&mut doc, root, &root.join("compose.yaml"), &no_files)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("extends cycle: compose.yaml:a -> compose.yaml:b -> compose.yaml:a"),
+            "{err}"
+        );
         let mut doc = json!({"services": {"a": {"extends": {"service": "nope"}, "image": "x"}}});
-        let err = resolve(&mut doc, root, &root.join("compose.yaml"), &no_files).unwrap_err().to_string();
-        assert!(err.contains("service 'a' extends 'nope', which is not a service in compose.yaml"), "{err}");
+        let err = resolve(&mut doc, root, &root.join("compose.yaml"), &no_files)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("service 'a' extends 'nope', which is not a service in compose.yaml"),
+            "{err}"
+        );
         let mut doc = json!({"services": {"a": {"extends": {"file": "x.yml"}, "image": "x"}}});
-        let err = resolve(&mut doc, root, &root.join("compose.yaml"), &no_files).unwrap_err().to_string();
+        let err = resolve(&mut doc, root, &root.join("compose.yaml"), &no_files)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("extends needs a 'service:'"), "{err}");
     }
 }

@@ -17,11 +17,22 @@ pub fn start_order(compose: &Compose) -> Result<Vec<String>, GraphError> {
     let deps: BTreeMap<&str, Vec<String>> = compose
         .services
         .iter()
-        .map(|(n, s)| (n.as_str(), s.depends_on.as_ref().map(|d| d.entries().into_iter().map(|e| e.0).collect()).unwrap_or_default()))
+        .map(|(n, s)| {
+            (
+                n.as_str(),
+                s.depends_on
+                    .as_ref()
+                    .map(|d| d.entries().into_iter().map(|e| e.0).collect())
+                    .unwrap_or_default(),
+            )
+        })
         .collect();
     for (svc, ds) in &deps {
         if let Some(d) = ds.iter().find(|d| !compose.services.contains_key(*d)) {
-            return Err(GraphError::Unknown { service: svc.to_string(), dependency: d.clone() });
+            return Err(GraphError::Unknown {
+                service: svc.to_string(),
+                dependency: d.clone(),
+            });
         }
     }
     // Depth-first with colours, visiting in file order: deterministic and finds a cycle's path.
@@ -76,7 +87,11 @@ pub fn critical_first(compose: &Compose, order: &[String]) -> Vec<String> {
         let below = compose
             .services
             .iter()
-            .filter(|(_, s)| s.depends_on.as_ref().is_some_and(|d| d.entries().iter().any(|(dep, _)| dep == name)))
+            .filter(|(_, s)| {
+                s.depends_on
+                    .as_ref()
+                    .is_some_and(|d| d.entries().iter().any(|(dep, _)| dep == name))
+            })
             .map(|(n, _)| chain.get(n.as_str()).copied().unwrap_or(0))
             .max()
             .unwrap_or(0);

@@ -1,14 +1,19 @@
 //! Find, interpolate, parse and validate a compose file.
 
-use std::collections::BTreeMap;
 use indexmap::IndexMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::graph::start_order;
 use super::model::{parse_duration, Compose, BUILD_KEYS, SERVICE_KEYS, TOP_KEYS};
 
 /// The names Compose looks for, in its order.
-pub const COMPOSE_FILE_NAMES: &[&str] = &["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"];
+pub const COMPOSE_FILE_NAMES: &[&str] = &[
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yml",
+    "docker-compose.yaml",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComposeError {
@@ -17,22 +22,44 @@ pub enum ComposeError {
     #[error("{} (named by {from}) does not exist or is not a file: fix the name; paths are relative to the system's folder", path.display())]
     Listed { path: PathBuf, from: String },
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{file}:{line}:{column}: {message}")]
-    Syntax { file: String, line: u64, column: u64, message: String },
+    Syntax {
+        file: String,
+        line: u64,
+        column: u64,
+        message: String,
+    },
     #[error("{file}:{line}:{column}: {message}")]
-    Interpolation { file: String, line: usize, column: usize, message: String },
+    Interpolation {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("{file}: {message}")]
     Invalid { file: String, message: String },
     #[error("{file}: service '{service}' depends on '{dependency}', which is not a service in this file: add it or fix the name")]
-    UnknownDependency { file: String, service: String, dependency: String },
+    UnknownDependency {
+        file: String,
+        service: String,
+        dependency: String,
+    },
     #[error("{file}: dependency cycle between services {}: break the cycle in depends_on", services.join(" -> "))]
     Cycle { file: String, services: Vec<String> },
     #[error(
         "{file}: service '{service}' depends on '{dependency}', which runs only with profile(s) {}: activate one (COMPOSE_PROFILES={}) or give '{dependency}' no profiles",
         profiles.join(", "), profiles[0]
     )]
-    InactiveDependency { file: String, service: String, dependency: String, profiles: Vec<String> },
+    InactiveDependency {
+        file: String,
+        service: String,
+        dependency: String,
+        profiles: Vec<String>,
+    },
 }
 
 /// A loaded compose project.
@@ -60,12 +87,16 @@ pub struct Project {
 impl Project {
     /// `p` as a path relative to the system's folder, if it is inside it.
     pub fn inside(&self, p: &Path) -> Option<String> {
-        p.strip_prefix(&self.root).ok().map(|r| r.to_string_lossy().into_owned())
+        p.strip_prefix(&self.root)
+            .ok()
+            .map(|r| r.to_string_lossy().into_owned())
     }
 
     /// A variable as compose sees it: the environment, then `.env`.
     pub fn lookup(&self, key: &str) -> Option<String> {
-        std::env::var(key).ok().or_else(|| self.dotenv.get(key).cloned())
+        std::env::var(key)
+            .ok()
+            .or_else(|| self.dotenv.get(key).cloned())
     }
 
     /// `p` relative to the system's folder, or whole when it is outside.
@@ -81,7 +112,9 @@ pub fn find_compose_file(dir: &Path) -> Result<PathBuf, ComposeError> {
         .iter()
         .map(|n| dir.join(n))
         .find(|p| p.is_file())
-        .ok_or_else(|| ComposeError::NotFound { dir: dir.to_path_buf() })
+        .ok_or_else(|| ComposeError::NotFound {
+            dir: dir.to_path_buf(),
+        })
 }
 
 /// A project name Docker accepts: lowercase letters, digits, '-' and '_'.
@@ -89,7 +122,13 @@ pub fn sanitize_project_name(s: &str) -> String {
     let mut out: String = s
         .to_ascii_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     out = out.trim_matches(|c| c == '-' || c == '_').to_string();
     if out.is_empty() {
@@ -102,7 +141,9 @@ pub fn sanitize_project_name(s: &str) -> String {
 /// Read `.env`: `KEY=VALUE` lines, `#` comments, optional `export `, quoted values.
 pub fn read_dotenv(dir: &Path) -> BTreeMap<String, String> {
     let mut vars = BTreeMap::new();
-    let Ok(text) = std::fs::read_to_string(dir.join(".env")) else { return vars };
+    let Ok(text) = std::fs::read_to_string(dir.join(".env")) else {
+        return vars;
+    };
     for line in text.lines() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -125,7 +166,10 @@ pub fn read_dotenv(dir: &Path) -> BTreeMap<String, String> {
 /// Apply `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?msg}`, `${VAR?msg}`,
 /// `$VAR` and `$$` to the text of a compose file, line by line so positions stay right.
 /// Comment lines are left alone.
-pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, (usize, usize, String)> {
+pub fn interpolate(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, (usize, usize, String)> {
     let mut out = String::with_capacity(text.len());
     for (ln, line) in text.split_inclusive('\n').enumerate() {
         if line.trim_start().starts_with('#') {
@@ -149,14 +193,22 @@ pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resul
                 }
                 Some('{') => {
                     let Some(close) = chars[i + 2..].iter().position(|&c| c == '}') else {
-                        return Err((ln + 1, col, "unterminated ${...}: add the closing '}' (write $$ for a literal $)".into()));
+                        return Err((
+                            ln + 1,
+                            col,
+                            "unterminated ${...}: add the closing '}' (write $$ for a literal $)"
+                                .into(),
+                        ));
                     };
                     let inner: String = chars[i + 2..i + 2 + close].iter().collect();
                     out.push_str(&expand(&inner, lookup).map_err(|m| (ln + 1, col, m))?);
                     i += close + 3;
                 }
                 Some(n) if n.is_ascii_alphabetic() || *n == '_' => {
-                    let name: String = chars[i + 1..].iter().take_while(|c| c.is_ascii_alphanumeric() || **c == '_').collect();
+                    let name: String = chars[i + 1..]
+                        .iter()
+                        .take_while(|c| c.is_ascii_alphanumeric() || **c == '_')
+                        .collect();
                     out.push_str(&lookup(&name).unwrap_or_default());
                     i += 1 + name.chars().count();
                 }
@@ -171,16 +223,26 @@ pub fn interpolate(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resul
 }
 
 fn expand(inner: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
-    let name_end = inner.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(inner.len());
+    let name_end = inner
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(inner.len());
     let (name, op) = inner.split_at(name_end);
     if name.is_empty() {
-        return Err(format!("invalid interpolation ${{{inner}}}: expected a variable name"));
+        return Err(format!(
+            "invalid interpolation ${{{inner}}}: expected a variable name"
+        ));
     }
     let value = lookup(name);
     let unset_or_empty = value.as_deref().is_none_or(str::is_empty);
     Ok(match op {
         "" => value.unwrap_or_default(),
-        _ if op.starts_with(":-") => if unset_or_empty { op[2..].to_string() } else { value.unwrap_or_default() },
+        _ if op.starts_with(":-") => {
+            if unset_or_empty {
+                op[2..].to_string()
+            } else {
+                value.unwrap_or_default()
+            }
+        }
         _ if op.starts_with('-') => value.unwrap_or_else(|| op[1..].to_string()),
         _ if op.starts_with(":?") => {
             if unset_or_empty {
@@ -188,34 +250,73 @@ fn expand(inner: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String
             }
             value.unwrap_or_default()
         }
-        _ if op.starts_with('?') => value.ok_or_else(|| format!("required variable {name} is missing: {}", &op[1..]))?,
-        _ if op.starts_with(":+") => if unset_or_empty { String::new() } else { op[2..].to_string() },
-        _ if op.starts_with('+') => if value.is_some() { op[1..].to_string() } else { String::new() },
+        _ if op.starts_with('?') => {
+            value.ok_or_else(|| format!("required variable {name} is missing: {}", &op[1..]))?
+        }
+        _ if op.starts_with(":+") => {
+            if unset_or_empty {
+                String::new()
+            } else {
+                op[2..].to_string()
+            }
+        }
+        _ if op.starts_with('+') => {
+            if value.is_some() {
+                op[1..].to_string()
+            } else {
+                String::new()
+            }
+        }
         _ => return Err(format!("invalid interpolation ${{{inner}}}")),
     })
 }
 
 fn syntax(file: &str, e: serde_saphyr::Error) -> ComposeError {
-    let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
-    let message = e.to_string().lines().next().unwrap_or("invalid YAML").to_string();
-    ComposeError::Syntax { file: file.to_string(), line, column, message }
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
+    let message = e
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or("invalid YAML")
+        .to_string();
+    ComposeError::Syntax {
+        file: file.to_string(),
+        line,
+        column,
+        message,
+    }
 }
 
 /// Parse and validate compose text (already interpolated), with no profile active.
 /// Returns the model, the start order and warnings.
-pub fn parse_compose_str(text: &str, file: &str) -> Result<(Compose, Vec<String>, Vec<String>), ComposeError> {
+pub fn parse_compose_str(
+    text: &str,
+    file: &str,
+) -> Result<(Compose, Vec<String>, Vec<String>), ComposeError> {
     parse_with_profiles(text, file, &[])
 }
 
 /// [`parse_compose_str`] with the given profiles active (`*`: all of them). A service
 /// whose profiles are all inactive is left out, as `docker compose up` leaves it out.
-pub fn parse_with_profiles(text: &str, file: &str, active: &[String]) -> Result<(Compose, Vec<String>, Vec<String>), ComposeError> {
+pub fn parse_with_profiles(
+    text: &str,
+    file: &str,
+    active: &[String],
+) -> Result<(Compose, Vec<String>, Vec<String>), ComposeError> {
     let raw: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| syntax(file, e))?;
     let mut compose: Compose = serde_saphyr::from_str(text).map_err(|e| syntax(file, e))?;
     let mut warnings = Vec::new();
     if let Some(top) = raw.as_object() {
-        for key in top.keys().filter(|k| !k.starts_with("x-") && !TOP_KEYS.contains(&k.as_str())) {
-            warnings.push(format!("{file}: top-level key '{key}' is not supported by masgen and is ignored"));
+        for key in top
+            .keys()
+            .filter(|k| !k.starts_with("x-") && !TOP_KEYS.contains(&k.as_str()))
+        {
+            warnings.push(format!(
+                "{file}: top-level key '{key}' is not supported by masgen and is ignored"
+            ));
         }
         if let Some(services) = top.get("services").and_then(|s| s.as_object()) {
             for (name, svc) in services {
@@ -224,7 +325,12 @@ pub fn parse_with_profiles(text: &str, file: &str, active: &[String]) -> Result<
                         warnings.push(format!("{file}: service '{name}': key '{key}' is not supported by masgen and is ignored"));
                     }
                 }
-                for key in svc.get("build").and_then(|b| b.as_object()).into_iter().flat_map(|o| o.keys()) {
+                for key in svc
+                    .get("build")
+                    .and_then(|b| b.as_object())
+                    .into_iter()
+                    .flat_map(|o| o.keys())
+                {
                     if !key.starts_with("x-") && !BUILD_KEYS.contains(&key.as_str()) {
                         warnings.push(format!("{file}: service '{name}': build key '{key}' is not supported by masgen and is ignored"));
                     }
@@ -236,7 +342,11 @@ pub fn parse_with_profiles(text: &str, file: &str, active: &[String]) -> Result<
     let left_out: IndexMap<String, Vec<String>> = compose
         .services
         .iter()
-        .filter(|(_, s)| !s.profiles.is_empty() && !all_profiles && !s.profiles.iter().any(|p| active.contains(p)))
+        .filter(|(_, s)| {
+            !s.profiles.is_empty()
+                && !all_profiles
+                && !s.profiles.iter().any(|p| active.contains(p))
+        })
         .map(|(n, s)| (n.clone(), s.profiles.clone()))
         .collect();
     for (name, profiles) in &left_out {
@@ -264,14 +374,25 @@ pub fn parse_with_profiles(text: &str, file: &str, active: &[String]) -> Result<
     for (name, svc) in &compose.services {
         for (dependency, _) in svc.depends_on.iter().flat_map(|d| d.entries()) {
             if let Some(profiles) = left_out.get(&dependency) {
-                return Err(ComposeError::InactiveDependency { file: file.to_string(), service: name.clone(), dependency, profiles: profiles.clone() });
+                return Err(ComposeError::InactiveDependency {
+                    file: file.to_string(),
+                    service: name.clone(),
+                    dependency,
+                    profiles: profiles.clone(),
+                });
             }
         }
     }
     // A link or a volumes_from service is a dependency too (compose starts it first).
     let names: Vec<String> = compose.services.keys().cloned().collect();
     for (name, svc) in compose.services.iter_mut() {
-        for target in svc.link_pairs().into_iter().map(|(t, _)| t).chain(svc.created_after()).collect::<Vec<_>>() {
+        for target in svc
+            .link_pairs()
+            .into_iter()
+            .map(|(t, _)| t)
+            .chain(svc.created_after())
+            .collect::<Vec<_>>()
+        {
             if !names.contains(&target) {
                 return Err(ComposeError::Invalid {
                     file: file.to_string(),
@@ -283,13 +404,19 @@ pub fn parse_with_profiles(text: &str, file: &str, active: &[String]) -> Result<
             if target == *name {
                 return Err(ComposeError::Invalid { file: file.to_string(), message: format!("service '{name}' names itself in links, volumes_from or a service: namespace") });
             }
-            let listed = svc.depends_on.as_ref().is_some_and(|d| d.entries().iter().any(|(d, _)| *d == target));
+            let listed = svc
+                .depends_on
+                .as_ref()
+                .is_some_and(|d| d.entries().iter().any(|(d, _)| *d == target));
             if !listed {
-                let mut deps: IndexMap<String, Option<super::model::DependsSpec>> = match svc.depends_on.take() {
-                    Some(super::model::DependsOn::Map(m)) => m,
-                    Some(super::model::DependsOn::List(l)) => l.into_iter().map(|d| (d, None)).collect(),
-                    None => IndexMap::new(),
-                };
+                let mut deps: IndexMap<String, Option<super::model::DependsSpec>> =
+                    match svc.depends_on.take() {
+                        Some(super::model::DependsOn::Map(m)) => m,
+                        Some(super::model::DependsOn::List(l)) => {
+                            l.into_iter().map(|d| (d, None)).collect()
+                        }
+                        None => IndexMap::new(),
+                    };
                 deps.insert(target, None);
                 svc.depends_on = Some(super::model::DependsOn::Map(deps));
             }
@@ -311,8 +438,15 @@ pub fn parse_with_profiles(text: &str, file: &str, active: &[String]) -> Result<
     // Another service's namespaces are joined once its container exists; a container
     // outside the system is not the system's to join.
     for (name, svc) in compose.services.iter_mut() {
-        for (key, value) in [("network_mode", &mut svc.network_mode), ("pid", &mut svc.pid), ("ipc", &mut svc.ipc)] {
-            if value.as_deref().is_some_and(|v| v.starts_with("container:")) {
+        for (key, value) in [
+            ("network_mode", &mut svc.network_mode),
+            ("pid", &mut svc.pid),
+            ("ipc", &mut svc.ipc),
+        ] {
+            if value
+                .as_deref()
+                .is_some_and(|v| v.starts_with("container:"))
+            {
                 warnings.push(format!(
                     "{file}: service '{name}': {key}: {} names a container outside the system, which masgen does not join: ignored (the service gets its own {key} namespace)",
                     value.take().unwrap_or_default()
@@ -320,26 +454,47 @@ pub fn parse_with_profiles(text: &str, file: &str, active: &[String]) -> Result<
             }
         }
     }
-    let invalid = |message: String| ComposeError::Invalid { file: file.to_string(), message };
+    let invalid = |message: String| ComposeError::Invalid {
+        file: file.to_string(),
+        message,
+    };
     if compose.services.is_empty() {
-        return Err(invalid("no services: add a 'services:' section with at least one service".into()));
+        return Err(invalid(
+            "no services: add a 'services:' section with at least one service".into(),
+        ));
     }
     for (kind, defined) in [("secret", &compose.secrets), ("config", &compose.configs)] {
         for (name, top) in defined {
             let top = top.clone().unwrap_or_default();
-            if top.external.as_ref().is_some_and(|e| e != &serde_json::Value::Bool(false)) {
+            if top
+                .external
+                .as_ref()
+                .is_some_and(|e| e != &serde_json::Value::Bool(false))
+            {
                 return Err(invalid(format!(
                     "{kind} '{name}' is external, which needs Docker swarm (docker compose up cannot use it either): give it a file:, environment: or content:"
                 )));
             }
-            let sources = [top.file.is_some(), top.environment.is_some(), top.content.is_some()].iter().filter(|s| **s).count();
+            let sources = [
+                top.file.is_some(),
+                top.environment.is_some(),
+                top.content.is_some(),
+            ]
+            .iter()
+            .filter(|s| **s)
+            .count();
             if sources != 1 {
-                return Err(invalid(format!("{kind} '{name}' needs exactly one of file:, environment: or content:")));
+                return Err(invalid(format!(
+                    "{kind} '{name}' needs exactly one of file:, environment: or content:"
+                )));
             }
         }
     }
     for (name, svc) in &compose.services {
-        for (kind, refs, defined) in [("secret", &svc.secrets, &compose.secrets), ("config", &svc.configs, &compose.configs)] {
+        for (kind, refs, defined) in [
+            ("secret", &svc.secrets, &compose.secrets),
+            ("config", &svc.configs, &compose.configs),
+        ] {
             for r in refs {
                 if !defined.contains_key(r.source()) {
                     return Err(invalid(format!(
@@ -350,14 +505,22 @@ pub fn parse_with_profiles(text: &str, file: &str, active: &[String]) -> Result<
             }
         }
         if svc.image.is_none() && svc.build.is_none() {
-            return Err(invalid(format!("service '{name}' has neither 'image' nor 'build': give it one")));
+            return Err(invalid(format!(
+                "service '{name}' has neither 'image' nor 'build': give it one"
+            )));
         }
         for p in &svc.ports {
-            p.mappings().map_err(|e| invalid(format!("service '{name}': {e}")))?;
+            p.mappings()
+                .map_err(|e| invalid(format!("service '{name}': {e}")))?;
         }
         for v in &svc.volumes {
-            match v.mount().map_err(|e| invalid(format!("service '{name}': {e}")))? {
-                super::model::Mount::Named { name: vol, .. } if !compose.volumes.contains_key(&vol) => {
+            match v
+                .mount()
+                .map_err(|e| invalid(format!("service '{name}': {e}")))?
+            {
+                super::model::Mount::Named { name: vol, .. }
+                    if !compose.volumes.contains_key(&vol) =>
+                {
                     return Err(invalid(format!(
                         "service '{name}' mounts volume '{vol}', which is not declared under the top-level 'volumes:': declare it"
                     )));
@@ -366,25 +529,40 @@ pub fn parse_with_profiles(text: &str, file: &str, active: &[String]) -> Result<
             }
         }
         if let Some(hc) = &svc.healthcheck {
-            for d in [&hc.interval, &hc.timeout, &hc.start_period].into_iter().flatten() {
-                parse_duration(d).map_err(|e| invalid(format!("service '{name}' healthcheck: {e}")))?;
+            for d in [&hc.interval, &hc.timeout, &hc.start_period]
+                .into_iter()
+                .flatten()
+            {
+                parse_duration(d)
+                    .map_err(|e| invalid(format!("service '{name}' healthcheck: {e}")))?;
             }
         }
         if let Some(size) = &svc.shm_size {
-            super::model::parse_bytes(&size.text()).map_err(|e| invalid(format!("service '{name}' shm_size: {e}")))?;
+            super::model::parse_bytes(&size.text())
+                .map_err(|e| invalid(format!("service '{name}' shm_size: {e}")))?;
         }
         if let Some(r) = &svc.restart {
-            super::model::parse_restart(r).map_err(|e| invalid(format!("service '{name}': {e}")))?;
+            super::model::parse_restart(r)
+                .map_err(|e| invalid(format!("service '{name}': {e}")))?;
         }
         if let Some(m) = svc.memory_limit() {
-            super::model::parse_bytes(&m).map_err(|e| invalid(format!("service '{name}' memory limit: {e}")))?;
+            super::model::parse_bytes(&m)
+                .map_err(|e| invalid(format!("service '{name}' memory limit: {e}")))?;
         }
     }
     let order = start_order(&compose).map_err(|e| match e {
-        super::graph::GraphError::Unknown { service, dependency } => {
-            ComposeError::UnknownDependency { file: file.to_string(), service, dependency }
-        }
-        super::graph::GraphError::Cycle(services) => ComposeError::Cycle { file: file.to_string(), services },
+        super::graph::GraphError::Unknown {
+            service,
+            dependency,
+        } => ComposeError::UnknownDependency {
+            file: file.to_string(),
+            service,
+            dependency,
+        },
+        super::graph::GraphError::Cycle(services) => ComposeError::Cycle {
+            file: file.to_string(),
+            services,
+        },
     })?;
     Ok((compose, order, warnings))
 }
@@ -392,8 +570,15 @@ pub fn parse_with_profiles(text: &str, file: &str, active: &[String]) -> Result<
 /// The override file docker compose would merge over `main`: the `.override` name of the
 /// same family (`compose.override.yaml` for `compose.yaml`), any spelling.
 fn override_file(dir: &Path, main: &str) -> Option<PathBuf> {
-    let family = if main.starts_with("docker-compose") { "docker-compose" } else { "compose" };
-    ["yaml", "yml"].iter().map(|ext| dir.join(format!("{family}.override.{ext}"))).find(|p| p.is_file())
+    let family = if main.starts_with("docker-compose") {
+        "docker-compose"
+    } else {
+        "compose"
+    };
+    ["yaml", "yml"]
+        .iter()
+        .map(|ext| dir.join(format!("{family}.override.{ext}")))
+        .find(|p| p.is_file())
 }
 
 /// The compose files of the project in `dir`, in merge order (under its canonical path):
@@ -402,30 +587,55 @@ fn override_file(dir: &Path, main: &str) -> Option<PathBuf> {
 pub fn compose_paths(dir: &Path, files: &[PathBuf]) -> Result<Vec<PathBuf>, ComposeError> {
     let dotenv = read_dotenv(dir);
     let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    paths_named(dir, &root, files, &|k| std::env::var(k).ok().or_else(|| dotenv.get(k).cloned()))
+    paths_named(dir, &root, files, &|k| {
+        std::env::var(k).ok().or_else(|| dotenv.get(k).cloned())
+    })
 }
 
 /// [`compose_paths`] with the folder's canonical path and its variables already read.
-fn paths_named(dir: &Path, root: &Path, files: &[PathBuf], lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<PathBuf>, ComposeError> {
+fn paths_named(
+    dir: &Path,
+    root: &Path,
+    files: &[PathBuf],
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<PathBuf>, ComposeError> {
     // Like docker compose: COMPOSE_FILE, separated by COMPOSE_PATH_SEPARATOR (`:`).
     let from_env: Vec<PathBuf> = match lookup("COMPOSE_FILE").filter(|f| !f.trim().is_empty()) {
         Some(list) => {
-            let sep = lookup("COMPOSE_PATH_SEPARATOR").filter(|s| !s.is_empty()).unwrap_or_else(|| ":".into());
-            list.split(sep.as_str()).map(str::trim).filter(|f| !f.is_empty()).map(PathBuf::from).collect()
+            let sep = lookup("COMPOSE_PATH_SEPARATOR")
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| ":".into());
+            list.split(sep.as_str())
+                .map(str::trim)
+                .filter(|f| !f.is_empty())
+                .map(PathBuf::from)
+                .collect()
         }
         None => Vec::new(),
     };
-    let (named, from) = if !files.is_empty() { (files.to_vec(), "-f") } else { (from_env, "COMPOSE_FILE") };
+    let (named, from) = if !files.is_empty() {
+        (files.to_vec(), "-f")
+    } else {
+        (from_env, "COMPOSE_FILE")
+    };
     if named.is_empty() {
         let main = find_compose_file(dir)?;
-        let main_name = main.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-        return Ok(std::iter::once(root.join(&main_name)).chain(override_file(root, &main_name)).collect());
+        let main_name = main
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        return Ok(std::iter::once(root.join(&main_name))
+            .chain(override_file(root, &main_name))
+            .collect());
     }
     let mut paths = Vec::new();
     for f in named {
         let p = root.join(&f);
         if !p.is_file() {
-            return Err(ComposeError::Listed { path: p, from: from.into() });
+            return Err(ComposeError::Listed {
+                path: p,
+                from: from.into(),
+            });
         }
         paths.push(p);
     }
@@ -449,14 +659,28 @@ pub fn load_project_files(dir: &Path, files: &[PathBuf]) -> Result<Project, Comp
     let shown = |p: &Path| p.strip_prefix(&root).unwrap_or(p).display().to_string();
     let read = |p: &Path| -> Result<(String, serde_json::Value), ComposeError> {
         let name = shown(p);
-        let text = std::fs::read_to_string(p).map_err(|source| ComposeError::Read { path: p.to_path_buf(), source })?;
-        let text = interpolate(&text, &lookup).map_err(|(line, column, message)| ComposeError::Interpolation { file: name.clone(), line, column, message })?;
+        let text = std::fs::read_to_string(p).map_err(|source| ComposeError::Read {
+            path: p.to_path_buf(),
+            source,
+        })?;
+        let text = interpolate(&text, &lookup).map_err(|(line, column, message)| {
+            ComposeError::Interpolation {
+                file: name.clone(),
+                line,
+                column,
+                message,
+            }
+        })?;
         let doc = serde_saphyr::from_str(&text).map_err(|e| syntax(&name, e))?;
         Ok((text, doc))
     };
     // Like docker compose: COMPOSE_PROFILES, from the environment or `.env`, comma-separated.
-    let active: Vec<String> =
-        lookup("COMPOSE_PROFILES").unwrap_or_default().split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
+    let active: Vec<String> = lookup("COMPOSE_PROFILES")
+        .unwrap_or_default()
+        .split(',')
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
     // Each file's syntax errors keep their own lines; the merged document's type errors
     // name every file. `extends` is resolved in the merged document.
     let (text, mut doc) = read(&paths[0])?;
@@ -464,7 +688,11 @@ pub fn load_project_files(dir: &Path, files: &[PathBuf]) -> Result<Project, Comp
     let mut rewritten = false;
     for over in &paths[1..] {
         let (over_text, mut over_doc) = read(over)?;
-        super::merge::apply_tags(&mut doc, &mut over_doc, &super::merge::merge_tags(&over_text));
+        super::merge::apply_tags(
+            &mut doc,
+            &mut over_doc,
+            &super::merge::merge_tags(&over_text),
+        );
         super::merge::merge_documents(&mut doc, over_doc);
         label = format!("{label} + {}", shown(over));
         rewritten = true;
@@ -476,15 +704,32 @@ pub fn load_project_files(dir: &Path, files: &[PathBuf]) -> Result<Project, Comp
         rewritten = true;
     }
     let (compose, order, warnings) = if rewritten {
-        parse_with_profiles(&serde_json::to_string_pretty(&doc).unwrap_or_default(), &label, &active)?
+        parse_with_profiles(
+            &serde_json::to_string_pretty(&doc).unwrap_or_default(),
+            &label,
+            &active,
+        )?
     } else {
         parse_with_profiles(&text, &label, &active)?
     };
-    let folder = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "masgen".into());
+    let folder = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "masgen".into());
     let name = sanitize_project_name(compose.name.as_deref().unwrap_or(&folder));
     let mut paths = paths.into_iter();
     let file = paths.next().expect("one file at least");
-    Ok(Project { root, file, merged_files: paths.collect(), extended_from, name, compose, order, warnings, dotenv })
+    Ok(Project {
+        root,
+        file,
+        merged_files: paths.collect(),
+        extended_from,
+        name,
+        compose,
+        order,
+        warnings,
+        dotenv,
+    })
 }
 
 #[cfg(test)]
@@ -509,8 +754,13 @@ mod tests {
         assert_eq!(i("a: ${EMPTY-d}").unwrap(), "a: ");
         assert_eq!(i("a: ${NOPE-d}").unwrap(), "a: d");
         assert_eq!(i("a: $$HOME").unwrap(), "a: $HOME");
-        assert!(i("a: ${NOPE?set NOPE first}").unwrap_err().contains("set NOPE first"));
-        assert_eq!(i("# ${NOPE?ignored in comments}").unwrap(), "# ${NOPE?ignored in comments}");
+        assert!(i("a: ${NOPE?set NOPE first}")
+            .unwrap_err()
+            .contains("set NOPE first"));
+        assert_eq!(
+            i("# ${NOPE?ignored in comments}").unwrap(),
+            "# ${NOPE?ignored in comments}"
+        );
         assert_eq!(interpolate("x: 1\ny: ${A", &env).unwrap_err().0, 2);
     }
 
@@ -522,7 +772,10 @@ mod tests {
         assert_eq!(order, vec!["web"]);
         assert_eq!(warnings.len(), 2);
         assert!(warnings[0].contains("frobnicate"), "{warnings:?}");
-        assert!(warnings[1].contains("build key 'dockerfile_inline' is not supported"), "{warnings:?}");
+        assert!(
+            warnings[1].contains("build key 'dockerfile_inline' is not supported"),
+            "{warnings:?}"
+        );
     }
 
     #[test]
@@ -531,8 +784,16 @@ mod tests {
         let (c, order, warnings) = parse_compose_str(text, "c.yml").unwrap();
         assert_eq!(order, vec!["app"]);
         assert!(!c.services.contains_key("debug"));
-        assert!(warnings.iter().any(|w| w.contains("service 'debug' runs only with profile(s) debug, tools") && w.contains("COMPOSE_PROFILES=debug")), "{warnings:?}");
-        assert!(!warnings.iter().any(|w| w.contains("key 'profiles'")), "profiles is understood: {warnings:?}");
+        assert!(
+            warnings.iter().any(|w| w
+                .contains("service 'debug' runs only with profile(s) debug, tools")
+                && w.contains("COMPOSE_PROFILES=debug")),
+            "{warnings:?}"
+        );
+        assert!(
+            !warnings.iter().any(|w| w.contains("key 'profiles'")),
+            "profiles is understood: {warnings:?}"
+        );
         let (_, order, _) = parse_with_profiles(text, "c.yml", &["tools".into()]).unwrap();
         assert_eq!(order, vec!["app", "debug"]);
         let (_, order, warnings) = parse_with_profiles(text, "c.yml", &["*".into()]).unwrap();
@@ -544,11 +805,35 @@ mod tests {
         let optional = "services:\n  app:\n    image: x\n    depends_on:\n      db: {condition: service_healthy, required: false}\n      ghost: {required: false}\n  db:\n    image: y\n    profiles: [local]\n";
         let (c, order, warnings) = parse_compose_str(optional, "c.yml").unwrap();
         assert_eq!(order, vec!["app"]);
-        assert!(c.services["app"].depends_on.as_ref().unwrap().entries().is_empty());
-        assert!(warnings.iter().any(|w| w.contains("optional dependency 'db' is not there")), "{warnings:?}");
-        assert!(warnings.iter().any(|w| w.contains("optional dependency 'ghost' is not there")), "{warnings:?}");
+        assert!(c.services["app"]
+            .depends_on
+            .as_ref()
+            .unwrap()
+            .entries()
+            .is_empty());
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("optional dependency 'db' is not there")),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("optional dependency 'ghost' is not there")),
+            "{warnings:?}"
+        );
         let (c, _, _) = parse_with_profiles(optional, "c.yml", &["local".into()]).unwrap();
-        assert_eq!(c.services["app"].depends_on.as_ref().unwrap().entries().len(), 1, "present, it is waited for");
+        assert_eq!(
+            c.services["app"]
+                .depends_on
+                .as_ref()
+                .unwrap()
+                .entries()
+                .len(),
+            1,
+            "present, it is waited for"
+        );
     }
 
     #[test]
@@ -556,36 +841,104 @@ mod tests {
         use crate::compose::model::parse_restart;
         assert_eq!(parse_restart("no"), Ok(None));
         assert_eq!(parse_restart("always"), Ok(Some(("always", None))));
-        assert_eq!(parse_restart("on-failure:5"), Ok(Some(("on-failure", Some(5)))));
-        let err = parse_compose_str("services:\n  a:\n    image: x\n    restart: sometimes\n", "c.yml").unwrap_err().to_string();
-        assert!(err.contains("service 'a': restart: 'sometimes' is not a restart policy: use no, always"), "{err}");
-        assert!(parse_compose_str("services:\n  a:\n    image: x\n    restart: on-failure:x\n", "c.yml").is_err());
+        assert_eq!(
+            parse_restart("on-failure:5"),
+            Ok(Some(("on-failure", Some(5))))
+        );
+        let err = parse_compose_str(
+            "services:\n  a:\n    image: x\n    restart: sometimes\n",
+            "c.yml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(
+                "service 'a': restart: 'sometimes' is not a restart policy: use no, always"
+            ),
+            "{err}"
+        );
+        assert!(parse_compose_str(
+            "services:\n  a:\n    image: x\n    restart: on-failure:x\n",
+            "c.yml"
+        )
+        .is_err());
     }
 
     #[test]
     fn files_named_by_f_or_compose_file_are_merged_in_order_instead_of_the_default() {
         let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("docker-compose.yml"), "services:\n  default:\n    image: x\n").unwrap();
-        std::fs::write(d.path().join("docker-compose.override.yml"), "services:\n  default:\n    image: y\n").unwrap();
+        std::fs::write(
+            d.path().join("docker-compose.yml"),
+            "services:\n  default:\n    image: x\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("docker-compose.override.yml"),
+            "services:\n  default:\n    image: y\n",
+        )
+        .unwrap();
         std::fs::create_dir(d.path().join("ci")).unwrap();
-        std::fs::write(d.path().join("base.yml"), "services:\n  app:\n    image: x\n    command: [\"prod\"]\n").unwrap();
-        std::fs::write(d.path().join("ci/test.yml"), "services:\n  app:\n    command: [\"test\"]\n  db:\n    image: y\n").unwrap();
+        std::fs::write(
+            d.path().join("base.yml"),
+            "services:\n  app:\n    image: x\n    command: [\"prod\"]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("ci/test.yml"),
+            "services:\n  app:\n    command: [\"test\"]\n  db:\n    image: y\n",
+        )
+        .unwrap();
         let p = load_project_files(d.path(), &["base.yml".into(), "ci/test.yml".into()]).unwrap();
-        assert_eq!(p.order, vec!["app", "db"], "the default file and its override are not read");
-        assert_eq!(p.compose.services["app"].command.as_ref().unwrap().argv(), vec!["test"]);
-        assert_eq!((p.rel(&p.file), p.merged_files.iter().map(|f| p.rel(f)).collect::<Vec<_>>()), ("base.yml".into(), vec!["ci/test.yml".to_string()]));
+        assert_eq!(
+            p.order,
+            vec!["app", "db"],
+            "the default file and its override are not read"
+        );
+        assert_eq!(
+            p.compose.services["app"].command.as_ref().unwrap().argv(),
+            vec!["test"]
+        );
+        assert_eq!(
+            (
+                p.rel(&p.file),
+                p.merged_files.iter().map(|f| p.rel(f)).collect::<Vec<_>>()
+            ),
+            ("base.yml".into(), vec!["ci/test.yml".to_string()])
+        );
         // COMPOSE_FILE from .env, with its separator; -f wins over it.
-        std::fs::write(d.path().join(".env"), "COMPOSE_PATH_SEPARATOR=,\nCOMPOSE_FILE=base.yml,ci/test.yml\n").unwrap();
+        std::fs::write(
+            d.path().join(".env"),
+            "COMPOSE_PATH_SEPARATOR=,\nCOMPOSE_FILE=base.yml,ci/test.yml\n",
+        )
+        .unwrap();
         assert_eq!(load_project(d.path()).unwrap().order, vec!["app", "db"]);
-        assert_eq!(load_project_files(d.path(), &["base.yml".into()]).unwrap().order, vec!["app"]);
+        assert_eq!(
+            load_project_files(d.path(), &["base.yml".into()])
+                .unwrap()
+                .order,
+            vec!["app"]
+        );
         std::fs::write(d.path().join(".env"), "COMPOSE_FILE=base.yml:ci/nope.yml\n").unwrap();
         let err = load_project(d.path()).unwrap_err().to_string();
-        assert!(err.contains("ci/nope.yml (named by COMPOSE_FILE) does not exist"), "{err}");
-        let err = load_project_files(d.path(), &["nope.yml".into()]).unwrap_err().to_string();
-        assert!(err.contains("nope.yml (named by -f) does not exist"), "{err}");
+        assert!(
+            err.contains("ci/nope.yml (named by COMPOSE_FILE) does not exist"),
+            "{err}"
+        );
+        let err = load_project_files(d.path(), &["nope.yml".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("nope.yml (named by -f) does not exist"),
+            "{err}"
+        );
         // A syntax error names the file it is in, relative to the folder.
-        std::fs::write(d.path().join("ci/test.yml"), "services:\n  app:\n    command: [unclosed\n").unwrap();
-        match load_project_files(d.path(), &["base.yml".into(), "ci/test.yml".into()]).unwrap_err() {
+        std::fs::write(
+            d.path().join("ci/test.yml"),
+            "services:\n  app:\n    command: [unclosed\n",
+        )
+        .unwrap();
+        match load_project_files(d.path(), &["base.yml".into(), "ci/test.yml".into()]).unwrap_err()
+        {
             ComposeError::Syntax { file, .. } => assert_eq!(file, "ci/test.yml"),
             other => panic!("{other}"),
         }
@@ -595,11 +948,18 @@ mod tests {
     fn reset_and_override_tags_in_an_override_file_apply_when_the_project_loads() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("compose.yaml"), "services:\n  app:\n    image: x\n    ports: [\"80:80\"]\n    environment: {A: \"1\"}\n").unwrap();
-        std::fs::write(d.path().join("compose.override.yaml"), "services:\n  app:\n    ports: !reset []\n    environment: !override {B: \"2\"}\n").unwrap();
+        std::fs::write(
+            d.path().join("compose.override.yaml"),
+            "services:\n  app:\n    ports: !reset []\n    environment: !override {B: \"2\"}\n",
+        )
+        .unwrap();
         let p = load_project(d.path()).unwrap();
         let app = &p.compose.services["app"];
         assert!(app.ports.is_empty());
-        assert_eq!(app.environment.as_ref().unwrap().pairs(), vec![("B".to_string(), Some("2".to_string()))]);
+        assert_eq!(
+            app.environment.as_ref().unwrap().pairs(),
+            vec![("B".to_string(), Some("2".to_string()))]
+        );
     }
 
     #[test]
@@ -607,21 +967,37 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("docker-compose.yml"), "services:\n  app:\n    image: x\n    command: [\"prod\"]\n    environment: [\"A=1\"]\n").unwrap();
         let p = load_project(d.path()).unwrap();
-        assert_eq!(p.compose.services["app"].command.as_ref().unwrap().argv(), vec!["prod"]);
+        assert_eq!(
+            p.compose.services["app"].command.as_ref().unwrap().argv(),
+            vec!["prod"]
+        );
         std::fs::write(d.path().join("docker-compose.override.yml"), "services:\n  app:\n    command: [\"dev\"]\n    environment:\n      B: \"${MASGEN_TEST_UNSET:-2}\"\n    ports: [\"80:80\"]\n  extra:\n    image: y\n    depends_on: [app]\n").unwrap();
         let p = load_project(d.path()).unwrap();
         assert!(p.warnings.is_empty(), "{:?}", p.warnings);
         assert_eq!(p.order, vec!["app", "extra"]);
         let app = &p.compose.services["app"];
         assert_eq!(app.command.as_ref().unwrap().argv(), vec!["dev"]);
-        assert_eq!(app.environment.as_ref().unwrap().pairs(), vec![("A".to_string(), Some("1".to_string())), ("B".to_string(), Some("2".to_string()))]);
+        assert_eq!(
+            app.environment.as_ref().unwrap().pairs(),
+            vec![
+                ("A".to_string(), Some("1".to_string())),
+                ("B".to_string(), Some("2".to_string()))
+            ]
+        );
         assert_eq!(app.ports.len(), 1);
         // A compose.yaml project takes compose.override.yaml, not the docker-compose one.
         assert!(override_file(d.path(), "compose.yaml").is_none());
         // Each file's syntax errors keep their own name and line.
-        std::fs::write(d.path().join("docker-compose.override.yml"), "services:\n  app:\n    command: [unclosed\n").unwrap();
+        std::fs::write(
+            d.path().join("docker-compose.override.yml"),
+            "services:\n  app:\n    command: [unclosed\n",
+        )
+        .unwrap();
         match load_project(d.path()).unwrap_err() {
-            ComposeError::Syntax { file, line, .. } => assert_eq!((file.as_str(), line >= 3), ("docker-compose.override.yml", true)),
+            ComposeError::Syntax { file, line, .. } => assert_eq!(
+                (file.as_str(), line >= 3),
+                ("docker-compose.override.yml", true)
+            ),
             other => panic!("{other}"),
         }
     }
@@ -631,18 +1007,30 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("compose.yaml"), "services:\n  app:\n    image: x\n  extra:\n    image: y\n    profiles: [masgen-test-extra]\n").unwrap();
         assert_eq!(load_project(d.path()).unwrap().order, vec!["app"]);
-        std::fs::write(d.path().join(".env"), "COMPOSE_PROFILES=other, masgen-test-extra\n").unwrap();
+        std::fs::write(
+            d.path().join(".env"),
+            "COMPOSE_PROFILES=other, masgen-test-extra\n",
+        )
+        .unwrap();
         assert_eq!(load_project(d.path()).unwrap().order, vec!["app", "extra"]);
     }
 
     #[test]
     fn syntax_errors_have_line_and_column() {
-        let err = parse_compose_str("services:\n  web:\n    image: [unclosed\n", "docker-compose.yml").unwrap_err();
+        let err = parse_compose_str(
+            "services:\n  web:\n    image: [unclosed\n",
+            "docker-compose.yml",
+        )
+        .unwrap_err();
         match err {
             ComposeError::Syntax { line, .. } => assert!(line >= 3, "{line}"),
             other => panic!("{other}"),
         }
-        let dup = parse_compose_str("services:\n  a:\n    image: x\n  a:\n    image: y\n", "c.yml").unwrap_err();
+        let dup = parse_compose_str(
+            "services:\n  a:\n    image: x\n  a:\n    image: y\n",
+            "c.yml",
+        )
+        .unwrap_err();
         assert!(matches!(dup, ComposeError::Syntax { line: 4, .. }), "{dup}");
     }
 
@@ -651,17 +1039,30 @@ mod tests {
         // The demo's shape: router waits on worker and ledger, monitor on router.
         let text = "services:\n  status: {image: x}\n  worker: {image: x}\n  producer: {image: x, depends_on: [worker]}\n  ledger: {image: x}\n  router: {image: x, depends_on: [worker, ledger]}\n  monitor: {image: x, depends_on: [router]}\n";
         let (compose, order, _) = parse_compose_str(text, "c.yml").unwrap();
-        assert_eq!(order, ["status", "worker", "producer", "ledger", "router", "monitor"]);
+        assert_eq!(
+            order,
+            ["status", "worker", "producer", "ledger", "router", "monitor"]
+        );
         let builds = super::super::graph::critical_first(&compose, &order);
-        assert_eq!(builds, ["worker", "ledger", "router", "status", "producer", "monitor"]);
+        assert_eq!(
+            builds,
+            ["worker", "ledger", "router", "status", "producer", "monitor"]
+        );
     }
 
     #[test]
     fn unknown_dependencies_and_cycles_name_the_services() {
-        let unknown = parse_compose_str("services:\n  a:\n    image: x\n    depends_on: [ghost]\n", "c.yml").unwrap_err();
+        let unknown = parse_compose_str(
+            "services:\n  a:\n    image: x\n    depends_on: [ghost]\n",
+            "c.yml",
+        )
+        .unwrap_err();
         assert!(unknown.to_string().contains("'ghost'"), "{unknown}");
         let cycle = "services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [a]\n";
         let err = parse_compose_str(cycle, "c.yml").unwrap_err();
-        assert!(matches!(&err, ComposeError::Cycle { services, .. } if services.contains(&"a".to_string()) && services.contains(&"b".to_string())), "{err}");
+        assert!(
+            matches!(&err, ComposeError::Cycle { services, .. } if services.contains(&"a".to_string()) && services.contains(&"b".to_string())),
+            "{err}"
+        );
     }
 }

@@ -54,18 +54,23 @@ pub fn merge_tags(text: &str) -> Vec<Tagged> {
             None => {}
         }
     }
-    let note = |out: &mut Vec<Tagged>, path: Option<Vec<String>>, tag: Option<&granit_parser::Tag>| {
-        let (Some(path), Some(tag)) = (path, tag) else { return };
-        if tag.handle() == "!" {
-            match tag.suffix() {
-                "reset" => out.push(Tagged::Reset(path)),
-                "override" => out.push(Tagged::Override(path)),
-                _ => {}
+    let note =
+        |out: &mut Vec<Tagged>, path: Option<Vec<String>>, tag: Option<&granit_parser::Tag>| {
+            let (Some(path), Some(tag)) = (path, tag) else {
+                return;
+            };
+            if tag.handle() == "!" {
+                match tag.suffix() {
+                    "reset" => out.push(Tagged::Reset(path)),
+                    "override" => out.push(Tagged::Override(path)),
+                    _ => {}
+                }
             }
-        }
-    };
+        };
     for event in Parser::new_from_str(text) {
-        let Ok((event, _)) = event else { return Vec::new() };
+        let Ok((event, _)) = event else {
+            return Vec::new();
+        };
         match event {
             Event::Scalar(value, _, _, tag) => {
                 let path = place(&mut stack, Some(&value), true);
@@ -99,9 +104,15 @@ pub fn merge_tags(text: &str) -> Vec<Tagged> {
 pub fn apply_tags(base: &mut Value, over: &mut Value, tags: &[Tagged]) {
     for tag in tags {
         let (Tagged::Reset(path) | Tagged::Override(path)) = tag;
-        let Some((last, parents)) = path.split_last() else { continue };
-        let taken = parent_of(over, parents).and_then(|o| o.as_object_mut()).and_then(|o| o.remove(last));
-        let Some(slot) = parent_of(base, parents).and_then(|b| b.as_object_mut()) else { continue };
+        let Some((last, parents)) = path.split_last() else {
+            continue;
+        };
+        let taken = parent_of(over, parents)
+            .and_then(|o| o.as_object_mut())
+            .and_then(|o| o.remove(last));
+        let Some(slot) = parent_of(base, parents).and_then(|b| b.as_object_mut()) else {
+            continue;
+        };
         match (tag, taken) {
             (Tagged::Override(_), Some(value)) => {
                 slot.insert(last.clone(), value);
@@ -124,10 +135,14 @@ fn parent_of<'a>(doc: &'a mut Value, path: &[String]) -> Option<&'a mut Value> {
 
 /// Merge `over` into `base` (both whole compose documents).
 pub fn merge_documents(base: &mut Value, over: Value) {
-    let (Some(base), Value::Object(over)) = (base.as_object_mut(), over) else { return };
+    let (Some(base), Value::Object(over)) = (base.as_object_mut(), over) else {
+        return;
+    };
     for (key, value) in over {
         if key == "services" {
-            let services = base.entry("services").or_insert_with(|| Value::Object(Map::new()));
+            let services = base
+                .entry("services")
+                .or_insert_with(|| Value::Object(Map::new()));
             if let (Some(services), Value::Object(incoming)) = (services.as_object_mut(), value) {
                 for (name, svc) in incoming {
                     match (services.get_mut(&name), svc) {
@@ -211,7 +226,11 @@ fn keyed_as_map(v: Value, separator: char) -> Value {
                 .into_iter()
                 .filter_map(|i| i.as_str().map(str::to_string))
                 .map(|i| {
-                    let split = i.split_once('=').or_else(|| (separator != '=').then(|| i.split_once(separator)).flatten());
+                    let split = i.split_once('=').or_else(|| {
+                        (separator != '=')
+                            .then(|| i.split_once(separator))
+                            .flatten()
+                    });
                     match split {
                         Some((k, v)) => (k.trim().to_string(), Value::String(v.to_string())),
                         None => (i.trim().to_string(), Value::Null),
@@ -226,7 +245,15 @@ fn keyed_as_map(v: Value, separator: char) -> Value {
 /// `[a, b]` as `{a: {}, b: {}}` (depends_on, networks), so entries merge by name.
 fn names_as_map(v: Value) -> Value {
     match v {
-        Value::Array(items) => Value::Object(items.into_iter().filter_map(|i| i.as_str().map(|n| (n.to_string(), Value::Object(Map::new())))).collect()),
+        Value::Array(items) => Value::Object(
+            items
+                .into_iter()
+                .filter_map(|i| {
+                    i.as_str()
+                        .map(|n| (n.to_string(), Value::Object(Map::new())))
+                })
+                .collect(),
+        ),
         other => other,
     }
 }
@@ -234,7 +261,11 @@ fn names_as_map(v: Value) -> Value {
 /// `build: ./dir` as `{context: ./dir}`, and its `args` as a map, so both merge by key.
 fn build_as_map(v: Value) -> Value {
     match v {
-        Value::String(context) => Value::Object([("context".to_string(), Value::String(context))].into_iter().collect()),
+        Value::String(context) => Value::Object(
+            [("context".to_string(), Value::String(context))]
+                .into_iter()
+                .collect(),
+        ),
         Value::Object(mut o) => {
             if let Some(args) = o.remove("args") {
                 o.insert("args".into(), keyed_as_map(args, '='));
@@ -276,7 +307,11 @@ fn volume_target(v: &Value) -> String {
                 [] => s.clone(),
             }
         }
-        Value::Object(o) => o.get("target").and_then(Value::as_str).unwrap_or_default().to_string(),
+        Value::Object(o) => o
+            .get("target")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
         other => other.to_string(),
     }
 }
@@ -291,7 +326,14 @@ mod tests {
         let over_text = "services:\n  web:\n    ports: !reset []\n    environment: !override\n      ONLY: \"1\"\n    volumes: [\"./x:/x\"]\n    labels:\n      - !reset ignored\n";
         let tags = merge_tags(over_text);
         let path = |p: &str| p.split('.').map(str::to_string).collect::<Vec<_>>();
-        assert_eq!(tags, vec![Tagged::Reset(path("services.web.ports")), Tagged::Override(path("services.web.environment")), Tagged::Reset(path("services.web.labels.0"))]);
+        assert_eq!(
+            tags,
+            vec![
+                Tagged::Reset(path("services.web.ports")),
+                Tagged::Override(path("services.web.environment")),
+                Tagged::Reset(path("services.web.labels.0"))
+            ]
+        );
         let mut base = json!({"services": {"web": {"image": "x", "ports": ["80:80"], "environment": {"A": "1", "B": "2"}, "volumes": ["./y:/y"]}}});
         let mut over: Value = serde_saphyr::from_str(over_text).unwrap();
         apply_tags(&mut base, &mut over, &tags);
@@ -299,7 +341,11 @@ mod tests {
         let web = &base["services"]["web"];
         assert!(web.get("ports").is_none(), "{web}");
         assert_eq!(web["environment"], json!({"ONLY": "1"}));
-        assert_eq!(web["volumes"], json!(["./y:/y", "./x:/x"]), "untagged lists still merge");
+        assert_eq!(
+            web["volumes"],
+            json!(["./y:/y", "./x:/x"]),
+            "untagged lists still merge"
+        );
         assert!(merge_tags("services: [unclosed").is_empty());
     }
 
@@ -337,17 +383,48 @@ mod tests {
         });
         merge_documents(&mut base, over);
         let web = &base["services"]["web"];
-        assert_eq!(web["command"], json!(["serve", "--dev"]), "replaced, not appended");
-        assert_eq!(web["environment"], json!({"MODE": "dev", "PORT": "80", "EXTRA": "x"}));
-        assert_eq!(web["ports"], json!(["80:80", "9229:9229"]), "appended without repeats");
-        assert_eq!(web["volumes"], json!(["./src:/var/lib/data", "./conf:/etc/web:ro"]), "by container path");
-        assert_eq!(web["depends_on"], json!({"db": {}, "cache": {"condition": "service_healthy"}}));
-        assert_eq!(web["healthcheck"], json!({"test": ["CMD", "true"], "interval": "1s"}));
-        assert_eq!(web["build"], json!({"context": "./web", "args": {"DEBUG": "1"}}));
-        assert_eq!(base["services"]["cache"], json!({"image": "redis:7"}), "a new service is added");
+        assert_eq!(
+            web["command"],
+            json!(["serve", "--dev"]),
+            "replaced, not appended"
+        );
+        assert_eq!(
+            web["environment"],
+            json!({"MODE": "dev", "PORT": "80", "EXTRA": "x"})
+        );
+        assert_eq!(
+            web["ports"],
+            json!(["80:80", "9229:9229"]),
+            "appended without repeats"
+        );
+        assert_eq!(
+            web["volumes"],
+            json!(["./src:/var/lib/data", "./conf:/etc/web:ro"]),
+            "by container path"
+        );
+        assert_eq!(
+            web["depends_on"],
+            json!({"db": {}, "cache": {"condition": "service_healthy"}})
+        );
+        assert_eq!(
+            web["healthcheck"],
+            json!({"test": ["CMD", "true"], "interval": "1s"})
+        );
+        assert_eq!(
+            web["build"],
+            json!({"context": "./web", "args": {"DEBUG": "1"}})
+        );
+        assert_eq!(
+            base["services"]["cache"],
+            json!({"image": "redis:7"}),
+            "a new service is added"
+        );
         assert_eq!(base["name"], "shop");
         // Empty entries change nothing.
-        merge_documents(&mut base, json!({"services": {"db": null, "web": {"environment": null}}, "volumes": null}));
+        merge_documents(
+            &mut base,
+            json!({"services": {"db": null, "web": {"environment": null}}, "volumes": null}),
+        );
         assert_eq!(base["services"]["db"], json!({"image": "postgres:16"}));
         assert_eq!(base["services"]["web"]["environment"]["MODE"], "dev");
         assert_eq!(base["volumes"], json!({"data": {}}));

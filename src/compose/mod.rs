@@ -9,6 +9,8 @@ pub mod model;
 pub mod policy;
 
 pub use graph::start_order;
-pub use load::{find_compose_file, load_project, parse_compose_str, ComposeError, Project, COMPOSE_FILE_NAMES};
+pub use load::{
+    find_compose_file, load_project, parse_compose_str, ComposeError, Project, COMPOSE_FILE_NAMES,
+};
 pub use model::{Compose, Condition, Service};
 pub use policy::{check_policy, Violation};

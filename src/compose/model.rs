@@ -125,7 +125,10 @@ impl KeyValues {
                     None => (i.clone(), None),
                 })
                 .collect(),
-            KeyValues::Map(m) => m.iter().map(|(k, v)| (k.clone(), v.as_ref().map(Scalar::text))).collect(),
+            KeyValues::Map(m) => m
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_ref().map(Scalar::text)))
+                .collect(),
         }
     }
 }
@@ -158,7 +161,10 @@ impl Build {
     }
     pub fn dockerfile(&self) -> &str {
         match self {
-            Build::Full(BuildFull { dockerfile: Some(d), .. }) => d,
+            Build::Full(BuildFull {
+                dockerfile: Some(d),
+                ..
+            }) => d,
             _ => "Dockerfile",
         }
     }
@@ -207,7 +213,10 @@ fn parse_range(s: &str) -> Result<Vec<u16>, String> {
     let bad = || format!("invalid port {s:?}");
     match s.split_once('-') {
         Some((a, b)) => {
-            let (a, b): (u16, u16) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+            let (a, b): (u16, u16) = (
+                a.trim().parse().map_err(|_| bad())?,
+                b.trim().parse().map_err(|_| bad())?,
+            );
             if b < a || b - a > 1000 {
                 return Err(bad());
             }
@@ -223,8 +232,17 @@ impl Port {
         match self {
             Port::Long(l) => {
                 let container = parse_range(&l.target.text())?;
-                let host = l.published.as_ref().map(|p| parse_range(&p.text())).transpose()?;
-                zip_ports(l.host_ip.clone(), host, container, l.protocol.clone().unwrap_or_else(|| "tcp".into()))
+                let host = l
+                    .published
+                    .as_ref()
+                    .map(|p| parse_range(&p.text()))
+                    .transpose()?;
+                zip_ports(
+                    l.host_ip.clone(),
+                    host,
+                    container,
+                    l.protocol.clone().unwrap_or_else(|| "tcp".into()),
+                )
             }
             Port::Short(s) => {
                 let text = s.text();
@@ -234,7 +252,9 @@ impl Port {
                 };
                 // IPv6 host IPs come in brackets: [::1]:8080:80
                 let (ip, rest) = if let Some(stripped) = spec.strip_prefix('[') {
-                    let (ip, rest) = stripped.split_once("]:").ok_or_else(|| format!("invalid port {text:?}"))?;
+                    let (ip, rest) = stripped
+                        .split_once("]:")
+                        .ok_or_else(|| format!("invalid port {text:?}"))?;
                     (Some(ip.to_string()), rest.to_string())
                 } else {
                     (None, spec)
@@ -246,28 +266,53 @@ impl Port {
                     [i, h, c] => (Some(i.to_string()), Some(*h), *c),
                     _ => return Err(format!("invalid port {text:?}")),
                 };
-                let host = host.filter(|h| !h.is_empty()).map(parse_range).transpose()?;
+                let host = host
+                    .filter(|h| !h.is_empty())
+                    .map(parse_range)
+                    .transpose()?;
                 zip_ports(ip, host, parse_range(container)?, proto)
             }
         }
     }
 }
 
-fn zip_ports(ip: Option<String>, host: Option<Vec<u16>>, container: Vec<u16>, protocol: String) -> Result<Vec<PortMapping>, String> {
+fn zip_ports(
+    ip: Option<String>,
+    host: Option<Vec<u16>>,
+    container: Vec<u16>,
+    protocol: String,
+) -> Result<Vec<PortMapping>, String> {
     match host {
         Some(h) if h.len() == container.len() => Ok(h
             .into_iter()
             .zip(container)
-            .map(|(hp, cp)| PortMapping { host_ip: ip.clone(), host_port: Some(hp), container_port: cp, protocol: protocol.clone() })
+            .map(|(hp, cp)| PortMapping {
+                host_ip: ip.clone(),
+                host_port: Some(hp),
+                container_port: cp,
+                protocol: protocol.clone(),
+            })
             .collect()),
-        Some(h) if h.len() > 1 && container.len() == 1 => Err("a host port range needs a container range of the same size".into()),
+        Some(h) if h.len() > 1 && container.len() == 1 => {
+            Err("a host port range needs a container range of the same size".into())
+        }
         Some(h) => Ok(container
             .into_iter()
-            .map(|cp| PortMapping { host_ip: ip.clone(), host_port: h.first().copied(), container_port: cp, protocol: protocol.clone() })
+            .map(|cp| PortMapping {
+                host_ip: ip.clone(),
+                host_port: h.first().copied(),
+                container_port: cp,
+                protocol: protocol.clone(),
+            })
             .collect()),
         None => Ok(container
             .into_iter()
-            .map(|cp| PortMapping { host_ip: ip.clone(), host_port: None, container_port: cp, protocol: protocol.clone() })
+            .map(|cp| PortMapping {
+                host_ip: ip.clone(),
+                host_port: None,
+                container_port: cp,
+                protocol: protocol.clone(),
+            })
             .collect()),
     }
 }
@@ -302,16 +347,31 @@ impl DependsOn {
     pub fn optional(&self, service: &str) -> bool {
         match self {
             DependsOn::List(_) => false,
-            DependsOn::Map(m) => m.get(service).and_then(|s| s.as_ref()).and_then(|s| s.required) == Some(false),
+            DependsOn::Map(m) => {
+                m.get(service)
+                    .and_then(|s| s.as_ref())
+                    .and_then(|s| s.required)
+                    == Some(false)
+            }
         }
     }
 
     pub fn entries(&self) -> Vec<(String, Condition)> {
         match self {
-            DependsOn::List(l) => l.iter().map(|s| (s.clone(), Condition::ServiceStarted)).collect(),
+            DependsOn::List(l) => l
+                .iter()
+                .map(|s| (s.clone(), Condition::ServiceStarted))
+                .collect(),
             DependsOn::Map(m) => m
                 .iter()
-                .map(|(k, v)| (k.clone(), v.as_ref().and_then(|d| d.condition).unwrap_or(Condition::ServiceStarted)))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_ref()
+                            .and_then(|d| d.condition)
+                            .unwrap_or(Condition::ServiceStarted),
+                    )
+                })
                 .collect(),
         }
     }
@@ -350,8 +410,14 @@ impl Healthcheck {
         match self.test.as_ref()? {
             StringOrList::One(s) => Some(vec!["CMD-SHELL".into(), s.clone()]),
             StringOrList::Many(v) if v.is_empty() => None,
-            StringOrList::Many(v) if matches!(v[0].as_str(), "CMD" | "CMD-SHELL" | "NONE") => Some(v.clone()),
-            StringOrList::Many(v) => Some(std::iter::once("CMD".to_string()).chain(v.iter().cloned()).collect()),
+            StringOrList::Many(v) if matches!(v[0].as_str(), "CMD" | "CMD-SHELL" | "NONE") => {
+                Some(v.clone())
+            }
+            StringOrList::Many(v) => Some(
+                std::iter::once("CMD".to_string())
+                    .chain(v.iter().cloned())
+                    .collect(),
+            ),
         }
     }
 }
@@ -378,9 +444,17 @@ pub struct VolumeLong {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mount {
     /// A named volume (declared at the top level).
-    Named { name: String, target: String, read_only: bool },
+    Named {
+        name: String,
+        target: String,
+        read_only: bool,
+    },
     /// A host path (relative paths are relative to the compose file's folder).
-    Bind { source: String, target: String, read_only: bool },
+    Bind {
+        source: String,
+        target: String,
+        read_only: bool,
+    },
     /// An anonymous volume.
     Anonymous { target: String },
     /// A tmpfs.
@@ -398,13 +472,23 @@ impl Volume {
                 let parts: Vec<&str> = s.split(':').collect();
                 let ro = |m: Option<&&str>| m.is_some_and(|m| m.split(',').any(|o| o == "ro"));
                 match parts.as_slice() {
-                    [t] => Ok(Mount::Anonymous { target: t.to_string() }),
+                    [t] => Ok(Mount::Anonymous {
+                        target: t.to_string(),
+                    }),
                     [src, t, rest @ ..] if rest.len() <= 1 => {
                         let read_only = ro(rest.first());
                         if is_host_path(src) {
-                            Ok(Mount::Bind { source: src.to_string(), target: t.to_string(), read_only })
+                            Ok(Mount::Bind {
+                                source: src.to_string(),
+                                target: t.to_string(),
+                                read_only,
+                            })
                         } else {
-                            Ok(Mount::Named { name: src.to_string(), target: t.to_string(), read_only })
+                            Ok(Mount::Named {
+                                name: src.to_string(),
+                                target: t.to_string(),
+                                read_only,
+                            })
                         }
                     }
                     _ => Err(format!("invalid volume {s:?}")),
@@ -413,11 +497,23 @@ impl Volume {
             Volume::Long(l) => {
                 let read_only = l.read_only.unwrap_or(false);
                 match (l.kind.as_deref().unwrap_or("volume"), &l.source) {
-                    ("bind", Some(src)) => Ok(Mount::Bind { source: src.clone(), target: l.target.clone(), read_only }),
+                    ("bind", Some(src)) => Ok(Mount::Bind {
+                        source: src.clone(),
+                        target: l.target.clone(),
+                        read_only,
+                    }),
                     ("bind", None) => Err(format!("bind mount to {} has no source", l.target)),
-                    ("volume", Some(src)) => Ok(Mount::Named { name: src.clone(), target: l.target.clone(), read_only }),
-                    ("volume", None) => Ok(Mount::Anonymous { target: l.target.clone() }),
-                    ("tmpfs", _) => Ok(Mount::Tmpfs { target: l.target.clone() }),
+                    ("volume", Some(src)) => Ok(Mount::Named {
+                        name: src.clone(),
+                        target: l.target.clone(),
+                        read_only,
+                    }),
+                    ("volume", None) => Ok(Mount::Anonymous {
+                        target: l.target.clone(),
+                    }),
+                    ("tmpfs", _) => Ok(Mount::Tmpfs {
+                        target: l.target.clone(),
+                    }),
                     (other, _) => Err(format!("volume type {other:?} is not supported")),
                 }
             }
@@ -442,7 +538,11 @@ impl ServiceNetworks {
     pub fn aliases(&self) -> Vec<String> {
         match self {
             ServiceNetworks::List(_) => Vec::new(),
-            ServiceNetworks::Map(m) => m.values().flatten().flat_map(|a| a.aliases.clone()).collect(),
+            ServiceNetworks::Map(m) => m
+                .values()
+                .flatten()
+                .flat_map(|a| a.aliases.clone())
+                .collect(),
         }
     }
 }
@@ -663,8 +763,14 @@ impl FileRef {
 fn file_mode(m: &Scalar) -> Result<u32, String> {
     let t = m.text();
     let digits = t.strip_prefix("0o").unwrap_or(&t);
-    let octal = digits.len() > 1 && digits.starts_with('0') || digits.chars().all(|c| ('0'..='7').contains(&c));
-    let mode = if octal { u32::from_str_radix(digits, 8) } else { digits.parse() }.map_err(|_| format!("mode {t} is not a file mode"))?;
+    let octal = digits.len() > 1 && digits.starts_with('0')
+        || digits.chars().all(|c| ('0'..='7').contains(&c));
+    let mode = if octal {
+        u32::from_str_radix(digits, 8)
+    } else {
+        digits.parse()
+    }
+    .map_err(|_| format!("mode {t} is not a file mode"))?;
     if mode > 0o7777 {
         return Err(format!("mode {t} is not a file mode"));
     }
@@ -675,15 +781,29 @@ impl Compose {
     /// The secrets and configs `svc` uses, resolved against the top-level definitions.
     /// `lookup` reads the environment (and `.env`); file paths are relative to `root`. An
     /// error says what is missing and what to do.
-    pub fn file_mounts(&self, svc: &Service, root: &std::path::Path, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Vec<FileMount>, String> {
+    pub fn file_mounts(
+        &self,
+        svc: &Service,
+        root: &std::path::Path,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<FileMount>, String> {
         let mut out = Vec::new();
-        for (kind, refs, defined) in [("secret", &svc.secrets, &self.secrets), ("config", &svc.configs, &self.configs)] {
+        for (kind, refs, defined) in [
+            ("secret", &svc.secrets, &self.secrets),
+            ("config", &svc.configs, &self.configs),
+        ] {
             for r in refs {
                 let name = r.source().to_string();
                 let top = defined.get(&name).cloned().flatten().unwrap_or_default();
                 let (target, uid, gid, mode) = match r {
                     FileRef::Name(_) => (None, None, None, None),
-                    FileRef::Long { target, uid, gid, mode, .. } => (target.clone(), uid.clone(), gid.clone(), mode.clone()),
+                    FileRef::Long {
+                        target,
+                        uid,
+                        gid,
+                        mode,
+                        ..
+                    } => (target.clone(), uid.clone(), gid.clone(), mode.clone()),
                 };
                 let target = match (kind, target) {
                     (_, Some(t)) if t.starts_with('/') => t,
@@ -705,7 +825,14 @@ impl Compose {
                     (_, _, Some(text)) => FileSource::Content(text.clone()),
                     _ => return Err(format!("{kind} '{name}' has no file:, environment: or content:")),
                 };
-                let id = |v: Option<Scalar>| v.map(|v| v.text().parse::<u64>().map_err(|_| format!("{kind} '{name}': uid/gid {} is not a number", v.text()))).transpose();
+                let id = |v: Option<Scalar>| {
+                    v.map(|v| {
+                        v.text().parse::<u64>().map_err(|_| {
+                            format!("{kind} '{name}': uid/gid {} is not a number", v.text())
+                        })
+                    })
+                    .transpose()
+                };
                 // Docker copies content into the container's root filesystem, which a
                 // read-only one refuses; docker compose refuses the pair too.
                 if matches!(source, FileSource::Content(_)) && svc.read_only == Some(true) {
@@ -714,8 +841,21 @@ impl Compose {
                     ));
                 }
                 let (uid, gid) = (id(uid)?.unwrap_or(0), id(gid)?.unwrap_or(0));
-                let mode = mode.as_ref().map(file_mode).transpose().map_err(|e| format!("{kind} '{name}': {e}"))?.unwrap_or(0o444);
-                out.push(FileMount { kind, name, target, source, uid, gid, mode });
+                let mode = mode
+                    .as_ref()
+                    .map(file_mode)
+                    .transpose()
+                    .map_err(|e| format!("{kind} '{name}': {e}"))?
+                    .unwrap_or(0o444);
+                out.push(FileMount {
+                    kind,
+                    name,
+                    target,
+                    source,
+                    uid,
+                    gid,
+                    mode,
+                });
             }
         }
         Ok(out)
@@ -742,19 +882,67 @@ impl Ulimit {
 
 /// Keys of a service masgen understands.
 pub const SERVICE_KEYS: &[&str] = &[
-    "build", "image", "command", "entrypoint", "environment", "env_file", "ports", "expose", "depends_on",
-    "healthcheck", "restart", "volumes", "working_dir", "user", "labels", "networks", "container_name", "deploy",
-    "mem_limit", "privileged", "cap_add", "cap_drop", "devices", "network_mode", "pid", "ipc", "security_opt",
-    "tty", "stdin_open", "hostname", "init", "stop_grace_period", "profiles", "tmpfs", "extra_hosts", "read_only",
-    "shm_size", "stop_signal", "ulimits", "sysctls", "secrets", "configs", "links", "dns", "dns_search", "dns_opt",
-    "group_add", "domainname", "logging", "pull_policy", "platform", "volumes_from",
+    "build",
+    "image",
+    "command",
+    "entrypoint",
+    "environment",
+    "env_file",
+    "ports",
+    "expose",
+    "depends_on",
+    "healthcheck",
+    "restart",
+    "volumes",
+    "working_dir",
+    "user",
+    "labels",
+    "networks",
+    "container_name",
+    "deploy",
+    "mem_limit",
+    "privileged",
+    "cap_add",
+    "cap_drop",
+    "devices",
+    "network_mode",
+    "pid",
+    "ipc",
+    "security_opt",
+    "tty",
+    "stdin_open",
+    "hostname",
+    "init",
+    "stop_grace_period",
+    "profiles",
+    "tmpfs",
+    "extra_hosts",
+    "read_only",
+    "shm_size",
+    "stop_signal",
+    "ulimits",
+    "sysctls",
+    "secrets",
+    "configs",
+    "links",
+    "dns",
+    "dns_search",
+    "dns_opt",
+    "group_add",
+    "domainname",
+    "logging",
+    "pull_policy",
+    "platform",
+    "volumes_from",
 ];
 
 /// Keys of a long-form `build:` masgen understands.
 pub const BUILD_KEYS: &[&str] = &["context", "dockerfile", "args", "target"];
 
 /// Top-level keys masgen understands (`x-*` extensions are always allowed).
-pub const TOP_KEYS: &[&str] = &["version", "name", "services", "volumes", "networks", "secrets", "configs"];
+pub const TOP_KEYS: &[&str] = &[
+    "version", "name", "services", "volumes", "networks", "secrets", "configs",
+];
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 pub struct TopVolume {
@@ -809,10 +997,18 @@ impl Service {
     pub fn extra_hosts(&self) -> Vec<String> {
         match &self.extra_hosts {
             None => Vec::new(),
-            Some(KeyValues::List(items)) => {
-                items.iter().map(|i| i.split_once('=').map(|(h, ip)| format!("{h}:{ip}")).unwrap_or_else(|| i.clone())).collect()
-            }
-            Some(KeyValues::Map(m)) => m.iter().map(|(h, ip)| format!("{h}:{}", ip.as_ref().map(Scalar::text).unwrap_or_default())).collect(),
+            Some(KeyValues::List(items)) => items
+                .iter()
+                .map(|i| {
+                    i.split_once('=')
+                        .map(|(h, ip)| format!("{h}:{ip}"))
+                        .unwrap_or_else(|| i.clone())
+                })
+                .collect(),
+            Some(KeyValues::Map(m)) => m
+                .iter()
+                .map(|(h, ip)| format!("{h}:{}", ip.as_ref().map(Scalar::text).unwrap_or_default()))
+                .collect(),
         }
     }
 
@@ -824,7 +1020,10 @@ impl Service {
                 let t = d.text();
                 let parts: Vec<&str> = t.splitn(3, ':').collect();
                 let host = parts[0].to_string();
-                let inside = parts.get(1).map(|p| p.to_string()).unwrap_or_else(|| host.clone());
+                let inside = parts
+                    .get(1)
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| host.clone());
                 (host, inside, parts.get(2).unwrap_or(&"rwm").to_string())
             })
             .collect()
@@ -874,8 +1073,15 @@ impl Service {
     /// The services whose containers must exist before this one is created: those it takes
     /// volumes from, and those whose namespaces it joins (`network_mode`/`pid`/`ipc: service:X`).
     pub fn created_after(&self) -> Vec<String> {
-        let mut out: Vec<String> = self.volumes_from_entries().into_iter().filter_map(|(service, _, _)| service).collect();
-        for mode in [&self.network_mode, &self.pid, &self.ipc].into_iter().flatten() {
+        let mut out: Vec<String> = self
+            .volumes_from_entries()
+            .into_iter()
+            .filter_map(|(service, _, _)| service)
+            .collect();
+        for mode in [&self.network_mode, &self.pid, &self.ipc]
+            .into_iter()
+            .flatten()
+        {
             if let Some(x) = mode.strip_prefix("service:") {
                 out.push(x.trim().to_string());
             }
@@ -914,7 +1120,10 @@ pub fn parse_bytes(s: &str) -> Result<i64, String> {
         Some('g') => (&t[..t.len() - 1], 1 << 30),
         _ => (t, 1),
     };
-    let n: f64 = num.trim().parse().map_err(|_| format!("invalid size {s:?}"))?;
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}"))?;
     Ok((n * mult as f64) as i64)
 }
 
@@ -930,20 +1139,43 @@ mod tests {
         let (c, _, _) = crate::compose::parse_compose_str(y, "c.yml").unwrap();
         let env = |k: &str| (k == "TOKEN").then(|| "t0k".to_string());
         let m = c.file_mounts(&c.services["a"], dir.path(), &env).unwrap();
-        let got: Vec<(&str, &str, u32, u64)> = m.iter().map(|f| (f.kind, f.target.as_str(), f.mode, f.uid)).collect();
-        assert_eq!(got, vec![("secret", "/run/secrets/pw", 0o444, 0), ("secret", "/run/secrets/api", 0o400, 1000), ("config", "/app", 0o444, 0), ("config", "/etc/app.conf", 0o640, 0)]);
+        let got: Vec<(&str, &str, u32, u64)> = m
+            .iter()
+            .map(|f| (f.kind, f.target.as_str(), f.mode, f.uid))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("secret", "/run/secrets/pw", 0o444, 0),
+                ("secret", "/run/secrets/api", 0o400, 1000),
+                ("config", "/app", 0o444, 0),
+                ("config", "/etc/app.conf", 0o640, 0)
+            ]
+        );
         assert_eq!(m[0].source, FileSource::Path(dir.path().join("./pw.txt")));
         assert_eq!(m[1].source, FileSource::Content("t0k".into()));
         assert_eq!(m[2].source, FileSource::Content("x=1".into()));
-        let err = c.file_mounts(&c.services["a"], dir.path(), &|_| None).unwrap_err();
-        assert!(err.contains("secret 'token' comes from the environment variable TOKEN, which is not set"), "{err}");
+        let err = c
+            .file_mounts(&c.services["a"], dir.path(), &|_| None)
+            .unwrap_err();
+        assert!(
+            err.contains(
+                "secret 'token' comes from the environment variable TOKEN, which is not set"
+            ),
+            "{err}"
+        );
         let mut read_only = c.services["a"].clone();
         read_only.read_only = Some(true);
         let err = c.file_mounts(&read_only, dir.path(), &env).unwrap_err();
         assert!(err.contains("secret 'token' comes from environment: or content:, which Docker can only copy into a writable container"), "{err}");
         std::fs::remove_file(dir.path().join("pw.txt")).unwrap();
-        let err = c.file_mounts(&c.services["a"], dir.path(), &env).unwrap_err();
-        assert!(err.contains("secret 'pw': file ./pw.txt does not exist: create it"), "{err}");
+        let err = c
+            .file_mounts(&c.services["a"], dir.path(), &env)
+            .unwrap_err();
+        assert!(
+            err.contains("secret 'pw': file ./pw.txt does not exist: create it"),
+            "{err}"
+        );
         for (yaml, says) in [
             ("services:\n  a:\n    image: x\n    secrets: [nope]\n", "service 'a' uses secret 'nope', which is not declared under the top-level 'secrets:'"),
             ("services:\n  a:\n    image: x\nsecrets:\n  s: {external: true}\n", "secret 's' is external, which needs Docker swarm"),
@@ -960,35 +1192,84 @@ mod tests {
         let s = svc("extra_hosts: [\"a=10.0.0.1\", \"b:10.0.0.2\", \"c=::1\"]\ntmpfs: /run\nulimits: {nofile: {soft: 1, hard: 2}, nproc: 3}\n");
         assert_eq!(s.extra_hosts(), vec!["a:10.0.0.1", "b:10.0.0.2", "c:::1"]);
         assert_eq!(s.tmpfs_mounts(), vec![("/run".to_string(), String::new())]);
-        assert_eq!(s.ulimits.values().map(Ulimit::limits).collect::<Vec<_>>(), vec![(1, 2), (3, 3)]);
+        assert_eq!(
+            s.ulimits.values().map(Ulimit::limits).collect::<Vec<_>>(),
+            vec![(1, 2), (3, 3)]
+        );
         let s = svc("extra_hosts: {a: 10.0.0.1}\ntmpfs: [\"/x:size=1m,mode=1777\"]\n");
         assert_eq!(s.extra_hosts(), vec!["a:10.0.0.1"]);
-        assert_eq!(s.tmpfs_mounts(), vec![("/x".to_string(), "size=1m,mode=1777".to_string())]);
+        assert_eq!(
+            s.tmpfs_mounts(),
+            vec![("/x".to_string(), "size=1m,mode=1777".to_string())]
+        );
     }
 
     #[test]
     fn short_and_long_ports() {
         let p = |s: &str| Port::Short(Scalar::Str(s.into())).mappings().unwrap();
-        assert_eq!(p("80")[0], PortMapping { host_ip: None, host_port: None, container_port: 80, protocol: "tcp".into() });
+        assert_eq!(
+            p("80")[0],
+            PortMapping {
+                host_ip: None,
+                host_port: None,
+                container_port: 80,
+                protocol: "tcp".into()
+            }
+        );
         assert_eq!(p("8080:80")[0].host_port, Some(8080));
-        assert_eq!(p("127.0.0.1:8080:80/udp")[0], PortMapping { host_ip: Some("127.0.0.1".into()), host_port: Some(8080), container_port: 80, protocol: "udp".into() });
+        assert_eq!(
+            p("127.0.0.1:8080:80/udp")[0],
+            PortMapping {
+                host_ip: Some("127.0.0.1".into()),
+                host_port: Some(8080),
+                container_port: 80,
+                protocol: "udp".into()
+            }
+        );
         assert_eq!(p("9000-9002:9000-9002").len(), 3);
         assert_eq!(p("[::1]:81:80")[0].host_ip.as_deref(), Some("::1"));
-        let long = Port::Long(PortLong { target: Scalar::Int(80), published: Some(Scalar::Str("8081".into())), host_ip: None, protocol: None });
+        let long = Port::Long(PortLong {
+            target: Scalar::Int(80),
+            published: Some(Scalar::Str("8081".into())),
+            host_ip: None,
+            protocol: None,
+        });
         assert_eq!(long.mappings().unwrap()[0].host_port, Some(8081));
         assert!(Port::Short(Scalar::Str("x:y".into())).mappings().is_err());
     }
 
     #[test]
     fn shell_words_split_like_a_shell() {
-        assert_eq!(shell_words(r#"sh -c "echo 'hi there'" x\ y"#), vec!["sh", "-c", "echo 'hi there'", "x y"]);
+        assert_eq!(
+            shell_words(r#"sh -c "echo 'hi there'" x\ y"#),
+            vec!["sh", "-c", "echo 'hi there'", "x y"]
+        );
     }
 
     #[test]
     fn volumes_short_and_long() {
-        assert_eq!(Volume::Short("data:/var/lib".into()).mount().unwrap(), Mount::Named { name: "data".into(), target: "/var/lib".into(), read_only: false });
-        assert_eq!(Volume::Short("./conf:/etc/x:ro".into()).mount().unwrap(), Mount::Bind { source: "./conf".into(), target: "/etc/x".into(), read_only: true });
-        assert_eq!(Volume::Short("/data".into()).mount().unwrap(), Mount::Anonymous { target: "/data".into() });
+        assert_eq!(
+            Volume::Short("data:/var/lib".into()).mount().unwrap(),
+            Mount::Named {
+                name: "data".into(),
+                target: "/var/lib".into(),
+                read_only: false
+            }
+        );
+        assert_eq!(
+            Volume::Short("./conf:/etc/x:ro".into()).mount().unwrap(),
+            Mount::Bind {
+                source: "./conf".into(),
+                target: "/etc/x".into(),
+                read_only: true
+            }
+        );
+        assert_eq!(
+            Volume::Short("/data".into()).mount().unwrap(),
+            Mount::Anonymous {
+                target: "/data".into()
+            }
+        );
     }
 
     #[test]

@@ -18,8 +18,20 @@ pub struct Violation {
 
 /// Docker's default capability set: adding one of these changes nothing.
 const DEFAULT_CAPS: &[&str] = &[
-    "CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID", "SETFCAP", "SETPCAP",
-    "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
 ];
 
 /// `p` without `.` and `..` components (no filesystem access: the path may not exist).
@@ -40,7 +52,9 @@ pub(crate) fn lexical(p: &Path) -> PathBuf {
 /// Lexically normalise `p` against `root` (no filesystem access: the path may not exist).
 fn normalise(root: &Path, p: &str) -> PathBuf {
     match p.strip_prefix("~/") {
-        Some(rest) => lexical(&PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(rest)),
+        Some(rest) => lexical(
+            &PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(rest),
+        ),
         None => lexical(&root.join(p)),
     }
 }
@@ -49,36 +63,66 @@ fn normalise(root: &Path, p: &str) -> PathBuf {
 /// it exists, through a symlink.
 fn outside(root: &Path, p: &str) -> bool {
     let lexical = normalise(root, p);
-    !lexical.starts_with(root) || lexical.canonicalize().is_ok_and(|real| !real.starts_with(root))
+    !lexical.starts_with(root)
+        || lexical
+            .canonicalize()
+            .is_ok_and(|real| !real.starts_with(root))
 }
 
 /// Check every service of `compose` (whose folder is `root`, canonical).
 pub fn check_policy(compose: &Compose, root: &Path) -> Vec<Violation> {
     let mut out = Vec::new();
     for (name, svc) in &compose.services {
-        let mut refuse = |key: &str, detail: String| out.push(Violation { service: name.clone(), key: key.into(), detail });
+        let mut refuse = |key: &str, detail: String| {
+            out.push(Violation {
+                service: name.clone(),
+                key: key.into(),
+                detail,
+            })
+        };
         if svc.privileged == Some(true) {
-            refuse("privileged", "privileged: true gives the container full control of the host".into());
+            refuse(
+                "privileged",
+                "privileged: true gives the container full control of the host".into(),
+            );
         }
-        for (key, value) in [("network_mode", &svc.network_mode), ("pid", &svc.pid), ("ipc", &svc.ipc)] {
+        for (key, value) in [
+            ("network_mode", &svc.network_mode),
+            ("pid", &svc.pid),
+            ("ipc", &svc.ipc),
+        ] {
             if value.as_deref() == Some("host") {
-                refuse(key, format!("{key}: host shares the host's {key} namespace"));
+                refuse(
+                    key,
+                    format!("{key}: host shares the host's {key} namespace"),
+                );
             }
         }
         for cap in &svc.cap_add {
             let c = cap.trim().to_ascii_uppercase();
             let c = c.strip_prefix("CAP_").unwrap_or(&c);
             if !DEFAULT_CAPS.contains(&c) {
-                refuse("cap_add", format!("cap_add: {cap} adds a capability beyond Docker's default set"));
+                refuse(
+                    "cap_add",
+                    format!("cap_add: {cap} adds a capability beyond Docker's default set"),
+                );
             }
         }
         for dev in &svc.devices {
-            refuse("devices", format!("devices: {} exposes a host device", dev.text()));
+            refuse(
+                "devices",
+                format!("devices: {} exposes a host device", dev.text()),
+            );
         }
         for opt in &svc.security_opt {
             // `label=disable` turns SELinux separation off, as `unconfined` turns others off.
-            if opt.contains("unconfined") || opt.replace(':', "=").replace(' ', "") == "label=disable" {
-                refuse("security_opt", format!("security_opt: {opt} disables a confinement"));
+            if opt.contains("unconfined")
+                || opt.replace(':', "=").replace(' ', "") == "label=disable"
+            {
+                refuse(
+                    "security_opt",
+                    format!("security_opt: {opt} disables a confinement"),
+                );
             }
         }
         for v in &svc.volumes {
@@ -87,7 +131,10 @@ pub fn check_policy(compose: &Compose, root: &Path) -> Vec<Violation> {
                 if source.contains("docker.sock") || resolved.ends_with("docker.sock") {
                     refuse("volumes", format!("volumes: {source} mounts the Docker socket (control of the host's Docker)"));
                 } else if outside(root, &source) {
-                    refuse("volumes", format!("volumes: {source} mounts a host path outside the system's folder"));
+                    refuse(
+                        "volumes",
+                        format!("volumes: {source} mounts a host path outside the system's folder"),
+                    );
                 }
             }
         }
@@ -101,9 +148,16 @@ pub fn check_policy(compose: &Compose, root: &Path) -> Vec<Violation> {
                 );
             }
         }
-        for (kind, refs, defined) in [("secrets", &svc.secrets, &compose.secrets), ("configs", &svc.configs, &compose.configs)] {
+        for (kind, refs, defined) in [
+            ("secrets", &svc.secrets, &compose.secrets),
+            ("configs", &svc.configs, &compose.configs),
+        ] {
             for r in refs {
-                if let Some(f) = defined.get(r.source()).and_then(|t| t.as_ref()).and_then(|t| t.file.as_ref()) {
+                if let Some(f) = defined
+                    .get(r.source())
+                    .and_then(|t| t.as_ref())
+                    .and_then(|t| t.file.as_ref())
+                {
                     if outside(root, f) {
                         refuse(kind, format!("{kind}: {} is the file {f}, outside the system's folder: it would be mounted into the container", r.source()));
                     }
@@ -126,7 +180,10 @@ mod tests {
 
     fn violations(yaml: &str) -> Vec<String> {
         let (c, _, _) = parse_compose_str(yaml, "c.yml").unwrap();
-        check_policy(&c, Path::new("/sys/root")).into_iter().map(|v| v.key).collect()
+        check_policy(&c, Path::new("/sys/root"))
+            .into_iter()
+            .map(|v| v.key)
+            .collect()
     }
 
     #[test]
@@ -134,14 +191,27 @@ mod tests {
         let y = "services:\n  a:\n    image: x\n    privileged: true\n    network_mode: host\n    pid: host\n    ipc: host\n    cap_add: [SYS_ADMIN, CHOWN]\n    devices: [\"/dev/kvm:/dev/kvm\"]\n    volumes:\n      - /var/run/docker.sock:/var/run/docker.sock\n      - ../outside:/x\n      - ./inside:/y\n      - /etc:/host-etc:ro\n";
         assert_eq!(
             violations(y),
-            vec!["privileged", "network_mode", "pid", "ipc", "cap_add", "devices", "volumes", "volumes", "volumes"]
+            vec![
+                "privileged",
+                "network_mode",
+                "pid",
+                "ipc",
+                "cap_add",
+                "devices",
+                "volumes",
+                "volumes",
+                "volumes"
+            ]
         );
     }
 
     #[test]
     fn build_contexts_and_env_files_outside_the_folder_are_refused() {
         let y = "services:\n  a:\n    build: ../..\n    env_file: [./ok.env, ~/.aws/credentials]\n  b:\n    build:\n      context: /\n  c:\n    build: ./c\n    env_file: /etc/environment\n";
-        assert_eq!(violations(y), vec!["build", "env_file", "build", "env_file"]);
+        assert_eq!(
+            violations(y),
+            vec!["build", "env_file", "build", "env_file"]
+        );
     }
 
     #[test]
@@ -158,7 +228,10 @@ mod tests {
         std::os::unix::fs::symlink(d.path(), root.join("up")).unwrap();
         let root = root.canonicalize().unwrap();
         assert!(outside(&root, "./up"));
-        assert!(!outside(&root, "up/sys/real"), "a link that leads back inside is inside");
+        assert!(
+            !outside(&root, "up/sys/real"),
+            "a link that leads back inside is inside"
+        );
         assert!(!outside(&root, "./real"));
         assert!(!outside(&root, "./not-yet-there"));
         let y = "services:\n  a:\n    build: ./up\n    volumes: [\"./up:/x\", \"./real:/y\"]\n";
@@ -170,7 +243,10 @@ mod tests {
     #[test]
     fn security_opts_that_lift_a_confinement_are_refused() {
         let y = "services:\n  a:\n    image: x\n    security_opt: [\"seccomp=unconfined\", \"label:disable\", \"label=disable\", \"no-new-privileges:true\", \"label=level:s0:c100\"]\n";
-        assert_eq!(violations(y), vec!["security_opt", "security_opt", "security_opt"]);
+        assert_eq!(
+            violations(y),
+            vec!["security_opt", "security_opt", "security_opt"]
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::time::Instant;
 use bollard::query_parameters::BuildImageOptionsBuilder;
 use futures_util::StreamExt;
 
-use super::{buildkit, patch};
 use super::context::build_context;
+use super::{buildkit, patch};
 use super::{Engine, PROJECT_LABEL};
 use crate::diagnose::{tail, Diagnostic, Phase};
 
@@ -59,12 +59,22 @@ pub fn from_images(dockerfile: &str) -> Vec<String> {
     let mut images = Vec::new();
     for line in dockerfile.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
-        if words.first().is_none_or(|w| !w.eq_ignore_ascii_case("FROM")) {
+        if words
+            .first()
+            .is_none_or(|w| !w.eq_ignore_ascii_case("FROM"))
+        {
             continue;
         }
-        let args: Vec<&str> = words[1..].iter().copied().filter(|w| !w.starts_with("--")).collect();
+        let args: Vec<&str> = words[1..]
+            .iter()
+            .copied()
+            .filter(|w| !w.starts_with("--"))
+            .collect();
         let Some(image) = args.first() else { continue };
-        if !stages.iter().any(|s| s.eq_ignore_ascii_case(image)) && !image.contains('$') && *image != "scratch" {
+        if !stages.iter().any(|s| s.eq_ignore_ascii_case(image))
+            && !image.contains('$')
+            && *image != "scratch"
+        {
             images.push(image.to_string());
         }
         if args.len() >= 3 && args[1].eq_ignore_ascii_case("AS") {
@@ -77,44 +87,87 @@ pub fn from_images(dockerfile: &str) -> Vec<String> {
 /// Build one image, unless an image for the same context hash exists (and `no_cache` is off).
 pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<Built, Diagnostic> {
     let started = Instant::now();
-    let settings = format!("dockerfile={}\ntarget={:?}\nargs={:?}\nbases={:?}", spec.dockerfile, spec.target, spec.args, spec.bases);
+    let settings = format!(
+        "dockerfile={}\ntarget={:?}\nargs={:?}\nbases={:?}",
+        spec.dockerfile, spec.target, spec.args, spec.bases
+    );
     let df_rel = rel(&spec.context_rel, &spec.dockerfile);
     if !spec.context.join(&spec.dockerfile).is_file() {
-        return Err(Diagnostic::new(&spec.service, Phase::Build, format!("{df_rel} does not exist"))
-            .evidence(format!("the service builds from {} with dockerfile {}, which is missing", spec.context.display(), spec.dockerfile))
-            .files(vec![df_rel, "docker-compose.yml".into()]));
+        return Err(Diagnostic::new(
+            &spec.service,
+            Phase::Build,
+            format!("{df_rel} does not exist"),
+        )
+        .evidence(format!(
+            "the service builds from {} with dockerfile {}, which is missing",
+            spec.context.display(),
+            spec.dockerfile
+        ))
+        .files(vec![df_rel, "docker-compose.yml".into()]));
     }
     let ctx = build_context(&spec.context, &spec.dockerfile, &settings).map_err(|e| {
-        Diagnostic::new(&spec.service, Phase::Build, format!("cannot read the build context {}: {e}", spec.context.display()))
+        Diagnostic::new(
+            &spec.service,
+            Phase::Build,
+            format!(
+                "cannot read the build context {}: {e}",
+                spec.context.display()
+            ),
+        )
     })?;
     let image = format!("masgen/{project}-{}:{}", spec.service, &ctx.hash[..12]);
     if !spec.no_cache && engine.image_exists(&image).await {
-        return Ok(Built { image, secs: started.elapsed().as_secs_f64(), cached: true, patched: false, hash: ctx.hash });
+        return Ok(Built {
+            image,
+            secs: started.elapsed().as_secs_f64(),
+            cached: true,
+            patched: false,
+            hash: ctx.hash,
+        });
     }
-    let log_path = spec.log_dir.as_ref().map(|d| d.join(format!("build-{}.log", spec.service)));
+    let log_path = spec
+        .log_dir
+        .as_ref()
+        .map(|d| d.join(format!("build-{}.log", spec.service)));
     let plan = patch::plan(&spec.dockerfile, &settings, &ctx.tar, &ctx.hash);
     // Why an image that could have been patched was built instead, for the build log.
     let mut not_patched = String::new();
-    if let Some(plan) = plan.as_ref().filter(|_| !spec.no_cache && patching_enabled()) {
+    if let Some(plan) = plan
+        .as_ref()
+        .filter(|_| !spec.no_cache && patching_enabled())
+    {
         match patch::patch(engine, project, spec, &image, plan, &ctx.tar).await {
             Ok(Some(p)) => {
                 if let Some(path) = &log_path {
                     let _ = crate::workspace::write_atomic(path, p.log.as_bytes());
                 }
-                return Ok(Built { image, secs: started.elapsed().as_secs_f64(), cached: false, patched: true, hash: ctx.hash });
+                return Ok(Built {
+                    image,
+                    secs: started.elapsed().as_secs_f64(),
+                    cached: false,
+                    patched: true,
+                    hash: ctx.hash,
+                });
             }
             Ok(None) => {}
-            Err(why) => not_patched = format!("#0 masgen: not patched ({why}); the builder builds it\n"),
+            Err(why) => {
+                not_patched = format!("#0 masgen: not patched ({why}); the builder builds it\n")
+            }
         }
     }
     // The classic builder gets one label only: it turns every build-time label into a step
     // of its own (a container and a commit each), which cost seconds per image. The
     // `masgen/` repository names the rest. BuildKit also gets the steps label below.
-    let mut labels: HashMap<String, String> = [(PROJECT_LABEL.to_string(), project.to_string())].into();
+    let mut labels: HashMap<String, String> =
+        [(PROJECT_LABEL.to_string(), project.to_string())].into();
     let args: HashMap<String, String> = spec.args.iter().cloned().collect();
     // Shared, not copied, between a BuildKit attempt and the classic fallback.
     let tar = hyper::body::Bytes::from(ctx.tar);
-    let ran = match engine.buildkit.as_ref().filter(|_| engine.buildkit_refused.get().is_none()) {
+    let ran = match engine
+        .buildkit
+        .as_ref()
+        .filter(|_| engine.buildkit_refused.get().is_none())
+    {
         Some(transport) => {
             // What each step read, so that a later change can patch this image.
             if let Some(plan) = &plan {
@@ -126,7 +179,10 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
                 ("rm", "1".to_string()),
                 ("forcerm", "1".to_string()),
                 ("labels", serde_json::to_string(&labels).unwrap_or_default()),
-                ("buildargs", serde_json::to_string(&args).unwrap_or_default()),
+                (
+                    "buildargs",
+                    serde_json::to_string(&args).unwrap_or_default(),
+                ),
             ];
             if let Some(t) = &spec.target {
                 query.push(("target", t.clone()));
@@ -155,31 +211,64 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
         }
     };
     if let Some(p) = &log_path {
-        let error = ran.error.as_deref().filter(|e| !ran.log.contains(*e)).map(|e| format!("\nerror: {e}\n")).unwrap_or_default();
+        let error = ran
+            .error
+            .as_deref()
+            .filter(|e| !ran.log.contains(*e))
+            .map(|e| format!("\nerror: {e}\n"))
+            .unwrap_or_default();
         // The log is evidence, not a result: failing to write it must not fail the build.
-        let _ = crate::workspace::write_atomic(p, format!("{not_patched}{}{error}", ran.log).as_bytes());
+        let _ = crate::workspace::write_atomic(
+            p,
+            format!("{not_patched}{}{error}", ran.log).as_bytes(),
+        );
     }
     let Some(error) = ran.error else {
-        return Ok(Built { image, secs: started.elapsed().as_secs_f64(), cached: false, patched: false, hash: ctx.hash });
+        return Ok(Built {
+            image,
+            secs: started.elapsed().as_secs_f64(),
+            cached: false,
+            patched: false,
+            hash: ctx.hash,
+        });
     };
     let step = ran.failed_step.unwrap_or_default();
     let mut files = vec![df_rel];
     // A COPY/ADD that failed names files of the context.
-    if let Some(src) = step.split_whitespace().skip_while(|w| !matches!(w.to_ascii_uppercase().as_str(), "COPY" | "ADD")).nth(1) {
+    if let Some(src) = step
+        .split_whitespace()
+        .skip_while(|w| !matches!(w.to_ascii_uppercase().as_str(), "COPY" | "ADD"))
+        .nth(1)
+    {
         if !src.starts_with("--") {
             files.push(rel(&spec.context_rel, src.trim_start_matches("./")));
         }
     }
-    let summary = if step.is_empty() { format!("build failed: {}", error.trim()) } else { format!("build failed at {step}: {}", error.trim()) };
+    let summary = if step.is_empty() {
+        format!("build failed: {}", error.trim())
+    } else {
+        format!("build failed at {step}: {}", error.trim())
+    };
     // The failing step's own output when a step failed, else the log's tail.
-    let mut evidence = tail(if step.is_empty() { &ran.log } else { &ran.failed_output }, 40);
+    let mut evidence = tail(
+        if step.is_empty() {
+            &ran.log
+        } else {
+            &ran.failed_output
+        },
+        40,
+    );
     if !evidence.contains(error.trim()) {
-        evidence = format!("{evidence}\nerror: {}", error.trim()).trim_start().to_string();
+        evidence = format!("{evidence}\nerror: {}", error.trim())
+            .trim_start()
+            .to_string();
     }
     if let Some(p) = log_path {
         evidence.push_str(&format!("\n(full build output: {})", p.display()));
     }
-    Err(Diagnostic::new(&spec.service, Phase::Build, summary).evidence(evidence).files(files))
+    Err(Diagnostic::new(&spec.service, Phase::Build, summary)
+        .evidence(evidence)
+        .files(files))
 }
 
 /// Patching is on unless MASGEN_PATCH is `0` or `false`.
@@ -196,11 +285,20 @@ async fn classic(
     args: &HashMap<String, String>,
     tar: hyper::body::Bytes,
 ) -> buildkit::Outcome {
-    let mut opts = BuildImageOptionsBuilder::new().dockerfile(&spec.dockerfile).t(image).rm(true).forcerm(true).labels(labels).buildargs(args).nocache(spec.no_cache);
+    let mut opts = BuildImageOptionsBuilder::new()
+        .dockerfile(&spec.dockerfile)
+        .t(image)
+        .rm(true)
+        .forcerm(true)
+        .labels(labels)
+        .buildargs(args)
+        .nocache(spec.no_cache);
     if let Some(t) = &spec.target {
         opts = opts.target(t);
     }
-    let mut stream = engine.docker.build_image(opts.build(), None, Some(bollard::body_full(tar)));
+    let mut stream = engine
+        .docker
+        .build_image(opts.build(), None, Some(bollard::body_full(tar)));
     let mut output = String::new();
     let mut failure: Option<String> = None;
     while let Some(item) = stream.next().await {
@@ -220,13 +318,21 @@ async fn classic(
     // The failing step is the last `Step N/M : ...` line; its output is what follows.
     let (mut failed_step, mut failed_output) = (None, String::new());
     if failure.is_some() {
-        if let Some(at) = output.rfind("Step ").filter(|&at| at == 0 || output[..at].ends_with('\n')) {
+        if let Some(at) = output
+            .rfind("Step ")
+            .filter(|&at| at == 0 || output[..at].ends_with('\n'))
+        {
             let (line, rest) = output[at..].split_once('\n').unwrap_or((&output[at..], ""));
             failed_step = Some(line.trim().to_string());
             failed_output = rest.to_string();
         }
     }
-    buildkit::Outcome { log: output, error: failure, failed_step, failed_output }
+    buildkit::Outcome {
+        log: output,
+        error: failure,
+        failed_step,
+        failed_output,
+    }
 }
 
 #[cfg(test)]

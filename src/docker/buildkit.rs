@@ -32,7 +32,9 @@ impl Transport {
         if let Some(path) = host.strip_prefix("unix://") {
             return Some(Transport::Unix(PathBuf::from(path)));
         }
-        let addr = host.strip_prefix("tcp://").or_else(|| host.strip_prefix("http://"))?;
+        let addr = host
+            .strip_prefix("tcp://")
+            .or_else(|| host.strip_prefix("http://"))?;
         if tls {
             return None;
         }
@@ -58,7 +60,12 @@ pub struct Outcome {
 pub struct Refused(pub String);
 
 /// Build with BuildKit. `query` is the `/build` query without `version`.
-pub async fn build(transport: &Transport, api_version: &str, query: &[(&str, String)], context: Bytes) -> Result<Outcome, Refused> {
+pub async fn build(
+    transport: &Transport,
+    api_version: &str,
+    query: &[(&str, String)],
+    context: Bytes,
+) -> Result<Outcome, Refused> {
     let mut uri = format!("/v{api_version}/build?version=2");
     for (k, v) in query {
         uri.push('&');
@@ -73,11 +80,15 @@ pub async fn build(transport: &Transport, api_version: &str, query: &[(&str, Str
         .map_err(|e| Refused(e.to_string()))?;
     match transport {
         Transport::Unix(path) => {
-            let io = tokio::net::UnixStream::connect(path).await.map_err(|e| Refused(format!("{}: {e}", path.display())))?;
+            let io = tokio::net::UnixStream::connect(path)
+                .await
+                .map_err(|e| Refused(format!("{}: {e}", path.display())))?;
             exchange(io, request).await
         }
         Transport::Tcp(addr) => {
-            let io = tokio::net::TcpStream::connect(addr.as_str()).await.map_err(|e| Refused(format!("{addr}: {e}")))?;
+            let io = tokio::net::TcpStream::connect(addr.as_str())
+                .await
+                .map_err(|e| Refused(format!("{addr}: {e}")))?;
             exchange(io, request).await
         }
     }
@@ -89,7 +100,10 @@ async fn exchange<IO>(io: IO, request: hyper::Request<Full<Bytes>>) -> Result<Ou
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io)).await.map_err(|e| Refused(e.to_string()))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+            .await
+            .map_err(|e| Refused(e.to_string()))?;
     let work = async move {
         // The context upload counts until the daemon answers: give it room, as for bollard.
         let response = tokio::time::timeout(Duration::from_secs(900), sender.send_request(request))
@@ -99,7 +113,11 @@ where
         let status = response.status();
         let mut body = response.into_body();
         if !status.is_success() {
-            let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let bytes = body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             let text = String::from_utf8_lossy(&bytes);
             let message = serde_json::from_str::<serde_json::Value>(&text)
                 .ok()
@@ -114,11 +132,15 @@ where
             let frame = match frame {
                 Ok(f) => f,
                 Err(e) => {
-                    progress.fail(format!("the connection to Docker broke during the build: {e}"));
+                    progress.fail(format!(
+                        "the connection to Docker broke during the build: {e}"
+                    ));
                     break;
                 }
             };
-            let Ok(data) = frame.into_data() else { continue };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
             pending.extend_from_slice(&data);
             while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=nl).collect();
@@ -196,7 +218,10 @@ impl Progress {
             self.log.push_str(s);
         }
         if v["id"] == "moby.buildkit.trace" {
-            if let Some(raw) = v["aux"].as_str().and_then(|a| base64::engine::general_purpose::STANDARD.decode(a).ok()) {
+            if let Some(raw) = v["aux"]
+                .as_str()
+                .and_then(|a| base64::engine::general_purpose::STANDARD.decode(a).ok())
+            {
                 self.status(&raw);
             }
         }
@@ -223,12 +248,18 @@ impl Progress {
 
     fn entry(&mut self, digest: &str) -> &mut Vertex {
         let next = self.vertices.len() + 1;
-        self.vertices.entry(digest.to_string()).or_insert_with(|| Vertex { number: next, ..Vertex::default() })
+        self.vertices
+            .entry(digest.to_string())
+            .or_insert_with(|| Vertex {
+                number: next,
+                ..Vertex::default()
+            })
     }
 
     /// Vertex: digest 1, name 3, cached 4, started 5, completed 6, error 7.
     fn vertex(&mut self, buf: &[u8]) {
-        let (mut digest, mut name, mut cached, mut error) = (String::new(), String::new(), false, String::new());
+        let (mut digest, mut name, mut cached, mut error) =
+            (String::new(), String::new(), false, String::new());
         let (mut started, mut completed) = (None, None);
         for (field, value) in Fields::new(buf) {
             match (field, value) {
@@ -263,7 +294,9 @@ impl Progress {
             } else {
                 // Like `--progress=plain`: how long the step took, where the daemon said.
                 match (v.started, completed) {
-                    (Some(s), Some(c)) if c >= s => lines.push_str(&format!("#{} DONE {:.1}s\n", v.number, c - s)),
+                    (Some(s), Some(c)) if c >= s => {
+                        lines.push_str(&format!("#{} DONE {:.1}s\n", v.number, c - s))
+                    }
                     _ => lines.push_str(&format!("#{} DONE\n", v.number)),
                 }
             }
@@ -287,7 +320,8 @@ impl Progress {
             }
         }
         let v = self.entry(&digest);
-        v.partial.push_str(&String::from_utf8_lossy(&msg).replace('\r', "\n"));
+        v.partial
+            .push_str(&String::from_utf8_lossy(&msg).replace('\r', "\n"));
         let mut lines = String::new();
         while let Some(nl) = v.partial.find('\n') {
             let line: String = v.partial.drain(..=nl).collect();
@@ -309,7 +343,12 @@ impl Progress {
             }
             failed_step = Some(step_name(&v.name));
         }
-        Outcome { log: self.log, error: self.error, failed_step, failed_output }
+        Outcome {
+            log: self.log,
+            error: self.error,
+            failed_step,
+            failed_output,
+        }
     }
 }
 
@@ -469,28 +508,77 @@ mod tests {
     #[test]
     fn a_failed_run_step_keeps_its_name_output_and_error() {
         let mut p = Progress::default();
-        p.message(&trace(&[vertex("d1", "[1/2] FROM docker.io/library/busybox:latest", true, true, "")], &[]));
-        p.message(&trace(&[vertex("d2", "[2/2] RUN make", false, false, "")], &[log("d2", "compiling\nerror: undefined sym"), log("d2", "bol main\n")]));
-        p.message(&trace(&[vertex("d2", "[2/2] RUN make", false, true, "process \"/bin/sh -c make\" did not complete successfully: exit code: 2")], &[]));
+        p.message(&trace(
+            &[vertex(
+                "d1",
+                "[1/2] FROM docker.io/library/busybox:latest",
+                true,
+                true,
+                "",
+            )],
+            &[],
+        ));
+        p.message(&trace(
+            &[vertex("d2", "[2/2] RUN make", false, false, "")],
+            &[
+                log("d2", "compiling\nerror: undefined sym"),
+                log("d2", "bol main\n"),
+            ],
+        ));
+        p.message(&trace(
+            &[vertex(
+                "d2",
+                "[2/2] RUN make",
+                false,
+                true,
+                "process \"/bin/sh -c make\" did not complete successfully: exit code: 2",
+            )],
+            &[],
+        ));
         p.message(br#"{"errorDetail":{"message":"exit code: 2"},"error":"exit code: 2"}"#);
         let out = p.finish();
         assert_eq!(out.failed_step.as_deref(), Some("Step 2/2 : RUN make"));
-        assert_eq!(out.failed_output, "compiling\nerror: undefined symbol main\n");
-        assert!(out.error.unwrap().contains("did not complete successfully: exit code: 2"));
-        assert!(out.log.contains("#1 [1/2] FROM docker.io/library/busybox:latest\n#1 CACHED\n"), "{}", out.log);
-        assert!(out.log.contains("#2 compiling\n#2 error: undefined symbol main\n#2 ERROR: process"), "{}", out.log);
+        assert_eq!(
+            out.failed_output,
+            "compiling\nerror: undefined symbol main\n"
+        );
+        assert!(out
+            .error
+            .unwrap()
+            .contains("did not complete successfully: exit code: 2"));
+        assert!(
+            out.log
+                .contains("#1 [1/2] FROM docker.io/library/busybox:latest\n#1 CACHED\n"),
+            "{}",
+            out.log
+        );
+        assert!(
+            out.log
+                .contains("#2 compiling\n#2 error: undefined symbol main\n#2 ERROR: process"),
+            "{}",
+            out.log
+        );
     }
 
     #[test]
     fn a_successful_build_has_no_error_and_keeps_the_tag_line() {
         let mut p = Progress::default();
-        p.message(&trace(&[vertex("d1", "[1/1] COPY a.py .", false, false, "")], &[]));
+        p.message(&trace(
+            &[vertex("d1", "[1/1] COPY a.py .", false, false, "")],
+            &[],
+        ));
         // Started at 1 s, completed at 2 s and 3 ns: the log says how long, like --progress=plain.
-        p.message(&trace(&[vertex("d1", "[1/1] COPY a.py .", false, true, "")], &[]));
+        p.message(&trace(
+            &[vertex("d1", "[1/1] COPY a.py .", false, true, "")],
+            &[],
+        ));
         p.message(b"{\"stream\":\"Successfully tagged x:y\\n\"}\n");
         let out = p.finish();
         assert!(out.error.is_none() && out.failed_step.is_none());
-        assert_eq!(out.log, "#1 [1/1] COPY a.py .\n#1 DONE 1.0s\nSuccessfully tagged x:y\n");
+        assert_eq!(
+            out.log,
+            "#1 [1/1] COPY a.py .\n#1 DONE 1.0s\nSuccessfully tagged x:y\n"
+        );
     }
 
     #[test]
@@ -498,13 +586,21 @@ mod tests {
         let mut p = Progress::default();
         p.message(br#"{"errorDetail":{"message":"dockerfile parse error line 2: unknown instruction: FORM"}}"#);
         let out = p.finish();
-        assert_eq!(out.error.as_deref(), Some("dockerfile parse error line 2: unknown instruction: FORM"));
+        assert_eq!(
+            out.error.as_deref(),
+            Some("dockerfile parse error line 2: unknown instruction: FORM")
+        );
         assert!(out.failed_step.is_none());
     }
 
     #[test]
     fn malformed_protobuf_stops_without_panicking() {
-        for junk in [&[0xff_u8, 0xff, 0xff][..], &[0x0a, 0x50, 1, 2], &[0x0b], &[0x09, 1, 2]] {
+        for junk in [
+            &[0xff_u8, 0xff, 0xff][..],
+            &[0x0a, 0x50, 1, 2],
+            &[0x0b],
+            &[0x09, 1, 2],
+        ] {
             let mut p = Progress::default();
             p.status(junk);
             assert!(p.vertices.is_empty());
@@ -513,9 +609,18 @@ mod tests {
 
     #[test]
     fn steps_read_like_the_classic_builder() {
-        assert_eq!(step_name("[2/3] RUN pip install -r requirements.txt"), "Step 2/3 : RUN pip install -r requirements.txt");
-        assert_eq!(step_name("[builder 1/4] FROM python:3.11-slim"), "Step builder 1/4 : FROM python:3.11-slim");
-        assert_eq!(step_name("[internal] load build definition from Dockerfile"), "[internal] load build definition from Dockerfile");
+        assert_eq!(
+            step_name("[2/3] RUN pip install -r requirements.txt"),
+            "Step 2/3 : RUN pip install -r requirements.txt"
+        );
+        assert_eq!(
+            step_name("[builder 1/4] FROM python:3.11-slim"),
+            "Step builder 1/4 : FROM python:3.11-slim"
+        );
+        assert_eq!(
+            step_name("[internal] load build definition from Dockerfile"),
+            "[internal] load build definition from Dockerfile"
+        );
     }
 
     /// A one-shot HTTP server on loopback: reads one request, answers `response`, and hands
@@ -562,13 +667,23 @@ mod tests {
     #[tokio::test]
     async fn a_build_stream_split_anywhere_is_read_whole() {
         let mut stream = trace(&[vertex("d1", "[1/2] FROM busybox", true, true, "")], &[]);
-        stream.extend(trace(&[vertex("d2", "[2/2] RUN make", false, true, "exit code: 2")], &[log("d2", "cc: error\n")]));
-        stream.extend_from_slice(b"{\"errorDetail\":{\"message\":\"exit code: 2\"},\"error\":\"exit code: 2\"}\n");
+        stream.extend(trace(
+            &[vertex("d2", "[2/2] RUN make", false, true, "exit code: 2")],
+            &[log("d2", "cc: error\n")],
+        ));
+        stream.extend_from_slice(
+            b"{\"errorDetail\":{\"message\":\"exit code: 2\"},\"error\":\"exit code: 2\"}\n",
+        );
         // Chunks that cut JSON lines (and base64) in the middle.
         let cut: Vec<&[u8]> = stream.chunks(7).collect();
         let (transport, server) = one_shot(chunked(&cut));
-        let query = [("t", "masgen/x-app:abc".to_string()), ("labels", "{\"a\":\"b c\"}".to_string())];
-        let out = build(&transport, "1.41", &query, Bytes::from_static(b"tar")).await.unwrap();
+        let query = [
+            ("t", "masgen/x-app:abc".to_string()),
+            ("labels", "{\"a\":\"b c\"}".to_string()),
+        ];
+        let out = build(&transport, "1.41", &query, Bytes::from_static(b"tar"))
+            .await
+            .unwrap();
         assert_eq!(out.failed_step.as_deref(), Some("Step 2/2 : RUN make"));
         assert_eq!(out.failed_output, "cc: error\n");
         assert_eq!(out.error.as_deref(), Some("exit code: 2"));
@@ -581,19 +696,49 @@ mod tests {
         let mut response = format!("HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
         response.extend_from_slice(body);
         let (transport, _server) = one_shot(response);
-        let Err(Refused(why)) = build(&transport, "1.41", &[], Bytes::from_static(b"tar")).await else { panic!("a 400 must be a refusal") };
-        assert!(why.contains("400") && why.contains("buildkit not supported by daemon"), "{why}");
-        let Err(Refused(why)) = build(&Transport::Unix("/nonexistent/docker.sock".into()), "1.41", &[], Bytes::new()).await else { panic!() };
+        let Err(Refused(why)) = build(&transport, "1.41", &[], Bytes::from_static(b"tar")).await
+        else {
+            panic!("a 400 must be a refusal")
+        };
+        assert!(
+            why.contains("400") && why.contains("buildkit not supported by daemon"),
+            "{why}"
+        );
+        let Err(Refused(why)) = build(
+            &Transport::Unix("/nonexistent/docker.sock".into()),
+            "1.41",
+            &[],
+            Bytes::new(),
+        )
+        .await
+        else {
+            panic!()
+        };
         assert!(why.contains("/nonexistent/docker.sock"), "{why}");
     }
 
     #[test]
     fn transports_from_docker_host() {
-        assert_eq!(Transport::from_docker_host("unix:///var/run/docker.sock", false), Some(Transport::Unix("/var/run/docker.sock".into())));
-        assert_eq!(Transport::from_docker_host("unix:///tmp/d.sock", false), Some(Transport::Unix("/tmp/d.sock".into())));
-        assert_eq!(Transport::from_docker_host("tcp://127.0.0.1:2375", false), Some(Transport::Tcp("127.0.0.1:2375".into())));
-        assert_eq!(Transport::from_docker_host("tcp://127.0.0.1:2376", true), None);
+        assert_eq!(
+            Transport::from_docker_host("unix:///var/run/docker.sock", false),
+            Some(Transport::Unix("/var/run/docker.sock".into()))
+        );
+        assert_eq!(
+            Transport::from_docker_host("unix:///tmp/d.sock", false),
+            Some(Transport::Unix("/tmp/d.sock".into()))
+        );
+        assert_eq!(
+            Transport::from_docker_host("tcp://127.0.0.1:2375", false),
+            Some(Transport::Tcp("127.0.0.1:2375".into()))
+        );
+        assert_eq!(
+            Transport::from_docker_host("tcp://127.0.0.1:2376", true),
+            None
+        );
         assert_eq!(Transport::from_docker_host("ssh://me@host", false), None);
-        assert_eq!(percent_encode("{\"a\":\"b c\"}"), "%7B%22a%22%3A%22b%20c%22%7D");
+        assert_eq!(
+            percent_encode("{\"a\":\"b c\"}"),
+            "%7B%22a%22%3A%22b%20c%22%7D"
+        );
     }
 }

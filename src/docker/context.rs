@@ -30,7 +30,11 @@ impl DockerIgnore {
                 continue;
             }
             let depth = pat.split('/').count();
-            if let Ok(g) = GlobBuilder::new(&pat).literal_separator(true).backslash_escape(true).build() {
+            if let Ok(g) = GlobBuilder::new(&pat)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+            {
                 rules.push((negate, depth, g.compile_matcher()));
             }
         }
@@ -38,7 +42,9 @@ impl DockerIgnore {
     }
 
     pub fn load(context: &Path) -> DockerIgnore {
-        std::fs::read_to_string(context.join(".dockerignore")).map(|t| Self::parse(&t)).unwrap_or_default()
+        std::fs::read_to_string(context.join(".dockerignore"))
+            .map(|t| Self::parse(&t))
+            .unwrap_or_default()
     }
 
     /// Whether `rel` (relative, `/`-separated) is left out of the context.
@@ -109,12 +115,16 @@ pub fn build_context(dir: &Path, dockerfile: &str, settings: &str) -> std::io::R
         first.push(dockerfile.to_string());
         files.push(dockerfile.to_string());
     }
-    let walker = walkdir::WalkDir::new(dir).follow_links(false).sort_by_file_name().min_depth(1);
+    let walker = walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .sort_by_file_name()
+        .min_depth(1);
     let always = |rel: &str| rel == dockerfile || rel == ".dockerignore";
     for entry in walker.into_iter().filter_entry(|e| {
         let rel = rel_path(dir, e.path());
         // A folder can be pruned only when no `!` rule could re-include something in it.
-        !(e.file_type().is_dir() && ignore.excluded(&rel) && !ignore.rules.iter().any(|r| r.0)) || always(&rel)
+        !(e.file_type().is_dir() && ignore.excluded(&rel) && !ignore.rules.iter().any(|r| r.0))
+            || always(&rel)
     }) {
         let entry = entry.map_err(std::io::Error::other)?;
         let rel = rel_path(dir, entry.path());
@@ -133,12 +143,21 @@ pub fn build_context(dir: &Path, dockerfile: &str, settings: &str) -> std::io::R
     let mut hasher = blake3::Hasher::new();
     hasher.update(&tar);
     hasher.update(settings.as_bytes());
-    Ok(Context { hash: hasher.finalize().to_hex().to_string(), tar, files })
+    Ok(Context {
+        hash: hasher.finalize().to_hex().to_string(),
+        tar,
+        files,
+    })
 }
 
 fn rel_path(root: &Path, p: &Path) -> String {
     p.strip_prefix(root)
-        .map(|r| r.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/"))
+        .map(|r| {
+            r.components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/")
+        })
         .unwrap_or_default()
 }
 
@@ -156,7 +175,11 @@ mod tests {
         let keep = DockerIgnore::parse("*.log\n!keep.log");
         assert!(keep.excluded("a.log") && !keep.excluded("keep.log"));
         let dir = DockerIgnore::parse("build/\n/node_modules");
-        assert!(dir.excluded("build/x/y.o") && dir.excluded("build") && dir.excluded("node_modules/a/b.js"));
+        assert!(
+            dir.excluded("build/x/y.o")
+                && dir.excluded("build")
+                && dir.excluded("node_modules/a/b.js")
+        );
         assert!(!dir.excluded("src/build.rs"));
         let last_wins = DockerIgnore::parse("!a.txt\n*.txt");
         assert!(last_wins.excluded("a.txt"));
@@ -166,20 +189,30 @@ mod tests {
     fn context_is_deterministic_filtered_and_keeps_the_dockerfile() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("Dockerfile"), "FROM busybox:latest\n").unwrap();
-        std::fs::write(d.path().join(".dockerignore"), "Dockerfile\n*.log\n!keep.log\nsecret/\n").unwrap();
+        std::fs::write(
+            d.path().join(".dockerignore"),
+            "Dockerfile\n*.log\n!keep.log\nsecret/\n",
+        )
+        .unwrap();
         std::fs::write(d.path().join("a.log"), "x").unwrap();
         std::fs::write(d.path().join("keep.log"), "x").unwrap();
         std::fs::create_dir(d.path().join("secret")).unwrap();
         std::fs::write(d.path().join("secret/key"), "x").unwrap();
         std::fs::write(d.path().join("app.py"), "print(1)").unwrap();
         let a = build_context(d.path(), "Dockerfile", "").unwrap();
-        assert_eq!(a.files, vec![".dockerignore", "Dockerfile", "app.py", "keep.log"]);
+        assert_eq!(
+            a.files,
+            vec![".dockerignore", "Dockerfile", "app.py", "keep.log"]
+        );
         let b = build_context(d.path(), "Dockerfile", "").unwrap();
         assert_eq!(a.hash, b.hash);
         let c = build_context(d.path(), "Dockerfile", "target=x").unwrap();
         assert_ne!(a.hash, c.hash, "settings change the hash");
         std::fs::write(d.path().join("app.py"), "print(2)").unwrap();
-        assert_ne!(a.hash, build_context(d.path(), "Dockerfile", "").unwrap().hash);
+        assert_ne!(
+            a.hash,
+            build_context(d.path(), "Dockerfile", "").unwrap().hash
+        );
     }
 
     #[test]
@@ -187,13 +220,39 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let long = "0".repeat(120);
         std::fs::create_dir_all(d.path().join("docker/app")).unwrap();
-        std::fs::write(d.path().join("docker/app/Dockerfile"), "FROM busybox:latest\n").unwrap();
+        std::fs::write(
+            d.path().join("docker/app/Dockerfile"),
+            "FROM busybox:latest\n",
+        )
+        .unwrap();
         std::fs::write(d.path().join(&long), "x").unwrap();
         let c = build_context(d.path(), "docker/app/Dockerfile", "").unwrap();
         let mut archive = tar::Archive::new(&c.tar[..]);
-        let names: Vec<String> = archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().trim_end_matches('/').to_string()).collect();
-        assert_eq!(names, ["docker", "docker/app", "docker/app/Dockerfile", long.as_str()]);
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                e.unwrap()
+                    .path()
+                    .unwrap()
+                    .to_string_lossy()
+                    .trim_end_matches('/')
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "docker",
+                "docker/app",
+                "docker/app/Dockerfile",
+                long.as_str()
+            ]
+        );
         // The first 512-byte header is a plain one, readable on its own.
-        assert_eq!(c.tar[156], b'5', "a folder entry, not a GNU long-name header");
+        assert_eq!(
+            c.tar[156], b'5',
+            "a folder entry, not a GNU long-name header"
+        );
     }
 }

@@ -7,10 +7,21 @@ use bollard::Docker;
 /// What went wrong with Docker itself (not with the system being verified).
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
-    #[error("Docker is not reachable at {endpoint} ({source_of}): {message}. {}", unreachable_hint(message))]
-    Unreachable { endpoint: String, source_of: String, message: String },
+    #[error(
+        "Docker is not reachable at {endpoint} ({source_of}): {message}. {}",
+        unreachable_hint(message)
+    )]
+    Unreachable {
+        endpoint: String,
+        source_of: String,
+        message: String,
+    },
     #[error("Docker failed to {op} {target}: {message}")]
-    Operation { op: &'static str, target: String, message: String },
+    Operation {
+        op: &'static str,
+        target: String,
+        message: String,
+    },
     #[error(
         "{service} could not start: a host port it publishes is already in use on this machine ({message}). Stop what holds it, or publish another host port in the compose file; verification without --execute publishes on free ports of 127.0.0.1 and never collides"
     )]
@@ -36,10 +47,14 @@ pub fn resolve_endpoint(env: &dyn Fn(&str) -> Option<String>) -> (String, String
     if let Some(host) = env("DOCKER_HOST").filter(|h| !h.is_empty()) {
         return (host, "DOCKER_HOST".into());
     }
-    let config_dir = env("DOCKER_CONFIG").map(std::path::PathBuf::from).or_else(|| env("HOME").map(|h| std::path::Path::new(&h).join(".docker")));
+    let config_dir = env("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| env("HOME").map(|h| std::path::Path::new(&h).join(".docker")));
     let context = env("DOCKER_CONTEXT").filter(|c| !c.is_empty()).or_else(|| {
         let text = std::fs::read_to_string(config_dir.as_ref()?.join("config.json")).ok()?;
-        serde_json::from_str::<serde_json::Value>(&text).ok()?["currentContext"].as_str().map(str::to_string)
+        serde_json::from_str::<serde_json::Value>(&text).ok()?["currentContext"]
+            .as_str()
+            .map(str::to_string)
     });
     if let (Some(name), Some(dir)) = (context.filter(|c| c != "default"), config_dir.as_ref()) {
         if let Some(host) = context_host(&dir.join("contexts").join("meta"), &name) {
@@ -48,8 +63,14 @@ pub fn resolve_endpoint(env: &dyn Fn(&str) -> Option<String>) -> (String, String
     }
     let system = "/var/run/docker.sock";
     if !std::path::Path::new(system).exists() {
-        if let Some(rootless) = env("XDG_RUNTIME_DIR").map(|d| std::path::Path::new(&d).join("docker.sock")).filter(|p| p.exists()) {
-            return (format!("unix://{}", rootless.display()), "the rootless daemon's socket".into());
+        if let Some(rootless) = env("XDG_RUNTIME_DIR")
+            .map(|d| std::path::Path::new(&d).join("docker.sock"))
+            .filter(|p| p.exists())
+        {
+            return (
+                format!("unix://{}", rootless.display()),
+                "the rootless daemon's socket".into(),
+            );
         }
     }
     (format!("unix://{system}"), "the default socket".into())
@@ -59,10 +80,16 @@ pub fn resolve_endpoint(env: &dyn Fn(&str) -> Option<String>) -> (String, String
 /// is a hash of the name, which reading every folder avoids computing).
 fn context_host(meta: &std::path::Path, name: &str) -> Option<String> {
     for entry in std::fs::read_dir(meta).ok()?.flatten() {
-        let Ok(text) = std::fs::read_to_string(entry.path().join("meta.json")) else { continue };
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        let Ok(text) = std::fs::read_to_string(entry.path().join("meta.json")) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
         if v["Name"] == name {
-            return v["Endpoints"]["docker"]["Host"].as_str().map(str::to_string);
+            return v["Endpoints"]["docker"]["Host"]
+                .as_str()
+                .map(str::to_string);
         }
     }
     None
@@ -70,7 +97,11 @@ fn context_host(meta: &std::path::Path, name: &str) -> Option<String> {
 
 impl DockerError {
     pub fn op(op: &'static str, target: impl Into<String>, e: impl std::fmt::Display) -> Self {
-        DockerError::Operation { op, target: target.into(), message: e.to_string() }
+        DockerError::Operation {
+            op,
+            target: target.into(),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -91,9 +122,15 @@ impl Engine {
     /// newer than the daemon's, and ping.
     pub async fn connect() -> Result<Engine, DockerError> {
         let (endpoint, source_of) = resolve_endpoint(&|k| std::env::var(k).ok());
-        let unreachable = |e: &dyn std::fmt::Display| DockerError::Unreachable { endpoint: endpoint.clone(), source_of: source_of.clone(), message: e.to_string() };
+        let unreachable = |e: &dyn std::fmt::Display| DockerError::Unreachable {
+            endpoint: endpoint.clone(),
+            source_of: source_of.clone(),
+            message: e.to_string(),
+        };
         // Builds upload their context before the daemon answers: give requests room.
-        let docker = Docker::connect_with_host(&endpoint).map_err(|e| unreachable(&e))?.with_timeout(Duration::from_secs(900));
+        let docker = Docker::connect_with_host(&endpoint)
+            .map_err(|e| unreachable(&e))?
+            .with_timeout(Duration::from_secs(900));
         let docker = tokio::time::timeout(Duration::from_secs(10), docker.negotiate_version())
             .await
             .map_err(|_| unreachable(&"no answer within 10 s"))?
@@ -105,13 +142,21 @@ impl Engine {
         // BuildKit came with API 1.39 (Docker 18.09). DOCKER_BUILDKIT=0 asks for the classic
         // builder, as it does for the docker CLI.
         let v = docker.client_version();
-        let buildkit = if std::env::var("DOCKER_BUILDKIT").is_ok_and(|b| b == "0" || b.eq_ignore_ascii_case("false")) || (v.major_version, v.minor_version) < (1, 39) {
+        let buildkit = if std::env::var("DOCKER_BUILDKIT")
+            .is_ok_and(|b| b == "0" || b.eq_ignore_ascii_case("false"))
+            || (v.major_version, v.minor_version) < (1, 39)
+        {
             None
         } else {
             let tls = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|t| !t.is_empty());
             super::buildkit::Transport::from_docker_host(&endpoint, tls)
         };
-        Ok(Engine { docker, endpoint, buildkit, buildkit_refused: std::sync::OnceLock::new() })
+        Ok(Engine {
+            docker,
+            endpoint,
+            buildkit,
+            buildkit_refused: std::sync::OnceLock::new(),
+        })
     }
 
     /// The API version agreed with the daemon, as `1.41`.
@@ -126,7 +171,11 @@ impl Engine {
 
     /// The local image's ID (`sha256:...`), when the image exists.
     pub async fn image_id(&self, name: &str) -> Option<String> {
-        self.docker.inspect_image(name).await.ok().and_then(|i| i.id)
+        self.docker
+            .inspect_image(name)
+            .await
+            .ok()
+            .and_then(|i| i.id)
     }
 
     /// `repo:tag` of every local image, sorted.
@@ -149,7 +198,10 @@ impl Engine {
     pub async fn pull(&self, image: &str) -> Result<(), String> {
         use futures_util::StreamExt;
         let (repo, tag) = split_image(image);
-        let opts = bollard::query_parameters::CreateImageOptionsBuilder::new().from_image(repo).tag(tag).build();
+        let opts = bollard::query_parameters::CreateImageOptionsBuilder::new()
+            .from_image(repo)
+            .tag(tag)
+            .build();
         let mut stream = self.docker.create_image(Some(opts), None, None);
         let pulling = async {
             while let Some(item) = stream.next().await {
@@ -191,28 +243,75 @@ mod tests {
         std::fs::create_dir_all(&meta).unwrap();
         std::fs::write(meta.join("meta.json"), r#"{"Name":"colima","Metadata":{},"Endpoints":{"docker":{"Host":"unix:///home/u/.colima/default/docker.sock","SkipTLSVerify":false}}}"#).unwrap();
         let h = home.path().to_string_lossy().to_string();
-        let env = |pairs: Vec<(&'static str, String)>| move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+        let env = |pairs: Vec<(&'static str, String)>| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+        };
         // No context chosen: the default socket (this machine has one).
-        assert_eq!(resolve_endpoint(&env(vec![("HOME", h.clone())])).1, "the default socket");
-        std::fs::write(docker.join("config.json"), r#"{"auths":{},"currentContext":"colima"}"#).unwrap();
+        assert_eq!(
+            resolve_endpoint(&env(vec![("HOME", h.clone())])).1,
+            "the default socket"
+        );
+        std::fs::write(
+            docker.join("config.json"),
+            r#"{"auths":{},"currentContext":"colima"}"#,
+        )
+        .unwrap();
         assert_eq!(
             resolve_endpoint(&env(vec![("HOME", h.clone())])),
-            ("unix:///home/u/.colima/default/docker.sock".to_string(), "docker context 'colima'".to_string())
+            (
+                "unix:///home/u/.colima/default/docker.sock".to_string(),
+                "docker context 'colima'".to_string()
+            )
         );
         // DOCKER_CONTEXT wins over the config file, DOCKER_HOST over both; `default` and an
         // unknown context fall through to the socket.
-        assert_eq!(resolve_endpoint(&env(vec![("HOME", h.clone()), ("DOCKER_CONTEXT", "default".into())])).1, "the default socket");
-        assert_eq!(resolve_endpoint(&env(vec![("HOME", h.clone()), ("DOCKER_CONTEXT", "nope".into())])).1, "the default socket");
-        assert_eq!(resolve_endpoint(&env(vec![("HOME", h.clone()), ("DOCKER_HOST", "tcp://10.0.0.1:2375".into())])).0, "tcp://10.0.0.1:2375");
+        assert_eq!(
+            resolve_endpoint(&env(vec![
+                ("HOME", h.clone()),
+                ("DOCKER_CONTEXT", "default".into())
+            ]))
+            .1,
+            "the default socket"
+        );
+        assert_eq!(
+            resolve_endpoint(&env(vec![
+                ("HOME", h.clone()),
+                ("DOCKER_CONTEXT", "nope".into())
+            ]))
+            .1,
+            "the default socket"
+        );
+        assert_eq!(
+            resolve_endpoint(&env(vec![
+                ("HOME", h.clone()),
+                ("DOCKER_HOST", "tcp://10.0.0.1:2375".into())
+            ]))
+            .0,
+            "tcp://10.0.0.1:2375"
+        );
         // DOCKER_CONFIG moves the whole folder.
-        assert_eq!(resolve_endpoint(&env(vec![("DOCKER_CONFIG", docker.to_string_lossy().to_string())])).1, "docker context 'colima'");
+        assert_eq!(
+            resolve_endpoint(&env(vec![(
+                "DOCKER_CONFIG",
+                docker.to_string_lossy().to_string()
+            )]))
+            .1,
+            "docker context 'colima'"
+        );
     }
 
     #[test]
     fn a_refused_socket_says_how_to_get_access() {
-        let e = DockerError::Unreachable { endpoint: "unix:///var/run/docker.sock".into(), source_of: "the default socket".into(), message: "Permission denied (os error 13)".into() };
+        let e = DockerError::Unreachable {
+            endpoint: "unix:///var/run/docker.sock".into(),
+            source_of: "the default socket".into(),
+            message: "Permission denied (os error 13)".into(),
+        };
         let text = e.to_string();
-        assert!(text.contains("(the default socket)") && text.contains("sudo usermod -aG docker $USER"), "{text}");
+        assert!(
+            text.contains("(the default socket)") && text.contains("sudo usermod -aG docker $USER"),
+            "{text}"
+        );
     }
 
     #[test]

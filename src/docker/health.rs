@@ -37,11 +37,26 @@ pub struct Snapshot {
 }
 
 pub async fn snapshot(engine: &Engine, container: &str) -> Option<Snapshot> {
-    let info = engine.docker.inspect_container(container, None::<InspectContainerOptions>).await.ok()?;
-    let test = info.config.as_ref().and_then(|c| c.healthcheck.as_ref()).and_then(|h| {
-        let timeout = h.timeout.filter(|t| *t > 0).map(|t| Duration::from_nanos(t as u64)).unwrap_or(Duration::from_secs(30));
-        h.test.clone().filter(|t| matches!(t.first().map(String::as_str), Some("CMD" | "CMD-SHELL"))).map(|t| (t, timeout))
-    });
+    let info = engine
+        .docker
+        .inspect_container(container, None::<InspectContainerOptions>)
+        .await
+        .ok()?;
+    let test = info
+        .config
+        .as_ref()
+        .and_then(|c| c.healthcheck.as_ref())
+        .and_then(|h| {
+            let timeout = h
+                .timeout
+                .filter(|t| *t > 0)
+                .map(|t| Duration::from_nanos(t as u64))
+                .unwrap_or(Duration::from_secs(30));
+            h.test
+                .clone()
+                .filter(|t| matches!(t.first().map(String::as_str), Some("CMD" | "CMD-SHELL")))
+                .map(|t| (t, timeout))
+        });
     let start_period = info
         .config
         .as_ref()
@@ -52,15 +67,24 @@ pub async fn snapshot(engine: &Engine, container: &str) -> Option<Snapshot> {
         .unwrap_or_default();
     let state = info.state.unwrap_or_default();
     let health = state.health.clone();
-    let status = health.as_ref().and_then(|h| h.status).and_then(|s| match s {
-        HealthStatusEnum::EMPTY | HealthStatusEnum::NONE => None,
-        other => Some(other.to_string()),
-    });
+    let status = health
+        .as_ref()
+        .and_then(|h| h.status)
+        .and_then(|s| match s {
+            HealthStatusEnum::EMPTY | HealthStatusEnum::NONE => None,
+            other => Some(other.to_string()),
+        });
     let probes = health
         .and_then(|h| h.log)
         .unwrap_or_default()
         .into_iter()
-        .map(|r| format!("exit {}: {}", r.exit_code.unwrap_or(-1), r.output.unwrap_or_default().trim()))
+        .map(|r| {
+            format!(
+                "exit {}: {}",
+                r.exit_code.unwrap_or(-1),
+                r.output.unwrap_or_default().trim()
+            )
+        })
         .collect();
     Some(Snapshot {
         running: state.running.unwrap_or(false),
@@ -95,13 +119,20 @@ pub enum Wait {
 }
 
 /// Poll `container` until it is ready by `readiness` or fails, or `deadline` passes.
-pub async fn wait_ready(engine: &Engine, container: &str, readiness: Readiness, deadline: Instant) -> Wait {
+pub async fn wait_ready(
+    engine: &Engine,
+    container: &str,
+    readiness: Readiness,
+    deadline: Instant,
+) -> Wait {
     let started = Instant::now();
     // Probes in a row that could not run their program, and since when.
     let mut cannot_run: Option<(Instant, u32)> = None;
     loop {
         let tick = Instant::now();
-        let Some(s) = snapshot(engine, container).await else { return Wait::Gone };
+        let Some(s) = snapshot(engine, container).await else {
+            return Wait::Gone;
+        };
         if !s.running {
             return match (s.exit_code, readiness) {
                 (Some(0), Readiness::Completes | Readiness::Settle(_)) => Wait::Completed,
@@ -117,12 +148,22 @@ pub async fn wait_ready(engine: &Engine, container: &str, readiness: Readiness, 
                 // on service_healthy start sooner.
                 _ => {
                     if let Some((test, timeout)) = &s.test {
-                        match probe(engine, container, test, (*timeout).min(Duration::from_secs(5))).await {
+                        match probe(
+                            engine,
+                            container,
+                            test,
+                            (*timeout).min(Duration::from_secs(5)),
+                        )
+                        .await
+                        {
                             Some(p) if p.exit_code == 0 => return Wait::Ready,
                             Some(p) if p.cannot_run() => {
                                 let (since, n) = cannot_run.get_or_insert((Instant::now(), 0));
                                 *n += 1;
-                                if *n >= CANNOT_RUN_PROBES && since.elapsed() >= CANNOT_RUN_FOR && started.elapsed() >= s.start_period {
+                                if *n >= CANNOT_RUN_PROBES
+                                    && since.elapsed() >= CANNOT_RUN_FOR
+                                    && started.elapsed() >= s.start_period
+                                {
                                     return Wait::ProbeCannotRun(s, p);
                                 }
                             }
@@ -175,15 +216,27 @@ impl Probe {
             || self.exit_code == 127
             || (self.exit_code != 0
                 && self.output.lines().map(str::trim_end).any(|l| {
-                    let Some(head) = l.strip_suffix(": not found").or_else(|| l.strip_suffix(": command not found")) else { return false };
-                    head.rsplit(": ").next().is_some_and(|program| !program.is_empty() && !program.contains(' '))
+                    let Some(head) = l
+                        .strip_suffix(": not found")
+                        .or_else(|| l.strip_suffix(": command not found"))
+                    else {
+                        return false;
+                    };
+                    head.rsplit(": ")
+                        .next()
+                        .is_some_and(|program| !program.is_empty() && !program.contains(' '))
                 }))
     }
 }
 
 /// Run a healthcheck test (`["CMD", ...]` or `["CMD-SHELL", "..."]`) once inside the
 /// container, as Docker would. None when it could not be run or timed out.
-pub async fn probe(engine: &Engine, container: &str, test: &[String], timeout: Duration) -> Option<Probe> {
+pub async fn probe(
+    engine: &Engine,
+    container: &str,
+    test: &[String],
+    timeout: Duration,
+) -> Option<Probe> {
     use bollard::exec::{StartExecOptions, StartExecResults};
     use futures_util::StreamExt;
     let argv: Vec<String> = match test.split_first()? {
@@ -191,16 +244,29 @@ pub async fn probe(engine: &Engine, container: &str, test: &[String], timeout: D
         (kind, [cmd]) if kind == "CMD-SHELL" => vec!["/bin/sh".into(), "-c".into(), cmd.clone()],
         _ => return None,
     };
-    let config = bollard::models::ExecConfig { cmd: Some(argv), attach_stdout: Some(true), attach_stderr: Some(true), ..Default::default() };
+    let config = bollard::models::ExecConfig {
+        cmd: Some(argv),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        ..Default::default()
+    };
     let run = async {
         let exec = engine.docker.create_exec(container, config).await.ok()?;
-        let opts = StartExecOptions { detach: false, tty: false, output_capacity: None };
+        let opts = StartExecOptions {
+            detach: false,
+            tty: false,
+            output_capacity: None,
+        };
         let mut text = String::new();
-        if let StartExecResults::Attached { mut output, .. } = engine.docker.start_exec(&exec.id, Some(opts)).await.ok()? {
+        if let StartExecResults::Attached { mut output, .. } =
+            engine.docker.start_exec(&exec.id, Some(opts)).await.ok()?
+        {
             while let Some(chunk) = output.next().await {
                 match chunk {
                     // A healthcheck's output is short; keep its head.
-                    Ok(c) if text.len() < 4096 => text.push_str(&String::from_utf8_lossy(&c.into_bytes())),
+                    Ok(c) if text.len() < 4096 => {
+                        text.push_str(&String::from_utf8_lossy(&c.into_bytes()))
+                    }
                     Ok(_) => {}
                     Err(e) => text.push_str(&e.to_string()),
                 }
@@ -210,7 +276,10 @@ pub async fn probe(engine: &Engine, container: &str, test: &[String], timeout: D
         if done.running == Some(true) {
             return None;
         }
-        Some(Probe { exit_code: done.exit_code?, output: text })
+        Some(Probe {
+            exit_code: done.exit_code?,
+            output: text,
+        })
     };
     tokio::time::timeout(timeout, run).await.ok().flatten()
 }
@@ -221,15 +290,34 @@ mod tests {
 
     #[test]
     fn a_probe_that_cannot_run_its_program_is_told_from_one_that_fails() {
-        let p = |exit_code: i64, output: &str| Probe { exit_code, output: output.into() };
+        let p = |exit_code: i64, output: &str| Probe {
+            exit_code,
+            output: output.into(),
+        };
         assert!(p(127, "").cannot_run());
-        assert!(p(126, "OCI runtime exec failed: exec: \"curl\": executable file not found in $PATH").cannot_run());
-        assert!(p(1, "sh: curl: not found\n").cannot_run(), "busybox sh, with `|| exit 1`");
+        assert!(p(
+            126,
+            "OCI runtime exec failed: exec: \"curl\": executable file not found in $PATH"
+        )
+        .cannot_run());
+        assert!(
+            p(1, "sh: curl: not found\n").cannot_run(),
+            "busybox sh, with `|| exit 1`"
+        );
         assert!(p(1, "/bin/sh: 1: curl: not found\n").cannot_run(), "dash");
-        assert!(p(1, "bash: line 1: curl: command not found\n").cannot_run(), "bash");
+        assert!(
+            p(1, "bash: line 1: curl: command not found\n").cannot_run(),
+            "bash"
+        );
         assert!(!p(1, "wget: server returned error: HTTP/1.1 404 Not Found\n").cannot_run());
-        assert!(!p(1, "error: page not found\n").cannot_run(), "a sentence, not a program name");
-        assert!(!p(0, "sh: curl: not found\n").cannot_run(), "it passed anyway");
+        assert!(
+            !p(1, "error: page not found\n").cannot_run(),
+            "a sentence, not a program name"
+        );
+        assert!(
+            !p(0, "sh: curl: not found\n").cannot_run(),
+            "it passed anyway"
+        );
         assert!(!p(1, "").cannot_run());
     }
 }

@@ -32,12 +32,21 @@ impl LogTail {
 
 /// Follow `container`'s stdout and stderr into a [`LogTail`]; with `echo`, also emit each
 /// line as an event (`--execute`).
-pub fn follow(engine: &Engine, container: &str, service: &str, echo: Option<Events>) -> (LogTail, tokio::task::JoinHandle<()>) {
+pub fn follow(
+    engine: &Engine,
+    container: &str,
+    service: &str,
+    echo: Option<Events>,
+) -> (LogTail, tokio::task::JoinHandle<()>) {
     let tail = LogTail::default();
     let docker = engine.docker.clone();
     let (t, name, svc) = (tail.clone(), container.to_string(), service.to_string());
     let handle = tokio::spawn(async move {
-        let opts = LogsOptionsBuilder::new().follow(true).stdout(true).stderr(true).build();
+        let opts = LogsOptionsBuilder::new()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
         let mut stream = docker.logs(&name, Some(opts));
         let mut partial = String::new();
         while let Some(Ok(chunk)) = stream.next().await {
@@ -46,7 +55,10 @@ pub fn follow(engine: &Engine, container: &str, service: &str, echo: Option<Even
                 let line: String = partial.drain(..=i).collect();
                 let line = line.trim_end().to_string();
                 if let Some(ev) = &echo {
-                    ev.emit(Event::LogLine { service: svc.clone(), line: line.clone() });
+                    ev.emit(Event::LogLine {
+                        service: svc.clone(),
+                        line: line.clone(),
+                    });
                 }
                 t.push(line);
             }
@@ -60,7 +72,12 @@ pub fn follow(engine: &Engine, container: &str, service: &str, echo: Option<Even
 
 /// The last `n` lines a container wrote (stdout and stderr), read once.
 pub async fn fetch_tail(engine: &Engine, container: &str, n: usize) -> String {
-    let opts = LogsOptionsBuilder::new().follow(false).stdout(true).stderr(true).tail(&n.to_string()).build();
+    let opts = LogsOptionsBuilder::new()
+        .follow(false)
+        .stdout(true)
+        .stderr(true)
+        .tail(&n.to_string())
+        .build();
     let mut stream = engine.docker.logs(container, Some(opts));
     let mut out = String::new();
     while let Some(Ok(chunk)) = stream.next().await {

@@ -29,8 +29,8 @@ use std::time::{Duration, SystemTime};
 
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
-    DownloadFromContainerOptionsBuilder, ImportImageOptionsBuilder, ListImagesOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveImageOptionsBuilder, TagImageOptionsBuilder,
+    DownloadFromContainerOptionsBuilder, ImportImageOptionsBuilder, ListImagesOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
 };
 use futures_util::StreamExt;
 
@@ -60,7 +60,9 @@ fn instructions(text: &str) -> Option<Vec<Instr>> {
         if let Some(comment) = trimmed.strip_prefix('#') {
             if preamble && current.is_empty() {
                 let body = comment.trim_start();
-                if body.split_once('=').is_some_and(|(k, _)| !k.trim().is_empty() && k.trim().chars().all(|c| c.is_ascii_alphanumeric())) {
+                if body.split_once('=').is_some_and(|(k, _)| {
+                    !k.trim().is_empty() && k.trim().chars().all(|c| c.is_ascii_alphanumeric())
+                }) {
                     return None;
                 }
             }
@@ -92,12 +94,33 @@ fn instr(line: &str) -> Option<Instr> {
     let line = line.trim();
     let (keyword, args) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
     let keyword = keyword.to_ascii_uppercase();
-    const KNOWN: [&str; 18] =
-        ["FROM", "RUN", "CMD", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME", "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL"];
+    const KNOWN: [&str; 18] = [
+        "FROM",
+        "RUN",
+        "CMD",
+        "LABEL",
+        "MAINTAINER",
+        "EXPOSE",
+        "ENV",
+        "ADD",
+        "COPY",
+        "ENTRYPOINT",
+        "VOLUME",
+        "USER",
+        "WORKDIR",
+        "ARG",
+        "ONBUILD",
+        "STOPSIGNAL",
+        "HEALTHCHECK",
+        "SHELL",
+    ];
     if !KNOWN.contains(&keyword.as_str()) || args.contains("<<") {
         return None;
     }
-    Some(Instr { keyword, args: args.trim().to_string() })
+    Some(Instr {
+        keyword,
+        args: args.trim().to_string(),
+    })
 }
 
 /// What one instruction after FROM does, as far as patching is concerned.
@@ -105,7 +128,11 @@ fn instr(line: &str) -> Option<Instr> {
 enum Kind {
     /// A COPY of context paths that masgen can write itself. Sources are relative to the
     /// context ("" is the whole context).
-    Copy { sources: Vec<String>, dest: String, digest: String },
+    Copy {
+        sources: Vec<String>,
+        dest: String,
+        digest: String,
+    },
     /// Makes a layer masgen does not write (RUN, ADD, WORKDIR, any other COPY); `reads`
     /// when the context can change what it does.
     Layer { reads: bool },
@@ -126,7 +153,9 @@ impl Step {
     fn token(&self, context_hash: &str) -> String {
         match &self.kind {
             Kind::Copy { digest, .. } => digest.clone(),
-            Kind::Layer { reads: true } => format!("*{}", &context_hash[..16.min(context_hash.len())]),
+            Kind::Layer { reads: true } => {
+                format!("*{}", &context_hash[..16.min(context_hash.len())])
+            }
             _ => "-".into(),
         }
     }
@@ -151,10 +180,21 @@ impl<'a> Ctx<'a> {
         let mut entries = BTreeMap::new();
         for e in archive.entries().ok()? {
             let e = e.ok()?;
-            let path = e.path().ok()?.to_string_lossy().trim_end_matches('/').to_string();
+            let path = e
+                .path()
+                .ok()?
+                .to_string_lossy()
+                .trim_end_matches('/')
+                .to_string();
             let start = e.raw_file_position() as usize;
             let size = e.header().size().ok()? as usize;
-            entries.insert(path, CtxEntry { header: e.header().clone(), data: start..start + size });
+            entries.insert(
+                path,
+                CtxEntry {
+                    header: e.header().clone(),
+                    data: start..start + size,
+                },
+            );
         }
         Some(Ctx { tar, entries })
     }
@@ -163,14 +203,34 @@ impl<'a> Ctx<'a> {
     /// its own name), or everything below a folder. None when the source is missing or
     /// selects a symlink or anything else but files and folders.
     fn select(&self, source: &str) -> Option<(bool, Vec<(String, &CtxEntry)>)> {
-        let plain = |e: &CtxEntry| matches!(e.header.entry_type(), tar::EntryType::Regular | tar::EntryType::Directory);
-        if let Some(e) = self.entries.get(source).filter(|e| e.header.entry_type() == tar::EntryType::Regular) {
+        let plain = |e: &CtxEntry| {
+            matches!(
+                e.header.entry_type(),
+                tar::EntryType::Regular | tar::EntryType::Directory
+            )
+        };
+        if let Some(e) = self
+            .entries
+            .get(source)
+            .filter(|e| e.header.entry_type() == tar::EntryType::Regular)
+        {
             let name = source.rsplit('/').next().unwrap_or(source).to_string();
             return Some((false, vec![(name, e)]));
         }
-        let prefix = if source.is_empty() { String::new() } else { format!("{source}/") };
-        let below: Vec<(String, &CtxEntry)> = self.entries.range(prefix.clone()..).take_while(|(p, _)| p.starts_with(&prefix)).map(|(p, e)| (p[prefix.len()..].to_string(), e)).collect();
-        if (below.is_empty() && !self.entries.contains_key(source) && !source.is_empty()) || below.iter().any(|(_, e)| !plain(e)) {
+        let prefix = if source.is_empty() {
+            String::new()
+        } else {
+            format!("{source}/")
+        };
+        let below: Vec<(String, &CtxEntry)> = self
+            .entries
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .map(|(p, e)| (p[prefix.len()..].to_string(), e))
+            .collect();
+        if (below.is_empty() && !self.entries.contains_key(source) && !source.is_empty())
+            || below.iter().any(|(_, e)| !plain(e))
+        {
             return None;
         }
         if self.entries.get(source).is_some_and(|e| !plain(e)) {
@@ -209,7 +269,11 @@ fn copy_kind(args: &str, ctx: &Ctx) -> Kind {
     } else {
         args.split_whitespace().map(str::to_string).collect()
     };
-    if words.len() < 2 || words.iter().any(|w| w.starts_with("--") || w.contains(['$', '*', '?', '[', '\\', '"', '\''])) {
+    if words.len() < 2
+        || words
+            .iter()
+            .any(|w| w.starts_with("--") || w.contains(['$', '*', '?', '[', '\\', '"', '\'']))
+    {
         return opaque;
     }
     let (dest, sources) = words.split_last().expect("two words at least");
@@ -220,22 +284,39 @@ fn copy_kind(args: &str, ctx: &Ctx) -> Kind {
     hasher.update(args.as_bytes());
     let mut cleaned = Vec::new();
     for s in sources {
-        let Some(s) = clean(s.trim_start_matches('/')) else { return opaque };
-        let Some((_, selected)) = ctx.select(&s) else { return opaque };
+        let Some(s) = clean(s.trim_start_matches('/')) else {
+            return opaque;
+        };
+        let Some((_, selected)) = ctx.select(&s) else {
+            return opaque;
+        };
         for (rel, e) in selected {
-            hasher.update(format!("\0{s}\0{rel}\0{:?}\0{:o}\0", e.header.entry_type(), e.header.mode().unwrap_or(0)).as_bytes());
+            hasher.update(
+                format!(
+                    "\0{s}\0{rel}\0{:?}\0{:o}\0",
+                    e.header.entry_type(),
+                    e.header.mode().unwrap_or(0)
+                )
+                .as_bytes(),
+            );
             hasher.update(ctx.data(e));
         }
         cleaned.push(s);
     }
-    Kind::Copy { sources: cleaned, dest: dest.clone(), digest: hasher.finalize().to_hex()[..16].to_string() }
+    Kind::Copy {
+        sources: cleaned,
+        dest: dest.clone(),
+        digest: hasher.finalize().to_hex()[..16].to_string(),
+    }
 }
 
 /// The steps after a single-stage Dockerfile's FROM, or None for any other Dockerfile.
 fn steps(dockerfile: &str, ctx: &Ctx) -> Option<Vec<Step>> {
     let instrs = instructions(dockerfile)?;
     let from = instrs.iter().position(|i| i.keyword == "FROM")?;
-    if instrs[..from].iter().any(|i| i.keyword != "ARG") || instrs[from + 1..].iter().any(|i| i.keyword == "FROM") {
+    if instrs[..from].iter().any(|i| i.keyword != "ARG")
+        || instrs[from + 1..].iter().any(|i| i.keyword == "FROM")
+    {
         return None;
     }
     let steps = instrs[from + 1..]
@@ -244,12 +325,18 @@ fn steps(dockerfile: &str, ctx: &Ctx) -> Option<Vec<Step>> {
             let kind = match i.keyword.as_str() {
                 "COPY" => copy_kind(&i.args, ctx),
                 "ADD" => Kind::Layer { reads: true },
-                "RUN" => Kind::Layer { reads: i.args.contains("--mount") },
+                "RUN" => Kind::Layer {
+                    reads: i.args.contains("--mount"),
+                },
                 "WORKDIR" => Kind::Layer { reads: false },
                 "ONBUILD" => Kind::Layer { reads: true },
                 _ => Kind::Config,
             };
-            Step { keyword: i.keyword.clone(), args: i.args.clone(), kind }
+            Step {
+                keyword: i.keyword.clone(),
+                args: i.args.clone(),
+                kind,
+            }
         })
         .collect();
     Some(steps)
@@ -265,7 +352,12 @@ pub struct Plan {
 
 /// The plan for a build, from its context (the Dockerfile is read from the context as sent).
 /// None when patching can never apply to this Dockerfile.
-pub fn plan(dockerfile_path: &str, settings: &str, context_tar: &[u8], context_hash: &str) -> Option<Plan> {
+pub fn plan(
+    dockerfile_path: &str,
+    settings: &str,
+    context_tar: &[u8],
+    context_hash: &str,
+) -> Option<Plan> {
     let ctx = Ctx::read(context_tar)?;
     // The Dockerfile and .dockerignore are sent even when .dockerignore names them; whether
     // a COPY then sees them is the builder's business, so such a context is not patched.
@@ -275,13 +367,18 @@ pub fn plan(dockerfile_path: &str, settings: &str, context_tar: &[u8], context_h
             return None;
         }
     }
-    let dockerfile = String::from_utf8_lossy(ctx.data(ctx.entries.get(&clean(dockerfile_path)?)?)).to_string();
+    let dockerfile =
+        String::from_utf8_lossy(ctx.data(ctx.entries.get(&clean(dockerfile_path)?)?)).to_string();
     let steps = steps(&dockerfile, &ctx)?;
-    Some(Plan { label: label_of(&dockerfile, settings, &steps, context_hash), steps })
+    Some(Plan {
+        label: label_of(&dockerfile, settings, &steps, context_hash),
+        steps,
+    })
 }
 
 fn label_of(dockerfile: &str, settings: &str, steps: &[Step], context_hash: &str) -> String {
-    let head = blake3::hash(format!("{settings}\0{dockerfile}").as_bytes()).to_hex()[..16].to_string();
+    let head =
+        blake3::hash(format!("{settings}\0{dockerfile}").as_bytes()).to_hex()[..16].to_string();
     let mut words = vec!["1".to_string(), head];
     words.extend(steps.iter().map(|s| s.token(context_hash)));
     words.join(" ")
@@ -290,7 +387,10 @@ fn label_of(dockerfile: &str, settings: &str, steps: &[Step], context_hash: &str
 /// Whether the steps from `k` (the first whose input changed) on can be written by masgen:
 /// COPYs it reproduces, and steps that only set configuration.
 fn patchable(steps: &[Step], k: usize) -> bool {
-    matches!(steps.get(k).map(|s| &s.kind), Some(Kind::Copy { .. })) && steps[k + 1..].iter().all(|s| matches!(s.kind, Kind::Copy { .. } | Kind::Config))
+    matches!(steps.get(k).map(|s| &s.kind), Some(Kind::Copy { .. }))
+        && steps[k + 1..]
+            .iter()
+            .all(|s| matches!(s.kind, Kind::Copy { .. } | Kind::Config))
 }
 
 /// The first step whose input differs between two labels of the same Dockerfile and
@@ -314,8 +414,16 @@ struct DirMeta {
 
 impl DirMeta {
     fn created() -> DirMeta {
-        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        DirMeta { mode: 0o755, uid: 0, gid: 0, mtime: now }
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        DirMeta {
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            mtime: now,
+        }
     }
 }
 
@@ -343,8 +451,13 @@ impl Probe<'_> {
         if let Some(f) = self.seen.get(path) {
             return Ok(f.clone());
         }
-        let opts = DownloadFromContainerOptionsBuilder::new().path(path).build();
-        let mut stream = self.engine.docker.download_from_container(&self.container, Some(opts));
+        let opts = DownloadFromContainerOptionsBuilder::new()
+            .path(path)
+            .build();
+        let mut stream = self
+            .engine
+            .docker
+            .download_from_container(&self.container, Some(opts));
         let mut buf: Vec<u8> = Vec::new();
         let found = loop {
             match stream.next().await {
@@ -354,7 +467,10 @@ impl Probe<'_> {
                         break None;
                     }
                 }
-                Some(Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })) => break Some(Found::Missing),
+                Some(Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404,
+                    ..
+                })) => break Some(Found::Missing),
                 Some(Err(e)) => return Err(format!("cannot read {path} in the image below: {e}")),
                 None => break None,
             }
@@ -364,7 +480,12 @@ impl Probe<'_> {
             Some(f) => f,
             None => {
                 let mut archive = tar::Archive::new(&buf[..]);
-                let entry = archive.entries().map_err(|e| e.to_string())?.next().ok_or(format!("{path}: an empty archive"))?.map_err(|e| e.to_string())?;
+                let entry = archive
+                    .entries()
+                    .map_err(|e| e.to_string())?
+                    .next()
+                    .ok_or(format!("{path}: an empty archive"))?
+                    .map_err(|e| e.to_string())?;
                 let h = entry.header();
                 match h.entry_type() {
                     tar::EntryType::Directory => Found::Dir(DirMeta {
@@ -390,15 +511,34 @@ enum Item<'a> {
 }
 
 fn join(dir: &str, rel: &str) -> String {
-    let joined = if rel.is_empty() { dir.to_string() } else { format!("{}/{rel}", dir.trim_end_matches('/')) };
+    let joined = if rel.is_empty() {
+        dir.to_string()
+    } else {
+        format!("{}/{rel}", dir.trim_end_matches('/'))
+    };
     format!("/{}", clean(&joined).unwrap_or_default())
 }
 
 /// The layer a COPY writes, as a tar, and the folders it created (for the COPYs after it).
-async fn copy_layer(step: &Step, workdir: &str, ctx: &Ctx<'_>, probe: &mut Probe<'_>, created: &mut HashMap<String, DirMeta>) -> Result<Vec<u8>, String> {
-    let Kind::Copy { sources, dest, .. } = &step.kind else { return Err("not a COPY".into()) };
-    let dest_abs = if dest.starts_with('/') { dest.clone() } else { format!("{workdir}/{dest}") };
-    let dest_abs = format!("/{}", clean(&dest_abs).ok_or("the destination climbs out of /")?);
+async fn copy_layer(
+    step: &Step,
+    workdir: &str,
+    ctx: &Ctx<'_>,
+    probe: &mut Probe<'_>,
+    created: &mut HashMap<String, DirMeta>,
+) -> Result<Vec<u8>, String> {
+    let Kind::Copy { sources, dest, .. } = &step.kind else {
+        return Err("not a COPY".into());
+    };
+    let dest_abs = if dest.starts_with('/') {
+        dest.clone()
+    } else {
+        format!("{workdir}/{dest}")
+    };
+    let dest_abs = format!(
+        "/{}",
+        clean(&dest_abs).ok_or("the destination climbs out of /")?
+    );
     let dir_like = dest.ends_with('/') || dest == "." || dest.ends_with("/.") || sources.len() > 1;
     let mut items: BTreeMap<String, Item> = BTreeMap::new();
     let mut copies_folder = false;
@@ -418,11 +558,18 @@ async fn copy_layer(step: &Step, workdir: &str, ctx: &Ctx<'_>, probe: &mut Probe
                     Found::Dir(_) => join(&dest_abs, &rel),
                     Found::Missing | Found::File => dest_abs.clone(),
                     // The builder would follow a symlink; a patch does not guess where to.
-                    Found::Other => return Err(format!("{dest_abs} is a symlink in the image below")),
+                    Found::Other => {
+                        return Err(format!("{dest_abs} is a symlink in the image below"))
+                    }
                 }
             };
             let item = match e.header.entry_type() {
-                tar::EntryType::Directory => Item::Dir(DirMeta { mode: e.header.mode().unwrap_or(0o755) & 0o7777, uid: 0, gid: 0, mtime: e.header.mtime().unwrap_or(0) }),
+                tar::EntryType::Directory => Item::Dir(DirMeta {
+                    mode: e.header.mode().unwrap_or(0o755) & 0o7777,
+                    uid: 0,
+                    gid: 0,
+                    mtime: e.header.mtime().unwrap_or(0),
+                }),
                 _ => Item::File(e),
             };
             items.insert(target, item);
@@ -455,7 +602,11 @@ async fn copy_layer(step: &Step, workdir: &str, ctx: &Ctx<'_>, probe: &mut Probe
             None => match probe.stat(&dir).await? {
                 Found::Dir(m) => m,
                 Found::Missing => DirMeta::created(),
-                Found::File | Found::Other => return Err(format!("{dir} is not a folder in the image below (a symlink or a file)")),
+                Found::File | Found::Other => {
+                    return Err(format!(
+                        "{dir} is not a folder in the image below (a symlink or a file)"
+                    ))
+                }
             },
         };
         items.insert(dir, Item::Dir(meta));
@@ -478,7 +629,9 @@ async fn copy_layer(step: &Step, workdir: &str, ctx: &Ctx<'_>, probe: &mut Probe
                 h.set_gid(m.gid);
                 h.set_mtime(m.mtime);
                 h.set_size(0);
-                builder.append_data(&mut h, format!("{name}/"), std::io::empty()).map_err(|e| e.to_string())?;
+                builder
+                    .append_data(&mut h, format!("{name}/"), std::io::empty())
+                    .map_err(|e| e.to_string())?;
             }
             Item::File(e) => {
                 h.set_entry_type(tar::EntryType::Regular);
@@ -488,7 +641,9 @@ async fn copy_layer(step: &Step, workdir: &str, ctx: &Ctx<'_>, probe: &mut Probe
                 h.set_mtime(e.header.mtime().unwrap_or(0));
                 let data = ctx.data(e);
                 h.set_size(data.len() as u64);
-                builder.append_data(&mut h, name, data).map_err(|e| e.to_string())?;
+                builder
+                    .append_data(&mut h, name, data)
+                    .map_err(|e| e.to_string())?;
             }
         }
     }
@@ -509,12 +664,20 @@ fn makes_layer(created_by: &str, size: i64) -> bool {
     if c.starts_with("/bin/sh -c ") || c.starts_with('|') || c.is_empty() {
         return true;
     }
-    let word = c.split_whitespace().next().unwrap_or_default().to_ascii_uppercase();
+    let word = c
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     matches!(word.as_str(), "RUN" | "COPY" | "ADD" | "WORKDIR")
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, data).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    ring::digest::digest(&ring::digest::SHA256, data)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -523,7 +686,12 @@ fn rfc3339(t: SystemTime) -> String {
 
 /// Load an image (a config and its layers; `None` for a layer the daemon has) through
 /// `/images/load`; returns the image ID.
-async fn load(engine: &Engine, config: &serde_json::Value, tag: Option<&str>, layers: &[Option<Vec<u8>>]) -> Result<String, String> {
+async fn load(
+    engine: &Engine,
+    config: &serde_json::Value,
+    tag: Option<&str>,
+    layers: &[Option<Vec<u8>>],
+) -> Result<String, String> {
     let config = serde_json::to_vec(config).map_err(|e| e.to_string())?;
     let id = sha256_hex(&config);
     let mut builder = tar::Builder::new(Vec::new());
@@ -532,7 +700,9 @@ async fn load(engine: &Engine, config: &serde_json::Value, tag: Option<&str>, la
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
-        builder.append_data(&mut h, name, data).map_err(|e| e.to_string())
+        builder
+            .append_data(&mut h, name, data)
+            .map_err(|e| e.to_string())
     };
     for (i, layer) in layers.iter().enumerate() {
         let name = format!("{i}/layer.tar");
@@ -543,10 +713,16 @@ async fn load(engine: &Engine, config: &serde_json::Value, tag: Option<&str>, la
     }
     add(&mut builder, &format!("{id}.json"), &config)?;
     let manifest = serde_json::json!([{ "Config": format!("{id}.json"), "RepoTags": tag.map(|t| vec![t]), "Layers": names }]);
-    add(&mut builder, "manifest.json", &serde_json::to_vec(&manifest).map_err(|e| e.to_string())?)?;
+    add(
+        &mut builder,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).map_err(|e| e.to_string())?,
+    )?;
     let archive = builder.into_inner().map_err(|e| e.to_string())?;
     let opts = ImportImageOptionsBuilder::new().quiet(true).build();
-    let mut stream = engine.docker.import_image(opts, bollard::body_full(archive.into()), None);
+    let mut stream = engine
+        .docker
+        .import_image(opts, bollard::body_full(archive.into()), None);
     while let Some(item) = stream.next().await {
         item.map_err(|e| format!("the daemon refused the image: {e}"))?;
     }
@@ -561,58 +737,128 @@ pub struct Patched {
 /// Make `image` by patching an earlier image of the same service, when the change allows it
 /// (see the module's notes). Ok(None): patching does not apply, and the builder builds.
 /// Err: it applied but failed; the builder builds, and the reason goes to the build log.
-pub async fn patch(engine: &Engine, project: &str, spec: &BuildSpec, image: &str, plan: &Plan, context_tar: &[u8]) -> Result<Option<Patched>, String> {
+pub async fn patch(
+    engine: &Engine,
+    project: &str,
+    spec: &BuildSpec,
+    image: &str,
+    plan: &Plan,
+    context_tar: &[u8],
+) -> Result<Option<Patched>, String> {
     let (label, steps) = (&plan.label, plan.steps.as_slice());
     let repo = format!("masgen/{project}-{}", spec.service);
     let filters: HashMap<&str, Vec<&str>> = [("reference", vec![repo.as_str()])].into();
-    let images = engine.docker.list_images(Some(ListImagesOptionsBuilder::new().filters(&filters).build())).await.map_err(|e| e.to_string())?;
+    let images = engine
+        .docker
+        .list_images(Some(
+            ListImagesOptionsBuilder::new().filters(&filters).build(),
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
     // The earlier image sharing the longest prefix of unchanged steps; the newest of equals.
     let mut best: Option<(Option<usize>, i64, String)> = None;
     for i in &images {
-        let Some(old) = i.labels.get(STEPS_LABEL) else { continue };
-        let Some(k) = first_change(old, label) else { continue };
-        let Some(tag) = i.repo_tags.iter().find(|t| t.starts_with(&format!("{repo}:"))) else { continue };
+        let Some(old) = i.labels.get(STEPS_LABEL) else {
+            continue;
+        };
+        let Some(k) = first_change(old, label) else {
+            continue;
+        };
+        let Some(tag) = i
+            .repo_tags
+            .iter()
+            .find(|t| t.starts_with(&format!("{repo}:")))
+        else {
+            continue;
+        };
         let rank = |k: Option<usize>| k.unwrap_or(usize::MAX);
-        if best.as_ref().is_none_or(|(bk, bc, _)| rank(k) > rank(*bk) || (rank(k) == rank(*bk) && i.created > *bc)) {
+        if best.as_ref().is_none_or(|(bk, bc, _)| {
+            rank(k) > rank(*bk) || (rank(k) == rank(*bk) && i.created > *bc)
+        }) {
             best = Some((k, i.created, tag.clone()));
         }
     }
-    let Some((first, _, old)) = best else { return Ok(None) };
+    let Some((first, _, old)) = best else {
+        return Ok(None);
+    };
     let Some(k) = first else {
         // Nothing the Dockerfile reads changed: the image is the earlier one.
         let (repo_name, tag) = super::engine::split_image(image);
-        let opts = TagImageOptionsBuilder::new().repo(repo_name).tag(tag).build();
-        engine.docker.tag_image(&old, Some(opts)).await.map_err(|e| e.to_string())?;
+        let opts = TagImageOptionsBuilder::new()
+            .repo(repo_name)
+            .tag(tag)
+            .build();
+        engine
+            .docker
+            .tag_image(&old, Some(opts))
+            .await
+            .map_err(|e| e.to_string())?;
         return Ok(Some(Patched { log: format!("#1 masgen: nothing the Dockerfile copies changed since {old}: tagged it as {image}, no builder run\n") }));
     };
     let ctx = Ctx::read(context_tar).ok_or("the context is not a readable tar")?;
     if !patchable(steps, k) {
         return Ok(None);
     }
-    let [base] = spec.bases.as_slice() else { return Ok(None) };
+    let [base] = spec.bases.as_slice() else {
+        return Ok(None);
+    };
     let started = std::time::Instant::now();
-    let (old_image, base_image, history) = tokio::join!(engine.docker.inspect_image(&old), engine.docker.inspect_image(base), engine.docker.image_history(&old));
-    let (old_image, base_image, mut history) = (old_image.map_err(|e| e.to_string())?, base_image.map_err(|e| e.to_string())?, history.map_err(|e| e.to_string())?);
-    let layers = old_image.root_fs.as_ref().and_then(|r| r.layers.clone()).unwrap_or_default();
-    let base_layers = base_image.root_fs.as_ref().and_then(|r| r.layers.clone()).unwrap_or_default();
+    let (old_image, base_image, history) = tokio::join!(
+        engine.docker.inspect_image(&old),
+        engine.docker.inspect_image(base),
+        engine.docker.image_history(&old)
+    );
+    let (old_image, base_image, mut history) = (
+        old_image.map_err(|e| e.to_string())?,
+        base_image.map_err(|e| e.to_string())?,
+        history.map_err(|e| e.to_string())?,
+    );
+    let layers = old_image
+        .root_fs
+        .as_ref()
+        .and_then(|r| r.layers.clone())
+        .unwrap_or_default();
+    let base_layers = base_image
+        .root_fs
+        .as_ref()
+        .and_then(|r| r.layers.clone())
+        .unwrap_or_default();
     let layer_steps = |s: &[Step]| s.iter().filter(|s| !matches!(s.kind, Kind::Config)).count();
     if !layers.starts_with(&base_layers) || layers.len() != base_layers.len() + layer_steps(steps) {
         return Err(format!("{old}'s layers do not line up with its Dockerfile"));
     }
     // The image's history: the base's entries, then one per step, each naming its keyword.
     history.reverse();
-    let base_count = history.len().checked_sub(steps.len()).ok_or("its history is shorter than its Dockerfile")?;
+    let base_count = history
+        .len()
+        .checked_sub(steps.len())
+        .ok_or("its history is shorter than its Dockerfile")?;
     for (h, s) in history[base_count..].iter().zip(steps) {
-        if !h.created_by.split_whitespace().next().is_some_and(|w| w.eq_ignore_ascii_case(&s.keyword)) {
-            return Err(format!("{old}'s history does not match its Dockerfile ({:?} for {})", h.created_by, s.keyword));
+        if !h
+            .created_by
+            .split_whitespace()
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case(&s.keyword))
+        {
+            return Err(format!(
+                "{old}'s history does not match its Dockerfile ({:?} for {})",
+                h.created_by, s.keyword
+            ));
         }
     }
     // The base's entries: the API does not say which made a layer, so it is inferred. The
     // history is only what `docker history` shows; the layers themselves are kept as
     // they are. A guess that names more layers than the base has is cut back, so that
     // `docker history` can still read it.
-    let mut empty: Vec<bool> = history[..base_count].iter().map(|h| !makes_layer(&h.created_by, h.size)).collect();
-    let mut extra = empty.iter().filter(|e| !**e).count().saturating_sub(base_layers.len());
+    let mut empty: Vec<bool> = history[..base_count]
+        .iter()
+        .map(|h| !makes_layer(&h.created_by, h.size))
+        .collect();
+    let mut extra = empty
+        .iter()
+        .filter(|e| !**e)
+        .count()
+        .saturating_sub(base_layers.len());
     for (e, h) in empty.iter_mut().zip(&history[..base_count]) {
         if extra > 0 && !*e && h.size == 0 {
             *e = true;
@@ -621,7 +867,8 @@ pub async fn patch(engine: &Engine, project: &str, spec: &BuildSpec, image: &str
     }
     empty.extend(steps.iter().map(|s| matches!(s.kind, Kind::Config)));
     let lower = base_layers.len() + layer_steps(&steps[..k]);
-    let config = serde_json::to_value(old_image.config.clone().unwrap_or_default()).map_err(|e| e.to_string())?;
+    let config = serde_json::to_value(old_image.config.clone().unwrap_or_default())
+        .map_err(|e| e.to_string())?;
     let mut image_json = serde_json::json!({
         "architecture": old_image.architecture.clone().unwrap_or_else(|| "amd64".into()),
         "os": old_image.os.clone().unwrap_or_else(|| "linux".into()),
@@ -641,17 +888,37 @@ pub async fn patch(engine: &Engine, project: &str, spec: &BuildSpec, image: &str
         image: Some(below_id.clone()),
         cmd: Some(vec!["masgen-probe".into()]),
         network_disabled: Some(true),
-        labels: Some([(MANAGED_LABEL.to_string(), "1".to_string()), (PROJECT_LABEL.to_string(), project.to_string()), (RUN_LABEL.to_string(), spec.run_id.clone())].into()),
+        labels: Some(
+            [
+                (MANAGED_LABEL.to_string(), "1".to_string()),
+                (PROJECT_LABEL.to_string(), project.to_string()),
+                (RUN_LABEL.to_string(), spec.run_id.clone()),
+            ]
+            .into(),
+        ),
         ..Default::default()
     };
-    let created = engine.docker.create_container(None::<bollard::query_parameters::CreateContainerOptions>, probe_body).await;
+    let created = engine
+        .docker
+        .create_container(
+            None::<bollard::query_parameters::CreateContainerOptions>,
+            probe_body,
+        )
+        .await;
     let (container, result) = match created {
         Ok(c) => {
-            let mut probe = Probe { engine, container: c.id.clone(), seen: HashMap::new() };
+            let mut probe = Probe {
+                engine,
+                container: c.id.clone(),
+                seen: HashMap::new(),
+            };
             let r = new_layers(steps, k, &base_image, &ctx, &mut probe).await;
             (Some(c.id), r)
         }
-        Err(e) => (None, Err(format!("cannot create a container of the image below: {e}"))),
+        Err(e) => (
+            None,
+            Err(format!("cannot create a container of the image below: {e}")),
+        ),
     };
     // The probe and the image below go in the background: removing a container takes the
     // daemon about 0.4 s on fuse-overlayfs, and nothing waits on it. Should the run end
@@ -660,9 +927,20 @@ pub async fn patch(engine: &Engine, project: &str, spec: &BuildSpec, image: &str
     let docker = engine.docker.clone();
     tokio::spawn(async move {
         if let Some(id) = &container {
-            let _ = docker.remove_container(id, Some(RemoveContainerOptionsBuilder::new().force(true).build())).await;
+            let _ = docker
+                .remove_container(
+                    id,
+                    Some(RemoveContainerOptionsBuilder::new().force(true).build()),
+                )
+                .await;
         }
-        let _ = docker.remove_image(&below_id, Some(RemoveImageOptionsBuilder::new().noprune(true).build()), None).await;
+        let _ = docker
+            .remove_image(
+                &below_id,
+                Some(RemoveImageOptionsBuilder::new().noprune(true).build()),
+                None,
+            )
+            .await;
     });
     let new = result?;
     // The new image: the lower layers, the new COPY layers, the old configuration with the
@@ -678,7 +956,11 @@ pub async fn patch(engine: &Engine, project: &str, spec: &BuildSpec, image: &str
     for (i, h) in history.iter().enumerate() {
         let step = i.checked_sub(base_count);
         let patched = step.is_some_and(|s| s >= k && matches!(steps[s].kind, Kind::Copy { .. }));
-        let created = if patched { now } else { SystemTime::UNIX_EPOCH + Duration::from_secs(h.created.max(0) as u64) };
+        let created = if patched {
+            now
+        } else {
+            SystemTime::UNIX_EPOCH + Duration::from_secs(h.created.max(0) as u64)
+        };
         let mut e = serde_json::json!({ "created": rfc3339(created), "created_by": h.created_by });
         if patched {
             e["comment"] = serde_json::json!(PATCH_COMMENT);
@@ -699,7 +981,11 @@ pub async fn patch(engine: &Engine, project: &str, spec: &BuildSpec, image: &str
     }
     labels[STEPS_LABEL] = serde_json::json!(label);
     let id = load(engine, &image_json, Some(image), &data).await?;
-    let replaced: Vec<String> = steps[k..].iter().filter(|s| matches!(s.kind, Kind::Copy { .. })).map(|s| format!("COPY {}", s.args)).collect();
+    let replaced: Vec<String> = steps[k..]
+        .iter()
+        .filter(|s| matches!(s.kind, Kind::Copy { .. }))
+        .map(|s| format!("COPY {}", s.args))
+        .collect();
     let sizes: Vec<String> = new.iter().map(|t| format!("{} bytes", t.len())).collect();
     let log = format!(
         "#1 masgen: patched {old}: kept its lower {lower} layers and wrote {} new layer(s) ({}) for: {}\n#1 loaded as {image} ({id}) in {:.2}s, no builder run\n",
@@ -712,8 +998,19 @@ pub async fn patch(engine: &Engine, project: &str, spec: &BuildSpec, image: &str
 }
 
 /// The tars of the new layers, one per COPY from step `k` on.
-async fn new_layers(steps: &[Step], k: usize, base: &bollard::models::ImageInspect, ctx: &Ctx<'_>, probe: &mut Probe<'_>) -> Result<Vec<Vec<u8>>, String> {
-    let mut workdir = base.config.as_ref().and_then(|c| c.working_dir.clone()).filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into());
+async fn new_layers(
+    steps: &[Step],
+    k: usize,
+    base: &bollard::models::ImageInspect,
+    ctx: &Ctx<'_>,
+    probe: &mut Probe<'_>,
+) -> Result<Vec<Vec<u8>>, String> {
+    let mut workdir = base
+        .config
+        .as_ref()
+        .and_then(|c| c.working_dir.clone())
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".into());
     let mut created: HashMap<String, DirMeta> = HashMap::new();
     let mut out = Vec::new();
     for (i, step) in steps.iter().enumerate() {
@@ -721,7 +1018,11 @@ async fn new_layers(steps: &[Step], k: usize, base: &bollard::models::ImageInspe
             if step.args.contains('$') {
                 return Err("a WORKDIR with a variable".into());
             }
-            workdir = if step.args.starts_with('/') { step.args.clone() } else { format!("{workdir}/{}", step.args) };
+            workdir = if step.args.starts_with('/') {
+                step.args.clone()
+            } else {
+                format!("{workdir}/{}", step.args)
+            };
         }
         if i >= k && matches!(step.kind, Kind::Copy { .. }) {
             out.push(copy_layer(step, &workdir, ctx, probe, &mut created).await?);
@@ -741,64 +1042,135 @@ mod tests {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, c).unwrap();
         }
-        super::super::context::build_context(d.path(), "Dockerfile", "").unwrap().tar
+        super::super::context::build_context(d.path(), "Dockerfile", "")
+            .unwrap()
+            .tar
     }
 
     #[test]
     fn instructions_join_continuations_and_skip_comments() {
         let df = "FROM python:3.11-slim\n# a comment\nRUN apt-get update && \\\n  # inside\n  apt-get install -y curl\ncopy a.py .\n";
         let i = instructions(df).unwrap();
-        assert_eq!(i.iter().map(|i| i.keyword.as_str()).collect::<Vec<_>>(), ["FROM", "RUN", "COPY"]);
+        assert_eq!(
+            i.iter().map(|i| i.keyword.as_str()).collect::<Vec<_>>(),
+            ["FROM", "RUN", "COPY"]
+        );
         assert!(i[1].args.contains("apt-get install"), "{:?}", i[1]);
         assert_eq!(i[2].args, "a.py .");
-        assert!(instructions("# syntax=docker/dockerfile:1\nFROM x\n").is_none(), "a parser directive");
+        assert!(
+            instructions("# syntax=docker/dockerfile:1\nFROM x\n").is_none(),
+            "a parser directive"
+        );
         assert!(instructions("# escape=`\nFROM x\n").is_none());
-        assert!(instructions("FROM x\nRUN <<EOF\necho hi\nEOF\n").is_none(), "a heredoc");
+        assert!(
+            instructions("FROM x\nRUN <<EOF\necho hi\nEOF\n").is_none(),
+            "a heredoc"
+        );
         assert!(instructions("FROM x\n# syntax=late is a comment\nRUN true\n").is_some());
     }
 
     #[test]
     fn only_the_copy_that_reads_a_changed_file_changes_its_token() {
         let df = "FROM python:3.11-slim\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\nCMD [\"python\", \"app.py\"]\n";
-        let a = context(&[("Dockerfile", df), ("requirements.txt", "x==1\n"), ("app.py", "print(1)\n")]);
-        let b = context(&[("Dockerfile", df), ("requirements.txt", "x==1\n"), ("app.py", "print(2)\n")]);
-        let c = context(&[("Dockerfile", df), ("requirements.txt", "x==2\n"), ("app.py", "print(1)\n")]);
-        let label = |tar: &[u8], settings: &str, hash: &str| plan("Dockerfile", settings, tar, hash).unwrap().label;
-        let (la, lb, lc) = (label(&a, "s", "ha"), label(&b, "s", "hb"), label(&c, "s", "hc"));
+        let a = context(&[
+            ("Dockerfile", df),
+            ("requirements.txt", "x==1\n"),
+            ("app.py", "print(1)\n"),
+        ]);
+        let b = context(&[
+            ("Dockerfile", df),
+            ("requirements.txt", "x==1\n"),
+            ("app.py", "print(2)\n"),
+        ]);
+        let c = context(&[
+            ("Dockerfile", df),
+            ("requirements.txt", "x==2\n"),
+            ("app.py", "print(1)\n"),
+        ]);
+        let label = |tar: &[u8], settings: &str, hash: &str| {
+            plan("Dockerfile", settings, tar, hash).unwrap().label
+        };
+        let (la, lb, lc) = (
+            label(&a, "s", "ha"),
+            label(&b, "s", "hb"),
+            label(&c, "s", "hc"),
+        );
         assert_eq!(first_change(&la, &lb), Some(Some(3)), "{la}\n{lb}");
         assert_eq!(first_change(&la, &lc), Some(Some(1)));
         assert_eq!(first_change(&la, &la), Some(None));
         assert_eq!(first_change(&la, &label(&a, "other settings", "ha")), None);
         let ctx = Ctx::read(&b).unwrap();
         let s = steps(df, &ctx).unwrap();
-        assert!(matches!(&s[3].kind, Kind::Copy { sources, dest, .. } if sources == &[""] && dest == "."), "{:?}", s[3]);
+        assert!(
+            matches!(&s[3].kind, Kind::Copy { sources, dest, .. } if sources == &[""] && dest == "."),
+            "{:?}",
+            s[3]
+        );
         assert_eq!(s[0].kind, Kind::Layer { reads: false });
         assert_eq!(s[4].kind, Kind::Config);
-        let ignored = context(&[("Dockerfile", df), (".dockerignore", "Dockerfile\n"), ("requirements.txt", "x==1\n"), ("app.py", "print(1)\n")]);
-        assert!(plan("Dockerfile", "s", &ignored, "h").is_none(), "a .dockerignore naming the Dockerfile");
+        let ignored = context(&[
+            ("Dockerfile", df),
+            (".dockerignore", "Dockerfile\n"),
+            ("requirements.txt", "x==1\n"),
+            ("app.py", "print(1)\n"),
+        ]);
+        assert!(
+            plan("Dockerfile", "s", &ignored, "h").is_none(),
+            "a .dockerignore naming the Dockerfile"
+        );
     }
 
     #[test]
     fn only_trailing_copies_and_configuration_are_patched() {
-        let ctx_tar = context(&[("Dockerfile", "FROM x\n"), ("requirements.txt", "a\n"), ("app.py", "1")]);
+        let ctx_tar = context(&[
+            ("Dockerfile", "FROM x\n"),
+            ("requirements.txt", "a\n"),
+            ("app.py", "1"),
+        ]);
         let ctx = Ctx::read(&ctx_tar).unwrap();
         let usual = steps("FROM x\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\nUSER 1000\nCMD [\"python\", \"app.py\"]\n", &ctx).unwrap();
         assert!(patchable(&usual, 3), "the code copied last");
-        assert!(!patchable(&usual, 1), "the requirements: the RUN after it must run again");
-        let compiled = steps("FROM x\nCOPY . /app/\nRUN python -m compileall /app\n", &ctx).unwrap();
+        assert!(
+            !patchable(&usual, 1),
+            "the requirements: the RUN after it must run again"
+        );
+        let compiled = steps(
+            "FROM x\nCOPY . /app/\nRUN python -m compileall /app\n",
+            &ctx,
+        )
+        .unwrap();
         assert!(!patchable(&compiled, 0), "a RUN after the COPY");
         let added = steps("FROM x\nADD . /app/\n", &ctx).unwrap();
         assert!(!patchable(&added, 0), "ADD");
         let moved = steps("FROM x\nCOPY app.py /app/\nWORKDIR /app\n", &ctx).unwrap();
-        assert!(!patchable(&moved, 0), "a WORKDIR after the COPY makes a layer of its own");
+        assert!(
+            !patchable(&moved, 0),
+            "a WORKDIR after the COPY makes a layer of its own"
+        );
     }
 
     #[test]
     fn history_entries_that_made_layers() {
-        for (by, size) in [("/bin/sh -c #(nop) COPY file:4ab9 in /etc/x", 220), ("/bin/sh -c apt-get update", 0), ("|1 A=1 /bin/sh -c true", 0), ("WORKDIR /app", 0), ("RUN /bin/sh -c true # buildkit", 0), ("COPY . . # buildkit", 0), ("", 0)] {
+        for (by, size) in [
+            ("/bin/sh -c #(nop) COPY file:4ab9 in /etc/x", 220),
+            ("/bin/sh -c apt-get update", 0),
+            ("|1 A=1 /bin/sh -c true", 0),
+            ("WORKDIR /app", 0),
+            ("RUN /bin/sh -c true # buildkit", 0),
+            ("COPY . . # buildkit", 0),
+            ("", 0),
+        ] {
             assert!(makes_layer(by, size), "{by}");
         }
-        for by in ["/bin/sh -c #(nop)  CMD [\"python3\"]", "/bin/sh -c #(nop) WORKDIR /app", "ENV A=1", "CMD [\"a\"]", "EXPOSE map[9000/tcp:{}]", "ARG A=1", "LABEL x=y"] {
+        for by in [
+            "/bin/sh -c #(nop)  CMD [\"python3\"]",
+            "/bin/sh -c #(nop) WORKDIR /app",
+            "ENV A=1",
+            "CMD [\"a\"]",
+            "EXPOSE map[9000/tcp:{}]",
+            "ARG A=1",
+            "LABEL x=y",
+        ] {
             assert!(!makes_layer(by, 0), "{by}");
         }
     }
@@ -807,14 +1179,36 @@ mod tests {
     fn copies_patching_cannot_reproduce_read_the_whole_context() {
         let ctx_tar = context(&[("Dockerfile", "FROM x\n"), ("a.py", "1"), ("lib/b.py", "2")]);
         let ctx = Ctx::read(&ctx_tar).unwrap();
-        for args in ["--chown=1:1 a.py /app/", "*.py /app/", "$SRC /app/", "missing.py /app/", "a.py lib/b.py /app", "../a.py /app/", "[\"a.py\"]"] {
+        for args in [
+            "--chown=1:1 a.py /app/",
+            "*.py /app/",
+            "$SRC /app/",
+            "missing.py /app/",
+            "a.py lib/b.py /app",
+            "../a.py /app/",
+            "[\"a.py\"]",
+        ] {
             assert_eq!(copy_kind(args, &ctx), Kind::Layer { reads: true }, "{args}");
         }
-        for args in ["a.py /app/", "[\"a.py\", \"/app/\"]", "lib /opt/lib", "./lib/ /opt/", ". .", "a.py lib/b.py /app/"] {
+        for args in [
+            "a.py /app/",
+            "[\"a.py\", \"/app/\"]",
+            "lib /opt/lib",
+            "./lib/ /opt/",
+            ". .",
+            "a.py lib/b.py /app/",
+        ] {
             assert!(matches!(copy_kind(args, &ctx), Kind::Copy { .. }), "{args}");
         }
-        assert!(steps("FROM a AS b\nFROM b\nCOPY a.py .\n", &ctx).is_none(), "two stages");
-        let s = steps("FROM x\nADD a.py .\nRUN --mount=type=bind,target=/s true\nCOPY --from=y /a /a\n", &ctx).unwrap();
+        assert!(
+            steps("FROM a AS b\nFROM b\nCOPY a.py .\n", &ctx).is_none(),
+            "two stages"
+        );
+        let s = steps(
+            "FROM x\nADD a.py .\nRUN --mount=type=bind,target=/s true\nCOPY --from=y /a /a\n",
+            &ctx,
+        )
+        .unwrap();
         assert!(s.iter().all(|s| s.kind == Kind::Layer { reads: true }));
     }
 }

@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, EndpointSettings, HealthConfig, HostConfig, HostConfigLogConfig, NetworkCreateRequest, NetworkingConfig, PortBinding,
-    ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+    ContainerCreateBody, DeviceMapping, EndpointSettings, HealthConfig, HostConfig,
+    HostConfigLogConfig, NetworkCreateRequest, NetworkingConfig, PortBinding, ResourcesUlimits,
+    RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{CreateContainerOptionsBuilder, ListNetworksOptionsBuilder};
 
@@ -28,30 +29,62 @@ pub fn labels(project: &str, run: &str, service: Option<&str>) -> HashMap<String
 
 /// The project's network: looked up by name first (creating a name that exists makes a
 /// second network on 20.10), then used by id.
-pub async fn ensure_network(engine: &Engine, project: &str, run: &str) -> Result<String, DockerError> {
+pub async fn ensure_network(
+    engine: &Engine,
+    project: &str,
+    run: &str,
+) -> Result<String, DockerError> {
     let name = format!("{project}_default");
     let filters: HashMap<&str, Vec<&str>> = [("name", vec![name.as_str()])].into();
     let existing = engine
         .docker
-        .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build()))
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::new().filters(&filters).build(),
+        ))
         .await
         .map_err(|e| DockerError::op("list networks", &name, e))?;
-    if let Some(id) = existing.into_iter().find(|n| n.name.as_deref() == Some(name.as_str())).and_then(|n| n.id) {
+    if let Some(id) = existing
+        .into_iter()
+        .find(|n| n.name.as_deref() == Some(name.as_str()))
+        .and_then(|n| n.id)
+    {
         return Ok(id);
     }
-    let req = NetworkCreateRequest { name: name.clone(), driver: Some("bridge".into()), labels: Some(labels(project, run, None)), ..Default::default() };
-    let created = engine.docker.create_network(req).await.map_err(|e| DockerError::op("create network", &name, e))?;
+    let req = NetworkCreateRequest {
+        name: name.clone(),
+        driver: Some("bridge".into()),
+        labels: Some(labels(project, run, None)),
+        ..Default::default()
+    };
+    let created = engine
+        .docker
+        .create_network(req)
+        .await
+        .map_err(|e| DockerError::op("create network", &name, e))?;
     Ok(created.id)
 }
 
 /// Create the project's named volumes (labelled); returns compose name -> Docker name.
-pub async fn ensure_volumes(engine: &Engine, project: &str, run: &str, names: &[String]) -> Result<HashMap<String, String>, DockerError> {
+pub async fn ensure_volumes(
+    engine: &Engine,
+    project: &str,
+    run: &str,
+    names: &[String],
+) -> Result<HashMap<String, String>, DockerError> {
     let mut out = HashMap::new();
     for v in names {
         let docker_name = format!("{project}_{v}");
         if engine.docker.inspect_volume(&docker_name).await.is_err() {
-            let req = VolumeCreateRequest { name: Some(docker_name.clone()), labels: Some(labels(project, run, None)), ..Default::default() };
-            engine.docker.create_volume(req).await.map_err(|e| DockerError::op("create volume", &docker_name, e))?;
+            let req = VolumeCreateRequest {
+                name: Some(docker_name.clone()),
+                labels: Some(labels(project, run, None)),
+                ..Default::default()
+            };
+            engine
+                .docker
+                .create_volume(req)
+                .await
+                .map_err(|e| DockerError::op("create volume", &docker_name, e))?;
         }
         out.insert(v.clone(), docker_name);
     }
@@ -69,7 +102,9 @@ pub struct RunSettings {
 }
 
 fn nanos(d: &Option<String>) -> Option<i64> {
-    d.as_deref().and_then(|s| parse_duration(s).ok()).map(|d| d.as_nanos() as i64)
+    d.as_deref()
+        .and_then(|s| parse_duration(s).ok())
+        .map(|d| d.as_nanos() as i64)
 }
 
 /// Resolve `environment` and `env_file` into `KEY=VALUE` strings.
@@ -82,7 +117,11 @@ pub fn environment(svc: &Service, root: &Path) -> Result<Vec<String>, String> {
     for f in svc.env_file.iter().flat_map(|e| e.list()) {
         let path = root.join(&f);
         let text = std::fs::read_to_string(&path).map_err(|e| format!("env_file {f}: {e}"))?;
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
             if let Some((k, v)) = line.split_once('=') {
                 set(k.trim().to_string(), v.trim().to_string(), &mut vars);
             }
@@ -124,30 +163,63 @@ pub fn container_body(
             let key = format!("{}/{}", m.container_port, m.protocol);
             exposed.push(key.clone());
             let binding = if settings.publish_declared {
-                PortBinding { host_ip: m.host_ip.clone().or(Some("0.0.0.0".into())), host_port: m.host_port.map(|p| p.to_string()) }
+                PortBinding {
+                    host_ip: m.host_ip.clone().or(Some("0.0.0.0".into())),
+                    host_port: m.host_port.map(|p| p.to_string()),
+                }
             } else {
                 // Verifying: ephemeral ports on loopback, so runs never collide.
-                PortBinding { host_ip: Some("127.0.0.1".into()), host_port: None }
+                PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: None,
+                }
             };
-            bindings.entry(key).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(binding);
+            bindings
+                .entry(key)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(binding);
         }
     }
     for e in &svc.expose {
         let t = e.text();
-        exposed.push(if t.contains('/') { t } else { format!("{t}/tcp") });
+        exposed.push(if t.contains('/') {
+            t
+        } else {
+            format!("{t}/tcp")
+        });
     }
     let mut binds = Vec::new();
     let mut anonymous = Vec::new();
     let mut tmpfs: HashMap<String, String> = HashMap::new();
     for v in &svc.volumes {
         match v.mount()? {
-            Mount::Named { name: vol, target, read_only } => {
+            Mount::Named {
+                name: vol,
+                target,
+                read_only,
+            } => {
                 let docker_name = volumes.get(&vol).cloned().unwrap_or(vol);
-                binds.push(format!("{docker_name}:{target}{}", if read_only { ":ro" } else { "" }));
+                binds.push(format!(
+                    "{docker_name}:{target}{}",
+                    if read_only { ":ro" } else { "" }
+                ));
             }
-            Mount::Bind { source, target, read_only } => {
-                let src = if Path::new(&source).is_absolute() { Path::new(&source).to_path_buf() } else { root.join(&source) };
-                binds.push(format!("{}:{target}{}", src.display(), if read_only { ":ro" } else { "" }));
+            Mount::Bind {
+                source,
+                target,
+                read_only,
+            } => {
+                let src = if Path::new(&source).is_absolute() {
+                    Path::new(&source).to_path_buf()
+                } else {
+                    root.join(&source)
+                };
+                binds.push(format!(
+                    "{}:{target}{}",
+                    src.display(),
+                    if read_only { ":ro" } else { "" }
+                ));
             }
             Mount::Anonymous { target } => anonymous.push(target),
             Mount::Tmpfs { target } => {
@@ -167,7 +239,10 @@ pub fn container_body(
     }
     let healthcheck = svc.healthcheck.as_ref().and_then(|h| {
         if h.disabled() {
-            return Some(HealthConfig { test: Some(vec!["NONE".into()]), ..Default::default() });
+            return Some(HealthConfig {
+                test: Some(vec!["NONE".into()]),
+                ..Default::default()
+            });
         }
         h.docker_test().map(|test| HealthConfig {
             test: Some(test),
@@ -187,8 +262,17 @@ pub fn container_body(
     aliases.extend(svc.hostname.clone());
     aliases.extend(svc.networks.iter().flat_map(|n| n.aliases()));
     // A link is an alias only this container sees, as compose makes it on its network.
-    let links: Vec<String> = svc.link_pairs().into_iter().map(|(target, alias)| format!("{project}-{target}-1:{alias}")).collect();
-    let endpoint = EndpointSettings { aliases: Some(aliases), links: Some(links), network_id: Some(network.1.to_string()), ..Default::default() };
+    let links: Vec<String> = svc
+        .link_pairs()
+        .into_iter()
+        .map(|(target, alias)| format!("{project}-{target}-1:{alias}"))
+        .collect();
+    let endpoint = EndpointSettings {
+        aliases: Some(aliases),
+        links: Some(links),
+        network_id: Some(network.1.to_string()),
+        ..Default::default()
+    };
     // `network_mode: host`, `none` or `bridge` (the first only with --allow-unsafe) instead
     // of the project's network; published ports mean nothing on host or none.
     let project_network = svc.network_mode.as_deref().is_none_or(str::is_empty);
@@ -197,8 +281,17 @@ pub fn container_body(
     }
     // `service:X` is X's container; joining its network leaves names, ports and DNS to it
     // (Docker refuses them on such a container).
-    let namespace = |mode: &Option<String>| mode.as_deref().map(|m| m.strip_prefix("service:").map_or(m.to_string(), |x| format!("container:{project}-{}-1", x.trim())));
-    let joins_network = svc.network_mode.as_deref().is_some_and(|m| m.starts_with("service:"));
+    let namespace = |mode: &Option<String>| {
+        mode.as_deref().map(|m| {
+            m.strip_prefix("service:").map_or(m.to_string(), |x| {
+                format!("container:{project}-{}-1", x.trim())
+            })
+        })
+    };
+    let joins_network = svc
+        .network_mode
+        .as_deref()
+        .is_some_and(|m| m.starts_with("service:"));
     if joins_network {
         exposed.clear();
     }
@@ -219,42 +312,91 @@ pub fn container_body(
         devices: Some(
             svc.device_mappings()
                 .into_iter()
-                .map(|(host, inside, perms)| DeviceMapping { path_on_host: Some(host), path_in_container: Some(inside), cgroup_permissions: Some(perms) })
+                .map(|(host, inside, perms)| DeviceMapping {
+                    path_on_host: Some(host),
+                    path_in_container: Some(inside),
+                    cgroup_permissions: Some(perms),
+                })
                 .collect(),
         ),
         pid_mode: namespace(&svc.pid),
         ipc_mode: namespace(&svc.ipc),
         readonly_rootfs: svc.read_only,
-        shm_size: svc.shm_size.as_ref().map(|s| parse_bytes(&s.text())).transpose()?,
-        extra_hosts: Some(if joins_network { Vec::new() } else { svc.extra_hosts() }),
+        shm_size: svc
+            .shm_size
+            .as_ref()
+            .map(|s| parse_bytes(&s.text()))
+            .transpose()?,
+        extra_hosts: Some(if joins_network {
+            Vec::new()
+        } else {
+            svc.extra_hosts()
+        }),
         ulimits: Some(
             svc.ulimits
                 .iter()
-                .map(|(name, u)| ResourcesUlimits { name: Some(name.clone()), soft: Some(u.limits().0), hard: Some(u.limits().1) })
+                .map(|(name, u)| ResourcesUlimits {
+                    name: Some(name.clone()),
+                    soft: Some(u.limits().0),
+                    hard: Some(u.limits().1),
+                })
                 .collect(),
         ),
         volumes_from: Some(
             svc.volumes_from_entries()
                 .into_iter()
                 .map(|(service, source, mode)| {
-                    let container = if service.is_some() { format!("{project}-{source}-1") } else { source };
+                    let container = if service.is_some() {
+                        format!("{project}-{source}-1")
+                    } else {
+                        source
+                    };
                     mode.map_or(container.clone(), |m| format!("{container}:{m}"))
                 })
                 .collect(),
         ),
-        dns: svc.dns.as_ref().filter(|_| !joins_network).map(|d| d.list()),
-        dns_search: svc.dns_search.as_ref().filter(|_| !joins_network).map(|d| d.list()),
-        dns_options: Some(if joins_network { Vec::new() } else { svc.dns_opt.clone() }),
+        dns: svc
+            .dns
+            .as_ref()
+            .filter(|_| !joins_network)
+            .map(|d| d.list()),
+        dns_search: svc
+            .dns_search
+            .as_ref()
+            .filter(|_| !joins_network)
+            .map(|d| d.list()),
+        dns_options: Some(if joins_network {
+            Vec::new()
+        } else {
+            svc.dns_opt.clone()
+        }),
         group_add: Some(svc.group_add.iter().map(|g| g.text()).collect()),
         log_config: svc.logging.as_ref().map(|l| HostConfigLogConfig {
             typ: l.driver.clone(),
-            config: l.options.as_ref().map(|o| o.pairs().into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect()),
+            config: l.options.as_ref().map(|o| {
+                o.pairs()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.unwrap_or_default()))
+                    .collect()
+            }),
         }),
-        sysctls: svc.sysctls.as_ref().map(|s| s.pairs().into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect()),
+        sysctls: svc.sysctls.as_ref().map(|s| {
+            s.pairs()
+                .into_iter()
+                .map(|(k, v)| (k, v.unwrap_or_default()))
+                .collect()
+        }),
         // masgen watches every exit itself; Docker restarting a crashed container would
         // hide the crash.
-        restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: None }),
-        network_mode: Some(if project_network { network.0.to_string() } else { namespace(&svc.network_mode).unwrap_or_default() }),
+        restart_policy: Some(RestartPolicy {
+            name: Some(RestartPolicyNameEnum::NO),
+            maximum_retry_count: None,
+        }),
+        network_mode: Some(if project_network {
+            network.0.to_string()
+        } else {
+            namespace(&svc.network_mode).unwrap_or_default()
+        }),
         ..Default::default()
     };
     Ok(ContainerCreateBody {
@@ -274,7 +416,9 @@ pub fn container_body(
         volumes: Some(anonymous),
         healthcheck,
         host_config: Some(host_config),
-        networking_config: project_network.then(|| NetworkingConfig { endpoints_config: Some([(network.0.to_string(), endpoint)].into()) }),
+        networking_config: project_network.then(|| NetworkingConfig {
+            endpoints_config: Some([(network.0.to_string(), endpoint)].into()),
+        }),
         ..Default::default()
     })
 }
@@ -283,33 +427,72 @@ pub fn container_body(
 /// masgen run of the same project. The inner Err is the daemon refusing the container's
 /// settings (HTTP 400, e.g. a memory limit below its minimum): the system's fault, not
 /// Docker's.
-pub async fn create(engine: &Engine, container: &str, body: ContainerCreateBody) -> Result<Result<String, String>, DockerError> {
-    if let Ok(old) = engine.docker.inspect_container(container, None::<bollard::query_parameters::InspectContainerOptions>).await {
-        let ours = old.config.and_then(|c| c.labels).is_some_and(|l| l.contains_key(MANAGED_LABEL));
+pub async fn create(
+    engine: &Engine,
+    container: &str,
+    body: ContainerCreateBody,
+) -> Result<Result<String, String>, DockerError> {
+    if let Ok(old) = engine
+        .docker
+        .inspect_container(
+            container,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+    {
+        let ours = old
+            .config
+            .and_then(|c| c.labels)
+            .is_some_and(|l| l.contains_key(MANAGED_LABEL));
         if !ours {
-            return Err(DockerError::op("create container", container, "a container with this name exists and was not made by masgen: remove or rename it"));
+            return Err(DockerError::op(
+                "create container",
+                container,
+                "a container with this name exists and was not made by masgen: remove or rename it",
+            ));
         }
-        let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+        let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::new()
+            .force(true)
+            .v(true)
+            .build();
         let _ = engine.docker.remove_container(container, Some(opts)).await;
     }
     let opts = CreateContainerOptionsBuilder::new().name(container).build();
     match engine.docker.create_container(Some(opts), body).await {
         Ok(created) => Ok(Ok(created.id)),
-        Err(bollard::errors::Error::DockerResponseServerError { status_code: 400, message }) => Ok(Err(message)),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 400,
+            message,
+        }) => Ok(Err(message)),
         Err(e) => Err(DockerError::op("create container", container, e)),
     }
 }
 
 /// The host addresses of a started container's published ports: "80/tcp" -> "127.0.0.1:49153".
 pub async fn published_ports(engine: &Engine, container: &str) -> Vec<(String, String)> {
-    let Ok(info) = engine.docker.inspect_container(container, None::<bollard::query_parameters::InspectContainerOptions>).await else {
+    let Ok(info) = engine
+        .docker
+        .inspect_container(
+            container,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+    else {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for (port, bindings) in info.network_settings.and_then(|n| n.ports).unwrap_or_default() {
+    for (port, bindings) in info
+        .network_settings
+        .and_then(|n| n.ports)
+        .unwrap_or_default()
+    {
         for b in bindings.unwrap_or_default() {
             let ip = b.host_ip.unwrap_or_default();
-            let ip = if ip.is_empty() || ip == "0.0.0.0" { "127.0.0.1".to_string() } else { ip };
+            let ip = if ip.is_empty() || ip == "0.0.0.0" {
+                "127.0.0.1".to_string()
+            } else {
+                ip
+            };
             if let Some(hp) = b.host_port {
                 out.push((port.clone(), format!("{ip}:{hp}")));
             }
@@ -322,12 +505,21 @@ pub async fn published_ports(engine: &Engine, container: &str) -> Vec<(String, S
 
 /// Put the content of secrets and configs (`environment:`, `content:`) into a created
 /// container, before it starts; file sources are bind mounts instead.
-pub async fn copy_files(engine: &Engine, container: &str, files: &[FileMount]) -> Result<(), String> {
+pub async fn copy_files(
+    engine: &Engine,
+    container: &str,
+    files: &[FileMount],
+) -> Result<(), String> {
     let mut tar = tar::Builder::new(Vec::new());
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let mut any = false;
     for f in files {
-        let FileSource::Content(text) = &f.source else { continue };
+        let FileSource::Content(text) = &f.source else {
+            continue;
+        };
         let mut header = tar::Header::new_gnu();
         header.set_size(text.len() as u64);
         header.set_mode(f.mode);
@@ -335,14 +527,24 @@ pub async fn copy_files(engine: &Engine, container: &str, files: &[FileMount]) -
         header.set_gid(f.gid);
         header.set_mtime(now);
         header.set_entry_type(tar::EntryType::Regular);
-        tar.append_data(&mut header, f.target.trim_start_matches('/'), text.as_bytes()).map_err(|e| format!("{} '{}': {e}", f.kind, f.name))?;
+        tar.append_data(
+            &mut header,
+            f.target.trim_start_matches('/'),
+            text.as_bytes(),
+        )
+        .map_err(|e| format!("{} '{}': {e}", f.kind, f.name))?;
         any = true;
     }
     if !any {
         return Ok(());
     }
     let body = tar.into_inner().map_err(|e| e.to_string())?;
-    let opts = bollard::query_parameters::UploadToContainerOptionsBuilder::new().path("/").build();
-    engine.docker.upload_to_container(container, Some(opts), bollard::body_full(body.into())).await.map_err(|e| e.to_string())
+    let opts = bollard::query_parameters::UploadToContainerOptionsBuilder::new()
+        .path("/")
+        .build();
+    engine
+        .docker
+        .upload_to_container(container, Some(opts), bollard::body_full(body.into()))
+        .await
+        .map_err(|e| e.to_string())
 }
-

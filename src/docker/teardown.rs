@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 
 use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListImagesOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, RemoveVolumeOptions,
+    ListContainersOptionsBuilder, ListImagesOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    RemoveVolumeOptions,
 };
 
 use super::{Engine, MANAGED_LABEL, PROJECT_LABEL};
@@ -26,36 +27,77 @@ pub struct Removed {
 pub async fn remove_labelled(engine: &Engine, label: &str, value: &str) -> Removed {
     let mut removed = Removed::default();
     let filter = format!("{label}={value}");
-    let filters: HashMap<&str, Vec<&str>> = [("label", vec![filter.as_str(), MANAGED_LABEL])].into();
+    let filters: HashMap<&str, Vec<&str>> =
+        [("label", vec![filter.as_str(), MANAGED_LABEL])].into();
     let containers = engine
         .docker
-        .list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&filters).build()))
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
         .await
         .unwrap_or_default();
     // All at once: each removal waits on the daemon killing and unmounting its container.
-    let removals = containers.into_iter().filter_map(|c| Some((c.id?, c.names.and_then(|n| n.first().cloned()).unwrap_or_default()))).map(|(id, name)| async move {
-        let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
-        match engine.docker.remove_container(&id, Some(opts)).await {
-            // Gone already (a patch's probe container removes itself in the background).
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
-            r => r.map_err(|e| format!("container {} was not removed ({})", name.trim_start_matches('/'), short(&e.to_string()))),
-        }
-    });
+    let removals = containers
+        .into_iter()
+        .filter_map(|c| {
+            Some((
+                c.id?,
+                c.names.and_then(|n| n.first().cloned()).unwrap_or_default(),
+            ))
+        })
+        .map(|(id, name)| async move {
+            let opts = RemoveContainerOptionsBuilder::new()
+                .force(true)
+                .v(true)
+                .build();
+            match engine.docker.remove_container(&id, Some(opts)).await {
+                // Gone already (a patch's probe container removes itself in the background).
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => Ok(()),
+                r => r.map_err(|e| {
+                    format!(
+                        "container {} was not removed ({})",
+                        name.trim_start_matches('/'),
+                        short(&e.to_string())
+                    )
+                }),
+            }
+        });
     for result in futures_util::future::join_all(removals).await {
         match result {
             Ok(()) => removed.containers += 1,
             Err(why) => removed.left.push(why),
         }
     }
-    let networks = engine.docker.list_networks(Some(ListNetworksOptionsBuilder::new().filters(&filters).build())).await.unwrap_or_default();
+    let networks = engine
+        .docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::new().filters(&filters).build(),
+        ))
+        .await
+        .unwrap_or_default();
     for n in networks {
-        let (Some(id), name) = (n.id, n.name.unwrap_or_default()) else { continue };
+        let (Some(id), name) = (n.id, n.name.unwrap_or_default()) else {
+            continue;
+        };
         match engine.docker.remove_network(&id).await {
             Ok(()) => removed.networks += 1,
-            Err(e) => removed.left.push(network_left(engine, &name, &id, &e.to_string()).await),
+            Err(e) => removed
+                .left
+                .push(network_left(engine, &name, &id, &e.to_string()).await),
         }
     }
-    let volumes = engine.docker.list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&filters).build())).await.ok();
+    let volumes = engine
+        .docker
+        .list_volumes(Some(
+            ListVolumesOptionsBuilder::new().filters(&filters).build(),
+        ))
+        .await
+        .ok();
     for v in volumes.and_then(|v| v.volumes).unwrap_or_default() {
         match engine.docker.remove_volume(&v.name, None::<RemoveVolumeOptions>).await {
             Ok(()) => removed.volumes += 1,
@@ -95,7 +137,10 @@ fn network_left_message(name: &str, error: &str, users: &[String]) -> String {
 
 /// A Docker error without bollard's wrapping.
 fn short(error: &str) -> String {
-    error.rsplit_once("Docker responded with status code ").map(|(_, rest)| rest.to_string()).unwrap_or_else(|| error.to_string())
+    error
+        .rsplit_once("Docker responded with status code ")
+        .map(|(_, rest)| rest.to_string())
+        .unwrap_or_else(|| error.to_string())
 }
 
 /// Remove the project's images that `current` (the images of this run) superseded: older
@@ -106,11 +151,21 @@ fn short(error: &str) -> String {
 pub async fn prune_images(engine: &Engine, project: &str, current: &[String]) -> usize {
     let filter = format!("{PROJECT_LABEL}={project}");
     let filters: HashMap<&str, Vec<&str>> = [("label", vec![filter.as_str()])].into();
-    let images = engine.docker.list_images(Some(ListImagesOptionsBuilder::new().filters(&filters).build())).await.unwrap_or_default();
+    let images = engine
+        .docker
+        .list_images(Some(
+            ListImagesOptionsBuilder::new().filters(&filters).build(),
+        ))
+        .await
+        .unwrap_or_default();
     let ours = format!("masgen/{project}-");
     let mut doomed: Vec<String> = Vec::new();
     for image in images {
-        let tags: Vec<&String> = image.repo_tags.iter().filter(|t| t.as_str() != "<none>:<none>").collect();
+        let tags: Vec<&String> = image
+            .repo_tags
+            .iter()
+            .filter(|t| t.as_str() != "<none>:<none>")
+            .collect();
         if tags.is_empty() {
             doomed.push(image.id.clone());
         } else if tags.iter().all(|t| t.starts_with(&ours)) {
@@ -122,9 +177,17 @@ pub async fn prune_images(engine: &Engine, project: &str, current: &[String]) ->
     }
     let removals = doomed.into_iter().map(|name| async move {
         let opts = RemoveImageOptionsBuilder::new().force(false).build();
-        engine.docker.remove_image(&name, Some(opts), None).await.is_ok()
+        engine
+            .docker
+            .remove_image(&name, Some(opts), None)
+            .await
+            .is_ok()
     });
-    futures_util::future::join_all(removals).await.into_iter().filter(|ok| *ok).count()
+    futures_util::future::join_all(removals)
+        .await
+        .into_iter()
+        .filter(|ok| *ok)
+        .count()
 }
 
 #[cfg(test)]
@@ -133,10 +196,31 @@ mod tests {
 
     #[test]
     fn a_network_left_behind_says_why_and_what_to_do() {
-        let users = network_left_message("p_default", "has active endpoints", &["someone-else".into()]);
-        assert!(users.contains("someone-else still use(s) it, and masgen did not start them; disconnect them"), "{users}");
+        let users = network_left_message(
+            "p_default",
+            "has active endpoints",
+            &["someone-else".into()],
+        );
+        assert!(
+            users.contains(
+                "someone-else still use(s) it, and masgen did not start them; disconnect them"
+            ),
+            "{users}"
+        );
         let stale = network_left_message("p_default", "Docker responded with status code 403: error while removing network: network p_default id 1 has active endpoints", &[]);
-        assert!(stale.contains("known Docker bug (moby/moby#43286); only restarting the Docker daemon clears it"), "{stale}");
-        assert_eq!(network_left_message("p_default", "Docker responded with status code 500: boom", &[]), "network p_default was not removed (500: boom)");
+        assert!(
+            stale.contains(
+                "known Docker bug (moby/moby#43286); only restarting the Docker daemon clears it"
+            ),
+            "{stale}"
+        );
+        assert_eq!(
+            network_left_message(
+                "p_default",
+                "Docker responded with status code 500: boom",
+                &[]
+            ),
+            "network p_default was not removed (500: boom)"
+        );
     }
 }

@@ -36,7 +36,10 @@ pub struct IterateOutcome {
 }
 
 fn words(s: &str) -> Vec<String> {
-    s.split(|c: char| !c.is_alphanumeric()).filter(|w| w.len() >= 3).map(|w| w.to_lowercase()).collect()
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() >= 3)
+        .map(|w| w.to_lowercase())
+        .collect()
 }
 
 /// Pick the files to show: all when they fit; else the compose file, then files whose
@@ -71,7 +74,11 @@ fn needs(reply: &str) -> Vec<String> {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("<need path=\""))
         .filter_map(|r| r.split('"').next())
-        .filter_map(|p| crate::protocol::check_path(p).ok().map(|p| p.as_str().to_string()))
+        .filter_map(|p| {
+            crate::protocol::check_path(p)
+                .ok()
+                .map(|p| p.as_str().to_string())
+        })
         .collect()
 }
 
@@ -79,20 +86,35 @@ impl Generator {
     /// Apply the change request `modification` to the system in `dir`. Callable
     /// repeatedly: each call is recorded in `.masgen/state.json` and gets its own round
     /// folder. Verification and repair are the caller's next step.
-    pub async fn iterate_on_system(&self, spec: &str, modification: &str, dir: impl AsRef<Path>, options: Options) -> Result<IterateOutcome, GenerateError> {
+    pub async fn iterate_on_system(
+        &self,
+        spec: &str,
+        modification: &str,
+        dir: impl AsRef<Path>,
+        options: Options,
+    ) -> Result<IterateOutcome, GenerateError> {
         let dir = dir.as_ref();
         let change = modification.trim();
         if change.is_empty() {
             return Err(GenerateError::EmptyChange);
         }
-        crate::compose::find_compose_file(dir).map_err(|_| GenerateError::NoCompose { dir: dir.to_path_buf() })?;
+        crate::compose::find_compose_file(dir).map_err(|_| GenerateError::NoCompose {
+            dir: dir.to_path_buf(),
+        })?;
         let mut ws = Workspace::open(dir)?;
         let tree = ws.files();
         let mut contents = Vec::new();
         let mut user_edited = Vec::new();
         for p in &tree {
-            let Ok(bytes) = std::fs::read(dir.join(p)) else { continue };
-            if ws.state().files.get(p).is_some_and(|h| *h != hash_bytes(&bytes)) {
+            let Ok(bytes) = std::fs::read(dir.join(p)) else {
+                continue;
+            };
+            if ws
+                .state()
+                .files
+                .get(p)
+                .is_some_and(|h| *h != hash_bytes(&bytes))
+            {
                 user_edited.push(p.clone());
             }
             if let Some(text) = crate::workspace::model_text(&bytes) {
@@ -104,7 +126,9 @@ impl Generator {
         let n = next_round_number(dir);
         let rdir = round_dir(dir, n).with_file_name(format!("{n:03}-iterate"));
         let record = format!("{n:03}-iterate/previous");
-        self.events.emit(Event::Phase { name: format!("iterate: {change}") });
+        self.events.emit(Event::Phase {
+            name: format!("iterate: {change}"),
+        });
         let prompt = prompts::iterate(spec, change, &tree, &shown, &user_edited, omitted);
         save(
             &rdir.join("prompt.md"),
@@ -116,33 +140,70 @@ impl Generator {
             ),
             &self.events,
         );
-        let log = if options.download_responses { ResponseLog::in_output(dir) } else { ResponseLog::disabled() };
+        let log = if options.download_responses {
+            ResponseLog::in_output(dir)
+        } else {
+            ResponseLog::disabled()
+        };
         let budget = Arc::new(Budget::new(options.max_cost_usd, self.model.price(), 0.0));
-        let session = Session::new(self.model.as_ref(), &self.events, log, options.max_tokens, 1, budget);
+        let session = Session::new(
+            self.model.as_ref(),
+            &self.events,
+            log,
+            options.max_tokens,
+            1,
+            budget,
+        );
         let mut messages = vec![Message::user(prompt)];
         let mut usage = Usage::default();
         let mut requests = 0;
         let mut in_hand = None;
         if omitted {
             // The model may ask for more files once.
-            let first = session.ask("iterate", "iterate-plan.json", messages.clone()).await?;
+            let first = session
+                .ask("iterate", "iterate-plan.json", messages.clone())
+                .await?;
             requests += 1;
             usage += first.usage;
             let wanted = needs(&first.text);
             if !wanted.is_empty() && crate::protocol::parse_reply(&first.text).changes.is_empty() {
-                let more: Vec<(String, String)> = all.iter().filter(|(p, _)| wanted.contains(p)).cloned().collect();
+                let more: Vec<(String, String)> = all
+                    .iter()
+                    .filter(|(p, _)| wanted.contains(p))
+                    .cloned()
+                    .collect();
                 messages.push(Message::assistant(first.text));
                 messages.push(Message::user(prompts::more_files(&more)));
             } else {
                 in_hand = Some(first);
             }
         }
-        let asked = ask_and_apply(&session, &mut ws, dir, messages, "iterate", "iterate", &rdir, &record, &self.events, in_hand, &[], false).await?;
+        let asked = ask_and_apply(
+            &session,
+            &mut ws,
+            dir,
+            messages,
+            "iterate",
+            "iterate",
+            &rdir,
+            &record,
+            &self.events,
+            in_hand,
+            &[],
+            false,
+        )
+        .await?;
         usage += asked.usage;
         requests += asked.requests;
         if asked.applied.touched() == 0 {
             let parsed = crate::protocol::parse_reply(&asked.last_reply);
-            return Err(GenerateError::NoFiles { commentary: if parsed.commentary.is_empty() { asked.last_reply } else { parsed.commentary } });
+            return Err(GenerateError::NoFiles {
+                commentary: if parsed.commentary.is_empty() {
+                    asked.last_reply
+                } else {
+                    parsed.commentary
+                },
+            });
         }
         ws.state_mut().iterations.push(change.to_string());
         if ws.state().spec.is_empty() {
@@ -156,7 +217,10 @@ impl Generator {
             deleted: a.deleted,
             preserved: a.preserved,
             user_edited,
-            round_dir: rdir.strip_prefix(dir).map(|p| p.display().to_string()).unwrap_or_default(),
+            round_dir: rdir
+                .strip_prefix(dir)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
             cost_usd: self.model.price().and_then(|p| pricing::cost_at(p, &usage)),
             usage,
             requests,
@@ -186,6 +250,9 @@ mod tests {
 
     #[test]
     fn need_lines_are_read_and_checked() {
-        assert_eq!(needs("<need path=\"a/b.py\"/>\n<need path=\"../x\"/>\ntext"), vec!["a/b.py"]);
+        assert_eq!(
+            needs("<need path=\"a/b.py\"/>\n<need path=\"../x\"/>\ntext"),
+            vec!["a/b.py"]
+        );
     }
 }

@@ -14,7 +14,10 @@ use serde::Serialize;
 
 use crate::events::{Event, Events};
 use crate::llm::audit::ResponseLog;
-use crate::llm::{self, pricing, AnthropicModel, Budget, Completion, LlmError, Message, Model, ReplayModel, Request, RetryPolicy, Usage};
+use crate::llm::{
+    self, pricing, AnthropicModel, Budget, Completion, LlmError, Message, Model, ReplayModel,
+    Request, RetryPolicy, Usage,
+};
 use crate::protocol::{Change, ParsedReply, Rejected, SafePath};
 use crate::workspace::{write_atomic, Workspace, WorkspaceError};
 
@@ -32,7 +35,10 @@ pub enum GenerateError {
     Workspace(#[from] WorkspaceError),
     #[error("the model's manifest is not usable ({why}), also after asking again for JSON only; its raw reply is in {}. Try again, or generate without --staged", saved.display())]
     Manifest { why: String, saved: PathBuf },
-    #[error("the model's reply held no file that could be written.{}", show_reply(commentary))]
+    #[error(
+        "the model's reply held no file that could be written.{}",
+        show_reply(commentary)
+    )]
     NoFiles { commentary: String },
     #[error("the change request is empty: say what to change, e.g. --iterate \"add a fourth agent that logs every message to a file\"")]
     EmptyChange,
@@ -71,7 +77,15 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { staged: false, jobs: 4, max_tokens: 32_000, force: false, download_responses: false, max_cost_usd: None, pack_batches: true }
+        Options {
+            staged: false,
+            jobs: 4,
+            max_tokens: 32_000,
+            force: false,
+            download_responses: false,
+            max_cost_usd: None,
+            pack_batches: true,
+        }
     }
 }
 
@@ -136,7 +150,11 @@ impl Collected {
                         self.files.insert(path, content);
                     }
                 }
-                other => self.warnings.push(format!("ignored a <{}> block for {} while generating", kind(&other), other.path())),
+                other => self.warnings.push(format!(
+                    "ignored a <{}> block for {} while generating",
+                    kind(&other),
+                    other.path()
+                )),
             }
         }
         if !parsed.commentary.is_empty() {
@@ -163,9 +181,12 @@ impl Collected {
     }
 
     pub fn compose_text(&self) -> Option<&str> {
-        crate::compose::COMPOSE_FILE_NAMES
-            .iter()
-            .find_map(|n| self.files.iter().find(|(k, _)| k.as_str() == *n).map(|(_, v)| v.as_str()))
+        crate::compose::COMPOSE_FILE_NAMES.iter().find_map(|n| {
+            self.files
+                .iter()
+                .find(|(k, _)| k.as_str() == *n)
+                .map(|(_, v)| v.as_str())
+        })
     }
 }
 
@@ -191,34 +212,67 @@ pub(crate) struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    pub fn new(model: &'a dyn Model, events: &'a Events, log: ResponseLog, max_tokens: u32, jobs: usize, budget: Arc<Budget>) -> Self {
-        Session { model, events, log, max_tokens, jobs: jobs.max(1), budget, pack_batches: true, started: Instant::now(), ledger: Mutex::new(Vec::new()) }
+    pub fn new(
+        model: &'a dyn Model,
+        events: &'a Events,
+        log: ResponseLog,
+        max_tokens: u32,
+        jobs: usize,
+        budget: Arc<Budget>,
+    ) -> Self {
+        Session {
+            model,
+            events,
+            log,
+            max_tokens,
+            jobs: jobs.max(1),
+            budget,
+            pack_batches: true,
+            started: Instant::now(),
+            ledger: Mutex::new(Vec::new()),
+        }
     }
 
     /// Send one request with the stable system prompt; record its usage; save the raw
     /// reply as `file_name` when responses are downloaded.
-    pub async fn ask(&self, label: &str, file_name: &str, messages: Vec<Message>) -> Result<Completion, LlmError> {
-        let req = Request { system: prompts::SYSTEM.to_string(), messages, max_tokens: self.max_tokens };
+    pub async fn ask(
+        &self,
+        label: &str,
+        file_name: &str,
+        messages: Vec<Message>,
+    ) -> Result<Completion, LlmError> {
+        let req = Request {
+            system: prompts::SYSTEM.to_string(),
+            messages,
+            max_tokens: self.max_tokens,
+        };
         self.budget.check(&req)?;
         let started_secs = self.started.elapsed().as_secs_f64();
         let t = Instant::now();
         let c = llm::complete(self.model, &req, label, self.events).await?;
         self.budget.add(&c.usage);
-        self.ledger.lock().unwrap_or_else(|p| p.into_inner()).push(RequestRecord {
-            label: label.to_string(),
-            usage: c.usage,
-            stop_reason: c.stop_reason.as_str().to_string(),
-            secs: t.elapsed().as_secs_f64(),
-            started_secs,
-        });
+        self.ledger
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(RequestRecord {
+                label: label.to_string(),
+                usage: c.usage,
+                stop_reason: c.stop_reason.as_str().to_string(),
+                secs: t.elapsed().as_secs_f64(),
+                started_secs,
+            });
         if let Err(e) = self.log.save(file_name, label, &c) {
-            self.events.warn(format!("could not save the raw reply {file_name}: {e}"));
+            self.events
+                .warn(format!("could not save the raw reply {file_name}: {e}"));
         }
         Ok(c)
     }
 
     pub fn records(&self) -> Vec<RequestRecord> {
-        self.ledger.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.ledger
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -276,11 +330,22 @@ impl GeneratorBuilder {
         let model: Arc<dyn Model> = match self.replay {
             Some(dir) => Arc::new(ReplayModel::open(&dir)?),
             None => {
-                let key = self.api_key.filter(|k| !k.trim().is_empty()).ok_or(LlmError::NoApiKey)?;
-                Arc::new(AnthropicModel::new(key, &self.base_url, &self.model, self.retry)?)
+                let key = self
+                    .api_key
+                    .filter(|k| !k.trim().is_empty())
+                    .ok_or(LlmError::NoApiKey)?;
+                Arc::new(AnthropicModel::new(
+                    key,
+                    &self.base_url,
+                    &self.model,
+                    self.retry,
+                )?)
             }
         };
-        Ok(Generator { model, events: self.events })
+        Ok(Generator {
+            model,
+            events: self.events,
+        })
     }
 }
 
@@ -310,24 +375,44 @@ impl Generator {
     }
 
     /// Generate the system `spec` describes and write it into `dir`.
-    pub async fn generate_system(&self, spec: &str, dir: impl AsRef<Path>, options: Options) -> Result<Outcome, GenerateError> {
+    pub async fn generate_system(
+        &self,
+        spec: &str,
+        dir: impl AsRef<Path>,
+        options: Options,
+    ) -> Result<Outcome, GenerateError> {
         let dir = dir.as_ref();
         let started = Instant::now();
         // Refuse a bad output folder before any money is spent.
         let mut ws = Workspace::prepare(dir, options.force)?;
-        let log = if options.download_responses { ResponseLog::in_output(dir) } else { ResponseLog::disabled() };
+        let log = if options.download_responses {
+            ResponseLog::in_output(dir)
+        } else {
+            ResponseLog::disabled()
+        };
         let budget = Arc::new(Budget::new(options.max_cost_usd, self.model.price(), 0.0));
-        let mut session = Session::new(self.model.as_ref(), &self.events, log, options.max_tokens, options.jobs, budget);
+        let mut session = Session::new(
+            self.model.as_ref(),
+            &self.events,
+            log,
+            options.max_tokens,
+            options.jobs,
+            budget,
+        );
         session.pack_batches = options.pack_batches;
         let mode = if options.staged { "staged" } else { "single" };
-        self.events.emit(Event::Phase { name: format!("generate ({mode})") });
+        self.events.emit(Event::Phase {
+            name: format!("generate ({mode})"),
+        });
         let (mut collected, wanted) = if options.staged {
             staged::generate(&session, spec, dir).await?
         } else {
             (single::generate(&session, spec).await?, Vec::new())
         };
         if collected.files.is_empty() && collected.cut.is_empty() {
-            return Err(GenerateError::NoFiles { commentary: collected.commentary });
+            return Err(GenerateError::NoFiles {
+                commentary: collected.commentary,
+            });
         }
         let missing = fill_missing(&session, spec, &mut collected, &wanted).await?;
         if options.staged {
@@ -339,16 +424,31 @@ impl Generator {
             self.events.warn(w.clone());
         }
         for r in &collected.rejected {
-            self.events.emit(Event::Rejected { path: r.path.clone(), reason: r.reason.clone() });
+            self.events.emit(Event::Rejected {
+                path: r.path.clone(),
+                reason: r.reason.clone(),
+            });
         }
-        self.events.emit(Event::Phase { name: "write".into() });
-        let changes: Vec<Change> = collected.files.into_iter().map(|(path, content)| Change::File { path, content }).collect();
+        self.events.emit(Event::Phase {
+            name: "write".into(),
+        });
+        let changes: Vec<Change> = collected
+            .files
+            .into_iter()
+            .map(|(path, content)| Change::File { path, content })
+            .collect();
         let applied = ws.apply(&changes, "000-previous")?;
-        let mut files: Vec<String> = changes.iter().map(|c| c.path().as_str().to_string()).collect();
+        let mut files: Vec<String> = changes
+            .iter()
+            .map(|c| c.path().as_str().to_string())
+            .collect();
         files.sort();
         for c in &changes {
             if let Change::File { path, content } = c {
-                self.events.emit(Event::FileWritten { path: path.as_str().to_string(), bytes: content.len() });
+                self.events.emit(Event::FileWritten {
+                    path: path.as_str().to_string(),
+                    bytes: content.len(),
+                });
             }
         }
         let state = ws.state_mut();
@@ -373,8 +473,14 @@ impl Generator {
             secs: started.elapsed().as_secs_f64(),
         };
         let report_path = ws.masgen_dir().join("generate.json");
-        if let Err(e) = write_atomic(&report_path, serde_json::to_string_pretty(&report).unwrap_or_default().as_bytes()) {
-            self.events.warn(format!("could not write {}: {e}", report_path.display()));
+        if let Err(e) = write_atomic(
+            &report_path,
+            serde_json::to_string_pretty(&report)
+                .unwrap_or_default()
+                .as_bytes(),
+        ) {
+            self.events
+                .warn(format!("could not write {}: {e}", report_path.display()));
         }
         Ok(Outcome { files, report })
     }
@@ -387,11 +493,20 @@ pub(crate) fn required_files(c: &Collected) -> Vec<String> {
     match c.compose_text() {
         None => need.push("docker-compose.yml".to_string()),
         Some(text) => {
-            if let Ok((compose, _, _)) = crate::compose::parse_compose_str(text, "docker-compose.yml") {
+            if let Ok((compose, _, _)) =
+                crate::compose::parse_compose_str(text, "docker-compose.yml")
+            {
                 for svc in compose.services.values() {
                     if let Some(build) = &svc.build {
-                        let ctx = build.context().trim_start_matches("./").trim_end_matches('/');
-                        let df = if ctx.is_empty() || ctx == "." { build.dockerfile().to_string() } else { format!("{ctx}/{}", build.dockerfile()) };
+                        let ctx = build
+                            .context()
+                            .trim_start_matches("./")
+                            .trim_end_matches('/');
+                        let df = if ctx.is_empty() || ctx == "." {
+                            build.dockerfile().to_string()
+                        } else {
+                            format!("{ctx}/{}", build.dockerfile())
+                        };
                         if let Ok(p) = crate::protocol::check_path(&df) {
                             need.push(p.as_str().to_string());
                         }
@@ -409,9 +524,15 @@ pub(crate) fn required_files(c: &Collected) -> Vec<String> {
 
 /// Ask, one file per request, for every file that was cut, is required and absent, or
 /// is listed in `wanted` and absent. Returns the files still missing afterwards.
-pub(crate) async fn fill_missing(s: &Session<'_>, spec: &str, c: &mut Collected, wanted: &[(String, String)]) -> Result<Vec<String>, LlmError> {
+pub(crate) async fn fill_missing(
+    s: &Session<'_>,
+    spec: &str,
+    c: &mut Collected,
+    wanted: &[(String, String)],
+) -> Result<Vec<String>, LlmError> {
     use futures_util::StreamExt;
-    let mut todo: Vec<(String, String)> = c.cut.iter().map(|p| (p.clone(), String::new())).collect();
+    let mut todo: Vec<(String, String)> =
+        c.cut.iter().map(|p| (p.clone(), String::new())).collect();
     for (p, purpose) in wanted {
         if !c.has(p) && !todo.iter().any(|(t, _)| t == p) {
             todo.push((p.clone(), purpose.clone()));
@@ -425,7 +546,9 @@ pub(crate) async fn fill_missing(s: &Session<'_>, spec: &str, c: &mut Collected,
     if todo.is_empty() {
         return Ok(Vec::new());
     }
-    s.events.emit(Event::Phase { name: format!("single files ({})", todo.len()) });
+    s.events.emit(Event::Phase {
+        name: format!("single files ({})", todo.len()),
+    });
     let mut tree = c.tree();
     tree.extend(todo.iter().map(|(p, _)| p.clone()));
     tree.sort();
@@ -448,7 +571,10 @@ pub(crate) async fn fill_missing(s: &Session<'_>, spec: &str, c: &mut Collected,
     for (path, reply) in replies {
         let reply = reply?;
         let mut parsed = crate::protocol::parse_reply(&reply.text);
-        if parsed.changes.is_empty() && parsed.incomplete.is_empty() && !reply.text.trim().is_empty() {
+        if parsed.changes.is_empty()
+            && parsed.incomplete.is_empty()
+            && !reply.text.trim().is_empty()
+        {
             // The model sent the bare content: accept it as the file.
             if let Ok(p) = crate::protocol::check_path(&path) {
                 let mut content = strip_outer_fence(&reply.text);

@@ -72,12 +72,22 @@ fn tree_lines(tree: &[String]) -> String {
     folders.sort_by(|a, b| a.0.cmp(b.0));
     folders
         .iter()
-        .map(|(dir, names)| if dir.is_empty() { format!("- {}\n", names.join(", ")) } else { format!("- {dir}/: {}\n", names.join(", ")) })
+        .map(|(dir, names)| {
+            if dir.is_empty() {
+                format!("- {}\n", names.join(", "))
+            } else {
+                format!("- {dir}/: {}\n", names.join(", "))
+            }
+        })
         .collect()
 }
 
 fn file_block(path: &str, content: &str) -> String {
-    let newline = if content.ends_with('\n') || content.is_empty() { "" } else { "\n" };
+    let newline = if content.ends_with('\n') || content.is_empty() {
+        ""
+    } else {
+        "\n"
+    };
     format!("<file path=\"{path}\">\n{content}{newline}</file>\n")
 }
 
@@ -92,13 +102,23 @@ pub fn single(spec: &str) -> String {
 pub const CONTINUE: &str = "Your reply was cut off by the output limit. Continue exactly where it stopped, with the very next character: do not repeat anything already written, do not add any preamble, and close every block you open.";
 
 /// One file alone, when it was missing or cut.
-pub fn single_file(spec: &str, path: &str, purpose: &str, tree: &[String], compose: Option<&str>) -> String {
+pub fn single_file(
+    spec: &str,
+    path: &str,
+    purpose: &str,
+    tree: &[String],
+    compose: Option<&str>,
+) -> String {
     let mut s = format!("We are generating the system described below, file by file.\n\n<spec>\n{spec}\n</spec>\n\nFiles of the system:\n");
     s.push_str(&tree_lines(tree));
     if let Some(c) = compose {
-        s.push_str(&format!("\nThe system's docker-compose.yml:\n<file path=\"docker-compose.yml\">\n{c}</file>\n"));
+        s.push_str(&format!(
+            "\nThe system's docker-compose.yml:\n<file path=\"docker-compose.yml\">\n{c}</file>\n"
+        ));
     }
-    s.push_str(&format!("\nWrite the file {path} in full, as one <file path=\"{path}\"> block and nothing else."));
+    s.push_str(&format!(
+        "\nWrite the file {path} in full, as one <file path=\"{path}\"> block and nothing else."
+    ));
     if !purpose.is_empty() {
         s.push_str(&format!(" Its purpose: {purpose}."));
     }
@@ -127,16 +147,35 @@ pub struct SharedNames {
 }
 
 /// Staged generation, phase 2: one batch of files.
-pub fn batch(spec: &str, manifest: &[ManifestEntry], shared: &SharedNames, files: &[&ManifestEntry]) -> String {
+pub fn batch(
+    spec: &str,
+    manifest: &[ManifestEntry],
+    shared: &SharedNames,
+    files: &[&ManifestEntry],
+) -> String {
     let manifest_json = serde_json::to_string_pretty(manifest).unwrap_or_default();
     let mut s = format!("We are generating the system described below in batches. Every batch sees the same manifest, so all files agree.\n\n<spec>\n{spec}\n</spec>\n\n<manifest>\n{manifest_json}\n</manifest>\n\n");
     s.push_str("Shared names every file must use exactly:\n");
-    s.push_str(&format!("- services (also their host names): {}\n", shared.services.join(", ")));
+    s.push_str(&format!(
+        "- services (also their host names): {}\n",
+        shared.services.join(", ")
+    ));
     if !shared.ports.is_empty() {
-        s.push_str(&format!("- ports: {}\n", shared.ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")));
+        s.push_str(&format!(
+            "- ports: {}\n",
+            shared
+                .ports
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     if !shared.names.is_empty() {
-        s.push_str(&format!("- queues, exchanges and other names from the spec: {}\n", shared.names.join(", ")));
+        s.push_str(&format!(
+            "- queues, exchanges and other names from the spec: {}\n",
+            shared.names.join(", ")
+        ));
     }
     s.push_str("\nWrite exactly these files, each complete, as <file> blocks:\n");
     for f in files {
@@ -146,8 +185,14 @@ pub fn batch(spec: &str, manifest: &[ManifestEntry], shared: &SharedNames, files
 }
 
 /// A repair round: the evidence of what failed and the files it implicates.
-pub fn repair(spec: &str, tree: &[String], files: &[crate::repair::Shown], diagnostics: &str) -> String {
-    let mut s = String::from("The system below was built and started, and it is not healthy. Fix it.\n\n");
+pub fn repair(
+    spec: &str,
+    tree: &[String],
+    files: &[crate::repair::Shown],
+    diagnostics: &str,
+) -> String {
+    let mut s =
+        String::from("The system below was built and started, and it is not healthy. Fix it.\n\n");
     if spec.trim().is_empty() {
         s.push_str("(No spec was recorded for this system: infer its purpose from its files.)\n\n");
     } else {
@@ -170,7 +215,9 @@ pub fn repair(spec: &str, tree: &[String], files: &[crate::repair::Shown], diagn
             }
         }
     }
-    s.push_str(&format!("\nWhat failed, root cause first:\n{diagnostics}\n"));
+    s.push_str(&format!(
+        "\nWhat failed, root cause first:\n{diagnostics}\n"
+    ));
     s.push_str(
         "\nAnswer with <edit> blocks (SEARCH text copied exactly from the files above), <file> blocks for new or fully rewritten files, and <delete/> blocks, \
 for the files that must change, and nothing else. Fix the root cause; keep every healthcheck meaningful.",
@@ -180,7 +227,12 @@ for the files that must change, and nothing else. Fix the root cause; keep every
 
 /// Sent back within a round: edits that did not apply, blocks refused for their path, whole
 /// files for a file shown in part, or a reply with no block at all.
-pub fn edits_failed(failures: &[crate::protocol::EditFailure], partial: &[String], rejected: &[crate::protocol::Rejected], applied: usize) -> String {
+pub fn edits_failed(
+    failures: &[crate::protocol::EditFailure],
+    partial: &[String],
+    rejected: &[crate::protocol::Rejected],
+    applied: usize,
+) -> String {
     if failures.is_empty() && partial.is_empty() && rejected.is_empty() {
         return "Your reply held no <edit>, <file> or <delete> block, so nothing changed and the failure stands. Answer again with only the blocks that fix it, in the format given above (not Markdown code fences).".into();
     }
@@ -203,11 +255,17 @@ pub fn edits_failed(failures: &[crate::protocol::EditFailure], partial: &[String
     }
     s.push_str("\nThese edits did not apply, because their SEARCH text is not in the file; nothing of them was changed:\n");
     for f in failures {
-        s.push_str(&format!("\n- hunk {} of the edit to {}, which searched for:\n<<<\n{}>>>\n", f.index, f.path, f.search));
+        s.push_str(&format!(
+            "\n- hunk {} of the edit to {}, which searched for:\n<<<\n{}>>>\n",
+            f.index, f.path, f.search
+        ));
         if f.nearest.is_empty() {
             s.push_str("  No lines of the file look like it.\n");
         } else {
-            s.push_str(&format!("  The closest lines that do exist in {}:\n<<<\n{}>>>\n", f.path, f.nearest));
+            s.push_str(&format!(
+                "  The closest lines that do exist in {}:\n<<<\n{}>>>\n",
+                f.path, f.nearest
+            ));
         }
     }
     s.push_str("\nSend corrected <edit> blocks (SEARCH copied exactly from the current file) or whole <file> blocks for these files only (never for a file you saw only in part).");
@@ -215,12 +273,21 @@ pub fn edits_failed(failures: &[crate::protocol::EditFailure], partial: &[String
 }
 
 /// A change request on an existing system.
-pub fn iterate(spec: &str, change: &str, tree: &[String], files: &[(String, String)], user_edited: &[String], omitted: bool) -> String {
+pub fn iterate(
+    spec: &str,
+    change: &str,
+    tree: &[String],
+    files: &[(String, String)],
+    user_edited: &[String],
+    omitted: bool,
+) -> String {
     let mut s = String::from("Change the existing system below as requested.\n\n");
     if !spec.trim().is_empty() {
         s.push_str(&format!("<spec>\n{spec}\n</spec>\n\n"));
     }
-    s.push_str(&format!("<change>\n{change}\n</change>\n\nFiles of the system:\n"));
+    s.push_str(&format!(
+        "<change>\n{change}\n</change>\n\nFiles of the system:\n"
+    ));
     s.push_str(&tree_lines(tree));
     if !user_edited.is_empty() {
         s.push_str(&format!(
@@ -228,7 +295,11 @@ pub fn iterate(spec: &str, change: &str, tree: &[String], files: &[(String, Stri
             user_edited.join(", ")
         ));
     }
-    s.push_str(if omitted { "\nThe files most relevant to the change, as they are now (the others are listed above):\n" } else { "\nEvery file, as it is now:\n" });
+    s.push_str(if omitted {
+        "\nThe files most relevant to the change, as they are now (the others are listed above):\n"
+    } else {
+        "\nEvery file, as it is now:\n"
+    });
     for (path, content) in files {
         s.push_str(&file_block(path, content));
     }
@@ -261,14 +332,35 @@ mod tests {
         // The API caches a prefix only from a minimum length on (1,024 tokens for Sonnet),
         // and ignores cache_control below it without an error. Words plus punctuation marks
         // undercount tokens, so staying above 1,200 of them keeps the prefix above 1,024.
-        let pieces = SYSTEM.split(|c: char| !c.is_alphanumeric() && c != '_').filter(|w| !w.is_empty()).count()
-            + SYSTEM.chars().filter(|c| c.is_ascii_punctuation() && *c != '_').count();
-        assert!(pieces >= 1200, "the system prompt has only about {pieces} tokens");
+        let pieces = SYSTEM
+            .split(|c: char| !c.is_alphanumeric() && c != '_')
+            .filter(|w| !w.is_empty())
+            .count()
+            + SYSTEM
+                .chars()
+                .filter(|c| c.is_ascii_punctuation() && *c != '_')
+                .count();
+        assert!(
+            pieces >= 1200,
+            "the system prompt has only about {pieces} tokens"
+        );
     }
 
     #[test]
     fn the_tree_is_a_line_per_folder() {
-        let tree: Vec<String> = ["README.md", "a/x.py", "start.sh", "a/Dockerfile", "a/b/c.txt"].iter().map(|s| s.to_string()).collect();
-        assert_eq!(tree_lines(&tree), "- README.md, start.sh\n- a/: x.py, Dockerfile\n- a/b/: c.txt\n");
+        let tree: Vec<String> = [
+            "README.md",
+            "a/x.py",
+            "start.sh",
+            "a/Dockerfile",
+            "a/b/c.txt",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            tree_lines(&tree),
+            "- README.md, start.sh\n- a/: x.py, Dockerfile\n- a/b/: c.txt\n"
+        );
     }
 }

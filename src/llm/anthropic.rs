@@ -7,7 +7,9 @@ use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::{LlmError, Message, Model, Request, ResponseStream, RetryPolicy, StopReason, StreamEvent, Usage};
+use super::{
+    LlmError, Message, Model, Request, ResponseStream, RetryPolicy, StopReason, StreamEvent, Usage,
+};
 
 pub const ANTHROPIC_VERSION: &str = "2026-10-21";
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
@@ -24,12 +26,20 @@ pub struct AnthropicModel {
 impl std::fmt::Debug for AnthropicModel {
     // Never print the key.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AnthropicModel").field("base_url", &self.base_url).field("model", &self.model).finish()
+        f.debug_struct("AnthropicModel")
+            .field("base_url", &self.base_url)
+            .field("model", &self.model)
+            .finish()
     }
 }
 
 impl AnthropicModel {
-    pub fn new(api_key: String, base_url: &str, model: &str, retry: RetryPolicy) -> Result<Self, LlmError> {
+    pub fn new(
+        api_key: String,
+        base_url: &str,
+        model: &str,
+        retry: RetryPolicy,
+    ) -> Result<Self, LlmError> {
         if api_key.trim().is_empty() {
             return Err(LlmError::NoApiKey);
         }
@@ -41,7 +51,10 @@ impl AnthropicModel {
             // Between two chunks of a stream; a whole long generation may take minutes.
             .read_timeout(Duration::from_secs(300))
             .build()
-            .map_err(|e| LlmError::Connect { url: base_url.to_string(), message: e.to_string() })?;
+            .map_err(|e| LlmError::Connect {
+                url: base_url.to_string(),
+                message: e.to_string(),
+            })?;
         Ok(AnthropicModel {
             http,
             api_key: api_key.trim().to_string(),
@@ -77,7 +90,10 @@ impl AnthropicModel {
             .json(&self.body(req))
             .send()
             .await
-            .map_err(|e| LlmError::Connect { url: url.clone(), message: error_chain(&e) })?;
+            .map_err(|e| LlmError::Connect {
+                url: url.clone(),
+                message: error_chain(&e),
+            })?;
         let status = resp.status().as_u16();
         if !(200..300).contains(&status) {
             let retry_after = resp
@@ -91,7 +107,12 @@ impl AnthropicModel {
                 Ok(env) => (env.error.kind, env.error.message),
                 Err(_) => ("http_error".to_string(), body.chars().take(500).collect()),
             };
-            return Err(LlmError::Api { status, kind, message, retry_after });
+            return Err(LlmError::Api {
+                status,
+                kind,
+                message,
+                retry_after,
+            });
         }
         let events = resp.bytes_stream().eventsource();
         let stream = events.flat_map(|item| {
@@ -134,14 +155,22 @@ impl Model for AnthropicModel {
 /// Turn one SSE data payload into stream events. message_delta carries the stop reason
 /// after every content block has ended, so the text is complete once it arrives.
 fn decode(data: &str) -> Result<Vec<StreamEvent>, LlmError> {
-    let ev: SseEvent = serde_json::from_str(data)
-        .map_err(|e| LlmError::Protocol(format!("bad SSE event ({e}): {}", data.chars().take(200).collect::<String>())))?;
+    let ev: SseEvent = serde_json::from_str(data).map_err(|e| {
+        LlmError::Protocol(format!(
+            "bad SSE event ({e}): {}",
+            data.chars().take(200).collect::<String>()
+        ))
+    })?;
     Ok(match ev {
         SseEvent::MessageStart { message } => vec![StreamEvent::Usage(message.usage.into())],
-        SseEvent::ContentBlockStart { content_block: Block::Text { text } } if !text.is_empty() => {
+        SseEvent::ContentBlockStart {
+            content_block: Block::Text { text },
+        } if !text.is_empty() => {
             vec![StreamEvent::Text(text)]
         }
-        SseEvent::ContentBlockDelta { delta: Delta::TextDelta { text } } => vec![StreamEvent::Text(text)],
+        SseEvent::ContentBlockDelta {
+            delta: Delta::TextDelta { text },
+        } => vec![StreamEvent::Text(text)],
         SseEvent::MessageDelta { delta, usage } => {
             let mut out = vec![StreamEvent::Usage(usage.into())];
             if let Some(reason) = delta.stop_reason {
@@ -151,10 +180,15 @@ fn decode(data: &str) -> Result<Vec<StreamEvent>, LlmError> {
         }
         // Mid-stream errors (overloaded, api_error) are transient: the whole request is retried.
         SseEvent::Error { error } => {
-            return Err(LlmError::StreamCut(format!("{}: {}", error.kind, error.message)));
+            return Err(LlmError::StreamCut(format!(
+                "{}: {}",
+                error.kind, error.message
+            )));
         }
         SseEvent::ContentBlockStart { .. }
-        | SseEvent::ContentBlockDelta { delta: Delta::Other }
+        | SseEvent::ContentBlockDelta {
+            delta: Delta::Other,
+        }
         | SseEvent::ContentBlockStop
         | SseEvent::MessageStop
         | SseEvent::Ping
@@ -237,14 +271,26 @@ struct MessageDeltaBody {
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum SseEvent {
-    MessageStart { message: MessageStartBody },
-    ContentBlockStart { content_block: Block },
-    ContentBlockDelta { delta: Delta },
+    MessageStart {
+        message: MessageStartBody,
+    },
+    ContentBlockStart {
+        content_block: Block,
+    },
+    ContentBlockDelta {
+        delta: Delta,
+    },
     ContentBlockStop,
-    MessageDelta { delta: MessageDeltaBody, #[serde(default)] usage: WireUsage },
+    MessageDelta {
+        delta: MessageDeltaBody,
+        #[serde(default)]
+        usage: WireUsage,
+    },
     MessageStop,
     Ping,
-    Error { error: WireError },
+    Error {
+        error: WireError,
+    },
     #[serde(other)]
     Unknown,
 }
@@ -252,7 +298,9 @@ enum SseEvent {
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Delta {
-    TextDelta { text: String },
+    TextDelta {
+        text: String,
+    },
     /// thinking_delta, signature_delta, input_json_delta and whatever comes next.
     #[serde(other)]
     Other,
@@ -279,20 +327,34 @@ mod tests {
         let start = r#"{"type":"message_start","message":{"id":"m","usage":{"input_tokens":12,"output_tokens":1,"cache_read_input_tokens":5,"cache_creation_input_tokens":3}}}"#;
         assert_eq!(
             decode(start).unwrap(),
-            vec![StreamEvent::Usage(Usage { input: 12, output: 1, cache_read: 5, cache_write: 3 })]
+            vec![StreamEvent::Usage(Usage {
+                input: 12,
+                output: 1,
+                cache_read: 5,
+                cache_write: 3
+            })]
         );
         let think = r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hmm"}}"#;
         assert!(decode(think).unwrap().is_empty());
         let think_start = r#"{"type":"content_block_start","index":0,"content_block":{"type":"redacted_thinking","data":"x"}}"#;
         assert!(decode(think_start).unwrap().is_empty());
-        let text = r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"hi"}}"#;
+        let text =
+            r#"{"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"hi"}}"#;
         assert_eq!(decode(text).unwrap(), vec![StreamEvent::Text("hi".into())]);
         let delta = r#"{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"output_tokens":40}}"#;
         assert_eq!(
             decode(delta).unwrap(),
-            vec![StreamEvent::Usage(Usage { output: 40, ..Usage::default() }), StreamEvent::Stop(StopReason::MaxTokens)]
+            vec![
+                StreamEvent::Usage(Usage {
+                    output: 40,
+                    ..Usage::default()
+                }),
+                StreamEvent::Stop(StopReason::MaxTokens)
+            ]
         );
-        assert!(decode(r#"{"type":"some_future_event"}"#).unwrap().is_empty());
+        assert!(decode(r#"{"type":"some_future_event"}"#)
+            .unwrap()
+            .is_empty());
         assert!(matches!(
             decode(r#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#),
             Err(LlmError::StreamCut(_))
@@ -301,8 +363,18 @@ mod tests {
 
     #[test]
     fn body_has_cached_system_block_and_no_sampling_parameters() {
-        let m = AnthropicModel::new("sk-secret-key".into(), "http://x", "claude-sonnet-5-5", RetryPolicy::default()).unwrap();
-        let req = Request { system: "sys".into(), messages: vec![Message::user("hi")], max_tokens: 100 };
+        let m = AnthropicModel::new(
+            "sk-secret-key".into(),
+            "http://x",
+            "claude-sonnet-5-5",
+            RetryPolicy::default(),
+        )
+        .unwrap();
+        let req = Request {
+            system: "sys".into(),
+            messages: vec![Message::user("hi")],
+            max_tokens: 100,
+        };
         let v = serde_json::to_value(m.body(&req)).unwrap();
         assert_eq!(v["system"][0]["cache_control"]["type"], "ephemeral");
         assert_eq!(v["stream"], true);

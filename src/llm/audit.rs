@@ -28,7 +28,9 @@ impl ResponseLog {
 
     /// Save into `<output>/claude-responses/`.
     pub fn in_output(output: &Path) -> Self {
-        ResponseLog { dir: Some(output.join("claude-responses")) }
+        ResponseLog {
+            dir: Some(output.join("claude-responses")),
+        }
     }
 
     pub fn dir(&self) -> Option<&Path> {
@@ -40,7 +42,13 @@ impl ResponseLog {
     pub fn save(&self, file_name: &str, label: &str, c: &Completion) -> std::io::Result<()> {
         let Some(dir) = &self.dir else { return Ok(()) };
         std::fs::create_dir_all(dir)?;
-        let record = Record { label, model: &c.model, stop_reason: c.stop_reason.as_str(), usage: c.usage, text: &c.text };
+        let record = Record {
+            label,
+            model: &c.model,
+            stop_reason: c.stop_reason.as_str(),
+            usage: c.usage,
+            text: &c.text,
+        };
         let body = if file_name.ends_with(".txt") {
             format!(
                 "label: {label}\nmodel: {}\nstop_reason: {}\nusage: input={} output={} cache_read={} cache_write={}\n\n{}",
@@ -61,5 +69,13 @@ impl ResponseLog {
 
 /// A path made safe as one file name: `agent1/app.py` -> `agent1_app.py`.
 pub fn sanitize(path: &str) -> String {
-    path.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' { c } else { '_' }).collect()
+    path.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }

@@ -9,7 +9,12 @@ pub enum LlmError {
     NoApiKey,
     /// The API answered with an error status.
     #[error("{} ({status} {kind}): {message}{}", provider_hint(*status, kind), retry_note(*retry_after))]
-    Api { status: u16, kind: String, message: String, retry_after: Option<Duration> },
+    Api {
+        status: u16,
+        kind: String,
+        message: String,
+        retry_after: Option<Duration>,
+    },
     /// The connection failed before or during the response.
     #[error("cannot reach the API at {url}: {message}; check --base-url / ANTHROPIC_BASE_URL and the network")]
     Connect { url: String, message: String },
@@ -31,7 +36,9 @@ pub enum LlmError {
 }
 
 fn retry_note(after: Option<Duration>) -> String {
-    after.map(|d| format!(" (retry after {}s)", d.as_secs())).unwrap_or_default()
+    after
+        .map(|d| format!(" (retry after {}s)", d.as_secs()))
+        .unwrap_or_default()
 }
 
 fn provider_hint(status: u16, kind: &str) -> &'static str {
@@ -40,8 +47,12 @@ fn provider_hint(status: u16, kind: &str) -> &'static str {
             "the API refused the key: check ANTHROPIC_API_KEY / -k"
         }
         (403, _) | (_, "permission_error") => "the key may not use this model or feature",
-        (404, _) | (_, "not_found_error") => "unknown model or endpoint: check --model / MASGEN_MODEL and --base-url",
-        (413, _) | (_, "request_too_large") => "the request is too large: use --staged or a shorter spec",
+        (404, _) | (_, "not_found_error") => {
+            "unknown model or endpoint: check --model / MASGEN_MODEL and --base-url"
+        }
+        (413, _) | (_, "request_too_large") => {
+            "the request is too large: use --staged or a shorter spec"
+        }
         (429, _) | (_, "rate_limit_error") => "rate limited",
         (529, _) | (_, "overloaded_error") => "the API is overloaded",
         (400, _) => "the API refused the request",

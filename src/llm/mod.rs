@@ -38,10 +38,16 @@ pub struct Message {
 
 impl Message {
     pub fn user(text: impl Into<String>) -> Self {
-        Message { role: Role::User, content: text.into() }
+        Message {
+            role: Role::User,
+            content: text.into(),
+        }
     }
     pub fn assistant(text: impl Into<String>) -> Self {
-        Message { role: Role::Assistant, content: text.into() }
+        Message {
+            role: Role::Assistant,
+            content: text.into(),
+        }
     }
 }
 
@@ -135,7 +141,11 @@ pub struct Budget {
 
 impl Budget {
     pub fn new(cap: Option<f64>, price: Option<pricing::Price>, already_spent: f64) -> Self {
-        Budget { cap, price, spent: std::sync::Mutex::new(already_spent) }
+        Budget {
+            cap,
+            price,
+            spent: std::sync::Mutex::new(already_spent),
+        }
     }
 
     pub fn spent(&self) -> f64 {
@@ -155,7 +165,11 @@ impl Budget {
         let estimate = self.worst_case(req).unwrap_or(f64::INFINITY);
         let spent = self.spent();
         if spent + estimate > cap {
-            return Err(LlmError::Budget { cap, spent, estimate });
+            return Err(LlmError::Budget {
+                cap,
+                spent,
+                estimate,
+            });
         }
         Ok(())
     }
@@ -169,10 +183,19 @@ impl Budget {
 
 /// Send `req` and collect the whole reply, retrying transient failures (a stream that
 /// breaks mid-way is sent again as a whole request).
-pub async fn complete(model: &dyn Model, req: &Request, label: &str, events: &Events) -> Result<Completion, LlmError> {
+pub async fn complete(
+    model: &dyn Model,
+    req: &Request,
+    label: &str,
+    events: &Events,
+) -> Result<Completion, LlmError> {
     let policy = model.retry_policy();
-    events.emit(Event::RequestStarted { label: label.to_string() });
-    let done = policy.run(label, events, || collect(model, req, label, events)).await?;
+    events.emit(Event::RequestStarted {
+        label: label.to_string(),
+    });
+    let done = policy
+        .run(label, events, || collect(model, req, label, events))
+        .await?;
     events.emit(Event::RequestFinished {
         label: label.to_string(),
         usage: done.usage,
@@ -181,7 +204,12 @@ pub async fn complete(model: &dyn Model, req: &Request, label: &str, events: &Ev
     Ok(done)
 }
 
-async fn collect(model: &dyn Model, req: &Request, label: &str, events: &Events) -> Result<Completion, LlmError> {
+async fn collect(
+    model: &dyn Model,
+    req: &Request,
+    label: &str,
+    events: &Events,
+) -> Result<Completion, LlmError> {
     let mut stream = model.stream(req).await?;
     let mut text = String::new();
     let mut usage = Usage::default();
@@ -193,13 +221,22 @@ async fn collect(model: &dyn Model, req: &Request, label: &str, events: &Events)
                 text.push_str(&t);
                 if text.len() - last_report >= 2048 {
                     last_report = text.len();
-                    events.emit(Event::Streaming { label: label.to_string(), chars: text.len() });
+                    events.emit(Event::Streaming {
+                        label: label.to_string(),
+                        chars: text.len(),
+                    });
                 }
             }
             StreamEvent::Usage(u) => usage.merge_from(u),
             StreamEvent::Stop(r) => stop = Some(r),
         }
     }
-    let stop_reason = stop.ok_or_else(|| LlmError::StreamCut("the stream ended without a stop reason".into()))?;
-    Ok(Completion { text, usage, stop_reason, model: model.id().to_string() })
+    let stop_reason =
+        stop.ok_or_else(|| LlmError::StreamCut("the stream ended without a stop reason".into()))?;
+    Ok(Completion {
+        text,
+        usage,
+        stop_reason,
+        model: model.id().to_string(),
+    })
 }

@@ -13,14 +13,41 @@ pub struct Price {
 
 /// Model id prefix -> price. A dated id ("claude-sonnet-5-5-20261001") matches its prefix.
 const TABLE: &[(&str, Price)] = &[
-    ("claude-sonnet-5-5", Price { input: 2.0, output: 10.0, cache_read: 0.20, cache_write: 2.50 }),
-    ("claude-opus-5-5", Price { input: 4.0, output: 20.0, cache_read: 0.40, cache_write: 5.00 }),
-    ("claude-haiku-5-5", Price { input: 0.10, output: 0.50, cache_read: 0.01, cache_write: 0.125 }),
+    (
+        "claude-sonnet-5-5",
+        Price {
+            input: 2.0,
+            output: 10.0,
+            cache_read: 0.20,
+            cache_write: 2.50,
+        },
+    ),
+    (
+        "claude-opus-5-5",
+        Price {
+            input: 4.0,
+            output: 20.0,
+            cache_read: 0.40,
+            cache_write: 5.00,
+        },
+    ),
+    (
+        "claude-haiku-5-5",
+        Price {
+            input: 0.10,
+            output: 0.50,
+            cache_read: 0.01,
+            cache_write: 0.125,
+        },
+    ),
 ];
 
 /// The price of `model`, or None when the table does not know it.
 pub fn price_of(model: &str) -> Option<Price> {
-    TABLE.iter().find(|(id, _)| model.starts_with(id)).map(|(_, p)| *p)
+    TABLE
+        .iter()
+        .find(|(id, _)| model.starts_with(id))
+        .map(|(_, p)| *p)
 }
 
 /// Estimated USD for `usage` on `model`; None for an unknown model.
@@ -45,7 +72,12 @@ mod tests {
 
     #[test]
     fn sonnet_cost_matches_the_table() {
-        let u = Usage { input: 1_000_000, output: 100_000, cache_read: 1_000_000, cache_write: 0 };
+        let u = Usage {
+            input: 1_000_000,
+            output: 100_000,
+            cache_read: 1_000_000,
+            cache_write: 0,
+        };
         let c = cost_usd("claude-sonnet-5-5", &u).unwrap();
         assert!((c - (2.0 + 1.0 + 0.2)).abs() < 1e-9, "{c}");
     }

@@ -38,12 +38,21 @@ impl ReplayModel {
         }
         let mut replies = Vec::new();
         for f in files {
-            let text = std::fs::read_to_string(&f)
-                .map_err(|e| LlmError::Replay(format!("cannot read replay file {}: {e}", f.display())))?;
-            let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let text = std::fs::read_to_string(&f).map_err(|e| {
+                LlmError::Replay(format!("cannot read replay file {}: {e}", f.display()))
+            })?;
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             replies.push((name, text));
         }
-        Ok(ReplayModel { dir: dir.to_path_buf(), replies, next: Mutex::new(0), id: "replay".to_string() })
+        Ok(ReplayModel {
+            dir: dir.to_path_buf(),
+            replies,
+            next: Mutex::new(0),
+            id: "replay".to_string(),
+        })
     }
 
     /// How many replies the directory holds.
@@ -63,7 +72,12 @@ impl Model for ReplayModel {
 
     /// Replies bill nothing.
     fn price(&self) -> Option<super::pricing::Price> {
-        Some(super::pricing::Price { input: 0.0, output: 0.0, cache_read: 0.0, cache_write: 0.0 })
+        Some(super::pricing::Price {
+            input: 0.0,
+            output: 0.0,
+            cache_read: 0.0,
+            cache_write: 0.0,
+        })
     }
 
     fn stream<'a>(&'a self, _req: &'a Request) -> BoxFuture<'a, Result<ResponseStream, LlmError>> {

@@ -19,7 +19,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_attempts: 6, base: Duration::from_secs(1), max_delay: Duration::from_secs(60) }
+        RetryPolicy {
+            max_attempts: 6,
+            base: Duration::from_secs(1),
+            max_delay: Duration::from_secs(60),
+        }
     }
 }
 
@@ -37,7 +41,12 @@ impl RetryPolicy {
     }
 
     /// Run `op` until it succeeds, fails terminally, or attempts run out.
-    pub async fn run<T, F, Fut>(&self, label: &str, events: &Events, mut op: F) -> Result<T, LlmError>
+    pub async fn run<T, F, Fut>(
+        &self,
+        label: &str,
+        events: &Events,
+        mut op: F,
+    ) -> Result<T, LlmError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, LlmError>>,
@@ -59,7 +68,10 @@ impl RetryPolicy {
                     attempt += 1;
                 }
                 Err(e) if e.is_transient() => {
-                    return Err(LlmError::RetriesExhausted { attempts: attempt, last: Box::new(e) })
+                    return Err(LlmError::RetriesExhausted {
+                        attempts: attempt,
+                        last: Box::new(e),
+                    })
                 }
                 Err(e) => return Err(e),
             }
@@ -82,7 +94,11 @@ mod tests {
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        let p = RetryPolicy { max_attempts: 6, base: Duration::from_secs(1), max_delay: Duration::from_secs(5) };
+        let p = RetryPolicy {
+            max_attempts: 6,
+            base: Duration::from_secs(1),
+            max_delay: Duration::from_secs(5),
+        };
         let d1 = p.delay(1, &api(529, None));
         let d3 = p.delay(3, &api(529, None));
         assert!(d1 >= Duration::from_millis(500) && d1 <= Duration::from_secs(1));

@@ -110,7 +110,9 @@ fn attr(attrs: &str, name: &str) -> Option<String> {
                     let close = body.find(quote)?;
                     return Some(body[..close].to_string());
                 }
-                let end = rest.find(|c: char| c.is_whitespace() || c == '/').unwrap_or(rest.len());
+                let end = rest
+                    .find(|c: char| c.is_whitespace() || c == '/')
+                    .unwrap_or(rest.len());
                 return Some(rest[..end].to_string());
             }
         }
@@ -190,14 +192,19 @@ pub fn parse_reply(reply: &str) -> ParsedReply {
         let path = match check_path(&raw_path) {
             Ok(p) => p,
             Err(reason) => {
-                out.rejected.push(Rejected { path: raw_path, reason: reason.to_string() });
+                out.rejected.push(Rejected {
+                    path: raw_path,
+                    reason: reason.to_string(),
+                });
                 continue;
             }
         };
         if !closed {
             match tag {
                 Tag::File => out.incomplete.push(path.as_str().to_string()),
-                _ => out.warnings.push(format!("the <edit> block for {path} never closes; it was ignored")),
+                _ => out.warnings.push(format!(
+                    "the <edit> block for {path} never closes; it was ignored"
+                )),
             }
             continue;
         }
@@ -214,7 +221,9 @@ pub fn parse_reply(reply: &str) -> ParsedReply {
             Tag::Edit => match parse_hunks(&body) {
                 Ok(hunks) => Change::Edit { path, hunks },
                 Err(why) => {
-                    out.warnings.push(format!("the <edit> block for {path} is malformed ({why}); it was ignored"));
+                    out.warnings.push(format!(
+                        "the <edit> block for {path} is malformed ({why}); it was ignored"
+                    ));
                     continue;
                 }
             },
@@ -230,7 +239,10 @@ fn push_change(out: &mut ParsedReply, change: Change) {
         let before = out.changes.len();
         out.changes.retain(|c| c.path() != change.path());
         if out.changes.len() != before {
-            out.warnings.push(format!("{} appears more than once in the reply; the last block wins", change.path()));
+            out.warnings.push(format!(
+                "{} appears more than once in the reply; the last block wins",
+                change.path()
+            ));
         }
     }
     out.changes.push(change);
@@ -257,7 +269,10 @@ fn parse_hunks(body: &[&str]) -> Result<Vec<Hunk>, String> {
                 if marker(line, '<', "SEARCH") {
                     state = State::Search;
                 } else if !(line.trim().is_empty() || is_fence(line)) {
-                    return Err(format!("text outside a SEARCH/REPLACE pair: {:?}", line.trim()));
+                    return Err(format!(
+                        "text outside a SEARCH/REPLACE pair: {:?}",
+                        line.trim()
+                    ));
                 }
             }
             State::Search => {
@@ -269,8 +284,17 @@ fn parse_hunks(body: &[&str]) -> Result<Vec<Hunk>, String> {
             }
             State::Replace => {
                 if marker(line, '>', "REPLACE") {
-                    let join = |v: &[&str]| if v.is_empty() { String::new() } else { format!("{}\n", v.join("\n")) };
-                    hunks.push(Hunk { search: join(&search), replace: join(&replace) });
+                    let join = |v: &[&str]| {
+                        if v.is_empty() {
+                            String::new()
+                        } else {
+                            format!("{}\n", v.join("\n"))
+                        }
+                    };
+                    hunks.push(Hunk {
+                        search: join(&search),
+                        replace: join(&replace),
+                    });
                     search.clear();
                     replace.clear();
                     state = State::Outside;
@@ -292,7 +316,10 @@ mod tests {
     use super::*;
 
     fn file(reply: &ParsedReply, path: &str) -> Option<String> {
-        reply.files().find(|(p, _)| p.as_str() == path).map(|(_, c)| c.to_string())
+        reply
+            .files()
+            .find(|(p, _)| p.as_str() == path)
+            .map(|(_, c)| c.to_string())
     }
 
     #[test]
@@ -300,15 +327,26 @@ mod tests {
         let reply = "Here is the system.\n<file path=\"a/Dockerfile\">\nFROM busybox:latest\nCMD [\"sh\"]\n</file>\n\
             <edit path=\"b.py\">\n<<<<<<< SEARCH\nold\n=======\nnew\n>>>>>>> REPLACE\n</edit>\n<delete path=\"c.txt\"/>\nDone.";
         let r = parse_reply(reply);
-        assert_eq!(file(&r, "a/Dockerfile").unwrap(), "FROM busybox:latest\nCMD [\"sh\"]\n");
+        assert_eq!(
+            file(&r, "a/Dockerfile").unwrap(),
+            "FROM busybox:latest\nCMD [\"sh\"]\n"
+        );
         assert_eq!(
             r.changes[1],
             Change::Edit {
                 path: check_path("b.py").unwrap(),
-                hunks: vec![Hunk { search: "old\n".into(), replace: "new\n".into() }]
+                hunks: vec![Hunk {
+                    search: "old\n".into(),
+                    replace: "new\n".into()
+                }]
             }
         );
-        assert_eq!(r.changes[2], Change::Delete { path: check_path("c.txt").unwrap() });
+        assert_eq!(
+            r.changes[2],
+            Change::Delete {
+                path: check_path("c.txt").unwrap()
+            }
+        );
         assert_eq!(r.commentary, "Here is the system.\nDone.");
         assert!(r.rejected.is_empty() && r.incomplete.is_empty() && r.warnings.is_empty());
     }
@@ -318,7 +356,10 @@ mod tests {
         let reply = "<file path='x.py'>\r\n```python\r\nprint(1)\r\n```\r\n</file>";
         assert_eq!(file(&parse_reply(reply), "x.py").unwrap(), "print(1)\n");
         let inline_close = "<file path=\"y.txt\">\nhello</file>";
-        assert_eq!(file(&parse_reply(inline_close), "y.txt").unwrap(), "hello\n");
+        assert_eq!(
+            file(&parse_reply(inline_close), "y.txt").unwrap(),
+            "hello\n"
+        );
     }
 
     #[test]
@@ -341,9 +382,13 @@ mod tests {
 
     #[test]
     fn file_content_may_contain_markers_and_tags_of_other_kinds() {
-        let reply = "<file path=\"README.md\">\n# Run\n<edit path=\"x\"> is how masgen edits\n</file>";
+        let reply =
+            "<file path=\"README.md\">\n# Run\n<edit path=\"x\"> is how masgen edits\n</file>";
         let r = parse_reply(reply);
-        assert_eq!(file(&r, "README.md").unwrap(), "# Run\n<edit path=\"x\"> is how masgen edits\n");
+        assert_eq!(
+            file(&r, "README.md").unwrap(),
+            "# Run\n<edit path=\"x\"> is how masgen edits\n"
+        );
     }
 
     #[test]

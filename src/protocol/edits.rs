@@ -41,14 +41,26 @@ fn apply_one(text: &str, hunk: &Hunk) -> Option<String> {
     }
     // Exact: the SEARCH text, starting at a line start and ending at a line end.
     let search = &hunk.search;
-    let exact = text.match_indices(search.as_str()).map(|(at, _)| at).find(|&at| {
-        let end = at + search.len();
-        (at == 0 || text.as_bytes()[at - 1] == b'\n')
-            && (search.ends_with('\n') || end == text.len() || text.as_bytes()[end] == b'\n')
-    });
+    let exact = text
+        .match_indices(search.as_str())
+        .map(|(at, _)| at)
+        .find(|&at| {
+            let end = at + search.len();
+            (at == 0 || text.as_bytes()[at - 1] == b'\n')
+                && (search.ends_with('\n') || end == text.len() || text.as_bytes()[end] == b'\n')
+        });
     if let Some(at) = exact {
-        let replace = if search.ends_with('\n') { hunk.replace.as_str() } else { hunk.replace.strip_suffix('\n').unwrap_or(&hunk.replace) };
-        return Some(format!("{}{}{}", &text[..at], replace, &text[at + search.len()..]));
+        let replace = if search.ends_with('\n') {
+            hunk.replace.as_str()
+        } else {
+            hunk.replace.strip_suffix('\n').unwrap_or(&hunk.replace)
+        };
+        return Some(format!(
+            "{}{}{}",
+            &text[..at],
+            replace,
+            &text[at + search.len()..]
+        ));
     }
     // The model often drops a final newline from SEARCH, or gets indentation wrong.
     let search_lines: Vec<&str> = hunk.search.lines().collect();
@@ -57,7 +69,10 @@ fn apply_one(text: &str, hunk: &Hunk) -> Option<String> {
         return None;
     }
     let start = (0..=lines.len() - search_lines.len()).find(|&i| {
-        search_lines.iter().zip(&lines[i..]).all(|(s, l)| s.trim() == l.trim())
+        search_lines
+            .iter()
+            .zip(&lines[i..])
+            .all(|(s, l)| s.trim() == l.trim())
     })?;
     let mut out: String = lines[..start].concat();
     out.push_str(&hunk.replace);
@@ -76,14 +91,22 @@ fn nearest_lines(text: &str, search: &str) -> String {
         return String::new();
     }
     let words = |s: &str| -> Vec<String> {
-        s.split(|c: char| !c.is_alphanumeric() && c != '_').filter(|w| !w.is_empty()).map(str::to_string).collect()
+        s.split(|c: char| !c.is_alphanumeric() && c != '_')
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect()
     };
     let first = words(want[0]);
     let score = |line: &str| -> usize {
         let w = words(line);
         first.iter().filter(|x| w.contains(x)).count()
     };
-    let (best, best_score) = lines.iter().enumerate().map(|(i, l)| (i, score(l))).max_by_key(|(i, s)| (*s, usize::MAX - i)).unwrap_or((0, 0));
+    let (best, best_score) = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i, score(l)))
+        .max_by_key(|(i, s)| (*s, usize::MAX - i))
+        .unwrap_or((0, 0));
     if best_score == 0 {
         return String::new();
     }
@@ -97,21 +120,36 @@ mod tests {
     use super::*;
 
     fn h(s: &str, r: &str) -> Hunk {
-        Hunk { search: s.into(), replace: r.into() }
+        Hunk {
+            search: s.into(),
+            replace: r.into(),
+        }
     }
 
     #[test]
     fn exact_then_whitespace_tolerant() {
         let f = "import os\n    host = 'rabbit'\nprint(host)\n";
-        assert_eq!(apply_hunks("a", f, &[h("import os\n", "import sys\n")]).unwrap(), "import sys\n    host = 'rabbit'\nprint(host)\n");
-        let fixed = apply_hunks("a", f, &[h("host = 'rabbit'", "    host = 'rabbitmq'\n")]).unwrap();
+        assert_eq!(
+            apply_hunks("a", f, &[h("import os\n", "import sys\n")]).unwrap(),
+            "import sys\n    host = 'rabbit'\nprint(host)\n"
+        );
+        let fixed =
+            apply_hunks("a", f, &[h("host = 'rabbit'", "    host = 'rabbitmq'\n")]).unwrap();
         assert_eq!(fixed, "import os\n    host = 'rabbitmq'\nprint(host)\n");
     }
 
     #[test]
     fn a_failed_hunk_changes_nothing_and_names_the_nearest_lines() {
         let f = "a = 1\nhost = 'rabbit'\nb = 2\n";
-        let err = apply_hunks("x.py", f, &[h("a = 1\n", "a = 9\n"), h("host = 'broker'\nport = 5\n", "")]).unwrap_err();
+        let err = apply_hunks(
+            "x.py",
+            f,
+            &[
+                h("a = 1\n", "a = 9\n"),
+                h("host = 'broker'\nport = 5\n", ""),
+            ],
+        )
+        .unwrap_err();
         assert_eq!(err.index, 2);
         assert!(err.nearest.contains("host = 'rabbit'"), "{}", err.nearest);
     }

@@ -30,7 +30,9 @@ fn default_group(path: &SafePath) -> String {
     let p = path.as_str();
     match p.split_once('/') {
         Some((dir, _)) => dir.to_string(),
-        None if p.starts_with("docker-compose") || p.starts_with("compose.") || p == ".env" => "infrastructure".into(),
+        None if p.starts_with("docker-compose") || p.starts_with("compose.") || p == ".env" => {
+            "infrastructure".into()
+        }
         None => "docs".into(),
     }
 }
@@ -47,19 +49,30 @@ pub fn parse_manifest(reply: &str) -> Result<(Vec<ManifestEntry>, Vec<String>), 
     if end < start {
         return Err("no JSON array found".into());
     }
-    let raw: Vec<RawEntry> = serde_json::from_str(&body[start..=end]).map_err(|e| format!("not a JSON array of files: {e}"))?;
+    let raw: Vec<RawEntry> = serde_json::from_str(&body[start..=end])
+        .map_err(|e| format!("not a JSON array of files: {e}"))?;
     let mut entries: Vec<ManifestEntry> = Vec::new();
     let mut refused = Vec::new();
     for r in raw {
         let (path, purpose, group) = match r {
             RawEntry::Path(p) => (p, String::new(), None),
-            RawEntry::Full { path, purpose, group } => (path, purpose, group),
+            RawEntry::Full {
+                path,
+                purpose,
+                group,
+            } => (path, purpose, group),
         };
         match check_path(&path) {
             Ok(safe) => {
-                let group = group.filter(|g| !g.trim().is_empty()).unwrap_or_else(|| default_group(&safe));
+                let group = group
+                    .filter(|g| !g.trim().is_empty())
+                    .unwrap_or_else(|| default_group(&safe));
                 entries.retain(|e| e.path != safe);
-                entries.push(ManifestEntry { path: safe, purpose, group });
+                entries.push(ManifestEntry {
+                    path: safe,
+                    purpose,
+                    group,
+                });
             }
             Err(why) => refused.push(format!("{path}: {why}")),
         }
@@ -78,8 +91,18 @@ mod tests {
     fn objects_strings_and_wrappers() {
         let reply = "Plan:\n<manifest>\n```json\n[{\"path\":\"docker-compose.yml\",\"purpose\":\"compose\",\"group\":\"infrastructure\"},\n \"agent1/app.py\", {\"path\":\"../x\"}, \"README.md\"]\n```\n</manifest>";
         let (entries, refused) = parse_manifest(reply).unwrap();
-        let groups: Vec<(&str, &str)> = entries.iter().map(|e| (e.path.as_str(), e.group.as_str())).collect();
-        assert_eq!(groups, vec![("docker-compose.yml", "infrastructure"), ("agent1/app.py", "agent1"), ("README.md", "docs")]);
+        let groups: Vec<(&str, &str)> = entries
+            .iter()
+            .map(|e| (e.path.as_str(), e.group.as_str()))
+            .collect();
+        assert_eq!(
+            groups,
+            vec![
+                ("docker-compose.yml", "infrastructure"),
+                ("agent1/app.py", "agent1"),
+                ("README.md", "docs")
+            ]
+        );
         assert_eq!(refused.len(), 1);
     }
 

@@ -58,7 +58,10 @@ pub fn check_path(raw: &str) -> Result<SafePath, PathRejection> {
         return Err(PathRejection::Backslash);
     }
     let bytes = p.as_bytes();
-    if p.starts_with('/') || p.starts_with('~') || (bytes.len() >= 2 && bytes[1] == b':' && bytes[0].is_ascii_alphabetic()) {
+    if p.starts_with('/')
+        || p.starts_with('~')
+        || (bytes.len() >= 2 && bytes[1] == b':' && bytes[0].is_ascii_alphabetic())
+    {
         return Err(PathRejection::Absolute);
     }
     if p.ends_with('/') {
@@ -77,7 +80,11 @@ pub fn check_path(raw: &str) -> Result<SafePath, PathRejection> {
         None => return Err(PathRejection::Empty),
         Some(&".masgen") => return Err(PathRejection::MasgenDir),
         // A Windows drive ("C:", "c:x"), also after a leading "./".
-        Some(first) if first.len() >= 2 && first.as_bytes()[0].is_ascii_alphabetic() && first.as_bytes()[1] == b':' => {
+        Some(first)
+            if first.len() >= 2
+                && first.as_bytes()[0].is_ascii_alphabetic()
+                && first.as_bytes()[1] == b':' =>
+        {
             return Err(PathRejection::Absolute)
         }
         Some(_) => {}
@@ -91,7 +98,9 @@ pub fn check_no_symlink_escape(root: &Path, path: &SafePath) -> Result<(), PathR
     let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
     let mut cur = root.clone();
     for comp in Path::new(path.as_str()).components() {
-        let Component::Normal(name) = comp else { return Err(PathRejection::ParentDir) };
+        let Component::Normal(name) = comp else {
+            return Err(PathRejection::ParentDir);
+        };
         cur.push(name);
         match std::fs::symlink_metadata(&cur) {
             Ok(meta) if meta.file_type().is_symlink() => {
@@ -137,9 +146,18 @@ mod tests {
 
     #[test]
     fn normal_paths_are_normalised() {
-        assert_eq!(check_path("./agent1//app.py").unwrap().as_str(), "agent1/app.py");
-        assert_eq!(check_path("docker-compose.yml").unwrap().as_str(), "docker-compose.yml");
-        assert_eq!(check_path("svc/.masgen-notes").unwrap().as_str(), "svc/.masgen-notes");
+        assert_eq!(
+            check_path("./agent1//app.py").unwrap().as_str(),
+            "agent1/app.py"
+        );
+        assert_eq!(
+            check_path("docker-compose.yml").unwrap().as_str(),
+            "docker-compose.yml"
+        );
+        assert_eq!(
+            check_path("svc/.masgen-notes").unwrap().as_str(),
+            "svc/.masgen-notes"
+        );
     }
 
     #[cfg(unix)]
@@ -151,7 +169,10 @@ mod tests {
         std::fs::create_dir(root.path().join("inner")).unwrap();
         std::os::unix::fs::symlink(root.path().join("inner"), root.path().join("ok")).unwrap();
         let escape = check_path("link/x.txt").unwrap();
-        assert_eq!(check_no_symlink_escape(root.path(), &escape), Err(PathRejection::SymlinkEscape));
+        assert_eq!(
+            check_no_symlink_escape(root.path(), &escape),
+            Err(PathRejection::SymlinkEscape)
+        );
         let fine = check_path("ok/x.txt").unwrap();
         assert_eq!(check_no_symlink_escape(root.path(), &fine), Ok(()));
     }

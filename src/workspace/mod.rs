@@ -26,23 +26,38 @@ pub enum WorkspaceError {
     #[error("{path} exists and is not a folder: pass another -o/--output")]
     NotADirectory { path: PathBuf },
     #[error("{dir} already holds {count} file(s) masgen did not write (for example {examples}): pass another -o/--output, or --force to write anyway (replaced files are kept under {dir}/.masgen/rounds/000-previous/)")]
-    ForeignFiles { dir: PathBuf, count: usize, examples: String },
+    ForeignFiles {
+        dir: PathBuf,
+        count: usize,
+        examples: String,
+    },
     #[error("{path} is not valid masgen state ({why}): fix or delete it")]
     BadState { path: PathBuf, why: String },
     #[error("cannot write {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WorkspaceError + '_ {
-    move |source| WorkspaceError::Io { path: path.to_path_buf(), source }
+    move |source| WorkspaceError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Write `bytes` to `path` atomically: a temporary file in the same folder, then rename.
 /// A reader sees the old content or the new, never half of it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)?;
-    let mut tmp = tempfile::Builder::new().prefix(".masgen-tmp-").tempfile_in(parent)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".masgen-tmp-")
+        .tempfile_in(parent)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     #[cfg(unix)]
@@ -67,7 +82,8 @@ pub const MAX_MODEL_FILE: usize = 60_000;
 /// A file's content as the model may be shown it: text of at most [`MAX_MODEL_FILE`]
 /// bytes; None for a binary (NUL bytes) or huge file.
 pub fn model_text(bytes: &[u8]) -> Option<String> {
-    (bytes.len() <= MAX_MODEL_FILE && !bytes.contains(&0)).then(|| String::from_utf8_lossy(bytes).into_owned())
+    (bytes.len() <= MAX_MODEL_FILE && !bytes.contains(&0))
+        .then(|| String::from_utf8_lossy(bytes).into_owned())
 }
 
 /// What applying a set of changes did.
@@ -100,22 +116,42 @@ impl Workspace {
     /// did not write is refused unless `force`.
     pub fn prepare(root: &Path, force: bool) -> Result<Workspace, WorkspaceError> {
         if root.exists() && !root.is_dir() {
-            return Err(WorkspaceError::NotADirectory { path: root.to_path_buf() });
+            return Err(WorkspaceError::NotADirectory {
+                path: root.to_path_buf(),
+            });
         }
         std::fs::create_dir_all(root).map_err(io(root))?;
         let state = State::load(root)?.unwrap_or_default();
-        let foreign: Vec<String> = list_files(root).into_iter().filter(|f| !state.files.contains_key(f)).collect();
+        let foreign: Vec<String> = list_files(root)
+            .into_iter()
+            .filter(|f| !state.files.contains_key(f))
+            .collect();
         if !foreign.is_empty() && !force {
-            let examples = foreign.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
-            return Err(WorkspaceError::ForeignFiles { dir: root.to_path_buf(), count: foreign.len(), examples });
+            let examples = foreign
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(WorkspaceError::ForeignFiles {
+                dir: root.to_path_buf(),
+                count: foreign.len(),
+                examples,
+            });
         }
-        Ok(Workspace { root: root.to_path_buf(), state })
+        Ok(Workspace {
+            root: root.to_path_buf(),
+            state,
+        })
     }
 
     /// Open an existing system without the foreign-files check (repair, iterate, verify).
     pub fn open(root: &Path) -> Result<Workspace, WorkspaceError> {
         let state = State::load(root)?.unwrap_or_default();
-        Ok(Workspace { root: root.to_path_buf(), state })
+        Ok(Workspace {
+            root: root.to_path_buf(),
+            state,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -137,7 +173,10 @@ impl Workspace {
     /// Whether the file at `rel` holds content masgen did not write (a user's file, or
     /// one the user changed since).
     fn is_users(&self, rel: &str, current: &[u8]) -> bool {
-        self.state.files.get(rel).is_none_or(|h| *h != hash_bytes(current))
+        self.state
+            .files
+            .get(rel)
+            .is_none_or(|h| *h != hash_bytes(current))
     }
 
     /// Apply `changes`; previous content that is the user's goes under
@@ -147,12 +186,18 @@ impl Workspace {
         for change in changes {
             let rel = change.path().as_str().to_string();
             if let Err(why) = check_no_symlink_escape(&self.root, change.path()) {
-                applied.rejected.push(Rejected { path: rel, reason: why.to_string() });
+                applied.rejected.push(Rejected {
+                    path: rel,
+                    reason: why.to_string(),
+                });
                 continue;
             }
             let target = change.path().under(&self.root);
             if target.is_dir() {
-                applied.rejected.push(Rejected { path: rel, reason: "is a folder in the system".into() });
+                applied.rejected.push(Rejected {
+                    path: rel,
+                    reason: "is a folder in the system".into(),
+                });
                 continue;
             }
             let current = std::fs::read(&target).ok();
@@ -160,7 +205,10 @@ impl Workspace {
                 Change::File { content, .. } => Some(content.clone()),
                 Change::Delete { .. } => None,
                 Change::Edit { hunks, .. } => {
-                    let base = current.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+                    let base = current
+                        .as_deref()
+                        .map(String::from_utf8_lossy)
+                        .unwrap_or_default();
                     match apply_hunks(&rel, &base, hunks) {
                         Ok(text) => Some(text),
                         Err(failure) => {
@@ -184,7 +232,9 @@ impl Workspace {
             match new_content {
                 Some(text) => {
                     write_atomic(&target, text.as_bytes()).map_err(io(&target))?;
-                    self.state.files.insert(rel.clone(), hash_bytes(text.as_bytes()));
+                    self.state
+                        .files
+                        .insert(rel.clone(), hash_bytes(text.as_bytes()));
                     if current.is_some() {
                         applied.changed.push(rel);
                     } else {
@@ -219,14 +269,23 @@ impl Workspace {
 pub fn list_files(root: &Path) -> Vec<String> {
     let skip: BTreeSet<&str> = [MASGEN_DIR, ".git", RESPONSES_DIR].into_iter().collect();
     let mut out = Vec::new();
-    let walker = walkdir::WalkDir::new(root).follow_links(false).sort_by_file_name().into_iter();
-    for entry in walker.filter_entry(|e| e.depth() != 1 || !skip.contains(e.file_name().to_string_lossy().as_ref())) {
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter();
+    for entry in walker.filter_entry(|e| {
+        e.depth() != 1 || !skip.contains(e.file_name().to_string_lossy().as_ref())
+    }) {
         let Ok(entry) = entry else { continue };
         if entry.file_type().is_dir() {
             continue;
         }
         if let Ok(rel) = entry.path().strip_prefix(root) {
-            let rel = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+            let rel = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
             out.push(rel);
         }
     }
@@ -239,7 +298,10 @@ mod tests {
     use crate::protocol::check_path;
 
     fn file(p: &str, c: &str) -> Change {
-        Change::File { path: check_path(p).unwrap(), content: c.into() }
+        Change::File {
+            path: check_path(p).unwrap(),
+            content: c.into(),
+        }
     }
 
     #[test]
@@ -249,7 +311,9 @@ mod tests {
         let err = Workspace::prepare(dir.path(), false).unwrap_err();
         assert!(err.to_string().contains("--force"), "{err}");
         let mut ws = Workspace::prepare(dir.path(), true).unwrap();
-        let applied = ws.apply(&[file("mine.txt", "masgen's\n")], "000-previous").unwrap();
+        let applied = ws
+            .apply(&[file("mine.txt", "masgen's\n")], "000-previous")
+            .unwrap();
         assert_eq!(applied.preserved, vec!["mine.txt"]);
         let kept = dir.path().join(".masgen/rounds/000-previous/mine.txt");
         assert_eq!(std::fs::read_to_string(kept).unwrap(), "user's");
@@ -261,13 +325,30 @@ mod tests {
     fn user_edits_are_kept_before_replacement_and_deletes() {
         let dir = tempfile::tempdir().unwrap();
         let mut ws = Workspace::prepare(dir.path(), false).unwrap();
-        ws.apply(&[file("a.py", "v1\n"), file("b.py", "b\n")], "001").unwrap();
+        ws.apply(&[file("a.py", "v1\n"), file("b.py", "b\n")], "001")
+            .unwrap();
         std::fs::write(dir.path().join("a.py"), "user v2\n").unwrap();
-        let applied = ws.apply(&[file("a.py", "v3\n"), Change::Delete { path: check_path("b.py").unwrap() }], "002").unwrap();
+        let applied = ws
+            .apply(
+                &[
+                    file("a.py", "v3\n"),
+                    Change::Delete {
+                        path: check_path("b.py").unwrap(),
+                    },
+                ],
+                "002",
+            )
+            .unwrap();
         assert_eq!(applied.preserved, vec!["a.py"]);
         assert_eq!(applied.deleted, vec!["b.py"]);
-        assert_eq!(std::fs::read_to_string(dir.path().join(".masgen/rounds/002/a.py")).unwrap(), "user v2\n");
-        assert!(!dir.path().join(".masgen/rounds/002/b.py").exists(), "b.py was masgen's own: no backup needed");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(".masgen/rounds/002/a.py")).unwrap(),
+            "user v2\n"
+        );
+        assert!(
+            !dir.path().join(".masgen/rounds/002/b.py").exists(),
+            "b.py was masgen's own: no backup needed"
+        );
     }
 
     #[test]
@@ -277,11 +358,17 @@ mod tests {
         ws.apply(&[file("a.py", "x = 1\n")], "001").unwrap();
         let edit = Change::Edit {
             path: check_path("a.py").unwrap(),
-            hunks: vec![crate::protocol::Hunk { search: "y = 2\n".into(), replace: "y = 3\n".into() }],
+            hunks: vec![crate::protocol::Hunk {
+                search: "y = 2\n".into(),
+                replace: "y = 3\n".into(),
+            }],
         };
         let applied = ws.apply(&[edit], "002").unwrap();
         assert_eq!(applied.edit_failures.len(), 1);
-        assert_eq!(std::fs::read_to_string(dir.path().join("a.py")).unwrap(), "x = 1\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a.py")).unwrap(),
+            "x = 1\n"
+        );
     }
 
     #[cfg(unix)]
@@ -293,7 +380,10 @@ mod tests {
         std::fs::write(&tool, "v1").unwrap();
         std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o750)).unwrap();
         write_atomic(&tool, b"v2").unwrap();
-        assert_eq!(std::fs::metadata(&tool).unwrap().permissions().mode() & 0o777, 0o750);
+        assert_eq!(
+            std::fs::metadata(&tool).unwrap().permissions().mode() & 0o777,
+            0o750
+        );
         assert_eq!(std::fs::read_to_string(&tool).unwrap(), "v2");
     }
 
@@ -305,7 +395,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("start.sh")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("start.sh"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o111, 0o111);
         }
     }

@@ -39,9 +39,14 @@ impl State {
     pub fn load(root: &Path) -> Result<Option<State>, WorkspaceError> {
         let path = root.join(MASGEN_DIR).join(STATE_FILE);
         match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| WorkspaceError::BadState { path, why: e.to_string() }),
+            Ok(text) => {
+                serde_json::from_str(&text)
+                    .map(Some)
+                    .map_err(|e| WorkspaceError::BadState {
+                        path,
+                        why: e.to_string(),
+                    })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(WorkspaceError::Io { path, source }),
         }

@@ -7,7 +7,11 @@ use std::process::Command;
 /// Whether a Docker daemon answers. Without one, a test prints why it skips; with
 /// MASGEN_REQUIRE_DOCKER=1 (CI) it fails instead.
 pub fn docker_available(test: &str) -> bool {
-    let ok = Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output().map(|o| o.status.success()).unwrap_or(false);
+    let ok = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !ok {
         if std::env::var("MASGEN_REQUIRE_DOCKER").as_deref() == Ok("1") {
             panic!("{test}: MASGEN_REQUIRE_DOCKER=1 but no Docker daemon answers");
@@ -18,7 +22,9 @@ pub fn docker_available(test: &str) -> bool {
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/systems").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/systems")
+        .join(name)
 }
 
 /// Copy fixture `name` into a temp folder whose name gives a unique project name.
@@ -48,7 +54,10 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 /// `docker inspect -f <format> <container>`, trimmed.
 pub fn inspect(container: &str, format: &str) -> String {
-    let o = Command::new("docker").args(["inspect", "-f", format, container]).output().expect("docker");
+    let o = Command::new("docker")
+        .args(["inspect", "-f", format, container])
+        .output()
+        .expect("docker");
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
@@ -62,7 +71,10 @@ pub fn leftovers(project: &str) -> Vec<String> {
         ("volume", vec!["volume", "ls", "-q", "--filter", &label]),
     ] {
         let o = Command::new("docker").args(&args).output().expect("docker");
-        for id in String::from_utf8_lossy(&o.stdout).lines().filter(|l| !l.trim().is_empty()) {
+        for id in String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+        {
             out.push(format!("{kind} {id}"));
         }
     }
@@ -91,11 +103,17 @@ pub fn nothing_left(project: &str) -> Vec<String> {
 /// A network no container uses that the daemon still refuses to remove for "active
 /// endpoints". A removable one is removed on the way (and stays a leftover).
 fn stale_endpoint_only(id: &str) -> bool {
-    let users = Command::new("docker").args(["network", "inspect", "-f", "{{len .Containers}}", id]).output().expect("docker");
+    let users = Command::new("docker")
+        .args(["network", "inspect", "-f", "{{len .Containers}}", id])
+        .output()
+        .expect("docker");
     if String::from_utf8_lossy(&users.stdout).trim() != "0" {
         return false;
     }
-    let rm = Command::new("docker").args(["network", "rm", id]).output().expect("docker");
+    let rm = Command::new("docker")
+        .args(["network", "rm", id])
+        .output()
+        .expect("docker");
     !rm.status.success() && String::from_utf8_lossy(&rm.stderr).contains("active endpoints")
 }
 
@@ -105,7 +123,11 @@ pub struct Cleanup(pub String);
 impl Drop for Cleanup {
     fn drop(&mut self) {
         let label = format!("label=com.docker.compose.project={}", self.0);
-        let ids = Command::new("docker").args(["ps", "-a", "-q", "--filter", &label]).output().map(|o| String::from_utf8_lossy(&o.stdout).to_string()).unwrap_or_default();
+        let ids = Command::new("docker")
+            .args(["ps", "-a", "-q", "--filter", &label])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default();
         for id in ids.split_whitespace() {
             let _ = Command::new("docker").args(["rm", "-f", "-v", id]).output();
         }
@@ -116,7 +138,11 @@ impl Drop for Cleanup {
         ] {
             let mut a = ls.clone();
             a.extend(["--filter", &label]);
-            let ids = Command::new("docker").args(&a).output().map(|o| String::from_utf8_lossy(&o.stdout).to_string()).unwrap_or_default();
+            let ids = Command::new("docker")
+                .args(&a)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+                .unwrap_or_default();
             for id in ids.split_whitespace() {
                 let mut r = rm.clone();
                 r.push(id);

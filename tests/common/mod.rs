@@ -26,16 +26,32 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     /// The text of the last user message.
     pub fn last_user_text(&self) -> String {
-        self.body["messages"].as_array().and_then(|m| m.last()).map(|m| m["content"].as_str().unwrap_or_default().to_string()).unwrap_or_default()
+        self.body["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .map(|m| m["content"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
     }
     pub fn messages(&self) -> Vec<(String, String)> {
         self.body["messages"]
             .as_array()
-            .map(|a| a.iter().map(|m| (m["role"].as_str().unwrap_or("").to_string(), m["content"].as_str().unwrap_or("").to_string())).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|m| {
+                        (
+                            m["role"].as_str().unwrap_or("").to_string(),
+                            m["content"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -44,20 +60,48 @@ impl Recorded {
 #[derive(Debug, Clone)]
 pub enum Reply {
     /// A streamed message.
-    Sse { text: String, stop_reason: String, usage: [u64; 4], delay: Duration, cut_after_deltas: Option<usize> },
+    Sse {
+        text: String,
+        stop_reason: String,
+        usage: [u64; 4],
+        delay: Duration,
+        cut_after_deltas: Option<usize>,
+    },
     /// An error envelope with this status.
-    Error { status: u16, kind: String, message: String, retry_after: Option<u64> },
+    Error {
+        status: u16,
+        kind: String,
+        message: String,
+        retry_after: Option<u64>,
+    },
 }
 
 impl Reply {
     pub fn text(t: &str) -> Reply {
-        Reply::Sse { text: t.to_string(), stop_reason: "end_turn".into(), usage: [100, 50, 0, 0], delay: Duration::ZERO, cut_after_deltas: None }
+        Reply::Sse {
+            text: t.to_string(),
+            stop_reason: "end_turn".into(),
+            usage: [100, 50, 0, 0],
+            delay: Duration::ZERO,
+            cut_after_deltas: None,
+        }
     }
     pub fn max_tokens(t: &str) -> Reply {
-        Reply::Sse { text: t.to_string(), stop_reason: "max_tokens".into(), usage: [100, 50, 0, 0], delay: Duration::ZERO, cut_after_deltas: None }
+        Reply::Sse {
+            text: t.to_string(),
+            stop_reason: "max_tokens".into(),
+            usage: [100, 50, 0, 0],
+            delay: Duration::ZERO,
+            cut_after_deltas: None,
+        }
     }
     pub fn error(status: u16, kind: &str, message: &str) -> Reply {
-        Reply::Error { status, kind: kind.into(), message: message.into(), retry_after: None }
+        Reply::Error {
+            status,
+            kind: kind.into(),
+            message: message.into(),
+            retry_after: None,
+        }
     }
     pub fn delayed(mut self, d: Duration) -> Reply {
         if let Reply::Sse { delay, .. } = &mut self {
@@ -73,7 +117,10 @@ impl Reply {
     }
     /// Close the connection after this many text deltas, with no message_stop.
     pub fn cut(mut self, n: usize) -> Reply {
-        if let Reply::Sse { cut_after_deltas, .. } = &mut self {
+        if let Reply::Sse {
+            cut_after_deltas, ..
+        } = &mut self
+        {
             *cut_after_deltas = Some(n);
         }
         self
@@ -98,12 +145,22 @@ pub struct FakeAnthropic {
 impl FakeAnthropic {
     /// Answer the n-th request (0-based) with `replies[n]`; past the end, the last reply.
     pub fn scripted(replies: Vec<Reply>) -> Self {
-        Self::with_handler(move |_, n| replies.get(n).or(replies.last()).cloned().expect("at least one reply"))
+        Self::with_handler(move |_, n| {
+            replies
+                .get(n)
+                .or(replies.last())
+                .cloned()
+                .expect("at least one reply")
+        })
     }
 
     /// Answer with a function of the request and its index.
     pub fn with_handler(f: impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static) -> Self {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
         let handler: Arc<Handler> = Arc::new(f);
         let requests = Arc::new(Mutex::new(Vec::new()));
         let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
@@ -113,14 +170,20 @@ impl FakeAnthropic {
         let counter = Arc::new(Mutex::new(0usize));
         rt.spawn(async move {
             loop {
-                let Ok((sock, _)) = listener.accept().await else { return };
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let (handler, reqs, counter) = (handler.clone(), reqs.clone(), counter.clone());
                 tokio::spawn(async move {
                     let _ = serve(sock, handler, reqs, counter, start).await;
                 });
             }
         });
-        FakeAnthropic { url, requests, _rt: Some(rt) }
+        FakeAnthropic {
+            url,
+            requests,
+            _rt: Some(rt),
+        }
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
@@ -156,7 +219,11 @@ async fn serve(
             headers.push((k.trim().to_string(), v.trim().to_string()));
         }
     }
-    let len: usize = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-length")).and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
     while buf.len() < head_end + len {
         let n = sock.read(&mut tmp).await?;
         if n == 0 {
@@ -164,9 +231,16 @@ async fn serve(
         }
         buf.extend_from_slice(&tmp[..n]);
     }
-    let body: Value = serde_json::from_slice(&buf[head_end..head_end + len.min(buf.len() - head_end)]).unwrap_or(Value::Null);
+    let body: Value =
+        serde_json::from_slice(&buf[head_end..head_end + len.min(buf.len() - head_end)])
+            .unwrap_or(Value::Null);
     let arrived = start.elapsed();
-    let rec = Recorded { headers, body, arrived, finished: arrived };
+    let rec = Recorded {
+        headers,
+        body,
+        arrived,
+        finished: arrived,
+    };
     // Recorded before the reply is sent: masgen may exit, and the test look, as soon as the
     // reply arrives. `finished` is filled in once it is sent.
     let slot = {
@@ -174,7 +248,8 @@ async fn serve(
         all.push(rec.clone());
         all.len() - 1
     };
-    let finish = |reqs: &Mutex<Vec<Recorded>>| reqs.lock().unwrap()[slot].finished = start.elapsed();
+    let finish =
+        |reqs: &Mutex<Vec<Recorded>>| reqs.lock().unwrap()[slot].finished = start.elapsed();
     let index = {
         let mut c = counter.lock().unwrap();
         *c += 1;
@@ -186,13 +261,28 @@ async fn serve(
         None => handler(&rec, index),
     };
     match reply {
-        Reply::Error { status, kind, message, retry_after } => {
-            let body = serde_json::json!({"type": "error", "error": {"type": kind, "message": message}}).to_string();
-            let ra = retry_after.map(|s| format!("retry-after: {s}\r\n")).unwrap_or_default();
+        Reply::Error {
+            status,
+            kind,
+            message,
+            retry_after,
+        } => {
+            let body =
+                serde_json::json!({"type": "error", "error": {"type": kind, "message": message}})
+                    .to_string();
+            let ra = retry_after
+                .map(|s| format!("retry-after: {s}\r\n"))
+                .unwrap_or_default();
             let resp = format!("HTTP/1.1 {status} Error\r\ncontent-type: application/json\r\n{ra}content-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
             sock.write_all(resp.as_bytes()).await?;
         }
-        Reply::Sse { text, stop_reason, usage, delay, cut_after_deltas } => {
+        Reply::Sse {
+            text,
+            stop_reason,
+            usage,
+            delay,
+            cut_after_deltas,
+        } => {
             tokio::time::sleep(delay).await;
             sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n").await?;
             let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
@@ -201,7 +291,10 @@ async fn serve(
             // Adaptive thinking comes first, and must be ignored.
             out.push_str(&ev("content_block_start", serde_json::json!({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":"","signature":""}})));
             out.push_str(&ev("content_block_delta", serde_json::json!({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Let me plan the files."}})));
-            out.push_str(&ev("content_block_stop", serde_json::json!({"type":"content_block_stop","index":0})));
+            out.push_str(&ev(
+                "content_block_stop",
+                serde_json::json!({"type":"content_block_stop","index":0}),
+            ));
             out.push_str(&ev("ping", serde_json::json!({"type":"ping"})));
             out.push_str(&ev("content_block_start", serde_json::json!({"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}})));
             sock.write_all(out.as_bytes()).await?;
@@ -216,9 +309,15 @@ async fn serve(
                 sock.write_all(ev("content_block_delta", serde_json::json!({"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":s}})).as_bytes()).await?;
             }
             let mut tail = String::new();
-            tail.push_str(&ev("content_block_stop", serde_json::json!({"type":"content_block_stop","index":1})));
+            tail.push_str(&ev(
+                "content_block_stop",
+                serde_json::json!({"type":"content_block_stop","index":1}),
+            ));
             tail.push_str(&ev("message_delta", serde_json::json!({"type":"message_delta","delta":{"stop_reason":stop_reason,"stop_sequence":null},"usage":{"output_tokens":usage[1]}})));
-            tail.push_str(&ev("message_stop", serde_json::json!({"type":"message_stop"})));
+            tail.push_str(&ev(
+                "message_stop",
+                serde_json::json!({"type":"message_stop"}),
+            ));
             sock.write_all(tail.as_bytes()).await?;
         }
     }
@@ -230,11 +329,19 @@ async fn serve(
 /// What the real API refuses under anthropic-version 2026-10-21.
 fn refusal(r: &Recorded) -> Option<Reply> {
     if r.header("x-api-key").is_none_or(|k| k.is_empty()) {
-        return Some(Reply::error(401, "authentication_error", "invalid x-api-key"));
+        return Some(Reply::error(
+            401,
+            "authentication_error",
+            "invalid x-api-key",
+        ));
     }
     for k in ["temperature", "top_p", "top_k"] {
         if r.body.get(k).is_some() {
-            return Some(Reply::error(400, "invalid_request_error", &format!("{k}: Extra inputs are not permitted")));
+            return Some(Reply::error(
+                400,
+                "invalid_request_error",
+                &format!("{k}: Extra inputs are not permitted"),
+            ));
         }
     }
     let msgs = r.body["messages"].as_array().cloned().unwrap_or_default();
@@ -242,10 +349,18 @@ fn refusal(r: &Recorded) -> Option<Reply> {
         return Some(Reply::error(400, "invalid_request_error", "This model does not support assistant message prefill. The conversation must end with a user message."));
     }
     if msgs.first().is_none_or(|m| m["role"] != "user") {
-        return Some(Reply::error(400, "invalid_request_error", "messages: first message must use the \"user\" role"));
+        return Some(Reply::error(
+            400,
+            "invalid_request_error",
+            "messages: first message must use the \"user\" role",
+        ));
     }
     if r.body["max_tokens"].as_u64().is_none() {
-        return Some(Reply::error(400, "invalid_request_error", "max_tokens: Field required"));
+        return Some(Reply::error(
+            400,
+            "invalid_request_error",
+            "max_tokens: Field required",
+        ));
     }
     None
 }
@@ -253,14 +368,30 @@ fn refusal(r: &Recorded) -> Option<Reply> {
 /// The masgen binary.
 pub fn masgen() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_masgen"));
-    c.env_remove("ANTHROPIC_API_KEY").env_remove("ANTHROPIC_BASE_URL").env_remove("MASGEN_MODEL").env_remove("MASGEN_PATCH").env("NO_COLOR", "1");
+    c.env_remove("ANTHROPIC_API_KEY")
+        .env_remove("ANTHROPIC_BASE_URL")
+        .env_remove("MASGEN_MODEL")
+        .env_remove("MASGEN_PATCH")
+        .env("NO_COLOR", "1");
     c
 }
 
 /// masgen generate against the fake, writing without verification.
 pub fn generate_against(fake: &FakeAnthropic, out: &Path, extra: &[&str]) -> Output {
     let mut c = masgen();
-    c.arg("generate").arg("a test system").arg("-o").arg(out).args(["-k", TEST_KEY, "--base-url", &fake.url, "--retry-base-ms", "20", "--no-verify"]);
+    c.arg("generate")
+        .arg("a test system")
+        .arg("-o")
+        .arg(out)
+        .args([
+            "-k",
+            TEST_KEY,
+            "--base-url",
+            &fake.url,
+            "--retry-base-ms",
+            "20",
+            "--no-verify",
+        ]);
     c.args(extra);
     c.output().expect("run masgen")
 }
@@ -269,11 +400,16 @@ pub const TEST_KEY: &str = "sk-ant-test-KEY-must-never-be-written-0123456789";
 
 /// The run report masgen wrote in `out` (`.masgen/report.json`).
 pub fn run_report(out: &std::path::Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(out.join(".masgen/report.json")).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(out.join(".masgen/report.json")).unwrap())
+        .unwrap()
 }
 
 pub fn text(o: &Output) -> String {
-    format!("--- stdout\n{}\n--- stderr\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// Every file under `dir`, recursively.
