@@ -325,12 +325,10 @@ async fn run_all(
     for name in &project.order {
         let svc = &project.compose.services[name];
         let wanted: Vec<String> = match &svc.build {
-            Some(b) => {
-                let df = project.root.join(b.context()).join(b.dockerfile());
-                std::fs::read_to_string(df)
-                    .map(|t| build::from_images(&t))
-                    .unwrap_or_default()
-            }
+            Some(b) => b
+                .dockerfile_text(&project.root)
+                .map(|t| build::from_images(&t))
+                .unwrap_or_default(),
             None => svc.image.iter().cloned().collect(),
         };
         for image in wanted {
@@ -419,7 +417,11 @@ async fn run_all(
                     service: n.clone(),
                     context: project.root.join(b.context()),
                     context_rel: ctx_rel,
-                    dockerfile: b.dockerfile().to_string(),
+                    dockerfile: match b.dockerfile_inline() {
+                        Some(_) => build::INLINE_DOCKERFILE.to_string(),
+                        None => b.dockerfile().to_string(),
+                    },
+                    dockerfile_inline: b.dockerfile_inline().map(str::to_string),
                     args: b
                         .args()
                         .into_iter()

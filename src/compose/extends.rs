@@ -184,7 +184,7 @@ impl Resolver<'_> {
 
 /// A path written in a file in `dir`, as the main file in `root` would write it: `./sub`
 /// inside `root`, else absolute (which the policy then judges).
-fn rebase(p: &str, dir: &Path, root: &Path) -> String {
+pub(super) fn rebase(p: &str, dir: &Path, root: &Path) -> String {
     if p.starts_with('/') || p.starts_with('~') || p.contains("://") || p.starts_with("git@") {
         return p.to_string();
     }
@@ -197,7 +197,7 @@ fn rebase(p: &str, dir: &Path, root: &Path) -> String {
 }
 
 /// Make the relative paths of a service read from a file in `dir` relative to `root`.
-fn rebase_service(svc: &mut Map<String, Value>, dir: &Path, root: &Path) {
+pub(super) fn rebase_service(svc: &mut Map<String, Value>, dir: &Path, root: &Path) {
     match svc.get_mut("build") {
         Some(Value::String(context)) => *context = rebase(context, dir, root),
         Some(Value::Object(b)) => {

@@ -1,12 +1,21 @@
-//! docker-compose files: a typed model of the supported subset, loading (with `${VAR}`
-//! interpolation and `.env`), the dependency graph, and the security policy.
+//! Compose projects read exactly as Docker Compose reads them: YAML, `.env`, substitution
+//! on parsed values, include, extends, merge, profiles; the key rule (keys.rs); a typed
+//! model of what masgen runs, the dependency graph, and the security policy.
 
+pub mod dotenv;
+pub mod envfile;
 pub mod extends;
 pub mod graph;
+pub mod include;
+pub mod interp;
+pub mod keys;
 pub mod load;
 pub mod merge;
 pub mod model;
+pub mod normal;
 pub mod policy;
+pub mod validate;
+pub mod yaml;
 
 pub use graph::start_order;
 pub use load::{

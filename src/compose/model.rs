@@ -133,6 +133,89 @@ impl KeyValues {
     }
 }
 
+/// `env_file`: one path, or a list of paths and `{path, required, format}` entries.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum EnvFiles {
+    One(String),
+    Many(Vec<EnvFileEntry>),
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum EnvFileEntry {
+    Path(String),
+    Long {
+        path: String,
+        #[serde(default)]
+        required: Option<Flag>,
+        #[serde(default)]
+        format: Option<String>,
+    },
+}
+
+/// One env_file, in one form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvFile {
+    pub path: String,
+    /// A missing file is an error (the default), or skipped.
+    pub required: bool,
+    /// `format: raw`: `KEY=VALUE` lines taken as they are, no quotes and no substitution.
+    pub raw: bool,
+}
+
+impl EnvFiles {
+    pub fn entries(&self) -> Vec<EnvFile> {
+        let one = |path: &str| EnvFile {
+            path: path.to_string(),
+            required: true,
+            raw: false,
+        };
+        match self {
+            EnvFiles::One(p) => vec![one(p)],
+            EnvFiles::Many(items) => items
+                .iter()
+                .map(|e| match e {
+                    EnvFileEntry::Path(p) => one(p),
+                    EnvFileEntry::Long {
+                        path,
+                        required,
+                        format,
+                    } => EnvFile {
+                        path: path.clone(),
+                        required: required.as_ref().is_none_or(|r| r.0),
+                        raw: format.as_deref() == Some("raw"),
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A boolean as Compose takes it: `true`, or a string such as `"true"` (what a
+/// substituted `${VAR}` gives).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flag(pub bool);
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Scalar::deserialize(d)? {
+            Scalar::Bool(b) => Ok(Flag(b)),
+            Scalar::Str(s) => match s.to_ascii_lowercase().as_str() {
+                "true" | "yes" | "on" | "y" | "1" => Ok(Flag(true)),
+                "false" | "no" | "off" | "n" | "0" | "" => Ok(Flag(false)),
+                _ => Err(serde::de::Error::custom(format!(
+                    "{s:?} is not a boolean: use true or false"
+                ))),
+            },
+            other => Err(serde::de::Error::custom(format!(
+                "{} is not a boolean: use true or false",
+                other.text()
+            ))),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum Build {
@@ -146,6 +229,9 @@ pub struct BuildFull {
     pub context: Option<String>,
     #[serde(default)]
     pub dockerfile: Option<String>,
+    /// The Dockerfile's text, in place of a file.
+    #[serde(default)]
+    pub dockerfile_inline: Option<String>,
     #[serde(default)]
     pub args: Option<KeyValues>,
     #[serde(default)]
@@ -166,6 +252,20 @@ impl Build {
                 ..
             }) => d,
             _ => "Dockerfile",
+        }
+    }
+    /// `dockerfile_inline`: the Dockerfile's text, when it is given in the compose file.
+    pub fn dockerfile_inline(&self) -> Option<&str> {
+        match self {
+            Build::Full(f) => f.dockerfile_inline.as_deref(),
+            Build::Context(_) => None,
+        }
+    }
+    /// The Dockerfile's text: inline, or read from the context (None when unreadable).
+    pub fn dockerfile_text(&self, root: &std::path::Path) -> Option<String> {
+        match self.dockerfile_inline() {
+            Some(t) => Some(t.to_string()),
+            None => std::fs::read_to_string(root.join(self.context()).join(self.dockerfile())).ok(),
         }
     }
     pub fn args(&self) -> Vec<(String, Option<String>)> {
@@ -583,7 +683,7 @@ pub struct Service {
     #[serde(default)]
     pub environment: Option<KeyValues>,
     #[serde(default)]
-    pub env_file: Option<StringOrList>,
+    pub env_file: Option<EnvFiles>,
     #[serde(default)]
     pub ports: Vec<Port>,
     #[serde(default)]
@@ -934,10 +1034,17 @@ pub const SERVICE_KEYS: &[&str] = &[
     "pull_policy",
     "platform",
     "volumes_from",
+    "extends",
 ];
 
 /// Keys of a long-form `build:` masgen understands.
-pub const BUILD_KEYS: &[&str] = &["context", "dockerfile", "args", "target"];
+pub const BUILD_KEYS: &[&str] = &[
+    "context",
+    "dockerfile",
+    "dockerfile_inline",
+    "args",
+    "target",
+];
 
 /// Top-level keys masgen understands (`x-*` extensions are always allowed).
 pub const TOP_KEYS: &[&str] = &[

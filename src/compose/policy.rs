@@ -164,7 +164,12 @@ pub fn check_policy(compose: &Compose, root: &Path) -> Vec<Violation> {
                 }
             }
         }
-        for f in svc.env_file.iter().flat_map(|e| e.list()) {
+        for f in svc
+            .env_file
+            .iter()
+            .flat_map(|e| e.entries())
+            .map(|e| e.path)
+        {
             if outside(root, &f) {
                 refuse("env_file", format!("env_file: {f} is outside the system's folder: its contents would be read into the container"));
             }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use bollard::query_parameters::BuildImageOptionsBuilder;
 use futures_util::StreamExt;
 
-use super::context::build_context;
+use super::context::build_context_with;
 use super::{buildkit, patch};
 use super::{Engine, PROJECT_LABEL};
 use crate::diagnose::{tail, Diagnostic, Phase};
@@ -21,6 +21,9 @@ pub struct BuildSpec {
     /// Context folder relative to the system root ("" for the root).
     pub context_rel: String,
     pub dockerfile: String,
+    /// The Dockerfile's text, from compose's `dockerfile_inline` (`dockerfile` is then
+    /// [`INLINE_DOCKERFILE`], the name it has in the context sent).
+    pub dockerfile_inline: Option<String>,
     pub args: Vec<(String, String)>,
     pub target: Option<String>,
     /// Where the full build output goes (`build-<service>.log`), when set.
@@ -44,6 +47,9 @@ pub struct Built {
     pub patched: bool,
     pub hash: String,
 }
+
+/// The name an inline Dockerfile has in the build context masgen sends.
+pub const INLINE_DOCKERFILE: &str = "Dockerfile.masgen-inline";
 
 fn rel(ctx: &str, f: &str) -> String {
     if ctx.is_empty() {
@@ -92,7 +98,7 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
         spec.dockerfile, spec.target, spec.args, spec.bases
     );
     let df_rel = rel(&spec.context_rel, &spec.dockerfile);
-    if !spec.context.join(&spec.dockerfile).is_file() {
+    if spec.dockerfile_inline.is_none() && !spec.context.join(&spec.dockerfile).is_file() {
         return Err(Diagnostic::new(
             &spec.service,
             Phase::Build,
@@ -105,16 +111,18 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
         ))
         .files(vec![df_rel, "docker-compose.yml".into()]));
     }
-    let ctx = build_context(&spec.context, &spec.dockerfile, &settings).map_err(|e| {
-        Diagnostic::new(
-            &spec.service,
-            Phase::Build,
-            format!(
-                "cannot read the build context {}: {e}",
-                spec.context.display()
-            ),
-        )
-    })?;
+    let inline = spec.dockerfile_inline.as_deref();
+    let ctx =
+        build_context_with(&spec.context, &spec.dockerfile, inline, &settings).map_err(|e| {
+            Diagnostic::new(
+                &spec.service,
+                Phase::Build,
+                format!(
+                    "cannot read the build context {}: {e}",
+                    spec.context.display()
+                ),
+            )
+        })?;
     let image = format!("masgen/{project}-{}:{}", spec.service, &ctx.hash[..12]);
     if !spec.no_cache && engine.image_exists(&image).await {
         return Ok(Built {
@@ -129,7 +137,10 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
         .log_dir
         .as_ref()
         .map(|d| d.join(format!("build-{}.log", spec.service)));
-    let plan = patch::plan(&spec.dockerfile, &settings, &ctx.tar, &ctx.hash);
+    // An inline Dockerfile is not in the folder the earlier image was built from: the
+    // builder builds it.
+    let plan =
+        patch::plan(&spec.dockerfile, &settings, &ctx.tar, &ctx.hash).filter(|_| inline.is_none());
     // Why an image that could have been patched was built instead, for the build log.
     let mut not_patched = String::new();
     if let Some(plan) = plan

@@ -98,13 +98,35 @@ pub struct Context {
 /// with a name over 100 bytes (a GNU long-name header, which needs the next block) would be
 /// read as a Dockerfile and fail with "unknown instruction: ././@LongLink".
 pub fn build_context(dir: &Path, dockerfile: &str, settings: &str) -> std::io::Result<Context> {
+    build_context_with(dir, dockerfile, None, settings)
+}
+
+/// [`build_context`], with the Dockerfile given as text (compose's `dockerfile_inline`): it
+/// goes into the archive first under the name `dockerfile`, in place of any file of that name.
+pub fn build_context_with(
+    dir: &Path,
+    dockerfile: &str,
+    inline: Option<&str>,
+    settings: &str,
+) -> std::io::Result<Context> {
     let ignore = DockerIgnore::load(dir);
     let mut builder = tar::Builder::new(Vec::new());
     builder.mode(tar::HeaderMode::Deterministic);
     builder.follow_symlinks(false);
     let mut files = Vec::new();
     let mut first = Vec::new();
-    if !dockerfile.split('/').any(|c| c == ".." || c.is_empty()) && dir.join(dockerfile).is_file() {
+    if let Some(text) = inline {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(&mut header, dockerfile, text.as_bytes())?;
+        first.push(dockerfile.to_string());
+        files.push(dockerfile.to_string());
+    } else if !dockerfile.split('/').any(|c| c == ".." || c.is_empty())
+        && dir.join(dockerfile).is_file()
+    {
         let parts: Vec<&str> = dockerfile.split('/').collect();
         for k in 1..parts.len() {
             let folder = parts[..k].join("/");

@@ -107,35 +107,14 @@ fn nanos(d: &Option<String>) -> Option<i64> {
         .map(|d| d.as_nanos() as i64)
 }
 
-/// Resolve `environment` and `env_file` into `KEY=VALUE` strings.
-pub fn environment(svc: &Service, root: &Path) -> Result<Vec<String>, String> {
-    let mut vars: Vec<(String, String)> = Vec::new();
-    let set = |k: String, v: String, vars: &mut Vec<(String, String)>| {
-        vars.retain(|(x, _)| *x != k);
-        vars.push((k, v));
-    };
-    for f in svc.env_file.iter().flat_map(|e| e.list()) {
-        let path = root.join(&f);
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("env_file {f}: {e}"))?;
-        for line in text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        {
-            if let Some((k, v)) = line.split_once('=') {
-                set(k.trim().to_string(), v.trim().to_string(), &mut vars);
-            }
-        }
-    }
-    if let Some(env) = &svc.environment {
-        for (k, v) in env.pairs() {
-            match v.or_else(|| std::env::var(&k).ok()) {
-                Some(v) => set(k, v, &mut vars),
-                None => vars.retain(|(x, _)| *x != k),
-            }
-        }
-    }
-    Ok(vars.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+/// `environment` as `KEY=VALUE` strings (loading the project folded `env_file` into it and
+/// took values given by name from the project's variables; a name still without one is unset).
+pub fn environment(svc: &Service) -> Vec<String> {
+    svc.environment
+        .iter()
+        .flat_map(|e| e.pairs())
+        .filter_map(|(k, v)| v.map(|v| format!("{k}={v}")))
+        .collect()
 }
 
 /// The container body for `service`.
@@ -403,7 +382,7 @@ pub fn container_body(
         image: Some(image.to_string()),
         cmd: svc.command.as_ref().map(|c| c.argv()),
         entrypoint: svc.entrypoint.as_ref().map(|c| c.argv()),
-        env: Some(environment(svc, root)?),
+        env: Some(environment(svc)),
         working_dir: svc.working_dir.clone(),
         user: svc.user.as_ref().map(|u| u.text()),
         hostname: svc.hostname.clone().filter(|_| !joins_network),

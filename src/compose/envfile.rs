@@ -1,0 +1,101 @@
+//! A service's `env_file`s folded into its `environment`, as Docker Compose folds them:
+//! each file in order (read like `.env`, or line by line with `format: raw`), then
+//! `environment` over them; a name given without a value takes the project's variable
+//! (the environment, then `.env`) or stays unset.
+
+use std::path::Path;
+
+use indexmap::IndexMap;
+
+use super::model::{Compose, KeyValues, Scalar};
+
+/// Fold every service's env_files into its environment. A required file that is missing
+/// or unreadable is an error naming the service and the file. The `env_file` entries stay
+/// (the policy judges where they are); nothing reads them after this.
+pub fn fold(
+    compose: &mut Compose,
+    root: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), String> {
+    for (name, svc) in compose.services.iter_mut() {
+        let mut env: IndexMap<String, Option<Scalar>> = IndexMap::new();
+        for f in svc.env_file.iter().flat_map(|e| e.entries()) {
+            let path = root.join(&f.path);
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(_) if !f.required => continue,
+                Err(e) => {
+                    return Err(format!(
+                        "service '{name}': env_file {} cannot be read ({e}): create it, fix the path, or write it as {{path: {}, required: false}}",
+                        f.path, f.path
+                    ))
+                }
+            };
+            let vars = if f.raw {
+                raw_lines(&text)
+            } else {
+                super::dotenv::parse(&text, lookup)
+                    .map_err(|e| format!("service '{name}': env_file {}: {e}", f.path))?
+            };
+            env.extend(vars.into_iter().map(|(k, v)| (k, Some(Scalar::Str(v)))));
+        }
+        for (k, v) in svc.environment.iter().flat_map(KeyValues::pairs) {
+            let v = v.or_else(|| lookup(&k));
+            env.insert(k, v.map(Scalar::Str));
+        }
+        if svc.environment.is_some() || svc.env_file.is_some() {
+            svc.environment = Some(KeyValues::Map(env));
+        }
+    }
+    Ok(())
+}
+
+/// `format: raw`: each `KEY=VALUE` line as it is.
+fn raw_lines(text: &str) -> IndexMap<String, String> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_files_fold_under_environment_in_every_form() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("a.env"), "A=1\nB=\"two words\" # c\nQ='$A'\n").unwrap();
+        std::fs::write(d.path().join("raw.env"), "R=\"kept\" $A\n").unwrap();
+        let yaml = "services:\n  s:\n    image: x\n    env_file: [a.env, {path: raw.env, format: raw}, {path: nope.env, required: false}]\n    environment:\n      B: own\n      FROM_ENV:\n      UNSET:\n";
+        let (mut c, _, _) = crate::compose::parse_compose_str(yaml, "c.yml").unwrap();
+        fold(&mut c, d.path(), &|k| {
+            (k == "FROM_ENV").then(|| "e".to_string())
+        })
+        .unwrap();
+        let pairs = c.services["s"].environment.as_ref().unwrap().pairs();
+        let want: Vec<(String, Option<String>)> = [
+            ("A", Some("1")),
+            ("B", Some("own")),
+            ("Q", Some("$A")),
+            ("R", Some("\"kept\" $A")),
+            ("FROM_ENV", Some("e")),
+            ("UNSET", None),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+        .collect();
+        assert_eq!(pairs, want);
+        let (mut c, _, _) = crate::compose::parse_compose_str(
+            "services:\n  s:\n    image: x\n    env_file: gone.env\n",
+            "c.yml",
+        )
+        .unwrap();
+        let e = fold(&mut c, d.path(), &|_| None).unwrap_err();
+        assert!(
+            e.starts_with("service 's': env_file gone.env cannot be read"),
+            "{e}"
+        );
+    }
+}

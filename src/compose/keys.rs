@@ -1,0 +1,488 @@
+//! The fidelity rule, by key: a key that changes what runs is one masgen implements with
+//! Compose's meaning, or it is refused before anything runs, with the file, line and
+//! column, and what to do. Only keys that change nothing masgen verifies are warned about
+//! and ignored. Keys Compose does not know are refused, as Compose refuses them.
+
+use serde_json::Value;
+
+use super::yaml::Doc;
+
+/// What masgen does with a key.
+enum Class {
+    /// Implemented with Compose's meaning.
+    Known,
+    /// Changes nothing masgen verifies: warned about, then ignored.
+    Ignored(&'static str),
+    /// Changes what runs and is not implemented: refused, saying what to do.
+    Refused(&'static str),
+}
+
+/// The keys of one kind of mapping.
+struct Schema {
+    name: &'static str,
+    known: &'static [&'static str],
+    ignored: &'static [(&'static str, &'static str)],
+    refused: &'static [(&'static str, &'static str)],
+}
+
+const SWARM: &str = "it applies to Docker swarm only; docker compose up ignores it too";
+
+const TOP: Schema = Schema {
+    name: "top-level",
+    known: &[
+        "name", "services", "volumes", "networks", "secrets", "configs", "include",
+    ],
+    ignored: &[("version", "it is obsolete; Compose ignores it too")],
+    refused: &[(
+        "models",
+        "masgen does not run AI models: remove 'models:' and the services' 'models:'",
+    )],
+};
+
+const SERVICE: Schema = Schema {
+    name: "service",
+    known: super::model::SERVICE_KEYS,
+    ignored: &[
+        ("develop", "it drives 'docker compose watch', which verification does not use"),
+        ("attach", "it only chooses whose logs docker compose up shows"),
+        ("annotations", "OCI annotations are metadata"),
+        ("pull_refresh_after", "masgen pulls an image only when it is missing"),
+    ],
+    refused: &[
+        ("provider", "a provider service runs an external program masgen does not run: remove it, or give the service an image"),
+        ("models", "masgen does not run AI models: remove it"),
+        ("post_start", "lifecycle hooks are not run by masgen: move the command into the image's entrypoint"),
+        ("pre_stop", "lifecycle hooks are not run by masgen: move the command into the image's entrypoint"),
+        ("pre_start", "lifecycle hooks are not run by masgen: move the command into the image's entrypoint"),
+        ("runtime", "masgen runs containers with the engine's default runtime: remove it"),
+        ("scale", "masgen runs one container per service: remove it or set it to 1"),
+        ("gpus", "masgen does not give containers GPUs: remove it"),
+        ("use_api_socket", "masgen never gives a container the Docker API: remove it"),
+    ],
+};
+
+const BUILD: Schema = Schema {
+    name: "build",
+    known: super::model::BUILD_KEYS,
+    ignored: &[
+        ("platforms", "the engine builds for its own platform"),
+        ("cache_to", "it only exports the build cache"),
+        (
+            "provenance",
+            "attestations do not change the image's content",
+        ),
+        ("sbom", "attestations do not change the image's content"),
+    ],
+    refused: &[],
+};
+
+const HEALTHCHECK: Schema = Schema {
+    name: "healthcheck",
+    known: &[
+        "test",
+        "interval",
+        "timeout",
+        "retries",
+        "start_period",
+        "disable",
+    ],
+    ignored: &[(
+        "start_interval",
+        "this engine (API 1.41) has no start interval; probes run at 'interval'",
+    )],
+    refused: &[],
+};
+
+const DEPLOY: Schema = Schema {
+    name: "deploy",
+    known: &["resources"],
+    ignored: &[
+        ("mode", SWARM),
+        ("placement", SWARM),
+        ("update_config", SWARM),
+        ("rollback_config", SWARM),
+        ("endpoint_mode", SWARM),
+        ("labels", SWARM),
+    ],
+    refused: &[
+        (
+            "replicas",
+            "masgen runs one container per service: remove it or set it to 1",
+        ),
+        (
+            "restart_policy",
+            "write the policy as the service's 'restart:' instead",
+        ),
+    ],
+};
+
+const RESOURCES: Schema = Schema {
+    name: "deploy.resources",
+    known: &["limits"],
+    ignored: &[(
+        "reservations",
+        "a reservation only matters to a scheduler; limits are applied",
+    )],
+    refused: &[],
+};
+
+const LIMITS: Schema = Schema {
+    name: "deploy.resources.limits",
+    known: &["memory", "cpus", "pids"],
+    ignored: &[],
+    refused: &[],
+};
+
+const DEPENDS: Schema = Schema {
+    name: "depends_on",
+    known: &["condition", "required", "restart"],
+    ignored: &[],
+    refused: &[],
+};
+
+const PORT: Schema = Schema {
+    name: "ports",
+    known: &["target", "published", "host_ip", "protocol"],
+    ignored: &[
+        ("mode", "ports are published on the host either way"),
+        ("name", "a port's name is metadata"),
+        ("app_protocol", "a port's protocol hint is metadata"),
+    ],
+    refused: &[],
+};
+
+const VOLUME: Schema = Schema {
+    name: "volumes",
+    known: &["type", "source", "target", "read_only"],
+    ignored: &[("consistency", "it only matters on Docker Desktop for Mac")],
+    refused: &[
+        ("bind", "masgen does not apply bind options (propagation, selinux, create_host_path): remove them"),
+        ("volume", "masgen does not apply volume options (nocopy, subpath): remove them"),
+        ("tmpfs", "masgen does not apply tmpfs options (size, mode): remove them"),
+        ("image", "masgen does not mount images: remove the mount"),
+    ],
+};
+
+const NETWORK_ATTACH: Schema = Schema {
+    name: "networks",
+    known: &["aliases"],
+    ignored: &[(
+        "priority",
+        "the order networks are connected in changes nothing masgen verifies",
+    )],
+    refused: &[],
+};
+
+const LOGGING: Schema = Schema {
+    name: "logging",
+    known: &["driver", "options"],
+    ignored: &[],
+    refused: &[],
+};
+
+const TOP_VOLUME: Schema = Schema {
+    name: "top-level volume",
+    known: &["external", "name", "driver"],
+    ignored: &[("labels", "volume labels are metadata")],
+    refused: &[(
+        "driver_opts",
+        "masgen creates plain local volumes: remove the driver options",
+    )],
+};
+
+const TOP_NETWORK: Schema = Schema {
+    name: "top-level network",
+    known: &["external", "name", "driver"],
+    ignored: &[
+        ("labels", "network labels are metadata"),
+        ("attachable", SWARM),
+    ],
+    refused: &[
+        (
+            "internal",
+            "masgen does not create internal networks: remove it",
+        ),
+        (
+            "ipam",
+            "masgen does not apply IP address management: remove it",
+        ),
+        (
+            "driver_opts",
+            "masgen creates plain bridge networks: remove the driver options",
+        ),
+        (
+            "enable_ipv6",
+            "masgen does not create IPv6 networks: remove it",
+        ),
+    ],
+};
+
+const TOP_FILE: Schema = Schema {
+    name: "top-level secret or config",
+    known: &["file", "environment", "content", "external", "name"],
+    ignored: &[("labels", "labels are metadata")],
+    refused: &[("driver", SWARM), ("template_driver", SWARM)],
+};
+
+const FILE_REF: Schema = Schema {
+    name: "secret or config",
+    known: &["source", "target", "uid", "gid", "mode"],
+    ignored: &[],
+    refused: &[],
+};
+
+const EXTENDS: Schema = Schema {
+    name: "extends",
+    known: &["service", "file"],
+    ignored: &[],
+    refused: &[],
+};
+
+const ENV_FILE: Schema = Schema {
+    name: "env_file",
+    known: &["path", "required", "format"],
+    ignored: &[],
+    refused: &[],
+};
+
+const INCLUDE: Schema = Schema {
+    name: "include",
+    known: &["path", "project_directory", "env_file"],
+    ignored: &[],
+    refused: &[],
+};
+
+impl Schema {
+    fn class(&self, key: &str) -> Class {
+        if key.starts_with("x-") || self.known.contains(&key) {
+            Class::Known
+        } else if let Some((_, why)) = self.ignored.iter().find(|(k, _)| *k == key) {
+            Class::Ignored(why)
+        } else if let Some((_, what)) = self.refused.iter().find(|(k, _)| *k == key) {
+            Class::Refused(what)
+        } else {
+            Class::Refused("")
+        }
+    }
+}
+
+/// A key refused by the rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub path: Vec<String>,
+    pub message: String,
+}
+
+/// Check every key of `doc` (one file's document). Warnings are pushed for ignored keys;
+/// the first refused key is returned.
+pub fn check(doc: &Doc, file: &str, warnings: &mut Vec<String>) -> Result<(), Refusal> {
+    let mut c = Checker {
+        doc,
+        file,
+        warnings,
+    };
+    c.mapping(&doc.value, &mut Vec::new(), &TOP)?;
+    let top = doc.value.as_object();
+    for (section, schema) in [
+        ("volumes", &TOP_VOLUME),
+        ("networks", &TOP_NETWORK),
+        ("secrets", &TOP_FILE),
+        ("configs", &TOP_FILE),
+    ] {
+        for (name, v) in top
+            .and_then(|t| t.get(section))
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            c.mapping(v, &mut vec![section.into(), name.clone()], schema)?;
+        }
+    }
+    if let Some(Value::Array(items)) = top.and_then(|t| t.get("include")) {
+        c.items(items, &mut vec!["include".into()], &INCLUDE)?;
+    }
+    for (name, svc) in top
+        .and_then(|t| t.get("services"))
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        c.service(svc, &mut vec!["services".into(), name.clone()])?;
+    }
+    Ok(())
+}
+
+struct Checker<'a> {
+    doc: &'a Doc,
+    file: &'a str,
+    warnings: &'a mut Vec<String>,
+}
+
+impl Checker<'_> {
+    fn service(&mut self, svc: &Value, path: &mut Vec<String>) -> Result<(), Refusal> {
+        self.mapping(svc, path, &SERVICE)?;
+        let Some(svc) = svc.as_object() else {
+            return Ok(());
+        };
+        for (key, schema) in [
+            ("build", &BUILD),
+            ("healthcheck", &HEALTHCHECK),
+            ("deploy", &DEPLOY),
+            ("logging", &LOGGING),
+            ("extends", &EXTENDS),
+        ] {
+            if let Some(v) = svc.get(key) {
+                self.at(path, key, |c, p| c.mapping(v, p, schema))?;
+            }
+        }
+        if let Some(resources) = svc.get("deploy").and_then(|d| d.get("resources")) {
+            let mut p = path.clone();
+            p.extend(["deploy".into(), "resources".into()]);
+            self.mapping(resources, &mut p, &RESOURCES)?;
+            if let Some(limits) = resources.get("limits") {
+                p.push("limits".into());
+                self.mapping(limits, &mut p, &LIMITS)?;
+            }
+        }
+        for (key, schema) in [
+            ("ports", &PORT),
+            ("volumes", &VOLUME),
+            ("secrets", &FILE_REF),
+            ("configs", &FILE_REF),
+            ("env_file", &ENV_FILE),
+        ] {
+            if let Some(Value::Array(items)) = svc.get(key) {
+                self.at(path, key, |c, p| c.items(items, p, schema))?;
+            }
+        }
+        for (key, schema) in [("depends_on", &DEPENDS), ("networks", &NETWORK_ATTACH)] {
+            if let Some(Value::Object(entries)) = svc.get(key) {
+                for (name, v) in entries {
+                    let mut p = path.clone();
+                    p.extend([key.to_string(), name.clone()]);
+                    self.mapping(v, &mut p, schema)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn at(
+        &mut self,
+        path: &mut Vec<String>,
+        key: &str,
+        f: impl FnOnce(&mut Self, &mut Vec<String>) -> Result<(), Refusal>,
+    ) -> Result<(), Refusal> {
+        path.push(key.to_string());
+        let r = f(self, path);
+        path.pop();
+        r
+    }
+
+    fn items(
+        &mut self,
+        items: &[Value],
+        path: &mut Vec<String>,
+        schema: &Schema,
+    ) -> Result<(), Refusal> {
+        for (i, item) in items.iter().enumerate() {
+            path.push(i.to_string());
+            let r = self.mapping(item, path, schema);
+            path.pop();
+            r?;
+        }
+        Ok(())
+    }
+
+    /// The keys of `v`, when it is a mapping.
+    fn mapping(
+        &mut self,
+        v: &Value,
+        path: &mut Vec<String>,
+        schema: &Schema,
+    ) -> Result<(), Refusal> {
+        let Some(map) = v.as_object() else {
+            return Ok(());
+        };
+        for key in map.keys() {
+            path.push(key.clone());
+            let mark = self.doc.mark(path);
+            let at = format!("{}:{}:{}", self.file, mark.line, mark.column);
+            let named = display_path(path);
+            match schema.class(key) {
+                Class::Known => {}
+                Class::Ignored(why) => self
+                    .warnings
+                    .push(format!("{at}: {named}: ignored, because {why}")),
+                Class::Refused(what) => {
+                    let message = if what.is_empty() {
+                        format!(
+                            "{at}: {named}: '{key}' is not a {} key Compose knows (docker compose refuses it too): remove it or fix its spelling",
+                            schema.name
+                        )
+                    } else {
+                        format!("{at}: {named}: refused before anything runs: {what}")
+                    };
+                    return Err(Refusal {
+                        path: path.clone(),
+                        message,
+                    });
+                }
+            }
+            path.pop();
+        }
+        Ok(())
+    }
+}
+
+/// `services.web.build.ssh` for a path.
+pub fn display_path(path: &[String]) -> String {
+    path.join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(yaml: &str) -> (Vec<String>, Result<(), Refusal>) {
+        let doc = super::super::yaml::parse(yaml).unwrap();
+        let mut warnings = Vec::new();
+        let r = check(&doc, "compose.yaml", &mut warnings);
+        (warnings, r)
+    }
+
+    #[test]
+    fn a_key_that_changes_what_runs_is_refused_with_its_place() {
+        let (_, r) = run("services:\n  web:\n    image: x\n    runtime: runc\n");
+        let e = r.unwrap_err();
+        assert!(e.message.starts_with("compose.yaml:4:5: services.web.runtime: refused before anything runs: masgen runs containers"), "{}", e.message);
+        let (_, r) = run("services:\n  web:\n    image: x\n    frobnicate: 1\n");
+        assert!(r
+            .unwrap_err()
+            .message
+            .contains("'frobnicate' is not a service key Compose knows"));
+        let (_, r) = run(
+            "services:\n  web:\n    image: x\n    ports:\n      - target: 80\n        bogus: 1\n",
+        );
+        assert!(r
+            .unwrap_err()
+            .message
+            .starts_with("compose.yaml:6:9: services.web.ports.0.bogus"));
+        let (_, r) = run("networks:\n  back:\n    internal: true\nservices: {}\n");
+        assert!(r
+            .unwrap_err()
+            .message
+            .contains("networks.back.internal: refused"));
+    }
+
+    #[test]
+    fn keys_that_change_nothing_verified_are_warned_about() {
+        let (w, r) = run("version: '3'\nx-any: 1\nservices:\n  web:\n    image: x\n    x-note: 1\n    develop: {watch: []}\n    deploy: {placement: {}}\n");
+        r.unwrap();
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(
+            w[1].starts_with("compose.yaml:7:5: services.web.develop: ignored, because"),
+            "{w:?}"
+        );
+    }
+}

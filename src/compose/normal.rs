@@ -1,0 +1,346 @@
+//! `masgen config`: the project as masgen understood it, in the normal form `docker compose
+//! config` prints: long-form ports (ranges expanded, `published` a string), `environment`
+//! a map with `env_file` folded in, absolute paths, `depends_on` a map with `condition`
+//! and `required`, long-form volumes, every service on its networks. A literal `$` is
+//! printed as `$$`, as Compose prints it, so the output reads back as the same project.
+
+use std::path::Path;
+
+use serde_json::{json, Map, Value};
+
+use super::load::Project;
+use super::model::{Build, Condition, Mount, Service};
+use super::policy::lexical;
+
+/// The whole project.
+pub fn project(p: &Project) -> Value {
+    let mut services = Map::new();
+    let mut names: Vec<&String> = p.compose.services.keys().collect();
+    names.sort();
+    for name in names {
+        services.insert(name.clone(), service(&p.compose.services[name], &p.root));
+    }
+    let mut top = Map::new();
+    top.insert("name".into(), json!(p.name));
+    let mut networks = Map::new();
+    for (n, def) in &p.compose.networks {
+        let def = def.clone().unwrap_or_default();
+        let name = def.name.unwrap_or_else(|| format!("{}_{n}", p.name));
+        networks.insert(n.clone(), json!({"name": name, "ipam": {}}));
+    }
+    let uses_default = p
+        .compose
+        .services
+        .values()
+        .any(|s| s.networks.is_none() && s.network_mode.is_none());
+    if uses_default && !networks.contains_key("default") {
+        networks.insert(
+            "default".into(),
+            json!({"name": format!("{}_default", p.name), "ipam": {}}),
+        );
+    }
+    if !networks.is_empty() {
+        top.insert("networks".into(), Value::Object(networks));
+    }
+    top.insert("services".into(), Value::Object(services));
+    let mut volumes = Map::new();
+    for (n, def) in &p.compose.volumes {
+        let def = def.clone().unwrap_or_default();
+        let mut v = Map::new();
+        v.insert(
+            "name".into(),
+            json!(def.name.unwrap_or_else(|| format!("{}_{n}", p.name))),
+        );
+        if def.external == Some(true) {
+            v.insert("external".into(), json!(true));
+        }
+        volumes.insert(n.clone(), Value::Object(v));
+    }
+    if !volumes.is_empty() {
+        top.insert("volumes".into(), Value::Object(volumes));
+    }
+    escape_dollars(Value::Object(top))
+}
+
+/// A path written in the project, absolute as Compose prints it.
+fn absolute(root: &Path, p: &str) -> String {
+    if let Some(rest) = p.strip_prefix("~/") {
+        if let Some(home) = std::env::var_os("HOME") {
+            return lexical(&Path::new(&home).join(rest)).display().to_string();
+        }
+    }
+    lexical(&root.join(p)).display().to_string()
+}
+
+fn service(svc: &Service, root: &Path) -> Value {
+    let mut out = Map::new();
+    if let Some(b) = &svc.build {
+        out.insert("build".into(), build(b, root));
+    }
+    let argv = |v: &Option<super::model::StringOrList>| {
+        v.as_ref().map_or(Value::Null, |c| json!(c.argv()))
+    };
+    out.insert("command".into(), argv(&svc.command));
+    out.insert("entrypoint".into(), argv(&svc.entrypoint));
+    if let Some(c) = &svc.container_name {
+        out.insert("container_name".into(), json!(c));
+    }
+    if let Some(d) = &svc.depends_on {
+        let mut deps = Map::new();
+        for (dep, condition) in d.entries() {
+            let condition = match condition {
+                Condition::ServiceStarted => "service_started",
+                Condition::ServiceHealthy => "service_healthy",
+                Condition::ServiceCompletedSuccessfully => "service_completed_successfully",
+            };
+            let mut e = Map::new();
+            e.insert("condition".into(), json!(condition));
+            e.insert("required".into(), json!(!d.optional(&dep)));
+            deps.insert(dep, Value::Object(e));
+        }
+        out.insert("depends_on".into(), Value::Object(deps));
+    }
+    if let Some(env) = &svc.environment {
+        let map: Map<String, Value> = env
+            .pairs()
+            .into_iter()
+            .map(|(k, v)| (k, v.map_or(Value::Null, Value::String)))
+            .collect();
+        out.insert("environment".into(), Value::Object(map));
+    }
+    if let Some(i) = &svc.image {
+        out.insert("image".into(), json!(i));
+    }
+    out.insert("networks".into(), networks(svc));
+    if !svc.ports.is_empty() {
+        let ports: Vec<Value> = svc
+            .ports
+            .iter()
+            .flat_map(|p| p.mappings().unwrap_or_default())
+            .map(|m| {
+                let mut port = Map::new();
+                port.insert("mode".into(), json!("ingress"));
+                if let Some(ip) = m.host_ip {
+                    port.insert("host_ip".into(), json!(ip));
+                }
+                port.insert("target".into(), json!(m.container_port));
+                if let Some(h) = m.host_port {
+                    port.insert("published".into(), json!(h.to_string()));
+                }
+                port.insert("protocol".into(), json!(m.protocol));
+                Value::Object(port)
+            })
+            .collect();
+        out.insert("ports".into(), Value::Array(ports));
+    }
+    if !svc.volumes.is_empty() {
+        let volumes: Vec<Value> = svc
+            .volumes
+            .iter()
+            .filter_map(|v| v.mount().ok())
+            .map(|m| volume(m, root))
+            .collect();
+        out.insert("volumes".into(), Value::Array(volumes));
+    }
+    if let Some(p) = svc.profiles.first().map(|_| &svc.profiles) {
+        out.insert("profiles".into(), json!(p));
+    }
+    Value::Object(out)
+}
+
+fn build(b: &Build, root: &Path) -> Value {
+    let mut out = Map::new();
+    let context = b.context();
+    let remote = context.contains("://") || context.starts_with("git@");
+    out.insert(
+        "context".into(),
+        json!(if remote {
+            context.to_string()
+        } else {
+            absolute(root, context)
+        }),
+    );
+    match b.dockerfile_inline() {
+        Some(inline) => out.insert("dockerfile_inline".into(), json!(inline)),
+        None => out.insert("dockerfile".into(), json!(b.dockerfile())),
+    };
+    let args = b.args();
+    if !args.is_empty() {
+        let map: Map<String, Value> = args
+            .into_iter()
+            .map(|(k, v)| (k, v.map_or(Value::Null, Value::String)))
+            .collect();
+        out.insert("args".into(), Value::Object(map));
+    }
+    if let Some(t) = b.target() {
+        out.insert("target".into(), json!(t));
+    }
+    Value::Object(out)
+}
+
+fn networks(svc: &Service) -> Value {
+    use super::model::ServiceNetworks;
+    if svc.network_mode.is_some() {
+        return Value::Null;
+    }
+    match &svc.networks {
+        None => json!({"default": null}),
+        Some(ServiceNetworks::List(l)) => {
+            Value::Object(l.iter().map(|n| (n.clone(), Value::Null)).collect())
+        }
+        Some(ServiceNetworks::Map(m)) => Value::Object(
+            m.iter()
+                .map(|(n, a)| {
+                    let v = match a {
+                        Some(a) if !a.aliases.is_empty() => json!({"aliases": a.aliases}),
+                        _ => Value::Null,
+                    };
+                    (n.clone(), v)
+                })
+                .collect(),
+        ),
+    }
+}
+
+fn volume(m: Mount, root: &Path) -> Value {
+    let ro = |v: &mut Map<String, Value>, read_only: bool| {
+        if read_only {
+            v.insert("read_only".into(), json!(true));
+        }
+    };
+    let mut v = Map::new();
+    match m {
+        Mount::Bind {
+            source,
+            target,
+            read_only,
+        } => {
+            v.insert("type".into(), json!("bind"));
+            v.insert("source".into(), json!(absolute(root, &source)));
+            v.insert("target".into(), json!(target));
+            ro(&mut v, read_only);
+            v.insert("bind".into(), json!({"create_host_path": true}));
+        }
+        Mount::Named {
+            name,
+            target,
+            read_only,
+        } => {
+            v.insert("type".into(), json!("volume"));
+            v.insert("source".into(), json!(name));
+            v.insert("target".into(), json!(target));
+            ro(&mut v, read_only);
+            v.insert("volume".into(), json!({}));
+        }
+        Mount::Anonymous { target } => {
+            v.insert("type".into(), json!("volume"));
+            v.insert("target".into(), json!(target));
+            v.insert("volume".into(), json!({}));
+        }
+        Mount::Tmpfs { target } => {
+            v.insert("type".into(), json!("tmpfs"));
+            v.insert("target".into(), json!(target));
+        }
+    }
+    Value::Object(v)
+}
+
+/// Every `$` in a string value as `$$`, as Compose prints a literal `$`.
+fn escape_dollars(v: Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(s.replace('$', "$$")),
+        Value::Array(items) => Value::Array(items.into_iter().map(escape_dollars).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, escape_dollars(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// `v` as block-style YAML (strings quoted where a plain scalar would read differently).
+pub fn to_yaml(v: &Value) -> String {
+    let mut out = String::new();
+    emit(v, 0, &mut out);
+    out
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::String(s) if plain_ok(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Whether `s` reads back as the same string when written plain.
+fn plain_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./@+".contains(c))
+        && !s.starts_with(['-', '.', '@'])
+        && !matches!(
+            super::yaml::parse(&format!("k: {s}")).map(|d| d.value["k"].is_string()),
+            Ok(false) | Err(_)
+        )
+}
+
+fn emit(v: &Value, indent: usize, out: &mut String) {
+    let pad = " ".repeat(indent);
+    match v {
+        Value::Object(map) if !map.is_empty() => {
+            for (k, item) in map {
+                let key = if plain_ok(k) {
+                    k.clone()
+                } else {
+                    Value::String(k.clone()).to_string()
+                };
+                match item {
+                    Value::Object(m) if !m.is_empty() => {
+                        out.push_str(&format!("{pad}{key}:\n"));
+                        emit(item, indent + 2, out);
+                    }
+                    Value::Array(a) if !a.is_empty() => {
+                        out.push_str(&format!("{pad}{key}:\n"));
+                        emit(item, indent + 2, out);
+                    }
+                    other => out.push_str(&format!("{pad}{key}: {}\n", inline(other))),
+                }
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            for item in items {
+                match item {
+                    Value::Object(m) if !m.is_empty() => {
+                        let mut inner = String::new();
+                        emit(item, indent + 2, &mut inner);
+                        out.push_str(&format!("{pad}- {}", &inner[indent + 2..]));
+                    }
+                    other => out.push_str(&format!("{pad}- {}\n", inline(other))),
+                }
+            }
+        }
+        other => out.push_str(&format!("{pad}{}\n", inline(other))),
+    }
+}
+
+fn inline(v: &Value) -> String {
+    match v {
+        Value::Object(_) => "{}".into(),
+        Value::Array(_) => "[]".into(),
+        other => scalar(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_output_reads_back_as_the_same_value() {
+        let v = json!({"name": "p", "services": {"web": {"command": ["sh", "-c", "echo 'a: b' #x"], "environment": {"on": "yes", "N": "3", "E": "", "U": null}, "ports": [{"target": 80, "published": "8080"}], "networks": {"default": null}}}});
+        let text = to_yaml(&v);
+        assert_eq!(super::super::yaml::parse(&text).unwrap().value, v, "{text}");
+    }
+}
