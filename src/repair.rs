@@ -443,7 +443,7 @@ pub async fn repair_loop(
             &mut ws,
             spec,
             dir,
-            &vopts.files,
+            &vopts.load.files,
             n,
             base + n,
             &report.diagnostics,

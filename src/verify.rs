@@ -10,7 +10,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::compose::model::Condition;
-use crate::compose::{check_policy, load::load_project_files, ComposeError, Project};
+use crate::compose::{check_policy, load::load_with, ComposeError, Project};
 use crate::diagnose::{self, tail, Diagnostic, Phase};
 use crate::docker::build::{self, BuildSpec, Built};
 use crate::docker::health::{self, Readiness, Wait};
@@ -44,8 +44,8 @@ pub struct VerifyOptions {
     pub jobs: usize,
     /// Rebuild every image without any cache.
     pub no_cache: bool,
-    /// Compose files named with `-f` (relative to the folder); empty: COMPOSE_FILE or the default.
-    pub files: Vec<std::path::PathBuf>,
+    /// Which compose files, project name and variables to read (`-f`, `-p`, `--env-file`).
+    pub load: crate::compose::load::LoadOptions,
     /// Labels this run's objects; Ctrl-C handlers tear down by it.
     pub run_id: String,
     pub events: Events,
@@ -64,7 +64,7 @@ impl Default for VerifyOptions {
             execute: false,
             jobs: default_jobs(),
             no_cache: false,
-            files: Vec::new(),
+            load: Default::default(),
             run_id: new_run_id(),
             events: Events::none(),
         }
@@ -214,7 +214,7 @@ pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Ve
     ev.emit(Event::Phase {
         name: "verify: preflight".into(),
     });
-    let project = load_project_files(dir, &opts.files)?;
+    let project = load_with(dir, &opts.load)?;
     let mut report = VerifyReport {
         project: project.name.clone(),
         run_id: opts.run_id.clone(),

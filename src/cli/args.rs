@@ -43,10 +43,12 @@ pub enum Command {
     Repair(RepairArgs),
     /// Remove every container, network and volume masgen started for a system.
     Down(DownArgs),
+    /// Print the compose project as masgen reads it, in `docker compose config`'s normal form.
+    Config(ConfigArgs),
 }
 
 /// Names of the subcommands, for `masgen SPEC` (no subcommand) handling.
-pub const SUBCOMMANDS: &[&str] = &["generate", "verify", "repair", "down", "help"];
+pub const SUBCOMMANDS: &[&str] = &["generate", "verify", "repair", "down", "config", "help"];
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
@@ -153,11 +155,8 @@ pub struct RepairArgs {
     /// What the system should do; default: the spec in .masgen/state.json. Text or @file.
     #[arg(long)]
     pub spec: Option<String>,
-    /// A compose file to use instead of the one found in the folder (relative to it);
-    /// repeat to merge later files over earlier ones, as `docker compose -f`. Default:
-    /// COMPOSE_FILE, else the folder's compose file and its override file.
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub project: ProjectFlags,
     /// Images built at once (default: the number of cores, at least 4).
     #[arg(long)]
     pub jobs: Option<u16>,
@@ -211,11 +210,8 @@ pub struct VerifyArgs {
     /// Also write the report (JSON) to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// A compose file to use instead of the one found in the folder (relative to it);
-    /// repeat to merge later files over earlier ones, as `docker compose -f`. Default:
-    /// COMPOSE_FILE, else the folder's compose file and its override file.
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub project: ProjectFlags,
     #[command(flatten)]
     pub verify: VerifyFlags,
 }
@@ -228,11 +224,60 @@ pub struct DownArgs {
     /// Also remove the images masgen built for it (`masgen/<project>-<service>`), like `docker compose down --rmi local`.
     #[arg(long)]
     pub images: bool,
+    #[command(flatten)]
+    pub project: ProjectFlags,
+}
+
+/// Which compose project to read, as `docker compose` takes it.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ProjectFlags {
     /// A compose file to use instead of the one found in the folder (relative to it);
     /// repeat to merge later files over earlier ones, as `docker compose -f`. Default:
     /// COMPOSE_FILE, else the folder's compose file and its override file.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// The project name, as `docker compose -p` (default: COMPOSE_PROJECT_NAME, else the
+    /// file's `name:`, else the folder's name, normalised).
+    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
+    pub project_name: Option<String>,
+    /// Read the project's variables from FILE instead of the folder's .env; repeat for
+    /// more (later files win), as `docker compose --env-file`.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+}
+
+impl ProjectFlags {
+    pub fn load_options(&self) -> crate::compose::load::LoadOptions {
+        crate::compose::load::LoadOptions {
+            files: self.files.clone(),
+            project_name: self.project_name.clone(),
+            env_files: self.env_files.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// The project's folder.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub project: ProjectFlags,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ConfigFormat::Yaml)]
+    pub format: ConfigFormat,
+    /// Print the names of the services that would run, one a line, and nothing else.
+    #[arg(long)]
+    pub services: bool,
+    /// Print the names of the profiles the project defines, one a line, and nothing else.
+    #[arg(long)]
+    pub profiles: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConfigFormat {
+    Yaml,
+    Json,
 }
 
 /// `masgen SPEC ...` means `masgen generate SPEC ...`: insert the subcommand when the

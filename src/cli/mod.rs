@@ -106,7 +106,8 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Generate(a) => generate(a, &events, cli.json, color).await,
         Command::Verify(a) => verify_cmd(a, &events, cli.json, color).await,
         Command::Repair(a) => repair_cmd(a, &events, cli.json, color).await,
-        Command::Down(a) => down(&a.dir, &a.files, a.images, &events, cli.json).await,
+        Command::Down(a) => down(&a.dir, &a.project, a.images, &events, cli.json).await,
+        Command::Config(a) => config_cmd(&a),
     };
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -342,13 +343,19 @@ async fn verify_repair_and_report(
             Ok(r) => finish_repair(&mut report, r, out.json, out.color),
             Err(f) => {
                 report.exit_code = f.code;
-                write_reports(out.dir, &report, out.report_file, None, out.events);
+                write_reports(Some(out.dir), &report, out.report_file, None, out.events);
                 return Err(f);
             }
         },
     };
     report.exit_code = code;
-    write_reports(out.dir, &report, out.report_file, out.junit, out.events);
+    write_reports(
+        Some(out.dir),
+        &report,
+        out.report_file,
+        out.junit,
+        out.events,
+    );
     if out.json {
         println!(
             "{}",
@@ -496,10 +503,10 @@ async fn repair_cmd(
             ),
         ));
     }
-    if a.files.is_empty() {
+    if a.project.files.is_empty() {
         crate::compose::find_compose_file(&a.dir).map_err(|e| Fatal::new(exit::USAGE, e))?;
     }
-    for f in &a.files {
+    for f in &a.project.files {
         if !a.dir.join(f).is_file() {
             return Err(Fatal::new(
                 exit::USAGE,
@@ -520,7 +527,7 @@ async fn repair_cmd(
     };
     let jobs = a.jobs.map_or_else(crate::verify::default_jobs, usize::from);
     let vopts = VerifyOptions {
-        files: a.files.clone(),
+        load: a.project.load_options(),
         ..verify_options(&a.run.verify, jobs, events)?
     };
     let generator = build_generator(&a.run, events)?;
@@ -614,7 +621,7 @@ async fn verify_cmd(
 ) -> Result<i32, Fatal> {
     let jobs = a.jobs.map_or_else(crate::verify::default_jobs, usize::from);
     let opts = VerifyOptions {
-        files: a.files.clone(),
+        load: a.project.load_options(),
         ..verify_options(&a.verify, jobs, events)?
     };
     if !a.dir.is_dir() {
@@ -631,6 +638,11 @@ async fn verify_cmd(
         print_verify(&v, color);
     }
     let code = if v.healthy { exit::OK } else { exit::UNHEALTHY };
+    // Refused by the policy, the project was only read: nothing is written into it.
+    let only_read = !v.diagnostics.is_empty()
+        && v.diagnostics
+            .iter()
+            .all(|d| d.phase == crate::diagnose::Phase::Policy);
     let report = RunReport {
         command: "verify".into(),
         exit_code: code,
@@ -638,7 +650,7 @@ async fn verify_cmd(
     }
     .with_verify(v);
     write_reports(
-        &a.dir,
+        (!only_read).then_some(a.dir.as_path()),
         &report,
         a.report.as_deref(),
         a.verify.junit.as_deref(),
@@ -653,14 +665,37 @@ async fn verify_cmd(
     Ok(code)
 }
 
+/// `masgen config`: the project as masgen reads it, or the error that stops it (exit 2).
+fn config_cmd(a: &args::ConfigArgs) -> Result<i32, Fatal> {
+    let p = crate::compose::load::load_with(&a.dir, &a.project.load_options())
+        .map_err(|e| Fatal::new(exit::USAGE, e))?;
+    for w in &p.warnings {
+        eprintln!("warning: {w}");
+    }
+    if a.services {
+        p.order.iter().for_each(|s| println!("{s}"));
+    } else if a.profiles {
+        p.profiles.iter().for_each(|s| println!("{s}"));
+    } else {
+        let v = crate::compose::normal::project(&p);
+        match a.format {
+            args::ConfigFormat::Json => {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())
+            }
+            args::ConfigFormat::Yaml => print!("{}", crate::compose::normal::to_yaml(&v)),
+        }
+    }
+    Ok(exit::OK)
+}
+
 async fn down(
     dir: &Path,
-    files: &[std::path::PathBuf],
+    project: &args::ProjectFlags,
     images: bool,
     events: &Events,
     json: bool,
 ) -> Result<i32, Fatal> {
-    let name = match crate::compose::load::load_project_files(dir, files) {
+    let name = match crate::compose::load::load_with(dir, &project.load_options()) {
         Ok(p) => p.name,
         Err(_) => {
             let abs = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
@@ -718,15 +753,16 @@ async fn down(
     Ok(exit::OK)
 }
 
+/// The report into `dir`'s .masgen/ (when given), and to the files the user named.
 fn write_reports(
-    dir: &Path,
+    dir: Option<&Path>,
     report: &RunReport,
     extra: Option<&Path>,
     junit_path: Option<&Path>,
     events: &Events,
 ) {
-    let own = dir.join(crate::workspace::MASGEN_DIR).join("report.json");
-    for p in std::iter::once(own.as_path()).chain(extra) {
+    let own = dir.map(|d| d.join(crate::workspace::MASGEN_DIR).join("report.json"));
+    for p in own.as_deref().into_iter().chain(extra) {
         if let Err(e) = report.write(p) {
             events.warn(format!("could not write the report {}: {e}", p.display()));
         }

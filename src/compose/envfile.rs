@@ -1,7 +1,8 @@
 //! A service's `env_file`s folded into its `environment`, as Docker Compose folds them:
 //! each file in order (read like `.env`, or line by line with `format: raw`), then
 //! `environment` over them; a name given without a value takes the project's variable
-//! (the environment, then `.env`) or stays unset.
+//! (the environment, then `.env`) or stays unset. Build args given by name are resolved
+//! the same way, and left out when unset.
 
 use std::path::Path;
 
@@ -31,10 +32,14 @@ pub fn fold(
                     ))
                 }
             };
+            // Substituted from the project's variables, then from the files before.
+            let earlier = env.clone();
+            let lookup =
+                |k: &str| lookup(k).or_else(|| earlier.get(k).cloned().flatten().map(|v| v.text()));
             let vars = if f.raw {
                 raw_lines(&text)
             } else {
-                super::dotenv::parse(&text, lookup)
+                super::dotenv::parse(&text, &lookup)
                     .map_err(|e| format!("service '{name}': env_file {}: {e}", f.path))?
             };
             env.extend(vars.into_iter().map(|(k, v)| (k, Some(Scalar::Str(v)))));
@@ -45,6 +50,19 @@ pub fn fold(
         }
         if svc.environment.is_some() || svc.env_file.is_some() {
             svc.environment = Some(KeyValues::Map(env));
+        }
+        if let Some(super::model::Build::Full(b)) = &mut svc.build {
+            // A build arg given by name takes the project's variable, or is left out.
+            if let Some(args) = &b.args {
+                let resolved = args
+                    .pairs()
+                    .into_iter()
+                    .filter_map(|(k, v)| {
+                        v.or_else(|| lookup(&k)).map(|v| (k, Some(Scalar::Str(v))))
+                    })
+                    .collect();
+                b.args = Some(KeyValues::Map(resolved));
+            }
         }
     }
     Ok(())

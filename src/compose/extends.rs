@@ -1,7 +1,7 @@
 //! `extends`: a service built on another one, from the same file or from another, resolved
 //! as docker compose resolves it. The service gets the other one's settings with its own
-//! merged over them (the override rules of merge.rs), except `depends_on` and
-//! `volumes_from`, which are never inherited. Relative paths in another file (build
+//! merged over them (the override rules of merge.rs); as in Docker Compose v2.40,
+//! `depends_on` and `volumes_from` are inherited too. Relative paths in another file (build
 //! context, env_file, bind mount sources) are relative to that file's folder.
 
 use std::collections::{BTreeMap, HashMap};
@@ -156,8 +156,6 @@ impl Resolver<'_> {
         let base = self.service(&base_path, &base_name, files);
         self.stack.pop();
         let mut base = base?;
-        base.remove("depends_on");
-        base.remove("volumes_from");
         let mut own = svc;
         own.remove("extends");
         super::merge::merge_service(&mut base, own);
@@ -174,7 +172,7 @@ impl Resolver<'_> {
                 .cloned()
                 .unwrap_or_default();
             for svc in services.values_mut().filter_map(Value::as_object_mut) {
-                rebase_service(svc, &dir, self.root);
+                rebase_service(svc, &|p| rebase(p, &dir, self.root));
             }
             self.others.insert(file.to_path_buf(), services);
         }
@@ -197,28 +195,28 @@ pub(super) fn rebase(p: &str, dir: &Path, root: &Path) -> String {
 }
 
 /// Make the relative paths of a service read from a file in `dir` relative to `root`.
-pub(super) fn rebase_service(svc: &mut Map<String, Value>, dir: &Path, root: &Path) {
+pub(super) fn rebase_service(svc: &mut Map<String, Value>, rebase: &dyn Fn(&str) -> String) {
     match svc.get_mut("build") {
-        Some(Value::String(context)) => *context = rebase(context, dir, root),
+        Some(Value::String(context)) => *context = rebase(context),
         Some(Value::Object(b)) => {
             let context = b
                 .get("context")
                 .and_then(Value::as_str)
                 .unwrap_or(".")
                 .to_string();
-            b.insert("context".into(), Value::String(rebase(&context, dir, root)));
+            b.insert("context".into(), Value::String(rebase(&context)));
         }
         _ => {}
     }
     match svc.get_mut("env_file") {
-        Some(Value::String(f)) => *f = rebase(f, dir, root),
+        Some(Value::String(f)) => *f = rebase(f),
         Some(Value::Array(files)) => {
             for f in files {
                 match f {
-                    Value::String(s) => *s = rebase(s, dir, root),
+                    Value::String(s) => *s = rebase(s),
                     Value::Object(o) => {
                         if let Some(Value::String(s)) = o.get_mut("path") {
-                            *s = rebase(s, dir, root);
+                            *s = rebase(s);
                         }
                     }
                     _ => {}
@@ -234,12 +232,12 @@ pub(super) fn rebase_service(svc: &mut Map<String, Value>, dir: &Path, root: &Pa
                 // named volume or an absolute path, and stays.
                 Value::String(s) if s.starts_with('.') => {
                     if let Some((source, rest)) = s.split_once(':') {
-                        *s = format!("{}:{rest}", rebase(source, dir, root));
+                        *s = format!("{}:{rest}", rebase(source));
                     }
                 }
                 Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("bind") => {
                     if let Some(Value::String(s)) = o.get_mut("source") {
-                        *s = rebase(s, dir, root);
+                        *s = rebase(s);
                     }
                 }
                 _ => {}
@@ -276,9 +274,10 @@ mod tests {
         assert_eq!(web["environment"], json!({"MODE": "dev", "LOG": "info"}));
         assert_eq!(web["command"], json!(["serve"]));
         assert!(web.get("extends").is_none());
-        assert!(
-            web.get("depends_on").is_none(),
-            "depends_on is never inherited: {web}"
+        assert_eq!(
+            web["depends_on"],
+            json!(["db"]),
+            "depends_on is inherited, as Docker Compose v2.40 inherits it: {web}"
         );
         assert_eq!(doc["services"]["cli"]["command"], json!(["shell"]));
         assert_eq!(

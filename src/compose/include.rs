@@ -4,8 +4,8 @@
 //! included project reads its own variables (its `env_file`s, else the `.env` of its
 //! project directory), under this project's, which win; its relative paths are relative
 //! to its project directory (by default the folder of its first file). Its services,
-//! volumes, networks, secrets and configs join this project's; a name both define is
-//! refused, and so is a file that includes itself, with the chain named.
+//! volumes, networks, secrets and configs join this project's; a name both define
+//! differently is refused, and so is a file that includes itself, with the chain named.
 
 use std::path::{Path, PathBuf};
 
@@ -77,7 +77,7 @@ pub(super) fn apply(
         let inner = |k: &str| lookup(k).or_else(|| vars.get(k).cloned());
         let mut included = reader.merged(&entry.paths, &inner, &chain)?;
         reader.included.extend(entry.paths.iter().cloned());
-        rebase(&mut included, &entry.project_dir, &reader.root);
+        rebase(&mut included, &entry.project_dir);
         join(doc, included).map_err(invalid)?;
     }
     Ok(())
@@ -127,15 +127,23 @@ fn entry(item: &Value, dir: &Path) -> Result<Entry, String> {
     })
 }
 
-/// Make the included project's relative paths (written against `project_dir`) relative
-/// to the including project's `root`.
-fn rebase(doc: &mut Value, project_dir: &Path, root: &Path) {
+/// A path written in the included project, absolute (an include of an include rebases it
+/// no further; the policy judges where it is).
+fn absolute(p: &str, project_dir: &Path) -> String {
+    if p.starts_with('/') || p.starts_with('~') || p.contains("://") || p.starts_with("git@") {
+        return p.to_string();
+    }
+    lexical(&project_dir.join(p)).display().to_string()
+}
+
+/// Make the included project's relative paths (written against `project_dir`) absolute.
+fn rebase(doc: &mut Value, project_dir: &Path) {
     let Some(top) = doc.as_object_mut() else {
         return;
     };
     if let Some(services) = top.get_mut("services").and_then(Value::as_object_mut) {
         for svc in services.values_mut().filter_map(Value::as_object_mut) {
-            super::extends::rebase_service(svc, project_dir, root);
+            super::extends::rebase_service(svc, &|p| absolute(p, project_dir));
             if let Some(Value::String(f)) = svc.get_mut("extends").and_then(|e| e.get_mut("file")) {
                 *f = lexical(&project_dir.join(&*f)).display().to_string();
             }
@@ -149,13 +157,14 @@ fn rebase(doc: &mut Value, project_dir: &Path, root: &Path) {
             .flat_map(|s| s.values_mut())
         {
             if let Some(Value::String(f)) = def.get_mut("file") {
-                *f = super::extends::rebase(f, project_dir, root);
+                *f = absolute(f, project_dir);
             }
         }
     }
 }
 
-/// Put the included resources beside the including file's own; a name both have is refused.
+/// Put the included resources beside the including file's own; a name both define
+/// differently is refused.
 fn join(doc: &mut Value, included: Value) -> Result<(), String> {
     let (Some(top), Value::Object(mut inc)) = (doc.as_object_mut(), included) else {
         return Ok(());
@@ -174,7 +183,7 @@ fn join(doc: &mut Value, included: Value) -> Result<(), String> {
             continue;
         };
         for (name, v) in items {
-            if own.contains_key(&name) {
+            if own.get(&name).is_some_and(|mine| *mine != v) {
                 return Err(format!(
                     "{section}.{name} conflicts with imported resource: an included file defines it too (docker compose refuses this as well); rename one, or extend the included one instead"
                 ));

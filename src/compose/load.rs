@@ -112,6 +112,8 @@ pub struct Project {
     pub warnings: Vec<String>,
     /// The project's variables from `.env` (or `--env-file`), read once.
     pub dotenv: BTreeMap<String, String>,
+    /// Every profile a service names, active or not, sorted.
+    pub profiles: Vec<String>,
 }
 
 impl Project {
@@ -438,6 +440,13 @@ pub fn load_with(dir: &Path, opts: &LoadOptions) -> Result<Project, ComposeError
         .map(|p| p.trim().to_string())
         .filter(|p| !p.is_empty())
         .collect();
+    let mut profiles: Vec<String> = compose
+        .services
+        .values()
+        .flat_map(|s| s.profiles.clone())
+        .collect();
+    profiles.sort();
+    profiles.dedup();
     let (order, more) = super::validate::validate(&mut compose, &label, &active)?;
     let mut warnings = reader.warnings;
     warnings.extend(reader.unset.iter().map(|v| {
@@ -458,6 +467,7 @@ pub fn load_with(dir: &Path, opts: &LoadOptions) -> Result<Project, ComposeError
         order,
         warnings,
         dotenv,
+        profiles,
     })
 }
 

@@ -137,8 +137,8 @@ fn service(svc: &Service, root: &Path) -> Value {
         let volumes: Vec<Value> = svc
             .volumes
             .iter()
-            .filter_map(|v| v.mount().ok())
-            .map(|m| volume(m, root))
+            .filter_map(|v| Some((v.mount().ok()?, matches!(v, super::model::Volume::Short(_)))))
+            .map(|(m, short)| volume(m, short, root))
             .collect();
         out.insert("volumes".into(), Value::Array(volumes));
     }
@@ -202,7 +202,8 @@ fn networks(svc: &Service) -> Value {
     }
 }
 
-fn volume(m: Mount, root: &Path) -> Value {
+/// A mount in long form; one written short also gets the options Compose fills in for it.
+fn volume(m: Mount, short: bool, root: &Path) -> Value {
     let ro = |v: &mut Map<String, Value>, read_only: bool| {
         if read_only {
             v.insert("read_only".into(), json!(true));
@@ -219,7 +220,9 @@ fn volume(m: Mount, root: &Path) -> Value {
             v.insert("source".into(), json!(absolute(root, &source)));
             v.insert("target".into(), json!(target));
             ro(&mut v, read_only);
-            v.insert("bind".into(), json!({"create_host_path": true}));
+            if short {
+                v.insert("bind".into(), json!({"create_host_path": true}));
+            }
         }
         Mount::Named {
             name,
@@ -230,12 +233,16 @@ fn volume(m: Mount, root: &Path) -> Value {
             v.insert("source".into(), json!(name));
             v.insert("target".into(), json!(target));
             ro(&mut v, read_only);
-            v.insert("volume".into(), json!({}));
+            if short {
+                v.insert("volume".into(), json!({}));
+            }
         }
         Mount::Anonymous { target } => {
             v.insert("type".into(), json!("volume"));
             v.insert("target".into(), json!(target));
-            v.insert("volume".into(), json!({}));
+            if short {
+                v.insert("volume".into(), json!({}));
+            }
         }
         Mount::Tmpfs { target } => {
             v.insert("type".into(), json!("tmpfs"));
@@ -252,7 +259,7 @@ fn escape_dollars(v: Value) -> Value {
         Value::Array(items) => Value::Array(items.into_iter().map(escape_dollars).collect()),
         Value::Object(map) => Value::Object(
             map.into_iter()
-                .map(|(k, v)| (k, escape_dollars(v)))
+                .map(|(k, v)| (k.replace('$', "$$"), escape_dollars(v)))
                 .collect(),
         ),
         other => other,
