@@ -224,6 +224,23 @@ pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Ve
     for w in &project.warnings {
         ev.warn(w.clone());
     }
+    if project.order.is_empty() {
+        // As docker compose up: a project of volumes and networks only, or whose services
+        // all wait for an inactive profile, runs nothing, and that is no failure.
+        let why = if project.profiles.is_empty() {
+            "nothing to run: the project defines no services".to_string()
+        } else {
+            format!(
+                "nothing to run: every service waits for a profile that is not active (COMPOSE_PROFILES={} starts some)",
+                project.profiles.join(",")
+            )
+        };
+        ev.warn(why.clone());
+        report.warnings.push(why);
+        report.healthy = true;
+        report.timings.total_secs = t0.elapsed().as_secs_f64();
+        return Ok(report);
+    }
     if !opts.allow_unsafe {
         let violations = check_policy(&project.compose, &project.root);
         if !violations.is_empty() {

@@ -25,11 +25,10 @@ fn reference() -> Option<PathBuf> {
         return p.is_file().then_some(p);
     }
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/compose-ref/lib");
-    let found = std::fs::read_dir(venv).ok()?.flatten().find_map(|e| {
+    std::fs::read_dir(venv).ok()?.flatten().find_map(|e| {
         let p = e.path().join("site-packages/compose/docker-compose");
         p.is_file().then_some(p)
-    });
-    found
+    })
 }
 
 fn reference_or_skip(test: &str) -> Option<PathBuf> {
@@ -283,4 +282,30 @@ fn a_refused_project_is_refused_before_anything_runs_and_leaves_no_masgen_folder
         !dir.path().join(".masgen").exists(),
         "a refused project gets no .masgen/"
     );
+}
+
+#[test]
+fn a_project_with_nothing_to_run_passes_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    for (compose, says) in [
+        ("volumes:\n  data: {}\n", "nothing to run: the project defines no services"),
+        (
+            "services:\n  tools:\n    image: busybox\n    profiles: [tools]\n",
+            "nothing to run: every service waits for a profile that is not active (COMPOSE_PROFILES=tools",
+        ),
+    ] {
+        std::fs::write(dir.path().join("compose.yaml"), compose).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_masgen"))
+            .arg("verify")
+            .arg(dir.path())
+            .env("DOCKER_HOST", "unix:///nonexistent/masgen-test.sock")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(stdout.contains("nothing to run"), "{stdout}");
+        assert!(!dir.path().join(".masgen").exists());
+    }
 }

@@ -638,11 +638,13 @@ async fn verify_cmd(
         print_verify(&v, color);
     }
     let code = if v.healthy { exit::OK } else { exit::UNHEALTHY };
-    // Refused by the policy, the project was only read: nothing is written into it.
-    let only_read = !v.diagnostics.is_empty()
-        && v.diagnostics
-            .iter()
-            .all(|d| d.phase == crate::diagnose::Phase::Policy);
+    // With nothing to run, or refused by the policy, the project was only read: nothing is
+    // written into it.
+    let only_read = v.services.is_empty()
+        || !v.diagnostics.is_empty()
+            && v.diagnostics
+                .iter()
+                .all(|d| d.phase == crate::diagnose::Phase::Policy);
     let report = RunReport {
         command: "verify".into(),
         exit_code: code,
@@ -816,6 +818,14 @@ fn print_generation(out: &Path, g: &crate::generate::GenerateReport, color: bool
 }
 
 fn print_verify(v: &VerifyReport, color: bool) {
+    if v.services.is_empty() && v.diagnostics.is_empty() {
+        println!(
+            "{} nothing to run: project {} has no service to start (see the warning above)",
+            render::paint(color, "1;32", "✓"),
+            v.project
+        );
+        return;
+    }
     println!();
     println!(
         "{:<18} {:<42} {:>8} {:<12} {:<10} PORTS",
