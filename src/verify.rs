@@ -207,6 +207,42 @@ fn readiness(project: &Project, name: &str, settle: Duration) -> Readiness {
     }
 }
 
+/// The networks the project's services join, as Compose names them in Docker: the
+/// top-level `name:`, else `<project>_<network>`.
+fn networks_wanted(project: &Project) -> Vec<run::NetworkWanted> {
+    let mut used: Vec<String> = Vec::new();
+    for svc in project.compose.services.values() {
+        if svc.network_mode.as_deref().is_some_and(|m| !m.is_empty()) {
+            continue;
+        }
+        for n in svc.network_names() {
+            if !used.contains(&n) {
+                used.push(n);
+            }
+        }
+    }
+    used.into_iter()
+        .map(|n| {
+            let def = project
+                .compose
+                .networks
+                .get(&n)
+                .cloned()
+                .flatten()
+                .unwrap_or_default();
+            run::NetworkWanted {
+                // An external network is found by its own name.
+                docker_name: def.name.clone().unwrap_or_else(|| match def.external {
+                    Some(true) => n.clone(),
+                    _ => format!("{}_{n}", project.name),
+                }),
+                external: def.external == Some(true),
+                name: n,
+            }
+        })
+        .collect()
+}
+
 /// Verify the system in `dir`.
 pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
     let t0 = Instant::now();
@@ -403,8 +439,13 @@ async fn run_all(
         name: "verify: build".into(),
     });
     let tb = Instant::now();
-    let network = run::ensure_network(engine, &project.name, &opts.run_id).await?;
-    let network_name = format!("{}_default", project.name);
+    let networks = run::ensure_networks(
+        engine,
+        &project.name,
+        &opts.run_id,
+        &networks_wanted(project),
+    )
+    .await?;
     let volume_names: Vec<String> = project.compose.volumes.keys().cloned().collect();
     let volumes = run::ensure_volumes(engine, &project.name, &opts.run_id, &volume_names).await?;
     let settings = RunSettings {
@@ -525,13 +566,8 @@ async fn run_all(
         .iter()
         .filter(|n| !failed.contains_key(*n))
         .map(|name| {
-            let (volumes, settings, network, network_name, start_announced) = (
-                &volumes,
-                &settings,
-                &network,
-                &network_name,
-                &start_announced,
-            );
+            let (volumes, settings, networks, start_announced) =
+                (&volumes, &settings, &networks, &start_announced);
             async move {
                 let mut rx = image_channels[name].1.clone();
                 let image = match rx
@@ -560,15 +596,7 @@ async fn run_all(
                     });
                 }
                 let outcome = start_service(
-                    engine,
-                    project,
-                    opts,
-                    name,
-                    &image,
-                    volumes,
-                    settings,
-                    (network_name, network),
-                    channels,
+                    engine, project, opts, name, &image, volumes, settings, networks, channels,
                 )
                 .await;
                 if outcome.is_err() {
@@ -869,7 +897,7 @@ async fn start_service(
     image: &str,
     volumes: &HashMap<String, String>,
     settings: &RunSettings,
-    network: (&str, &str),
+    networks: &run::Networks,
     channels: &HashMap<String, (watch::Sender<St>, watch::Receiver<St>)>,
 ) -> Result<ServiceOutcome, DockerError> {
     let me = &channels[name].0;
@@ -911,7 +939,7 @@ async fn start_service(
         svc,
         image,
         &project.root,
-        network,
+        networks,
         volumes,
         settings,
         files.as_deref().unwrap_or_default(),
@@ -928,6 +956,18 @@ async fn start_service(
             Diagnostic::new(name, Phase::Start, "Docker refused to create the container")
                 .evidence(why)
                 .files(implicated(project, name)),
+        );
+    }
+    let extra = run::extra_endpoints(name, svc, networks);
+    if let Err(why) = run::connect_networks(engine, &container, extra).await {
+        return fail(
+            Diagnostic::new(
+                name,
+                Phase::Start,
+                "Docker refused to connect the container to its networks",
+            )
+            .evidence(why)
+            .files(implicated(project, name)),
         );
     }
     if let Err(why) = run::copy_files(engine, &container, &files).await {

@@ -1897,3 +1897,52 @@ fn a_patched_image_holds_what_the_builder_builds() {
     assert!(verify(&[], &[]).contains("build app: patched in"));
     assert_eq!(nothing_left(&project), Vec::<String>::new());
 }
+
+#[test]
+fn services_on_different_networks_are_kept_apart_as_compose_keeps_them() {
+    if !docker_available("networks_apart") {
+        return;
+    }
+    // proxy is on both networks; web only on front, db only on back. Each checks what it
+    // can and cannot reach by name, and aliases are per network.
+    let compose = r#"services:
+  db:
+    image: busybox:latest
+    networks: [back]
+    command: ["sleep", "3600"]
+  web:
+    image: busybox:latest
+    networks:
+      front:
+        aliases: [site]
+    command:
+      - sh
+      - -c
+      - |
+        ping -c1 -W2 db >/dev/null 2>&1 && exit 12
+        for i in 1 2 3 4 5 6 7 8 9 10; do ping -c1 -W1 proxy >/dev/null 2>&1 && break; sleep 1; done
+        ping -c1 -W2 proxy >/dev/null || exit 11
+        sleep 3600
+  proxy:
+    image: busybox:latest
+    depends_on: [db, web]
+    networks: [front, back]
+    command:
+      - sh
+      - -c
+      - |
+        ping -c1 -W2 db >/dev/null || exit 21
+        ping -c1 -W2 site >/dev/null || exit 22
+        sleep 3600
+networks:
+  front: {}
+  back: {}
+"#;
+    let (_dir, path, project, _guard) = compose_system(compose);
+    verify_healthy(&path, &["--settle", "3", "--stability", "0"], &[]);
+    assert!(
+        nothing_left(&project).is_empty(),
+        "{:?}",
+        leftovers(&project)
+    );
+}

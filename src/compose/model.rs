@@ -305,6 +305,8 @@ pub struct PortLong {
 pub struct PortMapping {
     pub host_ip: Option<String>,
     pub host_port: Option<u16>,
+    /// The last port of a host range (`6005-6015:80`): Docker takes a free one of them.
+    pub host_port_end: Option<u16>,
     pub container_port: u16,
     pub protocol: String,
 }
@@ -323,6 +325,17 @@ fn parse_range(s: &str) -> Result<Vec<u16>, String> {
             Ok((a..=b).collect())
         }
         None => Ok(vec![s.trim().parse().map_err(|_| bad())?]),
+    }
+}
+
+impl PortMapping {
+    /// The host port as Docker and Compose write it: `8080`, or a range `6005-6015`.
+    pub fn published(&self) -> Option<String> {
+        let start = self.host_port?;
+        Some(match self.host_port_end.filter(|e| *e != start) {
+            Some(end) => format!("{start}-{end}"),
+            None => start.to_string(),
+        })
     }
 }
 
@@ -389,18 +402,25 @@ fn zip_ports(
             .map(|(hp, cp)| PortMapping {
                 host_ip: ip.clone(),
                 host_port: Some(hp),
+                host_port_end: None,
                 container_port: cp,
                 protocol: protocol.clone(),
             })
             .collect()),
-        Some(h) if h.len() > 1 && container.len() == 1 => {
-            Err("a host port range needs a container range of the same size".into())
-        }
+        // `6005-6015:80`: Docker publishes the port on a free one of the range.
+        Some(h) if h.len() > 1 && container.len() == 1 => Ok(vec![PortMapping {
+            host_ip: ip,
+            host_port: h.first().copied(),
+            host_port_end: h.last().copied(),
+            container_port: container[0],
+            protocol,
+        }]),
         Some(h) => Ok(container
             .into_iter()
             .map(|cp| PortMapping {
                 host_ip: ip.clone(),
                 host_port: h.first().copied(),
+                host_port_end: None,
                 container_port: cp,
                 protocol: protocol.clone(),
             })
@@ -410,6 +430,7 @@ fn zip_ports(
             .map(|cp| PortMapping {
                 host_ip: ip.clone(),
                 host_port: None,
+                host_port_end: None,
                 container_port: cp,
                 protocol: protocol.clone(),
             })
@@ -635,14 +656,23 @@ pub enum ServiceNetworks {
 }
 
 impl ServiceNetworks {
-    pub fn aliases(&self) -> Vec<String> {
+    /// The aliases the service has on network `net`.
+    pub fn aliases_on(&self, net: &str) -> Vec<String> {
         match self {
             ServiceNetworks::List(_) => Vec::new(),
             ServiceNetworks::Map(m) => m
-                .values()
+                .get(net)
+                .cloned()
                 .flatten()
-                .flat_map(|a| a.aliases.clone())
-                .collect(),
+                .map(|a| a.aliases)
+                .unwrap_or_default(),
+        }
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            ServiceNetworks::List(l) => l.clone(),
+            ServiceNetworks::Map(m) => m.keys().cloned().collect(),
         }
     }
 }
@@ -1089,6 +1119,14 @@ pub struct Compose {
 }
 
 impl Service {
+    /// The networks the service joins, as compose names (`default` when it names none).
+    pub fn network_names(&self) -> Vec<String> {
+        match &self.networks {
+            Some(n) if !n.names().is_empty() => n.names(),
+            _ => vec!["default".into()],
+        }
+    }
+
     /// The memory limit from deploy.resources.limits or mem_limit, as written.
     pub fn memory_limit(&self) -> Option<String> {
         self.deploy
@@ -1319,6 +1357,7 @@ mod tests {
             PortMapping {
                 host_ip: None,
                 host_port: None,
+                host_port_end: None,
                 container_port: 80,
                 protocol: "tcp".into()
             }
@@ -1329,6 +1368,7 @@ mod tests {
             PortMapping {
                 host_ip: Some("127.0.0.1".into()),
                 host_port: Some(8080),
+                host_port_end: None,
                 container_port: 80,
                 protocol: "udp".into()
             }

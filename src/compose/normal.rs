@@ -120,12 +120,12 @@ fn service(svc: &Service, root: &Path) -> Value {
             .map(|m| {
                 let mut port = Map::new();
                 port.insert("mode".into(), json!("ingress"));
-                if let Some(ip) = m.host_ip {
+                if let Some(ip) = &m.host_ip {
                     port.insert("host_ip".into(), json!(ip));
                 }
                 port.insert("target".into(), json!(m.container_port));
-                if let Some(h) = m.host_port {
-                    port.insert("published".into(), json!(h.to_string()));
+                if let Some(h) = m.published() {
+                    port.insert("published".into(), json!(h));
                 }
                 port.insert("protocol".into(), json!(m.protocol));
                 Value::Object(port)

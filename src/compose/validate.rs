@@ -137,6 +137,15 @@ pub fn validate(
         file: file.to_string(),
         message,
     };
+    for (name, svc) in &compose.services {
+        for n in svc.networks.iter().flat_map(|n| n.names()) {
+            if n != "default" && !compose.networks.contains_key(&n) {
+                return Err(invalid(format!(
+                    "service '{name}' joins network '{n}', which is not declared under the top-level 'networks:': declare it"
+                )));
+            }
+        }
+    }
     let mut names: IndexMap<&str, &str> = IndexMap::new();
     for (name, svc) in &compose.services {
         if let Some(c) = svc.container_name.as_deref() {

@@ -27,41 +27,128 @@ pub fn labels(project: &str, run: &str, service: Option<&str>) -> HashMap<String
     l
 }
 
-/// The project's network: looked up by name first (creating a name that exists makes a
-/// second network on 20.10), then used by id.
-pub async fn ensure_network(
+/// The project's networks, by compose name: each one's Docker name and id.
+#[derive(Debug, Clone, Default)]
+pub struct Networks {
+    pub by_name: HashMap<String, (String, String)>,
+}
+
+/// A network the project uses: its compose name, its Docker name, and whether it is
+/// external (made outside the project: looked up, never created or removed).
+#[derive(Debug, Clone)]
+pub struct NetworkWanted {
+    pub name: String,
+    pub docker_name: String,
+    pub external: bool,
+}
+
+/// The project's networks: each looked up by name first (creating a name that exists
+/// makes a second network on 20.10), else created with the project's labels; used by id.
+pub async fn ensure_networks(
     engine: &Engine,
     project: &str,
     run: &str,
-) -> Result<String, DockerError> {
-    let name = format!("{project}_default");
-    let filters: HashMap<&str, Vec<&str>> = [("name", vec![name.as_str()])].into();
+    wanted: &[NetworkWanted],
+) -> Result<Networks, DockerError> {
+    let mut out = Networks::default();
+    for w in wanted {
+        let id = match find_network(engine, &w.docker_name).await? {
+            Some(id) => id,
+            None if w.external => {
+                return Err(DockerError::op(
+                    "find network",
+                    &w.docker_name,
+                    format!("network '{}' is declared external, and no network of that name exists: create it (docker network create {}) or drop external:", w.name, w.docker_name),
+                ))
+            }
+            None => {
+                let req = NetworkCreateRequest {
+                    name: w.docker_name.clone(),
+                    driver: Some("bridge".into()),
+                    labels: Some(labels(project, run, None)),
+                    ..Default::default()
+                };
+                engine
+                    .docker
+                    .create_network(req)
+                    .await
+                    .map_err(|e| DockerError::op("create network", &w.docker_name, e))?
+                    .id
+            }
+        };
+        out.by_name
+            .insert(w.name.clone(), (w.docker_name.clone(), id));
+    }
+    Ok(out)
+}
+
+async fn find_network(engine: &Engine, name: &str) -> Result<Option<String>, DockerError> {
+    let filters: HashMap<&str, Vec<&str>> = [("name", vec![name])].into();
     let existing = engine
         .docker
         .list_networks(Some(
             ListNetworksOptionsBuilder::new().filters(&filters).build(),
         ))
         .await
-        .map_err(|e| DockerError::op("list networks", &name, e))?;
-    if let Some(id) = existing
+        .map_err(|e| DockerError::op("list networks", name, e))?;
+    Ok(existing
         .into_iter()
-        .find(|n| n.name.as_deref() == Some(name.as_str()))
-        .and_then(|n| n.id)
-    {
-        return Ok(id);
-    }
-    let req = NetworkCreateRequest {
-        name: name.clone(),
-        driver: Some("bridge".into()),
-        labels: Some(labels(project, run, None)),
+        .find(|n| n.name.as_deref() == Some(name))
+        .and_then(|n| n.id))
+}
+
+/// The endpoint of `svc` (service `name`) on compose network `net`: the service's name
+/// and that network's aliases; container_name and hostname resolve too.
+fn endpoint(name: &str, svc: &Service, net: &str, id: &str) -> EndpointSettings {
+    let mut aliases = vec![name.to_string()];
+    aliases.extend(svc.container_name.clone());
+    aliases.extend(svc.hostname.clone());
+    aliases.extend(svc.networks.iter().flat_map(|n| n.aliases_on(net)));
+    EndpointSettings {
+        aliases: Some(aliases),
+        network_id: Some(id.to_string()),
         ..Default::default()
-    };
-    let created = engine
-        .docker
-        .create_network(req)
-        .await
-        .map_err(|e| DockerError::op("create network", &name, e))?;
-    Ok(created.id)
+    }
+}
+
+/// The networks `svc` joins after its container is created (API 1.41 creates a container
+/// on one network): the Docker network and the endpoint for each.
+pub fn extra_endpoints(
+    name: &str,
+    svc: &Service,
+    networks: &Networks,
+) -> Vec<(String, EndpointSettings)> {
+    if svc.network_mode.as_deref().is_some_and(|m| !m.is_empty()) {
+        return Vec::new();
+    }
+    svc.network_names()
+        .iter()
+        .skip(1)
+        .filter_map(|n| {
+            let (docker, id) = networks.by_name.get(n)?;
+            Some((docker.clone(), endpoint(name, svc, n, id)))
+        })
+        .collect()
+}
+
+/// Connect a created container to its other networks.
+pub async fn connect_networks(
+    engine: &Engine,
+    container: &str,
+    extra: Vec<(String, EndpointSettings)>,
+) -> Result<(), String> {
+    for (network, endpoint) in extra {
+        let req = bollard::models::NetworkConnectRequest {
+            container: container.to_string(),
+            endpoint_config: Some(endpoint),
+        };
+        engine
+            .docker
+            .connect_network(&network, req)
+            .await
+            .map_err(|e| format!("connecting to network {network}: {e}"))?;
+    }
+    Ok(())
 }
 
 /// Create the project's named volumes (labelled); returns compose name -> Docker name.
@@ -126,7 +213,7 @@ pub fn container_body(
     svc: &Service,
     image: &str,
     root: &Path,
-    network: (&str, &str),
+    networks: &Networks,
     volumes: &HashMap<String, String>,
     settings: &RunSettings,
     files: &[FileMount],
@@ -144,7 +231,7 @@ pub fn container_body(
             let binding = if settings.publish_declared {
                 PortBinding {
                     host_ip: m.host_ip.clone().or(Some("0.0.0.0".into())),
-                    host_port: m.host_port.map(|p| p.to_string()),
+                    host_port: m.published(),
                 }
             } else {
                 // Verifying: ephemeral ports on loopback, so runs never collide.
@@ -236,25 +323,31 @@ pub fn container_body(
         Some(m) => parse_bytes(&m)?,
         None => settings.memory,
     };
-    let mut aliases = vec![name.to_string()];
-    aliases.extend(svc.container_name.clone());
-    aliases.extend(svc.hostname.clone());
-    aliases.extend(svc.networks.iter().flat_map(|n| n.aliases()));
-    // A link is an alias only this container sees, as compose makes it on its network.
-    let links: Vec<String> = svc
-        .link_pairs()
-        .into_iter()
-        .map(|(target, alias)| format!("{project}-{target}-1:{alias}"))
-        .collect();
-    let endpoint = EndpointSettings {
-        aliases: Some(aliases),
-        links: Some(links),
-        network_id: Some(network.1.to_string()),
-        ..Default::default()
-    };
+
     // `network_mode: host`, `none` or `bridge` (the first only with --allow-unsafe) instead
     // of the project's network; published ports mean nothing on host or none.
     let project_network = svc.network_mode.as_deref().is_none_or(str::is_empty);
+    // Created on its first network; the others are joined before it starts.
+    let first = svc.network_names().into_iter().next().unwrap_or_default();
+    let primary = match networks.by_name.get(&first) {
+        Some((docker_name, id)) if project_network => {
+            let mut endpoint = endpoint(name, svc, &first, id);
+            // A link is an alias only this container sees, as compose makes it on its network.
+            endpoint.links = Some(
+                svc.link_pairs()
+                    .into_iter()
+                    .map(|(target, alias)| format!("{project}-{target}-1:{alias}"))
+                    .collect(),
+            );
+            Some((docker_name.clone(), endpoint))
+        }
+        None if project_network => {
+            return Err(format!(
+                "network '{first}' is not one of the project's networks"
+            ))
+        }
+        _ => None,
+    };
     if !project_network && svc.network_mode.as_deref() != Some("bridge") {
         bindings.clear();
     }
@@ -371,10 +464,9 @@ pub fn container_body(
             name: Some(RestartPolicyNameEnum::NO),
             maximum_retry_count: None,
         }),
-        network_mode: Some(if project_network {
-            network.0.to_string()
-        } else {
-            namespace(&svc.network_mode).unwrap_or_default()
+        network_mode: Some(match &primary {
+            Some((docker_name, _)) => docker_name.clone(),
+            None => namespace(&svc.network_mode).unwrap_or_default(),
         }),
         ..Default::default()
     };
@@ -395,8 +487,8 @@ pub fn container_body(
         volumes: Some(anonymous),
         healthcheck,
         host_config: Some(host_config),
-        networking_config: project_network.then(|| NetworkingConfig {
-            endpoints_config: Some([(network.0.to_string(), endpoint)].into()),
+        networking_config: primary.map(|(docker_name, endpoint)| NetworkingConfig {
+            endpoints_config: Some([(docker_name, endpoint)].into()),
         }),
         ..Default::default()
     })
