@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::load::ComposeError;
+use super::merge::Tagged;
 use super::policy::lexical;
 
 /// Reads another compose file (interpolated) as a document.
@@ -30,6 +31,19 @@ pub fn resolve(
     main: &Path,
     load: &Loader,
 ) -> Result<BTreeMap<String, Vec<PathBuf>>, ComposeError> {
+    resolve_tagged(doc, root, main, load, &[])
+}
+
+/// [`resolve`], honouring the project's `!reset` and `!override` tags on the settings of
+/// a service that extends another, as Compose v2.40 does: a reset key inherits nothing,
+/// an overridden one replaces what it inherits instead of merging with it.
+pub fn resolve_tagged(
+    doc: &mut Value,
+    root: &Path,
+    main: &Path,
+    load: &Loader,
+    tags: &[Tagged],
+) -> Result<BTreeMap<String, Vec<PathBuf>>, ComposeError> {
     let Some(services) = doc.get("services").and_then(Value::as_object).cloned() else {
         return Ok(BTreeMap::new());
     };
@@ -40,6 +54,7 @@ pub fn resolve(
         others: HashMap::new(),
         load,
         stack: Vec::new(),
+        tags,
     };
     let mut from_files = BTreeMap::new();
     let mut resolved = Map::new();
@@ -73,6 +88,8 @@ struct Resolver<'a> {
     load: &'a Loader<'a>,
     /// (file, service) being resolved, to report a cycle.
     stack: Vec<(PathBuf, String)>,
+    /// The main file's (and its override files') merge tags.
+    tags: &'a [Tagged],
 }
 
 impl Resolver<'_> {
@@ -158,6 +175,20 @@ impl Resolver<'_> {
         let mut base = base?;
         let mut own = svc;
         own.remove("extends");
+        if *file == self.main {
+            for tag in self.tags {
+                match tag {
+                    Tagged::Reset(p) if p.len() == 3 && p[0] == "services" && p[1] == name => {
+                        base.remove(&p[2]);
+                        own.remove(&p[2]);
+                    }
+                    Tagged::Override(p) if p.len() == 3 && p[0] == "services" && p[1] == name => {
+                        base.remove(&p[2]);
+                    }
+                    _ => {}
+                }
+            }
+        }
         super::merge::merge_service(&mut base, own);
         Ok(base)
     }

@@ -422,9 +422,17 @@ pub fn load_with(dir: &Path, opts: &LoadOptions) -> Result<Project, ComposeError
     let mut doc = reader.merged(&paths, &lookup, &[])?;
     let mut extended_from = BTreeMap::new();
     if super::extends::uses_extends(&doc) {
+        // The tags of the project's own files (the first read, in order).
+        let own: Vec<String> = paths.iter().map(|p| reader.shown(p)).collect();
+        let tags: Vec<super::merge::Tagged> = reader
+            .docs
+            .iter()
+            .filter(|(name, _)| own.contains(name))
+            .flat_map(|(_, d)| d.tags.clone())
+            .collect();
         let cell = std::cell::RefCell::new(&mut reader);
         let load = |p: &Path| cell.borrow_mut().read(p, &lookup).map(|(v, _)| v);
-        extended_from = super::extends::resolve(&mut doc, &root, &paths[0], &load)?;
+        extended_from = super::extends::resolve_tagged(&mut doc, &root, &paths[0], &load, &tags)?;
     }
     let mut compose = typed(doc, &reader.docs, &label)?;
     super::envfile::fold(&mut compose, &root, &lookup).map_err(|message| {

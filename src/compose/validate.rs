@@ -115,21 +115,21 @@ pub fn validate(
         }
     }
     // Another service's namespaces are joined once its container exists; a container
-    // outside the system is not the system's to join.
-    for (name, svc) in compose.services.iter_mut() {
+    // outside the system is not the system's to join, and ignoring the key would run
+    // something else: refused.
+    for (name, svc) in &compose.services {
         for (key, value) in [
-            ("network_mode", &mut svc.network_mode),
-            ("pid", &mut svc.pid),
-            ("ipc", &mut svc.ipc),
+            ("network_mode", &svc.network_mode),
+            ("pid", &svc.pid),
+            ("ipc", &svc.ipc),
         ] {
-            if value
-                .as_deref()
-                .is_some_and(|v| v.starts_with("container:"))
-            {
-                warnings.push(format!(
-                    "{file}: service '{name}': {key}: {} names a container outside the system, which masgen does not join: ignored (the service gets its own {key} namespace)",
-                    value.take().unwrap_or_default()
-                ));
+            if let Some(v) = value.as_deref().filter(|v| v.starts_with("container:")) {
+                return Err(ComposeError::Invalid {
+                    file: file.to_string(),
+                    message: format!(
+                        "service '{name}': {key}: {v} joins a container outside the project, which masgen does not run: refused before anything runs; use service:NAME for a service of this project, or remove it"
+                    ),
+                });
             }
         }
     }
