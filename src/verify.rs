@@ -176,6 +176,16 @@ fn implicated(project: &Project, service: &str) -> Vec<String> {
             .iter()
             .filter_map(|f| project.inside(f)),
     );
+    // A service brought in by `include:` is written in its own file.
+    if let Some(rel) = project
+        .defined_in
+        .get(service)
+        .and_then(|f| project.inside(f))
+    {
+        if !files.contains(&rel) {
+            files.push(rel);
+        }
+    }
     // And so is what it inherits through `extends` from files in the folder.
     for f in project.extended_from.get(service).into_iter().flatten() {
         if let Some(rel) = project.inside(f).filter(|r| !files.contains(r)) {

@@ -621,3 +621,35 @@ fn repair_with_f_shows_and_fixes_the_named_compose_file_not_the_folders_own() {
         .contains("[\"sleep\", \"3600\"]"));
     assert!(nothing_left(&guard.0).is_empty());
 }
+
+#[test]
+fn a_failing_service_of_an_included_file_shows_that_file_to_the_model() {
+    if !docker_available("repair_include") {
+        return;
+    }
+    let (_dir, path, guard) = unique_output("rep-inc");
+    std::fs::create_dir_all(path.join("worker")).unwrap();
+    std::fs::write(
+        path.join("docker-compose.yml"),
+        "include: [worker/compose.yaml]\nservices:\n  web:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n",
+    )
+    .unwrap();
+    std::fs::write(path.join("worker/compose.yaml"), "services:\n  worker:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"echo 'FATAL: worker queue missing' >&2; exit 4\"]\n").unwrap();
+    let fix = "<edit path=\"worker/compose.yaml\">\n<<<<<<< SEARCH\n    command: [\"sh\", \"-c\", \"echo 'FATAL: worker queue missing' >&2; exit 4\"]\n=======\n    command: [\"sleep\", \"3600\"]\n>>>>>>> REPLACE\n</edit>\n";
+    let fake = FakeAnthropic::scripted(vec![Reply::text(fix)]);
+    let o = masgen()
+        .arg("repair")
+        .arg(&path)
+        .args(["-k", TEST_KEY, "--base-url", &fake.url])
+        .args(["--settle", "1", "--stability", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let prompt = fake.requests()[0].last_user_text();
+    assert!(
+        prompt.contains("FATAL: worker queue missing")
+            && prompt.contains("<file path=\"worker/compose.yaml\">"),
+        "the included file that defines the failing service is shown: {prompt}"
+    );
+    assert!(nothing_left(&guard.0).is_empty());
+}

@@ -99,6 +99,8 @@ pub struct Project {
     pub merged_files: Vec<PathBuf>,
     /// Files brought in by `include:`, in the order read.
     pub included_files: Vec<PathBuf>,
+    /// The included file each service brought in by `include:` is written in.
+    pub defined_in: BTreeMap<String, PathBuf>,
     /// Services that extend a service of another file: those files (`extends: {file: ...}`).
     pub extended_from: BTreeMap<String, Vec<PathBuf>>,
     /// Project name: `-p`, `COMPOSE_PROJECT_NAME`, the file's `name:`, else the folder's.
@@ -456,12 +458,25 @@ pub fn load_with(dir: &Path, opts: &LoadOptions) -> Result<Project, ComposeError
     profiles.sort();
     profiles.dedup();
     let (order, more) = super::validate::validate(&mut compose, &label, &active)?;
-    let mut warnings = reader.warnings;
+    let mut warnings = std::mem::take(&mut reader.warnings);
     warnings.extend(reader.unset.iter().map(|v| {
         format!("the \"{v}\" variable is not set: it reads as a blank string (set it in the environment or .env, or give a default with ${{{v}:-...}})")
     }));
     warnings.extend(more);
     let name = project_name(opts, &lookup, &compose, &root)?;
+    let mut defined_in = BTreeMap::new();
+    for file in &reader.included {
+        let shown = reader.shown(file);
+        let services = reader
+            .docs
+            .iter()
+            .filter(|(n, _)| *n == shown)
+            .flat_map(|(_, d)| d.value.get("services").and_then(Value::as_object).cloned())
+            .flat_map(|s| s.keys().cloned().collect::<Vec<_>>());
+        for service in services {
+            defined_in.insert(service, file.clone());
+        }
+    }
     let mut paths = paths.into_iter();
     let file = paths.next().expect("one file at least");
     Ok(Project {
@@ -469,6 +484,7 @@ pub fn load_with(dir: &Path, opts: &LoadOptions) -> Result<Project, ComposeError
         file,
         merged_files: paths.collect(),
         included_files: reader.included,
+        defined_in,
         extended_from,
         name,
         compose,

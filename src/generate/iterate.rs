@@ -42,16 +42,22 @@ fn words(s: &str) -> Vec<String> {
         .collect()
 }
 
-/// Pick the files to show: all when they fit; else the compose file, then files whose
-/// path shares a word with the change, then the smallest, within the budget.
-fn select(files: Vec<(String, String)>, change: &str) -> (Vec<(String, String)>, bool) {
+/// Pick the files to show: all when they fit; else the compose files (those named
+/// `compose`, the default names otherwise), then files whose path shares a word with the
+/// change, then the smallest, within the budget.
+fn select(
+    files: Vec<(String, String)>,
+    change: &str,
+    compose: &[String],
+) -> (Vec<(String, String)>, bool) {
     let total: usize = files.iter().map(|(p, c)| p.len() + c.len()).sum();
     if total <= ALL_FILES_BUDGET {
         return (files, false);
     }
     let want = words(change);
     let rank = |(p, c): &(String, String)| {
-        let compose = crate::compose::COMPOSE_FILE_NAMES.contains(&p.as_str());
+        let compose =
+            compose.contains(p) || crate::compose::COMPOSE_FILE_NAMES.contains(&p.as_str());
         let relevant = words(p).iter().any(|w| want.contains(w));
         (!compose, !relevant, c.len())
     };
@@ -122,7 +128,11 @@ impl Generator {
             }
         }
         let all = contents.clone();
-        let (shown, omitted) = select(contents, change);
+        // Every file the project is read from, included ones too, goes first.
+        let compose: Vec<String> = crate::compose::load_project(dir)
+            .map(|p| p.all_files().iter().filter_map(|f| p.inside(f)).collect())
+            .unwrap_or_default();
+        let (shown, omitted) = select(contents, change, &compose);
         let n = next_round_number(dir);
         let rdir = round_dir(dir, n).with_file_name(format!("{n:03}-iterate"));
         let record = format!("{n:03}-iterate/previous");
@@ -241,7 +251,7 @@ mod tests {
             ("docker-compose.yml".to_string(), "services: {}".into()),
             ("b/big.py".to_string(), big),
         ];
-        let (shown, omitted) = select(files, "add a logger agent");
+        let (shown, omitted) = select(files, "add a logger agent", &[]);
         assert!(omitted);
         let names: Vec<&str> = shown.iter().map(|f| f.0.as_str()).collect();
         assert_eq!(&names[..2], &["docker-compose.yml", "logger/app.py"]);
