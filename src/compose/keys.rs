@@ -58,8 +58,38 @@ const SERVICE: Schema = Schema {
         ("scale", "masgen runs one container per service: remove it or set it to 1"),
         ("gpus", "masgen does not give containers GPUs: remove it"),
         ("use_api_socket", "masgen never gives a container the Docker API: remove it"),
+        ("blkio_config", NOT_APPLIED),
+        ("cgroup", NOT_APPLIED),
+        ("cgroup_parent", NOT_APPLIED),
+        ("cpu_count", NOT_APPLIED),
+        ("cpu_percent", NOT_APPLIED),
+        ("cpu_shares", NOT_APPLIED),
+        ("cpu_quota", NOT_APPLIED),
+        ("cpu_period", NOT_APPLIED),
+        ("cpu_rt_period", NOT_APPLIED),
+        ("cpu_rt_runtime", NOT_APPLIED),
+        ("cpus", "write it as deploy.resources.limits.cpus, which masgen applies"),
+        ("cpuset", NOT_APPLIED),
+        ("credential_spec", "it applies to Windows containers only: remove it"),
+        ("device_cgroup_rules", NOT_APPLIED),
+        ("external_links", "it links to containers outside the project: remove it"),
+        ("isolation", "it applies to Windows containers only: remove it"),
+        ("label_file", NOT_APPLIED),
+        ("mac_address", NOT_APPLIED),
+        ("mem_reservation", NOT_APPLIED),
+        ("mem_swappiness", NOT_APPLIED),
+        ("memswap_limit", NOT_APPLIED),
+        ("oom_kill_disable", NOT_APPLIED),
+        ("oom_score_adj", NOT_APPLIED),
+        ("pids_limit", "write it as deploy.resources.limits.pids, which masgen applies"),
+        ("storage_opt", NOT_APPLIED),
+        ("userns_mode", NOT_APPLIED),
+        ("uts", NOT_APPLIED),
     ],
 };
+
+/// A Compose key masgen does not apply to the container yet.
+const NOT_APPLIED: &str = "masgen does not apply it to the container yet: remove it to verify without it, or run this project with docker compose";
 
 const BUILD: Schema = Schema {
     name: "build",
@@ -195,7 +225,15 @@ const NETWORK_ATTACH: Schema = Schema {
         "priority",
         "the order networks are connected in changes nothing masgen verifies",
     )],
-    refused: &[],
+    refused: &[
+        ("ipv4_address", NOT_APPLIED),
+        ("ipv6_address", NOT_APPLIED),
+        ("link_local_ips", NOT_APPLIED),
+        ("mac_address", NOT_APPLIED),
+        ("driver_opts", NOT_APPLIED),
+        ("gw_priority", NOT_APPLIED),
+        ("interface_name", NOT_APPLIED),
+    ],
 };
 
 const LOGGING: Schema = Schema {
