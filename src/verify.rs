@@ -253,6 +253,31 @@ fn networks_wanted(project: &Project) -> Vec<run::NetworkWanted> {
         .collect()
 }
 
+/// Compose's build keys that are `/build` parameters.
+fn build_options(b: &crate::compose::model::Build) -> build::BuildOptions {
+    let Some(f) = b.full() else {
+        return build::BuildOptions::default();
+    };
+    build::BuildOptions {
+        labels: f
+            .labels
+            .iter()
+            .flat_map(|l| l.pairs())
+            .map(|(k, v)| (k, v.unwrap_or_default()))
+            .collect(),
+        tags: f.tags.clone(),
+        network: f.network.clone(),
+        // Checked when the project loaded.
+        shm_size: f
+            .shm_size
+            .as_ref()
+            .and_then(|s| crate::compose::model::parse_bytes(&s.text()).ok()),
+        extra_hosts: crate::compose::model::host_entries(&f.extra_hosts),
+        pull: f.pull.is_some_and(|p| p.0),
+        cache_from: f.cache_from.clone(),
+    }
+}
+
 /// Verify the system in `dir`.
 pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
     let t0 = Instant::now();
@@ -502,9 +527,11 @@ async fn run_all(
                         .collect(),
                     target: b.target().map(str::to_string),
                     log_dir: Some(project.root.join(crate::workspace::MASGEN_DIR).join("logs")),
-                    no_cache: opts.no_cache,
+                    no_cache: opts.no_cache
+                        || b.full().and_then(|f| f.no_cache).is_some_and(|f| f.0),
                     bases: bases.remove(n).unwrap_or_default(),
                     run_id: opts.run_id.clone(),
+                    options: build_options(b),
                 })
             })
             .collect();

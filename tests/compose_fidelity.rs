@@ -122,6 +122,14 @@ fn meaning(out: &[u8]) -> Value {
                 "dockerfile_inline",
                 "args",
                 "target",
+                "labels",
+                "tags",
+                "network",
+                "shm_size",
+                "extra_hosts",
+                "no_cache",
+                "pull",
+                "cache_from",
             ];
             let build: Map<String, Value> = keep
                 .iter()

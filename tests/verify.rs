@@ -1946,3 +1946,69 @@ networks:
         leftovers(&project)
     );
 }
+
+#[test]
+fn build_options_reach_both_builders_and_dockerfile_inline_is_built() {
+    if !docker_available("build_options") {
+        return;
+    }
+    for buildkit in ["1", "0"] {
+        let tag = format!("masgen-test-tag-{}-{buildkit}:v1", std::process::id());
+        let compose = format!(
+            r#"services:
+  app:
+    build:
+      context: .
+      labels: {{com.example.team: shop}}
+      tags: ["{tag}"]
+      extra_hosts: ["buildhost=10.1.2.3"]
+      network: none
+    command: ["sleep", "3600"]
+  inline:
+    build:
+      context: .
+      dockerfile_inline: |
+        FROM busybox:latest
+        RUN echo inline-built > /built
+    command: ["sh", "-c", "grep -q inline-built /built && exec sleep 3600"]
+"#
+        );
+        let (_dir, path, project, _guard) = compose_system(&compose);
+        // The folder's own Dockerfile checks the options in its RUN steps; the inline
+        // service's text is built instead of it.
+        std::fs::write(
+            path.join("Dockerfile"),
+            "FROM busybox:latest\nRUN grep -q '10.1.2.3.*buildhost' /etc/hosts\nRUN ! grep -q eth0 /proc/net/dev\n",
+        )
+        .unwrap();
+        verify_healthy(
+            &path,
+            &["--settle", "2", "--stability", "0"],
+            &[("DOCKER_BUILDKIT", buildkit)],
+        );
+        let label = std::process::Command::new("docker")
+            .args([
+                "image",
+                "inspect",
+                "--format",
+                "{{index .Config.Labels \"com.example.team\"}}",
+                &tag,
+            ])
+            .output()
+            .unwrap();
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", &tag])
+            .output();
+        assert_eq!(
+            String::from_utf8_lossy(&label.stdout).trim(),
+            "shop",
+            "DOCKER_BUILDKIT={buildkit}: {}",
+            String::from_utf8_lossy(&label.stderr)
+        );
+        assert!(
+            nothing_left(&project).is_empty(),
+            "{:?}",
+            leftovers(&project)
+        );
+    }
+}

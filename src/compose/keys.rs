@@ -107,14 +107,6 @@ const BUILD: Schema = Schema {
         ("additional_contexts", BUILD_SESSION),
         ("secrets", BUILD_SESSION),
         ("ssh", BUILD_SESSION),
-        ("tags", BUILD_NOT_YET),
-        ("labels", BUILD_NOT_YET),
-        ("network", BUILD_NOT_YET),
-        ("shm_size", BUILD_NOT_YET),
-        ("extra_hosts", BUILD_NOT_YET),
-        ("no_cache", "use masgen verify --no-cache instead"),
-        ("pull", BUILD_NOT_YET),
-        ("cache_from", BUILD_NOT_YET),
         (
             "isolation",
             "it applies to Windows containers only: remove it",
@@ -124,12 +116,11 @@ const BUILD: Schema = Schema {
             "entitlements",
             "masgen grants builds no entitlements: remove it",
         ),
-        ("ulimits", BUILD_NOT_YET),
+        ("ulimits", "masgen does not pass build ulimits to the builder: remove it, or build the image with docker compose build and name it with image:"),
     ],
 };
 
 const BUILD_SESSION: &str = "it needs a BuildKit session, which masgen's builder does not open: build the image with docker compose build and name it with image:, or remove the key";
-const BUILD_NOT_YET: &str = "masgen does not pass it to the builder yet: remove it, or build the image with docker compose build and name it with image:";
 
 const HEALTHCHECK: Schema = Schema {
     name: "healthcheck",

@@ -236,6 +236,22 @@ pub struct BuildFull {
     pub args: Option<KeyValues>,
     #[serde(default)]
     pub target: Option<String>,
+    #[serde(default)]
+    pub labels: Option<KeyValues>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub network: Option<String>,
+    #[serde(default)]
+    pub shm_size: Option<Scalar>,
+    #[serde(default)]
+    pub extra_hosts: Option<KeyValues>,
+    #[serde(default)]
+    pub no_cache: Option<Flag>,
+    #[serde(default)]
+    pub pull: Option<Flag>,
+    #[serde(default)]
+    pub cache_from: Vec<String>,
 }
 
 impl Build {
@@ -252,6 +268,13 @@ impl Build {
                 ..
             }) => d,
             _ => "Dockerfile",
+        }
+    }
+    /// The long form, when the build is written as one.
+    pub fn full(&self) -> Option<&BuildFull> {
+        match self {
+            Build::Full(f) => Some(f),
+            Build::Context(_) => None,
         }
     }
     /// `dockerfile_inline`: the Dockerfile's text, when it is given in the compose file.
@@ -1074,6 +1097,14 @@ pub const BUILD_KEYS: &[&str] = &[
     "dockerfile_inline",
     "args",
     "target",
+    "labels",
+    "tags",
+    "network",
+    "shm_size",
+    "extra_hosts",
+    "no_cache",
+    "pull",
+    "cache_from",
 ];
 
 /// Top-level keys masgen understands (`x-*` extensions are always allowed).
@@ -1140,21 +1171,7 @@ impl Service {
 
     /// `extra_hosts` as Docker takes them: `host:ip` (compose also writes `host=ip`, and a map).
     pub fn extra_hosts(&self) -> Vec<String> {
-        match &self.extra_hosts {
-            None => Vec::new(),
-            Some(KeyValues::List(items)) => items
-                .iter()
-                .map(|i| {
-                    i.split_once('=')
-                        .map(|(h, ip)| format!("{h}:{ip}"))
-                        .unwrap_or_else(|| i.clone())
-                })
-                .collect(),
-            Some(KeyValues::Map(m)) => m
-                .iter()
-                .map(|(h, ip)| format!("{h}:{}", ip.as_ref().map(Scalar::text).unwrap_or_default()))
-                .collect(),
-        }
+        host_entries(&self.extra_hosts)
     }
 
     /// `devices` entries as (host path, container path, cgroup permissions).
@@ -1238,6 +1255,26 @@ impl Service {
     pub fn cpu_limit(&self) -> Option<f64> {
         let l = self.deploy.as_ref()?.resources.as_ref()?.limits.as_ref()?;
         l.cpus.as_ref()?.text().parse().ok()
+    }
+}
+
+/// `extra_hosts` entries as Docker takes them: `host:ip` (compose also writes `host=ip`,
+/// and a map).
+pub fn host_entries(hosts: &Option<KeyValues>) -> Vec<String> {
+    match hosts {
+        None => Vec::new(),
+        Some(KeyValues::List(items)) => items
+            .iter()
+            .map(|i| {
+                i.split_once('=')
+                    .map(|(h, ip)| format!("{h}:{ip}"))
+                    .unwrap_or_else(|| i.clone())
+            })
+            .collect(),
+        Some(KeyValues::Map(m)) => m
+            .iter()
+            .map(|(h, ip)| format!("{h}:{}", ip.as_ref().map(Scalar::text).unwrap_or_default()))
+            .collect(),
     }
 }
 

@@ -175,7 +175,52 @@ fn build(b: &Build, root: &Path) -> Value {
     if let Some(t) = b.target() {
         out.insert("target".into(), json!(t));
     }
+    if let Some(f) = b.full() {
+        build_options(f, &mut out);
+    }
     Value::Object(out)
+}
+
+/// The long form's other keys, as Compose prints them.
+fn build_options(f: &super::model::BuildFull, out: &mut Map<String, Value>) {
+    if let Some(l) = &f.labels {
+        let map: Map<String, Value> = l
+            .pairs()
+            .into_iter()
+            .map(|(k, v)| (k, json!(v.unwrap_or_default())))
+            .collect();
+        out.insert("labels".into(), Value::Object(map));
+    }
+    if !f.cache_from.is_empty() {
+        out.insert("cache_from".into(), json!(f.cache_from));
+    }
+    if f.no_cache.is_some_and(|n| n.0) {
+        out.insert("no_cache".into(), json!(true));
+    }
+    if f.pull.is_some_and(|p| p.0) {
+        out.insert("pull".into(), json!(true));
+    }
+    let mut hosts: Vec<String> = super::model::host_entries(&f.extra_hosts)
+        .iter()
+        .map(|h| h.replacen(':', "=", 1))
+        .collect();
+    if !hosts.is_empty() {
+        hosts.sort();
+        out.insert("extra_hosts".into(), json!(hosts));
+    }
+    if let Some(n) = &f.network {
+        out.insert("network".into(), json!(n));
+    }
+    if let Some(size) = f
+        .shm_size
+        .as_ref()
+        .and_then(|s| super::model::parse_bytes(&s.text()).ok())
+    {
+        out.insert("shm_size".into(), json!(size.to_string()));
+    }
+    if !f.tags.is_empty() {
+        out.insert("tags".into(), json!(f.tags));
+    }
 }
 
 fn networks(svc: &Service) -> Value {

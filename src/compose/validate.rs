@@ -230,6 +230,15 @@ pub fn validate(
                     .map_err(|e| invalid(format!("service '{name}' healthcheck: {e}")))?;
             }
         }
+        if let Some(size) = svc
+            .build
+            .as_ref()
+            .and_then(|b| b.full())
+            .and_then(|f| f.shm_size.as_ref())
+        {
+            super::model::parse_bytes(&size.text())
+                .map_err(|e| invalid(format!("service '{name}' build.shm_size: {e}")))?;
+        }
         if let Some(size) = &svc.shm_size {
             super::model::parse_bytes(&size.text())
                 .map_err(|e| invalid(format!("service '{name}' shm_size: {e}")))?;

@@ -12,6 +12,56 @@ use super::{buildkit, patch};
 use super::{Engine, PROJECT_LABEL};
 use crate::diagnose::{tail, Diagnostic, Phase};
 
+/// Compose's build keys that are parameters of the engine's `/build`, for both builders.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// Labels of the image (`build.labels`).
+    pub labels: Vec<(String, String)>,
+    /// More names for the built image (`build.tags`).
+    pub tags: Vec<String>,
+    /// The network RUN steps use (`build.network`).
+    pub network: Option<String>,
+    /// /dev/shm of RUN steps, bytes (`build.shm_size`).
+    pub shm_size: Option<i64>,
+    /// `host:ip` entries of RUN steps' /etc/hosts (`build.extra_hosts`).
+    pub extra_hosts: Vec<String>,
+    /// Pull newer base images first (`build.pull`).
+    pub pull: bool,
+    /// Images whose layers the build may reuse (`build.cache_from`).
+    pub cache_from: Vec<String>,
+}
+
+impl BuildOptions {
+    /// The `/build` query parameters for these options.
+    fn query(&self) -> Vec<(&'static str, String)> {
+        let mut q = Vec::new();
+        if !self.labels.is_empty() {
+            let labels: HashMap<&String, &String> =
+                self.labels.iter().map(|(k, v)| (k, v)).collect();
+            q.push(("labels", serde_json::to_string(&labels).unwrap_or_default()));
+        }
+        if let Some(n) = &self.network {
+            q.push(("networkmode", n.clone()));
+        }
+        if let Some(size) = self.shm_size {
+            q.push(("shmsize", size.to_string()));
+        }
+        if !self.extra_hosts.is_empty() {
+            q.push(("extrahosts", self.extra_hosts.join(",")));
+        }
+        if self.pull {
+            q.push(("pull", "1".into()));
+        }
+        if !self.cache_from.is_empty() {
+            q.push((
+                "cachefrom",
+                serde_json::to_string(&self.cache_from).unwrap_or_default(),
+            ));
+        }
+        q
+    }
+}
+
 /// What to build for one service.
 #[derive(Debug, Clone)]
 pub struct BuildSpec {
@@ -35,6 +85,8 @@ pub struct BuildSpec {
     pub bases: Vec<String>,
     /// The verification's run label value, for the short-lived objects a patch makes.
     pub run_id: String,
+    /// Compose's other build keys.
+    pub options: BuildOptions,
 }
 
 /// A finished build.
@@ -90,13 +142,53 @@ pub fn from_images(dockerfile: &str) -> Vec<String> {
     images
 }
 
-/// Build one image, unless an image for the same context hash exists (and `no_cache` is off).
+/// Build one image, unless an image for the same context hash exists (and `no_cache` is
+/// off), and give it the names `build.tags` asks for.
 pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<Built, Diagnostic> {
+    let built = build_image(engine, project, spec).await?;
+    for tag in &spec.options.tags {
+        let (repo, version) = split_tag(tag);
+        let opts = bollard::query_parameters::TagImageOptionsBuilder::new()
+            .repo(repo)
+            .tag(version)
+            .build();
+        if let Err(e) = engine.docker.tag_image(&built.image, Some(opts)).await {
+            return Err(Diagnostic::new(
+                &spec.service,
+                Phase::Build,
+                format!("build.tags: cannot name the image {tag}"),
+            )
+            .evidence(e.to_string()));
+        }
+    }
+    Ok(built)
+}
+
+/// `repo[:tag]` as (repo, tag); a `:` in a registry's port is not a tag.
+fn split_tag(name: &str) -> (&str, &str) {
+    match name.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (name, "latest"),
+    }
+}
+
+async fn build_image(
+    engine: &Engine,
+    project: &str,
+    spec: &BuildSpec,
+) -> Result<Built, Diagnostic> {
     let started = Instant::now();
     let settings = format!(
         "dockerfile={}\ntarget={:?}\nargs={:?}\nbases={:?}",
         spec.dockerfile, spec.target, spec.args, spec.bases
     );
+    // Build options change the image's config or how its steps run: they are part of the
+    // hash (only when given, so images without them keep theirs).
+    let settings = if spec.options == BuildOptions::default() {
+        settings
+    } else {
+        format!("{settings}\noptions={:?}", spec.options)
+    };
     let df_rel = rel(&spec.context_rel, &spec.dockerfile);
     if spec.dockerfile_inline.is_none() && !spec.context.join(&spec.dockerfile).is_file() {
         return Err(Diagnostic::new(
@@ -171,6 +263,7 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
     // `masgen/` repository names the rest. BuildKit also gets the steps label below.
     let mut labels: HashMap<String, String> =
         [(PROJECT_LABEL.to_string(), project.to_string())].into();
+    labels.extend(spec.options.labels.iter().cloned());
     let args: HashMap<String, String> = spec.args.iter().cloned().collect();
     // Shared, not copied, between a BuildKit attempt and the classic fallback.
     let tar = hyper::body::Bytes::from(ctx.tar);
@@ -201,6 +294,12 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
             if spec.no_cache {
                 query.push(("nocache", "1".to_string()));
             }
+            query.extend(
+                spec.options
+                    .query()
+                    .into_iter()
+                    .filter(|(k, _)| *k != "labels"),
+            );
             // A daemon that refuses a BuildKit build gets the same build, and the ones after
             // it, from the classic builder.
             match buildkit::build(transport, &engine.api_version(), &query, tar.clone()).await {
@@ -306,6 +405,22 @@ async fn classic(
         .nocache(spec.no_cache);
     if let Some(t) = &spec.target {
         opts = opts.target(t);
+    }
+    let o = &spec.options;
+    if let Some(n) = &o.network {
+        opts = opts.networkmode(n);
+    }
+    if let Some(size) = o.shm_size {
+        opts = opts.shmsize(size.clamp(0, i32::MAX as i64) as i32);
+    }
+    if !o.extra_hosts.is_empty() {
+        opts = opts.extrahosts(&o.extra_hosts.join(","));
+    }
+    if o.pull {
+        opts = opts.pull("1");
+    }
+    if !o.cache_from.is_empty() {
+        opts = opts.cachefrom(&o.cache_from);
     }
     let mut stream = engine
         .docker
