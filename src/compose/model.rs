@@ -220,7 +220,7 @@ impl<'de> Deserialize<'de> for Flag {
 #[serde(untagged)]
 pub enum Build {
     Context(String),
-    Full(BuildFull),
+    Full(Box<BuildFull>),
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
@@ -262,13 +262,9 @@ impl Build {
         }
     }
     pub fn dockerfile(&self) -> &str {
-        match self {
-            Build::Full(BuildFull {
-                dockerfile: Some(d),
-                ..
-            }) => d,
-            _ => "Dockerfile",
-        }
+        self.full()
+            .and_then(|f| f.dockerfile.as_deref())
+            .unwrap_or("Dockerfile")
     }
     /// The long form, when the build is written as one.
     pub fn full(&self) -> Option<&BuildFull> {
@@ -292,10 +288,10 @@ impl Build {
         }
     }
     pub fn args(&self) -> Vec<(String, Option<String>)> {
-        match self {
-            Build::Full(BuildFull { args: Some(a), .. }) => a.pairs(),
-            _ => Vec::new(),
-        }
+        self.full()
+            .and_then(|f| f.args.as_ref())
+            .map(KeyValues::pairs)
+            .unwrap_or_default()
     }
     pub fn target(&self) -> Option<&str> {
         match self {
