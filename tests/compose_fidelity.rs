@@ -111,6 +111,23 @@ fn meaning(out: &[u8]) -> Value {
             "volumes",
             "networks",
             "container_name",
+            "healthcheck",
+            "restart",
+            "labels",
+            "working_dir",
+            "user",
+            "hostname",
+            "expose",
+            "extra_hosts",
+            "tmpfs",
+            "cap_add",
+            "cap_drop",
+            "init",
+            "read_only",
+            "network_mode",
+            "volumes_from",
+            "shm_size",
+            "sysctls",
         ] {
             let value = svc.get(key).cloned().unwrap_or(Value::Null);
             s.insert(key.into(), value);

@@ -95,6 +95,9 @@ fn service(svc: &Service, root: &Path) -> Value {
             };
             let mut e = Map::new();
             e.insert("condition".into(), json!(condition));
+            if restarts(d, &dep) {
+                e.insert("restart".into(), json!(true));
+            }
             e.insert("required".into(), json!(!d.optional(&dep)));
             deps.insert(dep, Value::Object(e));
         }
@@ -145,6 +148,166 @@ fn service(svc: &Service, root: &Path) -> Value {
     if let Some(p) = svc.profiles.first().map(|_| &svc.profiles) {
         out.insert("profiles".into(), json!(p));
     }
+    runtime_keys(svc, &mut out);
+    host_keys(svc, &mut out);
+    Value::Object(out)
+}
+
+fn restarts(d: &super::model::DependsOn, dep: &str) -> bool {
+    match d {
+        super::model::DependsOn::Map(m) => m
+            .get(dep)
+            .and_then(|s| s.as_ref())
+            .is_some_and(|s| s.restart == Some(true)),
+        super::model::DependsOn::List(_) => false,
+    }
+}
+
+/// Puts `value` under `key` when it is there.
+fn put(out: &mut Map<String, Value>, key: &str, value: Option<Value>) {
+    if let Some(v) = value {
+        out.insert(key.into(), v);
+    }
+}
+
+fn texts(items: &[super::model::Scalar]) -> Option<Value> {
+    (!items.is_empty()).then(|| json!(items.iter().map(|i| i.text()).collect::<Vec<_>>()))
+}
+
+fn list(items: &[String]) -> Option<Value> {
+    (!items.is_empty()).then(|| json!(items))
+}
+
+fn pairs(kv: &Option<super::model::KeyValues>) -> Option<Value> {
+    kv.as_ref().map(|kv| {
+        Value::Object(
+            kv.pairs()
+                .into_iter()
+                .map(|(k, v)| (k, json!(v.unwrap_or_default())))
+                .collect(),
+        )
+    })
+}
+
+/// How the container runs: healthcheck, restart, user, limits and the like.
+fn runtime_keys(svc: &Service, out: &mut Map<String, Value>) {
+    put(
+        out,
+        "healthcheck",
+        svc.healthcheck.as_ref().map(healthcheck),
+    );
+    put(out, "restart", svc.restart.as_ref().map(|r| json!(r)));
+    put(out, "labels", pairs(&svc.labels));
+    put(
+        out,
+        "working_dir",
+        svc.working_dir.as_ref().map(|w| json!(w)),
+    );
+    put(out, "user", svc.user.as_ref().map(|u| json!(u.text())));
+    put(out, "init", svc.init.map(|b| json!(b)));
+    put(out, "read_only", svc.read_only.map(|b| json!(b)));
+    put(out, "tty", svc.tty.map(|b| json!(b)));
+    put(out, "stdin_open", svc.stdin_open.map(|b| json!(b)));
+    put(
+        out,
+        "stop_signal",
+        svc.stop_signal.as_ref().map(|v| json!(v)),
+    );
+    put(
+        out,
+        "stop_grace_period",
+        svc.stop_grace_period.as_ref().map(|v| json!(v)),
+    );
+    let bytes = |v: &super::model::Scalar| {
+        super::model::parse_bytes(&v.text())
+            .ok()
+            .map(|b| json!(b.to_string()))
+    };
+    put(out, "shm_size", svc.shm_size.as_ref().and_then(bytes));
+    put(out, "mem_limit", svc.mem_limit.as_ref().and_then(bytes));
+    put(out, "sysctls", pairs(&svc.sysctls));
+    put(
+        out,
+        "pull_policy",
+        svc.pull_policy.as_ref().map(|v| json!(v)),
+    );
+    put(out, "platform", svc.platform.as_ref().map(|v| json!(v)));
+    put(out, "privileged", svc.privileged.map(|b| json!(b)));
+    put(out, "cap_add", list(&svc.cap_add));
+    put(out, "cap_drop", list(&svc.cap_drop));
+    put(out, "security_opt", list(&svc.security_opt));
+    put(out, "group_add", texts(&svc.group_add));
+    put(
+        out,
+        "network_mode",
+        svc.network_mode.as_ref().map(|v| json!(v)),
+    );
+    put(out, "pid", svc.pid.as_ref().map(|v| json!(v)));
+    put(out, "ipc", svc.ipc.as_ref().map(|v| json!(v)));
+    put(out, "volumes_from", list(&svc.volumes_from));
+    if let Some(limits) = svc
+        .deploy
+        .as_ref()
+        .and_then(|d| d.resources.as_ref())
+        .and_then(|r| r.limits.as_ref())
+    {
+        let mut l = Map::new();
+        put(
+            &mut l,
+            "cpus",
+            limits
+                .cpus
+                .as_ref()
+                .and_then(|c| c.text().parse::<f64>().ok())
+                .map(|c| json!(c)),
+        );
+        put(&mut l, "memory", limits.memory.as_ref().and_then(bytes));
+        put(&mut l, "pids", limits.pids.map(|p| json!(p)));
+        out.insert("deploy".into(), json!({"resources": {"limits": l}}));
+    }
+}
+
+/// What the container sees of names and hosts.
+fn host_keys(svc: &Service, out: &mut Map<String, Value>) {
+    put(out, "hostname", svc.hostname.as_ref().map(|v| json!(v)));
+    put(out, "domainname", svc.domainname.as_ref().map(|v| json!(v)));
+    put(out, "expose", texts(&svc.expose));
+    let hosts: Vec<String> = svc
+        .extra_hosts()
+        .iter()
+        .map(|h| h.replacen(':', "=", 1))
+        .collect();
+    put(out, "extra_hosts", list(&hosts));
+    put(out, "tmpfs", svc.tmpfs.as_ref().map(|t| json!(t.list())));
+    put(out, "dns", svc.dns.as_ref().map(|t| json!(t.list())));
+    put(
+        out,
+        "dns_search",
+        svc.dns_search.as_ref().map(|t| json!(t.list())),
+    );
+    put(out, "dns_opt", list(&svc.dns_opt));
+}
+
+fn healthcheck(h: &super::model::Healthcheck) -> Value {
+    let mut out = Map::new();
+    if h.disable == Some(true) {
+        out.insert("disable".into(), json!(true));
+    }
+    put(
+        &mut out,
+        "test",
+        h.test
+            .as_ref()
+            .map(|_| json!(h.docker_test().unwrap_or_default())),
+    );
+    put(&mut out, "timeout", h.timeout.as_ref().map(|v| json!(v)));
+    put(&mut out, "interval", h.interval.as_ref().map(|v| json!(v)));
+    put(&mut out, "retries", h.retries.map(|v| json!(v)));
+    put(
+        &mut out,
+        "start_period",
+        h.start_period.as_ref().map(|v| json!(v)),
+    );
     Value::Object(out)
 }
 

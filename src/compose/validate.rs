@@ -96,7 +96,19 @@ pub fn validate(
                         }
                         None => IndexMap::new(),
                     };
-                deps.insert(target, None);
+                // As Compose adds them: a link or a shared namespace restarts with its
+                // target; a volumes_from source does not.
+                let namespace = [&svc.network_mode, &svc.pid, &svc.ipc]
+                    .into_iter()
+                    .flatten()
+                    .any(|m| m.strip_prefix("service:").map(str::trim) == Some(target.as_str()));
+                let restarts = namespace || svc.link_pairs().iter().any(|(t, _)| *t == target);
+                let spec = super::model::DependsSpec {
+                    condition: None,
+                    restart: restarts.then_some(true),
+                    required: None,
+                };
+                deps.insert(target, Some(spec));
                 svc.depends_on = Some(super::model::DependsOn::Map(deps));
             }
         }
@@ -246,6 +258,23 @@ pub fn validate(
         if let Some(r) = &svc.restart {
             super::model::parse_restart(r)
                 .map_err(|e| invalid(format!("service '{name}': {e}")))?;
+        }
+        let deploy_memory = svc
+            .deploy
+            .as_ref()
+            .and_then(|d| d.resources.as_ref())
+            .and_then(|r| r.limits.as_ref())
+            .and_then(|l| l.memory.as_ref());
+        if let (Some(a), Some(b)) = (&svc.mem_limit, deploy_memory) {
+            if super::model::parse_bytes(&a.text()).ok()
+                != super::model::parse_bytes(&b.text()).ok()
+            {
+                return Err(invalid(format!(
+                    "service '{name}': mem_limit and deploy.resources.limits.memory differ ({} and {}): keep one (docker compose refuses this too)",
+                    a.text(),
+                    b.text()
+                )));
+            }
         }
         if let Some(m) = svc.memory_limit() {
             super::model::parse_bytes(&m)
