@@ -216,6 +216,33 @@ impl<'de> Deserialize<'de> for Flag {
     }
 }
 
+/// `Option<bool>` from a boolean or from a string that names one (what `${VAR}` gives).
+fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    Option::<Flag>::deserialize(d).map(|f| f.map(|f| f.0))
+}
+
+/// A whole number from a number or from a string holding one (what `${VAR}` gives).
+fn lenient_number<'de, D: serde::Deserializer<'de>, T: std::str::FromStr>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    match Option::<Scalar>::deserialize(d)? {
+        None => Ok(None),
+        Some(v) => {
+            v.text().trim().parse().map(Some).map_err(|_| {
+                serde::de::Error::custom(format!("{} is not a whole number", v.text()))
+            })
+        }
+    }
+}
+
+fn lenient_u32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    lenient_number(d)
+}
+
+fn lenient_i64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    lenient_number(d)
+}
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum Build {
@@ -469,9 +496,9 @@ pub enum Condition {
 pub struct DependsSpec {
     #[serde(default)]
     pub condition: Option<Condition>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub restart: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub required: Option<bool>,
 }
 
@@ -525,11 +552,11 @@ pub struct Healthcheck {
     pub interval: Option<String>,
     #[serde(default)]
     pub timeout: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_u32")]
     pub retries: Option<u32>,
     #[serde(default)]
     pub start_period: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub disable: Option<bool>,
 }
 
@@ -576,7 +603,7 @@ pub struct VolumeLong {
     #[serde(default)]
     pub source: Option<String>,
     pub target: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub read_only: Option<bool>,
 }
 
@@ -702,7 +729,7 @@ pub struct Limits {
     pub memory: Option<Scalar>,
     #[serde(default)]
     pub cpus: Option<Scalar>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_i64")]
     pub pids: Option<i64>,
 }
 
@@ -760,7 +787,7 @@ pub struct Service {
     #[serde(default)]
     pub mem_limit: Option<Scalar>,
     // Keys the policy refuses (some values of them) unless --allow-unsafe.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub privileged: Option<bool>,
     #[serde(default)]
     pub cap_add: Vec<String>,
@@ -776,13 +803,13 @@ pub struct Service {
     pub ipc: Option<String>,
     #[serde(default)]
     pub security_opt: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub tty: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub stdin_open: Option<bool>,
     #[serde(default)]
     pub hostname: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub init: Option<bool>,
     #[serde(default)]
     pub stop_grace_period: Option<String>,
@@ -794,7 +821,7 @@ pub struct Service {
     pub tmpfs: Option<StringOrList>,
     #[serde(default)]
     pub extra_hosts: Option<KeyValues>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub read_only: Option<bool>,
     #[serde(default)]
     pub shm_size: Option<Scalar>,
@@ -1110,7 +1137,7 @@ pub const TOP_KEYS: &[&str] = &[
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 pub struct TopVolume {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub external: Option<bool>,
     #[serde(default)]
     pub name: Option<String>,
@@ -1120,7 +1147,7 @@ pub struct TopVolume {
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 pub struct TopNetwork {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub external: Option<bool>,
     #[serde(default)]
     pub name: Option<String>,

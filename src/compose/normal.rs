@@ -189,7 +189,8 @@ fn pairs(kv: &Option<super::model::KeyValues>) -> Option<Value> {
     })
 }
 
-/// How the container runs: healthcheck, restart, user, limits and the like.
+/// How the container runs: healthcheck, restart, user, limits and the like. A boolean is
+/// printed when true, as Compose prints it.
 fn runtime_keys(svc: &Service, out: &mut Map<String, Value>) {
     put(
         out,
@@ -204,10 +205,18 @@ fn runtime_keys(svc: &Service, out: &mut Map<String, Value>) {
         svc.working_dir.as_ref().map(|w| json!(w)),
     );
     put(out, "user", svc.user.as_ref().map(|u| json!(u.text())));
-    put(out, "init", svc.init.map(|b| json!(b)));
-    put(out, "read_only", svc.read_only.map(|b| json!(b)));
-    put(out, "tty", svc.tty.map(|b| json!(b)));
-    put(out, "stdin_open", svc.stdin_open.map(|b| json!(b)));
+    put(out, "init", svc.init.filter(|b| *b).map(|b| json!(b)));
+    put(
+        out,
+        "read_only",
+        svc.read_only.filter(|b| *b).map(|b| json!(b)),
+    );
+    put(out, "tty", svc.tty.filter(|b| *b).map(|b| json!(b)));
+    put(
+        out,
+        "stdin_open",
+        svc.stdin_open.filter(|b| *b).map(|b| json!(b)),
+    );
     put(
         out,
         "stop_signal",
@@ -232,7 +241,11 @@ fn runtime_keys(svc: &Service, out: &mut Map<String, Value>) {
         svc.pull_policy.as_ref().map(|v| json!(v)),
     );
     put(out, "platform", svc.platform.as_ref().map(|v| json!(v)));
-    put(out, "privileged", svc.privileged.map(|b| json!(b)));
+    put(
+        out,
+        "privileged",
+        svc.privileged.filter(|b| *b).map(|b| json!(b)),
+    );
     put(out, "cap_add", list(&svc.cap_add));
     put(out, "cap_drop", list(&svc.cap_drop));
     put(out, "security_opt", list(&svc.security_opt));
