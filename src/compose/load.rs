@@ -248,8 +248,10 @@ pub fn parse_with_profiles(
     let doc = parse_doc(text, file)?;
     let mut warnings = Vec::new();
     check_keys(&doc, file, &mut warnings)?;
-    let mut compose = typed(doc.value.clone(), &[(file.to_string(), doc)], file)?;
-    let (order, more) = super::validate::validate(&mut compose, file, active)?;
+    let docs = [(file.to_string(), doc)];
+    let mut compose = typed(docs[0].1.value.clone(), &docs, file)?;
+    let place = placer(&docs, file);
+    let (order, more) = super::validate::validate(&mut compose, file, active, &place)?;
     warnings.extend(more);
     Ok((compose, order, warnings))
 }
@@ -280,6 +282,18 @@ fn locate<'a>(docs: &'a [(String, Doc)], path: &[String]) -> (&'a str, Mark) {
     match best {
         Some((name, d)) => (name, d.mark(path)),
         None => ("", Mark::default()),
+    }
+}
+
+/// `file:line:column` of a path of the merged document (the label of all the files when
+/// no file writes it).
+fn placer<'a>(docs: &'a [(String, Doc)], label: &'a str) -> impl Fn(&[&str]) -> String + 'a {
+    move |path: &[&str]| {
+        let path: Vec<String> = path.iter().map(|p| p.to_string()).collect();
+        match locate(docs, &path) {
+            ("", _) => label.to_string(),
+            (file, m) => format!("{file}:{}:{}", m.line, m.column),
+        }
     }
 }
 
@@ -457,7 +471,8 @@ pub fn load_with(dir: &Path, opts: &LoadOptions) -> Result<Project, ComposeError
         .collect();
     profiles.sort();
     profiles.dedup();
-    let (order, more) = super::validate::validate(&mut compose, &label, &active)?;
+    let place = placer(&reader.docs, &label);
+    let (order, more) = super::validate::validate(&mut compose, &label, &active, &place)?;
     let mut warnings = std::mem::take(&mut reader.warnings);
     warnings.extend(reader.unset.iter().map(|v| {
         format!("the \"{v}\" variable is not set: it reads as a blank string (set it in the environment or .env, or give a default with ${{{v}:-...}})")

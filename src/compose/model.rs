@@ -681,7 +681,7 @@ impl Volume {
                     ("tmpfs", _) => Ok(Mount::Tmpfs {
                         target: l.target.clone(),
                     }),
-                    (other, _) => Err(format!("volume type {other:?} is not supported")),
+                    (other, _) => Err(format!("volume type {other:?}: masgen mounts bind, volume and tmpfs only (API 1.41 has no image mounts): refused before anything runs; remove the mount")),
                 }
             }
         }

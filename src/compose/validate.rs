@@ -1,12 +1,16 @@
 //! What Compose checks once a project is read: profiles, dependencies (and what links,
-//! volumes_from and shared namespaces add to them), declared volumes, secrets and configs,
-//! and the values that must parse (ports, durations, sizes, restart policies).
+//! volumes_from and shared namespaces add to them), declared networks, volumes, secrets
+//! and configs, and the values that must parse (ports, durations, sizes, restart
+//! policies). Every error names the file, line and column it is about.
 
 use indexmap::IndexMap;
 
 use super::graph::start_order;
 use super::load::ComposeError;
-use super::model::{parse_duration, Compose};
+use super::model::{parse_bytes, parse_duration, Compose, DependsOn, DependsSpec, Service};
+
+/// Where a path of the project is written, as `file:line:column`.
+pub type Place<'a> = dyn Fn(&[&str]) -> String + 'a;
 
 /// Validate `compose` (read from `file`) with the given profiles active (`*`: all of them).
 /// A service whose profiles are all inactive is left out, as `docker compose up` leaves it
@@ -15,8 +19,44 @@ pub fn validate(
     compose: &mut Compose,
     file: &str,
     active: &[String],
+    place: &Place,
 ) -> Result<(Vec<String>, Vec<String>), ComposeError> {
     let mut warnings = Vec::new();
+    apply_profiles(compose, file, active, &mut warnings)?;
+    add_implicit_dependencies(compose, place)?;
+    warn_about_logs_and_platforms(compose, file, &mut warnings);
+    check_project(compose, place)?;
+    for (name, svc) in &compose.services {
+        check_service(compose, name, svc, place)?;
+    }
+    let order = start_order(compose).map_err(|e| match e {
+        super::graph::GraphError::Unknown {
+            service,
+            dependency,
+        } => ComposeError::UnknownDependency {
+            file: place(&["services", &service, "depends_on"]),
+            service,
+            dependency,
+        },
+        super::graph::GraphError::Cycle(services) => ComposeError::Cycle {
+            file: file.to_string(),
+            services,
+        },
+    })?;
+    Ok((order, warnings))
+}
+
+fn invalid(at: String, message: String) -> ComposeError {
+    ComposeError::Invalid { file: at, message }
+}
+
+/// Leave out the services of inactive profiles, and the optional dependencies on them.
+fn apply_profiles(
+    compose: &mut Compose,
+    file: &str,
+    active: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<(), ComposeError> {
     let all_profiles = active.iter().any(|p| p == "*");
     let left_out: IndexMap<String, Vec<String>> = compose
         .services
@@ -39,7 +79,7 @@ pub fn validate(
     // An optional dependency (`required: false`) on a service that is not there is dropped.
     let present: Vec<String> = compose.services.keys().cloned().collect();
     for (name, svc) in compose.services.iter_mut() {
-        if let Some(super::model::DependsOn::Map(deps)) = &mut svc.depends_on {
+        if let Some(DependsOn::Map(deps)) = &mut svc.depends_on {
             deps.retain(|dependency, spec| {
                 let optional = spec.as_ref().and_then(|s| s.required) == Some(false);
                 if optional && !present.contains(dependency) {
@@ -62,238 +102,228 @@ pub fn validate(
             }
         }
     }
-    // A link or a volumes_from service is a dependency too (compose starts it first).
+    Ok(())
+}
+
+/// A link, a volumes_from service or a `service:` namespace is a dependency too (compose
+/// starts it first); a `container:` namespace, outside the project, is refused.
+fn add_implicit_dependencies(compose: &mut Compose, place: &Place) -> Result<(), ComposeError> {
     let names: Vec<String> = compose.services.keys().cloned().collect();
     for (name, svc) in compose.services.iter_mut() {
-        for target in svc
+        for key in ["network_mode", "pid", "ipc"] {
+            let value = match key {
+                "network_mode" => &svc.network_mode,
+                "pid" => &svc.pid,
+                _ => &svc.ipc,
+            };
+            if let Some(v) = value.as_deref().filter(|v| v.starts_with("container:")) {
+                return Err(invalid(
+                    place(&["services", name, key]),
+                    format!("service '{name}': {key}: {v} joins a container outside the project, which masgen does not run: refused before anything runs; use service:NAME for a service of this project, or remove it"),
+                ));
+            }
+        }
+        let targets: Vec<String> = svc
             .link_pairs()
             .into_iter()
             .map(|(t, _)| t)
             .chain(svc.created_after())
-            .collect::<Vec<_>>()
-        {
-            if !names.contains(&target) {
-                return Err(ComposeError::Invalid {
-                    file: file.to_string(),
-                    message: format!(
-                        "service '{name}' links to, takes volumes from or joins a namespace of '{target}', which is not a service in this file: add it or fix the name"
-                    ),
-                });
+            .collect();
+        for target in targets {
+            if !names.contains(&target) || target == *name {
+                return Err(invalid(
+                    place(&["services", name]),
+                    format!("service '{name}' links to, takes volumes from or joins a namespace of '{target}', which is not another service of this project: fix the name"),
+                ));
             }
-            if target == *name {
-                return Err(ComposeError::Invalid { file: file.to_string(), message: format!("service '{name}' names itself in links, volumes_from or a service: namespace") });
-            }
-            let listed = svc
-                .depends_on
-                .as_ref()
-                .is_some_and(|d| d.entries().iter().any(|(d, _)| *d == target));
-            if !listed {
-                let mut deps: IndexMap<String, Option<super::model::DependsSpec>> =
-                    match svc.depends_on.take() {
-                        Some(super::model::DependsOn::Map(m)) => m,
-                        Some(super::model::DependsOn::List(l)) => {
-                            l.into_iter().map(|d| (d, None)).collect()
-                        }
-                        None => IndexMap::new(),
-                    };
-                // As Compose adds them: a link or a shared namespace restarts with its
-                // target; a volumes_from source does not.
-                let namespace = [&svc.network_mode, &svc.pid, &svc.ipc]
-                    .into_iter()
-                    .flatten()
-                    .any(|m| m.strip_prefix("service:").map(str::trim) == Some(target.as_str()));
-                let restarts = namespace || svc.link_pairs().iter().any(|(t, _)| *t == target);
-                let spec = super::model::DependsSpec {
-                    condition: None,
-                    restart: restarts.then_some(true),
-                    required: None,
-                };
-                deps.insert(target, Some(spec));
-                svc.depends_on = Some(super::model::DependsOn::Map(deps));
-            }
+            add_dependency(svc, target);
         }
+    }
+    Ok(())
+}
+
+fn add_dependency(svc: &mut Service, target: String) {
+    let listed = svc
+        .depends_on
+        .as_ref()
+        .is_some_and(|d| d.entries().iter().any(|(d, _)| *d == target));
+    if listed {
+        return;
+    }
+    let mut deps: IndexMap<String, Option<DependsSpec>> = match svc.depends_on.take() {
+        Some(DependsOn::Map(m)) => m,
+        Some(DependsOn::List(l)) => l.into_iter().map(|d| (d, None)).collect(),
+        None => IndexMap::new(),
+    };
+    // As Compose adds them: a link or a shared namespace restarts with its target; a
+    // volumes_from source does not.
+    let namespace = [&svc.network_mode, &svc.pid, &svc.ipc]
+        .into_iter()
+        .flatten()
+        .any(|m| m.strip_prefix("service:").map(str::trim) == Some(target.as_str()));
+    let restarts = namespace || svc.link_pairs().iter().any(|(t, _)| *t == target);
+    let spec = DependsSpec {
+        condition: None,
+        restart: restarts.then_some(true),
+        required: None,
+    };
+    deps.insert(target, Some(spec));
+    svc.depends_on = Some(DependsOn::Map(deps));
+}
+
+/// Settings masgen applies that hide evidence or may not run here.
+fn warn_about_logs_and_platforms(compose: &Compose, file: &str, warnings: &mut Vec<String>) {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    for (name, svc) in &compose.services {
         if svc.logging.as_ref().and_then(|l| l.driver.as_deref()) == Some("none") {
             warnings.push(format!("{file}: service '{name}': logging driver none: masgen cannot show this service's logs when it fails"));
         }
         if let Some(p) = svc.platform.as_deref() {
-            let arch = match std::env::consts::ARCH {
-                "x86_64" => "amd64",
-                "aarch64" => "arm64",
-                other => other,
-            };
             if p.split('/').nth(1).is_none_or(|a| a != arch) {
                 warnings.push(format!("{file}: service '{name}': platform {p} is not this machine's (linux/{arch}): its image must run under emulation or will not start"));
             }
         }
     }
-    // Another service's namespaces are joined once its container exists; a container
-    // outside the system is not the system's to join, and ignoring the key would run
-    // something else: refused.
-    for (name, svc) in &compose.services {
-        for (key, value) in [
-            ("network_mode", &svc.network_mode),
-            ("pid", &svc.pid),
-            ("ipc", &svc.ipc),
-        ] {
-            if let Some(v) = value.as_deref().filter(|v| v.starts_with("container:")) {
-                return Err(ComposeError::Invalid {
-                    file: file.to_string(),
-                    message: format!(
-                        "service '{name}': {key}: {v} joins a container outside the project, which masgen does not run: refused before anything runs; use service:NAME for a service of this project, or remove it"
-                    ),
-                });
-            }
-        }
-    }
-    let invalid = |message: String| ComposeError::Invalid {
-        file: file.to_string(),
-        message,
-    };
-    for (name, svc) in &compose.services {
-        for n in svc.networks.iter().flat_map(|n| n.names()) {
-            if n != "default" && !compose.networks.contains_key(&n) {
-                return Err(invalid(format!(
-                    "service '{name}' joins network '{n}', which is not declared under the top-level 'networks:': declare it"
-                )));
-            }
-        }
-    }
+}
+
+/// What concerns more than one service: container names, top-level secrets and configs.
+fn check_project(compose: &Compose, place: &Place) -> Result<(), ComposeError> {
     let mut names: IndexMap<&str, &str> = IndexMap::new();
     for (name, svc) in &compose.services {
         if let Some(c) = svc.container_name.as_deref() {
             if let Some(first) = names.insert(c, name) {
-                return Err(invalid(format!(
-                    "services '{first}' and '{name}' both have container_name '{c}': a container name is unique (docker compose refuses this too); rename one"
-                )));
+                return Err(invalid(
+                    place(&["services", name, "container_name"]),
+                    format!("services '{first}' and '{name}' both have container_name '{c}': a container name is unique (docker compose refuses this too); rename one"),
+                ));
             }
         }
     }
-    for (kind, defined) in [("secret", &compose.secrets), ("config", &compose.configs)] {
+    for (kind, section, defined) in [
+        ("secret", "secrets", &compose.secrets),
+        ("config", "configs", &compose.configs),
+    ] {
         for (name, top) in defined {
             let top = top.clone().unwrap_or_default();
+            let at = || place(&[section, name]);
             if top
                 .external
                 .as_ref()
                 .is_some_and(|e| e != &serde_json::Value::Bool(false))
             {
-                return Err(invalid(format!(
-                    "{kind} '{name}' is external, which needs Docker swarm (docker compose up cannot use it either): give it a file:, environment: or content:"
-                )));
+                return Err(invalid(at(), format!("{kind} '{name}' is external, which needs Docker swarm (docker compose up cannot use it either): give it a file:, environment: or content:")));
             }
-            let sources = [
-                top.file.is_some(),
-                top.environment.is_some(),
-                top.content.is_some(),
-            ]
-            .iter()
-            .filter(|s| **s)
-            .count();
+            let sources = [&top.file, &top.environment, &top.content]
+                .iter()
+                .filter(|s| s.is_some())
+                .count();
             if sources != 1 {
-                return Err(invalid(format!(
-                    "{kind} '{name}' needs exactly one of file:, environment: or content:"
-                )));
+                return Err(invalid(
+                    at(),
+                    format!("{kind} '{name}' needs exactly one of file:, environment: or content:"),
+                ));
             }
         }
     }
-    for (name, svc) in &compose.services {
-        for (kind, refs, defined) in [
-            ("secret", &svc.secrets, &compose.secrets),
-            ("config", &svc.configs, &compose.configs),
-        ] {
-            for r in refs {
-                if !defined.contains_key(r.source()) {
-                    return Err(invalid(format!(
-                        "service '{name}' uses {kind} '{}', which is not declared under the top-level '{kind}s:': declare it",
-                        r.source()
-                    )));
-                }
+    Ok(())
+}
+
+/// One service's references and values.
+fn check_service(
+    compose: &Compose,
+    name: &str,
+    svc: &Service,
+    place: &Place,
+) -> Result<(), ComposeError> {
+    let at = |key: &str| place(&["services", name, key]);
+    if svc.image.is_none() && svc.build.is_none() {
+        return Err(invalid(
+            place(&["services", name]),
+            format!("service '{name}' has neither 'image' nor 'build': give it one"),
+        ));
+    }
+    for n in svc.networks.iter().flat_map(|n| n.names()) {
+        if n != "default" && !compose.networks.contains_key(&n) {
+            return Err(invalid(at("networks"), format!("service '{name}' joins network '{n}', which is not declared under the top-level 'networks:': declare it")));
+        }
+    }
+    for (kind, key, refs, defined) in [
+        ("secret", "secrets", &svc.secrets, &compose.secrets),
+        ("config", "configs", &svc.configs, &compose.configs),
+    ] {
+        if let Some(r) = refs.iter().find(|r| !defined.contains_key(r.source())) {
+            return Err(invalid(at(key), format!("service '{name}' uses {kind} '{}', which is not declared under the top-level '{kind}s:': declare it", r.source())));
+        }
+    }
+    for p in &svc.ports {
+        p.mappings()
+            .map_err(|e| invalid(at("ports"), format!("service '{name}': {e}")))?;
+    }
+    for v in &svc.volumes {
+        let mount = v
+            .mount()
+            .map_err(|e| invalid(at("volumes"), format!("service '{name}': {e}")))?;
+        if let super::model::Mount::Named { name: vol, .. } = mount {
+            if !compose.volumes.contains_key(&vol) {
+                return Err(invalid(at("volumes"), format!("service '{name}' mounts volume '{vol}', which is not declared under the top-level 'volumes:': declare it")));
             }
         }
-        if svc.image.is_none() && svc.build.is_none() {
-            return Err(invalid(format!(
-                "service '{name}' has neither 'image' nor 'build': give it one"
-            )));
-        }
-        for p in &svc.ports {
-            p.mappings()
-                .map_err(|e| invalid(format!("service '{name}': {e}")))?;
-        }
-        for v in &svc.volumes {
-            match v
-                .mount()
-                .map_err(|e| invalid(format!("service '{name}': {e}")))?
-            {
-                super::model::Mount::Named { name: vol, .. }
-                    if !compose.volumes.contains_key(&vol) =>
-                {
-                    return Err(invalid(format!(
-                        "service '{name}' mounts volume '{vol}', which is not declared under the top-level 'volumes:': declare it"
-                    )));
-                }
-                _ => {}
-            }
-        }
-        if let Some(hc) = &svc.healthcheck {
-            for d in [&hc.interval, &hc.timeout, &hc.start_period]
-                .into_iter()
-                .flatten()
-            {
-                parse_duration(d)
-                    .map_err(|e| invalid(format!("service '{name}' healthcheck: {e}")))?;
-            }
-        }
-        if let Some(size) = svc
-            .build
-            .as_ref()
-            .and_then(|b| b.full())
-            .and_then(|f| f.shm_size.as_ref())
+    }
+    check_values(name, svc, &at)
+}
+
+/// The values of a service that must parse: durations, sizes, the restart policy.
+fn check_values(
+    name: &str,
+    svc: &Service,
+    at: &dyn Fn(&str) -> String,
+) -> Result<(), ComposeError> {
+    if let Some(hc) = &svc.healthcheck {
+        for d in [&hc.interval, &hc.timeout, &hc.start_period]
+            .into_iter()
+            .flatten()
         {
-            super::model::parse_bytes(&size.text())
-                .map_err(|e| invalid(format!("service '{name}' build.shm_size: {e}")))?;
-        }
-        if let Some(size) = &svc.shm_size {
-            super::model::parse_bytes(&size.text())
-                .map_err(|e| invalid(format!("service '{name}' shm_size: {e}")))?;
-        }
-        if let Some(r) = &svc.restart {
-            super::model::parse_restart(r)
-                .map_err(|e| invalid(format!("service '{name}': {e}")))?;
-        }
-        let deploy_memory = svc
-            .deploy
-            .as_ref()
-            .and_then(|d| d.resources.as_ref())
-            .and_then(|r| r.limits.as_ref())
-            .and_then(|l| l.memory.as_ref());
-        if let (Some(a), Some(b)) = (&svc.mem_limit, deploy_memory) {
-            if super::model::parse_bytes(&a.text()).ok()
-                != super::model::parse_bytes(&b.text()).ok()
-            {
-                return Err(invalid(format!(
-                    "service '{name}': mem_limit and deploy.resources.limits.memory differ ({} and {}): keep one (docker compose refuses this too)",
-                    a.text(),
-                    b.text()
-                )));
-            }
-        }
-        if let Some(m) = svc.memory_limit() {
-            super::model::parse_bytes(&m)
-                .map_err(|e| invalid(format!("service '{name}' memory limit: {e}")))?;
+            parse_duration(d).map_err(|e| {
+                invalid(
+                    at("healthcheck"),
+                    format!("service '{name}' healthcheck: {e}"),
+                )
+            })?;
         }
     }
-    let order = start_order(compose).map_err(|e| match e {
-        super::graph::GraphError::Unknown {
-            service,
-            dependency,
-        } => ComposeError::UnknownDependency {
-            file: file.to_string(),
-            service,
-            dependency,
-        },
-        super::graph::GraphError::Cycle(services) => ComposeError::Cycle {
-            file: file.to_string(),
-            services,
-        },
-    })?;
-    Ok((order, warnings))
+    let build_shm = svc
+        .build
+        .as_ref()
+        .and_then(|b| b.full())
+        .and_then(|f| f.shm_size.as_ref());
+    for (key, size) in [("build", build_shm), ("shm_size", svc.shm_size.as_ref())] {
+        if let Some(size) = size {
+            parse_bytes(&size.text())
+                .map_err(|e| invalid(at(key), format!("service '{name}' shm_size: {e}")))?;
+        }
+    }
+    if let Some(r) = &svc.restart {
+        super::model::parse_restart(r)
+            .map_err(|e| invalid(at("restart"), format!("service '{name}': {e}")))?;
+    }
+    let deploy_memory = svc
+        .deploy
+        .as_ref()
+        .and_then(|d| d.resources.as_ref())
+        .and_then(|r| r.limits.as_ref())
+        .and_then(|l| l.memory.as_ref());
+    if let (Some(a), Some(b)) = (&svc.mem_limit, deploy_memory) {
+        if parse_bytes(&a.text()).ok() != parse_bytes(&b.text()).ok() {
+            return Err(invalid(at("mem_limit"), format!("service '{name}': mem_limit and deploy.resources.limits.memory differ ({} and {}): keep one (docker compose refuses this too)", a.text(), b.text())));
+        }
+    }
+    if let Some(m) = svc.memory_limit() {
+        parse_bytes(&m)
+            .map_err(|e| invalid(at("deploy"), format!("service '{name}' memory limit: {e}")))?;
+    }
+    Ok(())
 }
