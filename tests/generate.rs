@@ -297,34 +297,6 @@ fn a_symlink_in_the_output_folder_cannot_be_used_to_escape() {
     assert!(!outside.path().join("evil.txt").exists());
 }
 
-const MANIFEST: &str = r#"<manifest>
-[{"path":"docker-compose.yml","purpose":"compose","group":"infrastructure"},
- {"path":"a/Dockerfile","purpose":"a image","group":"a"},{"path":"a/app.py","purpose":"a code","group":"a"},
- {"path":"b/Dockerfile","purpose":"b image","group":"b"},{"path":"b/app.py","purpose":"b code","group":"b"},
- {"path":"c/Dockerfile","purpose":"c image","group":"c"},
- {"path":"README.md","purpose":"docs","group":"docs"},{"path":"start.sh","purpose":"run","group":"docs"}]
-</manifest>"#;
-
-/// Answers a batch request with every file it asks for.
-fn batch_reply(prompt: &str) -> String {
-    let files = prompt
-        .split("Write exactly these files")
-        .nth(1)
-        .unwrap_or("");
-    let mut out = String::new();
-    for line in files.lines().filter_map(|l| l.strip_prefix("- ")) {
-        let path = line.split(' ').next().unwrap();
-        let body = if path == "docker-compose.yml" {
-            "services:\n  a:\n    build: ./a\n  b:\n    build: ./b\n  c:\n    build: ./c\n"
-                .to_string()
-        } else {
-            format!("# {path}\n")
-        };
-        out.push_str(&format!("<file path=\"{path}\">\n{body}</file>\n"));
-    }
-    out
-}
-
 /// A fake that answers the manifest request with MANIFEST and each batch, after `delay`,
 /// with the files it asks for.
 fn staged_fake(delay: Duration) -> FakeAnthropic {

@@ -27,6 +27,38 @@ pub struct Cli {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProviderChoice {
+    Anthropic,
+    Openai,
+}
+
+impl ModelFlags {
+    fn env(name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    }
+
+    /// The key: -k, else the provider's environment variable.
+    pub fn key(&self) -> Option<String> {
+        self.api_key.clone().or_else(|| match self.provider {
+            ProviderChoice::Anthropic => Self::env("ANTHROPIC_API_KEY"),
+            ProviderChoice::Openai => Self::env("OPENAI_API_KEY"),
+        })
+    }
+
+    /// The base URL: --base-url, else the provider's environment variable, else its default.
+    pub fn url(&self) -> String {
+        self.base_url
+            .clone()
+            .unwrap_or_else(|| match self.provider {
+                ProviderChoice::Anthropic => Self::env("ANTHROPIC_BASE_URL")
+                    .unwrap_or_else(|| crate::llm::DEFAULT_BASE_URL.into()),
+                ProviderChoice::Openai => Self::env("OPENAI_BASE_URL")
+                    .unwrap_or_else(|| crate::llm::DEFAULT_OPENAI_BASE_URL.into()),
+            })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
     Auto,
     Always,
@@ -97,15 +129,27 @@ pub struct RunFlags {
 /// How to reach the model.
 #[derive(Debug, Args, Clone)]
 pub struct ModelFlags {
-    /// Anthropic API key.
-    #[arg(short = 'k', long, env = "ANTHROPIC_API_KEY", hide_env_values = true)]
+    /// Which API the model speaks: anthropic (the Messages API) or openai (Chat
+    /// Completions: OpenAI, Ollama, vLLM, llama.cpp, LM Studio, OpenRouter, LiteLLM).
+    #[arg(long, env = "MASGEN_PROVIDER", value_enum, default_value_t = ProviderChoice::Anthropic)]
+    pub provider: ProviderChoice,
+    /// API key [default: env ANTHROPIC_API_KEY, or OPENAI_API_KEY with --provider openai;
+    /// a local openai server needs none].
+    #[arg(short = 'k', long)]
     pub api_key: Option<String>,
     /// Model id.
     #[arg(long, env = "MASGEN_MODEL", default_value = crate::generate::DEFAULT_MODEL)]
     pub model: String,
-    /// API base URL.
-    #[arg(long, env = "ANTHROPIC_BASE_URL", default_value = crate::llm::DEFAULT_BASE_URL)]
-    pub base_url: String,
+    /// API base URL [default: env ANTHROPIC_BASE_URL, else https://api.anthropic.com; with
+    /// --provider openai: env OPENAI_BASE_URL, else https://api.openai.com/v1].
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// USD per million input tokens: sets or overrides the model's price (with --price-out).
+    #[arg(long, value_name = "USD", value_parser = parse_usd, requires = "price_out")]
+    pub price_in: Option<f64>,
+    /// USD per million output tokens: sets or overrides the model's price (with --price-in).
+    #[arg(long, value_name = "USD", value_parser = parse_usd, requires = "price_in")]
+    pub price_out: Option<f64>,
     /// max_tokens of each model request.
     #[arg(long, default_value_t = 32_000, value_parser = clap::value_parser!(u32).range(256..=128_000))]
     pub max_tokens: u32,

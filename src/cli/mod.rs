@@ -181,8 +181,13 @@ async fn verify_interruptible(dir: &Path, opts: &VerifyOptions) -> Result<Verify
 
 fn build_generator(run: &args::RunFlags, events: &Events) -> Result<Generator, Fatal> {
     let m = &run.model;
+    let provider = match m.provider {
+        args::ProviderChoice::Anthropic => crate::generate::Provider::Anthropic,
+        args::ProviderChoice::Openai => crate::generate::Provider::OpenAi,
+    };
     let mut builder = Generator::builder()
-        .base_url(&m.base_url)
+        .provider(provider)
+        .base_url(m.url())
         .model(&m.model)
         .events(events.clone())
         .retry(RetryPolicy {
@@ -192,8 +197,16 @@ fn build_generator(run: &args::RunFlags, events: &Events) -> Result<Generator, F
         });
     if let Some(dir) = &m.replay {
         builder = builder.replay(dir);
-    } else if let Some(k) = &m.api_key {
+    } else if let Some(k) = m.key() {
         builder = builder.api_key(k);
+    }
+    if let (Some(input), Some(output)) = (m.price_in, m.price_out) {
+        builder = builder.price(crate::llm::pricing::Price {
+            input,
+            output,
+            cache_read: input,
+            cache_write: input,
+        });
     }
     let generator = builder
         .build()
@@ -201,7 +214,7 @@ fn build_generator(run: &args::RunFlags, events: &Events) -> Result<Generator, F
     if run.repair.max_cost.is_some() && generator.model().price().is_none() {
         return Err(Fatal::new(
             exit::USAGE,
-            format!("--max-cost cannot be enforced: masgen has no price for model '{}'; use a priced model or leave --max-cost out", generator.model().id()),
+            format!("--max-cost cannot be enforced: masgen has no price for model '{}'; give its prices with --price-in USD --price-out USD (per million tokens), use a priced model, or leave --max-cost out", generator.model().id()),
         ));
     }
     Ok(generator)

@@ -276,12 +276,26 @@ impl<'a> Session<'a> {
     }
 }
 
+/// The wire format of the model's API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Provider {
+    /// Anthropic's Messages API.
+    #[default]
+    Anthropic,
+    /// OpenAI-compatible Chat Completions (OpenAI, Ollama, vLLM, llama.cpp, LM Studio,
+    /// OpenRouter, LiteLLM).
+    OpenAi,
+}
+
 /// Builds a [`Generator`].
 #[derive(Debug, Clone)]
 pub struct GeneratorBuilder {
     api_key: Option<String>,
-    base_url: String,
+    provider: Provider,
+    /// None: the provider's default.
+    base_url: Option<String>,
     model: String,
+    price: Option<llm::pricing::Price>,
     replay: Option<PathBuf>,
     retry: RetryPolicy,
     events: Events,
@@ -291,8 +305,10 @@ impl Default for GeneratorBuilder {
     fn default() -> Self {
         GeneratorBuilder {
             api_key: None,
-            base_url: llm::DEFAULT_BASE_URL.to_string(),
+            provider: Provider::Anthropic,
+            base_url: None,
             model: DEFAULT_MODEL.to_string(),
+            price: None,
             replay: None,
             retry: RetryPolicy::default(),
             events: Events::none(),
@@ -306,7 +322,17 @@ impl GeneratorBuilder {
         self
     }
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = url.into();
+        self.base_url = Some(url.into());
+        self
+    }
+    /// Which wire format the model speaks.
+    pub fn provider(mut self, provider: Provider) -> Self {
+        self.provider = provider;
+        self
+    }
+    /// Prices to use instead of the table's (USD per million tokens).
+    pub fn price(mut self, price: llm::pricing::Price) -> Self {
+        self.price = Some(price);
         self
     }
     pub fn model(mut self, model: impl Into<String>) -> Self {
@@ -327,20 +353,36 @@ impl GeneratorBuilder {
         self
     }
     pub fn build(self) -> Result<Generator, LlmError> {
-        let model: Arc<dyn Model> = match self.replay {
-            Some(dir) => Arc::new(ReplayModel::open(&dir)?),
-            None => {
+        let model: Arc<dyn Model> = match (self.replay, self.provider) {
+            (Some(dir), _) => Arc::new(ReplayModel::open(&dir)?),
+            (None, Provider::Anthropic) => {
                 let key = self
                     .api_key
                     .filter(|k| !k.trim().is_empty())
                     .ok_or(LlmError::NoApiKey)?;
-                Arc::new(AnthropicModel::new(
-                    key,
-                    &self.base_url,
+                let url = self.base_url.as_deref().unwrap_or(llm::DEFAULT_BASE_URL);
+                Arc::new(AnthropicModel::new(key, url, &self.model, self.retry)?)
+            }
+            (None, Provider::OpenAi) => {
+                let url = self
+                    .base_url
+                    .as_deref()
+                    .unwrap_or(llm::DEFAULT_OPENAI_BASE_URL);
+                Arc::new(llm::OpenAiModel::new(
+                    self.api_key,
+                    url,
                     &self.model,
                     self.retry,
+                    self.events.clone(),
                 )?)
             }
+        };
+        let model: Arc<dyn Model> = match self.price {
+            Some(price) => Arc::new(llm::Priced {
+                inner: model,
+                price,
+            }),
+            None => model,
         };
         Ok(Generator {
             model,

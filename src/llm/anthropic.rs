@@ -129,7 +129,7 @@ impl AnthropicModel {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(inner) = src {
@@ -143,6 +143,9 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 impl Model for AnthropicModel {
     fn id(&self) -> &str {
         &self.model
+    }
+    fn provider(&self) -> &str {
+        "anthropic"
     }
     fn stream<'a>(&'a self, req: &'a Request) -> BoxFuture<'a, Result<ResponseStream, LlmError>> {
         Box::pin(self.start(req))

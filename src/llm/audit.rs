@@ -15,6 +15,7 @@ pub struct ResponseLog {
 #[derive(Serialize)]
 struct Record<'a> {
     label: &'a str,
+    provider: &'a str,
     model: &'a str,
     stop_reason: &'a str,
     usage: Usage,
@@ -37,13 +38,14 @@ impl ResponseLog {
         self.dir.as_deref()
     }
 
-    /// Save one reply as `file_name` (e.g. `manifest.json`). The record holds model,
+    /// Save one reply as `file_name` (e.g. `manifest.json`). The record holds provider, model,
     /// stop reason, usage and text; never a header or a key.
     pub fn save(&self, file_name: &str, label: &str, c: &Completion) -> std::io::Result<()> {
         let Some(dir) = &self.dir else { return Ok(()) };
         std::fs::create_dir_all(dir)?;
         let record = Record {
             label,
+            provider: &c.provider,
             model: &c.model,
             stop_reason: c.stop_reason.as_str(),
             usage: c.usage,
@@ -51,7 +53,8 @@ impl ResponseLog {
         };
         let body = if file_name.ends_with(".txt") {
             format!(
-                "label: {label}\nmodel: {}\nstop_reason: {}\nusage: input={} output={} cache_read={} cache_write={}\n\n{}",
+                "label: {label}\nprovider: {}\nmodel: {}\nstop_reason: {}\nusage: input={} output={} cache_read={} cache_write={}\n\n{}",
+                c.provider,
                 c.model,
                 c.stop_reason.as_str(),
                 c.usage.input,

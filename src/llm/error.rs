@@ -7,6 +7,9 @@ use std::time::Duration;
 pub enum LlmError {
     #[error("no API key: set ANTHROPIC_API_KEY or pass -k/--api-key (or run the bundled demo with --replay fixtures/demo)")]
     NoApiKey,
+    /// An OpenAI-compatible endpoint that is not on this machine or a private network.
+    #[error("no API key for {url}: set OPENAI_API_KEY or pass -k/--api-key (a server on this machine or a private network needs none)")]
+    NoOpenAiKey { url: String },
     /// The API answered with an error status.
     #[error("{} ({status} {kind}): {message}{}", provider_hint(*status, kind), retry_note(*retry_after))]
     Api {
@@ -44,7 +47,7 @@ fn retry_note(after: Option<Duration>) -> String {
 fn provider_hint(status: u16, kind: &str) -> &'static str {
     match (status, kind) {
         (401, _) | (_, "authentication_error") => {
-            "the API refused the key: check ANTHROPIC_API_KEY / -k"
+            "the API refused the key: check ANTHROPIC_API_KEY (or OPENAI_API_KEY with --provider openai) / -k"
         }
         (403, _) | (_, "permission_error") => "the key may not use this model or feature",
         (404, _) | (_, "not_found_error") => {
@@ -67,6 +70,7 @@ impl LlmError {
             LlmError::Api { status, .. } => matches!(status, 408 | 409 | 429 | 500..=599),
             LlmError::Connect { .. } | LlmError::StreamCut(_) => true,
             LlmError::NoApiKey
+            | LlmError::NoOpenAiKey { .. }
             | LlmError::Protocol(_)
             | LlmError::RetriesExhausted { .. }
             | LlmError::Replay(_)

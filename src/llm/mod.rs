@@ -3,6 +3,7 @@
 mod anthropic;
 pub mod audit;
 mod error;
+mod openai;
 pub mod pricing;
 mod replay;
 mod retry;
@@ -16,6 +17,7 @@ use serde::Serialize;
 
 pub use anthropic::{AnthropicModel, ANTHROPIC_VERSION, DEFAULT_BASE_URL};
 pub use error::LlmError;
+pub use openai::{is_local, OpenAiModel, DEFAULT_OPENAI_BASE_URL};
 pub use replay::ReplayModel;
 pub use retry::RetryPolicy;
 pub use usage::Usage;
@@ -108,12 +110,18 @@ pub struct Completion {
     pub usage: Usage,
     pub stop_reason: StopReason,
     pub model: String,
+    pub provider: String,
 }
 
 /// A language model.
 pub trait Model: Send + Sync {
     /// The model id, as sent to the provider and priced.
     fn id(&self) -> &str;
+
+    /// The wire format it speaks (`anthropic`, `openai`), recorded in audit files.
+    fn provider(&self) -> &str {
+        "replay"
+    }
 
     /// Start a reply. Errors before the first event (HTTP status, connection) come back
     /// here; errors during the stream come as stream items.
@@ -127,6 +135,30 @@ pub trait Model: Send + Sync {
     /// The retry policy the caller should use for this model.
     fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy::default()
+    }
+}
+
+/// A model with prices the user gave (`--price-in`, `--price-out`), for any provider.
+pub struct Priced {
+    pub inner: std::sync::Arc<dyn Model>,
+    pub price: pricing::Price,
+}
+
+impl Model for Priced {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+    fn provider(&self) -> &str {
+        self.inner.provider()
+    }
+    fn stream<'a>(&'a self, req: &'a Request) -> BoxFuture<'a, Result<ResponseStream, LlmError>> {
+        self.inner.stream(req)
+    }
+    fn price(&self) -> Option<pricing::Price> {
+        Some(self.price)
+    }
+    fn retry_policy(&self) -> RetryPolicy {
+        self.inner.retry_policy()
     }
 }
 
@@ -238,5 +270,6 @@ async fn collect(
         usage,
         stop_reason,
         model: model.id().to_string(),
+        provider: model.provider().to_string(),
     })
 }

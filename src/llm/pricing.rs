@@ -1,4 +1,7 @@
-//! Prices per million tokens, in one table (Anthropic platform docs, November 2026).
+//! Prices per million tokens, in one table: Anthropic's from its platform docs (November
+//! 2026); OpenAI's as third-party copies of its pricing page showed them (March to June
+//! 2026, unverified here: `--price-in`/`--price-out` override any of them). A longer id
+//! comes before its prefix (`gpt-4o-mini` before `gpt-4o`).
 
 use super::Usage;
 
@@ -40,7 +43,31 @@ const TABLE: &[(&str, Price)] = &[
             cache_write: 0.125,
         },
     ),
+    openai("gpt-5-mini", 0.25, 2.0, 0.025),
+    openai("gpt-5", 1.25, 10.0, 0.125),
+    openai("gpt-4.1-mini", 0.40, 1.60, 0.10),
+    openai("gpt-4.1", 2.0, 8.0, 0.50),
+    openai("gpt-4o-mini", 0.15, 0.60, 0.075),
+    openai("gpt-4o", 2.50, 10.0, 1.25),
 ];
+
+/// An OpenAI model's price: cached input is cheaper; there is no charge for writing it.
+const fn openai(
+    id: &'static str,
+    input: f64,
+    output: f64,
+    cache_read: f64,
+) -> (&'static str, Price) {
+    (
+        id,
+        Price {
+            input,
+            output,
+            cache_read,
+            cache_write: 0.0,
+        },
+    )
+}
 
 /// The price of `model`, or None when the table does not know it.
 pub fn price_of(model: &str) -> Option<Price> {
@@ -80,6 +107,13 @@ mod tests {
         };
         let c = cost_usd("claude-sonnet-5-5", &u).unwrap();
         assert!((c - (2.0 + 1.0 + 0.2)).abs() < 1e-9, "{c}");
+    }
+
+    #[test]
+    fn a_longer_id_is_not_priced_as_its_prefix() {
+        assert_eq!(price_of("gpt-4o-mini-2024-07-18").unwrap().input, 0.15);
+        assert_eq!(price_of("gpt-4o").unwrap().input, 2.50);
+        assert_eq!(price_of("gpt-5-mini").unwrap().output, 2.0);
     }
 
     #[test]

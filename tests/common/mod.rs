@@ -1,6 +1,7 @@
-//! Test helpers: a fake Anthropic Messages API that speaks the real wire protocol (SSE,
-//! error envelopes, retry-after, cut streams) and records every request; and helpers to
-//! run the masgen binary.
+//! Test helpers: a fake model API that speaks the real wire protocols (Anthropic's
+//! Messages API, or OpenAI-compatible Chat Completions: SSE, error envelopes,
+//! retry-after, cut streams) and records every request; and helpers to run the masgen
+//! binary.
 #![allow(dead_code)]
 
 pub mod docker;
@@ -135,6 +136,19 @@ impl Reply {
 
 type Handler = dyn Fn(&Recorded, usize) -> Reply + Send + Sync;
 
+/// Which protocol the fake speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    Anthropic,
+    /// Chat Completions. `key`: refuse a request without a bearer key (a hosted API; local
+    /// servers take none). `refuse_stream_options`: answer `stream_options` with a 400, as
+    /// some servers do.
+    OpenAi {
+        key: bool,
+        refuse_stream_options: bool,
+    },
+}
+
 /// The fake server.
 pub struct FakeAnthropic {
     pub url: String,
@@ -156,6 +170,25 @@ impl FakeAnthropic {
 
     /// Answer with a function of the request and its index.
     pub fn with_handler(f: impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static) -> Self {
+        Self::speaking(Wire::Anthropic, f)
+    }
+
+    /// An OpenAI-compatible server answering the n-th request with `replies[n]`.
+    pub fn openai(wire: Wire, replies: Vec<Reply>) -> Self {
+        Self::speaking(wire, move |_, n| {
+            replies
+                .get(n)
+                .or(replies.last())
+                .cloned()
+                .expect("at least one reply")
+        })
+    }
+
+    /// A server speaking `wire`, answering with a function of the request and its index.
+    pub fn speaking(
+        wire: Wire,
+        f: impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -175,7 +208,7 @@ impl FakeAnthropic {
                 };
                 let (handler, reqs, counter) = (handler.clone(), reqs.clone(), counter.clone());
                 tokio::spawn(async move {
-                    let _ = serve(sock, handler, reqs, counter, start).await;
+                    let _ = serve(sock, wire, handler, reqs, counter, start).await;
                 });
             }
         });
@@ -195,6 +228,7 @@ impl FakeAnthropic {
 
 async fn serve(
     mut sock: tokio::net::TcpStream,
+    wire: Wire,
     handler: Arc<Handler>,
     reqs: Arc<Mutex<Vec<Recorded>>>,
     counter: Arc<Mutex<usize>>,
@@ -256,10 +290,23 @@ async fn serve(
         *c - 1
     };
     // The real API's refusals come first.
-    let reply = match refusal(&rec) {
+    let refused = match wire {
+        Wire::Anthropic => refusal(&rec),
+        Wire::OpenAi {
+            key,
+            refuse_stream_options,
+        } => openai_refusal(&rec, key, refuse_stream_options),
+    };
+    let reply = match refused {
         Some(r) => r,
         None => handler(&rec, index),
     };
+    if wire != Wire::Anthropic {
+        write_openai(&mut sock, &rec, reply).await?;
+        sock.flush().await?;
+        finish(&reqs);
+        return Ok(());
+    }
     match reply {
         Reply::Error {
             status,
@@ -326,6 +373,109 @@ async fn serve(
     Ok(())
 }
 
+/// What OpenAI-compatible servers refuse.
+fn openai_refusal(r: &Recorded, key: bool, refuse_stream_options: bool) -> Option<Reply> {
+    let bearer = r
+        .header("authorization")
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .is_some_and(|k| !k.is_empty());
+    if key && !bearer {
+        return Some(Reply::error(
+            401,
+            "invalid_request_error",
+            "Incorrect API key provided",
+        ));
+    }
+    if refuse_stream_options && r.body.get("stream_options").is_some() {
+        return Some(Reply::error(
+            400,
+            "invalid_request_error",
+            "Unrecognized request argument supplied: stream_options",
+        ));
+    }
+    let msgs = r.body["messages"].as_array().cloned().unwrap_or_default();
+    if msgs.first().is_none_or(|m| m["role"] != "system") || r.body.get("system").is_some() {
+        return Some(Reply::error(
+            400,
+            "invalid_request_error",
+            "the system prompt goes first, as a system message",
+        ));
+    }
+    None
+}
+
+/// A reply in Chat Completions' form: SSE chunks (a reasoning delta first, which must be
+/// ignored), `finish_reason` (`stop`, `length`), usage in a last chunk when asked for, then
+/// `[DONE]`; or an `{"error": ...}` envelope.
+async fn write_openai(
+    sock: &mut tokio::net::TcpStream,
+    rec: &Recorded,
+    reply: Reply,
+) -> std::io::Result<()> {
+    match reply {
+        Reply::Error {
+            status,
+            kind,
+            message,
+            retry_after,
+        } => {
+            let body =
+                serde_json::json!({"error": {"message": message, "type": kind, "code": null}})
+                    .to_string();
+            let ra = retry_after
+                .map(|s| format!("retry-after: {s}\r\n"))
+                .unwrap_or_default();
+            let resp = format!("HTTP/1.1 {status} Error\r\ncontent-type: application/json\r\n{ra}content-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+            sock.write_all(resp.as_bytes()).await
+        }
+        Reply::Sse {
+            text,
+            stop_reason,
+            usage,
+            delay,
+            cut_after_deltas,
+        } => {
+            tokio::time::sleep(delay).await;
+            sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n").await?;
+            let model = rec.body["model"].clone();
+            let chunk = |delta: Value, finish: Value| {
+                let c = serde_json::json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+                format!("data: {c}\n\n")
+            };
+            let mut head = chunk(
+                serde_json::json!({"role": "assistant", "content": ""}),
+                Value::Null,
+            );
+            head.push_str(&chunk(
+                serde_json::json!({"reasoning_content": "Let me plan the files."}),
+                Value::Null,
+            ));
+            sock.write_all(head.as_bytes()).await?;
+            let chars: Vec<char> = text.chars().collect();
+            for (i, piece) in chars.chunks(64).enumerate() {
+                if cut_after_deltas == Some(i) {
+                    return sock.shutdown().await;
+                }
+                let s: String = piece.iter().collect();
+                sock.write_all(chunk(serde_json::json!({"content": s}), Value::Null).as_bytes())
+                    .await?;
+            }
+            let finish = match stop_reason.as_str() {
+                "end_turn" => "stop",
+                "max_tokens" => "length",
+                other => other,
+            };
+            let mut tail = chunk(serde_json::json!({}), Value::String(finish.into()));
+            if rec.body["stream_options"]["include_usage"] == true {
+                let u = serde_json::json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "choices": [], "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": usage[0] + usage[1]}});
+                tail.push_str(&format!("data: {u}\n\n"));
+            }
+            tail.push_str("data: [DONE]\n\n");
+            sock.write_all(tail.as_bytes()).await
+        }
+    }
+}
+
 /// What the real API refuses under anthropic-version 2026-10-21.
 fn refusal(r: &Recorded) -> Option<Reply> {
     if r.header("x-api-key").is_none_or(|k| k.is_empty()) {
@@ -370,6 +520,9 @@ pub fn masgen() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_masgen"));
     c.env_remove("ANTHROPIC_API_KEY")
         .env_remove("ANTHROPIC_BASE_URL")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("MASGEN_PROVIDER")
         .env_remove("MASGEN_MODEL")
         .env_remove("MASGEN_PATCH")
         .env("NO_COLOR", "1");
@@ -436,4 +589,32 @@ pub fn system_reply() -> String {
 <file path=\"app/Dockerfile\">\nFROM busybox:latest\nCMD [\"sleep\", \"3600\"]\n</file>\n\
 <file path=\"README.md\">\n# Test system\n</file>\n<file path=\"start.sh\">\n#!/bin/sh\ndocker compose up --build\n</file>\n"
         .to_string()
+}
+
+pub const MANIFEST: &str = r#"<manifest>
+[{"path":"docker-compose.yml","purpose":"compose","group":"infrastructure"},
+ {"path":"a/Dockerfile","purpose":"a image","group":"a"},{"path":"a/app.py","purpose":"a code","group":"a"},
+ {"path":"b/Dockerfile","purpose":"b image","group":"b"},{"path":"b/app.py","purpose":"b code","group":"b"},
+ {"path":"c/Dockerfile","purpose":"c image","group":"c"},
+ {"path":"README.md","purpose":"docs","group":"docs"},{"path":"start.sh","purpose":"run","group":"docs"}]
+</manifest>"#;
+
+/// Answers a batch request with every file it asks for.
+pub fn batch_reply(prompt: &str) -> String {
+    let files = prompt
+        .split("Write exactly these files")
+        .nth(1)
+        .unwrap_or("");
+    let mut out = String::new();
+    for line in files.lines().filter_map(|l| l.strip_prefix("- ")) {
+        let path = line.split(' ').next().unwrap();
+        let body = if path == "docker-compose.yml" {
+            "services:\n  a:\n    build: ./a\n  b:\n    build: ./b\n  c:\n    build: ./c\n"
+                .to_string()
+        } else {
+            format!("# {path}\n")
+        };
+        out.push_str(&format!("<file path=\"{path}\">\n{body}</file>\n"));
+    }
+    out
 }
