@@ -133,21 +133,7 @@ fn meaning(out: &[u8]) -> Value {
             s.insert(key.into(), value);
         }
         if let Some(b) = svc.get("build") {
-            let keep = [
-                "context",
-                "dockerfile",
-                "dockerfile_inline",
-                "args",
-                "target",
-                "labels",
-                "tags",
-                "network",
-                "shm_size",
-                "extra_hosts",
-                "no_cache",
-                "pull",
-                "cache_from",
-            ];
+            let keep = masgen::compose::model::BUILD_KEYS;
             let build: Map<String, Value> = keep
                 .iter()
                 .filter_map(|k| b.get(*k).map(|v| (k.to_string(), v.clone())))

@@ -43,18 +43,8 @@ impl AnthropicModel {
         if api_key.trim().is_empty() {
             return Err(LlmError::NoApiKey);
         }
-        // reqwest is built without a default crypto provider (ring builds much faster than
-        // aws-lc-rs); install ring once. A second install is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(30))
-            // Between two chunks of a stream; a whole long generation may take minutes.
-            .read_timeout(Duration::from_secs(300))
-            .build()
-            .map_err(|e| LlmError::Connect {
-                url: base_url.to_string(),
-                message: e.to_string(),
-            })?;
+        // Between two chunks of a stream; a whole long generation may take minutes.
+        let http = http_client(base_url, Duration::from_secs(300))?;
         Ok(AnthropicModel {
             http,
             api_key: api_key.trim().to_string(),
@@ -96,12 +86,7 @@ impl AnthropicModel {
             })?;
         let status = resp.status().as_u16();
         if !(200..300).contains(&status) {
-            let retry_after = resp
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .map(Duration::from_secs_f64);
+            let retry_after = retry_after(resp.headers());
             let body = resp.text().await.unwrap_or_default();
             let (kind, message) = match serde_json::from_str::<WireErrorEnvelope>(&body) {
                 Ok(env) => (env.error.kind, env.error.message),
@@ -127,6 +112,30 @@ impl AnthropicModel {
         });
         Ok(Box::pin(stream))
     }
+}
+
+/// The HTTP client of a provider: `read` is the longest wait between two chunks.
+pub(super) fn http_client(base_url: &str, read: Duration) -> Result<reqwest::Client, LlmError> {
+    // reqwest is built without a default crypto provider (ring builds much faster than
+    // aws-lc-rs); install ring once. A second install is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(30))
+        .read_timeout(read)
+        .build()
+        .map_err(|e| LlmError::Connect {
+            url: base_url.to_string(),
+            message: e.to_string(),
+        })
+}
+
+/// A response's `retry-after`, in seconds.
+pub(super) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(Duration::from_secs_f64)
 }
 
 pub(super) fn error_chain(e: &dyn std::error::Error) -> String {

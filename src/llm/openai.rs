@@ -73,16 +73,8 @@ impl OpenAiModel {
                 url: base_url.to_string(),
             });
         }
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(30))
-            // Between two chunks; a local model may think a long time before its first token.
-            .read_timeout(Duration::from_secs(600))
-            .build()
-            .map_err(|e| LlmError::Connect {
-                url: base_url.to_string(),
-                message: e.to_string(),
-            })?;
+        // Between two chunks; a local model may think a long time before its first token.
+        let http = super::anthropic::http_client(base_url, Duration::from_secs(600))?;
         Ok(OpenAiModel {
             http,
             api_key,
@@ -188,12 +180,7 @@ impl OpenAiModel {
 
 async fn api_error(resp: reqwest::Response) -> LlmError {
     let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map(Duration::from_secs_f64);
+    let retry_after = super::anthropic::retry_after(resp.headers());
     let body = resp.text().await.unwrap_or_default();
     let (kind, message) = match serde_json::from_str::<ErrorEnvelope>(&body) {
         Ok(env) => (

@@ -317,11 +317,8 @@ async fn serve(
             let body =
                 serde_json::json!({"type": "error", "error": {"type": kind, "message": message}})
                     .to_string();
-            let ra = retry_after
-                .map(|s| format!("retry-after: {s}\r\n"))
-                .unwrap_or_default();
-            let resp = format!("HTTP/1.1 {status} Error\r\ncontent-type: application/json\r\n{ra}content-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
-            sock.write_all(resp.as_bytes()).await?;
+            sock.write_all(error_response(status, &body, retry_after).as_bytes())
+                .await?;
         }
         Reply::Sse {
             text,
@@ -331,7 +328,7 @@ async fn serve(
             cut_after_deltas,
         } => {
             tokio::time::sleep(delay).await;
-            sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n").await?;
+            sock.write_all(SSE_HEAD).await?;
             let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
             let mut out = String::new();
             out.push_str(&ev("message_start", serde_json::json!({"type":"message_start","message":{"id":"msg_fake","type":"message","role":"assistant","model":rec.body["model"],"content":[],"stop_reason":null,"usage":{"input_tokens":usage[0],"output_tokens":1,"cache_read_input_tokens":usage[2],"cache_creation_input_tokens":usage[3]}}})));
@@ -371,6 +368,17 @@ async fn serve(
     sock.flush().await?;
     finish(&reqs);
     Ok(())
+}
+
+/// The head of a streamed response.
+const SSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n";
+
+/// A JSON error response, with its retry-after.
+fn error_response(status: u16, body: &str, retry_after: Option<u64>) -> String {
+    let ra = retry_after
+        .map(|s| format!("retry-after: {s}\r\n"))
+        .unwrap_or_default();
+    format!("HTTP/1.1 {status} Error\r\ncontent-type: application/json\r\n{ra}content-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
 }
 
 /// What OpenAI-compatible servers refuse.
@@ -422,11 +430,8 @@ async fn write_openai(
             let body =
                 serde_json::json!({"error": {"message": message, "type": kind, "code": null}})
                     .to_string();
-            let ra = retry_after
-                .map(|s| format!("retry-after: {s}\r\n"))
-                .unwrap_or_default();
-            let resp = format!("HTTP/1.1 {status} Error\r\ncontent-type: application/json\r\n{ra}content-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
-            sock.write_all(resp.as_bytes()).await
+            sock.write_all(error_response(status, &body, retry_after).as_bytes())
+                .await
         }
         Reply::Sse {
             text,
@@ -436,7 +441,7 @@ async fn write_openai(
             cut_after_deltas,
         } => {
             tokio::time::sleep(delay).await;
-            sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n").await?;
+            sock.write_all(SSE_HEAD).await?;
             let model = rec.body["model"].clone();
             let chunk = |delta: Value, finish: Value| {
                 let c = serde_json::json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
