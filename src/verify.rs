@@ -15,6 +15,7 @@ use crate::diagnose::{self, tail, Diagnostic, Phase};
 use crate::docker::build::{self, BuildSpec, Built};
 use crate::docker::health::{self, Readiness, Wait};
 use crate::docker::run::{self, RunSettings};
+use crate::docker::scope::Scope;
 use crate::docker::{logs, teardown, DockerError, Engine, RUN_LABEL};
 use crate::events::{Event, Events};
 
@@ -217,9 +218,38 @@ fn readiness(project: &Project, name: &str, settle: Duration) -> Readiness {
     }
 }
 
-/// The networks the project's services join, as Compose names them in Docker: the
-/// top-level `name:`, else `<project>_<network>`.
-fn networks_wanted(project: &Project) -> Vec<run::NetworkWanted> {
+/// How this verification names its objects: the run in every name, or, when the system
+/// is kept (`--keep`, `--execute`), the project's own names and its `container_name:`s.
+fn scope_of(project: &Project, opts: &VerifyOptions) -> Scope {
+    if opts.keep || opts.execute {
+        let names = project
+            .compose
+            .services
+            .iter()
+            .filter_map(|(n, s)| Some((n.clone(), s.container_name.clone()?)))
+            .collect();
+        Scope::kept(&project.name, names)
+    } else {
+        Scope::run(&project.name, &opts.run_id)
+    }
+}
+
+/// A network or volume's Docker name: an external one's own name (its `name:`, else its
+/// key), else the run's or the project's (see [`Scope::object`]).
+fn wanted(scope: &Scope, key: &str, name: Option<&str>, external: bool) -> run::NetworkWanted {
+    run::NetworkWanted {
+        docker_name: match (external, name) {
+            (true, Some(n)) => n.to_string(),
+            (true, None) => key.to_string(),
+            (false, n) => scope.object(key, n),
+        },
+        external,
+        name: key.to_string(),
+    }
+}
+
+/// The networks the project's services join.
+fn networks_wanted(project: &Project, scope: &Scope) -> Vec<run::NetworkWanted> {
     let mut used: Vec<String> = Vec::new();
     for svc in project.compose.services.values() {
         if svc.network_mode.as_deref().is_some_and(|m| !m.is_empty()) {
@@ -233,22 +263,21 @@ fn networks_wanted(project: &Project) -> Vec<run::NetworkWanted> {
     }
     used.into_iter()
         .map(|n| {
-            let def = project
-                .compose
-                .networks
-                .get(&n)
-                .cloned()
-                .flatten()
-                .unwrap_or_default();
-            run::NetworkWanted {
-                // An external network is found by its own name.
-                docker_name: def.name.clone().unwrap_or_else(|| match def.external {
-                    Some(true) => n.clone(),
-                    _ => format!("{}_{n}", project.name),
-                }),
-                external: def.external == Some(true),
-                name: n,
-            }
+            let def = project.compose.networks.get(&n).cloned().flatten().unwrap_or_default();
+            wanted(scope, &n, def.name.as_deref(), def.external == Some(true))
+        })
+        .collect()
+}
+
+/// The project's named volumes.
+fn volumes_wanted(project: &Project, scope: &Scope) -> Vec<run::NetworkWanted> {
+    project
+        .compose
+        .volumes
+        .iter()
+        .map(|(v, def)| {
+            let def = def.clone().unwrap_or_default();
+            wanted(scope, v, def.name.as_deref(), def.external == Some(true))
         })
         .collect()
 }
@@ -345,8 +374,25 @@ pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Ve
     }
     let engine = Engine::connect().await?;
     let run_id = opts.run_id.clone();
-    // A leftover of an earlier run of this project would collide on names.
-    teardown::remove_labelled(&engine, crate::docker::PROJECT_LABEL, &project.name).await;
+    if opts.keep || opts.execute {
+        // A kept system claims the project's names: a second one is refused, not torn down.
+        let running = teardown::kept_containers(&engine, &project.name).await;
+        if !running.is_empty() {
+            return Err(VerifyError::Docker(DockerError::op(
+                "keep",
+                &project.name,
+                format!(
+                    "project {} is already running, kept by an earlier masgen run ({}): remove it with `masgen down {}` first, or verify without --keep",
+                    project.name,
+                    running.join(", "),
+                    dir.display()
+                ),
+            )));
+        }
+    }
+    // What runs that are over left behind; never another live run's objects, never a kept
+    // system (see docker/scope.rs).
+    teardown::remove_dead_runs(&engine, &project.name).await;
     let result = run_all(&engine, &project, opts, &mut report, t0).await;
     let leave_running = report.healthy && opts.keep && result.is_ok();
     let mut removed = if leave_running {
@@ -474,16 +520,15 @@ async fn run_all(
         name: "verify: build".into(),
     });
     let tb = Instant::now();
-    let networks = run::ensure_networks(
-        engine,
-        &project.name,
-        &opts.run_id,
-        &networks_wanted(project),
-    )
-    .await?;
-    let volume_names: Vec<String> = project.compose.volumes.keys().cloned().collect();
-    let volumes = run::ensure_volumes(engine, &project.name, &opts.run_id, &volume_names).await?;
+    let scope = scope_of(project, opts);
+    let networks =
+        run::ensure_networks(engine, &scope, &opts.run_id, &networks_wanted(project, &scope))
+            .await?;
+    let volumes =
+        run::ensure_volumes(engine, &scope, &opts.run_id, &volumes_wanted(project, &scope))
+            .await?;
     let settings = RunSettings {
+        scope,
         publish_declared: opts.execute,
         memory: opts.memory,
         pids: opts.pids,
@@ -760,7 +805,7 @@ async fn run_all(
         report.timings.stability_secs = tw.elapsed().as_secs_f64();
     }
     report.healthy = failed.is_empty();
-    keep_logs(engine, project, &report_started(&svc_reports)).await;
+    keep_logs(engine, project, &settings.scope, &report_started(&svc_reports)).await;
     report.diagnostics = project
         .order
         .iter()
@@ -868,15 +913,10 @@ fn report_started(reports: &HashMap<String, ServiceReport>) -> Vec<String> {
 
 /// Keep the last lines of every container of the run in `.masgen/logs/<service>.log`:
 /// the containers are about to be removed, and their output is the evidence.
-async fn keep_logs(engine: &Engine, project: &Project, services: &[String]) {
+async fn keep_logs(engine: &Engine, project: &Project, scope: &Scope, services: &[String]) {
     let dir = project.root.join(crate::workspace::MASGEN_DIR).join("logs");
     for name in services {
-        let text = logs::fetch_tail(
-            engine,
-            &format!("{}-{name}-1", project.name),
-            logs::KEEP_LINES,
-        )
-        .await;
+        let text = logs::fetch_tail(engine, &scope.container(name), logs::KEEP_LINES).await;
         // Best effort: a log that cannot be written must not change the verdict.
         let _ = crate::workspace::write_atomic(&dir.join(format!("{name}.log")), text.as_bytes());
     }
@@ -945,7 +985,7 @@ async fn start_service(
     let svc = &project.compose.services[name];
     // Created now, started when its dependencies allow (as compose does): creation is
     // off the path from one dependency level to the next.
-    let container = format!("{}-{name}-1", project.name);
+    let container = settings.scope.container(name);
     // A service taking another's volumes or joining its namespaces can only be created
     // once that container exists.
     for source in svc.created_after() {
@@ -970,7 +1010,6 @@ async fn start_service(
         .compose
         .file_mounts(svc, &project.root, &|k| project.lookup(k));
     let made = run::container_body(
-        &project.name,
         &opts.run_id,
         name,
         svc,

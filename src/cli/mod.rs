@@ -10,7 +10,7 @@ use std::time::Duration;
 pub use args::{with_default_subcommand, Cli, Command};
 
 use crate::compose::model::parse_bytes;
-use crate::docker::{teardown, Engine, PROJECT_LABEL, RUN_LABEL};
+use crate::docker::{teardown, Engine, RUN_LABEL};
 use crate::events::Events;
 use crate::generate::{GenerateError, Generator, Options};
 use crate::llm::RetryPolicy;
@@ -731,12 +731,13 @@ async fn down(
     let engine = Engine::connect()
         .await
         .map_err(|e| Fatal::new(exit::ENVIRONMENT, e))?;
-    let mut removed = teardown::remove_labelled(&engine, PROJECT_LABEL, &name).await;
+    // The kept system and what runs that are over left; a live verification keeps its own.
+    let mut removed = teardown::remove_project(&engine, &name).await;
     if images {
         // No image is current once the containers are gone; one another container uses stays.
         removed.images = teardown::prune_images(&engine, &name, &[]).await;
     }
-    for why in &removed.left {
+    for why in removed.left.iter().chain(&removed.held) {
         events.warn(why.clone());
     }
     events.emit(crate::Event::TornDown {

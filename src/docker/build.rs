@@ -164,6 +164,31 @@ pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<B
     Ok(built)
 }
 
+/// An exclusive lock on building `image` on this host, held until dropped (None when the
+/// lock file cannot be made: the build goes ahead unlocked).
+async fn build_lock(image: &str) -> Option<std::fs::File> {
+    let dir = std::env::temp_dir().join("masgen-build-locks");
+    let name: String = image
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .collect();
+    let path = dir.join(format!("{name}.lock"));
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir).ok()?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .ok()?;
+        file.lock().ok()?;
+        Some(file)
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
 /// `repo[:tag]` as (repo, tag); a `:` in a registry's port is not a tag.
 fn split_tag(name: &str) -> (&str, &str) {
     match name.rsplit_once(':') {
@@ -216,14 +241,21 @@ async fn build_image(
             )
         })?;
     let image = format!("masgen/{project}-{}:{}", spec.service, &ctx.hash[..12]);
+    let cached = |image: String, hash: String| Built {
+        image,
+        secs: started.elapsed().as_secs_f64(),
+        cached: true,
+        patched: false,
+        hash,
+    };
     if !spec.no_cache && engine.image_exists(&image).await {
-        return Ok(Built {
-            image,
-            secs: started.elapsed().as_secs_f64(),
-            cached: true,
-            patched: false,
-            hash: ctx.hash,
-        });
+        return Ok(cached(image, ctx.hash));
+    }
+    // Concurrent runs of the same context on this host build it once: the others wait,
+    // then find the image there.
+    let _lock = build_lock(&image).await;
+    if !spec.no_cache && engine.image_exists(&image).await {
+        return Ok(cached(image, ctx.hash));
     }
     let log_path = spec
         .log_dir

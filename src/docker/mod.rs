@@ -9,6 +9,7 @@ pub mod health;
 pub mod logs;
 pub mod patch;
 pub mod run;
+pub mod scope;
 pub mod teardown;
 
 pub use engine::{DockerError, Engine};

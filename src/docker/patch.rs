@@ -35,7 +35,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use super::build::BuildSpec;
-use super::{Engine, MANAGED_LABEL, PROJECT_LABEL, RUN_LABEL};
+use super::{Engine, MANAGED_LABEL, PROJECT_LABEL};
 
 /// The label that records each instruction's inputs.
 pub const STEPS_LABEL: &str = "io.masgen.steps";
@@ -888,14 +888,8 @@ pub async fn patch(
         image: Some(below_id.clone()),
         cmd: Some(vec!["masgen-probe".into()]),
         network_disabled: Some(true),
-        labels: Some(
-            [
-                (MANAGED_LABEL.to_string(), "1".to_string()),
-                (PROJECT_LABEL.to_string(), project.to_string()),
-                (RUN_LABEL.to_string(), spec.run_id.clone()),
-            ]
-            .into(),
-        ),
+        // The run's labels, who made it included: another run's cleanup leaves it alone.
+        labels: Some(super::scope::Scope::run(project, &spec.run_id).labels(&spec.run_id, None)),
         ..Default::default()
     };
     let created = engine

@@ -10,22 +10,9 @@ use bollard::models::{
 };
 use bollard::query_parameters::{CreateContainerOptionsBuilder, ListNetworksOptionsBuilder};
 
-use super::{DockerError, Engine, MANAGED_LABEL, PROJECT_LABEL, RUN_LABEL, SERVICE_LABEL};
+use super::scope::Scope;
+use super::{DockerError, Engine, MANAGED_LABEL};
 use crate::compose::model::{parse_bytes, parse_duration, FileMount, FileSource, Mount, Service};
-
-/// Labels every object of a run carries.
-pub fn labels(project: &str, run: &str, service: Option<&str>) -> HashMap<String, String> {
-    let mut l: HashMap<String, String> = [
-        (MANAGED_LABEL.to_string(), "1".to_string()),
-        (PROJECT_LABEL.to_string(), project.to_string()),
-        (RUN_LABEL.to_string(), run.to_string()),
-    ]
-    .into();
-    if let Some(s) = service {
-        l.insert(SERVICE_LABEL.to_string(), s.to_string());
-    }
-    l
-}
 
 /// The project's networks, by compose name: each one's Docker name and id.
 #[derive(Debug, Clone, Default)]
@@ -33,8 +20,8 @@ pub struct Networks {
     pub by_name: HashMap<String, (String, String)>,
 }
 
-/// A network the project uses: its compose name, its Docker name, and whether it is
-/// external (made outside the project: looked up, never created or removed).
+/// A network or volume the project uses: its compose name, its Docker name, and whether it
+/// is external (made outside the project: looked up, never created or removed).
 #[derive(Debug, Clone)]
 pub struct NetworkWanted {
     pub name: String,
@@ -46,7 +33,7 @@ pub struct NetworkWanted {
 /// makes a second network on 20.10), else created with the project's labels; used by id.
 pub async fn ensure_networks(
     engine: &Engine,
-    project: &str,
+    scope: &Scope,
     run: &str,
     wanted: &[NetworkWanted],
 ) -> Result<Networks, DockerError> {
@@ -65,7 +52,7 @@ pub async fn ensure_networks(
                 let req = NetworkCreateRequest {
                     name: w.docker_name.clone(),
                     driver: Some("bridge".into()),
-                    labels: Some(labels(project, run, None)),
+                    labels: Some(scope.labels(run, None)),
                     ..Default::default()
                 };
                 engine
@@ -151,29 +138,36 @@ pub async fn connect_networks(
     Ok(())
 }
 
-/// Create the project's named volumes (labelled); returns compose name -> Docker name.
+/// Create the project's named volumes (labelled; an external one must exist and is used
+/// as it is); returns compose name -> Docker name.
 pub async fn ensure_volumes(
     engine: &Engine,
-    project: &str,
+    scope: &Scope,
     run: &str,
-    names: &[String],
+    wanted: &[NetworkWanted],
 ) -> Result<HashMap<String, String>, DockerError> {
     let mut out = HashMap::new();
-    for v in names {
-        let docker_name = format!("{project}_{v}");
-        if engine.docker.inspect_volume(&docker_name).await.is_err() {
+    for w in wanted {
+        if engine.docker.inspect_volume(&w.docker_name).await.is_err() {
+            if w.external {
+                return Err(DockerError::op(
+                    "find volume",
+                    &w.docker_name,
+                    format!("volume '{}' is declared external, and no volume of that name exists: create it (docker volume create {}) or drop external:", w.name, w.docker_name),
+                ));
+            }
             let req = VolumeCreateRequest {
-                name: Some(docker_name.clone()),
-                labels: Some(labels(project, run, None)),
+                name: Some(w.docker_name.clone()),
+                labels: Some(scope.labels(run, None)),
                 ..Default::default()
             };
             engine
                 .docker
                 .create_volume(req)
                 .await
-                .map_err(|e| DockerError::op("create volume", &docker_name, e))?;
+                .map_err(|e| DockerError::op("create volume", &w.docker_name, e))?;
         }
-        out.insert(v.clone(), docker_name);
+        out.insert(w.name.clone(), w.docker_name.clone());
     }
     Ok(out)
 }
@@ -181,6 +175,8 @@ pub async fn ensure_volumes(
 /// Settings of one container that do not come from the compose file.
 #[derive(Debug, Clone)]
 pub struct RunSettings {
+    /// How the run names and labels its objects.
+    pub scope: Scope,
     /// Publish declared host ports (`--execute`) instead of ephemeral ones on 127.0.0.1.
     pub publish_declared: bool,
     /// Default memory limit in bytes.
@@ -207,7 +203,6 @@ pub fn environment(svc: &Service) -> Vec<String> {
 /// The container body for `service`.
 #[allow(clippy::too_many_arguments)]
 pub fn container_body(
-    project: &str,
     run: &str,
     name: &str,
     svc: &Service,
@@ -218,7 +213,8 @@ pub fn container_body(
     settings: &RunSettings,
     files: &[FileMount],
 ) -> Result<ContainerCreateBody, String> {
-    let mut lbls = labels(project, run, Some(name));
+    let scope = &settings.scope;
+    let mut lbls = scope.labels(run, Some(name));
     for (k, v) in svc.labels.iter().flat_map(|l| l.pairs()) {
         lbls.insert(k, v.unwrap_or_default());
     }
@@ -336,7 +332,7 @@ pub fn container_body(
             endpoint.links = Some(
                 svc.link_pairs()
                     .into_iter()
-                    .map(|(target, alias)| format!("{project}-{target}-1:{alias}"))
+                    .map(|(target, alias)| format!("{}:{alias}", scope.container(&target)))
                     .collect(),
             );
             Some((docker_name.clone(), endpoint))
@@ -356,7 +352,7 @@ pub fn container_body(
     let namespace = |mode: &Option<String>| {
         mode.as_deref().map(|m| {
             m.strip_prefix("service:").map_or(m.to_string(), |x| {
-                format!("container:{project}-{}-1", x.trim())
+                format!("container:{}", scope.container(x.trim()))
             })
         })
     };
@@ -419,7 +415,7 @@ pub fn container_body(
                 .into_iter()
                 .map(|(service, source, mode)| {
                     let container = if service.is_some() {
-                        format!("{project}-{source}-1")
+                        scope.container(&source)
                     } else {
                         source
                     };

@@ -8,6 +8,7 @@ use bollard::query_parameters::{
     RemoveVolumeOptions,
 };
 
+use super::scope::{run_is_over, HOST_LABEL, KEPT_LABEL, PID_LABEL};
 use super::{Engine, MANAGED_LABEL, PROJECT_LABEL};
 
 /// What a teardown removed.
@@ -20,11 +21,88 @@ pub struct Removed {
     pub images: usize,
     /// What could not be removed, each with why and what to do.
     pub left: Vec<String>,
+    /// What was left on purpose because a live run holds it.
+    pub held: Vec<String>,
 }
 
 /// Remove every masgen object carrying `label=value` (a project or a run label).
 /// Best effort: keeps going past failures and reports what it removed.
 pub async fn remove_labelled(engine: &Engine, label: &str, value: &str) -> Removed {
+    remove_where(engine, label, value, &|_| true).await
+}
+
+/// What is left of `project` by runs that are over (their process is gone, see
+/// [`super::scope`]): removed. Kept systems and live runs' objects stay.
+pub async fn remove_dead_runs(engine: &Engine, project: &str) -> Removed {
+    remove_where(engine, PROJECT_LABEL, project, &run_is_over).await
+}
+
+/// `masgen down`: the project's kept system and what dead runs left, removed; what live
+/// runs hold stays, and `left` says so.
+pub async fn remove_project(engine: &Engine, project: &str) -> Removed {
+    let over_or_kept = |l: &HashMap<String, String>| l.contains_key(KEPT_LABEL) || run_is_over(l);
+    let mut removed = remove_where(engine, PROJECT_LABEL, project, &over_or_kept).await;
+    for (run, n) in live_runs(engine, project).await {
+        removed.held.push(format!(
+            "{n} container(s) of a verification still running ({run}) were left alone: it removes its own when it ends"
+        ));
+    }
+    removed
+}
+
+/// The containers `project` has kept (`--keep`), by name.
+pub async fn kept_containers(engine: &Engine, project: &str) -> Vec<String> {
+    containers_of(engine, project)
+        .await
+        .into_iter()
+        .filter(|(_, l)| l.contains_key(KEPT_LABEL))
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// Live runs of `project` (not kept), each described, with how many containers it has.
+async fn live_runs(engine: &Engine, project: &str) -> Vec<(String, usize)> {
+    let mut runs: std::collections::BTreeMap<String, usize> = Default::default();
+    for (_, l) in containers_of(engine, project).await {
+        if !l.contains_key(KEPT_LABEL) && !run_is_over(&l) {
+            let pid = l.get(PID_LABEL).cloned().unwrap_or_default();
+            let host = l.get(HOST_LABEL).cloned().unwrap_or_default();
+            *runs.entry(format!("process {pid} on {host}")).or_default() += 1;
+        }
+    }
+    runs.into_iter().collect()
+}
+
+/// The project's masgen containers: name and labels.
+async fn containers_of(engine: &Engine, project: &str) -> Vec<(String, HashMap<String, String>)> {
+    let filter = format!("{PROJECT_LABEL}={project}");
+    let filters: HashMap<&str, Vec<&str>> =
+        [("label", vec![filter.as_str(), MANAGED_LABEL])].into();
+    engine
+        .docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| {
+            let name = c.names.and_then(|n| n.first().cloned()).unwrap_or_default();
+            (name.trim_start_matches('/').to_string(), c.labels.unwrap_or_default())
+        })
+        .collect()
+}
+
+/// Remove the masgen objects carrying `label=value` whose labels `select` takes.
+async fn remove_where(
+    engine: &Engine,
+    label: &str,
+    value: &str,
+    select: &(dyn Fn(&HashMap<String, String>) -> bool + Sync),
+) -> Removed {
     let mut removed = Removed::default();
     let filter = format!("{label}={value}");
     let filters: HashMap<&str, Vec<&str>> =
@@ -42,6 +120,7 @@ pub async fn remove_labelled(engine: &Engine, label: &str, value: &str) -> Remov
     // All at once: each removal waits on the daemon killing and unmounting its container.
     let removals = containers
         .into_iter()
+        .filter(|c| c.labels.as_ref().is_none_or(select))
         .filter_map(|c| {
             Some((
                 c.id?,
@@ -80,7 +159,7 @@ pub async fn remove_labelled(engine: &Engine, label: &str, value: &str) -> Remov
         ))
         .await
         .unwrap_or_default();
-    for n in networks {
+    for n in networks.into_iter().filter(|n| n.labels.as_ref().is_none_or(select)) {
         let (Some(id), name) = (n.id, n.name.unwrap_or_default()) else {
             continue;
         };
@@ -98,7 +177,12 @@ pub async fn remove_labelled(engine: &Engine, label: &str, value: &str) -> Remov
         ))
         .await
         .ok();
-    for v in volumes.and_then(|v| v.volumes).unwrap_or_default() {
+    for v in volumes
+        .and_then(|v| v.volumes)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|v| select(&v.labels))
+    {
         match engine.docker.remove_volume(&v.name, None::<RemoveVolumeOptions>).await {
             Ok(()) => removed.volumes += 1,
             Err(e) => removed.left.push(format!("volume {} was not removed ({}): remove what still uses it, then `docker volume rm {}`", v.name, short(&e.to_string()), v.name)),
