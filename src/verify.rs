@@ -263,7 +263,13 @@ fn networks_wanted(project: &Project, scope: &Scope) -> Vec<run::NetworkWanted> 
     }
     used.into_iter()
         .map(|n| {
-            let def = project.compose.networks.get(&n).cloned().flatten().unwrap_or_default();
+            let def = project
+                .compose
+                .networks
+                .get(&n)
+                .cloned()
+                .flatten()
+                .unwrap_or_default();
             wanted(scope, &n, def.name.as_deref(), def.external == Some(true))
         })
         .collect()
@@ -521,12 +527,20 @@ async fn run_all(
     });
     let tb = Instant::now();
     let scope = scope_of(project, opts);
-    let networks =
-        run::ensure_networks(engine, &scope, &opts.run_id, &networks_wanted(project, &scope))
-            .await?;
-    let volumes =
-        run::ensure_volumes(engine, &scope, &opts.run_id, &volumes_wanted(project, &scope))
-            .await?;
+    let networks = run::ensure_networks(
+        engine,
+        &scope,
+        &opts.run_id,
+        &networks_wanted(project, &scope),
+    )
+    .await?;
+    let volumes = run::ensure_volumes(
+        engine,
+        &scope,
+        &opts.run_id,
+        &volumes_wanted(project, &scope),
+    )
+    .await?;
     let settings = RunSettings {
         scope,
         publish_declared: opts.execute,
@@ -805,7 +819,13 @@ async fn run_all(
         report.timings.stability_secs = tw.elapsed().as_secs_f64();
     }
     report.healthy = failed.is_empty();
-    keep_logs(engine, project, &settings.scope, &report_started(&svc_reports)).await;
+    keep_logs(
+        engine,
+        project,
+        &settings.scope,
+        &report_started(&svc_reports),
+    )
+    .await;
     report.diagnostics = project
         .order
         .iter()

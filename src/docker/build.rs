@@ -170,7 +170,13 @@ async fn build_lock(image: &str) -> Option<std::fs::File> {
     let dir = std::env::temp_dir().join("masgen-build-locks");
     let name: String = image
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let path = dir.join(format!("{name}.lock"));
     tokio::task::spawn_blocking(move || {

@@ -154,9 +154,15 @@ mod tests {
         let b = Scope::run("shop", "1-3");
         assert_ne!(a.container("web"), b.container("web"));
         assert!(a.container("web").starts_with("shop-") && a.container("web").ends_with("-web-1"));
-        assert_eq!(a.object("default", Some("custom")), format!("{}_default", a.prefix));
+        assert_eq!(
+            a.object("default", Some("custom")),
+            format!("{}_default", a.prefix)
+        );
         let k = Scope::kept("shop", [("db".to_string(), "my-db".to_string())].into());
-        assert_eq!((k.container("web"), k.container("db")), ("shop-web-1".into(), "my-db".into()));
+        assert_eq!(
+            (k.container("web"), k.container("db")),
+            ("shop-web-1".into(), "my-db".into())
+        );
         assert_eq!(k.object("data", None), "shop_data");
         assert_eq!(k.object("data", Some("custom")), "custom");
     }

@@ -91,7 +91,10 @@ async fn containers_of(engine: &Engine, project: &str) -> Vec<(String, HashMap<S
         .into_iter()
         .map(|c| {
             let name = c.names.and_then(|n| n.first().cloned()).unwrap_or_default();
-            (name.trim_start_matches('/').to_string(), c.labels.unwrap_or_default())
+            (
+                name.trim_start_matches('/').to_string(),
+                c.labels.unwrap_or_default(),
+            )
         })
         .collect()
 }
@@ -159,7 +162,10 @@ async fn remove_where(
         ))
         .await
         .unwrap_or_default();
-    for n in networks.into_iter().filter(|n| n.labels.as_ref().is_none_or(select)) {
+    for n in networks
+        .into_iter()
+        .filter(|n| n.labels.as_ref().is_none_or(select))
+    {
         let (Some(id), name) = (n.id, n.name.unwrap_or_default()) else {
             continue;
         };
