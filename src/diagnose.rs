@@ -48,6 +48,9 @@ pub struct Diagnostic {
     /// True when this service failed only because a dependency did.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub consequence: bool,
+    /// The dependency it waited on, for a consequence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waits_on: Option<String>,
 }
 
 impl Diagnostic {
@@ -59,7 +62,16 @@ impl Diagnostic {
             evidence: String::new(),
             files: Vec::new(),
             consequence: false,
+            waits_on: None,
         }
+    }
+
+    /// A service not started because `dependency` failed (or was not started itself).
+    pub fn not_started(service: impl Into<String>, dependency: &str, summary: String) -> Self {
+        let mut d = Diagnostic::new(service, Phase::Start, summary);
+        d.consequence = true;
+        d.waits_on = Some(dependency.to_string());
+        d
     }
     pub fn evidence(mut self, e: impl Into<String>) -> Self {
         self.evidence = e.into();
@@ -71,8 +83,41 @@ impl Diagnostic {
     }
 }
 
+/// Say the whole chain where a service waited on one that was itself not started: "not
+/// started: waits on api, which was not started because mysql failed", never that api
+/// failed when it did not.
+pub fn explain_chains(diags: &mut [Diagnostic]) {
+    let waits: std::collections::HashMap<String, (bool, Option<String>)> = diags
+        .iter()
+        .map(|d| (d.service.clone(), (d.consequence, d.waits_on.clone())))
+        .collect();
+    // The service whose own failure `service`'s chain ends at.
+    let root = |service: &str| {
+        let mut at = service.to_string();
+        for _ in 0..waits.len() {
+            match waits.get(&at) {
+                Some((true, Some(next))) => at = next.clone(),
+                _ => break,
+            }
+        }
+        at
+    };
+    for d in diags.iter_mut().filter(|d| d.consequence) {
+        let Some(dep) = d.waits_on.clone() else {
+            continue;
+        };
+        if matches!(waits.get(&dep), Some((true, _))) {
+            d.summary = format!(
+                "not started: waits on {dep}, which was not started because {} failed",
+                root(&dep)
+            );
+        }
+    }
+}
+
 /// Order diagnostics root cause first: real failures before consequences, then by phase.
 pub fn order(diags: &mut [Diagnostic]) {
+    explain_chains(diags);
     diags.sort_by_key(|d| (d.consequence, d.phase));
 }
 
@@ -80,4 +125,42 @@ pub fn order(diags: &mut [Diagnostic]) {
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+
+    #[test]
+    fn a_three_level_chain_names_the_service_that_really_failed() {
+        let mut diags = vec![
+            Diagnostic::not_started(
+                "seeder",
+                "api",
+                "not started: depends on api, which failed".into(),
+            ),
+            Diagnostic::not_started(
+                "api",
+                "mysql",
+                "not started: depends on mysql, which failed".into(),
+            ),
+            Diagnostic::new("mysql", Phase::Crash, "crashed: exited with code 1"),
+        ];
+        order(&mut diags);
+        let summaries: Vec<(&str, &str)> = diags
+            .iter()
+            .map(|d| (d.service.as_str(), d.summary.as_str()))
+            .collect();
+        assert_eq!(
+            summaries,
+            vec![
+                ("mysql", "crashed: exited with code 1"),
+                (
+                    "seeder",
+                    "not started: waits on api, which was not started because mysql failed"
+                ),
+                ("api", "not started: depends on mysql, which failed"),
+            ]
+        );
+    }
 }

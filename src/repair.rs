@@ -855,6 +855,29 @@ mod tests {
     }
 
     #[test]
+    fn a_three_level_chain_reaches_the_model_in_words() {
+        let mut diags = vec![
+            Diagnostic::not_started(
+                "seeder",
+                "api",
+                "not started: depends on api, which failed".into(),
+            ),
+            Diagnostic::not_started(
+                "api",
+                "mysql",
+                "not started: depends on mysql, which failed".into(),
+            ),
+            Diagnostic::new("mysql", Phase::Crash, "crashed: exited with code 1"),
+        ];
+        crate::diagnose::order(&mut diags);
+        let text = render_diagnostics(&diags, 20_000, "x");
+        assert!(
+            text.ends_with("seeder (waits on api, which was not started because mysql failed); api (depends on mysql, which failed)\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_compose_excerpt_is_the_failing_entries_verbatim() {
         let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(

@@ -1016,13 +1016,11 @@ async fn start_service(
             .map(|s| *s == St::Failed)
             .unwrap_or(true)
         {
-            let mut d = Diagnostic::new(
+            return fail(Diagnostic::not_started(
                 name,
-                Phase::Start,
+                &source,
                 format!("not started: needs the container of {source}, which failed"),
-            );
-            d.consequence = true;
-            return fail(d);
+            ));
         }
     }
     // The container's own settings are judged first, then its secrets and configs.
@@ -1100,13 +1098,11 @@ async fn start_service(
             continue;
         }
         if !ok {
-            let mut d = Diagnostic::new(
+            return fail(Diagnostic::not_started(
                 name,
-                Phase::Start,
+                &dep,
                 format!("not started: depends on {dep}, which failed"),
-            );
-            d.consequence = true;
-            return fail(d);
+            ));
         }
     }
     let started = Instant::now();

@@ -2012,3 +2012,41 @@ fn build_options_reach_both_builders_and_dockerfile_inline_is_built() {
         );
     }
 }
+
+#[test]
+fn a_chain_of_services_not_started_names_the_one_that_failed() {
+    if !docker_available("chain_words") {
+        return;
+    }
+    let compose = "services:\n  mysql:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"echo 'FATAL: no data dir' >&2; exit 1\"]\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n  api:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n    depends_on:\n      mysql: {condition: service_healthy}\n  seeder:\n    image: busybox:latest\n    command: [\"true\"]\n    depends_on: [api]\n";
+    let (_dir, path, project, _guard) = compose_system(compose);
+    let report = path.join("r.json");
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args(["--settle", "1", "--stability", "0", "--report"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let says =
+        "seeder [start] not started: waits on api, which was not started because mysql failed";
+    assert!(text(&o).contains(says), "{}", text(&o));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let seeder = r["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["service"] == "seeder")
+        .unwrap();
+    assert_eq!(
+        seeder["summary"],
+        "not started: waits on api, which was not started because mysql failed"
+    );
+    assert!(
+        nothing_left(&project).is_empty(),
+        "{:?}",
+        leftovers(&project)
+    );
+}
