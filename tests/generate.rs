@@ -533,3 +533,25 @@ fn staged_groups_beyond_the_job_count_are_packed_into_one_wave() {
         assert!(out.join(f).is_file(), "{f}");
     }
 }
+
+#[test]
+fn the_prompt_says_a_port_the_spec_names_is_published_on_that_host_port() {
+    let fake = FakeAnthropic::scripted(vec![Reply::text(&system_reply())]);
+    let dir = tempfile::tempdir().unwrap();
+    let o = masgen()
+        .args(["generate", "MySQL with a FastAPI service with CRUD endpoints on port 8000", "-o"])
+        .arg(dir.path().join("s"))
+        .args(["-k", TEST_KEY, "--base-url", &fake.url, "--no-verify"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let r = &fake.requests()[0];
+    let system = r.body["system"][0]["text"].as_str().unwrap();
+    assert!(
+        system.contains("A port the spec gives a service")
+            && system.contains("is published on the same host port (\"8000:8000\")")
+            && system.contains("Ports the spec does not name are not published"),
+        "{system}"
+    );
+    assert!(!system.contains("only when the spec says it must be reachable from outside"));
+}
