@@ -2,6 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+/// The largest spec (or change request) masgen reads: 200 KiB, far more than any system's
+/// description, and a file that size is most likely the wrong file.
+pub const MAX_SPEC_BYTES: u64 = 200 * 1024;
+
 /// Why a spec could not be loaded. Every message says what to do next.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
@@ -17,6 +21,8 @@ pub enum SpecError {
         "spec file {path} is not UTF-8 text (invalid byte at offset {offset}): save it as UTF-8"
     )]
     NotUtf8 { path: PathBuf, offset: usize },
+    #[error("the {what} is {size}, more than masgen reads ({} KiB): describe the system in fewer words, or check that you named the right file", MAX_SPEC_BYTES / 1024)]
+    TooLarge { what: String, size: String },
     #[error("cannot read spec file {path}: {source}")]
     Read {
         path: PathBuf,
@@ -41,10 +47,33 @@ pub fn load_spec_from_file(path: impl AsRef<Path>) -> Result<String, SpecError> 
             path: path.to_path_buf(),
         });
     }
-    let bytes = std::fs::read(path).map_err(|source| SpecError::Read {
+    let too_large = |size: String| SpecError::TooLarge {
+        what: format!("spec file {}", path.display()),
+        size,
+    };
+    if meta.len() > MAX_SPEC_BYTES {
+        return Err(too_large(format!("{} KiB", meta.len().div_ceil(1024))));
+    }
+    // A device or a pipe has no length to check (`@/dev/zero`): read no more than the limit.
+    let mut bytes = Vec::new();
+    let file = std::fs::File::open(path).map_err(|source| SpecError::Read {
         path: path.to_path_buf(),
         source,
     })?;
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, MAX_SPEC_BYTES + 1),
+        &mut bytes,
+    )
+    .map_err(|source| SpecError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if bytes.len() as u64 > MAX_SPEC_BYTES {
+        return Err(too_large(format!(
+            "more than {} KiB",
+            MAX_SPEC_BYTES / 1024
+        )));
+    }
     let text = String::from_utf8(bytes).map_err(|e| SpecError::NotUtf8 {
         path: path.to_path_buf(),
         offset: e.utf8_error().valid_up_to(),
@@ -64,13 +93,40 @@ pub fn resolve_spec_arg(arg: &str) -> Result<String, SpecError> {
         Some(path) if !path.trim().is_empty() => load_spec_from_file(path.trim()),
         Some(_) => Err(SpecError::Empty),
         None if arg.trim().is_empty() => Err(SpecError::Empty),
-        None => Ok(arg.trim().to_string()),
+        None => check_size(arg.trim(), "spec").map(str::to_string),
     }
+}
+
+/// `text` (a spec or change request given inline), refused when larger than the limit.
+pub fn check_size<'a>(text: &'a str, what: &str) -> Result<&'a str, SpecError> {
+    if text.len() as u64 > MAX_SPEC_BYTES {
+        return Err(SpecError::TooLarge {
+            what: what.to_string(),
+            size: format!("{} KiB", text.len().div_ceil(1024)),
+        });
+    }
+    Ok(text)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spec_larger_than_the_limit_is_refused_before_it_is_read_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let big = d.path().join("big.txt");
+        std::fs::write(&big, "x".repeat(MAX_SPEC_BYTES as usize + 1)).unwrap();
+        let e = load_spec_from_file(&big).unwrap_err().to_string();
+        assert!(
+            e.contains("is 201 KiB, more than masgen reads (200 KiB)"),
+            "{e}"
+        );
+        // A device has no length: it is read up to the limit, not until memory runs out.
+        let e = load_spec_from_file("/dev/zero").unwrap_err().to_string();
+        assert!(e.contains("more than 200 KiB"), "{e}");
+        assert!(check_size(&"y".repeat(300 * 1024), "change request").is_err());
+    }
 
     #[test]
     fn inline_spec_is_trimmed() {

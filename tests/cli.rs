@@ -239,3 +239,26 @@ fn max_cost_needs_a_priced_model_and_a_real_amount() {
         text(&o)
     );
 }
+
+#[test]
+fn a_spec_file_over_the_size_limit_is_refused_before_any_request() {
+    let fake = FakeAnthropic::scripted(vec![Reply::text(&system_reply())]);
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("spec.txt");
+    std::fs::write(&big, "a system ".repeat(30_000)).unwrap();
+    for spec in [format!("@{}", big.display()), "@/dev/zero".to_string()] {
+        let o = masgen()
+            .args(["generate", &spec, "-o"])
+            .arg(dir.path().join("out"))
+            .args(["-k", TEST_KEY, "--base-url", &fake.url, "--no-verify"])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(
+            text(&o).contains("more than masgen reads (200 KiB)"),
+            "{}",
+            text(&o)
+        );
+    }
+    assert!(fake.requests().is_empty(), "nothing was sent");
+}

@@ -539,7 +539,11 @@ fn the_prompt_says_a_port_the_spec_names_is_published_on_that_host_port() {
     let fake = FakeAnthropic::scripted(vec![Reply::text(&system_reply())]);
     let dir = tempfile::tempdir().unwrap();
     let o = masgen()
-        .args(["generate", "MySQL with a FastAPI service with CRUD endpoints on port 8000", "-o"])
+        .args([
+            "generate",
+            "MySQL with a FastAPI service with CRUD endpoints on port 8000",
+            "-o",
+        ])
         .arg(dir.path().join("s"))
         .args(["-k", TEST_KEY, "--base-url", &fake.url, "--no-verify"])
         .output()

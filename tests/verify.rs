@@ -317,8 +317,12 @@ fn dependents_of_a_failed_service_name_it_instead_of_timing_out() {
     assert_eq!(diags.len(), 3, "{}", run.out);
     let api = diags.iter().find(|d| d["service"] == "api").unwrap();
     assert_eq!(api["summary"], "not started: depends on db, which failed");
+    // api did not fail: it was never started. The chain says so (issue #17).
     let web = diags.iter().find(|d| d["service"] == "web").unwrap();
-    assert_eq!(web["summary"], "not started: depends on api, which failed");
+    assert_eq!(
+        web["summary"],
+        "not started: waits on api, which was not started because db failed"
+    );
 }
 
 #[test]

@@ -49,6 +49,7 @@ impl From<GenerateError> for Fatal {
         let code = match &e {
             // The cap holds: not an environment failure, the budget is spent.
             GenerateError::Llm(crate::llm::LlmError::Budget { .. }) => exit::UNHEALTHY,
+            GenerateError::Llm(crate::llm::LlmError::TooLarge { .. }) => exit::USAGE,
             GenerateError::Llm(_) | GenerateError::Manifest { .. } => exit::ENVIRONMENT,
             GenerateError::Workspace(w) => workspace_code(w),
             GenerateError::NoFiles { .. } => exit::UNHEALTHY,
@@ -385,6 +386,7 @@ async fn iterate(
     color: bool,
 ) -> Result<i32, Fatal> {
     let change = a.iterate.clone().unwrap_or_default();
+    crate::spec::check_size(&change, "change request").map_err(|e| Fatal::new(exit::USAGE, e))?;
     if change.trim().is_empty() {
         return Err(Fatal::from(GenerateError::EmptyChange));
     }

@@ -33,6 +33,14 @@ pub enum LlmError {
     /// A replay directory ran out of replies, or could not be read.
     #[error("{0}")]
     Replay(String),
+    /// The request cannot fit the model's context window; it was not sent.
+    #[error("the request to {model} is about {estimate} tokens, more than its context window of {window}; the largest parts: {parts}. Shorten the spec, or use --staged so each request carries less")]
+    TooLarge {
+        model: String,
+        estimate: u64,
+        window: u64,
+        parts: String,
+    },
     /// The next request could cross --max-cost; it was not sent.
     #[error("budget spent: the next request could cost up to ${estimate:.4}, which would cross --max-cost ${cap:.4} (${spent:.4} spent so far); raise --max-cost to go on")]
     Budget { cap: f64, spent: f64, estimate: f64 },
@@ -74,6 +82,7 @@ impl LlmError {
             | LlmError::Protocol(_)
             | LlmError::RetriesExhausted { .. }
             | LlmError::Replay(_)
+            | LlmError::TooLarge { .. }
             | LlmError::Budget { .. } => false,
         }
     }

@@ -221,6 +221,7 @@ pub async fn complete(
     label: &str,
     events: &Events,
 ) -> Result<Completion, LlmError> {
+    fits(model.id(), req)?;
     let policy = model.retry_policy();
     events.emit(Event::RequestStarted {
         label: label.to_string(),
@@ -234,6 +235,59 @@ pub async fn complete(
         stop_reason: done.stop_reason.as_str().to_string(),
     });
     Ok(done)
+}
+
+/// Refuse a request whose input cannot fit the model's context window (estimated at four
+/// characters a token, so a request that fits is never refused), naming its largest parts.
+fn fits(model: &str, req: &Request) -> Result<(), LlmError> {
+    let Some(window) = pricing::context_window(model) else {
+        return Ok(());
+    };
+    let tokens = |chars: usize| (chars / 4) as u64;
+    let mut parts: Vec<(String, u64)> =
+        vec![("the system prompt".into(), tokens(req.system.len()))];
+    for (i, m) in req.messages.iter().enumerate() {
+        let who = match m.role {
+            Role::User => "request",
+            Role::Assistant => "reply",
+        };
+        parts.push((
+            format!("{who} {} (message {})", first_line(&m.content), i + 1),
+            tokens(m.content.len()),
+        ));
+    }
+    let estimate: u64 = parts.iter().map(|(_, t)| t).sum();
+    if estimate <= window {
+        return Ok(());
+    }
+    parts.sort_by_key(|p| std::cmp::Reverse(p.1));
+    let parts = parts
+        .iter()
+        .take(3)
+        .map(|(what, t)| format!("{what}: about {t} tokens"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Err(LlmError::TooLarge {
+        model: model.to_string(),
+        estimate,
+        window,
+        parts,
+    })
+}
+
+/// The start of a message, to name it.
+fn first_line(text: &str) -> String {
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    let short: String = line.chars().take(60).collect();
+    if short.len() < line.len() {
+        format!("\"{short}...\"")
+    } else {
+        format!("\"{short}\"")
+    }
 }
 
 async fn collect(
@@ -272,4 +326,33 @@ async fn collect(
         model: model.id().to_string(),
         provider: model.provider().to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_larger_than_the_context_window_is_refused_naming_its_largest_parts() {
+        let req = Request {
+            system: "rules".repeat(100),
+            messages: vec![
+                Message::user(format!("Build this system:\n{}", "x".repeat(600_000))),
+                Message::assistant("ok"),
+            ],
+            max_tokens: 1000,
+        };
+        let e = fits("gpt-4o", &req).unwrap_err().to_string();
+        assert!(e.contains("about 150"), "{e}");
+        assert!(e.contains("more than its context window of 128000"), "{e}");
+        assert!(
+            e.contains("the largest parts: request \"Build this system:\" (message 1): about 150"),
+            "{e}"
+        );
+        assert!(fits("claude-sonnet-5-5", &req).is_ok(), "fits a 1M window");
+        assert!(
+            fits("some-local-model", &req).is_ok(),
+            "unknown window: not checked"
+        );
+    }
 }

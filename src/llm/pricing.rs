@@ -69,6 +69,23 @@ const fn openai(
     )
 }
 
+/// Context windows in tokens, where known (Anthropic's docs; OpenAI's as published). An id
+/// matches by prefix, longer ids first.
+const WINDOWS: &[(&str, u64)] = &[
+    ("claude-sonnet-5-5", 1_000_000),
+    ("gpt-5", 400_000),
+    ("gpt-4.1", 1_047_576),
+    ("gpt-4o", 128_000),
+];
+
+/// The context window of `model`, or None when unknown (nothing is checked then).
+pub fn context_window(model: &str) -> Option<u64> {
+    WINDOWS
+        .iter()
+        .find(|(id, _)| model.starts_with(id))
+        .map(|(_, w)| *w)
+}
+
 /// The price of `model`, or None when the table does not know it.
 pub fn price_of(model: &str) -> Option<Price> {
     TABLE
