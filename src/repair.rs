@@ -321,7 +321,49 @@ pub(crate) fn compose_excerpt(text: &str, services: &[String]) -> Option<(String
             shown.push(name.to_string());
         }
     }
-    (out.len() * 2 <= text.len()).then_some((out, shown))
+    if out.len() * 2 > text.len() {
+        return None;
+    }
+    // Services that depend on a failing one, within the same budget: the keys that carry
+    // the names they share, so a host, port, variable or condition can be checked on both
+    // sides.
+    for (name, body) in &entries {
+        if shown.iter().any(|s| s == name) || !services.iter().any(|s| named_in(body, s)) {
+            continue;
+        }
+        let part: String = shared_keys(body, indent_of).concat();
+        if (out.len() + part.len()) * 2 <= text.len() {
+            out.push_str(&part);
+            shown.push(format!(
+                "{name} (environment, ports, depends_on, healthcheck)"
+            ));
+        }
+    }
+    Some((out, shown))
+}
+
+/// An entry's first line and its `environment`, `ports`, `depends_on` and `healthcheck`
+/// keys, each with the lines under it, verbatim.
+fn shared_keys<'a>(body: &[&'a str], indent_of: impl Fn(&str) -> usize) -> Vec<&'a str> {
+    const KEYS: [&str; 4] = ["environment:", "ports:", "depends_on:", "healthcheck:"];
+    let mut out = vec![body[0]];
+    let Some(key_indent) = body[1..]
+        .iter()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| indent_of(l))
+    else {
+        return out;
+    };
+    let mut keep = false;
+    for l in &body[1..] {
+        if indent_of(l) == key_indent && !l.trim().is_empty() {
+            keep = KEYS.iter().any(|k| l.trim_start().starts_with(k));
+        }
+        if keep {
+            out.push(l);
+        }
+    }
+    out
 }
 
 /// Unified diff of what a round changed.
@@ -927,6 +969,23 @@ mod tests {
         assert_eq!(compose_excerpt(COMPOSE, &names(&["nope"])), None);
         assert_eq!(compose_excerpt(COMPOSE, &[]), None);
         assert_eq!(compose_excerpt("version: \"3\"\n", &names(&["web"])), None);
+    }
+
+    #[test]
+    fn the_services_that_depend_on_a_failing_one_show_the_keys_they_share() {
+        let padding =
+            "      x.padding: \"a label long enough to make the file large\"\n".repeat(12);
+        let compose = format!("services:\n  db:\n    image: busybox:latest\n    ports: [\"5432\"]\n  api:\n    build: ./api\n    labels:\n{padding}    environment:\n      DB_HOST: db\n      DB_PORT: \"5432\"\n    depends_on:\n      db: {{condition: service_healthy}}\n  web:\n    build: ./web\n    labels:\n{padding}");
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let (part, shown) = compose_excerpt(&compose, &names(&["db"])).unwrap();
+        assert_eq!(
+            shown,
+            names(&["db", "api (environment, ports, depends_on, healthcheck)"])
+        );
+        assert_eq!(
+            part,
+            "services:\n  db:\n    image: busybox:latest\n    ports: [\"5432\"]\n  api:\n    environment:\n      DB_HOST: db\n      DB_PORT: \"5432\"\n    depends_on:\n      db: {condition: service_healthy}\n"
+        );
     }
 
     fn d(service: &str, phase: Phase, summary: &str, evidence: &str) -> Diagnostic {

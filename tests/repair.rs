@@ -77,6 +77,10 @@ fn a_broken_draft_is_repaired_when_the_real_error_line_reaches_the_model() {
         "implicated files are sent in full"
     );
     assert!(
+        prompt.contains("README.md is editable too: when a fix changes what it describes (an image swapped for a build, a port, a credential), keep it true."),
+        "{prompt}"
+    );
+    assert!(
         prompt.contains("- app/: Dockerfile, run.sh"),
         "the tree is sent"
     );

@@ -220,7 +220,8 @@ pub fn repair(
     ));
     s.push_str(
         "\nAnswer with <edit> blocks (SEARCH text copied exactly from the files above), <file> blocks for new or fully rewritten files, and <delete/> blocks, \
-for the files that must change, and nothing else. Fix the root cause; keep every healthcheck meaningful.",
+for the files that must change, and nothing else. Fix the root cause; keep every healthcheck meaningful. \
+README.md is editable too: when a fix changes what it describes (an image swapped for a build, a port, a credential), keep it true.",
     );
     s
 }
