@@ -559,3 +559,73 @@ fn the_prompt_says_a_port_the_spec_names_is_published_on_that_host_port() {
     );
     assert!(!system.contains("only when the spec says it must be reachable from outside"));
 }
+
+/// A manifest reply that also carries the contract of shared names.
+const MANIFEST_WITH_CONTRACT: &str = r#"<manifest>
+[{"path":"docker-compose.yml","purpose":"compose: rabbitmq broker, publisher a, consumers b and c, all on the project network","group":"infrastructure"},
+ {"path":"a/Dockerfile","purpose":"a image: python 3.11 slim with pika installed from requirements.txt","group":"a"},{"path":"a/app.py","purpose":"a code: publishes 10 messages a second to the orders exchange with routing key order.created","group":"a"},
+ {"path":"b/Dockerfile","purpose":"b image: python 3.11 slim with pika installed from requirements.txt","group":"b"},{"path":"b/app.py","purpose":"b code: consumes order.created from the orders queue and logs each message","group":"b"},
+ {"path":"c/Dockerfile","purpose":"c image: python 3.11 slim, consumer of the audit queue","group":"c"},
+ {"path":"README.md","purpose":"docs: what the system is and how to run it","group":"docs"},{"path":"start.sh","purpose":"run: docker compose up --build","group":"docs"}]
+</manifest>
+<contract>
+{"services": ["rabbitmq", "a", "b", "c"], "ports": {"rabbitmq": [5672, 15672]},
+ "environment": {"AMQP_URL": "amqp://guest:guest@rabbitmq:5672/", "PUBLISH_RATE": "messages a second, default 10"},
+ "queues": ["orders", "audit"], "exchanges": ["orders"], "routing_keys": ["order.created"],
+ "credentials": ["RABBITMQ_DEFAULT_USER", "RABBITMQ_DEFAULT_PASS"], "volumes": [], "paths": []}
+</contract>"#;
+
+#[test]
+fn staged_batches_and_single_files_receive_the_contract_once() {
+    let fake = FakeAnthropic::with_handler(|r, _| {
+        let p = r.last_user_text();
+        if p.contains("Reply with its manifest only") {
+            Reply::text(MANIFEST_WITH_CONTRACT)
+        } else if p.contains("Write exactly these files") {
+            // b's batch leaves b/app.py out: it is asked for alone.
+            Reply::text(
+                &batch_reply(&p).replace("<file path=\"b/app.py\">\n# b/app.py\n</file>\n", ""),
+            )
+        } else {
+            Reply::text("<file path=\"b/app.py\">\nprint('b')\n</file>\n")
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sys");
+    let o = generate_against(&fake, &out, &["--staged", "--batch-per-group"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let reqs = fake.requests();
+    let later: Vec<String> = reqs.iter().skip(1).map(|r| r.last_user_text()).collect();
+    let batches: Vec<&String> = later
+        .iter()
+        .filter(|p| p.contains("Write exactly these files"))
+        .collect();
+    let sizes: Vec<usize> = batches.iter().map(|p| p.len()).collect();
+    eprintln!(
+        "batch request sizes (bytes): {sizes:?}, total {}",
+        sizes.iter().sum::<usize>()
+    );
+    assert_eq!(batches.len(), 5);
+    assert!(
+        later.iter().any(|p| p.contains("Write the file b/app.py")),
+        "{later:?}"
+    );
+    for p in &later {
+        assert!(
+            p.contains("\"routing_keys\": [\"order.created\"]") && p.contains("\"AMQP_URL\""),
+            "every batch and single-file request carries the contract: {p}"
+        );
+        // Purposes go only to the batch that writes the file, not again to every batch.
+        let writes_a = p.contains("- a/app.py (");
+        assert_eq!(
+            p.contains("publishes 10 messages a second"),
+            writes_a,
+            "{p}"
+        );
+    }
+    let before = 7755; // the same five batches with the whole manifest in each (the code before)
+    assert!(
+        sizes.iter().sum::<usize>() < before,
+        "smaller than before: {sizes:?}"
+    );
+}

@@ -137,6 +137,8 @@ pub(crate) struct Collected {
     pub cut: Vec<String>,
     /// Text outside blocks.
     pub commentary: String,
+    /// Staged generation's contract of shared names, rendered, for every later request.
+    pub contract: Option<String>,
 }
 
 impl Collected {
@@ -598,7 +600,14 @@ pub(crate) async fn fill_missing(
     let compose = c.compose_text().map(str::to_string);
     let replies: Vec<(String, Result<Completion, LlmError>)> = futures_util::stream::iter(todo)
         .map(|(path, purpose)| {
-            let prompt = prompts::single_file(spec, &path, &purpose, &tree, compose.as_deref());
+            let prompt = prompts::single_file(
+                spec,
+                &path,
+                &purpose,
+                &tree,
+                compose.as_deref(),
+                c.contract.as_deref(),
+            );
             async move {
                 let label = format!("file {path}");
                 let name = format!("single-file-{}.txt", llm::audit::sanitize(&path));

@@ -108,8 +108,13 @@ pub fn single_file(
     purpose: &str,
     tree: &[String],
     compose: Option<&str>,
+    contract: Option<&str>,
 ) -> String {
-    let mut s = format!("We are generating the system described below, file by file.\n\n<spec>\n{spec}\n</spec>\n\nFiles of the system:\n");
+    let mut s = format!("We are generating the system described below, file by file.\n\n<spec>\n{spec}\n</spec>\n\n");
+    if let Some(c) = contract {
+        s.push_str(&contract_section(c));
+    }
+    s.push_str("Files of the system:\n");
     s.push_str(&tree_lines(tree));
     if let Some(c) = compose {
         s.push_str(&format!(
@@ -125,14 +130,24 @@ pub fn single_file(
     s
 }
 
-/// Staged generation, phase 1.
+/// Staged generation, phase 1: the manifest, and the contract of names every file must
+/// agree on.
 pub fn manifest(spec: &str) -> String {
     format!(
-        "Plan the system described below. Reply with its manifest only: a JSON array inside <manifest></manifest>, one object per file, \
+        "Plan the system described below. Reply with its manifest only, then its contract. The manifest: a JSON array inside <manifest></manifest>, one object per file, \
 each {{\"path\": \"relative/path\", \"purpose\": \"one line\", \"group\": \"...\"}}. Groups: \"infrastructure\" for docker-compose.yml and shared files at the root, \
 one group per service named after the service folder (its Dockerfile, code, requirements), and \"docs\" for README.md and start.sh. \
-List every file the system needs, and nothing else.\n\n<spec>\n{spec}\n</spec>"
+List every file the system needs, and nothing else. \
+The contract: the names every file must agree on, as one JSON object inside <contract></contract>: \
+{{\"services\": [service names, which are also their host names], \"ports\": {{\"service\": [ports it listens on]}}, \"environment\": {{\"VARIABLE\": \"its value or meaning\"}}, \
+\"queues\": [], \"topics\": [], \"exchanges\": [], \"routing_keys\": [], \"credentials\": [the environment variables that hold them], \"volumes\": [], \"paths\": [shared paths]}}. \
+Leave a list empty when the system has none; purposes need not repeat these names.\n\n<spec>\n{spec}\n</spec>"
     )
+}
+
+/// The contract, once, as every later request carries it.
+fn contract_section(contract: &str) -> String {
+    format!("The contract: names every file must use exactly as written here.\n<contract>\n{contract}\n</contract>\n\n")
 }
 
 /// Staged generation, phase 1, second try.
@@ -146,15 +161,22 @@ pub struct SharedNames {
     pub names: Vec<String>,
 }
 
-/// Staged generation, phase 2: one batch of files.
+/// Staged generation, phase 2: one batch of files. Every batch gets the same contract (or,
+/// when the model gave none, the shared names masgen found) and the paths of every file;
+/// the purposes only of its own files.
 pub fn batch(
     spec: &str,
     manifest: &[ManifestEntry],
     shared: &SharedNames,
+    contract: Option<&str>,
     files: &[&ManifestEntry],
 ) -> String {
-    let manifest_json = serde_json::to_string_pretty(manifest).unwrap_or_default();
-    let mut s = format!("We are generating the system described below in batches. Every batch sees the same manifest, so all files agree.\n\n<spec>\n{spec}\n</spec>\n\n<manifest>\n{manifest_json}\n</manifest>\n\n");
+    let paths: Vec<&str> = manifest.iter().map(|e| e.path.as_str()).collect();
+    let paths = serde_json::to_string(&paths).unwrap_or_default();
+    let mut s = format!("We are generating the system described below in batches. Every batch sees the same contract and file list, so all files agree.\n\n<spec>\n{spec}\n</spec>\n\nEvery file of the system: {paths}\n\n");
+    if let Some(c) = contract {
+        s.push_str(&contract_section(c));
+    }
     s.push_str("Shared names every file must use exactly:\n");
     s.push_str(&format!(
         "- services (also their host names): {}\n",
@@ -171,7 +193,7 @@ pub fn batch(
                 .join(", ")
         ));
     }
-    if !shared.names.is_empty() {
+    if !shared.names.is_empty() && contract.is_none() {
         s.push_str(&format!(
             "- queues, exchanges and other names from the spec: {}\n",
             shared.names.join(", ")

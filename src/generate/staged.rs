@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 
 use crate::events::Event;
 use crate::llm::{LlmError, Message};
-use crate::protocol::{parse_manifest, parse_reply, ManifestEntry};
+use crate::protocol::{parse_contract, parse_manifest, parse_reply, ManifestEntry};
 use crate::workspace::write_atomic;
 
 use super::{prompts, Collected, GenerateError, Session, SharedNames};
@@ -26,7 +26,7 @@ pub(crate) async fn generate(
     s.events.emit(Event::Phase {
         name: "manifest".into(),
     });
-    let manifest = ask_manifest(s, spec, out).await?;
+    let (manifest, contract) = ask_manifest(s, spec, out).await?;
     let shared = shared_names(spec, &manifest);
     let batches = plan_batches(&manifest, s.jobs, s.pack_batches);
     s.events.emit(Event::BatchesPlanned {
@@ -37,10 +37,13 @@ pub(crate) async fn generate(
     });
     let total = batches.len();
     let mut done = 0;
-    let mut collected = Collected::default();
+    let mut collected = Collected {
+        contract: contract.clone(),
+        ..Default::default()
+    };
     let mut stream = futures_util::stream::iter(batches)
         .map(|(group, n, files)| {
-            let prompt = prompts::batch(spec, &manifest, &shared, &files);
+            let prompt = prompts::batch(spec, &manifest, &shared, contract.as_deref(), &files);
             let paths: Vec<String> = files.iter().map(|f| f.path.as_str().to_string()).collect();
             async move {
                 let label = format!("batch {group} {n}");
@@ -79,11 +82,12 @@ pub(crate) async fn generate(
     Ok((collected, wanted))
 }
 
+/// The manifest, and the contract when the reply holds one.
 async fn ask_manifest(
     s: &Session<'_>,
     spec: &str,
     out: &Path,
-) -> Result<Vec<ManifestEntry>, GenerateError> {
+) -> Result<(Vec<ManifestEntry>, Option<String>), GenerateError> {
     let prompt = prompts::manifest(spec);
     let first = s
         .ask(
@@ -93,7 +97,9 @@ async fn ask_manifest(
         )
         .await?;
     let why = match parse_manifest(&first.text) {
-        Ok((entries, refused)) => return Ok(accept(s, entries, refused)),
+        Ok((entries, refused)) => {
+            return Ok((accept(s, entries, refused), parse_contract(&first.text)))
+        }
         Err(why) => why,
     };
     s.events.warn(format!(
@@ -108,7 +114,10 @@ async fn ask_manifest(
         .ask("manifest retry", "manifest-retry.json", messages)
         .await?;
     match parse_manifest(&second.text) {
-        Ok((entries, refused)) => Ok(accept(s, entries, refused)),
+        Ok((entries, refused)) => Ok((
+            accept(s, entries, refused),
+            parse_contract(&second.text).or_else(|| parse_contract(&first.text)),
+        )),
         Err(why) => {
             let saved = out
                 .join(crate::workspace::MASGEN_DIR)

@@ -37,10 +37,31 @@ fn default_group(path: &SafePath) -> String {
     }
 }
 
+/// The contract of a manifest reply (`<contract>{...}</contract>`), rendered one key a line
+/// as compact JSON; None when there is none or it is not a JSON object.
+pub fn parse_contract(reply: &str) -> Option<String> {
+    let (a, b) = (reply.find("<contract>")?, reply.rfind("</contract>")?);
+    let body = reply.get(a + "<contract>".len()..b)?;
+    let (start, end) = (body.find('{')?, body.rfind('}')?);
+    let value: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(body.get(start..=end)?).ok()?;
+    let lines: Vec<String> = value
+        .iter()
+        .filter(|(_, v)| !matches!(v, serde_json::Value::Array(a) if a.is_empty()))
+        .filter(|(_, v)| !matches!(v, serde_json::Value::Object(o) if o.is_empty()))
+        .map(|(k, v)| {
+            format!("  {}: {}", serde_json::Value::String(k.clone()), v).replace(",\"", ", \"")
+        })
+        .collect();
+    (!lines.is_empty()).then(|| format!("{{\n{}\n}}", lines.join(",\n")))
+}
+
 /// Parse a manifest. Returns the entries and the paths refused by the path rules.
 pub fn parse_manifest(reply: &str) -> Result<(Vec<ManifestEntry>, Vec<String>), String> {
     let body = match (reply.find("<manifest>"), reply.rfind("</manifest>")) {
         (Some(a), Some(b)) if b > a => &reply[a + "<manifest>".len()..b],
+        // Without manifest tags, the contract is not part of the array.
+        _ if reply.contains("<contract>") => &reply[..reply.find("<contract>").unwrap_or(0)],
         _ => reply,
     };
     let (Some(start), Some(end)) = (body.find('['), body.rfind(']')) else {

@@ -8,5 +8,5 @@ pub mod paths;
 
 pub use blocks::{parse_reply, Change, Hunk, ParsedReply, Rejected};
 pub use edits::{apply_hunks, EditFailure};
-pub use manifest::{parse_manifest, ManifestEntry};
+pub use manifest::{parse_contract, parse_manifest, ManifestEntry};
 pub use paths::{check_path, PathRejection, SafePath};
