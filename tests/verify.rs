@@ -1319,7 +1319,7 @@ fn the_bundled_demo_generates_and_comes_up_healthy_with_no_key() {
 /// A TCP address that relays to the Docker socket; with `refuse_buildkit`, a connection
 /// that opens with a BuildKit build (`/build?version=2`) gets a 400 instead, as from a
 /// daemon without BuildKit.
-fn relay_to_docker_socket(refuse_buildkit: bool) -> u16 {
+fn relay_to_docker_socket(socket: std::path::PathBuf, refuse_buildkit: bool) -> u16 {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -1338,8 +1338,7 @@ fn relay_to_docker_socket(refuse_buildkit: bool) -> u16 {
                 let _ = write!(tcp, "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
                 continue;
             }
-            let Ok(mut unix) = std::os::unix::net::UnixStream::connect("/var/run/docker.sock")
-            else {
+            let Ok(mut unix) = std::os::unix::net::UnixStream::connect(&socket) else {
                 continue;
             };
             if unix.write_all(&first).is_err() {
@@ -1362,11 +1361,10 @@ fn relay_to_docker_socket(refuse_buildkit: bool) -> u16 {
 
 #[test]
 fn a_tcp_docker_host_builds_and_runs_the_system() {
-    if !std::path::Path::new("/var/run/docker.sock").exists() {
-        docker_available("tcp_docker_host");
+    let Some(socket) = daemon_socket_for("tcp_docker_host") else {
         return;
-    }
-    let host = format!("tcp://127.0.0.1:{}", relay_to_docker_socket(false));
+    };
+    let host = format!("tcp://127.0.0.1:{}", relay_to_docker_socket(socket, false));
     // Builds go over the same TCP daemon address, with BuildKit, and so does everything else.
     let Some(run) = verify_fixture_env("build_fails", &[], &[("DOCKER_HOST", host.as_str())])
     else {
@@ -1387,11 +1385,10 @@ fn a_tcp_docker_host_builds_and_runs_the_system() {
 
 #[test]
 fn a_daemon_refusing_buildkit_builds_with_the_classic_builder_and_says_so() {
-    if !std::path::Path::new("/var/run/docker.sock").exists() {
-        docker_available("buildkit_refused");
+    let Some(socket) = daemon_socket_for("buildkit_refused") else {
         return;
-    }
-    let host = format!("tcp://127.0.0.1:{}", relay_to_docker_socket(true));
+    };
+    let host = format!("tcp://127.0.0.1:{}", relay_to_docker_socket(socket, true));
     let Some(run) = verify_fixture_env(
         "long_names",
         &["--no-cache"],
@@ -1431,16 +1428,15 @@ fn a_daemon_refusing_buildkit_builds_with_the_classic_builder_and_says_so() {
 
 #[test]
 fn the_docker_clis_current_context_is_the_daemon_used() {
-    if !std::path::Path::new("/var/run/docker.sock").exists() {
-        docker_available("docker_context");
+    let Some(socket) = daemon_socket_for("docker_context") else {
         return;
-    }
+    };
     // A context named as Docker Desktop, colima or rootless setups name theirs, pointing at
     // a TCP relay to this machine's daemon.
     let config = tempfile::tempdir().unwrap();
     let meta = config.path().join("contexts/meta/5c0ffee");
     std::fs::create_dir_all(&meta).unwrap();
-    let host = format!("tcp://127.0.0.1:{}", relay_to_docker_socket(false));
+    let host = format!("tcp://127.0.0.1:{}", relay_to_docker_socket(socket, false));
     std::fs::write(meta.join("meta.json"), format!(r#"{{"Name":"masgen-test","Metadata":{{}},"Endpoints":{{"docker":{{"Host":"{host}"}}}}}}"#)).unwrap();
     std::fs::write(
         config.path().join("config.json"),

@@ -21,6 +21,32 @@ pub fn docker_available(test: &str) -> bool {
     ok
 }
 
+/// The daemon's unix socket: DOCKER_HOST's `unix://` path, else /var/run/docker.sock.
+pub fn daemon_socket() -> Option<PathBuf> {
+    let named = std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|h| h.strip_prefix("unix://").map(PathBuf::from));
+    named
+        .or_else(|| Some(PathBuf::from("/var/run/docker.sock")))
+        .filter(|p| p.exists())
+}
+
+/// For tests that relay to the daemon's unix socket: the socket, or None after saying why
+/// the test skips; with MASGEN_REQUIRE_DOCKER=1 (CI) a missing socket fails instead.
+pub fn daemon_socket_for(test: &str) -> Option<PathBuf> {
+    if !docker_available(test) {
+        return None;
+    }
+    let socket = daemon_socket();
+    if socket.is_none() {
+        if std::env::var("MASGEN_REQUIRE_DOCKER").as_deref() == Ok("1") {
+            panic!("{test}: MASGEN_REQUIRE_DOCKER=1 but the daemon has no unix socket here (DOCKER_HOST is not unix://, and /var/run/docker.sock is absent)");
+        }
+        eprintln!("SKIPPED {test}: the daemon has no unix socket to relay to (set MASGEN_REQUIRE_DOCKER=1 to make this a failure)");
+    }
+    socket
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/systems")
