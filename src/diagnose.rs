@@ -127,25 +127,31 @@ pub fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// mysql crashed; api waited on it; seeder waits on api (for tests of the chain in words).
+#[cfg(test)]
+pub(crate) fn three_level_chain() -> Vec<Diagnostic> {
+    vec![
+        Diagnostic::not_started(
+            "seeder",
+            "api",
+            "not started: depends on api, which failed".into(),
+        ),
+        Diagnostic::not_started(
+            "api",
+            "mysql",
+            "not started: depends on mysql, which failed".into(),
+        ),
+        Diagnostic::new("mysql", Phase::Crash, "crashed: exited with code 1"),
+    ]
+}
+
 #[cfg(test)]
 mod chain_tests {
     use super::*;
 
     #[test]
     fn a_three_level_chain_names_the_service_that_really_failed() {
-        let mut diags = vec![
-            Diagnostic::not_started(
-                "seeder",
-                "api",
-                "not started: depends on api, which failed".into(),
-            ),
-            Diagnostic::not_started(
-                "api",
-                "mysql",
-                "not started: depends on mysql, which failed".into(),
-            ),
-            Diagnostic::new("mysql", Phase::Crash, "crashed: exited with code 1"),
-        ];
+        let mut diags = three_level_chain();
         order(&mut diags);
         let summaries: Vec<(&str, &str)> = diags
             .iter()

@@ -898,19 +898,7 @@ mod tests {
 
     #[test]
     fn a_three_level_chain_reaches_the_model_in_words() {
-        let mut diags = vec![
-            Diagnostic::not_started(
-                "seeder",
-                "api",
-                "not started: depends on api, which failed".into(),
-            ),
-            Diagnostic::not_started(
-                "api",
-                "mysql",
-                "not started: depends on mysql, which failed".into(),
-            ),
-            Diagnostic::new("mysql", Phase::Crash, "crashed: exited with code 1"),
-        ];
+        let mut diags = crate::diagnose::three_level_chain();
         crate::diagnose::order(&mut diags);
         let text = render_diagnostics(&diags, 20_000, "x");
         assert!(

@@ -75,7 +75,26 @@ async fn live_runs(engine: &Engine, project: &str) -> Vec<(String, usize)> {
 
 /// The project's masgen containers: name and labels.
 async fn containers_of(engine: &Engine, project: &str) -> Vec<(String, HashMap<String, String>)> {
-    let filter = format!("{PROJECT_LABEL}={project}");
+    labelled_containers(engine, PROJECT_LABEL, project)
+        .await
+        .into_iter()
+        .map(|c| {
+            let name = c.names.and_then(|n| n.first().cloned()).unwrap_or_default();
+            (
+                name.trim_start_matches('/').to_string(),
+                c.labels.unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Every masgen container (running or not) carrying `label=value`.
+async fn labelled_containers(
+    engine: &Engine,
+    label: &str,
+    value: &str,
+) -> Vec<bollard::models::ContainerSummary> {
+    let filter = format!("{label}={value}");
     let filters: HashMap<&str, Vec<&str>> =
         [("label", vec![filter.as_str(), MANAGED_LABEL])].into();
     engine
@@ -88,15 +107,6 @@ async fn containers_of(engine: &Engine, project: &str) -> Vec<(String, HashMap<S
         ))
         .await
         .unwrap_or_default()
-        .into_iter()
-        .map(|c| {
-            let name = c.names.and_then(|n| n.first().cloned()).unwrap_or_default();
-            (
-                name.trim_start_matches('/').to_string(),
-                c.labels.unwrap_or_default(),
-            )
-        })
-        .collect()
 }
 
 /// Remove the masgen objects carrying `label=value` whose labels `select` takes.
@@ -110,16 +120,7 @@ async fn remove_where(
     let filter = format!("{label}={value}");
     let filters: HashMap<&str, Vec<&str>> =
         [("label", vec![filter.as_str(), MANAGED_LABEL])].into();
-    let containers = engine
-        .docker
-        .list_containers(Some(
-            ListContainersOptionsBuilder::new()
-                .all(true)
-                .filters(&filters)
-                .build(),
-        ))
-        .await
-        .unwrap_or_default();
+    let containers = labelled_containers(engine, label, value).await;
     // All at once: each removal waits on the daemon killing and unmounting its container.
     let removals = containers
         .into_iter()
