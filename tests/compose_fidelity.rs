@@ -128,6 +128,29 @@ fn meaning(out: &[u8]) -> Value {
             "volumes_from",
             "shm_size",
             "sysctls",
+            "logging",
+            "devices",
+            "ulimits",
+            "links",
+            "dns",
+            "dns_search",
+            "dns_opt",
+            "group_add",
+            "stop_signal",
+            "stop_grace_period",
+            "security_opt",
+            "secrets",
+            "configs",
+            "deploy",
+            "profiles",
+            "tty",
+            "stdin_open",
+            "privileged",
+            "pid",
+            "ipc",
+            "pull_policy",
+            "platform",
+            "domainname",
         ] {
             let value = svc.get(key).cloned().unwrap_or(Value::Null);
             s.insert(key.into(), value);
@@ -142,7 +165,7 @@ fn meaning(out: &[u8]) -> Value {
         }
         services.insert(name.clone(), Value::Object(s));
     }
-    serde_json::json!({"name": v["name"], "services": services})
+    serde_json::json!({"name": v["name"], "services": services, "secrets": v["secrets"], "configs": v["configs"]})
 }
 
 fn check(reference: &Path, dir: &Path) -> Result<(), String> {

@@ -936,7 +936,7 @@ impl FileRef {
 
 /// A file `mode:` as written: `0440` and `"0440"` are octal (YAML reads the former as 440
 /// or as 288, both handled), decimal otherwise.
-fn file_mode(m: &Scalar) -> Result<u32, String> {
+pub(crate) fn file_mode(m: &Scalar) -> Result<u32, String> {
     let t = m.text();
     let digits = t.strip_prefix("0o").unwrap_or(&t);
     let octal = digits.len() > 1 && digits.starts_with('0')

@@ -59,6 +59,30 @@ pub fn project(p: &Project) -> Value {
     if !volumes.is_empty() {
         top.insert("volumes".into(), Value::Object(volumes));
     }
+    for (key, defined) in [
+        ("secrets", &p.compose.secrets),
+        ("configs", &p.compose.configs),
+    ] {
+        let items: Map<String, Value> = defined
+            .iter()
+            .map(|(n, def)| {
+                let def = def.clone().unwrap_or_default();
+                let mut v = Map::new();
+                v.insert("name".into(), json!(format!("{}_{n}", p.name)));
+                put(
+                    &mut v,
+                    "file",
+                    def.file.map(|f| json!(absolute(&p.root, &f))),
+                );
+                put(&mut v, "environment", def.environment.map(|e| json!(e)));
+                put(&mut v, "content", def.content.map(|c| json!(c)));
+                (n.clone(), Value::Object(v))
+            })
+            .collect();
+        if !items.is_empty() {
+            top.insert(key.into(), Value::Object(items));
+        }
+    }
     escape_dollars(Value::Object(top))
 }
 
@@ -276,8 +300,90 @@ fn runtime_keys(svc: &Service, out: &mut Map<String, Value>) {
         );
         put(&mut l, "memory", limits.memory.as_ref().and_then(bytes));
         put(&mut l, "pids", limits.pids.map(|p| json!(p)));
-        out.insert("deploy".into(), json!({"resources": {"limits": l}}));
+        out.insert(
+            "deploy".into(),
+            json!({"resources": {"limits": l}, "placement": {}}),
+        );
     }
+    container_keys(svc, out);
+}
+
+/// Devices, log driver, ulimits, links, secrets and configs, as Compose prints them.
+fn container_keys(svc: &Service, out: &mut Map<String, Value>) {
+    let devices: Vec<Value> = svc
+        .device_mappings()
+        .into_iter()
+        .map(|(source, target, permissions)| json!({"source": source, "target": target, "permissions": permissions}))
+        .collect();
+    put(
+        out,
+        "devices",
+        (!devices.is_empty()).then(|| json!(devices)),
+    );
+    if let Some(l) = &svc.logging {
+        let mut log = Map::new();
+        put(&mut log, "driver", l.driver.as_ref().map(|d| json!(d)));
+        put(&mut log, "options", pairs(&l.options));
+        out.insert("logging".into(), Value::Object(log));
+    }
+    if !svc.ulimits.is_empty() {
+        let limits: Map<String, Value> = svc
+            .ulimits
+            .iter()
+            .map(|(name, u)| {
+                let v = match u {
+                    super::model::Ulimit::Single(n) => json!(n),
+                    super::model::Ulimit::Pair { soft, hard } => {
+                        json!({"soft": soft, "hard": hard})
+                    }
+                };
+                (name.clone(), v)
+            })
+            .collect();
+        out.insert("ulimits".into(), Value::Object(limits));
+    }
+    put(out, "links", list(&svc.links));
+    for (key, refs, default_dir) in [
+        ("secrets", &svc.secrets, "/run/secrets/"),
+        ("configs", &svc.configs, "/"),
+    ] {
+        let items: Vec<Value> = refs.iter().map(|r| file_ref(r, default_dir)).collect();
+        put(out, key, (!items.is_empty()).then(|| json!(items)));
+    }
+}
+
+/// A service's use of a secret or config in long form.
+fn file_ref(r: &super::model::FileRef, default_dir: &str) -> Value {
+    use super::model::FileRef;
+    let mut v = Map::new();
+    v.insert("source".into(), json!(r.source()));
+    let (target, uid, gid, mode) = match r {
+        FileRef::Name(_) => (None, None, None, None),
+        FileRef::Long {
+            target,
+            uid,
+            gid,
+            mode,
+            ..
+        } => (target.clone(), uid.clone(), gid.clone(), mode.clone()),
+    };
+    // As Compose prints them: a target as written; a secret without one gets its default
+    // path, a config none.
+    let target = match (target, default_dir) {
+        (Some(t), _) => Some(t),
+        (None, "/run/secrets/") => Some(format!("{default_dir}{}", r.source())),
+        (None, _) => None,
+    };
+    put(&mut v, "target", target.map(|t| json!(t)));
+    put(&mut v, "uid", uid.map(|u| json!(u.text())));
+    put(&mut v, "gid", gid.map(|g| json!(g.text())));
+    put(
+        &mut v,
+        "mode",
+        mode.and_then(|m| super::model::file_mode(&m).ok())
+            .map(|m| json!(format!("{m:04o}"))),
+    );
+    Value::Object(v)
 }
 
 /// What the container sees of names and hosts.
