@@ -657,3 +657,35 @@ fn a_failing_service_of_an_included_file_shows_that_file_to_the_model() {
     );
     assert!(nothing_left(&guard.0).is_empty());
 }
+
+#[test]
+fn the_repair_request_shows_what_the_dependents_of_the_failing_service_share_with_it() {
+    if !docker_available("excerpt_dependents") {
+        return;
+    }
+    let padding =
+        "      x.note: \"a label that makes the entry long enough to leave out\"\n".repeat(10);
+    let compose = format!(
+        "services:\n  app:\n    build: ./app\n  web:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n    labels:\n{padding}    environment:\n      APP_HOST: app\n      APP_PORT: \"9000\"\n    depends_on: [app]\n"
+    );
+    let broken = BROKEN.replace(
+        "<file path=\"docker-compose.yml\">\nservices:\n  app:\n    build: ./app\n</file>\n",
+        &format!("<file path=\"docker-compose.yml\">\n{compose}</file>\n"),
+    );
+    let fake = FakeAnthropic::with_handler(move |_, n| match n {
+        0 => Reply::text(&broken),
+        _ => Reply::text(FIX),
+    });
+    let (_d, out, _g) = output("dependents");
+    let o = run(&fake, &out, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let prompt = fake.requests()[1].last_user_text();
+    assert!(
+        prompt.contains("<excerpt path=\"docker-compose.yml\" services=\"app, web (environment, ports, depends_on, healthcheck)\">\nservices:\n  app:\n    build: ./app\n  web:\n    environment:\n      APP_HOST: app\n      APP_PORT: \"9000\"\n    depends_on: [app]\n</excerpt>"),
+        "{prompt}"
+    );
+    assert!(
+        !prompt.contains("x.note"),
+        "the dependent's other keys are left out"
+    );
+}

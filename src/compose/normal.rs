@@ -282,6 +282,17 @@ fn runtime_keys(svc: &Service, out: &mut Map<String, Value>) {
     put(out, "pid", svc.pid.as_ref().map(|v| json!(v)));
     put(out, "ipc", svc.ipc.as_ref().map(|v| json!(v)));
     put(out, "volumes_from", list(&svc.volumes_from));
+    deploy_keys(svc, out);
+    container_keys(svc, out);
+}
+
+/// `deploy.resources.limits`, as Compose prints it.
+fn deploy_keys(svc: &Service, out: &mut Map<String, Value>) {
+    let bytes = |v: &super::model::Scalar| {
+        super::model::parse_bytes(&v.text())
+            .ok()
+            .map(|b| json!(b.to_string()))
+    };
     if let Some(limits) = svc
         .deploy
         .as_ref()
@@ -305,7 +316,6 @@ fn runtime_keys(svc: &Service, out: &mut Map<String, Value>) {
             json!({"resources": {"limits": l}, "placement": {}}),
         );
     }
-    container_keys(svc, out);
 }
 
 /// Devices, log driver, ulimits, links, secrets and configs, as Compose prints them.

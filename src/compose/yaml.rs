@@ -121,47 +121,10 @@ pub fn parse(text: &str) -> Result<Doc, YamlError> {
                 }
             }
             Event::MappingStart(_, anchor, ref tag) | Event::SequenceStart(_, anchor, ref tag) => {
-                if r.awaiting_key() {
-                    return Err(YamlError {
-                        mark: at,
-                        message: "a mapping key must be a plain value, not a mapping or a list"
-                            .into(),
-                    });
-                }
-                let path = r.path();
-                r.note(path, at, tag.as_deref());
-                let open = if matches!(event, Event::MappingStart(..)) {
-                    Open::Map {
-                        map: Map::new(),
-                        key: None,
-                        lines: HashMap::new(),
-                        merges: Vec::new(),
-                        anchor,
-                    }
-                } else {
-                    Open::Seq {
-                        items: Vec::new(),
-                        anchor,
-                    }
-                };
-                r.stack.push(open);
+                let map = matches!(event, Event::MappingStart(..));
+                r.open(map, anchor, tag.as_deref(), at)?;
             }
-            Event::MappingEnd | Event::SequenceEnd => {
-                let (v, anchor) = match r.stack.pop() {
-                    Some(Open::Map {
-                        mut map,
-                        merges,
-                        anchor,
-                        ..
-                    }) => {
-                        apply_merges(&mut map, merges);
-                        (Value::Object(map), anchor)
-                    }
-                    Some(Open::Seq { items, anchor }) => (Value::Array(items), anchor),
-                    None => continue,
-                };
-                r.value(v, anchor)?;
-            }
+            Event::MappingEnd | Event::SequenceEnd => r.close()?,
             Event::DocumentEnd if r.done.is_some() => break,
             _ => {}
         }
@@ -193,6 +156,57 @@ fn apply_merges(map: &mut Map<String, Value>, merges: Vec<Value>) {
 }
 
 impl Reader {
+    /// A mapping (`map`) or a sequence starts.
+    fn open(
+        &mut self,
+        map: bool,
+        anchor: usize,
+        tag: Option<&Tag>,
+        at: Mark,
+    ) -> Result<(), YamlError> {
+        if self.awaiting_key() {
+            return Err(YamlError {
+                mark: at,
+                message: "a mapping key must be a plain value, not a mapping or a list".into(),
+            });
+        }
+        let path = self.path();
+        self.note(path, at, tag);
+        self.stack.push(if map {
+            Open::Map {
+                map: Map::new(),
+                key: None,
+                lines: HashMap::new(),
+                merges: Vec::new(),
+                anchor,
+            }
+        } else {
+            Open::Seq {
+                items: Vec::new(),
+                anchor,
+            }
+        });
+        Ok(())
+    }
+
+    /// The innermost collection ends: it is a value of its parent.
+    fn close(&mut self) -> Result<(), YamlError> {
+        let (v, anchor) = match self.stack.pop() {
+            Some(Open::Map {
+                mut map,
+                merges,
+                anchor,
+                ..
+            }) => {
+                apply_merges(&mut map, merges);
+                (Value::Object(map), anchor)
+            }
+            Some(Open::Seq { items, anchor }) => (Value::Array(items), anchor),
+            None => return Ok(()),
+        };
+        self.value(v, anchor)
+    }
+
     fn awaiting_key(&self) -> bool {
         matches!(self.stack.last(), Some(Open::Map { key: None, .. }))
     }
