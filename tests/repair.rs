@@ -663,8 +663,11 @@ fn the_repair_request_shows_what_the_dependents_of_the_failing_service_share_wit
     if !docker_available("excerpt_dependents") {
         return;
     }
-    let padding =
-        "      x.note: \"a label that makes the entry long enough to leave out\"\n".repeat(10);
+    let padding: String = (0..10)
+        .map(|i| {
+            format!("      x.note{i}: \"a label that makes the entry long enough to leave out\"\n")
+        })
+        .collect();
     let compose = format!(
         "services:\n  app:\n    build: ./app\n  web:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n    labels:\n{padding}    environment:\n      APP_HOST: app\n      APP_PORT: \"9000\"\n    depends_on: [app]\n"
     );
