@@ -47,6 +47,8 @@ pub struct VerifyOptions {
     pub no_cache: bool,
     /// Which compose files, project name and variables to read (`-f`, `-p`, `--env-file`).
     pub load: crate::compose::load::LoadOptions,
+    /// A pull fails once the registry sends nothing for this long.
+    pub pull_stall: Duration,
     /// Labels this run's objects; Ctrl-C handlers tear down by it.
     pub run_id: String,
     pub events: Events,
@@ -66,6 +68,7 @@ impl Default for VerifyOptions {
             jobs: default_jobs(),
             no_cache: false,
             load: Default::default(),
+            pull_stall: Duration::from_secs(60),
             run_id: new_run_id(),
             events: Events::none(),
         }
@@ -288,6 +291,39 @@ fn volumes_wanted(project: &Project, scope: &Scope) -> Vec<run::NetworkWanted> {
         .collect()
 }
 
+/// Images pulled at once, at most: what Docker Compose pulls at once is every missing
+/// image; a bound keeps a large project from opening dozens of registry connections.
+pub const PULLS_AT_ONCE: usize = 4;
+
+/// Each image named: its local ID, or why it is not there and cannot be pulled. Missing
+/// images are pulled at once (at most [`PULLS_AT_ONCE`]).
+async fn check_images(
+    engine: &Engine,
+    wanted_by: &[(&String, Vec<String>)],
+    stall: Duration,
+) -> HashMap<String, Result<String, String>> {
+    let mut images: Vec<String> = wanted_by.iter().flat_map(|(_, w)| w.clone()).collect();
+    images.sort();
+    images.dedup();
+    futures_util::stream::iter(images)
+        .map(|image| async move {
+            let r = match engine.image_id(&image).await {
+                Some(id) => Ok(id),
+                None => match engine.pull(&image, stall).await {
+                    Ok(()) => engine
+                        .image_id(&image)
+                        .await
+                        .ok_or_else(|| "the pull ended but the image is not there".to_string()),
+                    Err(why) => Err(why),
+                },
+            };
+            (image, r)
+        })
+        .buffer_unordered(PULLS_AT_ONCE)
+        .collect()
+        .await
+}
+
 /// Compose's build keys that are `/build` parameters.
 fn build_options(b: &crate::compose::model::Build) -> build::BuildOptions {
     let Some(f) = b.full() else {
@@ -460,31 +496,26 @@ async fn run_all(
     // Images named by services and by Dockerfiles: present, or pulled.
     let local = engine.local_images().await;
     // Each image named: its local ID, or why it is not there and cannot be pulled.
-    let mut checked: HashMap<String, Result<String, String>> = HashMap::new();
+    let wanted_by: Vec<(&String, Vec<String>)> = project
+        .order
+        .iter()
+        .map(|name| {
+            let svc = &project.compose.services[name];
+            let wanted = match &svc.build {
+                Some(b) => b
+                    .dockerfile_text(&project.root)
+                    .map(|t| build::from_images(&t))
+                    .unwrap_or_default(),
+                None => svc.image.iter().cloned().collect(),
+            };
+            (name, wanted)
+        })
+        .collect();
+    let checked = check_images(engine, &wanted_by, opts.pull_stall).await;
     let mut bases: HashMap<String, Vec<String>> = HashMap::new();
-    for name in &project.order {
+    for (name, wanted) in wanted_by {
         let svc = &project.compose.services[name];
-        let wanted: Vec<String> = match &svc.build {
-            Some(b) => b
-                .dockerfile_text(&project.root)
-                .map(|t| build::from_images(&t))
-                .unwrap_or_default(),
-            None => svc.image.iter().cloned().collect(),
-        };
         for image in wanted {
-            if !checked.contains_key(&image) {
-                let r = match engine.image_id(&image).await {
-                    Some(id) => Ok(id),
-                    None => match engine.pull(&image).await {
-                        Ok(()) => engine
-                            .image_id(&image)
-                            .await
-                            .ok_or_else(|| "the pull ended but the image is not there".to_string()),
-                        Err(why) => Err(why),
-                    },
-                };
-                checked.insert(image.clone(), r);
-            }
             if svc.build.is_some() {
                 if let Some(Ok(id)) = checked.get(&image) {
                     bases.entry(name.clone()).or_default().push(id.clone());

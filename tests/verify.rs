@@ -2050,3 +2050,46 @@ fn a_chain_of_services_not_started_names_the_one_that_failed() {
         leftovers(&project)
     );
 }
+
+#[test]
+fn a_pull_from_a_registry_that_never_answers_fails_after_the_stall_window() {
+    if !docker_available("pull_stall") {
+        return;
+    }
+    // A "registry" that accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let compose = format!("services:\n  app:\n    image: 127.0.0.1:{port}/masgen-test/stalled:1\n");
+    let (_dir, path, project, _guard) = compose_system(&compose);
+    let report = path.join("r.json");
+    let o = masgen()
+        .arg("verify")
+        .arg(&path)
+        .args(["--pull-stall", "3", "--report"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let d = &r["diagnostics"][0];
+    assert_eq!(d["phase"], "image", "{d}");
+    assert!(
+        d["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("the pull made no progress for 3 s (--pull-stall)"),
+        "{d}"
+    );
+    assert!(
+        nothing_left(&project).is_empty(),
+        "{:?}",
+        leftovers(&project)
+    );
+}

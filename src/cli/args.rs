@@ -214,6 +214,10 @@ pub struct VerifyFlags {
     /// Seconds each service may take to become ready.
     #[arg(long, default_value_t = 120, value_name = "SECS")]
     pub health_timeout: u64,
+    /// Seconds a pull may go without progress before it fails (no fixed deadline: a large
+    /// image on a slow link pulls as long as it moves).
+    #[arg(long, default_value_t = 60, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub pull_stall: u64,
     /// Seconds a service without a healthcheck must keep running to count as ready.
     #[arg(long, default_value_t = 5, value_name = "SECS")]
     pub settle: u64,

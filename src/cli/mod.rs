@@ -141,6 +141,7 @@ fn verify_options(
     })?;
     Ok(VerifyOptions {
         health_timeout: Duration::from_secs(flags.health_timeout),
+        pull_stall: Duration::from_secs(flags.pull_stall),
         settle: Duration::from_secs(flags.settle),
         stability: Duration::from_secs(flags.stability),
         memory,

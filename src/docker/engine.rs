@@ -194,8 +194,10 @@ impl Engine {
         out
     }
 
-    /// Try to pull `image`. No registry may be reachable: the error says why.
-    pub async fn pull(&self, image: &str) -> Result<(), String> {
+    /// Try to pull `image`. It fails when the registry sends nothing for `stall` (no fixed
+    /// deadline: a large image on a slow link pulls as long as it makes progress). No
+    /// registry may be reachable: the error says why.
+    pub async fn pull(&self, image: &str, stall: Duration) -> Result<(), String> {
         use futures_util::StreamExt;
         let (repo, tag) = split_image(image);
         let opts = bollard::query_parameters::CreateImageOptionsBuilder::new()
@@ -203,15 +205,19 @@ impl Engine {
             .tag(tag)
             .build();
         let mut stream = self.docker.create_image(Some(opts), None, None);
-        let pulling = async {
-            while let Some(item) = stream.next().await {
-                item.map_err(|e| e.to_string())?;
+        loop {
+            match tokio::time::timeout(stall, stream.next()).await {
+                Ok(Some(item)) => {
+                    item.map_err(|e| e.to_string())?;
+                }
+                Ok(None) => return Ok(()),
+                Err(_) => {
+                    return Err(format!(
+                        "the pull made no progress for {} s (--pull-stall): the registry does not answer",
+                        stall.as_secs()
+                    ))
+                }
             }
-            Ok::<(), String>(())
-        };
-        match tokio::time::timeout(Duration::from_secs(120), pulling).await {
-            Ok(r) => r,
-            Err(_) => Err("the pull did not finish within 120 s".into()),
         }
     }
 }
