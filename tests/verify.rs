@@ -47,6 +47,27 @@ fn verify_healthy(path: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -
     text(&o)
 }
 
+/// `masgen verify DIR ARGS --report DIR/r.json`: its output and the report it wrote.
+fn verify_reported(
+    path: &std::path::Path,
+    args: &[&str],
+) -> (std::process::Output, serde_json::Value) {
+    let report = path.join("r.json");
+    let o = masgen()
+        .arg("verify")
+        .arg(path)
+        .args(args)
+        .arg("--report")
+        .arg(&report)
+        .output()
+        .unwrap();
+    let r = std::fs::read_to_string(&report)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (o, r)
+}
+
 fn verify_fixture(name: &str, extra: &[&str]) -> Option<Run> {
     verify_fixture_env(name, extra, &[])
 }
@@ -2020,20 +2041,11 @@ fn a_chain_of_services_not_started_names_the_one_that_failed() {
     }
     let compose = "services:\n  mysql:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"echo 'FATAL: no data dir' >&2; exit 1\"]\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n  api:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n    depends_on:\n      mysql: {condition: service_healthy}\n  seeder:\n    image: busybox:latest\n    command: [\"true\"]\n    depends_on: [api]\n";
     let (_dir, path, project, _guard) = compose_system(compose);
-    let report = path.join("r.json");
-    let o = masgen()
-        .arg("verify")
-        .arg(&path)
-        .args(["--settle", "1", "--stability", "0", "--report"])
-        .arg(&report)
-        .output()
-        .unwrap();
+    let (o, r) = verify_reported(&path, &["--settle", "1", "--stability", "0"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let says =
         "seeder [start] not started: waits on api, which was not started because mysql failed";
     assert!(text(&o).contains(says), "{}", text(&o));
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let seeder = r["diagnostics"]
         .as_array()
         .unwrap()
@@ -2067,17 +2079,8 @@ fn a_pull_from_a_registry_that_never_answers_fails_after_the_stall_window() {
     });
     let compose = format!("services:\n  app:\n    image: 127.0.0.1:{port}/masgen-test/stalled:1\n");
     let (_dir, path, project, _guard) = compose_system(&compose);
-    let report = path.join("r.json");
-    let o = masgen()
-        .arg("verify")
-        .arg(&path)
-        .args(["--pull-stall", "3", "--report"])
-        .arg(&report)
-        .output()
-        .unwrap();
+    let (o, r) = verify_reported(&path, &["--pull-stall", "3"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let d = &r["diagnostics"][0];
     assert_eq!(d["phase"], "image", "{d}");
     assert!(
