@@ -149,35 +149,27 @@ fn a_local_server_needs_no_key_and_a_remote_one_does() {
     let o = generate(&fake, &dir.path().join("sys"), &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(fake.requests()[0].header("authorization"), None);
-    // A hosted endpoint without a key: exit 3 naming OPENAI_API_KEY, nothing sent.
-    let o = masgen()
-        .args(["generate", "x", "-o"])
-        .arg(dir.path().join("remote"))
-        .args([
-            "--provider",
-            "openai",
-            "--base-url",
-            "https://api.example.com/v1",
-            "--no-verify",
-        ])
-        .output()
-        .unwrap();
+    // A hosted endpoint without a key: exit 3 naming OPENAI_API_KEY, nothing sent; an
+    // Anthropic key is never sent to another provider.
+    let remote = |out: &str, env: &[(&str, &str)]| {
+        masgen()
+            .args(["generate", "x", "-o"])
+            .arg(dir.path().join(out))
+            .args([
+                "--provider",
+                "openai",
+                "--base-url",
+                "https://api.example.com/v1",
+                "--no-verify",
+            ])
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let o = remote("remote", &[]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(text(&o).contains("set OPENAI_API_KEY"), "{}", text(&o));
-    // An Anthropic key is never sent to another provider.
-    let o = masgen()
-        .args(["generate", "x", "-o"])
-        .arg(dir.path().join("remote2"))
-        .args([
-            "--provider",
-            "openai",
-            "--base-url",
-            "https://api.example.com/v1",
-            "--no-verify",
-        ])
-        .env("ANTHROPIC_API_KEY", TEST_KEY)
-        .output()
-        .unwrap();
+    let o = remote("remote2", &[("ANTHROPIC_API_KEY", TEST_KEY)]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     // The provider's own variables work.
     let o = masgen()

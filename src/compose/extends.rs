@@ -211,13 +211,22 @@ impl Resolver<'_> {
     }
 }
 
-/// A path written in a file in `dir`, as the main file in `root` would write it: `./sub`
-/// inside `root`, else absolute (which the policy then judges).
-pub(super) fn rebase(p: &str, dir: &Path, root: &Path) -> String {
+/// A path written in a file in `dir`, made absolute; one that is absolute already, under
+/// `~`, or remote (a URL, `git@`) stays as written.
+pub(super) fn absolute(p: &str, dir: &Path) -> String {
     if p.starts_with('/') || p.starts_with('~') || p.contains("://") || p.starts_with("git@") {
         return p.to_string();
     }
-    let abs = lexical(&dir.join(p));
+    lexical(&dir.join(p)).display().to_string()
+}
+
+/// A path written in a file in `dir`, as the main file in `root` would write it: `./sub`
+/// inside `root`, else absolute (which the policy then judges).
+pub(super) fn rebase(p: &str, dir: &Path, root: &Path) -> String {
+    let abs = PathBuf::from(absolute(p, dir));
+    if !abs.is_absolute() {
+        return p.to_string();
+    }
     match abs.strip_prefix(root) {
         Ok(rel) if rel.as_os_str().is_empty() => ".".into(),
         Ok(rel) => format!("./{}", rel.display()),

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::extends::absolute;
 use super::load::{read_env_files, ComposeError, Reader};
 use super::policy::lexical;
 
@@ -125,15 +126,6 @@ fn entry(item: &Value, dir: &Path) -> Result<Entry, String> {
         project_dir,
         env_files: env_files.iter().map(|p| abs(p)).collect(),
     })
-}
-
-/// A path written in the included project, absolute (an include of an include rebases it
-/// no further; the policy judges where it is).
-fn absolute(p: &str, project_dir: &Path) -> String {
-    if p.starts_with('/') || p.starts_with('~') || p.contains("://") || p.starts_with("git@") {
-        return p.to_string();
-    }
-    lexical(&project_dir.join(p)).display().to_string()
 }
 
 /// Make the included project's relative paths (written against `project_dir`) absolute.
