@@ -14,91 +14,6 @@ pub enum Tagged {
     Override(Vec<String>),
 }
 
-/// The `!reset` and `!override` tags of a compose file's text, by key path (keys of
-/// mappings, indexes of sequences). Unparseable text gives none: its syntax error is
-/// reported where the document itself is read.
-pub fn merge_tags(text: &str) -> Vec<Tagged> {
-    use granit_parser::{Event, Parser};
-    // Each open collection: a mapping waiting for a key (None) or holding its current key,
-    // or a sequence with its next index.
-    enum Open {
-        Map(Option<String>),
-        Seq(usize),
-    }
-    let mut stack: Vec<Open> = Vec::new();
-    let mut out = Vec::new();
-    // The path of the node now starting. A mapping key (a scalar where a key is awaited)
-    // is remembered instead. `done`: the node is a scalar, so the parent moves past it now;
-    // a collection moves its parent on when it ends.
-    fn place(stack: &mut [Open], key_scalar: Option<&str>, done: bool) -> Option<Vec<String>> {
-        if let (Some(Open::Map(slot @ None)), Some(k)) = (stack.last_mut(), key_scalar) {
-            *slot = Some(k.to_string());
-            return None;
-        }
-        let path = stack
-            .iter()
-            .map(|o| match o {
-                Open::Map(k) => k.clone().unwrap_or_default(),
-                Open::Seq(i) => i.to_string(),
-            })
-            .collect();
-        if done {
-            advance(stack);
-        }
-        Some(path)
-    }
-    fn advance(stack: &mut [Open]) {
-        match stack.last_mut() {
-            Some(Open::Map(k)) => *k = None,
-            Some(Open::Seq(i)) => *i += 1,
-            None => {}
-        }
-    }
-    let note =
-        |out: &mut Vec<Tagged>, path: Option<Vec<String>>, tag: Option<&granit_parser::Tag>| {
-            let (Some(path), Some(tag)) = (path, tag) else {
-                return;
-            };
-            if tag.handle() == "!" {
-                match tag.suffix() {
-                    "reset" => out.push(Tagged::Reset(path)),
-                    "override" => out.push(Tagged::Override(path)),
-                    _ => {}
-                }
-            }
-        };
-    for event in Parser::new_from_str(text) {
-        let Ok((event, _)) = event else {
-            return Vec::new();
-        };
-        match event {
-            Event::Scalar(value, _, _, tag) => {
-                let path = place(&mut stack, Some(&value), true);
-                note(&mut out, path, tag.as_deref());
-            }
-            Event::Alias(_) => {
-                place(&mut stack, Some(""), true);
-            }
-            Event::MappingStart(_, _, tag) => {
-                let path = place(&mut stack, None, false);
-                note(&mut out, path, tag.as_deref());
-                stack.push(Open::Map(None));
-            }
-            Event::SequenceStart(_, _, tag) => {
-                let path = place(&mut stack, None, false);
-                note(&mut out, path, tag.as_deref());
-                stack.push(Open::Seq(0));
-            }
-            Event::MappingEnd | Event::SequenceEnd => {
-                stack.pop();
-                advance(&mut stack);
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
 /// Apply the tags of an override to `base` before merging it: a `!reset` key is removed
 /// from both, an `!override` value is put in place in `base` and taken out of `over`.
 pub fn apply_tags(base: &mut Value, over: &mut Value, tags: &[Tagged]) {
@@ -324,7 +239,7 @@ mod tests {
     #[test]
     fn reset_and_override_tags_replace_instead_of_merging() {
         let over_text = "services:\n  web:\n    ports: !reset []\n    environment: !override\n      ONLY: \"1\"\n    volumes: [\"./x:/x\"]\n    labels:\n      - !reset ignored\n";
-        let tags = merge_tags(over_text);
+        let tags = super::super::yaml::parse(over_text).unwrap().tags;
         let path = |p: &str| p.split('.').map(str::to_string).collect::<Vec<_>>();
         assert_eq!(
             tags,
@@ -335,7 +250,7 @@ mod tests {
             ]
         );
         let mut base = json!({"services": {"web": {"image": "x", "ports": ["80:80"], "environment": {"A": "1", "B": "2"}, "volumes": ["./y:/y"]}}});
-        let mut over: Value = serde_saphyr::from_str(over_text).unwrap();
+        let mut over: Value = super::super::yaml::parse(over_text).unwrap().value;
         apply_tags(&mut base, &mut over, &tags);
         merge_documents(&mut base, over);
         let web = &base["services"]["web"];
@@ -346,7 +261,8 @@ mod tests {
             json!(["./y:/y", "./x:/x"]),
             "untagged lists still merge"
         );
-        assert!(merge_tags("services: [unclosed").is_empty());
+        // Unparseable text has no tags: its syntax error is what the reader reports.
+        assert!(super::super::yaml::parse("services: [unclosed").is_err());
     }
 
     #[test]

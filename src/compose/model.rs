@@ -1393,7 +1393,9 @@ mod tests {
 
     #[test]
     fn extra_hosts_tmpfs_and_ulimits_in_every_form() {
-        let svc = |yaml: &str| -> Service { serde_saphyr::from_str(yaml).unwrap() };
+        let svc = |yaml: &str| -> Service {
+            serde_json::from_value(crate::compose::yaml::parse(yaml).unwrap().value).unwrap()
+        };
         let s = svc("extra_hosts: [\"a=10.0.0.1\", \"b:10.0.0.2\", \"c=::1\"]\ntmpfs: /run\nulimits: {nofile: {soft: 1, hard: 2}, nproc: 3}\n");
         assert_eq!(s.extra_hosts(), vec!["a:10.0.0.1", "b:10.0.0.2", "c:::1"]);
         assert_eq!(s.tmpfs_mounts(), vec![("/run".to_string(), String::new())]);
