@@ -128,9 +128,7 @@ impl Project {
 
     /// A variable as compose sees it: the environment, then `.env`.
     pub fn lookup(&self, key: &str) -> Option<String> {
-        std::env::var(key)
-            .ok()
-            .or_else(|| self.dotenv.get(key).cloned())
+        variable(&self.dotenv, key)
     }
 
     /// `p` relative to the system's folder, or whole when it is outside.
@@ -146,6 +144,11 @@ impl Project {
             .chain(self.included_files.iter().cloned())
             .collect()
     }
+}
+
+/// A project variable: the environment's, else the `.env` file's.
+fn variable(dotenv: &BTreeMap<String, String>, key: &str) -> Option<String> {
+    std::env::var(key).ok().or_else(|| dotenv.get(key).cloned())
 }
 
 /// Find the compose file in `dir`.
@@ -213,7 +216,7 @@ pub fn read_env_files(
             source,
         })?;
         let earlier = vars.clone();
-        let env = |k: &str| std::env::var(k).ok().or_else(|| earlier.get(k).cloned());
+        let env = |k: &str| variable(&earlier, k);
         let read = super::dotenv::parse(&text, &env).map_err(|e| ComposeError::Dotenv {
             path: path.clone(),
             line: e.line,
@@ -349,9 +352,7 @@ fn override_file(dir: &Path, main: &str) -> Option<PathBuf> {
 pub fn compose_paths(dir: &Path, files: &[PathBuf]) -> Result<Vec<PathBuf>, ComposeError> {
     let dotenv = read_dotenv(dir);
     let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    paths_named(dir, &root, files, &|k| {
-        std::env::var(k).ok().or_else(|| dotenv.get(k).cloned())
-    })
+    paths_named(dir, &root, files, &|k| variable(&dotenv, k))
 }
 
 /// [`compose_paths`] with the folder's canonical path and its variables already read.
@@ -427,7 +428,7 @@ pub fn load_project_files(dir: &Path, files: &[PathBuf]) -> Result<Project, Comp
 pub fn load_with(dir: &Path, opts: &LoadOptions) -> Result<Project, ComposeError> {
     let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let dotenv = read_env_files(&root, &opts.env_files)?;
-    let lookup = |k: &str| std::env::var(k).ok().or_else(|| dotenv.get(k).cloned());
+    let lookup = |k: &str| variable(&dotenv, k);
     let paths = paths_named(dir, &root, &opts.files, &lookup)?;
     let mut reader = Reader::new(root.clone());
     let label = paths
