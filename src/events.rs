@@ -49,6 +49,23 @@ pub enum Event {
     FileWritten { path: String, bytes: usize },
     /// A file was deleted from the output folder.
     FileDeleted { path: String },
+    /// An image pull began.
+    PullStarted { image: String },
+    /// How far a pull is: layers done of those known so far, bytes fetched of their size.
+    PullProgress {
+        image: String,
+        layers_done: usize,
+        layers_total: usize,
+        bytes_done: u64,
+        bytes_total: u64,
+    },
+    /// An image pull ended.
+    PullFinished {
+        image: String,
+        secs: f64,
+        bytes: u64,
+        ok: bool,
+    },
     /// An image build began.
     BuildStarted { service: String },
     /// An image build ended (or was skipped because the context is unchanged).

@@ -453,7 +453,8 @@ pub async fn repair_loop(
     } else {
         ResponseLog::disabled()
     };
-    let session = Session::new(model, &events, log, ropts.max_tokens, 1, budget);
+    let mut session = Session::new(model, &events, log, ropts.max_tokens, 1, budget);
+    session.machine = generator.machine().map(str::to_string);
     let mut ws = Workspace::open(dir)?;
     // Folders of this run's rounds continue after the history already on disk.
     let base = next_round_number(dir) - 1;

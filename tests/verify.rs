@@ -363,10 +363,11 @@ fn a_failing_one_shot_job_blocks_its_dependents() {
 }
 
 #[test]
-fn an_image_that_cannot_be_pulled_lists_the_local_ones() {
-    let Some(run) = verify_fixture("missing_image", &[]) else {
+fn an_image_that_is_not_local_offline_lists_the_local_ones() {
+    let Some(run) = verify_fixture("missing_image", &["--offline"]) else {
         return;
     };
+    assert_eq!(run.code, Some(1), "{}", run.out);
     assert_root(&run, "app", "image", "images available locally:");
     assert!(run.report["diagnostics"][0]["evidence"]
         .as_str()
@@ -2079,20 +2080,37 @@ fn a_pull_from_a_registry_that_never_answers_fails_after_the_stall_window() {
     });
     let compose = format!("services:\n  app:\n    image: 127.0.0.1:{port}/masgen-test/stalled:1\n");
     let (_dir, path, project, _guard) = compose_system(&compose);
-    let (o, r) = verify_reported(&path, &["--pull-stall", "3"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let d = &r["diagnostics"][0];
-    assert_eq!(d["phase"], "image", "{d}");
+    let o = masgen()
+        .args(["verify", path.to_str().unwrap(), "--pull-stall", "3"])
+        .output()
+        .unwrap();
+    // The environment's failure: exit 3, the registry named, what to do said.
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let said = text(&o);
     assert!(
-        d["evidence"]
-            .as_str()
-            .unwrap()
-            .contains("the pull made no progress for 3 s (--pull-stall)"),
-        "{d}"
+        said.contains("the pull made no progress for 3 s (--pull-stall)")
+            && said.contains(&format!("registry 127.0.0.1:{port} cannot be reached"))
+            && said.contains("--offline"),
+        "{said}"
     );
     assert!(
         nothing_left(&project).is_empty(),
         "{:?}",
         leftovers(&project)
+    );
+}
+
+#[test]
+fn an_unreachable_registry_is_the_environments_failure_and_suggests_offline() {
+    let Some(run) = verify_fixture("missing_image", &[]) else {
+        return;
+    };
+    assert_eq!(run.code, Some(3), "{}", run.out);
+    assert!(
+        run.out
+            .contains("registry nosuchregistry.invalid cannot be reached")
+            && run.out.contains("--offline"),
+        "{}",
+        run.out
     );
 }

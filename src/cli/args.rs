@@ -208,6 +208,14 @@ pub struct RepairArgs {
     pub run: RunFlags,
 }
 
+/// `--pull`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullWhen {
+    Always,
+    Missing,
+    Never,
+}
+
 /// Flags shared by `generate` and `verify`.
 #[derive(Debug, Args, Clone)]
 pub struct VerifyFlags {
@@ -218,6 +226,14 @@ pub struct VerifyFlags {
     /// image on a slow link pulls as long as it moves).
     #[arg(long, default_value_t = 60, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub pull_stall: u64,
+    /// When to pull images, whatever each service's pull_policy says: always (FROM images of
+    /// builds too), missing (only images not on this machine) or never.
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub pull: Option<PullWhen>,
+    /// No registry is reachable: pull nothing, use this machine's images only, and tell the
+    /// model up front which images it has (also MASGEN_OFFLINE=1).
+    #[arg(long, env = "MASGEN_OFFLINE")]
+    pub offline: bool,
     /// Seconds a service without a healthcheck must keep running to count as ready.
     #[arg(long, default_value_t = 5, value_name = "SECS")]
     pub settle: u64,

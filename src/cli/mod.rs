@@ -72,7 +72,7 @@ impl From<VerifyError> for Fatal {
     fn from(e: VerifyError) -> Self {
         let code = match &e {
             VerifyError::Compose(_) => exit::USAGE,
-            VerifyError::Docker(_) => exit::ENVIRONMENT,
+            VerifyError::Docker(_) | VerifyError::Registry(_) => exit::ENVIRONMENT,
         };
         Fatal::new(code, e)
     }
@@ -128,6 +128,8 @@ pub async fn run(cli: Cli) -> i32 {
     }
 }
 
+use crate::compose::model::PullPolicy;
+
 fn verify_options(
     flags: &args::VerifyFlags,
     jobs: usize,
@@ -142,6 +144,12 @@ fn verify_options(
     Ok(VerifyOptions {
         health_timeout: Duration::from_secs(flags.health_timeout),
         pull_stall: Duration::from_secs(flags.pull_stall),
+        pull: flags.pull.map(|p| match p {
+            args::PullWhen::Always => PullPolicy::Always,
+            args::PullWhen::Missing => PullPolicy::Missing,
+            args::PullWhen::Never => PullPolicy::Never,
+        }),
+        offline: flags.offline,
         settle: Duration::from_secs(flags.settle),
         stability: Duration::from_secs(flags.stability),
         memory,
@@ -222,6 +230,16 @@ fn build_generator(run: &args::RunFlags, events: &Events) -> Result<Generator, F
     Ok(generator)
 }
 
+/// With `--offline`, every request tells the model which images this machine has (those
+/// `about` names first) and whether builds reach the package mirrors.
+async fn with_machine(generator: Generator, run: &args::RunFlags, about: &str) -> Generator {
+    if !run.verify.offline {
+        return generator;
+    }
+    let note = crate::docker::offline::machine_note(about).await;
+    generator.with_machine(Some(note))
+}
+
 fn repair_options(run: &args::RunFlags, spent: f64) -> RepairOptions {
     RepairOptions {
         max_rounds: run.repair.max_rounds,
@@ -284,7 +302,7 @@ async fn generate(
     } else {
         Some(verify_options(&a.run.verify, a.jobs as usize, events)?)
     };
-    let generator = build_generator(&a.run, events)?;
+    let generator = with_machine(build_generator(&a.run, events)?, &a.run, &spec).await;
     let options = Options {
         staged: a.staged,
         jobs: a.jobs as usize,
@@ -415,7 +433,8 @@ async fn iterate(
     } else {
         Some(verify_options(&a.run.verify, a.jobs as usize, events)?)
     };
-    let generator = build_generator(&a.run, events)?;
+    let about = format!("{spec}\n{change}");
+    let generator = with_machine(build_generator(&a.run, events)?, &a.run, &about).await;
     let options = generate_options(&a.run);
     let it = tokio::select! {
         r = generator.iterate_on_system(&spec, &change, &a.output, options) => r?,
@@ -546,7 +565,7 @@ async fn repair_cmd(
         load: a.project.load_options(),
         ..verify_options(&a.run.verify, jobs, events)?
     };
-    let generator = build_generator(&a.run, events)?;
+    let generator = with_machine(build_generator(&a.run, events)?, &a.run, &spec).await;
     let ropts = repair_options(&a.run, 0.0);
     let report = RunReport {
         command: "repair".into(),
@@ -845,8 +864,8 @@ fn print_verify(v: &VerifyReport, color: bool) {
     }
     println!();
     println!(
-        "{:<18} {:<42} {:>8} {:<12} {:<10} PORTS",
-        "SERVICE", "IMAGE", "BUILD", "STATE", "HEALTH"
+        "{:<18} {:<42} {:>7} {:>8} {:<12} {:<10} PORTS",
+        "SERVICE", "IMAGE", "PULL", "BUILD", "STATE", "HEALTH"
     );
     for s in &v.services {
         let build = match (s.build_secs, s.cached) {
@@ -858,10 +877,12 @@ fn print_verify(v: &VerifyReport, color: bool) {
             "ready" | "completed" => render::paint(color, "32", &format!("{:<12}", s.state)),
             other => render::paint(color, "31", &format!("{other:<12}")),
         };
+        let pull = s.pull_secs.map_or_else(|| "-".into(), |p| format!("{p:.1}s"));
         println!(
-            "{:<18} {:<42} {:>8} {} {:<10} {}",
+            "{:<18} {:<42} {:>7} {:>8} {} {:<10} {}",
             s.name,
             s.image,
+            pull,
             build,
             state,
             if s.health.is_empty() { "-" } else { &s.health },

@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::events::{Event, Events};
 
@@ -43,10 +43,16 @@ pub fn json_events() -> Events {
 /// Human progress on stderr: a spinner with the current phase, and one line per event
 /// worth keeping.
 pub fn human_events(color: bool) -> (Events, ProgressBar) {
+    let multi = MultiProgress::new();
     let bar = if std::io::stderr().is_terminal() {
-        ProgressBar::new_spinner()
+        multi.add(ProgressBar::new_spinner())
     } else {
         ProgressBar::hidden()
+    };
+    let pulls = PullBars {
+        multi,
+        bars: Mutex::new(std::collections::HashMap::new()),
+        shown: !bar.is_hidden(),
     };
     bar.set_style(
         ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}")
@@ -89,6 +95,18 @@ pub fn human_events(color: bool) -> (Events, ProgressBar) {
             Event::Warning { message } => line(paint(color, "33", &format!("warning: {message}"))),
             Event::Rejected { path, reason } => line(paint(color, "33", &format!("warning: refused {path:?}: {reason}; not written"))),
             Event::FileWritten { .. } | Event::FileDeleted { .. } => {}
+            Event::PullStarted { image } => pulls.start(image),
+            Event::PullProgress { image, layers_done, layers_total, bytes_done, bytes_total } => {
+                pulls.progress(image, *layers_done, *layers_total, *bytes_done, *bytes_total)
+            }
+            Event::PullFinished { image, secs, bytes, ok } => {
+                pulls.finish(image);
+                line(if *ok {
+                    format!("    pull {image}: {} in {secs:.1}s", megabytes(*bytes))
+                } else {
+                    paint(color, "31", &format!("    pull {image}: failed after {secs:.1}s"))
+                })
+            }
             Event::BuildStarted { service } => pb.set_message(format!("building {service}")),
             Event::BuildFinished { service, secs, cached, patched, ok } => line(format!(
                 "    build {service}: {}",
@@ -111,4 +129,60 @@ pub fn human_events(color: bool) -> (Events, ProgressBar) {
         }
     });
     (events, bar)
+}
+
+/// One bar per image being pulled, under the phase spinner (on a terminal only).
+struct PullBars {
+    multi: MultiProgress,
+    bars: Mutex<std::collections::HashMap<String, ProgressBar>>,
+    shown: bool,
+}
+
+impl PullBars {
+    fn start(&self, image: &str) {
+        if !self.shown {
+            return;
+        }
+        let bar = self.multi.add(ProgressBar::new(0));
+        bar.set_style(
+            ProgressStyle::with_template("    pull {prefix} [{bar:24}] {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(image.to_string());
+        bar.set_message("waiting for the registry");
+        self.bars
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(image.to_string(), bar);
+    }
+
+    fn progress(&self, image: &str, layers: usize, of: usize, bytes: u64, total: u64) {
+        let bars = self.bars.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(bar) = bars.get(image) {
+            bar.set_length(total.max(1));
+            bar.set_position(bytes);
+            bar.set_message(format!(
+                "{layers}/{of} layers, {} of {}",
+                megabytes(bytes),
+                megabytes(total)
+            ));
+        }
+    }
+
+    fn finish(&self, image: &str) {
+        let bar = self
+            .bars
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(image);
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
+        }
+    }
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
 }

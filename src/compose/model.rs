@@ -561,6 +561,60 @@ pub struct Healthcheck {
 }
 
 /// A Compose duration: `1m30s`, `10s`, `500ms`, `1h`.
+/// When to pull a service's image (`pull_policy`), as Compose reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicy {
+    Always,
+    /// `missing`, `if_not_present`, or no policy: pull when not local.
+    Missing,
+    Never,
+    /// Build it; never pull.
+    Build,
+    /// `daily`, `weekly`, `refresh` (daily), `every_<duration>`: pull when missing, or when
+    /// the local tag is older than this.
+    Refresh(Duration),
+}
+
+/// A `pull_policy` value, checked against Compose's pattern
+/// `always|never|build|if_not_present|missing|refresh|daily|weekly|every_([0-9]+[wdhms])+`.
+pub fn parse_pull_policy(s: &str) -> Result<PullPolicy, String> {
+    const DAY: u64 = 24 * 3600;
+    Ok(match s {
+        "always" => PullPolicy::Always,
+        "never" => PullPolicy::Never,
+        "build" => PullPolicy::Build,
+        "missing" | "if_not_present" => PullPolicy::Missing,
+        "refresh" | "daily" => PullPolicy::Refresh(Duration::from_secs(DAY)),
+        "weekly" => PullPolicy::Refresh(Duration::from_secs(7 * DAY)),
+        _ => {
+            let bad = || format!("pull_policy '{s}' is none of always, never, build, if_not_present, missing, refresh, daily, weekly, every_<duration> (e.g. every_12h, every_2d)");
+            let spec = s.strip_prefix("every_").filter(|r| !r.is_empty()).ok_or_else(bad)?;
+            let mut secs = 0u64;
+            let mut digits = String::new();
+            for c in spec.chars() {
+                let unit = match c {
+                    '0'..='9' => {
+                        digits.push(c);
+                        continue;
+                    }
+                    'w' => 7 * DAY,
+                    'd' => DAY,
+                    'h' => 3600,
+                    'm' => 60,
+                    's' => 1,
+                    _ => return Err(bad()),
+                };
+                let n: u64 = std::mem::take(&mut digits).parse().map_err(|_| bad())?;
+                secs = secs.saturating_add(n.saturating_mul(unit));
+            }
+            if !digits.is_empty() {
+                return Err(bad());
+            }
+            PullPolicy::Refresh(Duration::from_secs(secs))
+        }
+    })
+}
+
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }

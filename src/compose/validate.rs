@@ -306,6 +306,10 @@ fn check_values(
                 .map_err(|e| invalid(at(key), format!("service '{name}' shm_size: {e}")))?;
         }
     }
+    if let Some(p) = &svc.pull_policy {
+        super::model::parse_pull_policy(p)
+            .map_err(|e| invalid(at("pull_policy"), format!("service '{name}': {e}")))?;
+    }
     if let Some(r) = &svc.restart {
         super::model::parse_restart(r)
             .map_err(|e| invalid(at("restart"), format!("service '{name}': {e}")))?;

@@ -25,8 +25,6 @@ pub struct BuildOptions {
     pub shm_size: Option<i64>,
     /// `host:ip` entries of RUN steps' /etc/hosts (`build.extra_hosts`).
     pub extra_hosts: Vec<String>,
-    /// Pull newer base images first (`build.pull`).
-    pub pull: bool,
     /// Images whose layers the build may reuse (`build.cache_from`).
     pub cache_from: Vec<String>,
 }
@@ -48,9 +46,6 @@ impl BuildOptions {
         }
         if !self.extra_hosts.is_empty() {
             q.push(("extrahosts", self.extra_hosts.join(",")));
-        }
-        if self.pull {
-            q.push(("pull", "1".into()));
         }
         if !self.cache_from.is_empty() {
             q.push((
@@ -87,6 +82,8 @@ pub struct BuildSpec {
     pub run_id: String,
     /// Compose's other build keys.
     pub options: BuildOptions,
+    /// Credentials of the FROM images' registries (`X-Registry-Config`).
+    pub auths: super::auth::AuthMap,
 }
 
 /// A finished build.
@@ -340,7 +337,8 @@ async fn build_image(
             );
             // A daemon that refuses a BuildKit build gets the same build, and the ones after
             // it, from the classic builder.
-            match buildkit::build(transport, &engine.api_version(), &query, tar.clone()).await {
+            let auth = (!spec.auths.is_empty()).then(|| super::auth::config_header(&spec.auths));
+            match buildkit::build(transport, &engine.api_version(), &query, auth, tar.clone()).await {
                 Ok(out) => Some(out),
                 Err(buildkit::Refused(why)) => {
                     let _ = engine.buildkit_refused.set(why);
@@ -454,15 +452,18 @@ async fn classic(
     if !o.extra_hosts.is_empty() {
         opts = opts.extrahosts(&o.extra_hosts.join(","));
     }
-    if o.pull {
-        opts = opts.pull("1");
-    }
     if !o.cache_from.is_empty() {
         opts = opts.cachefrom(&o.cache_from);
     }
+    let auths = (!spec.auths.is_empty()).then(|| {
+        spec.auths
+            .iter()
+            .map(|(k, c)| (k.clone(), c.docker()))
+            .collect()
+    });
     let mut stream = engine
         .docker
-        .build_image(opts.build(), None, Some(bollard::body_full(tar)));
+        .build_image(opts.build(), auths, Some(bollard::body_full(tar)));
     let mut output = String::new();
     let mut failure: Option<String> = None;
     while let Some(item) = stream.next().await {

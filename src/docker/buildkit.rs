@@ -64,6 +64,7 @@ pub async fn build(
     transport: &Transport,
     api_version: &str,
     query: &[(&str, String)],
+    registry_config: Option<String>,
     context: Bytes,
 ) -> Result<Outcome, Refused> {
     let mut uri = format!("/v{api_version}/build?version=2");
@@ -73,9 +74,13 @@ pub async fn build(
         uri.push('=');
         uri.push_str(&percent_encode(v));
     }
-    let request = hyper::Request::post(uri)
+    let mut request = hyper::Request::post(uri)
         .header(hyper::header::HOST, "docker")
-        .header(hyper::header::CONTENT_TYPE, "application/x-tar")
+        .header(hyper::header::CONTENT_TYPE, "application/x-tar");
+    if let Some(c) = registry_config {
+        request = request.header("X-Registry-Config", c);
+    }
+    let request = request
         .body(Full::new(context))
         .map_err(|e| Refused(e.to_string()))?;
     match transport {

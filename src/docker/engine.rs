@@ -178,6 +178,17 @@ impl Engine {
             .and_then(|i| i.id)
     }
 
+    /// The local image's ID and when it was last tagged (pulled, built or tagged), when the
+    /// image exists; the time is None when the daemon does not know it.
+    pub async fn image_tagged(&self, name: &str) -> Option<(String, Option<std::time::SystemTime>)> {
+        let i = self.docker.inspect_image(name).await.ok()?;
+        let tagged = i
+            .metadata
+            .and_then(|m| m.last_tag_time)
+            .and_then(|t| humantime::parse_rfc3339_weak(&t).ok());
+        Some((i.id?, tagged))
+    }
+
     /// `repo:tag` of every local image, sorted.
     pub async fn local_images(&self) -> Vec<String> {
         let mut out: Vec<String> = self

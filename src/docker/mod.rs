@@ -1,13 +1,16 @@
 //! Docker through the Engine API (bollard): build contexts, builds, containers,
 //! readiness, logs, teardown. Knows nothing of models or prompts.
 
+pub mod auth;
 pub mod build;
 pub mod buildkit;
 pub mod context;
 pub mod engine;
 pub mod health;
 pub mod logs;
+pub mod offline;
 pub mod patch;
+pub mod pull;
 pub mod run;
 pub mod scope;
 pub mod teardown;

@@ -156,7 +156,7 @@ impl Generator {
             ResponseLog::disabled()
         };
         let budget = Arc::new(Budget::new(options.max_cost_usd, self.model.price(), 0.0));
-        let session = Session::new(
+        let mut session = Session::new(
             self.model.as_ref(),
             &self.events,
             log,
@@ -164,6 +164,7 @@ impl Generator {
             1,
             budget,
         );
+        session.machine = self.machine.clone();
         let mut messages = vec![Message::user(prompt)];
         let mut usage = Usage::default();
         let mut requests = 0;

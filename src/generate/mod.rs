@@ -209,6 +209,8 @@ pub(crate) struct Session<'a> {
     pub jobs: usize,
     pub budget: Arc<Budget>,
     pub pack_batches: bool,
+    /// Said of the machine in the system prompt (see [`Generator::with_machine`]).
+    pub machine: Option<String>,
     started: Instant,
     ledger: Mutex<Vec<RequestRecord>>,
 }
@@ -230,6 +232,7 @@ impl<'a> Session<'a> {
             jobs: jobs.max(1),
             budget,
             pack_batches: true,
+            machine: None,
             started: Instant::now(),
             ledger: Mutex::new(Vec::new()),
         }
@@ -244,7 +247,7 @@ impl<'a> Session<'a> {
         messages: Vec<Message>,
     ) -> Result<Completion, LlmError> {
         let req = Request {
-            system: prompts::SYSTEM.to_string(),
+            system: prompts::system(self.machine.as_deref()),
             messages,
             max_tokens: self.max_tokens,
         };
@@ -389,6 +392,7 @@ impl GeneratorBuilder {
         Ok(Generator {
             model,
             events: self.events,
+            machine: None,
         })
     }
 }
@@ -398,6 +402,8 @@ impl GeneratorBuilder {
 pub struct Generator {
     model: Arc<dyn Model>,
     events: Events,
+    /// What every prompt says of the machine (`--offline`: its images, its mirrors).
+    machine: Option<String>,
 }
 
 impl Generator {
@@ -407,7 +413,22 @@ impl Generator {
 
     /// A generator over any model (tests, other providers).
     pub fn with_model(model: Arc<dyn Model>, events: Events) -> Self {
-        Generator { model, events }
+        Generator {
+            model,
+            events,
+            machine: None,
+        }
+    }
+
+    /// Tell the model, in every request's system prompt, what this machine has.
+    pub fn with_machine(mut self, note: Option<String>) -> Self {
+        self.machine = note;
+        self
+    }
+
+    /// The note on this machine every request carries, if any.
+    pub fn machine(&self) -> Option<&str> {
+        self.machine.as_deref()
     }
 
     pub fn model(&self) -> &dyn Model {
@@ -444,6 +465,7 @@ impl Generator {
             budget,
         );
         session.pack_batches = options.pack_batches;
+        session.machine = self.machine.clone();
         let mode = if options.staged { "staged" } else { "single" };
         self.events.emit(Event::Phase {
             name: format!("generate ({mode})"),

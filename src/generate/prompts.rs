@@ -55,6 +55,15 @@ replacement lines
 To delete a file: <delete path="relative/path"/>
 Paths are relative to the system's root folder and use '/'. Do not wrap blocks in code fences."#;
 
+/// The system prompt, with what masgen found out about the machine (`--offline`): the
+/// same for every request of a run, so the prompt cache still serves it.
+pub fn system(machine: Option<&str>) -> String {
+    match machine {
+        None => SYSTEM.to_string(),
+        Some(m) => format!("{SYSTEM}\n\nThe machine this system runs on:\n{}", m.trim_end()),
+    }
+}
+
 /// A file as the model reads and writes it: a `<file>` block, closed on its own line.
 /// The file tree, a line per folder: `- worker/: Dockerfile, worker.py`.
 fn tree_lines(tree: &[String]) -> String {

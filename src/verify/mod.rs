@@ -19,12 +19,18 @@ use crate::docker::scope::Scope;
 use crate::docker::{logs, teardown, DockerError, Engine, RUN_LABEL};
 use crate::events::{Event, Events};
 
+pub mod images;
+use images::{Avail, Images};
+
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     #[error(transparent)]
     Compose(#[from] ComposeError),
     #[error(transparent)]
     Docker(#[from] DockerError),
+    /// Credentials, or a registry that cannot be reached: the environment's failure.
+    #[error("{0}")]
+    Registry(crate::docker::pull::PullFailure),
 }
 
 /// How to verify.
@@ -49,6 +55,10 @@ pub struct VerifyOptions {
     pub load: crate::compose::load::LoadOptions,
     /// A pull fails once the registry sends nothing for this long.
     pub pull_stall: Duration,
+    /// `--pull always|missing|never`: overrides every service's `pull_policy`.
+    pub pull: Option<crate::compose::model::PullPolicy>,
+    /// `--offline`: reach no registry; use local images only.
+    pub offline: bool,
     /// Labels this run's objects; Ctrl-C handlers tear down by it.
     pub run_id: String,
     pub events: Events,
@@ -69,6 +79,8 @@ impl Default for VerifyOptions {
             no_cache: false,
             load: Default::default(),
             pull_stall: Duration::from_secs(60),
+            pull: None,
+            offline: false,
             run_id: new_run_id(),
             events: Events::none(),
         }
@@ -104,6 +116,8 @@ pub struct ServiceReport {
     /// healthy, unhealthy, none (no healthcheck), or empty when never started.
     pub health: String,
     pub build_secs: Option<f64>,
+    /// Seconds its image (or its Dockerfile's FROM images) took to pull, when pulled.
+    pub pull_secs: Option<f64>,
     pub cached: bool,
     pub ready_secs: Option<f64>,
     /// "80/tcp -> 127.0.0.1:49153"
@@ -128,6 +142,8 @@ pub struct VerifyReport {
     /// Root cause first.
     pub diagnostics: Vec<Diagnostic>,
     pub warnings: Vec<String>,
+    /// Every image pulled, with its time.
+    pub pulls: Vec<images::PullReport>,
     pub timings: Timings,
     /// Whether the system was left running (--keep).
     pub kept: bool,
@@ -291,37 +307,72 @@ fn volumes_wanted(project: &Project, scope: &Scope) -> Vec<run::NetworkWanted> {
         .collect()
 }
 
-/// Images pulled at once, at most: what Docker Compose pulls at once is every missing
-/// image; a bound keeps a large project from opening dozens of registry connections.
-pub const PULLS_AT_ONCE: usize = 4;
+/// The FROM images of `service`'s Dockerfile: their local IDs and the credentials of their
+/// registries once they are there, or the service's image failure.
+async fn base_images(
+    project: &Project,
+    imgs: &Images<'_>,
+    service: &str,
+) -> Result<(Vec<String>, crate::docker::auth::AuthMap), Diagnostic> {
+    let froms = project.compose.services[service]
+        .build
+        .as_ref()
+        .and_then(|b| b.dockerfile_text(&project.root))
+        .map(|t| build::from_images(&t))
+        .unwrap_or_default();
+    let mut ids = Vec::new();
+    for image in &froms {
+        match imgs.wait(image).await {
+            Avail::Ready(id) => ids.push(id),
+            Avail::Missing(why) => return Err(image_failure(project, service, image, why)),
+            // The run ends with it; this is only what the service shows meanwhile.
+            Avail::Broken(f) => return Err(image_failure(project, service, image, f.to_string())),
+            Avail::Pending => unreachable!("waited for"),
+        }
+    }
+    Ok((ids, imgs.auths_for(&froms).await))
+}
 
-/// Each image named: its local ID, or why it is not there and cannot be pulled. Missing
-/// images are pulled at once (at most [`PULLS_AT_ONCE`]).
-async fn check_images(
-    engine: &Engine,
-    wanted_by: &[(&String, Vec<String>)],
-    stall: Duration,
-) -> HashMap<String, Result<String, String>> {
-    let mut images: Vec<String> = wanted_by.iter().flat_map(|(_, w)| w.clone()).collect();
-    images.sort();
-    images.dedup();
-    futures_util::stream::iter(images)
-        .map(|image| async move {
-            let r = match engine.image_id(&image).await {
-                Some(id) => Ok(id),
-                None => match engine.pull(&image, stall).await {
-                    Ok(()) => engine
-                        .image_id(&image)
-                        .await
-                        .ok_or_else(|| "the pull ended but the image is not there".to_string()),
-                    Err(why) => Err(why),
-                },
-            };
-            (image, r)
-        })
-        .buffer_unordered(PULLS_AT_ONCE)
-        .collect()
-        .await
+/// A service's own image (no build): there, or its failure.
+async fn service_image(
+    project: &Project,
+    imgs: &Images<'_>,
+    service: &str,
+    image: &str,
+) -> Result<(), Diagnostic> {
+    match imgs.wait(image).await {
+        Avail::Ready(_) => Ok(()),
+        Avail::Missing(why) => Err(image_failure(project, service, image, why)),
+        Avail::Broken(f) => Err(image_failure(project, service, image, f.to_string())),
+        Avail::Pending => unreachable!("waited for"),
+    }
+}
+
+fn image_failure(project: &Project, service: &str, image: &str, why: String) -> Diagnostic {
+    Diagnostic::new(
+        service,
+        Phase::Image,
+        format!("image {image} is not available locally and cannot be pulled"),
+    )
+    .evidence(why)
+    .files(implicated(project, service))
+}
+
+/// The longest pull among the images `service` needed.
+fn pull_secs(project: &Project, pulls: &[images::PullReport], service: &str) -> Option<f64> {
+    let svc = &project.compose.services[service];
+    let needed: Vec<String> = match &svc.build {
+        Some(b) => b
+            .dockerfile_text(&project.root)
+            .map(|t| build::from_images(&t))
+            .unwrap_or_default(),
+        None => svc.image.iter().cloned().collect(),
+    };
+    pulls
+        .iter()
+        .filter(|p| p.ok && needed.contains(&p.image))
+        .map(|p| p.secs)
+        .reduce(f64::max)
 }
 
 /// Compose's build keys that are `/build` parameters.
@@ -344,7 +395,8 @@ fn build_options(b: &crate::compose::model::Build) -> build::BuildOptions {
             .as_ref()
             .and_then(|s| crate::compose::model::parse_bytes(&s.text()).ok()),
         extra_hosts: crate::compose::model::host_entries(&f.extra_hosts),
-        pull: f.pull.is_some_and(|p| p.0),
+        // `build.pull` is not the builder's: masgen pulls the FROM images itself, before the
+        // build, with the user's credentials (see images.rs).
         cache_from: f.cache_from.clone(),
     }
 }
@@ -493,58 +545,26 @@ async fn run_all(
         .collect();
     let mut failed: HashMap<String, Diagnostic> = HashMap::new();
 
-    // Images named by services and by Dockerfiles: present, or pulled.
-    let local = engine.local_images().await;
-    // Each image named: its local ID, or why it is not there and cannot be pulled.
-    let wanted_by: Vec<(&String, Vec<String>)> = project
-        .order
-        .iter()
-        .map(|name| {
-            let svc = &project.compose.services[name];
-            let wanted = match &svc.build {
-                Some(b) => b
-                    .dockerfile_text(&project.root)
-                    .map(|t| build::from_images(&t))
-                    .unwrap_or_default(),
-                None => svc.image.iter().cloned().collect(),
-            };
-            (name, wanted)
-        })
-        .collect();
-    let checked = check_images(engine, &wanted_by, opts.pull_stall).await;
-    let mut bases: HashMap<String, Vec<String>> = HashMap::new();
-    for (name, wanted) in wanted_by {
+    // Images named by services and by Dockerfiles: local, or pulled while builds start.
+    let pull_settings = images::PullSettings {
+        pull: opts.pull,
+        offline: opts.offline,
+    };
+    let imgs = Images::plan(
+        engine,
+        ev,
+        images::wanted(project, pull_settings),
+        pull_settings,
+        opts.pull_stall,
+    )
+    .await;
+    let imgs = &imgs;
+    for name in &project.order {
         let svc = &project.compose.services[name];
-        for image in wanted {
-            if svc.build.is_some() {
-                if let Some(Ok(id)) = checked.get(&image) {
-                    bases.entry(name.clone()).or_default().push(id.clone());
-                }
-            }
-            if let Some(Err(why)) = checked.get(&image) {
-                let d = Diagnostic::new(
-                    name,
-                    Phase::Image,
-                    format!("image {image} is not available locally and cannot be pulled"),
-                )
-                .evidence(format!(
-                    "pull {image}: {why}\nimages available locally: {}",
-                    if local.is_empty() {
-                        "none".into()
-                    } else {
-                        local.join(", ")
-                    }
-                ))
-                .files(implicated(project, name));
-                failed.entry(name.clone()).or_insert(d);
-            }
-        }
-        if svc.build.is_none() {
-            if let Some(i) = &svc.image {
-                images.insert(name.clone(), i.clone());
-                if let Some(r) = svc_reports.get_mut(name) {
-                    r.image = i.clone();
-                }
+        if let (None, Some(i)) = (&svc.build, &svc.image) {
+            images.insert(name.clone(), i.clone());
+            if let Some(r) = svc_reports.get_mut(name) {
+                r.image = i.clone();
             }
         }
     }
@@ -619,7 +639,8 @@ async fn run_all(
                     log_dir: Some(project.root.join(crate::workspace::MASGEN_DIR).join("logs")),
                     no_cache: opts.no_cache
                         || b.full().and_then(|f| f.no_cache).is_some_and(|f| f.0),
-                    bases: bases.remove(n).unwrap_or_default(),
+                    bases: Vec::new(),
+                    auths: Default::default(),
                     run_id: opts.run_id.clone(),
                     options: build_options(b),
                 })
@@ -649,11 +670,19 @@ async fn run_all(
     }
     let (channels, image_channels) = (&channels, &image_channels);
     let builds = futures_util::stream::iter(specs)
-        .map(|spec| async move {
-            ev.emit(Event::BuildStarted {
-                service: spec.service.clone(),
-            });
-            let r = build::build(engine, &project.name, &spec).await;
+        .map(|mut spec| async move {
+            // Its FROM images first: pulled, or being pulled, or not to be had.
+            let r = match base_images(project, imgs, &spec.service).await {
+                Ok((ids, auths)) => {
+                    spec.bases = ids;
+                    spec.auths = auths;
+                    ev.emit(Event::BuildStarted {
+                        service: spec.service.clone(),
+                    });
+                    build::build(engine, &project.name, &spec).await
+                }
+                Err(d) => Err(d),
+            };
             match &r {
                 Ok(b) => {
                     ev.emit(Event::BuildFinished {
@@ -702,6 +731,14 @@ async fn run_all(
                     .await
                     .map(|i| i.clone())
                 {
+                    Ok(ImageState::Ready(image)) if project.compose.services[name].build.is_none() => {
+                        // Its own image: local, or when its pull ends.
+                        if let Err(d) = service_image(project, imgs, name, &image).await {
+                            channels[name].0.send_replace(St::Failed);
+                            return Some((name.clone(), Ok(ServiceOutcome::Failed(Box::new(d)))));
+                        }
+                        image
+                    }
                     Ok(ImageState::Ready(image)) => image,
                     _ if project.compose.services[name].build.is_none() => {
                         channels[name].0.send_replace(St::Failed);
@@ -733,8 +770,23 @@ async fn run_all(
                 Some((name.clone(), outcome))
             }
         });
-    let ((builds, built_at), outcomes) =
-        futures_util::future::join(builds, futures_util::future::join_all(tasks)).await;
+    // Pulls, builds and starts overlap; a registry failure of the environment ends them all.
+    let work = futures_util::future::join3(
+        imgs.pull_all(),
+        builds,
+        futures_util::future::join_all(tasks),
+    );
+    let (_, (builds, built_at), outcomes) = tokio::select! {
+        done = work => done,
+        broken = imgs.broken() => return Err(VerifyError::Registry(broken)),
+    };
+    if let Some(broken) = imgs.broken_now() {
+        return Err(VerifyError::Registry(broken));
+    }
+    report.pulls = imgs.reports();
+    for (name, r) in svc_reports.iter_mut() {
+        r.pull_secs = pull_secs(project, &report.pulls, name);
+    }
     report.timings.build_secs = built_at.duration_since(tb).as_secs_f64();
     if let Some(why) = engine.buildkit_refused.get() {
         let w = format!(
