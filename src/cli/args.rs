@@ -232,7 +232,7 @@ pub struct VerifyFlags {
     pub pull: Option<PullWhen>,
     /// No registry is reachable: pull nothing, use this machine's images only, and tell the
     /// model up front which images it has (also MASGEN_OFFLINE=1).
-    #[arg(long, env = "MASGEN_OFFLINE")]
+    #[arg(long, env = "MASGEN_OFFLINE", value_parser = clap::builder::BoolishValueParser::new())]
     pub offline: bool,
     /// Seconds a service without a healthcheck must keep running to count as ready.
     #[arg(long, default_value_t = 5, value_name = "SECS")]

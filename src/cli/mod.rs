@@ -877,7 +877,9 @@ fn print_verify(v: &VerifyReport, color: bool) {
             "ready" | "completed" => render::paint(color, "32", &format!("{:<12}", s.state)),
             other => render::paint(color, "31", &format!("{other:<12}")),
         };
-        let pull = s.pull_secs.map_or_else(|| "-".into(), |p| format!("{p:.1}s"));
+        let pull = s
+            .pull_secs
+            .map_or_else(|| "-".into(), |p| format!("{p:.1}s"));
         println!(
             "{:<18} {:<42} {:>7} {:>8} {} {:<10} {}",
             s.name,

@@ -587,8 +587,13 @@ pub fn parse_pull_policy(s: &str) -> Result<PullPolicy, String> {
         "refresh" | "daily" => PullPolicy::Refresh(Duration::from_secs(DAY)),
         "weekly" => PullPolicy::Refresh(Duration::from_secs(7 * DAY)),
         _ => {
-            let bad = || format!("pull_policy '{s}' is none of always, never, build, if_not_present, missing, refresh, daily, weekly, every_<duration> (e.g. every_12h, every_2d)");
-            let spec = s.strip_prefix("every_").filter(|r| !r.is_empty()).ok_or_else(bad)?;
+            let bad = || {
+                format!("pull_policy '{s}' is none of always, never, build, if_not_present, missing, refresh, daily, weekly, every_<duration> (e.g. every_12h, every_2d)")
+            };
+            let spec = s
+                .strip_prefix("every_")
+                .filter(|r| !r.is_empty())
+                .ok_or_else(bad)?;
             let mut secs = 0u64;
             let mut digits = String::new();
             for c in spec.chars() {

@@ -65,9 +65,7 @@ pub fn config_header(auths: &AuthMap) -> String {
 /// when it has a `.` or a `:` or is `localhost`, else Docker Hub (`docker.io`).
 pub fn registry_of(image: &str) -> String {
     match image.split_once('/') {
-        Some((first, _))
-            if first.contains('.') || first.contains(':') || first == "localhost" =>
-        {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
             if first == "index.docker.io" || first == "registry-1.docker.io" {
                 "docker.io".to_string()
             } else {
@@ -172,7 +170,7 @@ impl DockerConfig {
             .or_else(|| self.file.cred_helpers.get(registry))
             .or(self.file.creds_store.as_ref())
             .filter(|h| !h.is_empty());
-        let stored = self.from_auths(&key);
+        let stored = self.stored(&key);
         let Some(helper) = helper else {
             return stored;
         };
@@ -185,7 +183,7 @@ impl DockerConfig {
 
     /// An `auths` entry: under the key itself, else under any key whose host is it
     /// (`https://host/v2/` → `host`).
-    fn from_auths(&self, key: &str) -> Result<Option<Credentials>, AuthError> {
+    fn stored(&self, key: &str) -> Result<Option<Credentials>, AuthError> {
         let found = self.file.auths.get(key).or_else(|| {
             self.file
                 .auths
@@ -259,8 +257,8 @@ fn run_helper(helper: &str, server: &str) -> Result<Option<Credentials>, AuthErr
     let out = child
         .wait_with_output()
         .map_err(|e| AuthError(format!("{program} get: {e}")))?;
-    let said = String::from_utf8_lossy(&out.stdout).to_string()
-        + &String::from_utf8_lossy(&out.stderr);
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         if said.to_ascii_lowercase().contains("credentials not found") {
             return Ok(None);
@@ -321,13 +319,18 @@ mod tests {
         let got = c.credentials("reg.example:5000").unwrap().unwrap();
         assert_eq!((got.username.as_str(), got.password.as_str()), ("u", "p:w"));
         assert!(c.credentials("other.example").unwrap().is_none());
-        let hub = config(r#"{"auths":{"https://index.docker.io/v1/":{"auth":"aHViOnNlY3JldA=="}}}"#);
+        let hub =
+            config(r#"{"auths":{"https://index.docker.io/v1/":{"auth":"aHViOnNlY3JldA=="}}}"#);
         assert_eq!(
             hub.credentials("docker.io").unwrap().unwrap().username,
             "hub"
         );
         let bad = config(r#"{"auths":{"r.example":{"auth":"%%%"}}}"#);
-        assert!(bad.credentials("r.example").unwrap_err().0.contains("docker login r.example"));
+        assert!(bad
+            .credentials("r.example")
+            .unwrap_err()
+            .0
+            .contains("docker login r.example"));
     }
 
     #[test]
@@ -341,7 +344,9 @@ mod tests {
         let shown = format!("{c:?} {:?}", Some(&c));
         assert!(!shown.contains("s3cret") && !shown.contains("tok3n") && !shown.contains("alice"));
         let header = config_header(&[("r.example".to_string(), c)].into());
-        let json = base64::engine::general_purpose::URL_SAFE.decode(header).unwrap();
+        let json = base64::engine::general_purpose::URL_SAFE
+            .decode(header)
+            .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
         assert_eq!(v["r.example"]["password"], "s3cret-pw");
     }

@@ -338,7 +338,8 @@ async fn build_image(
             // A daemon that refuses a BuildKit build gets the same build, and the ones after
             // it, from the classic builder.
             let auth = (!spec.auths.is_empty()).then(|| super::auth::config_header(&spec.auths));
-            match buildkit::build(transport, &engine.api_version(), &query, auth, tar.clone()).await {
+            match buildkit::build(transport, &engine.api_version(), &query, auth, tar.clone()).await
+            {
                 Ok(out) => Some(out),
                 Err(buildkit::Refused(why)) => {
                     let _ = engine.buildkit_refused.set(why);

@@ -686,7 +686,7 @@ mod tests {
             ("t", "masgen/x-app:abc".to_string()),
             ("labels", "{\"a\":\"b c\"}".to_string()),
         ];
-        let out = build(&transport, "1.41", &query, Bytes::from_static(b"tar"))
+        let out = build(&transport, "1.41", &query, None, Bytes::from_static(b"tar"))
             .await
             .unwrap();
         assert_eq!(out.failed_step.as_deref(), Some("Step 2/2 : RUN make"));
@@ -701,7 +701,8 @@ mod tests {
         let mut response = format!("HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
         response.extend_from_slice(body);
         let (transport, _server) = one_shot(response);
-        let Err(Refused(why)) = build(&transport, "1.41", &[], Bytes::from_static(b"tar")).await
+        let Err(Refused(why)) =
+            build(&transport, "1.41", &[], None, Bytes::from_static(b"tar")).await
         else {
             panic!("a 400 must be a refusal")
         };
@@ -713,6 +714,7 @@ mod tests {
             &Transport::Unix("/nonexistent/docker.sock".into()),
             "1.41",
             &[],
+            None,
             Bytes::new(),
         )
         .await

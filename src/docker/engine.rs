@@ -180,7 +180,10 @@ impl Engine {
 
     /// The local image's ID and when it was last tagged (pulled, built or tagged), when the
     /// image exists; the time is None when the daemon does not know it.
-    pub async fn image_tagged(&self, name: &str) -> Option<(String, Option<std::time::SystemTime>)> {
+    pub async fn image_tagged(
+        &self,
+        name: &str,
+    ) -> Option<(String, Option<std::time::SystemTime>)> {
         let i = self.docker.inspect_image(name).await.ok()?;
         let tagged = i
             .metadata

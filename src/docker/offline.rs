@@ -22,16 +22,20 @@ pub async fn machine_note(about: &str) -> String {
 ",
     );
     if shown.is_empty() {
-        note.push_str("It has no images at all that could be listed.
-");
+        note.push_str(
+            "It has no images at all that could be listed.
+",
+        );
     } else {
         let more = local.len().saturating_sub(shown.len());
         note.push_str(&format!("Images on this machine: {}", shown.join(", ")));
         if more > 0 {
             note.push_str(&format!(" (and {more} others, unrelated)"));
         }
-        note.push_str(".
-");
+        note.push_str(
+            ".
+",
+        );
     }
     note.push_str(&mirrors_note().await);
     note
@@ -66,8 +70,23 @@ async fn mirrors_note() -> String {
 
 /// Base images every listing names, when the machine has them.
 const BASE_IMAGES: &[&str] = &[
-    "debian", "ubuntu", "alpine", "busybox", "python", "node", "golang", "rust", "openjdk",
-    "eclipse-temurin", "nginx", "redis", "postgres", "rabbitmq", "mysql", "mariadb", "mongo",
+    "debian",
+    "ubuntu",
+    "alpine",
+    "busybox",
+    "python",
+    "node",
+    "golang",
+    "rust",
+    "openjdk",
+    "eclipse-temurin",
+    "nginx",
+    "redis",
+    "postgres",
+    "rabbitmq",
+    "mysql",
+    "mariadb",
+    "mongo",
 ];
 
 /// At most `cap` of `local`: those that share a name with one of `about` first, then base
@@ -101,9 +120,12 @@ pub fn relevant_images(local: &[String], about: &[&str], cap: usize) -> Vec<Stri
         })
         .collect();
     scored.sort();
-    scored.into_iter().take(cap).map(|(_, i)| i.clone()).collect()
+    scored
+        .into_iter()
+        .take(cap)
+        .map(|(_, i)| i.clone())
+        .collect()
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -115,6 +137,9 @@ mod tests {
         local.extend(["python:3.11-slim", "postgres:15", "busybox:latest"].map(String::from));
         let shown = relevant_images(&local, &["an API on postgres with a worker"], IMAGES_NAMED);
         assert_eq!(shown.len(), IMAGES_NAMED);
-        assert_eq!(&shown[..3], &["postgres:15", "busybox:latest", "python:3.11-slim"]);
+        assert_eq!(
+            &shown[..3],
+            &["postgres:15", "busybox:latest", "python:3.11-slim"]
+        );
     }
 }

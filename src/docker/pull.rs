@@ -214,9 +214,10 @@ pub async fn pull(
         Some((_, digest)) => opts.tag(digest),
         None => opts.tag(tag),
     };
-    let mut stream = engine
-        .docker
-        .create_image(Some(opts.build()), None, creds.map(Credentials::docker));
+    let mut stream =
+        engine
+            .docker
+            .create_image(Some(opts.build()), None, creds.map(Credentials::docker));
     let mut layers = Layers::default();
     let mut shown = Instant::now();
     let mut done_shown = 0;
@@ -314,15 +315,16 @@ mod tests {
 
     #[test]
     fn progress_counts_layers_and_bytes() {
-        let line = |id: &str, status: &str, cur: i64, total: i64| bollard::models::CreateImageInfo {
-            id: Some(id.into()),
-            status: Some(status.into()),
-            progress_detail: Some(bollard::models::ProgressDetail {
-                current: Some(cur),
-                total: Some(total),
-            }),
-            ..Default::default()
-        };
+        let line =
+            |id: &str, status: &str, cur: i64, total: i64| bollard::models::CreateImageInfo {
+                id: Some(id.into()),
+                status: Some(status.into()),
+                progress_detail: Some(bollard::models::ProgressDetail {
+                    current: Some(cur),
+                    total: Some(total),
+                }),
+                ..Default::default()
+            };
         let mut l = Layers::default();
         assert!(l.take(&line("a", "Pulling fs layer", 0, 0)));
         assert!(l.take(&line("b", "Pulling fs layer", 0, 0)));

@@ -60,7 +60,10 @@ Paths are relative to the system's root folder and use '/'. Do not wrap blocks i
 pub fn system(machine: Option<&str>) -> String {
     match machine {
         None => SYSTEM.to_string(),
-        Some(m) => format!("{SYSTEM}\n\nThe machine this system runs on:\n{}", m.trim_end()),
+        Some(m) => format!(
+            "{SYSTEM}\n\nThe machine this system runs on:\n{}",
+            m.trim_end()
+        ),
     }
 }
 

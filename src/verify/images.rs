@@ -15,8 +15,8 @@ use tokio::sync::watch;
 use crate::compose::model::{parse_pull_policy, PullPolicy};
 use crate::compose::Project;
 use crate::docker::auth::{self, AuthMap, Credentials, DockerConfig};
-use crate::docker::pull::{self, Fault, PullFailure};
 use crate::docker::offline::relevant_images;
+use crate::docker::pull::{self, Fault, PullFailure};
 use crate::docker::{build, Engine};
 use crate::events::{Event, Events};
 
@@ -318,7 +318,11 @@ impl<'a> Images<'a> {
     /// Resolves with the first environment failure; never otherwise.
     pub async fn broken(&self) -> PullFailure {
         let mut rx = self.broken.subscribe();
-        let got = rx.wait_for(|b| b.is_some()).await.ok().and_then(|b| b.clone());
+        let got = rx
+            .wait_for(|b| b.is_some())
+            .await
+            .ok()
+            .and_then(|b| b.clone());
         match got {
             Some(f) => f,
             None => std::future::pending().await,
@@ -408,7 +412,15 @@ mod tests {
     #[test]
     fn listings_of_local_images_are_capped_and_relevant_first() {
         let mut local: Vec<String> = (0..200).map(|i| format!("team/tool{i:03}:1")).collect();
-        local.extend(["python:3.11-slim", "postgres:15", "busybox:latest", "zeta:1"].map(String::from));
+        local.extend(
+            [
+                "python:3.11-slim",
+                "postgres:15",
+                "busybox:latest",
+                "zeta:1",
+            ]
+            .map(String::from),
+        );
         let shown = relevant_images(&local, &["postgres:16"], 30);
         assert_eq!(shown.len(), 30);
         assert_eq!(shown[0], "postgres:15");
@@ -426,21 +438,39 @@ mod tests {
             ))
         };
         let day = PullPolicy::Refresh(Duration::from_secs(86400));
-        assert_eq!(decide("a", PullPolicy::Always, here(0), false, &[]), Decision::Pull);
-        assert_eq!(decide("a", PullPolicy::Missing, None, false, &[]), Decision::Pull);
+        assert_eq!(
+            decide("a", PullPolicy::Always, here(0), false, &[]),
+            Decision::Pull
+        );
+        assert_eq!(
+            decide("a", PullPolicy::Missing, None, false, &[]),
+            Decision::Pull
+        );
         assert_eq!(
             decide("a", PullPolicy::Missing, here(0), false, &[]),
             Decision::Local("sha256:1".into())
         );
         assert_eq!(decide("a", day, here(90000), false, &[]), Decision::Pull);
-        assert_eq!(decide("a", day, here(60), false, &[]), Decision::Local("sha256:1".into()));
+        assert_eq!(
+            decide("a", day, here(60), false, &[]),
+            Decision::Local("sha256:1".into())
+        );
         // A tag time the daemon does not know is due.
-        assert_eq!(decide("a", day, Some(("sha256:1".into(), None)), false, &[]), Decision::Pull);
+        assert_eq!(
+            decide("a", day, Some(("sha256:1".into(), None)), false, &[]),
+            Decision::Pull
+        );
         let Decision::Missing(why) = decide("a", PullPolicy::Never, None, true, &[]) else {
             panic!("never pulls")
         };
         assert!(why.contains("--offline"), "{why}");
-        assert_eq!(stronger(PullPolicy::Never, PullPolicy::Missing), PullPolicy::Missing);
-        assert_eq!(stronger(day, PullPolicy::Refresh(Duration::from_secs(60))), PullPolicy::Refresh(Duration::from_secs(60)));
+        assert_eq!(
+            stronger(PullPolicy::Never, PullPolicy::Missing),
+            PullPolicy::Missing
+        );
+        assert_eq!(
+            stronger(day, PullPolicy::Refresh(Duration::from_secs(60))),
+            PullPolicy::Refresh(Duration::from_secs(60))
+        );
     }
 }

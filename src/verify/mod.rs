@@ -731,7 +731,9 @@ async fn run_all(
                     .await
                     .map(|i| i.clone())
                 {
-                    Ok(ImageState::Ready(image)) if project.compose.services[name].build.is_none() => {
+                    Ok(ImageState::Ready(image))
+                        if project.compose.services[name].build.is_none() =>
+                    {
                         // Its own image: local, or when its pull ends.
                         if let Err(d) = service_image(project, imgs, name, &image).await {
                             channels[name].0.send_replace(St::Failed);

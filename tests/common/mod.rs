@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod docker;
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
