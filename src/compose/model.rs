@@ -1396,6 +1396,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn pull_policies_read_as_compose_reads_them() {
+        use std::time::Duration;
+        let day = 86400;
+        assert_eq!(parse_pull_policy("if_not_present"), Ok(PullPolicy::Missing));
+        assert_eq!(
+            parse_pull_policy("refresh"),
+            Ok(PullPolicy::Refresh(Duration::from_secs(day)))
+        );
+        assert_eq!(
+            parse_pull_policy("weekly"),
+            Ok(PullPolicy::Refresh(Duration::from_secs(7 * day)))
+        );
+        assert_eq!(
+            parse_pull_policy("every_1w2d3h4m5s"),
+            Ok(PullPolicy::Refresh(Duration::from_secs(
+                9 * day + 3 * 3600 + 4 * 60 + 5
+            )))
+        );
+        for bad in ["every_", "every_12", "every_x", "every_1y", "sometimes"] {
+            assert!(parse_pull_policy(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn secrets_and_configs_resolve_like_compose() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("pw.txt"), "s3cret").unwrap();

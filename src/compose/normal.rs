@@ -262,7 +262,11 @@ fn runtime_keys(svc: &Service, out: &mut Map<String, Value>) {
     put(
         out,
         "pull_policy",
-        svc.pull_policy.as_ref().map(|v| json!(v)),
+        svc.pull_policy.as_ref().map(|v| match v.as_str() {
+            // Compose prints the alias as what it means.
+            "if_not_present" => json!("missing"),
+            _ => json!(v),
+        }),
     );
     put(out, "platform", svc.platform.as_ref().map(|v| json!(v)));
     put(
