@@ -43,6 +43,8 @@ pub enum Event {
     },
     /// Something the user should know that does not stop the run.
     Warning { message: String },
+    /// What masgen found out and acts on (e.g. what `--offline` tells the model).
+    Info { message: String },
     /// A block from the model was refused and not written.
     Rejected { path: String, reason: String },
     /// A file was written to the output folder.

@@ -237,6 +237,12 @@ async fn with_machine(generator: Generator, run: &args::RunFlags, about: &str) -
         return generator;
     }
     let note = crate::docker::offline::machine_note(about).await;
+    generator.events().emit(crate::events::Event::Info {
+        message: format!(
+            "--offline: every request tells the model:\n      {}",
+            note.trim_end().replace('\n', "\n      ")
+        ),
+    });
     generator.with_machine(Some(note))
 }
 

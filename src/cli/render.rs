@@ -63,7 +63,9 @@ pub fn human_events(color: bool) -> (Events, ProgressBar) {
     let events = Events::new(move |e| {
         let line = |s: String| {
             if pb.is_hidden() {
-                eprintln!("{s}");
+                // A closed stderr (`masgen ... 2>&1 | head`) must not end the run before
+                // its teardown: the line is dropped instead.
+                let _ = writeln!(std::io::stderr(), "{s}");
             } else {
                 pb.println(s);
             }
@@ -92,6 +94,7 @@ pub fn human_events(color: bool) -> (Events, ProgressBar) {
                 line(format!("    {total} batches planned"));
             }
             Event::BatchDone { group, done, total } => line(format!("    batch {group} done ({done}/{total})")),
+            Event::Info { message } => line(format!("    {message}")),
             Event::Warning { message } => line(paint(color, "33", &format!("warning: {message}"))),
             Event::Rejected { path, reason } => line(paint(color, "33", &format!("warning: refused {path:?}: {reason}; not written"))),
             Event::FileWritten { .. } | Event::FileDeleted { .. } => {}
@@ -184,5 +187,9 @@ impl PullBars {
 }
 
 fn megabytes(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
+    if bytes < 1_000_000 {
+        format!("{} kB", bytes.div_ceil(1000))
+    } else {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    }
 }

@@ -18,7 +18,7 @@ pub async fn machine_note(about: &str) -> String {
     };
     let shown = relevant_images(&local, &[about], IMAGES_NAMED);
     let mut note = String::from(
-        "This machine has no container registry: no image can be pulled. Every image: and FROM must name one of the images it has, or an image the system builds from them.
+        "This machine has no container registry: no image can be pulled. Every service's image: and every Dockerfile's FROM must name one of the images below, or an image the system itself builds from them.
 ",
     );
     if shown.is_empty() {
