@@ -91,11 +91,12 @@ fn a_private_from_is_built_with_a_credential_helper_by_both_builders() {
     let base = reg.push("base:1", APP);
     let (bin, config) = reg.helper_config("masgentest");
     for buildkit in ["1", "0"] {
-        let (_d, path, guard) = compose_dir("services:\n  app:\n    build: ./app\n    command: [\"sh\", \"-c\", \"cat /private && exec sleep 3600\"]\n    healthcheck:\n      test: [\"CMD\", \"test\", \"-f\", \"/private\"]\n      interval: 1s\n");
+        // The FROM names its registry through a build arg, as real Dockerfiles do.
+        let (_d, path, guard) = compose_dir(&format!("services:\n  app:\n    build:\n      context: ./app\n      args:\n        REG: {}\n    command: [\"sh\", \"-c\", \"cat /private && exec sleep 3600\"]\n    healthcheck:\n      test: [\"CMD\", \"test\", \"-f\", \"/private\"]\n      interval: 1s\n", reg.host));
         std::fs::create_dir_all(path.join("app")).unwrap();
         std::fs::write(
             path.join("app/Dockerfile"),
-            format!("FROM {base}\nRUN echo built-{buildkit} > /built\n"),
+            format!("ARG REG=nowhere.invalid\nFROM ${{REG}}/masgen-test/base:1\nRUN echo built-{buildkit} > /built\n"),
         )
         .unwrap();
         let o = verify(
@@ -273,5 +274,78 @@ fn offline_generation_tells_the_model_which_images_this_machine_has() {
     assert!(
         body.contains("Builds can") || body.contains("Builds cannot"),
         "{body}"
+    );
+}
+
+#[test]
+fn pull_policies_decide_when_to_pull_as_compose_decides() {
+    let Some(reg) = Registry::start("pull_policies", false) else {
+        return;
+    };
+    let image = reg.push("app:1", APP);
+    let (_d, path, guard) = compose_dir("");
+    // Each run: whether the image is tagged again first (the engine records a tag time for
+    // a tag, not for a pull), the policy, extra flags, the exit code, and whether it was
+    // pulled.
+    let runs: [(bool, &str, &[&str], i32, bool); 8] = [
+        (false, "never", &[], 1, false),
+        (false, "missing", &[], 0, true),
+        // Pulled with no tag time: due, as Compose sees it (img.LastTagTime is zero).
+        (false, "daily", &[], 0, true),
+        (true, "daily", &[], 0, false),
+        (true, "every_1h", &[], 0, false),
+        (true, "every_1s", &[], 0, true),
+        (false, "always", &[], 0, true),
+        (false, "always", &["--pull", "never"], 0, false),
+    ];
+    for (retag, policy, extra, code, pulled) in runs {
+        std::fs::write(
+            path.join("docker-compose.yml"),
+            format!(
+                "services:\n{}    pull_policy: {policy}\n",
+                service("app", &image)
+            ),
+        )
+        .unwrap();
+        if retag {
+            let o = std::process::Command::new("docker")
+                .args(["tag", &image, &image])
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", text(&o));
+        }
+        if policy == "every_1s" {
+            std::thread::sleep(std::time::Duration::from_millis(1500));
+        }
+        let report = path.join("r.json");
+        let o = masgen()
+            .arg("verify")
+            .arg(&path)
+            .args(["--settle", "1", "--stability", "0", "--report"])
+            .arg(&report)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "{policy} {extra:?}: {}",
+            text(&o)
+        );
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+        let pulls = r["verify"]["pulls"].as_array().map_or(0, |p| p.len());
+        assert_eq!(pulls, usize::from(pulled), "{policy} {extra:?}: {r}");
+        if policy == "never" {
+            let evidence = r["verify"]["diagnostics"][0]["evidence"]
+                .as_str()
+                .unwrap_or("");
+            assert!(evidence.contains("pull_policy"), "{r}");
+        }
+    }
+    assert!(
+        nothing_left(&guard.0).is_empty(),
+        "{:?}",
+        leftovers(&guard.0)
     );
 }

@@ -105,7 +105,7 @@ pub fn wanted(project: &Project, settings: PullSettings) -> Vec<(String, PullPol
                     _ => PullPolicy::Missing,
                 };
                 let text = b.dockerfile_text(&project.root).unwrap_or_default();
-                for image in build::from_images(&text) {
+                for image in build::from_images(&text, &super::build_args(b)) {
                     add(image, policy);
                 }
             }

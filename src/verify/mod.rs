@@ -307,6 +307,17 @@ fn volumes_wanted(project: &Project, scope: &Scope) -> Vec<run::NetworkWanted> {
         .collect()
 }
 
+/// A build's args, a bare name taking its value from the environment.
+pub(crate) fn build_args(b: &crate::compose::model::Build) -> Vec<(String, String)> {
+    b.args()
+        .into_iter()
+        .map(|(k, v)| {
+            let v = v.or_else(|| std::env::var(&k).ok()).unwrap_or_default();
+            (k, v)
+        })
+        .collect()
+}
+
 /// The FROM images of `service`'s Dockerfile: their local IDs and the credentials of their
 /// registries once they are there, or the service's image failure.
 async fn base_images(
@@ -317,8 +328,12 @@ async fn base_images(
     let froms = project.compose.services[service]
         .build
         .as_ref()
-        .and_then(|b| b.dockerfile_text(&project.root))
-        .map(|t| build::from_images(&t))
+        .and_then(|b| {
+            Some(build::from_images(
+                &b.dockerfile_text(&project.root)?,
+                &build_args(b),
+            ))
+        })
         .unwrap_or_default();
     let mut ids = Vec::new();
     for image in &froms {
@@ -364,7 +379,7 @@ fn pull_secs(project: &Project, pulls: &[images::PullReport], service: &str) -> 
     let needed: Vec<String> = match &svc.build {
         Some(b) => b
             .dockerfile_text(&project.root)
-            .map(|t| build::from_images(&t))
+            .map(|t| build::from_images(&t, &build_args(b)))
             .unwrap_or_default(),
         None => svc.image.iter().cloned().collect(),
     };
@@ -625,16 +640,7 @@ async fn run_all(
                         None => b.dockerfile().to_string(),
                     },
                     dockerfile_inline: b.dockerfile_inline().map(str::to_string),
-                    args: b
-                        .args()
-                        .into_iter()
-                        .map(|(k, v)| {
-                            (
-                                k.clone(),
-                                v.or_else(|| std::env::var(&k).ok()).unwrap_or_default(),
-                            )
-                        })
-                        .collect(),
+                    args: build_args(b),
                     target: b.target().map(str::to_string),
                     log_dir: Some(project.root.join(crate::workspace::MASGEN_DIR).join("logs")),
                     no_cache: opts.no_cache
