@@ -15,7 +15,7 @@ use crate::generate::{prompts, GenerateError, Generator, Session};
 use crate::llm::audit::ResponseLog;
 use crate::llm::{pricing, Budget, LlmError, Message, Usage};
 use crate::protocol::{parse_reply, Change};
-use crate::verify::{verify, VerifyError, VerifyOptions, VerifyReport};
+use crate::verify::{DockerVerifier, Verifier, VerifyError, VerifyOptions, VerifyReport};
 use crate::workspace::{write_atomic, Applied, Workspace, WorkspaceError};
 
 #[derive(Debug, thiserror::Error)]
@@ -441,6 +441,18 @@ pub async fn repair_loop(
     vopts: &VerifyOptions,
     ropts: &RepairOptions,
 ) -> Result<RepairReport, RepairError> {
+    repair_loop_with(&DockerVerifier, generator, spec, dir, vopts, ropts).await
+}
+
+/// [`repair_loop`] over any [`Verifier`].
+pub async fn repair_loop_with(
+    verifier: &impl Verifier,
+    generator: &Generator,
+    spec: &str,
+    dir: &Path,
+    vopts: &VerifyOptions,
+    ropts: &RepairOptions,
+) -> Result<RepairReport, RepairError> {
     let events = generator.events().clone();
     let model = generator.model();
     let budget = Arc::new(Budget::new(
@@ -458,7 +470,7 @@ pub async fn repair_loop(
     let mut ws = Workspace::open(dir)?;
     // Folders of this run's rounds continue after the history already on disk.
     let base = next_round_number(dir) - 1;
-    let mut report = verify(dir, vopts).await?;
+    let mut report = verifier.verify(dir, vopts).await?;
     let first_failures: Vec<String> = report
         .diagnostics
         .iter()
@@ -511,7 +523,7 @@ pub async fn repair_loop(
         // counts towards stuck like any repair that did not help.
         if record.1.touched() > 0 {
             let tv = Instant::now();
-            report = verify(dir, vopts).await?;
+            report = verifier.verify(dir, vopts).await?;
             record.0.verify_secs = tv.elapsed().as_secs_f64();
         }
         let after_sig = signature(&report.diagnostics);

@@ -416,6 +416,26 @@ fn build_options(b: &crate::compose::model::Build) -> build::BuildOptions {
     }
 }
 
+/// What the repair loop needs of verification: one pass over the system in `dir`. The
+/// engine's is [`DockerVerifier`]; tests of the loop's rules give it another.
+pub trait Verifier {
+    fn verify(
+        &self,
+        dir: &Path,
+        opts: &VerifyOptions,
+    ) -> impl std::future::Future<Output = Result<VerifyReport, VerifyError>>;
+}
+
+/// Verification on the Docker engine: [`verify`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DockerVerifier;
+
+impl Verifier for DockerVerifier {
+    async fn verify(&self, dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
+        verify(dir, opts).await
+    }
+}
+
 /// Verify the system in `dir`.
 pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
     let t0 = Instant::now();
