@@ -3,6 +3,7 @@
 //!
 //! The library never prints: it emits [`Event`]s. See DESIGN.md for the architecture.
 
+pub mod atomic;
 pub mod cli;
 pub mod compose;
 pub mod diagnose;

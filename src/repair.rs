@@ -2,7 +2,6 @@
 //! are applied, and the system is verified again, until it is healthy or the budget is
 //! spent.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,12 +10,15 @@ use serde::Serialize;
 
 use crate::diagnose::Diagnostic;
 use crate::events::{Event, Events};
-use crate::generate::{prompts, GenerateError, Generator, Session};
+pub use crate::generate::exchange::MAX_REASKS;
+use crate::generate::exchange::{save, Exchange};
+use crate::generate::prompts::{self, Shown};
+use crate::generate::{GenerateError, Generator, Session};
 use crate::llm::audit::ResponseLog;
 use crate::llm::{pricing, Budget, LlmError, Message, Usage};
-use crate::protocol::{parse_reply, Change};
 use crate::verify::{DockerVerifier, Verifier, VerifyError, VerifyOptions, VerifyReport};
-use crate::workspace::{write_atomic, Applied, Workspace, WorkspaceError};
+use crate::workspace::rounds::{next_round_number, round_dir};
+use crate::workspace::{Applied, Workspace, WorkspaceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepairError {
@@ -188,15 +190,6 @@ pub fn render_diagnostics(diags: &[Diagnostic], budget: usize, full_path: &str) 
     out
 }
 
-/// A file a round shows the model: whole, or (the compose file) only the failing services.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Shown {
-    pub path: String,
-    pub text: String,
-    /// The services whose entries are shown, when `text` is an excerpt of the compose file.
-    pub excerpt_of: Option<Vec<String>>,
-}
-
 /// The system's main compose file, relative to `root`, as verification chooses it.
 fn main_compose_file(root: &Path, compose_files: &[PathBuf]) -> Option<String> {
     let first = crate::compose::load::compose_paths(root, compose_files)
@@ -366,67 +359,6 @@ fn shared_keys<'a>(body: &[&'a str], indent_of: impl Fn(&str) -> usize) -> Vec<&
     out
 }
 
-/// Unified diff of what a round changed.
-pub(crate) fn unified_diff(before: &BTreeMap<String, Option<String>>, root: &Path) -> String {
-    let mut out = String::new();
-    for (path, old) in before {
-        let new = std::fs::read_to_string(root.join(path)).ok();
-        if *old == new {
-            continue;
-        }
-        let (a, b) = (old.clone().unwrap_or_default(), new.unwrap_or_default());
-        let diff = similar::TextDiff::from_lines(&a, &b);
-        let (ha, hb) = (
-            if old.is_some() {
-                format!("a/{path}")
-            } else {
-                "/dev/null".into()
-            },
-            format!("b/{path}"),
-        );
-        out.push_str(
-            &diff
-                .unified_diff()
-                .context_radius(3)
-                .header(&ha, &hb)
-                .to_string(),
-        );
-    }
-    out
-}
-
-/// One round's folder: `.masgen/rounds/NNN/`.
-pub(crate) fn round_dir(root: &Path, round: u32) -> PathBuf {
-    root.join(crate::workspace::MASGEN_DIR)
-        .join("rounds")
-        .join(format!("{round:03}"))
-}
-
-/// The number after the highest `.masgen/rounds/NNN*` already on disk, so a later run
-/// (a repair, an iteration) never overwrites an earlier run's history.
-pub fn next_round_number(root: &Path) -> u32 {
-    let dir = root.join(crate::workspace::MASGEN_DIR).join("rounds");
-    let highest = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .get(..3)
-                .and_then(|n| n.parse::<u32>().ok())
-        })
-        .max()
-        .unwrap_or(0);
-    highest + 1
-}
-
-pub(crate) fn save(path: &Path, text: &str, events: &Events) {
-    if let Err(e) = write_atomic(path, text.as_bytes()) {
-        events.warn(format!("could not write {}: {e}", path.display()));
-    }
-}
-
 /// Verify `dir`; while it fails, show the model the evidence and apply its fix.
 ///
 /// Contract: stops when healthy, when `max_rounds` repairs are spent, when the next
@@ -593,168 +525,6 @@ impl RoundRecord {
     }
 }
 
-/// Edits that do not apply are sent back this many times per round at most.
-pub const MAX_REASKS: u32 = 2;
-
-/// What one ask-and-apply exchange did.
-pub(crate) struct Asked {
-    pub applied: Applied,
-    pub usage: Usage,
-    pub requests: u32,
-    /// The text of the last reply (shown when nothing applied).
-    pub last_reply: String,
-}
-
-/// Send `messages`, apply the reply's changes through the workspace, and send back edits
-/// that did not apply and blocks that were refused, and, with `require_change`, a reply
-/// that changed nothing (at most [`MAX_REASKS`] times). With `in_hand`, that reply to the
-/// last message is applied first instead of asking. Raw replies go to `rdir/reply.txt`,
-/// the unified diff to `rdir/changes.diff`; the user's replaced files to `record`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn ask_and_apply(
-    session: &Session<'_>,
-    ws: &mut Workspace,
-    dir: &Path,
-    mut messages: Vec<Message>,
-    label: &str,
-    file: &str,
-    rdir: &Path,
-    record: &str,
-    events: &Events,
-    mut in_hand: Option<crate::llm::Completion>,
-    excerpted: &[String],
-    require_change: bool,
-) -> Result<Asked, GenerateError> {
-    let mut usage = Usage::default();
-    let mut requests = 0;
-    let mut before: BTreeMap<String, Option<String>> = BTreeMap::new();
-    let mut total = Applied::default();
-    let mut replies = String::new();
-    let mut reask = 0;
-    let last_reply = loop {
-        let (l, f) = if reask == 0 {
-            (label.to_string(), format!("{file}.json"))
-        } else {
-            (
-                format!("{label} re-ask {reask}"),
-                format!("{file}-reask-{reask}.json"),
-            )
-        };
-        let mut reply = match in_hand.take() {
-            // A reply the caller already has (and has counted) is applied as it is.
-            Some(r) => r,
-            None => {
-                let r = session.ask(&l, &f, messages.clone()).await?;
-                requests += 1;
-                usage += r.usage;
-                r
-            }
-        };
-        // A reply cut at max_tokens would lose its last block: continue it first, as a
-        // generation is continued.
-        let mut n = 0;
-        while reply.stop_reason == crate::llm::StopReason::MaxTokens
-            && n < crate::generate::single::MAX_CONTINUATIONS
-        {
-            n += 1;
-            events.emit(Event::Continuation {
-                label: l.clone(),
-                attempt: n,
-            });
-            let mut cont = messages.clone();
-            cont.push(Message::assistant(reply.text.clone()));
-            cont.push(Message::user(prompts::CONTINUE));
-            let next = session
-                .ask(
-                    &format!("{l} continue {n}"),
-                    &format!("{}-continue-{n}.json", f.trim_end_matches(".json")),
-                    cont,
-                )
-                .await?;
-            requests += 1;
-            usage += next.usage;
-            reply.text = crate::generate::single::join_continuation(&reply.text, &next.text);
-            reply.stop_reason = next.stop_reason;
-        }
-        replies.push_str(&format!("--- {l} ---\n{}\n", reply.text));
-        save(&rdir.join("reply.txt"), &replies, events);
-        let mut parsed = parse_reply(&reply.text);
-        for r in &parsed.rejected {
-            events.emit(Event::Rejected {
-                path: r.path.clone(),
-                reason: r.reason.clone(),
-            });
-        }
-        // A whole-file block for a file the model saw only part of would drop the rest.
-        let (changes, partial): (Vec<Change>, Vec<Change>) =
-            parsed.changes.into_iter().partition(|c| {
-                !(matches!(c, Change::File { .. })
-                    && excerpted.iter().any(|e| e == c.path().as_str()))
-            });
-        parsed.changes = changes;
-        let partial: Vec<String> = partial
-            .iter()
-            .map(|c| c.path().as_str().to_string())
-            .collect();
-        for p in &partial {
-            events.emit(Event::Rejected {
-                path: p.clone(),
-                reason: "a whole-file block for a file shown only in part".into(),
-            });
-        }
-        for c in &parsed.changes {
-            let p = c.path().as_str().to_string();
-            before
-                .entry(p.clone())
-                .or_insert_with(|| std::fs::read_to_string(dir.join(&p)).ok());
-        }
-        let applied = ws.apply(&parsed.changes, record)?;
-        for c in &parsed.changes {
-            if let Change::Delete { path } = c {
-                events.emit(Event::FileDeleted {
-                    path: path.as_str().to_string(),
-                });
-            }
-        }
-        let failures = applied.edit_failures.clone();
-        let ok = applied.touched();
-        merge(&mut total, applied);
-        let refused = failures.len() + partial.len() + parsed.rejected.len();
-        let nothing = require_change && refused == 0 && total.touched() == 0;
-        if (refused == 0 && !nothing) || reask >= MAX_REASKS {
-            total.edit_failures = failures;
-            break reply.text;
-        }
-        reask += 1;
-        let why = if nothing {
-            "the model's answer changed no file".to_string()
-        } else {
-            format!("{refused} change(s) did not apply")
-        };
-        events.warn(format!(
-            "{why}; asking the model again ({reask}/{MAX_REASKS})"
-        ));
-        messages.push(Message::assistant(reply.text));
-        messages.push(Message::user(prompts::edits_failed(
-            &failures,
-            &partial,
-            &parsed.rejected,
-            ok,
-        )));
-    };
-    save(
-        &rdir.join("changes.diff"),
-        &unified_diff(&before, dir),
-        events,
-    );
-    Ok(Asked {
-        applied: total,
-        usage,
-        requests,
-        last_reply,
-    })
-}
-
 /// Ask for a fix and apply it, re-asking for edits that did not apply.
 #[allow(clippy::too_many_arguments)]
 async fn run_round(
@@ -826,21 +596,16 @@ async fn run_round(
         ),
         events,
     );
-    let asked = ask_and_apply(
+    let exchange = Exchange {
         session,
-        ws,
-        dir,
-        vec![Message::user(prompt)],
-        &format!("repair {n}"),
-        &format!("repair-{n}"),
-        &rdir,
-        &format!("{folder:03}/previous"),
-        events,
-        None,
-        &excerpted,
-        true,
-    )
-    .await?;
+        label: format!("repair {n}"),
+        file: format!("repair-{n}"),
+        folder: rdir.clone(),
+        record: format!("{folder:03}/previous"),
+        excerpted,
+        require_change: true,
+    };
+    let asked = exchange.run(ws, vec![Message::user(prompt)], None).await?;
     let (total, usage, requests) = (asked.applied, asked.usage, asked.requests);
     if total.touched() == 0 {
         events.warn(format!("repair round {n}: the model's answers changed no file, so the system is not verified again"));
@@ -864,22 +629,6 @@ async fn run_round(
         verify_secs: 0.0,
     };
     Ok((record, total))
-}
-
-pub(crate) fn merge(total: &mut Applied, a: Applied) {
-    for (into, from) in [
-        (&mut total.added, a.added),
-        (&mut total.changed, a.changed),
-        (&mut total.deleted, a.deleted),
-        (&mut total.preserved, a.preserved),
-    ] {
-        for p in from {
-            if !into.contains(&p) {
-                into.push(p);
-            }
-        }
-    }
-    total.rejected.extend(a.rejected);
 }
 
 #[cfg(test)]

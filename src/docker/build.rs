@@ -334,7 +334,7 @@ async fn build_image(
         match patch::patch(engine, project, spec, &image, plan, &ctx.tar).await {
             Ok(Some(p)) => {
                 if let Some(path) = &log_path {
-                    let _ = crate::workspace::write_atomic(path, p.log.as_bytes());
+                    let _ = crate::atomic::write_atomic(path, p.log.as_bytes());
                 }
                 return Ok(Built {
                     image,
@@ -422,10 +422,8 @@ async fn build_image(
             .map(|e| format!("\nerror: {e}\n"))
             .unwrap_or_default();
         // The log is evidence, not a result: failing to write it must not fail the build.
-        let _ = crate::workspace::write_atomic(
-            p,
-            format!("{not_patched}{}{error}", ran.log).as_bytes(),
-        );
+        let _ =
+            crate::atomic::write_atomic(p, format!("{not_patched}{}{error}", ran.log).as_bytes());
     }
     let Some(error) = ran.error else {
         return Ok(Built {

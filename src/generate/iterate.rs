@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::exchange::{save, Exchange};
 use super::{prompts, GenerateError, Generator, Options, Session};
 use crate::events::Event;
 use crate::llm::audit::ResponseLog;
 use crate::llm::{pricing, Budget, Message, Usage};
-use crate::repair::{ask_and_apply, next_round_number, round_dir, save};
+use crate::workspace::rounds::{next_round_number, round_dir};
 use crate::workspace::{hash_bytes, Workspace};
 
 /// A system whose files add up to at most this many characters is sent whole; a larger
@@ -189,21 +190,16 @@ impl Generator {
                 in_hand = Some(first);
             }
         }
-        let asked = ask_and_apply(
-            &session,
-            &mut ws,
-            dir,
-            messages,
-            "iterate",
-            "iterate",
-            &rdir,
-            &record,
-            &self.events,
-            in_hand,
-            &[],
-            false,
-        )
-        .await?;
+        let exchange = Exchange {
+            session: &session,
+            label: "iterate".into(),
+            file: "iterate".into(),
+            folder: rdir.clone(),
+            record,
+            excerpted: Vec::new(),
+            require_change: false,
+        };
+        let asked = exchange.run(&mut ws, messages, in_hand).await?;
         usage += asked.usage;
         requests += asked.requests;
         if asked.applied.touched() == 0 {

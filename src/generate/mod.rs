@@ -1,5 +1,6 @@
 //! Generation: a spec becomes files, in one call or in stages, then written to disk.
 
+pub(crate) mod exchange;
 mod iterate;
 pub mod prompts;
 pub(crate) mod single;

@@ -218,13 +218,17 @@ pub fn batch(
     s
 }
 
+/// A file a round shows the model: whole, or (the compose file) only the failing services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown {
+    pub path: String,
+    pub text: String,
+    /// The services whose entries are shown, when `text` is an excerpt of the compose file.
+    pub excerpt_of: Option<Vec<String>>,
+}
+
 /// A repair round: the evidence of what failed and the files it implicates.
-pub fn repair(
-    spec: &str,
-    tree: &[String],
-    files: &[crate::repair::Shown],
-    diagnostics: &str,
-) -> String {
+pub fn repair(spec: &str, tree: &[String], files: &[Shown], diagnostics: &str) -> String {
     let mut s =
         String::from("The system below was built and started, and it is not healthy. Fix it.\n\n");
     if spec.trim().is_empty() {

@@ -66,7 +66,7 @@ impl ResponseLog {
         } else {
             serde_json::to_string_pretty(&record).unwrap_or_default()
         };
-        crate::workspace::write_atomic(&dir.join(file_name), body.as_bytes())
+        crate::atomic::write_atomic(&dir.join(file_name), body.as_bytes())
     }
 }
 

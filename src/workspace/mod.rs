@@ -2,10 +2,10 @@
 //! user wrote is ever lost (a file masgen did not write, or one the user changed since,
 //! keeps its previous content in the round record before it is replaced or deleted).
 
+pub mod rounds;
 mod state;
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -47,34 +47,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WorkspaceError + '_ {
     }
 }
 
-/// Write `bytes` to `path` atomically: a temporary file in the same folder, then rename.
-/// A reader sees the old content or the new, never half of it.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".masgen-tmp-")
-        .tempfile_in(parent)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // A file that exists keeps its mode (a user's executable stays executable); a new
-        // shell script is executable.
-        let mode = match std::fs::metadata(path) {
-            Ok(m) => m.permissions().mode() & 0o7777,
-            Err(_) if path.extension().is_some_and(|e| e == "sh") => 0o755,
-            Err(_) => 0o644,
-        };
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))?;
-    }
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
+pub use crate::atomic::write_atomic;
 
 /// Files larger than this are named in the tree but not shown to the model in full.
 pub const MAX_MODEL_FILE: usize = 60_000;
