@@ -200,19 +200,37 @@ pub fn environment(svc: &Service) -> Vec<String> {
         .collect()
 }
 
+/// What a container is attached to: the run's networks and volumes, how the run names and
+/// limits containers, and the service's secret and config files.
+pub struct Attachments<'a> {
+    pub networks: &'a Networks,
+    pub volumes: &'a HashMap<String, String>,
+    pub settings: &'a RunSettings,
+    pub files: &'a [FileMount],
+}
+
+/// Start a created container.
+pub async fn start(engine: &Engine, container: &str) -> Result<(), bollard::errors::Error> {
+    engine
+        .docker
+        .start_container(
+            container,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+}
+
 /// The container body for `service`.
-#[allow(clippy::too_many_arguments)]
 pub fn container_body(
     run: &str,
     name: &str,
     svc: &Service,
     image: &str,
     root: &Path,
-    networks: &Networks,
-    volumes: &HashMap<String, String>,
-    settings: &RunSettings,
-    files: &[FileMount],
+    with: &Attachments,
 ) -> Result<ContainerCreateBody, String> {
+    let (networks, volumes, settings, files) =
+        (with.networks, with.volumes, with.settings, with.files);
     let scope = &settings.scope;
     let mut lbls = scope.labels(run, Some(name));
     for (k, v) in svc.labels.iter().flat_map(|l| l.pairs()) {

@@ -17,7 +17,7 @@ use crate::compose::Project;
 use crate::docker::auth::{self, AuthMap, Credentials, DockerConfig};
 use crate::docker::offline::relevant_images;
 use crate::docker::pull::{self, Fault, PullFailure};
-use crate::docker::{build, Engine};
+use crate::docker::Engine;
 use crate::events::{Event, Events};
 
 /// Images pulled at once, at most. Docker Compose pulls every missing image at once; a
@@ -104,8 +104,7 @@ pub fn wanted(project: &Project, settings: PullSettings) -> Vec<(String, PullPol
                     _ if pull => PullPolicy::Always,
                     _ => PullPolicy::Missing,
                 };
-                let text = b.dockerfile_text(&project.root).unwrap_or_default();
-                for image in build::from_images(&text, &super::build_args(b)) {
+                for image in super::builds::froms_of(project, name) {
                     add(image, policy);
                 }
             }

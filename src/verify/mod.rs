@@ -5,22 +5,26 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::compose::model::Condition;
 use crate::compose::{check_policy, load::load_with, ComposeError, Project};
-use crate::diagnose::{self, tail, Diagnostic, Phase};
-use crate::docker::build::{self, BuildSpec, Built};
-use crate::docker::health::{self, Readiness, Wait};
+use crate::diagnose::{self, Diagnostic, Phase};
+use crate::docker::build::Built;
+use crate::docker::health::Readiness;
 use crate::docker::run::{self, RunSettings};
 use crate::docker::scope::Scope;
 use crate::docker::{logs, teardown, DockerError, Engine, RUN_LABEL};
 use crate::events::{Event, Events};
 
+mod builds;
 pub mod images;
-use images::{Avail, Images};
+mod stability;
+mod start;
+
+use images::Images;
+use start::ServiceOutcome;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -111,8 +115,7 @@ pub fn new_run_id() -> String {
 pub struct ServiceReport {
     pub name: String,
     pub image: String,
-    /// ready, completed, failed, not_started.
-    pub state: String,
+    pub state: ServiceState,
     /// healthy, unhealthy, none (no healthcheck), or empty when never started.
     pub health: String,
     pub build_secs: Option<f64>,
@@ -158,13 +161,49 @@ enum ImageState {
     Failed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum St {
+/// Where a service stands: while verifying (its dependents wait on it), and in the report
+/// (`ready`, `completed`, `failed` or `not_started`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceState {
+    /// Never started: a dependency failed, or its image never came.
+    #[default]
+    NotStarted,
+    /// Waiting for its image or its dependencies.
     Pending,
+    /// Its container runs; not ready yet.
     Started,
     Ready,
+    /// A one-shot job that exited 0.
     Completed,
     Failed,
+}
+
+impl std::fmt::Display for ServiceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl ServiceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceState::NotStarted => "not_started",
+            ServiceState::Pending => "pending",
+            ServiceState::Started => "started",
+            ServiceState::Ready => "ready",
+            ServiceState::Completed => "completed",
+            ServiceState::Failed => "failed",
+        }
+    }
+
+    /// Whether it got as far as a container (whose logs are worth keeping).
+    fn had_container(self) -> bool {
+        matches!(
+            self,
+            ServiceState::Ready | ServiceState::Completed | ServiceState::Failed
+        )
+    }
 }
 
 /// Files a failure of `service` implicates: its Dockerfile and code, and the compose file.
@@ -307,115 +346,6 @@ fn volumes_wanted(project: &Project, scope: &Scope) -> Vec<run::NetworkWanted> {
         .collect()
 }
 
-/// A build's args, a bare name taking its value from the environment.
-pub(crate) fn build_args(b: &crate::compose::model::Build) -> Vec<(String, String)> {
-    b.args()
-        .into_iter()
-        .map(|(k, v)| {
-            let v = v.or_else(|| std::env::var(&k).ok()).unwrap_or_default();
-            (k, v)
-        })
-        .collect()
-}
-
-/// The FROM images of `service`'s Dockerfile: their local IDs and the credentials of their
-/// registries once they are there, or the service's image failure.
-async fn base_images(
-    project: &Project,
-    imgs: &Images<'_>,
-    service: &str,
-) -> Result<(Vec<String>, crate::docker::auth::AuthMap), Diagnostic> {
-    let froms = project.compose.services[service]
-        .build
-        .as_ref()
-        .and_then(|b| {
-            Some(build::from_images(
-                &b.dockerfile_text(&project.root)?,
-                &build_args(b),
-            ))
-        })
-        .unwrap_or_default();
-    let mut ids = Vec::new();
-    for image in &froms {
-        match imgs.wait(image).await {
-            Avail::Ready(id) => ids.push(id),
-            Avail::Missing(why) => return Err(image_failure(project, service, image, why)),
-            // The run ends with it; this is only what the service shows meanwhile.
-            Avail::Broken(f) => return Err(image_failure(project, service, image, f.to_string())),
-            Avail::Pending => unreachable!("waited for"),
-        }
-    }
-    Ok((ids, imgs.auths_for(&froms).await))
-}
-
-/// A service's own image (no build): there, or its failure.
-async fn service_image(
-    project: &Project,
-    imgs: &Images<'_>,
-    service: &str,
-    image: &str,
-) -> Result<(), Diagnostic> {
-    match imgs.wait(image).await {
-        Avail::Ready(_) => Ok(()),
-        Avail::Missing(why) => Err(image_failure(project, service, image, why)),
-        Avail::Broken(f) => Err(image_failure(project, service, image, f.to_string())),
-        Avail::Pending => unreachable!("waited for"),
-    }
-}
-
-fn image_failure(project: &Project, service: &str, image: &str, why: String) -> Diagnostic {
-    Diagnostic::new(
-        service,
-        Phase::Image,
-        format!("image {image} is not available locally and cannot be pulled"),
-    )
-    .evidence(why)
-    .files(implicated(project, service))
-}
-
-/// The longest pull among the images `service` needed.
-fn pull_secs(project: &Project, pulls: &[images::PullReport], service: &str) -> Option<f64> {
-    let svc = &project.compose.services[service];
-    let needed: Vec<String> = match &svc.build {
-        Some(b) => b
-            .dockerfile_text(&project.root)
-            .map(|t| build::from_images(&t, &build_args(b)))
-            .unwrap_or_default(),
-        None => svc.image.iter().cloned().collect(),
-    };
-    pulls
-        .iter()
-        .filter(|p| p.ok && needed.contains(&p.image))
-        .map(|p| p.secs)
-        .reduce(f64::max)
-}
-
-/// Compose's build keys that are `/build` parameters.
-fn build_options(b: &crate::compose::model::Build) -> build::BuildOptions {
-    let Some(f) = b.full() else {
-        return build::BuildOptions::default();
-    };
-    build::BuildOptions {
-        labels: f
-            .labels
-            .iter()
-            .flat_map(|l| l.pairs())
-            .map(|(k, v)| (k, v.unwrap_or_default()))
-            .collect(),
-        tags: f.tags.clone(),
-        network: f.network.clone(),
-        // Checked when the project loaded.
-        shm_size: f
-            .shm_size
-            .as_ref()
-            .and_then(|s| crate::compose::model::parse_bytes(&s.text()).ok()),
-        extra_hosts: crate::compose::model::host_entries(&f.extra_hosts),
-        // `build.pull` is not the builder's: masgen pulls the FROM images itself, before the
-        // build, with the user's credentials (see images.rs).
-        cache_from: f.cache_from.clone(),
-    }
-}
-
 /// What the repair loop needs of verification: one pass over the system in `dir`. The
 /// engine's is [`DockerVerifier`]; tests of the loop's rules give it another.
 pub trait Verifier {
@@ -493,7 +423,7 @@ pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Ve
                 .iter()
                 .map(|n| ServiceReport {
                     name: n.clone(),
-                    state: "not_started".into(),
+                    state: ServiceState::NotStarted,
                     ..Default::default()
                 })
                 .collect();
@@ -556,6 +486,84 @@ pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Ve
     result.map(|_| report)
 }
 
+/// What the steps of one verification share: the project and the engine, the run's
+/// networks and volumes, and each service's state and image as the others wait on them.
+pub(super) struct Steps<'a> {
+    engine: &'a Engine,
+    project: &'a Project,
+    opts: &'a VerifyOptions,
+    imgs: &'a Images<'a>,
+    settings: RunSettings,
+    networks: run::Networks,
+    volumes: HashMap<String, String>,
+    states: HashMap<String, watch::Sender<ServiceState>>,
+    images: HashMap<String, watch::Sender<ImageState>>,
+}
+
+impl<'a> Steps<'a> {
+    /// The run's networks and volumes, and every service pending; a service that does not
+    /// build has its image named already.
+    async fn prepare(
+        engine: &'a Engine,
+        project: &'a Project,
+        opts: &'a VerifyOptions,
+        imgs: &'a Images<'a>,
+    ) -> Result<Steps<'a>, VerifyError> {
+        let scope = scope_of(project, opts);
+        let networks = networks_wanted(project, &scope);
+        let networks = run::ensure_networks(engine, &scope, &opts.run_id, &networks).await?;
+        let volumes = volumes_wanted(project, &scope);
+        let volumes = run::ensure_volumes(engine, &scope, &opts.run_id, &volumes).await?;
+        let mut states = HashMap::new();
+        let mut images = HashMap::new();
+        for n in &project.order {
+            let svc = &project.compose.services[n];
+            let image = match (&svc.build, &svc.image) {
+                (None, Some(i)) => ImageState::Ready(i.clone()),
+                // A service that neither builds nor names an image has none to wait for.
+                (None, None) => ImageState::Failed,
+                (Some(_), _) => ImageState::Pending,
+            };
+            states.insert(n.clone(), watch::channel(ServiceState::Pending).0);
+            images.insert(n.clone(), watch::channel(image).0);
+        }
+        Ok(Steps {
+            engine,
+            project,
+            opts,
+            imgs,
+            settings: RunSettings {
+                scope,
+                publish_declared: opts.execute,
+                memory: opts.memory,
+                pids: opts.pids,
+            },
+            networks,
+            volumes,
+            states,
+            images,
+        })
+    }
+
+    fn set(&self, name: &str, state: ServiceState) {
+        self.states[name].send_replace(state);
+    }
+
+    /// `name` failed with `d`: its dependents learn it now.
+    fn failed(&self, name: &str, d: Diagnostic) -> ServiceOutcome {
+        self.set(name, ServiceState::Failed);
+        ServiceOutcome::Failed(Box::new(d))
+    }
+}
+
+/// The services and what became of them, as the steps fill them in.
+struct Tally {
+    services: HashMap<String, ServiceReport>,
+    failed: HashMap<String, Diagnostic>,
+    /// Ready services and their containers.
+    running: Vec<(String, String)>,
+}
+
 async fn run_all(
     engine: &Engine,
     project: &Project,
@@ -564,390 +572,49 @@ async fn run_all(
     t0: Instant,
 ) -> Result<(), VerifyError> {
     let ev = &opts.events;
-    let mut images: HashMap<String, String> = HashMap::new();
-    let mut svc_reports: HashMap<String, ServiceReport> = project
-        .order
-        .iter()
-        .map(|n| {
-            (
-                n.clone(),
-                ServiceReport {
-                    name: n.clone(),
-                    ..Default::default()
-                },
-            )
-        })
-        .collect();
-    let mut failed: HashMap<String, Diagnostic> = HashMap::new();
-
-    // Images named by services and by Dockerfiles: local, or pulled while builds start.
-    let pull_settings = images::PullSettings {
-        pull: opts.pull,
-        offline: opts.offline,
-    };
-    let imgs = Images::plan(
-        engine,
-        ev,
-        images::wanted(project, pull_settings),
-        pull_settings,
-        opts.pull_stall,
-    )
-    .await;
-    let imgs = &imgs;
-    for name in &project.order {
-        let svc = &project.compose.services[name];
-        if let (None, Some(i)) = (&svc.build, &svc.image) {
-            images.insert(name.clone(), i.clone());
-            if let Some(r) = svc_reports.get_mut(name) {
-                r.image = i.clone();
-            }
-        }
-    }
+    let imgs = images_step(engine, project, opts).await;
     report.timings.preflight_secs = t0.elapsed().as_secs_f64();
-
-    // Builds run in parallel (`jobs` at a time), and each service starts as soon as its own
-    // image is there and its depends_on conditions hold: a service whose image was cached
-    // is up while the others still build.
+    // Pulls, builds and starts overlap: each build starts as soon as its FROM images are
+    // there, each service as soon as its own image is there and its depends_on conditions
+    // hold; a registry failure of the environment ends them all.
     ev.emit(Event::Phase {
         name: "verify: build".into(),
     });
     let tb = Instant::now();
-    let scope = scope_of(project, opts);
-    let networks = run::ensure_networks(
-        engine,
-        &scope,
-        &opts.run_id,
-        &networks_wanted(project, &scope),
-    )
-    .await?;
-    let volumes = run::ensure_volumes(
-        engine,
-        &scope,
-        &opts.run_id,
-        &volumes_wanted(project, &scope),
-    )
-    .await?;
-    let settings = RunSettings {
-        scope,
-        publish_declared: opts.execute,
-        memory: opts.memory,
-        pids: opts.pids,
-    };
-    // With fewer build slots than images, the images heading the longest depends_on chains
-    // go first, so that chain starts while the images at its end still build.
-    let specs: Vec<BuildSpec> =
-        crate::compose::graph::critical_first(&project.compose, &project.order)
-            .iter()
-            .filter(|n| !failed.contains_key(*n))
-            .filter_map(|n| {
-                let b = project.compose.services[n].build.as_ref()?;
-                let ctx_rel = b
-                    .context()
-                    .trim_start_matches("./")
-                    .trim_end_matches('/')
-                    .to_string();
-                let ctx_rel = if ctx_rel == "." {
-                    String::new()
-                } else {
-                    ctx_rel
-                };
-                Some(BuildSpec {
-                    service: n.clone(),
-                    context: project.root.join(b.context()),
-                    context_rel: ctx_rel,
-                    dockerfile: match b.dockerfile_inline() {
-                        Some(_) => build::INLINE_DOCKERFILE.to_string(),
-                        None => b.dockerfile().to_string(),
-                    },
-                    dockerfile_inline: b.dockerfile_inline().map(str::to_string),
-                    args: build_args(b),
-                    target: b.target().map(str::to_string),
-                    log_dir: Some(project.root.join(crate::workspace::MASGEN_DIR).join("logs")),
-                    no_cache: opts.no_cache
-                        || b.full().and_then(|f| f.no_cache).is_some_and(|f| f.0),
-                    bases: Vec::new(),
-                    auths: Default::default(),
-                    run_id: opts.run_id.clone(),
-                    options: build_options(b),
-                })
-            })
-            .collect();
-    let mut channels: HashMap<String, (watch::Sender<St>, watch::Receiver<St>)> = HashMap::new();
-    for n in &project.order {
-        let init = if failed.contains_key(n) {
-            St::Failed
-        } else {
-            St::Pending
-        };
-        channels.insert(n.clone(), watch::channel(init));
-    }
-    let mut image_channels: HashMap<
-        String,
-        (watch::Sender<ImageState>, watch::Receiver<ImageState>),
-    > = HashMap::new();
-    for n in &project.order {
-        let known = match images.get(n) {
-            Some(i) => ImageState::Ready(i.clone()),
-            // A service that neither builds nor names an image has none to wait for.
-            None if project.compose.services[n].build.is_none() => ImageState::Failed,
-            None => ImageState::Pending,
-        };
-        image_channels.insert(n.clone(), watch::channel(known));
-    }
-    let (channels, image_channels) = (&channels, &image_channels);
-    let builds = futures_util::stream::iter(specs)
-        .map(|mut spec| async move {
-            // Its FROM images first: pulled, or being pulled, or not to be had.
-            let r = match base_images(project, imgs, &spec.service).await {
-                Ok((ids, auths)) => {
-                    spec.bases = ids;
-                    spec.auths = auths;
-                    ev.emit(Event::BuildStarted {
-                        service: spec.service.clone(),
-                    });
-                    build::build(engine, &project.name, &spec).await
-                }
-                Err(d) => Err(d),
-            };
-            match &r {
-                Ok(b) => {
-                    ev.emit(Event::BuildFinished {
-                        service: spec.service.clone(),
-                        secs: b.secs,
-                        cached: b.cached,
-                        patched: b.patched,
-                        ok: true,
-                    });
-                    image_channels[&spec.service]
-                        .0
-                        .send_replace(ImageState::Ready(b.image.clone()));
-                }
-                Err(_) => {
-                    ev.emit(Event::BuildFinished {
-                        service: spec.service.clone(),
-                        secs: 0.0,
-                        cached: false,
-                        patched: false,
-                        ok: false,
-                    });
-                    // Dependents learn it from the service's own state, as for any failure.
-                    channels[&spec.service].0.send_replace(St::Failed);
-                    image_channels[&spec.service]
-                        .0
-                        .send_replace(ImageState::Failed);
-                }
-            }
-            (spec.service, r)
-        })
-        .buffer_unordered(opts.jobs.max(1))
-        .collect::<Vec<(String, Result<Built, Diagnostic>)>>();
-    let builds = async { (builds.await, Instant::now()) };
-    let start_announced = std::sync::atomic::AtomicBool::new(false);
-    let tasks = project
-        .order
-        .iter()
-        .filter(|n| !failed.contains_key(*n))
-        .map(|name| {
-            let (volumes, settings, networks, start_announced) =
-                (&volumes, &settings, &networks, &start_announced);
-            async move {
-                let mut rx = image_channels[name].1.clone();
-                let image = match rx
-                    .wait_for(|i| *i != ImageState::Pending)
-                    .await
-                    .map(|i| i.clone())
-                {
-                    Ok(ImageState::Ready(image))
-                        if project.compose.services[name].build.is_none() =>
-                    {
-                        // Its own image: local, or when its pull ends.
-                        if let Err(d) = service_image(project, imgs, name, &image).await {
-                            channels[name].0.send_replace(St::Failed);
-                            return Some((name.clone(), Ok(ServiceOutcome::Failed(Box::new(d)))));
-                        }
-                        image
-                    }
-                    Ok(ImageState::Ready(image)) => image,
-                    _ if project.compose.services[name].build.is_none() => {
-                        channels[name].0.send_replace(St::Failed);
-                        return Some((
-                            name.clone(),
-                            Ok(ServiceOutcome::Failed(Box::new(Diagnostic::new(
-                                name,
-                                Phase::Image,
-                                "no image to run",
-                            )))),
-                        ));
-                    }
-                    // Its build failed: that failure is the service's diagnostic.
-                    _ => return None,
-                };
-                if !start_announced.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                    ev.emit(Event::Phase {
-                        name: "verify: start".into(),
-                    });
-                }
-                let outcome = start_service(
-                    engine, project, opts, name, &image, volumes, settings, networks, channels,
-                )
-                .await;
-                if outcome.is_err() {
-                    // Docker itself failed: the run ends with that error, and dependents must not wait for this one.
-                    channels[name].0.send_replace(St::Failed);
-                }
-                Some((name.clone(), outcome))
-            }
-        });
-    // Pulls, builds and starts overlap; a registry failure of the environment ends them all.
+    let steps = Steps::prepare(engine, project, opts, &imgs).await?;
     let work = futures_util::future::join3(
         imgs.pull_all(),
-        builds,
-        futures_util::future::join_all(tasks),
+        async {
+            (
+                builds::build_all(&steps, builds::specs(project, opts)).await,
+                Instant::now(),
+            )
+        },
+        start::start_all(&steps),
     );
-    let (_, (builds, built_at), outcomes) = tokio::select! {
+    let (_, (built, built_at), started) = tokio::select! {
         done = work => done,
         broken = imgs.broken() => return Err(VerifyError::Registry(broken)),
     };
     if let Some(broken) = imgs.broken_now() {
         return Err(VerifyError::Registry(broken));
     }
-    report.pulls = imgs.reports();
-    for (name, r) in svc_reports.iter_mut() {
-        r.pull_secs = pull_secs(project, &report.pulls, name);
-    }
     report.timings.build_secs = built_at.duration_since(tb).as_secs_f64();
-    if let Some(why) = engine.buildkit_refused.get() {
-        let w = format!(
-            "the daemon refused a BuildKit build ({why}); the images were built with the classic builder instead, which commits every Dockerfile step and is slower (DOCKER_BUILDKIT=0 skips the attempt)"
-        );
-        ev.warn(w.clone());
-        report.warnings.push(w);
-    }
-    for (name, r) in builds {
-        let rep = svc_reports.get_mut(&name).expect("service in order");
-        match r {
-            Ok(b) => {
-                rep.image = b.image.clone();
-                rep.build_secs = Some(b.secs);
-                rep.cached = b.cached;
-            }
-            Err(d) => {
-                failed.insert(name, d);
-            }
-        }
-    }
-    let mut running: Vec<(String, String)> = Vec::new();
-    for (name, outcome) in outcomes.into_iter().flatten() {
-        let rep = svc_reports.get_mut(&name).expect("service in order");
-        match outcome? {
-            ServiceOutcome::Ready {
-                secs,
-                health,
-                container,
-                ports,
-            } => {
-                rep.state = "ready".into();
-                rep.health = health;
-                rep.ready_secs = Some(secs);
-                rep.ports = ports;
-                running.push((name, container));
-            }
-            ServiceOutcome::Completed { secs } => {
-                rep.state = "completed".into();
-                rep.health = "none".into();
-                rep.ready_secs = Some(secs);
-            }
-            ServiceOutcome::Failed(d) => {
-                rep.state = if d.consequence {
-                    "not_started".into()
-                } else {
-                    "failed".into()
-                };
-                failed.insert(name, *d);
-            }
-        }
-    }
-    for (name, d) in &failed {
-        let rep = svc_reports.get_mut(name).expect("service in order");
-        if rep.state.is_empty() {
-            rep.state = "not_started".into();
-        }
-        if !d.consequence {
-            ev.emit(Event::ServiceFailed {
-                service: name.clone(),
-                phase: d.phase.as_str().into(),
-                summary: d.summary.clone(),
-            });
-        }
-    }
+    report.pulls = imgs.reports();
+    warn_buildkit_refused(engine, ev, &mut report.warnings);
+    let mut tally = Tally::new(project, &report.pulls);
+    tally.builds(built);
+    tally.starts(started)?;
+    tally.announce(ev);
     // Starting overlaps building: this is what came after the last build.
     report.timings.start_secs = tb.elapsed().as_secs_f64() - report.timings.build_secs;
-
-    // Stability: nothing may exit or turn unhealthy a few seconds in.
-    if failed.is_empty() && !opts.stability.is_zero() {
-        ev.emit(Event::Phase {
-            name: format!("verify: stability window ({}s)", opts.stability.as_secs()),
-        });
-        let tw = Instant::now();
-        let end = Instant::now() + opts.stability;
-        while Instant::now() < end && failed.is_empty() {
-            tokio::time::sleep(
-                Duration::from_millis(500).min(end.saturating_duration_since(Instant::now())),
-            )
-            .await;
-            for (name, container) in &running {
-                let diagnostic = match health::snapshot(engine, container).await {
-                    None => Some(Diagnostic::new(name, Phase::Stability, "the container disappeared after becoming ready (removed from outside masgen?)")),
-                    Some(s) => {
-                        let summary = if !s.running {
-                            Some(format!("exited with code {} after becoming ready{}", s.exit_code.unwrap_or(-1), if s.oom_killed { " (killed: out of memory)" } else { "" }))
-                        } else if s.health.as_deref() == Some("unhealthy") {
-                            Some("turned unhealthy after becoming ready".to_string())
-                        } else {
-                            None
-                        };
-                        match summary {
-                            Some(summary) => {
-                                let logs = logs::fetch_tail(engine, container, logs::KEEP_LINES).await;
-                                Some(Diagnostic::new(name, Phase::Stability, summary).evidence(evidence(Some(&s), &logs)))
-                            }
-                            None => None,
-                        }
-                    }
-                };
-                if let Some(d) = diagnostic {
-                    let d = d.files(implicated(project, name));
-                    ev.emit(Event::ServiceFailed {
-                        service: name.clone(),
-                        phase: "stability".into(),
-                        summary: d.summary.clone(),
-                    });
-                    svc_reports.get_mut(name).expect("service").state = "failed".into();
-                    failed.insert(name.clone(), d);
-                }
-            }
-        }
-        report.timings.stability_secs = tw.elapsed().as_secs_f64();
+    if tally.failed.is_empty() && !opts.stability.is_zero() {
+        report.timings.stability_secs = stability::watch(&steps, &mut tally).await;
     }
-    report.healthy = failed.is_empty();
-    keep_logs(
-        engine,
-        project,
-        &settings.scope,
-        &report_started(&svc_reports),
-    )
-    .await;
-    report.diagnostics = project
-        .order
-        .iter()
-        .filter_map(|n| failed.remove(n))
-        .collect();
-    report.services = project
-        .order
-        .iter()
-        .filter_map(|n| svc_reports.remove(n))
-        .collect();
-
+    report.healthy = tally.failed.is_empty();
+    let had_container = report_started(&tally.services);
+    keep_logs(engine, project, &steps.settings.scope, &had_container).await;
+    let running = tally.finish(project, report);
     if report.healthy && (opts.keep || opts.execute) {
         apply_restart_policies(engine, ev, project, &running).await;
     }
@@ -955,6 +622,138 @@ async fn run_all(
         follow_until_interrupted(engine, ev, &running, &report.services).await;
     }
     Ok(())
+}
+
+/// Which images are local, which to pull, which are missing (see images.rs).
+async fn images_step<'a>(
+    engine: &'a Engine,
+    project: &Project,
+    opts: &'a VerifyOptions,
+) -> Images<'a> {
+    let settings = images::PullSettings {
+        pull: opts.pull,
+        offline: opts.offline,
+    };
+    let wanted = images::wanted(project, settings);
+    Images::plan(engine, &opts.events, wanted, settings, opts.pull_stall).await
+}
+
+/// A daemon that refused BuildKit built with the classic builder: say so once.
+fn warn_buildkit_refused(engine: &Engine, ev: &Events, warnings: &mut Vec<String>) {
+    if let Some(why) = engine.buildkit_refused.get() {
+        let w = format!(
+            "the daemon refused a BuildKit build ({why}); the images were built with the classic builder instead, which commits every Dockerfile step and is slower (DOCKER_BUILDKIT=0 skips the attempt)"
+        );
+        ev.warn(w.clone());
+        warnings.push(w);
+    }
+}
+
+impl Tally {
+    fn new(project: &Project, pulls: &[images::PullReport]) -> Tally {
+        let services = project
+            .order
+            .iter()
+            .map(|n| {
+                let svc = &project.compose.services[n];
+                let image = match (&svc.build, &svc.image) {
+                    (None, Some(i)) => i.clone(),
+                    _ => String::new(),
+                };
+                let report = ServiceReport {
+                    name: n.clone(),
+                    image,
+                    pull_secs: builds::pull_secs(project, pulls, n),
+                    ..Default::default()
+                };
+                (n.clone(), report)
+            })
+            .collect();
+        Tally {
+            services,
+            failed: HashMap::new(),
+            running: Vec::new(),
+        }
+    }
+
+    fn builds(&mut self, built: Vec<(String, Result<Built, Diagnostic>)>) {
+        for (name, r) in built {
+            let rep = self.services.get_mut(&name).expect("service in order");
+            match r {
+                Ok(b) => {
+                    rep.image = b.image.clone();
+                    rep.build_secs = Some(b.secs);
+                    rep.cached = b.cached;
+                }
+                Err(d) => {
+                    self.failed.insert(name, d);
+                }
+            }
+        }
+    }
+
+    fn starts(
+        &mut self,
+        started: Vec<(String, Result<ServiceOutcome, DockerError>)>,
+    ) -> Result<(), DockerError> {
+        for (name, outcome) in started {
+            let rep = self.services.get_mut(&name).expect("service in order");
+            match outcome? {
+                ServiceOutcome::Ready {
+                    secs,
+                    health,
+                    container,
+                    ports,
+                } => {
+                    rep.state = ServiceState::Ready;
+                    rep.health = health;
+                    rep.ready_secs = Some(secs);
+                    rep.ports = ports;
+                    self.running.push((name, container));
+                }
+                ServiceOutcome::Completed { secs } => {
+                    rep.state = ServiceState::Completed;
+                    rep.health = "none".into();
+                    rep.ready_secs = Some(secs);
+                }
+                ServiceOutcome::Failed(d) => {
+                    rep.state = if d.consequence {
+                        ServiceState::NotStarted
+                    } else {
+                        ServiceState::Failed
+                    };
+                    self.failed.insert(name, *d);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Each failure that is a root cause, as an event.
+    fn announce(&self, ev: &Events) {
+        for (name, d) in self.failed.iter().filter(|(_, d)| !d.consequence) {
+            ev.emit(Event::ServiceFailed {
+                service: name.clone(),
+                phase: d.phase.as_str().into(),
+                summary: d.summary.clone(),
+            });
+        }
+    }
+
+    /// Into the report, in start order; returns the ready services' containers.
+    fn finish(mut self, project: &Project, report: &mut VerifyReport) -> Vec<(String, String)> {
+        report.diagnostics = project
+            .order
+            .iter()
+            .filter_map(|n| self.failed.remove(n))
+            .collect();
+        report.services = project
+            .order
+            .iter()
+            .filter_map(|n| self.services.remove(n))
+            .collect();
+        self.running
+    }
 }
 
 /// A system left running gets the compose file's restart policies. While verifying, no
@@ -994,48 +793,11 @@ async fn apply_restart_policies(
     }
 }
 
-/// The host port of Docker's "port is already allocated" (another container holds it) or
-/// "address already in use" (another program does).
-fn held_port(msg: &str) -> Option<u16> {
-    let before = if let Some(i) = msg.find(" failed: port is already allocated") {
-        &msg[..i]
-    } else if let Some(i) = msg.find(": bind: address already in use") {
-        &msg[..i]
-    } else {
-        return None;
-    };
-    before.rsplit(':').next()?.trim().parse().ok()
-}
-
-fn held_reason(msg: &str) -> &'static str {
-    if msg.contains("port is already allocated") {
-        "another container publishes it"
-    } else {
-        "another program listens on it"
-    }
-}
-
-/// Whether a service of the system other than `name` publishes host port `port`.
-fn published_by_another(project: &Project, name: &str, port: u16) -> bool {
-    project
-        .compose
-        .services
-        .iter()
-        .filter(|(n, _)| n.as_str() != name)
-        .any(|(_, s)| {
-            s.ports
-                .iter()
-                .filter_map(|p| p.mappings().ok())
-                .flatten()
-                .any(|m| m.host_port == Some(port))
-        })
-}
-
 /// Services whose container was created (any state but not started).
 fn report_started(reports: &HashMap<String, ServiceReport>) -> Vec<String> {
     let mut names: Vec<String> = reports
         .iter()
-        .filter(|(_, r)| r.state != "not_started" && !r.state.is_empty())
+        .filter(|(_, r)| r.state.had_container())
         .map(|(n, _)| n.clone())
         .collect();
     names.sort();
@@ -1051,320 +813,6 @@ async fn keep_logs(engine: &Engine, project: &Project, scope: &Scope, services: 
         // Best effort: a log that cannot be written must not change the verdict.
         let _ = crate::workspace::write_atomic(&dir.join(format!("{name}.log")), text.as_bytes());
     }
-}
-
-/// The root-cause lines of a failed container: its exit code (and OOM), Docker's own
-/// error, the health probes' output, and the last log lines.
-fn evidence(s: Option<&health::Snapshot>, logs: &str) -> String {
-    let mut e = String::new();
-    if let Some(s) = s {
-        if let Some(code) = s.exit_code.filter(|_| !s.running) {
-            e.push_str(&format!(
-                "exit code: {code}{}\n",
-                if s.oom_killed {
-                    " (killed: out of memory)"
-                } else {
-                    ""
-                }
-            ));
-        }
-        if let Some(err) = &s.error {
-            e.push_str(&format!("docker: {err}\n"));
-        }
-        if !s.probes.is_empty() {
-            e.push_str(&format!(
-                "health probe output (latest last):\n{}\n",
-                s.probes.join("\n")
-            ));
-        }
-    }
-    e.push_str(&format!("last log lines:\n{}", tail(logs, 30)));
-    e
-}
-
-enum ServiceOutcome {
-    Ready {
-        secs: f64,
-        health: String,
-        container: String,
-        ports: Vec<String>,
-    },
-    Completed {
-        secs: f64,
-    },
-    Failed(Box<Diagnostic>),
-}
-
-/// Create the container, wait for the dependencies' conditions, start it and wait for readiness.
-#[allow(clippy::too_many_arguments)]
-async fn start_service(
-    engine: &Engine,
-    project: &Project,
-    opts: &VerifyOptions,
-    name: &str,
-    image: &str,
-    volumes: &HashMap<String, String>,
-    settings: &RunSettings,
-    networks: &run::Networks,
-    channels: &HashMap<String, (watch::Sender<St>, watch::Receiver<St>)>,
-) -> Result<ServiceOutcome, DockerError> {
-    let me = &channels[name].0;
-    let fail = |d: Diagnostic| {
-        me.send_replace(St::Failed);
-        Ok(ServiceOutcome::Failed(Box::new(d)))
-    };
-    let svc = &project.compose.services[name];
-    // Created now, started when its dependencies allow (as compose does): creation is
-    // off the path from one dependency level to the next.
-    let container = settings.scope.container(name);
-    // A service taking another's volumes or joining its namespaces can only be created
-    // once that container exists.
-    for source in svc.created_after() {
-        let mut rx = channels[&source].1.clone();
-        if rx
-            .wait_for(|s| *s != St::Pending)
-            .await
-            .map(|s| *s == St::Failed)
-            .unwrap_or(true)
-        {
-            return fail(Diagnostic::not_started(
-                name,
-                &source,
-                format!("not started: needs the container of {source}, which failed"),
-            ));
-        }
-    }
-    // The container's own settings are judged first, then its secrets and configs.
-    let files = project
-        .compose
-        .file_mounts(svc, &project.root, &|k| project.lookup(k));
-    let made = run::container_body(
-        &opts.run_id,
-        name,
-        svc,
-        image,
-        &project.root,
-        networks,
-        volumes,
-        settings,
-        files.as_deref().unwrap_or_default(),
-    )
-    .and_then(|body| files.map(|files| (body, files)));
-    let (body, files) = match made {
-        Ok(made) => made,
-        Err(e) => {
-            return fail(Diagnostic::new(name, Phase::Start, e).files(implicated(project, name)))
-        }
-    };
-    if let Err(why) = run::create(engine, &container, body).await? {
-        return fail(
-            Diagnostic::new(name, Phase::Start, "Docker refused to create the container")
-                .evidence(why)
-                .files(implicated(project, name)),
-        );
-    }
-    let extra = run::extra_endpoints(name, svc, networks);
-    if let Err(why) = run::connect_networks(engine, &container, extra).await {
-        return fail(
-            Diagnostic::new(
-                name,
-                Phase::Start,
-                "Docker refused to connect the container to its networks",
-            )
-            .evidence(why)
-            .files(implicated(project, name)),
-        );
-    }
-    if let Err(why) = run::copy_files(engine, &container, &files).await {
-        return fail(
-            Diagnostic::new(
-                name,
-                Phase::Start,
-                "its secrets and configs could not be put into the container",
-            )
-            .evidence(why)
-            .files(implicated(project, name)),
-        );
-    }
-    for (dep, cond) in svc
-        .depends_on
-        .as_ref()
-        .map(|d| d.entries())
-        .unwrap_or_default()
-    {
-        let mut rx = channels[&dep].1.clone();
-        let ok = rx
-            .wait_for(|s| match cond {
-                Condition::ServiceStarted => *s != St::Pending,
-                Condition::ServiceHealthy => matches!(s, St::Ready | St::Completed | St::Failed),
-                Condition::ServiceCompletedSuccessfully => matches!(s, St::Completed | St::Failed),
-            })
-            .await
-            .map(|s| *s != St::Failed)
-            .unwrap_or(false);
-        // An optional dependency (`required: false`) that failed is warned about, as
-        // compose does, and the service starts anyway.
-        if !ok && svc.depends_on.as_ref().is_some_and(|d| d.optional(&dep)) {
-            opts.events.warn(format!("{name}: its optional dependency {dep} failed (required: false): starting it anyway"));
-            continue;
-        }
-        if !ok {
-            return fail(Diagnostic::not_started(
-                name,
-                &dep,
-                format!("not started: depends on {dep}, which failed"),
-            ));
-        }
-    }
-    let started = Instant::now();
-    if let Err(e) = engine
-        .docker
-        .start_container(
-            &container,
-            None::<bollard::query_parameters::StartContainerOptions>,
-        )
-        .await
-    {
-        let msg = e.to_string();
-        // Another program on this machine holds a port --execute publishes: nothing in the
-        // system is wrong, so no model is asked to change it. Two of the system's own
-        // services publishing one port is the system's fault, and goes on as a diagnostic.
-        if let Some(port) = held_port(&msg).filter(|p| !published_by_another(project, name, *p)) {
-            return Err(crate::docker::DockerError::HostPortInUse {
-                service: name.to_string(),
-                message: format!("port {port}: {}", held_reason(&msg)),
-            });
-        }
-        return fail(
-            Diagnostic::new(name, Phase::Start, "the container could not start")
-                .evidence(msg)
-                .files(implicated(project, name)),
-        );
-    }
-    me.send_replace(St::Started);
-    opts.events.emit(Event::ContainerStarted {
-        service: name.to_string(),
-        container: container.clone(),
-    });
-    let mut readiness = readiness(project, name, opts.settle);
-    // A HEALTHCHECK in the image counts like one in the compose file.
-    if let (Readiness::Settle(_), Some(s)) = (readiness, health::snapshot(engine, &container).await)
-    {
-        if s.health.is_some() {
-            readiness = Readiness::Healthcheck;
-        }
-    }
-    let wait = health::wait_ready(
-        engine,
-        &container,
-        readiness,
-        Instant::now() + opts.health_timeout,
-    )
-    .await;
-    let secs = started.elapsed().as_secs_f64();
-    let outcome = match wait {
-        Wait::Ready => {
-            me.send_replace(St::Ready);
-            opts.events.emit(Event::ServiceReady {
-                service: name.to_string(),
-                secs,
-            });
-            let ports = run::published_ports(engine, &container)
-                .await
-                .into_iter()
-                .map(|(p, h)| format!("{p} -> {h}"))
-                .collect();
-            let health = if readiness == Readiness::Healthcheck {
-                "healthy"
-            } else {
-                "none"
-            };
-            ServiceOutcome::Ready {
-                secs,
-                health: health.into(),
-                container,
-                ports,
-            }
-        }
-        Wait::Completed => {
-            me.send_replace(St::Completed);
-            opts.events.emit(Event::ServiceReady {
-                service: name.to_string(),
-                secs,
-            });
-            ServiceOutcome::Completed { secs }
-        }
-        Wait::Exited(s) => {
-            let logs = logs::fetch_tail(engine, &container, logs::KEEP_LINES).await;
-            let code = s.exit_code.unwrap_or(-1);
-            let summary = match (readiness, code) {
-                (Readiness::Completes, _) => format!("one-shot job exited with code {code}"),
-                (_, 0) => "exited with code 0, but it should keep running".to_string(),
-                _ => format!(
-                    "crashed: exited with code {code}{}",
-                    if s.oom_killed { " (out of memory)" } else { "" }
-                ),
-            };
-            return fail(
-                Diagnostic::new(name, Phase::Crash, summary)
-                    .evidence(evidence(Some(&s), &logs))
-                    .files(implicated(project, name)),
-            );
-        }
-        Wait::ProbeCannotRun(s, p) => {
-            let logs = logs::fetch_tail(engine, &container, logs::KEEP_LINES).await;
-            let test = s
-                .test
-                .as_ref()
-                .map(|(t, _)| t.join(" "))
-                .unwrap_or_default();
-            let head = format!("healthcheck: {test}\nmasgen's runs of it exited {} every time, through the start period and for at least {}s: {}\n", p.exit_code, health::CANNOT_RUN_FOR.as_secs(), p.output.trim());
-            return fail(
-                Diagnostic::new(name, Phase::Health, format!("unhealthy: its healthcheck cannot run in the container (exit {}: the program is not in the image)", p.exit_code))
-                    .evidence(format!("{head}{}", evidence(Some(&s), &logs)))
-                    .files(implicated(project, name)),
-            );
-        }
-        Wait::Unhealthy(s) => {
-            let logs = logs::fetch_tail(engine, &container, logs::KEEP_LINES).await;
-            return fail(
-                Diagnostic::new(
-                    name,
-                    Phase::Health,
-                    "unhealthy: its healthcheck keeps failing",
-                )
-                .evidence(evidence(Some(&s), &logs))
-                .files(implicated(project, name)),
-            );
-        }
-        Wait::TimedOut(s) => {
-            let logs = logs::fetch_tail(engine, &container, logs::KEEP_LINES).await;
-            let what = match readiness {
-                Readiness::Completes => "did not finish",
-                _ => "not ready",
-            };
-            return fail(
-                Diagnostic::new(
-                    name,
-                    Phase::Health,
-                    format!(
-                        "{what} after {}s (--health-timeout)",
-                        opts.health_timeout.as_secs()
-                    ),
-                )
-                .evidence(evidence(s.as_ref(), &logs))
-                .files(implicated(project, name)),
-            );
-        }
-        Wait::Gone => {
-            return fail(Diagnostic::new(
-                name,
-                Phase::Start,
-                "the container disappeared while starting",
-            ))
-        }
-    };
-    Ok(outcome)
 }
 
 /// `--execute`: show where services answer, follow logs until Ctrl-C.
@@ -1393,28 +841,5 @@ async fn follow_until_interrupted(
     let _ = tokio::signal::ctrl_c().await;
     for h in handles {
         h.abort();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn held_host_ports_are_read_from_dockers_two_messages() {
-        let proxy = "Docker responded with status code 500: driver failed programming external connectivity on endpoint x-web-1 (21dd): Error starting userland proxy: listen tcp4 0.0.0.0:18555: bind: address already in use";
-        assert_eq!(
-            (held_port(proxy), held_reason(proxy)),
-            (Some(18555), "another program listens on it")
-        );
-        let allocated = "Docker responded with status code 500: driver failed programming external connectivity on endpoint x-b-1 (9f): Bind for 0.0.0.0:8080 failed: port is already allocated";
-        assert_eq!(
-            (held_port(allocated), held_reason(allocated)),
-            (Some(8080), "another container publishes it")
-        );
-        assert_eq!(
-            held_port("OCI runtime create failed: exec: \"nope\": not found"),
-            None
-        );
     }
 }

@@ -1,0 +1,67 @@
+//! The stability window: once every service is ready, nothing may exit or turn unhealthy
+//! for `--stability` seconds.
+
+use std::time::{Duration, Instant};
+
+use super::start::evidence;
+use super::{implicated, ServiceState, Steps, Tally};
+use crate::diagnose::{Diagnostic, Phase};
+use crate::docker::{health, logs};
+use crate::events::Event;
+
+/// Watch the ready services every 500 ms until the window ends or one fails; returns the
+/// seconds watched.
+pub(super) async fn watch(steps: &Steps<'_>, tally: &mut Tally) -> f64 {
+    let window = steps.opts.stability;
+    steps.opts.events.emit(Event::Phase {
+        name: format!("verify: stability window ({}s)", window.as_secs()),
+    });
+    let started = Instant::now();
+    let end = started + window;
+    while Instant::now() < end && tally.failed.is_empty() {
+        let nap = Duration::from_millis(500).min(end.saturating_duration_since(Instant::now()));
+        tokio::time::sleep(nap).await;
+        for (name, container) in tally.running.clone() {
+            let Some(d) = check(steps, &name, &container).await else {
+                continue;
+            };
+            steps.opts.events.emit(Event::ServiceFailed {
+                service: name.clone(),
+                phase: "stability".into(),
+                summary: d.summary.clone(),
+            });
+            tally.services.get_mut(&name).expect("service").state = ServiceState::Failed;
+            tally.failed.insert(name, d);
+        }
+    }
+    started.elapsed().as_secs_f64()
+}
+
+/// Whether a ready service still is: None when it is, else why not.
+async fn check(steps: &Steps<'_>, name: &str, container: &str) -> Option<Diagnostic> {
+    let Some(s) = health::snapshot(steps.engine, container).await else {
+        let gone = "the container disappeared after becoming ready (removed from outside masgen?)";
+        return Some(Diagnostic::new(name, Phase::Stability, gone));
+    };
+    let summary = if !s.running {
+        let oom = if s.oom_killed {
+            " (killed: out of memory)"
+        } else {
+            ""
+        };
+        format!(
+            "exited with code {} after becoming ready{oom}",
+            s.exit_code.unwrap_or(-1)
+        )
+    } else if s.health.as_deref() == Some("unhealthy") {
+        "turned unhealthy after becoming ready".to_string()
+    } else {
+        return None;
+    };
+    let logs = logs::fetch_tail(steps.engine, container, logs::KEEP_LINES).await;
+    Some(
+        Diagnostic::new(name, Phase::Stability, summary)
+            .evidence(evidence(Some(&s), &logs))
+            .files(implicated(steps.project, name)),
+    )
+}

@@ -1,0 +1,478 @@
+//! Starting the services: each container is created the moment its image is there, started
+//! the moment its `depends_on` conditions hold, and watched until it is ready, done, or
+//! failed. Every failure becomes a [`Diagnostic`] here.
+
+use std::time::Instant;
+
+use super::builds::service_image;
+use super::{implicated, readiness, ImageState, ServiceState, Steps};
+use crate::compose::model::{Condition, Service};
+use crate::diagnose::{tail, Diagnostic, Phase};
+use crate::docker::health::{self, Readiness, Snapshot, Wait};
+use crate::docker::{logs, run, DockerError};
+use crate::events::Event;
+
+/// How one service's start ended.
+pub(super) enum ServiceOutcome {
+    Ready {
+        secs: f64,
+        health: String,
+        container: String,
+        ports: Vec<String>,
+    },
+    Completed {
+        secs: f64,
+    },
+    Failed(Box<Diagnostic>),
+}
+
+/// Start every service (those whose build failed have their build's diagnostic, and no
+/// outcome here). Returns each service's outcome, or Docker's own failure.
+pub(super) async fn start_all(
+    steps: &Steps<'_>,
+) -> Vec<(String, Result<ServiceOutcome, DockerError>)> {
+    let announced = std::sync::atomic::AtomicBool::new(false);
+    let tasks = steps.project.order.iter().map(|name| {
+        let announced = &announced;
+        async move {
+            let image = image_of(steps, name).await?;
+            let image = match image {
+                Ok(image) => image,
+                Err(d) => return Some((name.clone(), Ok(steps.failed(name, d)))),
+            };
+            if !announced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                steps.opts.events.emit(Event::Phase {
+                    name: "verify: start".into(),
+                });
+            }
+            let outcome = start_service(steps, name, &image).await;
+            if outcome.is_err() {
+                // Docker itself failed: the run ends with that error, and dependents must
+                // not wait for this one.
+                steps.set(name, ServiceState::Failed);
+            }
+            Some((name.clone(), outcome))
+        }
+    });
+    futures_util::future::join_all(tasks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// The image `name` runs once it is there: built, pulled, or local. None when its build
+/// failed (that failure is its diagnostic).
+async fn image_of(steps: &Steps<'_>, name: &str) -> Option<Result<String, Diagnostic>> {
+    let builds = steps.project.compose.services[name].build.is_some();
+    let mut rx = steps.images[name].subscribe();
+    let state = rx
+        .wait_for(|i| *i != ImageState::Pending)
+        .await
+        .map(|i| i.clone());
+    match state {
+        Ok(ImageState::Ready(image)) if !builds => Some(
+            // Its own image: local, or when its pull ends.
+            service_image(steps.project, steps.imgs, name, &image)
+                .await
+                .map(|()| image),
+        ),
+        Ok(ImageState::Ready(image)) => Some(Ok(image)),
+        _ if !builds => Some(Err(Diagnostic::new(name, Phase::Image, "no image to run"))),
+        _ => None,
+    }
+}
+
+/// Create the container, wait for the dependencies' conditions, start it and wait for
+/// readiness.
+async fn start_service(
+    steps: &Steps<'_>,
+    name: &str,
+    image: &str,
+) -> Result<ServiceOutcome, DockerError> {
+    let svc = &steps.project.compose.services[name];
+    if let Err(d) = wait_for_sources(steps, name, svc).await {
+        return Ok(steps.failed(name, d));
+    }
+    // Created now, started when its dependencies allow (as compose does): creation is off
+    // the path from one dependency level to the next.
+    let container = steps.settings.scope.container(name);
+    if let Err(d) = create(steps, name, svc, image, &container).await? {
+        return Ok(steps.failed(name, d));
+    }
+    if let Err(d) = wait_for_dependencies(steps, name, svc).await {
+        return Ok(steps.failed(name, d));
+    }
+    let started = Instant::now();
+    if let Err(d) = start(steps, name, &container).await? {
+        return Ok(steps.failed(name, d));
+    }
+    steps.set(name, ServiceState::Started);
+    steps.opts.events.emit(Event::ContainerStarted {
+        service: name.to_string(),
+        container: container.clone(),
+    });
+    let mut readiness = readiness(steps.project, name, steps.opts.settle);
+    // A HEALTHCHECK in the image counts like one in the compose file.
+    if let (Readiness::Settle(_), Some(s)) =
+        (readiness, health::snapshot(steps.engine, &container).await)
+    {
+        if s.health.is_some() {
+            readiness = Readiness::Healthcheck;
+        }
+    }
+    let deadline = Instant::now() + steps.opts.health_timeout;
+    let wait = health::wait_ready(steps.engine, &container, readiness, deadline).await;
+    let secs = started.elapsed().as_secs_f64();
+    Ok(match wait {
+        Wait::Ready => ready(steps, name, container, readiness, secs).await,
+        Wait::Completed => {
+            steps.set(name, ServiceState::Completed);
+            steps.opts.events.emit(Event::ServiceReady {
+                service: name.to_string(),
+                secs,
+            });
+            ServiceOutcome::Completed { secs }
+        }
+        failed => {
+            let d = failed_wait(steps, name, &container, readiness, failed).await;
+            steps.failed(name, d)
+        }
+    })
+}
+
+/// A service taking another's volumes or joining its namespaces can only be created once
+/// that container exists.
+async fn wait_for_sources(steps: &Steps<'_>, name: &str, svc: &Service) -> Result<(), Diagnostic> {
+    for source in svc.created_after() {
+        let mut rx = steps.states[&source].subscribe();
+        let failed = rx
+            .wait_for(|s| *s != ServiceState::Pending)
+            .await
+            .map(|s| *s == ServiceState::Failed)
+            .unwrap_or(true);
+        if failed {
+            return Err(Diagnostic::not_started(
+                name,
+                &source,
+                format!("not started: needs the container of {source}, which failed"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Create the container, join its other networks, put its secrets and configs in. The
+/// container's own settings are judged first, then its secrets and configs.
+async fn create(
+    steps: &Steps<'_>,
+    name: &str,
+    svc: &Service,
+    image: &str,
+    container: &str,
+) -> Result<Result<(), Diagnostic>, DockerError> {
+    let project = steps.project;
+    let refused = |summary: &str, why: String| {
+        Ok(Err(Diagnostic::new(name, Phase::Start, summary)
+            .evidence(why)
+            .files(implicated(project, name))))
+    };
+    let files = project
+        .compose
+        .file_mounts(svc, &project.root, &|k| project.lookup(k));
+    let made = run::container_body(
+        &steps.opts.run_id,
+        name,
+        svc,
+        image,
+        &project.root,
+        &run::Attachments {
+            networks: &steps.networks,
+            volumes: &steps.volumes,
+            settings: &steps.settings,
+            files: files.as_deref().unwrap_or_default(),
+        },
+    )
+    .and_then(|body| files.map(|files| (body, files)));
+    let (body, files) = match made {
+        Ok(made) => made,
+        Err(e) => {
+            return Ok(Err(
+                Diagnostic::new(name, Phase::Start, e).files(implicated(project, name))
+            ))
+        }
+    };
+    if let Err(why) = run::create(steps.engine, container, body).await? {
+        return refused("Docker refused to create the container", why);
+    }
+    let extra = run::extra_endpoints(name, svc, &steps.networks);
+    if let Err(why) = run::connect_networks(steps.engine, container, extra).await {
+        return refused(
+            "Docker refused to connect the container to its networks",
+            why,
+        );
+    }
+    if let Err(why) = run::copy_files(steps.engine, container, &files).await {
+        return refused(
+            "its secrets and configs could not be put into the container",
+            why,
+        );
+    }
+    Ok(Ok(()))
+}
+
+/// Wait until every `depends_on` condition holds. An optional dependency (`required:
+/// false`) that failed is warned about, as compose does, and the service starts anyway.
+async fn wait_for_dependencies(
+    steps: &Steps<'_>,
+    name: &str,
+    svc: &Service,
+) -> Result<(), Diagnostic> {
+    let entries = svc
+        .depends_on
+        .as_ref()
+        .map(|d| d.entries())
+        .unwrap_or_default();
+    for (dep, cond) in entries {
+        let mut rx = steps.states[&dep].subscribe();
+        let ok = rx
+            .wait_for(|s| match cond {
+                Condition::ServiceStarted => *s != ServiceState::Pending,
+                Condition::ServiceHealthy => matches!(
+                    s,
+                    ServiceState::Ready | ServiceState::Completed | ServiceState::Failed
+                ),
+                Condition::ServiceCompletedSuccessfully => {
+                    matches!(s, ServiceState::Completed | ServiceState::Failed)
+                }
+            })
+            .await
+            .map(|s| *s != ServiceState::Failed)
+            .unwrap_or(false);
+        if !ok && svc.depends_on.as_ref().is_some_and(|d| d.optional(&dep)) {
+            steps.opts.events.warn(format!(
+                "{name}: its optional dependency {dep} failed (required: false): starting it anyway"
+            ));
+            continue;
+        }
+        if !ok {
+            return Err(Diagnostic::not_started(
+                name,
+                &dep,
+                format!("not started: depends on {dep}, which failed"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Start the created container.
+async fn start(
+    steps: &Steps<'_>,
+    name: &str,
+    container: &str,
+) -> Result<Result<(), Diagnostic>, DockerError> {
+    let Err(e) = run::start(steps.engine, container).await else {
+        return Ok(Ok(()));
+    };
+    let msg = e.to_string();
+    // Another program on this machine holds a port --execute publishes: nothing in the
+    // system is wrong, so no model is asked to change it. Two of the system's own services
+    // publishing one port is the system's fault, and goes on as a diagnostic.
+    if let Some(port) = held_port(&msg).filter(|p| !published_by_another(steps, name, *p)) {
+        return Err(DockerError::HostPortInUse {
+            service: name.to_string(),
+            message: format!("port {port}: {}", held_reason(&msg)),
+        });
+    }
+    Ok(Err(Diagnostic::new(
+        name,
+        Phase::Start,
+        "the container could not start",
+    )
+    .evidence(msg)
+    .files(implicated(steps.project, name))))
+}
+
+/// A ready service: its health and where its ports answer.
+async fn ready(
+    steps: &Steps<'_>,
+    name: &str,
+    container: String,
+    readiness: Readiness,
+    secs: f64,
+) -> ServiceOutcome {
+    steps.set(name, ServiceState::Ready);
+    steps.opts.events.emit(Event::ServiceReady {
+        service: name.to_string(),
+        secs,
+    });
+    let ports = run::published_ports(steps.engine, &container)
+        .await
+        .into_iter()
+        .map(|(p, h)| format!("{p} -> {h}"))
+        .collect();
+    let health = if readiness == Readiness::Healthcheck {
+        "healthy"
+    } else {
+        "none"
+    };
+    ServiceOutcome::Ready {
+        secs,
+        health: health.into(),
+        container,
+        ports,
+    }
+}
+
+/// The one place a failed wait becomes a diagnostic: what happened, and its evidence (the
+/// exit code, Docker's error, the probes' output, the last log lines).
+async fn failed_wait(
+    steps: &Steps<'_>,
+    name: &str,
+    container: &str,
+    readiness: Readiness,
+    wait: Wait,
+) -> Diagnostic {
+    let logs = match wait {
+        Wait::Gone => String::new(),
+        _ => logs::fetch_tail(steps.engine, container, logs::KEEP_LINES).await,
+    };
+    let (phase, summary, head, snapshot) = match wait {
+        Wait::Exited(s) => {
+            let code = s.exit_code.unwrap_or(-1);
+            let summary = match (readiness, code) {
+                (Readiness::Completes, _) => format!("one-shot job exited with code {code}"),
+                (_, 0) => "exited with code 0, but it should keep running".to_string(),
+                _ => format!(
+                    "crashed: exited with code {code}{}",
+                    if s.oom_killed { " (out of memory)" } else { "" }
+                ),
+            };
+            (Phase::Crash, summary, String::new(), Some(s))
+        }
+        Wait::ProbeCannotRun(s, p) => {
+            let test = s
+                .test
+                .as_ref()
+                .map(|(t, _)| t.join(" "))
+                .unwrap_or_default();
+            let head = format!("healthcheck: {test}\nmasgen's runs of it exited {} every time, through the start period and for at least {}s: {}\n", p.exit_code, health::CANNOT_RUN_FOR.as_secs(), p.output.trim());
+            let summary = format!("unhealthy: its healthcheck cannot run in the container (exit {}: the program is not in the image)", p.exit_code);
+            (Phase::Health, summary, head, Some(s))
+        }
+        Wait::Unhealthy(s) => (
+            Phase::Health,
+            "unhealthy: its healthcheck keeps failing".to_string(),
+            String::new(),
+            Some(s),
+        ),
+        Wait::TimedOut(s) => {
+            let what = match readiness {
+                Readiness::Completes => "did not finish",
+                _ => "not ready",
+            };
+            let secs = steps.opts.health_timeout.as_secs();
+            let summary = format!("{what} after {secs}s (--health-timeout)");
+            (Phase::Health, summary, String::new(), s)
+        }
+        Wait::Gone | Wait::Ready | Wait::Completed => {
+            return Diagnostic::new(
+                name,
+                Phase::Start,
+                "the container disappeared while starting",
+            )
+        }
+    };
+    Diagnostic::new(name, phase, summary)
+        .evidence(format!("{head}{}", evidence(snapshot.as_ref(), &logs)))
+        .files(implicated(steps.project, name))
+}
+
+/// Whether a service of the system other than `name` publishes host port `port`.
+fn published_by_another(steps: &Steps<'_>, name: &str, port: u16) -> bool {
+    steps
+        .project
+        .compose
+        .services
+        .iter()
+        .filter(|(n, _)| n.as_str() != name)
+        .any(|(_, s)| {
+            s.ports
+                .iter()
+                .filter_map(|p| p.mappings().ok())
+                .flatten()
+                .any(|m| m.host_port == Some(port))
+        })
+}
+
+/// The root-cause lines of a failed container: its exit code (and OOM), Docker's own
+/// error, the health probes' output, and the last log lines.
+pub(super) fn evidence(s: Option<&Snapshot>, logs: &str) -> String {
+    let mut e = String::new();
+    if let Some(s) = s {
+        if let Some(code) = s.exit_code.filter(|_| !s.running) {
+            let oom = if s.oom_killed {
+                " (killed: out of memory)"
+            } else {
+                ""
+            };
+            e.push_str(&format!("exit code: {code}{oom}\n"));
+        }
+        if let Some(err) = &s.error {
+            e.push_str(&format!("docker: {err}\n"));
+        }
+        if !s.probes.is_empty() {
+            e.push_str(&format!(
+                "health probe output (latest last):\n{}\n",
+                s.probes.join("\n")
+            ));
+        }
+    }
+    e.push_str(&format!("last log lines:\n{}", tail(logs, 30)));
+    e
+}
+
+/// The host port of Docker's "port is already allocated" (another container holds it) or
+/// "address already in use" (another program does).
+fn held_port(msg: &str) -> Option<u16> {
+    let before = if let Some(i) = msg.find(" failed: port is already allocated") {
+        &msg[..i]
+    } else if let Some(i) = msg.find(": bind: address already in use") {
+        &msg[..i]
+    } else {
+        return None;
+    };
+    before.rsplit(':').next()?.trim().parse().ok()
+}
+
+fn held_reason(msg: &str) -> &'static str {
+    if msg.contains("port is already allocated") {
+        "another container publishes it"
+    } else {
+        "another program listens on it"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_host_ports_are_read_from_dockers_two_messages() {
+        let proxy = "Docker responded with status code 500: driver failed programming external connectivity on endpoint x-web-1 (21dd): Error starting userland proxy: listen tcp4 0.0.0.0:18555: bind: address already in use";
+        assert_eq!(
+            (held_port(proxy), held_reason(proxy)),
+            (Some(18555), "another program listens on it")
+        );
+        let allocated = "Docker responded with status code 500: driver failed programming external connectivity on endpoint x-b-1 (9f): Bind for 0.0.0.0:8080 failed: port is already allocated";
+        assert_eq!(
+            (held_port(allocated), held_reason(allocated)),
+            (Some(8080), "another container publishes it")
+        );
+        assert_eq!(
+            held_port("OCI runtime create failed: exec: \"nope\": not found"),
+            None
+        );
+    }
+}
