@@ -11,6 +11,7 @@ pub mod docker;
 pub mod events;
 pub mod generate;
 pub mod llm;
+pub mod plan;
 pub mod protocol;
 pub mod repair;
 pub mod report;

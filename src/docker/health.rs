@@ -7,17 +7,8 @@ use bollard::query_parameters::InspectContainerOptions;
 
 use super::Engine;
 
-/// How a service proves it is ready.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Readiness {
-    /// Docker's healthcheck verdict.
-    Healthcheck,
-    /// Running, with no restart, for this long. A container that exits 0 in this window
-    /// with no restart policy is a finished one-shot job, which is ready too.
-    Settle(Duration),
-    /// Exits 0 (one-shot job).
-    Completes,
-}
+/// How a service proves it is ready (planned in plan/).
+pub use crate::plan::Readiness;
 
 /// What the container looks like now.
 #[derive(Debug, Clone)]

@@ -1,7 +1,6 @@
 //! Networks, volumes and containers of one run.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use bollard::models::{
     ContainerCreateBody, DeviceMapping, EndpointSettings, HealthConfig, HostConfig,
@@ -12,7 +11,9 @@ use bollard::query_parameters::{CreateContainerOptionsBuilder, ListNetworksOptio
 
 use super::scope::Scope;
 use super::{DockerError, Engine, MANAGED_LABEL};
-use crate::compose::model::{parse_bytes, parse_duration, FileMount, FileSource, Mount, Service};
+use crate::plan::{
+    ContainerSpec, FileMount, FileSource, Health, MountSpec, Namespace, NetworkSpec, VolumesFrom,
+};
 
 /// The project's networks, by compose name: each one's Docker name and id.
 #[derive(Debug, Clone, Default)]
@@ -84,36 +85,33 @@ async fn find_network(engine: &Engine, name: &str) -> Result<Option<String>, Doc
         .and_then(|n| n.id))
 }
 
-/// The endpoint of `svc` (service `name`) on compose network `net`: the service's name
-/// and that network's aliases; container_name and hostname resolve too.
-fn endpoint(name: &str, svc: &Service, net: &str, id: &str) -> EndpointSettings {
-    let mut aliases = vec![name.to_string()];
-    aliases.extend(svc.container_name.clone());
-    aliases.extend(svc.hostname.clone());
-    aliases.extend(svc.networks.iter().flat_map(|n| n.aliases_on(net)));
+/// The endpoint on Docker network `id` with the names the service answers to there.
+fn endpoint(aliases: &[String], id: &str) -> EndpointSettings {
     EndpointSettings {
-        aliases: Some(aliases),
+        aliases: Some(aliases.to_vec()),
         network_id: Some(id.to_string()),
         ..Default::default()
     }
 }
 
-/// The networks `svc` joins after its container is created (API 1.41 creates a container
-/// on one network): the Docker network and the endpoint for each.
+/// The networks a container joins after it is created (API 1.41 creates a container on
+/// one network): the Docker network and the endpoint for each.
 pub fn extra_endpoints(
-    name: &str,
-    svc: &Service,
+    spec: &ContainerSpec,
     networks: &Networks,
 ) -> Vec<(String, EndpointSettings)> {
-    if svc.network_mode.as_deref().is_some_and(|m| !m.is_empty()) {
+    let NetworkSpec::Project {
+        networks: wanted, ..
+    } = &spec.network
+    else {
         return Vec::new();
-    }
-    svc.network_names()
+    };
+    wanted
         .iter()
         .skip(1)
-        .filter_map(|n| {
+        .filter_map(|(n, aliases)| {
             let (docker, id) = networks.by_name.get(n)?;
-            Some((docker.clone(), endpoint(name, svc, n, id)))
+            Some((docker.clone(), endpoint(aliases, id)))
         })
         .collect()
 }
@@ -184,22 +182,6 @@ pub struct RunSettings {
     pub pids: i64,
 }
 
-fn nanos(d: &Option<String>) -> Option<i64> {
-    d.as_deref()
-        .and_then(|s| parse_duration(s).ok())
-        .map(|d| d.as_nanos() as i64)
-}
-
-/// `environment` as `KEY=VALUE` strings (loading the project folded `env_file` into it and
-/// took values given by name from the project's variables; a name still without one is unset).
-pub fn environment(svc: &Service) -> Vec<String> {
-    svc.environment
-        .iter()
-        .flat_map(|e| e.pairs())
-        .filter_map(|(k, v)| v.map(|v| format!("{k}={v}")))
-        .collect()
-}
-
 /// What a container is attached to: the run's networks and volumes, how the run names and
 /// limits containers, and the service's secret and config files.
 pub struct Attachments<'a> {
@@ -207,6 +189,29 @@ pub struct Attachments<'a> {
     pub volumes: &'a HashMap<String, String>,
     pub settings: &'a RunSettings,
     pub files: &'a [FileMount],
+}
+
+/// Give a running container a restart policy (`always`, `unless-stopped`, `on-failure`
+/// with at most `retries` restarts).
+pub async fn set_restart(
+    engine: &Engine,
+    container: &str,
+    policy: &str,
+    retries: Option<i64>,
+) -> Result<(), bollard::errors::Error> {
+    let name = match policy {
+        "always" => RestartPolicyNameEnum::ALWAYS,
+        "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+        _ => RestartPolicyNameEnum::ON_FAILURE,
+    };
+    let body = bollard::models::ContainerUpdateBody {
+        restart_policy: Some(RestartPolicy {
+            name: Some(name),
+            maximum_retry_count: retries,
+        }),
+        ..Default::default()
+    };
+    engine.docker.update_container(container, body).await
 }
 
 /// Start a created container.
@@ -220,292 +225,269 @@ pub async fn start(engine: &Engine, container: &str) -> Result<(), bollard::erro
         .await
 }
 
-/// The container body for `service`.
+/// The engine's request for the container of service `name`, as `spec` plans it.
 pub fn container_body(
     run: &str,
     name: &str,
-    svc: &Service,
+    spec: &ContainerSpec,
     image: &str,
-    root: &Path,
     with: &Attachments,
 ) -> Result<ContainerCreateBody, String> {
-    let (networks, volumes, settings, files) =
-        (with.networks, with.volumes, with.settings, with.files);
-    let scope = &settings.scope;
-    let mut lbls = scope.labels(run, Some(name));
-    for (k, v) in svc.labels.iter().flat_map(|l| l.pairs()) {
-        lbls.insert(k, v.unwrap_or_default());
-    }
-    let mut exposed = Vec::new();
-    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
-    for p in &svc.ports {
-        for m in p.mappings()? {
-            let key = format!("{}/{}", m.container_port, m.protocol);
-            exposed.push(key.clone());
-            let binding = if settings.publish_declared {
-                PortBinding {
-                    host_ip: m.host_ip.clone().or(Some("0.0.0.0".into())),
-                    host_port: m.published(),
-                }
-            } else {
-                // Verifying: ephemeral ports on loopback, so runs never collide.
-                PortBinding {
-                    host_ip: Some("127.0.0.1".into()),
-                    host_port: None,
-                }
-            };
-            bindings
-                .entry(key)
-                .or_insert_with(|| Some(Vec::new()))
-                .get_or_insert_with(Vec::new)
-                .push(binding);
-        }
-    }
-    for e in &svc.expose {
-        let t = e.text();
-        exposed.push(if t.contains('/') {
-            t
-        } else {
-            format!("{t}/tcp")
-        });
-    }
-    let mut binds = Vec::new();
-    let mut anonymous = Vec::new();
-    let mut tmpfs: HashMap<String, String> = HashMap::new();
-    for v in &svc.volumes {
-        match v.mount()? {
-            Mount::Named {
-                name: vol,
-                target,
-                read_only,
-            } => {
-                let docker_name = volumes.get(&vol).cloned().unwrap_or(vol);
-                binds.push(format!(
-                    "{docker_name}:{target}{}",
-                    if read_only { ":ro" } else { "" }
-                ));
-            }
-            Mount::Bind {
-                source,
-                target,
-                read_only,
-            } => {
-                let src = if Path::new(&source).is_absolute() {
-                    Path::new(&source).to_path_buf()
-                } else {
-                    root.join(&source)
-                };
-                binds.push(format!(
-                    "{}:{target}{}",
-                    src.display(),
-                    if read_only { ":ro" } else { "" }
-                ));
-            }
-            Mount::Anonymous { target } => anonymous.push(target),
-            Mount::Tmpfs { target } => {
-                tmpfs.insert(target, String::new());
-            }
-        }
-    }
-    // Secrets and configs from files are read-only bind mounts, as compose makes them; the
-    // others are copied in after creation (copy_files).
-    for f in files {
-        if let FileSource::Path(p) = &f.source {
-            binds.push(format!("{}:{}:ro", p.display(), f.target));
-        }
-    }
-    for (target, opts) in svc.tmpfs_mounts() {
-        tmpfs.insert(target, opts);
-    }
-    let healthcheck = svc.healthcheck.as_ref().and_then(|h| {
-        if h.disabled() {
-            return Some(HealthConfig {
-                test: Some(vec!["NONE".into()]),
-                ..Default::default()
-            });
-        }
-        h.docker_test().map(|test| HealthConfig {
-            test: Some(test),
-            interval: nanos(&h.interval),
-            timeout: nanos(&h.timeout),
-            retries: h.retries.map(i64::from),
-            start_period: nanos(&h.start_period),
-            start_interval: None, // needs API 1.44
-        })
-    });
-    let memory = match svc.memory_limit() {
-        Some(m) => parse_bytes(&m)?,
-        None => settings.memory,
-    };
-
-    // `network_mode: host`, `none` or `bridge` (the first only with --allow-unsafe) instead
-    // of the project's network; published ports mean nothing on host or none.
-    let project_network = svc.network_mode.as_deref().is_none_or(str::is_empty);
-    // Created on its first network; the others are joined before it starts.
-    let first = svc.network_names().into_iter().next().unwrap_or_default();
-    let primary = match networks.by_name.get(&first) {
-        Some((docker_name, id)) if project_network => {
-            let mut endpoint = endpoint(name, svc, &first, id);
-            // A link is an alias only this container sees, as compose makes it on its network.
-            endpoint.links = Some(
-                svc.link_pairs()
-                    .into_iter()
-                    .map(|(target, alias)| format!("{}:{alias}", scope.container(&target)))
-                    .collect(),
-            );
-            Some((docker_name.clone(), endpoint))
-        }
-        None if project_network => {
-            return Err(format!(
-                "network '{first}' is not one of the project's networks"
-            ))
-        }
-        _ => None,
-    };
-    if !project_network && svc.network_mode.as_deref() != Some("bridge") {
-        bindings.clear();
-    }
-    // `service:X` is X's container; joining its network leaves names, ports and DNS to it
-    // (Docker refuses them on such a container).
-    let namespace = |mode: &Option<String>| {
-        mode.as_deref().map(|m| {
-            m.strip_prefix("service:").map_or(m.to_string(), |x| {
-                format!("container:{}", scope.container(x.trim()))
-            })
-        })
-    };
-    let joins_network = svc
-        .network_mode
-        .as_deref()
-        .is_some_and(|m| m.starts_with("service:"));
-    if joins_network {
-        exposed.clear();
-    }
+    let scope = &with.settings.scope;
+    let mut labels = scope.labels(run, Some(name));
+    labels.extend(spec.labels.clone());
+    let joins = spec.joins_another();
+    let (binds, anonymous, tmpfs) = mounts(spec, with);
+    let primary = primary_network(spec, with)?;
     let host_config = HostConfig {
-        port_bindings: Some(bindings),
+        port_bindings: Some(port_bindings(spec, with.settings)),
         binds: Some(binds),
         tmpfs: Some(tmpfs),
-        memory: Some(memory),
-        pids_limit: Some(settings.pids),
-        nano_cpus: svc.cpu_limit().map(|c| (c * 1e9) as i64),
-        init: svc.init,
-        // The policy refused the unsafe values of these unless --allow-unsafe was given;
-        // what is left runs as written.
-        privileged: svc.privileged,
-        cap_add: Some(svc.cap_add.clone()),
-        cap_drop: Some(svc.cap_drop.clone()),
-        security_opt: Some(svc.security_opt.clone()),
-        devices: Some(
-            svc.device_mappings()
-                .into_iter()
-                .map(|(host, inside, perms)| DeviceMapping {
-                    path_on_host: Some(host),
-                    path_in_container: Some(inside),
-                    cgroup_permissions: Some(perms),
-                })
-                .collect(),
-        ),
-        pid_mode: namespace(&svc.pid),
-        ipc_mode: namespace(&svc.ipc),
-        readonly_rootfs: svc.read_only,
-        shm_size: svc
-            .shm_size
-            .as_ref()
-            .map(|s| parse_bytes(&s.text()))
-            .transpose()?,
-        extra_hosts: Some(if joins_network {
+        memory: Some(spec.memory.unwrap_or(with.settings.memory)),
+        pids_limit: Some(with.settings.pids),
+        network_mode: Some(match &primary {
+            Some((docker_name, _)) => docker_name.clone(),
+            None => namespace(scope, &spec.network_namespace()).unwrap_or_default(),
+        }),
+        pid_mode: namespace(scope, &spec.pid),
+        ipc_mode: namespace(scope, &spec.ipc),
+        // Names, DNS and /etc/hosts of a container on another's network are that one's.
+        extra_hosts: Some(if joins {
             Vec::new()
         } else {
-            svc.extra_hosts()
+            spec.extra_hosts.clone()
         }),
-        ulimits: Some(
-            svc.ulimits
-                .iter()
-                .map(|(name, u)| ResourcesUlimits {
-                    name: Some(name.clone()),
-                    soft: Some(u.limits().0),
-                    hard: Some(u.limits().1),
-                })
-                .collect(),
-        ),
-        volumes_from: Some(
-            svc.volumes_from_entries()
-                .into_iter()
-                .map(|(service, source, mode)| {
-                    let container = if service.is_some() {
-                        scope.container(&source)
-                    } else {
-                        source
-                    };
-                    mode.map_or(container.clone(), |m| format!("{container}:{m}"))
-                })
-                .collect(),
-        ),
-        dns: svc
-            .dns
-            .as_ref()
-            .filter(|_| !joins_network)
-            .map(|d| d.list()),
-        dns_search: svc
-            .dns_search
-            .as_ref()
-            .filter(|_| !joins_network)
-            .map(|d| d.list()),
-        dns_options: Some(if joins_network {
+        dns: spec.dns.clone().filter(|_| !joins),
+        dns_search: spec.dns_search.clone().filter(|_| !joins),
+        dns_options: Some(if joins {
             Vec::new()
         } else {
-            svc.dns_opt.clone()
+            spec.dns_options.clone()
         }),
-        group_add: Some(svc.group_add.iter().map(|g| g.text()).collect()),
-        log_config: svc.logging.as_ref().map(|l| HostConfigLogConfig {
-            typ: l.driver.clone(),
-            config: l.options.as_ref().map(|o| {
-                o.pairs()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.unwrap_or_default()))
-                    .collect()
-            }),
-        }),
-        sysctls: svc.sysctls.as_ref().map(|s| {
-            s.pairs()
-                .into_iter()
-                .map(|(k, v)| (k, v.unwrap_or_default()))
-                .collect()
-        }),
+        volumes_from: Some(volumes_from(scope, &spec.volumes_from)),
         // masgen watches every exit itself; Docker restarting a crashed container would
         // hide the crash.
         restart_policy: Some(RestartPolicy {
             name: Some(RestartPolicyNameEnum::NO),
             maximum_retry_count: None,
         }),
-        network_mode: Some(match &primary {
-            Some((docker_name, _)) => docker_name.clone(),
-            None => namespace(&svc.network_mode).unwrap_or_default(),
-        }),
-        ..Default::default()
+        ..limits(spec)
     };
     Ok(ContainerCreateBody {
         image: Some(image.to_string()),
-        cmd: svc.command.as_ref().map(|c| c.argv()),
-        entrypoint: svc.entrypoint.as_ref().map(|c| c.argv()),
-        env: Some(environment(svc)),
-        working_dir: svc.working_dir.clone(),
-        user: svc.user.as_ref().map(|u| u.text()),
-        hostname: svc.hostname.clone().filter(|_| !joins_network),
-        domainname: svc.domainname.clone().filter(|_| !joins_network),
-        stop_signal: svc.stop_signal.clone(),
-        tty: svc.tty,
-        open_stdin: svc.stdin_open,
-        labels: Some(lbls),
-        exposed_ports: Some(exposed),
+        cmd: spec.command.clone(),
+        entrypoint: spec.entrypoint.clone(),
+        env: Some(spec.environment.clone()),
+        working_dir: spec.working_dir.clone(),
+        user: spec.user.clone(),
+        hostname: spec.hostname.clone().filter(|_| !joins),
+        domainname: spec.domainname.clone().filter(|_| !joins),
+        stop_signal: spec.stop_signal.clone(),
+        tty: spec.tty,
+        open_stdin: spec.stdin_open,
+        labels: Some(labels.into_iter().collect()),
+        exposed_ports: Some(exposed(spec)),
         volumes: Some(anonymous),
-        healthcheck,
+        healthcheck: spec.health.as_ref().map(health_config),
         host_config: Some(host_config),
         networking_config: primary.map(|(docker_name, endpoint)| NetworkingConfig {
             endpoints_config: Some([(docker_name, endpoint)].into()),
         }),
         ..Default::default()
     })
+}
+
+/// The settings of the container's own process: limits, privileges, devices, logging.
+/// The policy refused the unsafe values of these unless --allow-unsafe was given; what is
+/// left runs as written.
+fn limits(spec: &ContainerSpec) -> HostConfig {
+    HostConfig {
+        nano_cpus: spec.cpus.map(|c| (c * 1e9) as i64),
+        init: spec.init,
+        privileged: spec.privileged,
+        cap_add: Some(spec.cap_add.clone()),
+        cap_drop: Some(spec.cap_drop.clone()),
+        security_opt: Some(spec.security_opt.clone()),
+        devices: Some(
+            spec.devices
+                .iter()
+                .map(|(host, inside, perms)| DeviceMapping {
+                    path_on_host: Some(host.clone()),
+                    path_in_container: Some(inside.clone()),
+                    cgroup_permissions: Some(perms.clone()),
+                })
+                .collect(),
+        ),
+        readonly_rootfs: spec.read_only,
+        shm_size: spec.shm_size,
+        ulimits: Some(
+            spec.ulimits
+                .iter()
+                .map(|(name, soft, hard)| ResourcesUlimits {
+                    name: Some(name.clone()),
+                    soft: Some(*soft),
+                    hard: Some(*hard),
+                })
+                .collect(),
+        ),
+        group_add: Some(spec.group_add.clone()),
+        log_config: spec.logging.as_ref().map(|l| HostConfigLogConfig {
+            typ: l.driver.clone(),
+            config: l.options.as_ref().map(|o| o.clone().into_iter().collect()),
+        }),
+        sysctls: spec
+            .sysctls
+            .as_ref()
+            .map(|s| s.clone().into_iter().collect()),
+        ..Default::default()
+    }
+}
+
+/// Published ports: while verifying, ephemeral ones on loopback (so runs never collide);
+/// with `--execute`, the declared ones. A container off the project's networks (host,
+/// none) publishes nothing; one on another's network has neither ports nor exposes.
+fn port_bindings(
+    spec: &ContainerSpec,
+    settings: &RunSettings,
+) -> HashMap<String, Option<Vec<PortBinding>>> {
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    let publishes = match &spec.network {
+        NetworkSpec::Project { .. } => true,
+        NetworkSpec::Shared(Namespace::Mode(m)) => m == "bridge",
+        NetworkSpec::Shared(Namespace::Service(_)) => false,
+    };
+    if !publishes {
+        return bindings;
+    }
+    for p in &spec.ports {
+        let binding = if settings.publish_declared {
+            PortBinding {
+                host_ip: p.host_ip.clone().or(Some("0.0.0.0".into())),
+                host_port: p.host_port.clone(),
+            }
+        } else {
+            PortBinding {
+                host_ip: Some("127.0.0.1".into()),
+                host_port: None,
+            }
+        };
+        bindings
+            .entry(p.container.clone())
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(binding);
+    }
+    bindings
+}
+
+fn exposed(spec: &ContainerSpec) -> Vec<String> {
+    if spec.joins_another() {
+        return Vec::new();
+    }
+    let mut out: Vec<String> = spec.ports.iter().map(|p| p.container.clone()).collect();
+    out.extend(spec.expose.iter().cloned());
+    out
+}
+
+/// Binds (volumes by their Docker names, host paths, secret and config files), anonymous
+/// volumes, and tmpfs mounts. Secrets and configs from files are read-only bind mounts, as
+/// compose makes them; the others are copied in after creation (copy_files).
+fn mounts(
+    spec: &ContainerSpec,
+    with: &Attachments,
+) -> (Vec<String>, Vec<String>, HashMap<String, String>) {
+    let ro = |read_only: bool| if read_only { ":ro" } else { "" };
+    let (mut binds, mut anonymous, mut tmpfs) = (Vec::new(), Vec::new(), HashMap::new());
+    for m in &spec.mounts {
+        match m {
+            MountSpec::Volume {
+                name,
+                target,
+                read_only,
+            } => {
+                let docker_name = with.volumes.get(name).unwrap_or(name);
+                binds.push(format!("{docker_name}:{target}{}", ro(*read_only)));
+            }
+            MountSpec::Bind {
+                source,
+                target,
+                read_only,
+            } => {
+                binds.push(format!("{}:{target}{}", source.display(), ro(*read_only)));
+            }
+            MountSpec::Anonymous { target } => anonymous.push(target.clone()),
+            MountSpec::Tmpfs { target, options } => {
+                tmpfs.insert(target.clone(), options.clone());
+            }
+        }
+    }
+    for f in with.files {
+        if let FileSource::Path(p) = &f.source {
+            binds.push(format!("{}:{}:ro", p.display(), f.target));
+        }
+    }
+    (binds, anonymous, tmpfs)
+}
+
+/// The network the container is created on, with its endpoint (a link is an alias only
+/// this container sees, as compose makes it on its network); None off the project's
+/// networks.
+fn primary_network(
+    spec: &ContainerSpec,
+    with: &Attachments,
+) -> Result<Option<(String, EndpointSettings)>, String> {
+    let NetworkSpec::Project { networks, links } = &spec.network else {
+        return Ok(None);
+    };
+    let Some((first, aliases)) = networks.first() else {
+        return Ok(None);
+    };
+    let Some((docker_name, id)) = with.networks.by_name.get(first) else {
+        return Err(format!(
+            "network '{first}' is not one of the project's networks"
+        ));
+    };
+    let mut endpoint = endpoint(aliases, id);
+    endpoint.links = Some(
+        links
+            .iter()
+            .map(|(target, alias)| format!("{}:{alias}", with.settings.scope.container(target)))
+            .collect(),
+    );
+    Ok(Some((docker_name.clone(), endpoint)))
+}
+
+/// A shared namespace as Docker names it: another service's is `container:<its name>`.
+fn namespace(scope: &Scope, ns: &Option<Namespace>) -> Option<String> {
+    ns.as_ref().map(|ns| match ns {
+        Namespace::Service(x) => format!("container:{}", scope.container(x)),
+        Namespace::Mode(m) => m.clone(),
+    })
+}
+
+fn volumes_from(scope: &Scope, from: &[VolumesFrom]) -> Vec<String> {
+    from.iter()
+        .map(|v| {
+            let (container, mode) = match v {
+                VolumesFrom::Service(s, mode) => (scope.container(s), mode),
+                VolumesFrom::Container(c, mode) => (c.clone(), mode),
+            };
+            mode.as_ref()
+                .map_or(container.clone(), |m| format!("{container}:{m}"))
+        })
+        .collect()
+}
+
+fn health_config(h: &Health) -> HealthConfig {
+    let nanos = |d: Option<std::time::Duration>| d.map(|d| d.as_nanos() as i64);
+    HealthConfig {
+        test: Some(h.test.clone()),
+        interval: nanos(h.interval),
+        timeout: nanos(h.timeout),
+        retries: h.retries,
+        start_period: nanos(h.start_period),
+        start_interval: None, // needs API 1.44
+    }
 }
 
 /// Create a container named `<project>-<service>-1`, replacing a leftover of an earlier

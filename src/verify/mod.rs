@@ -8,11 +8,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::compose::model::Condition;
 use crate::compose::{check_policy, load::load_with, ComposeError, Project};
 use crate::diagnose::{self, Diagnostic, Phase};
 use crate::docker::build::Built;
-use crate::docker::health::Readiness;
 use crate::docker::run::{self, RunSettings};
 use crate::docker::scope::Scope;
 use crate::docker::{logs, teardown, DockerError, Engine, RUN_LABEL};
@@ -254,28 +252,6 @@ fn implicated(project: &Project, service: &str) -> Vec<String> {
     files
 }
 
-fn readiness(project: &Project, name: &str, settle: Duration) -> Readiness {
-    let waited_to_complete = project.compose.services.values().any(|s| {
-        s.depends_on.as_ref().is_some_and(|d| {
-            d.entries()
-                .iter()
-                .any(|(dep, c)| dep == name && *c == Condition::ServiceCompletedSuccessfully)
-        })
-    });
-    let svc = &project.compose.services[name];
-    if waited_to_complete {
-        Readiness::Completes
-    } else if svc
-        .healthcheck
-        .as_ref()
-        .is_some_and(|h| !h.disabled() && h.docker_test().is_some())
-    {
-        Readiness::Healthcheck
-    } else {
-        Readiness::Settle(settle)
-    }
-}
-
 /// How this verification names its objects: the run in every name, or, when the system
 /// is kept (`--keep`, `--execute`), the project's own names and its `container_name:`s.
 fn scope_of(project: &Project, opts: &VerifyOptions) -> Scope {
@@ -498,6 +474,8 @@ pub(super) struct Steps<'a> {
     volumes: HashMap<String, String>,
     states: HashMap<String, watch::Sender<ServiceState>>,
     images: HashMap<String, watch::Sender<ImageState>>,
+    /// What each service runs (see plan/).
+    plans: HashMap<String, crate::plan::ServicePlan>,
 }
 
 impl<'a> Steps<'a> {
@@ -542,6 +520,11 @@ impl<'a> Steps<'a> {
             volumes,
             states,
             images,
+            plans: project
+                .order
+                .iter()
+                .map(|n| (n.clone(), crate::plan::service(project, n, opts.settle)))
+                .collect(),
         })
     }
 
@@ -616,7 +599,7 @@ async fn run_all(
     keep_logs(engine, project, &steps.settings.scope, &had_container).await;
     let running = tally.finish(project, report);
     if report.healthy && (opts.keep || opts.execute) {
-        apply_restart_policies(engine, ev, project, &running).await;
+        apply_restart_policies(engine, ev, &steps.plans, &running).await;
     }
     if report.healthy && opts.execute {
         follow_until_interrupted(engine, ev, &running, &report.services).await;
@@ -761,31 +744,14 @@ impl Tally {
 async fn apply_restart_policies(
     engine: &Engine,
     ev: &Events,
-    project: &Project,
+    steps: &HashMap<String, crate::plan::ServicePlan>,
     running: &[(String, String)],
 ) {
-    use bollard::models::{ContainerUpdateBody, RestartPolicy, RestartPolicyNameEnum};
     for (name, container) in running {
-        let Some(Ok(Some((policy, retries)))) = project.compose.services[name]
-            .restart
-            .as_deref()
-            .map(crate::compose::model::parse_restart)
-        else {
+        let Some((policy, retries)) = steps[name].restart else {
             continue;
         };
-        let name_enum = match policy {
-            "always" => RestartPolicyNameEnum::ALWAYS,
-            "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
-            _ => RestartPolicyNameEnum::ON_FAILURE,
-        };
-        let body = ContainerUpdateBody {
-            restart_policy: Some(RestartPolicy {
-                name: Some(name_enum),
-                maximum_retry_count: retries,
-            }),
-            ..Default::default()
-        };
-        if let Err(e) = engine.docker.update_container(container, body).await {
+        if let Err(e) = run::set_restart(engine, container, policy, retries).await {
             ev.warn(format!(
                 "{name}: could not set its restart policy ({policy}) on the running container: {e}"
             ));

@@ -5,12 +5,13 @@
 use std::time::Instant;
 
 use super::builds::service_image;
-use super::{implicated, readiness, ImageState, ServiceState, Steps};
-use crate::compose::model::{Condition, Service};
+use super::{implicated, ImageState, ServiceState, Steps};
+use crate::compose::model::Condition;
 use crate::diagnose::{tail, Diagnostic, Phase};
 use crate::docker::health::{self, Readiness, Snapshot, Wait};
 use crate::docker::{logs, run, DockerError};
 use crate::events::Event;
+use crate::plan::{Dependency, ServicePlan};
 
 /// How one service's start ended.
 pub(super) enum ServiceOutcome {
@@ -90,17 +91,17 @@ async fn start_service(
     name: &str,
     image: &str,
 ) -> Result<ServiceOutcome, DockerError> {
-    let svc = &steps.project.compose.services[name];
-    if let Err(d) = wait_for_sources(steps, name, svc).await {
+    let plan = &steps.plans[name];
+    if let Err(d) = wait_for_sources(steps, name, &plan.created_after).await {
         return Ok(steps.failed(name, d));
     }
     // Created now, started when its dependencies allow (as compose does): creation is off
     // the path from one dependency level to the next.
     let container = steps.settings.scope.container(name);
-    if let Err(d) = create(steps, name, svc, image, &container).await? {
+    if let Err(d) = create(steps, plan, image, &container).await? {
         return Ok(steps.failed(name, d));
     }
-    if let Err(d) = wait_for_dependencies(steps, name, svc).await {
+    if let Err(d) = wait_for_dependencies(steps, name, &plan.depends_on).await {
         return Ok(steps.failed(name, d));
     }
     let started = Instant::now();
@@ -112,7 +113,7 @@ async fn start_service(
         service: name.to_string(),
         container: container.clone(),
     });
-    let mut readiness = readiness(steps.project, name, steps.opts.settle);
+    let mut readiness = plan.readiness;
     // A HEALTHCHECK in the image counts like one in the compose file.
     if let (Readiness::Settle(_), Some(s)) =
         (readiness, health::snapshot(steps.engine, &container).await)
@@ -143,9 +144,13 @@ async fn start_service(
 
 /// A service taking another's volumes or joining its namespaces can only be created once
 /// that container exists.
-async fn wait_for_sources(steps: &Steps<'_>, name: &str, svc: &Service) -> Result<(), Diagnostic> {
-    for source in svc.created_after() {
-        let mut rx = steps.states[&source].subscribe();
+async fn wait_for_sources(
+    steps: &Steps<'_>,
+    name: &str,
+    sources: &[String],
+) -> Result<(), Diagnostic> {
+    for source in sources {
+        let mut rx = steps.states[source].subscribe();
         let failed = rx
             .wait_for(|s| *s != ServiceState::Pending)
             .await
@@ -154,7 +159,7 @@ async fn wait_for_sources(steps: &Steps<'_>, name: &str, svc: &Service) -> Resul
         if failed {
             return Err(Diagnostic::not_started(
                 name,
-                &source,
+                source,
                 format!("not started: needs the container of {source}, which failed"),
             ));
         }
@@ -166,35 +171,32 @@ async fn wait_for_sources(steps: &Steps<'_>, name: &str, svc: &Service) -> Resul
 /// container's own settings are judged first, then its secrets and configs.
 async fn create(
     steps: &Steps<'_>,
-    name: &str,
-    svc: &Service,
+    plan: &ServicePlan,
     image: &str,
     container: &str,
 ) -> Result<Result<(), Diagnostic>, DockerError> {
-    let project = steps.project;
+    let (project, name) = (steps.project, plan.name.as_str());
     let refused = |summary: &str, why: String| {
         Ok(Err(Diagnostic::new(name, Phase::Start, summary)
             .evidence(why)
             .files(implicated(project, name))))
     };
-    let files = project
-        .compose
-        .file_mounts(svc, &project.root, &|k| project.lookup(k));
-    let made = run::container_body(
-        &steps.opts.run_id,
-        name,
-        svc,
-        image,
-        &project.root,
-        &run::Attachments {
-            networks: &steps.networks,
-            volumes: &steps.volumes,
-            settings: &steps.settings,
-            files: files.as_deref().unwrap_or_default(),
-        },
-    )
-    .and_then(|body| files.map(|files| (body, files)));
-    let (body, files) = match made {
+    let made = plan
+        .container
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|spec| {
+            let files = plan.files.as_ref().map_err(Clone::clone)?;
+            let with = run::Attachments {
+                networks: &steps.networks,
+                volumes: &steps.volumes,
+                settings: &steps.settings,
+                files,
+            };
+            let body = run::container_body(&steps.opts.run_id, name, spec, image, &with)?;
+            Ok((spec, body, files))
+        });
+    let (spec, body, files) = match made {
         Ok(made) => made,
         Err(e) => {
             return Ok(Err(
@@ -205,14 +207,14 @@ async fn create(
     if let Err(why) = run::create(steps.engine, container, body).await? {
         return refused("Docker refused to create the container", why);
     }
-    let extra = run::extra_endpoints(name, svc, &steps.networks);
+    let extra = run::extra_endpoints(spec, &steps.networks);
     if let Err(why) = run::connect_networks(steps.engine, container, extra).await {
         return refused(
             "Docker refused to connect the container to its networks",
             why,
         );
     }
-    if let Err(why) = run::copy_files(steps.engine, container, &files).await {
+    if let Err(why) = run::copy_files(steps.engine, container, files).await {
         return refused(
             "its secrets and configs could not be put into the container",
             why,
@@ -226,17 +228,17 @@ async fn create(
 async fn wait_for_dependencies(
     steps: &Steps<'_>,
     name: &str,
-    svc: &Service,
+    deps: &[Dependency],
 ) -> Result<(), Diagnostic> {
-    let entries = svc
-        .depends_on
-        .as_ref()
-        .map(|d| d.entries())
-        .unwrap_or_default();
-    for (dep, cond) in entries {
-        let mut rx = steps.states[&dep].subscribe();
+    for Dependency {
+        service: dep,
+        condition,
+        optional,
+    } in deps
+    {
+        let mut rx = steps.states[dep].subscribe();
         let ok = rx
-            .wait_for(|s| match cond {
+            .wait_for(|s| match condition {
                 Condition::ServiceStarted => *s != ServiceState::Pending,
                 Condition::ServiceHealthy => matches!(
                     s,
@@ -249,7 +251,7 @@ async fn wait_for_dependencies(
             .await
             .map(|s| *s != ServiceState::Failed)
             .unwrap_or(false);
-        if !ok && svc.depends_on.as_ref().is_some_and(|d| d.optional(&dep)) {
+        if !ok && *optional {
             steps.opts.events.warn(format!(
                 "{name}: its optional dependency {dep} failed (required: false): starting it anyway"
             ));
@@ -258,7 +260,7 @@ async fn wait_for_dependencies(
         if !ok {
             return Err(Diagnostic::not_started(
                 name,
-                &dep,
+                dep,
                 format!("not started: depends on {dep}, which failed"),
             ));
         }

@@ -1,0 +1,305 @@
+//! The plan stage: a compose project resolved into what runs, with nothing of Docker's API
+//! in it. Each service becomes a [`ServicePlan`]: its image source, a [`ContainerSpec`]
+//! (command, environment, mounts, ports, networks and their aliases, limits, namespaces
+//! ...), how it is known to be ready, and what it waits for. All of compose's meaning is
+//! resolved here; docker/ turns a plan into the engine's requests and never reads compose.
+
+mod container;
+
+use std::path::Path;
+use std::time::Duration;
+
+/// A secret or config file of a service, resolved (its source file, or its content).
+pub use crate::compose::model::{FileMount, FileSource};
+pub use container::{ContainerSpec, Health, MountSpec, Namespace, NetworkSpec, Port, VolumesFrom};
+
+use crate::compose::model::Condition;
+use crate::compose::Project;
+
+/// How a service is known to be ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// Docker's healthcheck verdict.
+    Healthcheck,
+    /// Running, with no restart, for this long. A container that exits 0 in this window
+    /// with no restart policy is a finished one-shot job, which is ready too.
+    Settle(Duration),
+    /// Exits 0 (one-shot job): a dependent waits for it to complete.
+    Completes,
+}
+
+/// What a service waits for before it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    pub service: String,
+    pub condition: Condition,
+    /// `required: false`: its failure is warned about, and the service starts anyway.
+    pub optional: bool,
+}
+
+/// One service, planned.
+#[derive(Debug, Clone)]
+pub struct ServicePlan {
+    pub name: String,
+    /// What it runs, as far as the project says; the error is the service's own (a bad
+    /// port, mount or size), reported when it would start.
+    pub container: Result<ContainerSpec, String>,
+    /// Its secrets and configs, or why one cannot be read.
+    pub files: Result<Vec<FileMount>, String>,
+    pub readiness: Readiness,
+    pub depends_on: Vec<Dependency>,
+    /// Services whose container must exist before this one is created (volumes_from,
+    /// shared namespaces).
+    pub created_after: Vec<String>,
+    /// Its `restart:` policy and retries, for a system left running (while verifying, no
+    /// container restarts: a crash is a failure).
+    pub restart: Option<(&'static str, Option<i64>)>,
+}
+
+/// Plan `name` of `project`: a service without a healthcheck settles for `settle`.
+pub fn service(project: &Project, name: &str, settle: Duration) -> ServicePlan {
+    let svc = &project.compose.services[name];
+    let depends_on = svc
+        .depends_on
+        .as_ref()
+        .map(|d| {
+            d.entries()
+                .into_iter()
+                .map(|(service, condition)| Dependency {
+                    optional: d.optional(&service),
+                    service,
+                    condition,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ServicePlan {
+        name: name.to_string(),
+        container: ContainerSpec::of(name, svc, &project.root),
+        files: project
+            .compose
+            .file_mounts(svc, &project.root, &|k| project.lookup(k)),
+        readiness: readiness(project, name, settle),
+        depends_on,
+        created_after: unique(svc.created_after()),
+        // Checked when the project loaded.
+        restart: svc
+            .restart
+            .as_deref()
+            .and_then(|r| crate::compose::model::parse_restart(r).ok().flatten()),
+    }
+}
+
+/// `items` without repeats, in their first order.
+fn unique(items: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for i in items {
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
+}
+
+/// Completes when a dependent waits for it to complete; else its healthcheck (one the
+/// compose file does not disable); else settling.
+fn readiness(project: &Project, name: &str, settle: Duration) -> Readiness {
+    let waited_to_complete = project.compose.services.values().any(|s| {
+        s.depends_on.as_ref().is_some_and(|d| {
+            d.entries()
+                .iter()
+                .any(|(dep, c)| dep == name && *c == Condition::ServiceCompletedSuccessfully)
+        })
+    });
+    let svc = &project.compose.services[name];
+    if waited_to_complete {
+        Readiness::Completes
+    } else if svc
+        .healthcheck
+        .as_ref()
+        .is_some_and(|h| !h.disabled() && h.docker_test().is_some())
+    {
+        Readiness::Healthcheck
+    } else {
+        Readiness::Settle(settle)
+    }
+}
+
+/// A path as the container's host side sees it: absolute, or relative to `root`.
+fn host_path(root: &Path, source: &str) -> std::path::PathBuf {
+    if Path::new(source).is_absolute() {
+        Path::new(source).to_path_buf()
+    } else {
+        root.join(source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(compose: &str) -> (tempfile::TempDir, Project) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("shop");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("compose.yaml"), compose).unwrap();
+        let p = crate::compose::load::load_with(&root, &Default::default()).unwrap();
+        (dir, p)
+    }
+
+    const SHOP: &str = r#"
+services:
+  db:
+    image: busybox:latest
+    command: ["sleep", "3600"]
+    hostname: database
+    environment: {A: "1", UNSET: null}
+    healthcheck:
+      test: ["CMD", "true"]
+      interval: 2s
+      start_period: 1m
+    volumes: ["data:/var/lib/db", "./conf:/etc/db:ro", "/scratch"]
+    tmpfs: ["/run:size=64m"]
+    networks:
+      back: {aliases: [pg]}
+    mem_limit: 256m
+  api:
+    image: busybox:latest
+    ports: ["8080:80", "127.0.0.1::9000/udp"]
+    expose: ["7000"]
+    networks: [back, front]
+    links: ["db:store"]
+    depends_on:
+      db: {condition: service_healthy}
+      cache: {condition: service_started, required: false}
+    restart: on-failure:3
+  sidecar:
+    image: busybox:latest
+    network_mode: "service:api"
+    pid: "service:db"
+    volumes_from: ["db:ro"]
+  migrate:
+    image: busybox:latest
+  cache:
+    image: busybox:latest
+  web:
+    image: busybox:latest
+    depends_on:
+      migrate: {condition: service_completed_successfully}
+volumes: {data: {}}
+networks: {back: {}, front: {}}
+"#;
+
+    #[test]
+    fn a_container_is_planned_with_every_key_resolved() {
+        let (_d, p) = project(SHOP);
+        let db = service(&p, "db", Duration::from_secs(5));
+        let c = db.container.unwrap();
+        assert_eq!(c.command, Some(vec!["sleep".to_string(), "3600".into()]));
+        assert_eq!(c.environment, vec!["A=1"]);
+        assert_eq!(c.memory, Some(256 << 20));
+        let h = c.health.unwrap();
+        assert_eq!(h.test, vec!["CMD", "true"]);
+        assert_eq!(
+            (h.interval, h.start_period),
+            (Some(Duration::from_secs(2)), Some(Duration::from_secs(60)))
+        );
+        assert_eq!(
+            c.mounts,
+            vec![
+                MountSpec::Volume {
+                    name: "data".into(),
+                    target: "/var/lib/db".into(),
+                    read_only: false
+                },
+                MountSpec::Bind {
+                    source: p.root.join("./conf"),
+                    target: "/etc/db".into(),
+                    read_only: true
+                },
+                MountSpec::Anonymous {
+                    target: "/scratch".into()
+                },
+                MountSpec::Tmpfs {
+                    target: "/run".into(),
+                    options: "size=64m".into()
+                },
+            ]
+        );
+        assert_eq!(
+            c.network,
+            NetworkSpec::Project {
+                networks: vec![(
+                    "back".into(),
+                    vec!["db".into(), "database".into(), "pg".into()]
+                )],
+                links: vec![],
+            }
+        );
+        assert_eq!(db.readiness, Readiness::Healthcheck);
+    }
+
+    #[test]
+    fn ports_networks_dependencies_and_namespaces_are_planned_as_compose_means_them() {
+        let (_d, p) = project(SHOP);
+        let api = service(&p, "api", Duration::from_secs(5));
+        let c = api.container.unwrap();
+        assert_eq!(
+            c.ports[0],
+            Port {
+                container: "80/tcp".into(),
+                host_ip: None,
+                host_port: Some("8080".into())
+            }
+        );
+        assert_eq!(
+            c.ports[1],
+            Port {
+                container: "9000/udp".into(),
+                host_ip: Some("127.0.0.1".into()),
+                host_port: None
+            }
+        );
+        assert_eq!(c.expose, vec!["7000/tcp"]);
+        let NetworkSpec::Project { networks, links } = &c.network else {
+            panic!()
+        };
+        assert_eq!(
+            networks.iter().map(|n| n.0.as_str()).collect::<Vec<_>>(),
+            ["back", "front"]
+        );
+        assert_eq!(links, &[("db".to_string(), "store".to_string())]);
+        assert_eq!(
+            api.depends_on,
+            vec![
+                Dependency {
+                    service: "db".into(),
+                    condition: Condition::ServiceHealthy,
+                    optional: false
+                },
+                Dependency {
+                    service: "cache".into(),
+                    condition: Condition::ServiceStarted,
+                    optional: true
+                },
+            ]
+        );
+        assert_eq!(api.restart, Some(("on-failure", Some(3))));
+        assert_eq!(api.readiness, Readiness::Settle(Duration::from_secs(5)));
+        let sidecar = service(&p, "sidecar", Duration::from_secs(5));
+        let s = sidecar.container.unwrap();
+        assert!(s.joins_another());
+        assert_eq!(s.pid, Some(Namespace::Service("db".into())));
+        assert_eq!(
+            s.volumes_from,
+            vec![VolumesFrom::Service("db".into(), Some("ro".into()))]
+        );
+        let mut after = sidecar.created_after.clone();
+        after.sort();
+        assert_eq!(after, ["api", "db"]);
+        assert_eq!(
+            service(&p, "migrate", Duration::ZERO).readiness,
+            Readiness::Completes
+        );
+    }
+}
