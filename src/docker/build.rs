@@ -12,45 +12,29 @@ use super::{buildkit, patch};
 use super::{Engine, PROJECT_LABEL};
 use crate::diagnose::{tail, Diagnostic, Phase};
 
-/// Compose's build keys that are parameters of the engine's `/build`, for both builders.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BuildOptions {
-    /// Labels of the image (`build.labels`).
-    pub labels: Vec<(String, String)>,
-    /// More names for the built image (`build.tags`).
-    pub tags: Vec<String>,
-    /// The network RUN steps use (`build.network`).
-    pub network: Option<String>,
-    /// /dev/shm of RUN steps, bytes (`build.shm_size`).
-    pub shm_size: Option<i64>,
-    /// `host:ip` entries of RUN steps' /etc/hosts (`build.extra_hosts`).
-    pub extra_hosts: Vec<String>,
-    /// Images whose layers the build may reuse (`build.cache_from`).
-    pub cache_from: Vec<String>,
-}
+pub use crate::plan::BuildOptions;
 
-impl BuildOptions {
-    /// The `/build` query parameters for these options.
-    fn query(&self) -> Vec<(&'static str, String)> {
+/// The `/build` query parameters for `o`.
+fn options_query(o: &BuildOptions) -> Vec<(&'static str, String)> {
+    {
         let mut q = Vec::new();
-        if !self.labels.is_empty() {
-            let labels: HashMap<&String, &String> =
-                self.labels.iter().map(|(k, v)| (k, v)).collect();
+        if !o.labels.is_empty() {
+            let labels: HashMap<&String, &String> = o.labels.iter().map(|(k, v)| (k, v)).collect();
             q.push(("labels", serde_json::to_string(&labels).unwrap_or_default()));
         }
-        if let Some(n) = &self.network {
+        if let Some(n) = &o.network {
             q.push(("networkmode", n.clone()));
         }
-        if let Some(size) = self.shm_size {
+        if let Some(size) = o.shm_size {
             q.push(("shmsize", size.to_string()));
         }
-        if !self.extra_hosts.is_empty() {
-            q.push(("extrahosts", self.extra_hosts.join(",")));
+        if !o.extra_hosts.is_empty() {
+            q.push(("extrahosts", o.extra_hosts.join(",")));
         }
-        if !self.cache_from.is_empty() {
+        if !o.cache_from.is_empty() {
             q.push((
                 "cachefrom",
-                serde_json::to_string(&self.cache_from).unwrap_or_default(),
+                serde_json::to_string(&o.cache_from).unwrap_or_default(),
             ));
         }
         q
@@ -106,94 +90,6 @@ fn rel(ctx: &str, f: &str) -> String {
     } else {
         format!("{ctx}/{f}")
     }
-}
-
-/// Images a Dockerfile's FROM lines name, stage names and `scratch` left out. A name made
-/// of variables is resolved as the builder resolves it: from the `ARG`s before the first
-/// `FROM` (their defaults, or the build's `args`); one that stays unresolved is left to
-/// the builder.
-pub fn from_images(dockerfile: &str, args: &[(String, String)]) -> Vec<String> {
-    let mut stages: Vec<String> = Vec::new();
-    let mut images = Vec::new();
-    let mut global: Vec<(String, String)> = Vec::new();
-    let mut seen_from = false;
-    for line in dockerfile.lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let Some(first) = words.first() else { continue };
-        if first.eq_ignore_ascii_case("ARG") && !seen_from {
-            for decl in &words[1..] {
-                let (name, default) = decl.split_once('=').unwrap_or((decl, ""));
-                let value = args
-                    .iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_else(|| default.trim_matches('"').to_string());
-                global.push((name.to_string(), value));
-            }
-            continue;
-        }
-        if !first.eq_ignore_ascii_case("FROM") {
-            continue;
-        }
-        seen_from = true;
-        let rest: Vec<&str> = words[1..]
-            .iter()
-            .copied()
-            .filter(|w| !w.starts_with("--"))
-            .collect();
-        let Some(written) = rest.first() else {
-            continue;
-        };
-        let image = expand_args(written, &global);
-        if !stages.iter().any(|s| s.eq_ignore_ascii_case(&image))
-            && !image.contains('$')
-            && !image.is_empty()
-            && image != "scratch"
-        {
-            images.push(image);
-        }
-        if rest.len() >= 3 && rest[1].eq_ignore_ascii_case("AS") {
-            stages.push(rest[2].to_string());
-        }
-    }
-    images
-}
-
-/// `$NAME` and `${NAME}` (and `${NAME:-default}`) from `args`; an unknown name stays.
-fn expand_args(text: &str, args: &[(String, String)]) -> String {
-    let lookup = |name: &str| args.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        let (expr, len) = match after
-            .strip_prefix('{')
-            .and_then(|a| a.find('}').map(|e| (&a[..e], e + 2)))
-        {
-            Some(braced) => braced,
-            None => {
-                let n = after
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(after.len());
-                (&after[..n], n)
-            }
-        };
-        let (name, default) = match expr.split_once(":-") {
-            Some((n, d)) => (n, Some(d)),
-            None => (expr, None),
-        };
-        match lookup(name).filter(|v| !v.is_empty() || default.is_none()) {
-            Some(v) => out.push_str(&v),
-            None => match default {
-                Some(d) => out.push_str(d),
-                None => out.push_str(&rest[at..at + 1 + len]),
-            },
-        }
-        rest = &after[len..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Build one image, unless an image for the same context hash exists (and `no_cache` is
@@ -387,8 +283,7 @@ async fn build_image(
                 query.push(("nocache", "1".to_string()));
             }
             query.extend(
-                spec.options
-                    .query()
+                options_query(&spec.options)
                     .into_iter()
                     .filter(|(k, _)| *k != "labels"),
             );
@@ -553,32 +448,5 @@ async fn classic(
         error: failure,
         failed_step,
         failed_output,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn from_lines() {
-        let df = "ARG V=1\nFROM python:3.11-slim AS base\nFROM base AS app\nFROM --platform=linux/amd64 busybox:latest\nFROM img:${V}\nFROM scratch\n";
-        assert_eq!(
-            from_images(df, &[]),
-            vec!["python:3.11-slim", "busybox:latest", "img:1"]
-        );
-        let df = "ARG REG=127.0.0.1:5000\nARG BASE\nARG TAG=1.4\nFROM ${REG}/team/base:$TAG\nFROM ${BASE:-debian:bookworm-slim}\nFROM $NOPE/x\nARG LATE=9\nFROM img:${LATE}\n";
-        assert_eq!(
-            from_images(df, &[]),
-            vec!["127.0.0.1:5000/team/base:1.4", "debian:bookworm-slim"]
-        );
-        let args = [
-            ("TAG".to_string(), "2.0".to_string()),
-            ("BASE".to_string(), "alpine:3".to_string()),
-        ];
-        assert_eq!(
-            from_images(df, &args),
-            vec!["127.0.0.1:5000/team/base:2.0", "alpine:3"]
-        );
     }
 }

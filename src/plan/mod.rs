@@ -5,6 +5,7 @@
 //! resolved here; docker/ turns a plan into the engine's requests and never reads compose.
 
 mod container;
+mod image;
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use std::time::Duration;
 /// A secret or config file of a service, resolved (its source file, or its content).
 pub use crate::compose::model::{FileMount, FileSource};
 pub use container::{ContainerSpec, Health, MountSpec, Namespace, NetworkSpec, Port, VolumesFrom};
+pub use image::{from_images, image_source, BuildOptions, BuildPlan, ImageSource};
 
 use crate::compose::model::Condition;
 use crate::compose::Project;
@@ -41,6 +43,9 @@ pub struct Dependency {
 #[derive(Debug, Clone)]
 pub struct ServicePlan {
     pub name: String,
+    /// Where its image comes from (None: neither `build` nor `image`, which the loader
+    /// refuses).
+    pub image: Option<ImageSource>,
     /// What it runs, as far as the project says; the error is the service's own (a bad
     /// port, mount or size), reported when it would start.
     pub container: Result<ContainerSpec, String>,
@@ -54,6 +59,31 @@ pub struct ServicePlan {
     /// Its `restart:` policy and retries, for a system left running (while verifying, no
     /// container restarts: a crash is a failure).
     pub restart: Option<(&'static str, Option<i64>)>,
+}
+
+/// A whole project, planned: its services in start order.
+#[derive(Debug, Clone)]
+pub struct SystemPlan {
+    pub project: String,
+    pub services: Vec<ServicePlan>,
+}
+
+impl SystemPlan {
+    /// Every service of `project` (a service without a healthcheck settles for `settle`).
+    pub fn of(project: &Project, settle: Duration) -> SystemPlan {
+        SystemPlan {
+            project: project.name.clone(),
+            services: project
+                .order
+                .iter()
+                .map(|n| service(project, n, settle))
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&ServicePlan> {
+        self.services.iter().find(|s| s.name == name)
+    }
 }
 
 /// Plan `name` of `project`: a service without a healthcheck settles for `settle`.
@@ -75,6 +105,7 @@ pub fn service(project: &Project, name: &str, settle: Duration) -> ServicePlan {
         .unwrap_or_default();
     ServicePlan {
         name: name.to_string(),
+        image: image_source(project, svc),
         container: ContainerSpec::of(name, svc, &project.root),
         files: project
             .compose
@@ -300,6 +331,34 @@ networks: {back: {}, front: {}}
         assert_eq!(
             service(&p, "migrate", Duration::ZERO).readiness,
             Readiness::Completes
+        );
+    }
+
+    #[test]
+    fn image_sources_are_a_pull_with_its_policy_or_a_build_with_its_from_images() {
+        let (_d, p) = project("services:\n  app:\n    build:\n      context: ./app\n      args: {TAG: \"3.12\"}\n      pull: true\n      no_cache: true\n  db:\n    image: postgres:16\n    pull_policy: daily\n");
+        std::fs::create_dir_all(p.root.join("app")).unwrap();
+        std::fs::write(
+            p.root.join("app/Dockerfile"),
+            "ARG TAG=3.11\nFROM python:${TAG}-slim AS base\nFROM base\n",
+        )
+        .unwrap();
+        let plan = SystemPlan::of(&p, Duration::ZERO);
+        let Some(ImageSource::Build(b)) = &plan.get("app").unwrap().image else {
+            panic!("app builds")
+        };
+        assert_eq!(b.from, vec!["python:3.12-slim"]);
+        assert_eq!(
+            (b.pull, b.no_cache, b.context_rel.as_str()),
+            (true, true, "app")
+        );
+        assert_eq!(b.context, p.root.join("./app"));
+        assert_eq!(
+            plan.get("db").unwrap().image,
+            Some(ImageSource::Pull {
+                reference: "postgres:16".into(),
+                policy: crate::compose::model::PullPolicy::Refresh(Duration::from_secs(86400)),
+            })
         );
     }
 }

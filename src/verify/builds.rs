@@ -10,53 +10,47 @@ use crate::compose::Project;
 use crate::diagnose::{Diagnostic, Phase};
 use crate::docker::build::{self, BuildSpec, Built};
 use crate::events::Event;
+use crate::plan::{ImageSource, SystemPlan};
 
 /// The images `service`'s Dockerfile's FROM lines name (none when it does not build).
-pub(super) fn froms_of(project: &Project, service: &str) -> Vec<String> {
-    project.compose.services[service]
-        .build
-        .as_ref()
-        .and_then(|b| {
-            let text = b.dockerfile_text(&project.root)?;
-            Some(build::from_images(&text, &build_args(b)))
-        })
-        .unwrap_or_default()
+pub(super) fn froms_of<'p>(plan: &'p SystemPlan, service: &str) -> &'p [String] {
+    match plan.get(service).and_then(|s| s.image.as_ref()) {
+        Some(ImageSource::Build(b)) => &b.from,
+        _ => &[],
+    }
 }
 
 /// What each service with `build:` builds, the images heading the longest depends_on
 /// chains first: with fewer build slots than images, that chain starts while the images
 /// at its end still build.
-pub(super) fn specs(project: &Project, opts: &super::VerifyOptions) -> Vec<BuildSpec> {
+pub(super) fn specs(
+    project: &Project,
+    plan: &SystemPlan,
+    opts: &super::VerifyOptions,
+) -> Vec<BuildSpec> {
     crate::compose::graph::critical_first(&project.compose, &project.order)
         .iter()
         .filter_map(|n| {
-            let b = project.compose.services[n].build.as_ref()?;
-            let ctx_rel = b
-                .context()
-                .trim_start_matches("./")
-                .trim_end_matches('/')
-                .to_string();
+            let Some(ImageSource::Build(b)) = plan.get(n)?.image.as_ref() else {
+                return None;
+            };
             Some(BuildSpec {
                 service: n.clone(),
-                context: project.root.join(b.context()),
-                context_rel: if ctx_rel == "." {
-                    String::new()
-                } else {
-                    ctx_rel
-                },
-                dockerfile: match b.dockerfile_inline() {
+                context: b.context.clone(),
+                context_rel: b.context_rel.clone(),
+                dockerfile: match b.inline {
                     Some(_) => build::INLINE_DOCKERFILE.to_string(),
-                    None => b.dockerfile().to_string(),
+                    None => b.dockerfile.clone(),
                 },
-                dockerfile_inline: b.dockerfile_inline().map(str::to_string),
-                args: build_args(b),
-                target: b.target().map(str::to_string),
+                dockerfile_inline: b.inline.clone(),
+                args: b.args.clone(),
+                target: b.target.clone(),
                 log_dir: Some(project.root.join(crate::workspace::MASGEN_DIR).join("logs")),
-                no_cache: opts.no_cache || b.full().and_then(|f| f.no_cache).is_some_and(|f| f.0),
+                no_cache: opts.no_cache || b.no_cache,
                 bases: Vec::new(),
                 auths: Default::default(),
                 run_id: opts.run_id.clone(),
-                options: build_options(b),
+                options: b.options.clone(),
             })
         })
         .collect()
@@ -106,7 +100,7 @@ pub(super) async fn build_all(
 
 /// One build, once its FROM images are pulled (or known missing).
 async fn build_one(steps: &Steps<'_>, mut spec: BuildSpec) -> Result<Built, Diagnostic> {
-    let (ids, auths) = base_images(steps.project, steps.imgs, &spec.service).await?;
+    let (ids, auths) = base_images(steps.project, &steps.plan, steps.imgs, &spec.service).await?;
     spec.bases = ids;
     spec.auths = auths;
     steps.opts.events.emit(Event::BuildStarted {
@@ -115,25 +109,15 @@ async fn build_one(steps: &Steps<'_>, mut spec: BuildSpec) -> Result<Built, Diag
     build::build(steps.engine, &steps.project.name, &spec).await
 }
 
-/// A build's args, a bare name taking its value from the environment.
-pub(super) fn build_args(b: &crate::compose::model::Build) -> Vec<(String, String)> {
-    b.args()
-        .into_iter()
-        .map(|(k, v)| {
-            let v = v.or_else(|| std::env::var(&k).ok()).unwrap_or_default();
-            (k, v)
-        })
-        .collect()
-}
-
 /// The FROM images of `service`'s Dockerfile: their local IDs and the credentials of their
 /// registries once they are there, or the service's image failure.
 pub(super) async fn base_images(
     project: &Project,
+    plan: &SystemPlan,
     imgs: &Images<'_>,
     service: &str,
 ) -> Result<(Vec<String>, crate::docker::auth::AuthMap), Diagnostic> {
-    let froms = froms_of(project, service);
+    let froms = froms_of(plan, service).to_vec();
     let mut ids = Vec::new();
     for image in &froms {
         match imgs.wait(image).await {
@@ -174,44 +158,17 @@ fn image_failure(project: &Project, service: &str, image: &str, why: String) -> 
 
 /// The longest pull among the images `service` needed.
 pub(super) fn pull_secs(
-    project: &Project,
+    plan: &SystemPlan,
     pulls: &[images::PullReport],
     service: &str,
 ) -> Option<f64> {
-    let svc = &project.compose.services[service];
-    let needed: Vec<String> = match &svc.build {
-        Some(_) => froms_of(project, service),
-        None => svc.image.iter().cloned().collect(),
+    let needed: Vec<String> = match plan.get(service).and_then(|s| s.image.as_ref()) {
+        Some(ImageSource::Pull { reference, .. }) => vec![reference.clone()],
+        _ => froms_of(plan, service).to_vec(),
     };
     pulls
         .iter()
         .filter(|p| p.ok && needed.contains(&p.image))
         .map(|p| p.secs)
         .reduce(f64::max)
-}
-
-/// Compose's build keys that are `/build` parameters.
-fn build_options(b: &crate::compose::model::Build) -> build::BuildOptions {
-    let Some(f) = b.full() else {
-        return build::BuildOptions::default();
-    };
-    build::BuildOptions {
-        labels: f
-            .labels
-            .iter()
-            .flat_map(|l| l.pairs())
-            .map(|(k, v)| (k, v.unwrap_or_default()))
-            .collect(),
-        tags: f.tags.clone(),
-        network: f.network.clone(),
-        // Checked when the project loaded.
-        shm_size: f
-            .shm_size
-            .as_ref()
-            .and_then(|s| crate::compose::model::parse_bytes(&s.text()).ok()),
-        extra_hosts: crate::compose::model::host_entries(&f.extra_hosts),
-        // `build.pull` is not the builder's: masgen pulls the FROM images itself, before the
-        // build, with the user's credentials (see images.rs).
-        cache_from: f.cache_from.clone(),
-    }
 }

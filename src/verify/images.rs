@@ -12,13 +12,13 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::compose::model::{parse_pull_policy, PullPolicy};
-use crate::compose::Project;
+use crate::compose::model::PullPolicy;
 use crate::docker::auth::{self, AuthMap, Credentials, DockerConfig};
 use crate::docker::offline::relevant_images;
 use crate::docker::pull::{self, Fault, PullFailure};
 use crate::docker::Engine;
 use crate::events::{Event, Events};
+use crate::plan::{ImageSource, SystemPlan};
 
 /// Images pulled at once, at most. Docker Compose pulls every missing image at once; a
 /// bound keeps a large project from opening dozens of registry connections (the engine
@@ -85,45 +85,35 @@ pub struct PullSettings {
 
 /// The images `project` needs and the policy each is fetched by (the strongest, when
 /// several services want one image), in a stable order.
-pub fn wanted(project: &Project, settings: PullSettings) -> Vec<(String, PullPolicy)> {
+pub fn wanted(plan: &SystemPlan, settings: PullSettings) -> Vec<(String, PullPolicy)> {
     let mut out: Vec<(String, PullPolicy)> = Vec::new();
-    let mut add = |image: String, policy: PullPolicy| {
-        match out.iter_mut().find(|(i, _)| *i == image) {
+    let mut add = |image: &String, policy: PullPolicy| {
+        match out.iter_mut().find(|(i, _)| i == image) {
             Some((_, p)) => *p = stronger(*p, policy),
-            None => out.push((image, policy)),
+            None => out.push((image.clone(), policy)),
         };
     };
-    for name in &project.order {
-        let svc = &project.compose.services[name];
-        match &svc.build {
-            Some(b) => {
-                let pull = settings.pull == Some(PullPolicy::Always)
-                    || b.full().and_then(|f| f.pull).is_some_and(|p| p.0);
+    for service in &plan.services {
+        match &service.image {
+            Some(ImageSource::Build(b)) => {
                 let policy = match settings.pull {
                     Some(PullPolicy::Never) => PullPolicy::Never,
-                    _ if pull => PullPolicy::Always,
+                    Some(PullPolicy::Always) => PullPolicy::Always,
+                    _ if b.pull => PullPolicy::Always,
                     _ => PullPolicy::Missing,
                 };
-                for image in super::builds::froms_of(project, name) {
+                for image in &b.from {
                     add(image, policy);
                 }
             }
-            None => {
-                let Some(image) = svc.image.clone() else {
-                    continue;
-                };
-                // Checked when the project loaded.
-                let own = svc
-                    .pull_policy
-                    .as_deref()
-                    .and_then(|p| parse_pull_policy(p).ok())
-                    .unwrap_or(PullPolicy::Missing);
-                let policy = match settings.pull.unwrap_or(own) {
+            Some(ImageSource::Pull { reference, policy }) => {
+                let policy = match settings.pull.unwrap_or(*policy) {
                     PullPolicy::Build => PullPolicy::Never,
                     p => p,
                 };
-                add(image, policy);
+                add(reference, policy);
             }
+            None => {}
         }
     }
     if settings.offline {

@@ -15,6 +15,7 @@ use crate::docker::run::{self, RunSettings};
 use crate::docker::scope::Scope;
 use crate::docker::{logs, teardown, DockerError, Engine, RUN_LABEL};
 use crate::events::{Event, Events};
+use crate::plan::SystemPlan;
 
 mod builds;
 pub mod images;
@@ -475,7 +476,7 @@ pub(super) struct Steps<'a> {
     states: HashMap<String, watch::Sender<ServiceState>>,
     images: HashMap<String, watch::Sender<ImageState>>,
     /// What each service runs (see plan/).
-    plans: HashMap<String, crate::plan::ServicePlan>,
+    plan: SystemPlan,
 }
 
 impl<'a> Steps<'a> {
@@ -486,6 +487,7 @@ impl<'a> Steps<'a> {
         project: &'a Project,
         opts: &'a VerifyOptions,
         imgs: &'a Images<'a>,
+        plan: SystemPlan,
     ) -> Result<Steps<'a>, VerifyError> {
         let scope = scope_of(project, opts);
         let networks = networks_wanted(project, &scope);
@@ -520,11 +522,7 @@ impl<'a> Steps<'a> {
             volumes,
             states,
             images,
-            plans: project
-                .order
-                .iter()
-                .map(|n| (n.clone(), crate::plan::service(project, n, opts.settle)))
-                .collect(),
+            plan,
         })
     }
 
@@ -555,7 +553,8 @@ async fn run_all(
     t0: Instant,
 ) -> Result<(), VerifyError> {
     let ev = &opts.events;
-    let imgs = images_step(engine, project, opts).await;
+    let plan = SystemPlan::of(project, opts.settle);
+    let imgs = images_step(engine, &plan, opts).await;
     report.timings.preflight_secs = t0.elapsed().as_secs_f64();
     // Pulls, builds and starts overlap: each build starts as soon as its FROM images are
     // there, each service as soon as its own image is there and its depends_on conditions
@@ -564,12 +563,12 @@ async fn run_all(
         name: "verify: build".into(),
     });
     let tb = Instant::now();
-    let steps = Steps::prepare(engine, project, opts, &imgs).await?;
+    let steps = Steps::prepare(engine, project, opts, &imgs, plan).await?;
     let work = futures_util::future::join3(
         imgs.pull_all(),
         async {
             (
-                builds::build_all(&steps, builds::specs(project, opts)).await,
+                builds::build_all(&steps, builds::specs(project, &steps.plan, opts)).await,
                 Instant::now(),
             )
         },
@@ -585,7 +584,7 @@ async fn run_all(
     report.timings.build_secs = built_at.duration_since(tb).as_secs_f64();
     report.pulls = imgs.reports();
     warn_buildkit_refused(engine, ev, &mut report.warnings);
-    let mut tally = Tally::new(project, &report.pulls);
+    let mut tally = Tally::new(project, &steps.plan, &report.pulls);
     tally.builds(built);
     tally.starts(started)?;
     tally.announce(ev);
@@ -599,7 +598,7 @@ async fn run_all(
     keep_logs(engine, project, &steps.settings.scope, &had_container).await;
     let running = tally.finish(project, report);
     if report.healthy && (opts.keep || opts.execute) {
-        apply_restart_policies(engine, ev, &steps.plans, &running).await;
+        apply_restart_policies(engine, ev, &steps.plan, &running).await;
     }
     if report.healthy && opts.execute {
         follow_until_interrupted(engine, ev, &running, &report.services).await;
@@ -610,14 +609,14 @@ async fn run_all(
 /// Which images are local, which to pull, which are missing (see images.rs).
 async fn images_step<'a>(
     engine: &'a Engine,
-    project: &Project,
+    plan: &SystemPlan,
     opts: &'a VerifyOptions,
 ) -> Images<'a> {
     let settings = images::PullSettings {
         pull: opts.pull,
         offline: opts.offline,
     };
-    let wanted = images::wanted(project, settings);
+    let wanted = images::wanted(plan, settings);
     Images::plan(engine, &opts.events, wanted, settings, opts.pull_stall).await
 }
 
@@ -633,7 +632,7 @@ fn warn_buildkit_refused(engine: &Engine, ev: &Events, warnings: &mut Vec<String
 }
 
 impl Tally {
-    fn new(project: &Project, pulls: &[images::PullReport]) -> Tally {
+    fn new(project: &Project, plan: &SystemPlan, pulls: &[images::PullReport]) -> Tally {
         let services = project
             .order
             .iter()
@@ -646,7 +645,7 @@ impl Tally {
                 let report = ServiceReport {
                     name: n.clone(),
                     image,
-                    pull_secs: builds::pull_secs(project, pulls, n),
+                    pull_secs: builds::pull_secs(plan, pulls, n),
                     ..Default::default()
                 };
                 (n.clone(), report)
@@ -744,11 +743,11 @@ impl Tally {
 async fn apply_restart_policies(
     engine: &Engine,
     ev: &Events,
-    steps: &HashMap<String, crate::plan::ServicePlan>,
+    plan: &SystemPlan,
     running: &[(String, String)],
 ) {
     for (name, container) in running {
-        let Some((policy, retries)) = steps[name].restart else {
+        let Some((policy, retries)) = plan.get(name).and_then(|s| s.restart) else {
             continue;
         };
         if let Err(e) = run::set_restart(engine, container, policy, retries).await {

@@ -91,7 +91,7 @@ async fn start_service(
     name: &str,
     image: &str,
 ) -> Result<ServiceOutcome, DockerError> {
-    let plan = &steps.plans[name];
+    let plan = steps.plan.get(name).expect("every service is planned");
     if let Err(d) = wait_for_sources(steps, name, &plan.created_after).await {
         return Ok(steps.failed(name, d));
     }
