@@ -12,10 +12,12 @@ pub mod offline;
 pub mod patch;
 pub mod pull;
 pub mod run;
+pub mod runtime;
 pub mod scope;
 pub mod teardown;
 
 pub use engine::{DockerError, Engine};
+pub use runtime::Runtime;
 
 /// Label on everything masgen creates.
 pub const MANAGED_LABEL: &str = "io.masgen.managed";

@@ -9,6 +9,7 @@ use super::{implicated, ImageState, ServiceState, Steps};
 use crate::compose::Project;
 use crate::diagnose::{Diagnostic, Phase};
 use crate::docker::build::{self, BuildSpec, Built};
+use crate::docker::Runtime;
 use crate::events::Event;
 use crate::plan::{ImageSource, SystemPlan};
 
@@ -59,7 +60,7 @@ pub(super) fn specs(
 /// Build every spec, `--jobs` at a time; each image is handed to its service the moment
 /// it is there, and a failed build marks the service failed for its dependents.
 pub(super) async fn build_all(
-    steps: &Steps<'_>,
+    steps: &Steps<'_, impl Runtime>,
     specs: Vec<BuildSpec>,
 ) -> Vec<(String, Result<Built, Diagnostic>)> {
     futures_util::stream::iter(specs)
@@ -99,14 +100,17 @@ pub(super) async fn build_all(
 }
 
 /// One build, once its FROM images are pulled (or known missing).
-async fn build_one(steps: &Steps<'_>, mut spec: BuildSpec) -> Result<Built, Diagnostic> {
+async fn build_one(
+    steps: &Steps<'_, impl Runtime>,
+    mut spec: BuildSpec,
+) -> Result<Built, Diagnostic> {
     let (ids, auths) = base_images(steps.project, &steps.plan, steps.imgs, &spec.service).await?;
     spec.bases = ids;
     spec.auths = auths;
     steps.opts.events.emit(Event::BuildStarted {
         service: spec.service.clone(),
     });
-    build::build(steps.engine, &steps.project.name, &spec).await
+    steps.rt.build(&steps.project.name, &spec).await
 }
 
 /// The FROM images of `service`'s Dockerfile: their local IDs and the credentials of their
@@ -114,7 +118,7 @@ async fn build_one(steps: &Steps<'_>, mut spec: BuildSpec) -> Result<Built, Diag
 pub(super) async fn base_images(
     project: &Project,
     plan: &SystemPlan,
-    imgs: &Images<'_>,
+    imgs: &Images<'_, impl Runtime>,
     service: &str,
 ) -> Result<(Vec<String>, crate::docker::auth::AuthMap), Diagnostic> {
     let froms = froms_of(plan, service).to_vec();
@@ -134,7 +138,7 @@ pub(super) async fn base_images(
 /// A service's own image (no build): there, or its failure.
 pub(super) async fn service_image(
     project: &Project,
-    imgs: &Images<'_>,
+    imgs: &Images<'_, impl Runtime>,
     service: &str,
     image: &str,
 ) -> Result<(), Diagnostic> {

@@ -16,7 +16,7 @@ use crate::compose::model::PullPolicy;
 use crate::docker::auth::{self, AuthMap, Credentials, DockerConfig};
 use crate::docker::offline::relevant_images;
 use crate::docker::pull::{self, Fault, PullFailure};
-use crate::docker::Engine;
+use crate::docker::Runtime;
 use crate::events::{Event, Events};
 use crate::plan::{ImageSource, SystemPlan};
 
@@ -58,8 +58,8 @@ enum Decision {
 }
 
 /// The images of one verification.
-pub struct Images<'a> {
-    engine: &'a Engine,
+pub struct Images<'a, R: Runtime> {
+    rt: &'a R,
     events: &'a Events,
     stall: Duration,
     decisions: Vec<(String, Decision)>,
@@ -139,20 +139,20 @@ fn stronger(a: PullPolicy, b: PullPolicy) -> PullPolicy {
     }
 }
 
-impl<'a> Images<'a> {
+impl<'a, R: Runtime> Images<'a, R> {
     /// Look at what is local and decide, for each image, what to do.
     pub async fn plan(
-        engine: &'a Engine,
+        rt: &'a R,
         events: &'a Events,
         wanted: Vec<(String, PullPolicy)>,
         settings: PullSettings,
         stall: Duration,
-    ) -> Images<'a> {
-        let local = engine.local_images().await;
+    ) -> Images<'a, R> {
+        let local = rt.local_images().await;
         let mut decisions = Vec::new();
         let mut states = HashMap::new();
         for (image, policy) in wanted {
-            let here = engine.image_tagged(&image).await;
+            let here = rt.image_tagged(&image).await;
             let decision = decide(&image, policy, here, settings.offline, &local);
             let state = match &decision {
                 Decision::Local(id) => Avail::Ready(id.clone()),
@@ -163,7 +163,7 @@ impl<'a> Images<'a> {
             decisions.push((image, decision));
         }
         Images {
-            engine,
+            rt,
             events,
             stall,
             decisions,
@@ -213,7 +213,7 @@ impl<'a> Images<'a> {
                     })
                 };
                 let started = std::time::Instant::now();
-                let r = pull::pull(self.engine, image, creds.as_ref(), self.stall, &show).await;
+                let r = self.rt.pull(image, creds.as_ref(), self.stall, &show).await;
                 let (secs, bytes) = match &r {
                     Ok(p) => (p.secs, p.bytes),
                     Err(_) => (started.elapsed().as_secs_f64(), 0),
@@ -237,8 +237,8 @@ impl<'a> Images<'a> {
             }
         };
         let state = match outcome {
-            Ok(()) => match self.engine.image_id(image).await {
-                Some(id) => Avail::Ready(id),
+            Ok(()) => match self.rt.image_tagged(image).await {
+                Some((id, _)) => Avail::Ready(id),
                 None => Avail::Missing("the pull ended but the image is not there".into()),
             },
             Err(f) if f.fault.is_environment() => {

@@ -13,7 +13,7 @@ use crate::diagnose::{self, Diagnostic, Phase};
 use crate::docker::build::Built;
 use crate::docker::run::{self, RunSettings};
 use crate::docker::scope::Scope;
-use crate::docker::{logs, teardown, DockerError, Engine, RUN_LABEL};
+use crate::docker::{logs, teardown, DockerError, Engine, Runtime, RUN_LABEL};
 use crate::events::{Event, Events};
 use crate::plan::SystemPlan;
 
@@ -430,6 +430,9 @@ pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Ve
     // system (see docker/scope.rs).
     teardown::remove_dead_runs(&engine, &project.name).await;
     let result = run_all(&engine, &project, opts, &mut report, t0).await;
+    if let (Ok(running), true) = (&result, report.healthy && opts.execute) {
+        follow_until_interrupted(&engine, &opts.events, running, &report.services).await;
+    }
     let leave_running = report.healthy && opts.keep && result.is_ok();
     let mut removed = if leave_running {
         teardown::Removed::default()
@@ -465,11 +468,11 @@ pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Ve
 
 /// What the steps of one verification share: the project and the engine, the run's
 /// networks and volumes, and each service's state and image as the others wait on them.
-pub(super) struct Steps<'a> {
-    engine: &'a Engine,
+pub(super) struct Steps<'a, R: Runtime> {
+    rt: &'a R,
     project: &'a Project,
     opts: &'a VerifyOptions,
-    imgs: &'a Images<'a>,
+    imgs: &'a Images<'a, R>,
     settings: RunSettings,
     networks: run::Networks,
     volumes: HashMap<String, String>,
@@ -479,21 +482,21 @@ pub(super) struct Steps<'a> {
     plan: SystemPlan,
 }
 
-impl<'a> Steps<'a> {
+impl<'a, R: Runtime> Steps<'a, R> {
     /// The run's networks and volumes, and every service pending; a service that does not
     /// build has its image named already.
     async fn prepare(
-        engine: &'a Engine,
+        rt: &'a R,
         project: &'a Project,
         opts: &'a VerifyOptions,
-        imgs: &'a Images<'a>,
+        imgs: &'a Images<'a, R>,
         plan: SystemPlan,
-    ) -> Result<Steps<'a>, VerifyError> {
+    ) -> Result<Steps<'a, R>, VerifyError> {
         let scope = scope_of(project, opts);
         let networks = networks_wanted(project, &scope);
-        let networks = run::ensure_networks(engine, &scope, &opts.run_id, &networks).await?;
+        let networks = rt.ensure_networks(&scope, &opts.run_id, &networks).await?;
         let volumes = volumes_wanted(project, &scope);
-        let volumes = run::ensure_volumes(engine, &scope, &opts.run_id, &volumes).await?;
+        let volumes = rt.ensure_volumes(&scope, &opts.run_id, &volumes).await?;
         let mut states = HashMap::new();
         let mut images = HashMap::new();
         for n in &project.order {
@@ -508,7 +511,7 @@ impl<'a> Steps<'a> {
             images.insert(n.clone(), watch::channel(image).0);
         }
         Ok(Steps {
-            engine,
+            rt,
             project,
             opts,
             imgs,
@@ -545,16 +548,17 @@ struct Tally {
     running: Vec<(String, String)>,
 }
 
+/// Verify `project` on `rt`, filling in `report`; returns the ready services' containers.
 async fn run_all(
-    engine: &Engine,
+    rt: &impl Runtime,
     project: &Project,
     opts: &VerifyOptions,
     report: &mut VerifyReport,
     t0: Instant,
-) -> Result<(), VerifyError> {
+) -> Result<Vec<(String, String)>, VerifyError> {
     let ev = &opts.events;
     let plan = SystemPlan::of(project, opts.settle);
-    let imgs = images_step(engine, &plan, opts).await;
+    let imgs = images_step(rt, &plan, opts).await;
     report.timings.preflight_secs = t0.elapsed().as_secs_f64();
     // Pulls, builds and starts overlap: each build starts as soon as its FROM images are
     // there, each service as soon as its own image is there and its depends_on conditions
@@ -563,7 +567,7 @@ async fn run_all(
         name: "verify: build".into(),
     });
     let tb = Instant::now();
-    let steps = Steps::prepare(engine, project, opts, &imgs, plan).await?;
+    let steps = Steps::prepare(rt, project, opts, &imgs, plan).await?;
     let work = futures_util::future::join3(
         imgs.pull_all(),
         async {
@@ -583,7 +587,10 @@ async fn run_all(
     }
     report.timings.build_secs = built_at.duration_since(tb).as_secs_f64();
     report.pulls = imgs.reports();
-    warn_buildkit_refused(engine, ev, &mut report.warnings);
+    if let Some(note) = rt.build_note() {
+        ev.warn(note.clone());
+        report.warnings.push(note);
+    }
     let mut tally = Tally::new(project, &steps.plan, &report.pulls);
     tally.builds(built);
     tally.starts(started)?;
@@ -595,40 +602,26 @@ async fn run_all(
     }
     report.healthy = tally.failed.is_empty();
     let had_container = report_started(&tally.services);
-    keep_logs(engine, project, &steps.settings.scope, &had_container).await;
+    keep_logs(rt, project, &steps.settings.scope, &had_container).await;
     let running = tally.finish(project, report);
     if report.healthy && (opts.keep || opts.execute) {
-        apply_restart_policies(engine, ev, &steps.plan, &running).await;
+        apply_restart_policies(rt, ev, &steps.plan, &running).await;
     }
-    if report.healthy && opts.execute {
-        follow_until_interrupted(engine, ev, &running, &report.services).await;
-    }
-    Ok(())
+    Ok(running)
 }
 
 /// Which images are local, which to pull, which are missing (see images.rs).
-async fn images_step<'a>(
-    engine: &'a Engine,
+async fn images_step<'a, R: Runtime>(
+    rt: &'a R,
     plan: &SystemPlan,
     opts: &'a VerifyOptions,
-) -> Images<'a> {
+) -> Images<'a, R> {
     let settings = images::PullSettings {
         pull: opts.pull,
         offline: opts.offline,
     };
     let wanted = images::wanted(plan, settings);
-    Images::plan(engine, &opts.events, wanted, settings, opts.pull_stall).await
-}
-
-/// A daemon that refused BuildKit built with the classic builder: say so once.
-fn warn_buildkit_refused(engine: &Engine, ev: &Events, warnings: &mut Vec<String>) {
-    if let Some(why) = engine.buildkit_refused.get() {
-        let w = format!(
-            "the daemon refused a BuildKit build ({why}); the images were built with the classic builder instead, which commits every Dockerfile step and is slower (DOCKER_BUILDKIT=0 skips the attempt)"
-        );
-        ev.warn(w.clone());
-        warnings.push(w);
-    }
+    Images::plan(rt, &opts.events, wanted, settings, opts.pull_stall).await
 }
 
 impl Tally {
@@ -741,7 +734,7 @@ impl Tally {
 /// A system left running gets the compose file's restart policies. While verifying, no
 /// container restarts: a crash is a failure, with its exit code and logs, not a restart.
 async fn apply_restart_policies(
-    engine: &Engine,
+    rt: &impl Runtime,
     ev: &Events,
     plan: &SystemPlan,
     running: &[(String, String)],
@@ -750,7 +743,7 @@ async fn apply_restart_policies(
         let Some((policy, retries)) = plan.get(name).and_then(|s| s.restart) else {
             continue;
         };
-        if let Err(e) = run::set_restart(engine, container, policy, retries).await {
+        if let Err(e) = rt.set_restart(container, policy, retries).await {
             ev.warn(format!(
                 "{name}: could not set its restart policy ({policy}) on the running container: {e}"
             ));
@@ -771,10 +764,10 @@ fn report_started(reports: &HashMap<String, ServiceReport>) -> Vec<String> {
 
 /// Keep the last lines of every container of the run in `.masgen/logs/<service>.log`:
 /// the containers are about to be removed, and their output is the evidence.
-async fn keep_logs(engine: &Engine, project: &Project, scope: &Scope, services: &[String]) {
+async fn keep_logs(rt: &impl Runtime, project: &Project, scope: &Scope, services: &[String]) {
     let dir = project.root.join(crate::workspace::MASGEN_DIR).join("logs");
     for name in services {
-        let text = logs::fetch_tail(engine, &scope.container(name), logs::KEEP_LINES).await;
+        let text = rt.logs_tail(&scope.container(name), logs::KEEP_LINES).await;
         // Best effort: a log that cannot be written must not change the verdict.
         let _ = crate::workspace::write_atomic(&dir.join(format!("{name}.log")), text.as_bytes());
     }

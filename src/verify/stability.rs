@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 use super::start::evidence;
 use super::{implicated, ServiceState, Steps, Tally};
 use crate::diagnose::{Diagnostic, Phase};
-use crate::docker::{health, logs};
+use crate::docker::{logs, Runtime};
 use crate::events::Event;
 
 /// Watch the ready services every 500 ms until the window ends or one fails; returns the
 /// seconds watched.
-pub(super) async fn watch(steps: &Steps<'_>, tally: &mut Tally) -> f64 {
+pub(super) async fn watch(steps: &Steps<'_, impl Runtime>, tally: &mut Tally) -> f64 {
     let window = steps.opts.stability;
     steps.opts.events.emit(Event::Phase {
         name: format!("verify: stability window ({}s)", window.as_secs()),
@@ -38,8 +38,8 @@ pub(super) async fn watch(steps: &Steps<'_>, tally: &mut Tally) -> f64 {
 }
 
 /// Whether a ready service still is: None when it is, else why not.
-async fn check(steps: &Steps<'_>, name: &str, container: &str) -> Option<Diagnostic> {
-    let Some(s) = health::snapshot(steps.engine, container).await else {
+async fn check(steps: &Steps<'_, impl Runtime>, name: &str, container: &str) -> Option<Diagnostic> {
+    let Some(s) = steps.rt.snapshot(container).await else {
         let gone = "the container disappeared after becoming ready (removed from outside masgen?)";
         return Some(Diagnostic::new(name, Phase::Stability, gone));
     };
@@ -58,7 +58,7 @@ async fn check(steps: &Steps<'_>, name: &str, container: &str) -> Option<Diagnos
     } else {
         return None;
     };
-    let logs = logs::fetch_tail(steps.engine, container, logs::KEEP_LINES).await;
+    let logs = steps.rt.logs_tail(container, logs::KEEP_LINES).await;
     Some(
         Diagnostic::new(name, Phase::Stability, summary)
             .evidence(evidence(Some(&s), &logs))

@@ -7,9 +7,11 @@ use std::time::Instant;
 use super::builds::service_image;
 use super::{implicated, ImageState, ServiceState, Steps};
 use crate::compose::model::Condition;
+use crate::compose::Project;
 use crate::diagnose::{tail, Diagnostic, Phase};
 use crate::docker::health::{self, Readiness, Snapshot, Wait};
-use crate::docker::{logs, run, DockerError};
+use crate::docker::runtime::Refused;
+use crate::docker::{logs, run, DockerError, Runtime};
 use crate::events::Event;
 use crate::plan::{Dependency, ServicePlan};
 
@@ -30,7 +32,7 @@ pub(super) enum ServiceOutcome {
 /// Start every service (those whose build failed have their build's diagnostic, and no
 /// outcome here). Returns each service's outcome, or Docker's own failure.
 pub(super) async fn start_all(
-    steps: &Steps<'_>,
+    steps: &Steps<'_, impl Runtime>,
 ) -> Vec<(String, Result<ServiceOutcome, DockerError>)> {
     let announced = std::sync::atomic::AtomicBool::new(false);
     let tasks = steps.project.order.iter().map(|name| {
@@ -64,7 +66,10 @@ pub(super) async fn start_all(
 
 /// The image `name` runs once it is there: built, pulled, or local. None when its build
 /// failed (that failure is its diagnostic).
-async fn image_of(steps: &Steps<'_>, name: &str) -> Option<Result<String, Diagnostic>> {
+async fn image_of(
+    steps: &Steps<'_, impl Runtime>,
+    name: &str,
+) -> Option<Result<String, Diagnostic>> {
     let builds = steps.project.compose.services[name].build.is_some();
     let mut rx = steps.images[name].subscribe();
     let state = rx
@@ -87,7 +92,7 @@ async fn image_of(steps: &Steps<'_>, name: &str) -> Option<Result<String, Diagno
 /// Create the container, wait for the dependencies' conditions, start it and wait for
 /// readiness.
 async fn start_service(
-    steps: &Steps<'_>,
+    steps: &Steps<'_, impl Runtime>,
     name: &str,
     image: &str,
 ) -> Result<ServiceOutcome, DockerError> {
@@ -115,15 +120,13 @@ async fn start_service(
     });
     let mut readiness = plan.readiness;
     // A HEALTHCHECK in the image counts like one in the compose file.
-    if let (Readiness::Settle(_), Some(s)) =
-        (readiness, health::snapshot(steps.engine, &container).await)
-    {
+    if let (Readiness::Settle(_), Some(s)) = (readiness, steps.rt.snapshot(&container).await) {
         if s.health.is_some() {
             readiness = Readiness::Healthcheck;
         }
     }
     let deadline = Instant::now() + steps.opts.health_timeout;
-    let wait = health::wait_ready(steps.engine, &container, readiness, deadline).await;
+    let wait = steps.rt.wait_ready(&container, readiness, deadline).await;
     let secs = started.elapsed().as_secs_f64();
     Ok(match wait {
         Wait::Ready => ready(steps, name, container, readiness, secs).await,
@@ -145,7 +148,7 @@ async fn start_service(
 /// A service taking another's volumes or joining its namespaces can only be created once
 /// that container exists.
 async fn wait_for_sources(
-    steps: &Steps<'_>,
+    steps: &Steps<'_, impl Runtime>,
     name: &str,
     sources: &[String],
 ) -> Result<(), Diagnostic> {
@@ -170,63 +173,47 @@ async fn wait_for_sources(
 /// Create the container, join its other networks, put its secrets and configs in. The
 /// container's own settings are judged first, then its secrets and configs.
 async fn create(
-    steps: &Steps<'_>,
+    steps: &Steps<'_, impl Runtime>,
     plan: &ServicePlan,
     image: &str,
     container: &str,
 ) -> Result<Result<(), Diagnostic>, DockerError> {
     let (project, name) = (steps.project, plan.name.as_str());
-    let refused = |summary: &str, why: String| {
-        Ok(Err(Diagnostic::new(name, Phase::Start, summary)
-            .evidence(why)
-            .files(implicated(project, name))))
+    let planned = plan.container.as_ref().and_then(|spec| {
+        let files = plan.files.as_ref()?;
+        Ok((spec, files))
+    });
+    let (spec, files) = match planned {
+        Ok(planned) => planned,
+        Err(e) => return Ok(Err(refused(project, name, Refused::Spec(e.clone()), ""))),
     };
-    let made = plan
-        .container
-        .as_ref()
-        .map_err(Clone::clone)
-        .and_then(|spec| {
-            let files = plan.files.as_ref().map_err(Clone::clone)?;
-            let with = run::Attachments {
-                networks: &steps.networks,
-                volumes: &steps.volumes,
-                settings: &steps.settings,
-                files,
-            };
-            let body = run::container_body(&steps.opts.run_id, name, spec, image, &with)?;
-            Ok((spec, body, files))
-        });
-    let (spec, body, files) = match made {
-        Ok(made) => made,
-        Err(e) => {
-            return Ok(Err(
-                Diagnostic::new(name, Phase::Start, e).files(implicated(project, name))
-            ))
-        }
+    let with = run::Attachments {
+        networks: &steps.networks,
+        volumes: &steps.volumes,
+        settings: &steps.settings,
+        files,
     };
-    if let Err(why) = run::create(steps.engine, container, body).await? {
-        return refused("Docker refused to create the container", why);
-    }
-    let extra = run::extra_endpoints(spec, &steps.networks);
-    if let Err(why) = run::connect_networks(steps.engine, container, extra).await {
-        return refused(
-            "Docker refused to connect the container to its networks",
-            why,
-        );
-    }
-    if let Err(why) = run::copy_files(steps.engine, container, files).await {
-        return refused(
-            "its secrets and configs could not be put into the container",
-            why,
-        );
-    }
-    Ok(Ok(()))
+    let made = steps
+        .rt
+        .create(container, &steps.opts.run_id, name, spec, image, &with)
+        .await?;
+    Ok(made.map_err(|(why, what)| refused(project, name, why, what)))
+}
+
+/// A container its runtime would not create: a plan it cannot express is the service's
+/// error as it is; a refusal says `what` was refused, with the runtime's words.
+fn refused(project: &Project, name: &str, why: Refused, what: &str) -> Diagnostic {
+    let d = match why {
+        Refused::Spec(e) => Diagnostic::new(name, Phase::Start, e),
+        Refused::Runtime(words) => Diagnostic::new(name, Phase::Start, what).evidence(words),
+    };
+    d.files(implicated(project, name))
 }
 
 /// Wait until every `depends_on` condition holds. An optional dependency (`required:
 /// false`) that failed is warned about, as compose does, and the service starts anyway.
 async fn wait_for_dependencies(
-    steps: &Steps<'_>,
+    steps: &Steps<'_, impl Runtime>,
     name: &str,
     deps: &[Dependency],
 ) -> Result<(), Diagnostic> {
@@ -270,14 +257,13 @@ async fn wait_for_dependencies(
 
 /// Start the created container.
 async fn start(
-    steps: &Steps<'_>,
+    steps: &Steps<'_, impl Runtime>,
     name: &str,
     container: &str,
 ) -> Result<Result<(), Diagnostic>, DockerError> {
-    let Err(e) = run::start(steps.engine, container).await else {
+    let Err(msg) = steps.rt.start(container).await else {
         return Ok(Ok(()));
     };
-    let msg = e.to_string();
     // Another program on this machine holds a port --execute publishes: nothing in the
     // system is wrong, so no model is asked to change it. Two of the system's own services
     // publishing one port is the system's fault, and goes on as a diagnostic.
@@ -298,7 +284,7 @@ async fn start(
 
 /// A ready service: its health and where its ports answer.
 async fn ready(
-    steps: &Steps<'_>,
+    steps: &Steps<'_, impl Runtime>,
     name: &str,
     container: String,
     readiness: Readiness,
@@ -309,7 +295,9 @@ async fn ready(
         service: name.to_string(),
         secs,
     });
-    let ports = run::published_ports(steps.engine, &container)
+    let ports = steps
+        .rt
+        .published_ports(&container)
         .await
         .into_iter()
         .map(|(p, h)| format!("{p} -> {h}"))
@@ -330,7 +318,7 @@ async fn ready(
 /// The one place a failed wait becomes a diagnostic: what happened, and its evidence (the
 /// exit code, Docker's error, the probes' output, the last log lines).
 async fn failed_wait(
-    steps: &Steps<'_>,
+    steps: &Steps<'_, impl Runtime>,
     name: &str,
     container: &str,
     readiness: Readiness,
@@ -338,7 +326,7 @@ async fn failed_wait(
 ) -> Diagnostic {
     let logs = match wait {
         Wait::Gone => String::new(),
-        _ => logs::fetch_tail(steps.engine, container, logs::KEEP_LINES).await,
+        _ => steps.rt.logs_tail(container, logs::KEEP_LINES).await,
     };
     let (phase, summary, head, snapshot) = match wait {
         Wait::Exited(s) => {
@@ -392,7 +380,7 @@ async fn failed_wait(
 }
 
 /// Whether a service of the system other than `name` publishes host port `port`.
-fn published_by_another(steps: &Steps<'_>, name: &str, port: u16) -> bool {
+fn published_by_another(steps: &Steps<'_, impl Runtime>, name: &str, port: u16) -> bool {
     steps
         .project
         .compose
