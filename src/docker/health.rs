@@ -11,7 +11,7 @@ use super::Engine;
 pub use crate::plan::Readiness;
 
 /// What the container looks like now.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub running: bool,
     pub exit_code: Option<i64>,

@@ -801,3 +801,6 @@ async fn follow_until_interrupted(
         h.abort();
     }
 }
+
+#[cfg(test)]
+mod tests;
