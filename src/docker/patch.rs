@@ -747,7 +747,75 @@ pub async fn patch(
 ) -> Result<Option<Patched>, String> {
     let (label, steps) = (&plan.label, plan.steps.as_slice());
     let repo = format!("masgen/{project}-{}", spec.service);
-    let filters: HashMap<&str, Vec<&str>> = [("reference", vec![repo.as_str()])].into();
+    let Some((first, old)) = earlier_image(engine, &repo, label).await? else {
+        return Ok(None);
+    };
+    let Some(k) = first else {
+        return retag(engine, &old, image).await.map(Some);
+    };
+    let ctx = Ctx::read(context_tar).ok_or("the context is not a readable tar")?;
+    if !patchable(steps, k) {
+        return Ok(None);
+    }
+    let [base] = spec.bases.as_slice() else {
+        return Ok(None);
+    };
+    let started = std::time::Instant::now();
+    let lineage = Lineage::read(engine, &old, base, steps).await?;
+    let lower = lineage.base_layers + layer_steps(&steps[..k]);
+    let mut image_json = lineage.image_json(lower)?;
+    let new = new_layers_below(engine, project, spec, &image_json, lower, |probe| {
+        let (base_image, ctx) = (&lineage.base, &ctx);
+        async move {
+            let mut probe = probe;
+            new_layers(steps, k, base_image, ctx, &mut probe).await
+        }
+    })
+    .await?;
+    let mut diff_ids: Vec<String> = lineage.layers[..lower].to_vec();
+    let mut data: Vec<Option<Vec<u8>>> = vec![None; lower];
+    for tar in &new {
+        diff_ids.push(format!("sha256:{}", sha256_hex(tar)));
+        data.push(Some(tar.clone()));
+    }
+    image_json["rootfs"]["diff_ids"] = serde_json::json!(diff_ids);
+    image_json["history"] = serde_json::json!(lineage.history_entries(steps, k));
+    image_json["created"] = serde_json::json!(rfc3339(SystemTime::now()));
+    let labels = &mut image_json["config"]["Labels"];
+    if !labels.is_object() {
+        *labels = serde_json::json!({});
+    }
+    labels[STEPS_LABEL] = serde_json::json!(label);
+    let id = load(engine, &image_json, Some(image), &data).await?;
+    let replaced: Vec<String> = steps[k..]
+        .iter()
+        .filter(|s| matches!(s.kind, Kind::Copy { .. }))
+        .map(|s| format!("COPY {}", s.args))
+        .collect();
+    let sizes: Vec<String> = new.iter().map(|t| format!("{} bytes", t.len())).collect();
+    let log = format!(
+        "#1 masgen: patched {old}: kept its lower {lower} layers and wrote {} new layer(s) ({}) for: {}\n#1 loaded as {image} ({id}) in {:.2}s, no builder run\n",
+        new.len(),
+        sizes.join(", "),
+        replaced.join("; "),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Some(Patched { log }))
+}
+
+/// The layers a list of steps makes (configuration-only steps make none).
+fn layer_steps(s: &[Step]) -> usize {
+    s.iter().filter(|s| !matches!(s.kind, Kind::Config)).count()
+}
+
+/// The earlier image of `repo` sharing the longest prefix of unchanged steps (the newest
+/// of equals): the first changed step (None: nothing changed) and the image's tag.
+async fn earlier_image(
+    engine: &Engine,
+    repo: &str,
+    label: &str,
+) -> Result<Option<(Option<usize>, String)>, String> {
+    let filters: HashMap<&str, Vec<&str>> = [("reference", vec![repo])].into();
     let images = engine
         .docker
         .list_images(Some(
@@ -755,7 +823,6 @@ pub async fn patch(
         ))
         .await
         .map_err(|e| e.to_string())?;
-    // The earlier image sharing the longest prefix of unchanged steps; the newest of equals.
     let mut best: Option<(Option<usize>, i64, String)> = None;
     for i in &images {
         let Some(old) = i.labels.get(STEPS_LABEL) else {
@@ -778,108 +845,184 @@ pub async fn patch(
             best = Some((k, i.created, tag.clone()));
         }
     }
-    let Some((first, _, old)) = best else {
-        return Ok(None);
-    };
-    let Some(k) = first else {
-        // Nothing the Dockerfile reads changed: the image is the earlier one.
-        let (repo_name, tag) = super::engine::split_image(image);
-        let opts = TagImageOptionsBuilder::new()
-            .repo(repo_name)
-            .tag(tag)
-            .build();
-        engine
-            .docker
-            .tag_image(&old, Some(opts))
-            .await
-            .map_err(|e| e.to_string())?;
-        return Ok(Some(Patched { log: format!("#1 masgen: nothing the Dockerfile copies changed since {old}: tagged it as {image}, no builder run\n") }));
-    };
-    let ctx = Ctx::read(context_tar).ok_or("the context is not a readable tar")?;
-    if !patchable(steps, k) {
-        return Ok(None);
-    }
-    let [base] = spec.bases.as_slice() else {
-        return Ok(None);
-    };
-    let started = std::time::Instant::now();
-    let (old_image, base_image, history) = tokio::join!(
-        engine.docker.inspect_image(&old),
-        engine.docker.inspect_image(base),
-        engine.docker.image_history(&old)
-    );
-    let (old_image, base_image, mut history) = (
-        old_image.map_err(|e| e.to_string())?,
-        base_image.map_err(|e| e.to_string())?,
-        history.map_err(|e| e.to_string())?,
-    );
-    let layers = old_image
-        .root_fs
-        .as_ref()
-        .and_then(|r| r.layers.clone())
-        .unwrap_or_default();
-    let base_layers = base_image
-        .root_fs
-        .as_ref()
-        .and_then(|r| r.layers.clone())
-        .unwrap_or_default();
-    let layer_steps = |s: &[Step]| s.iter().filter(|s| !matches!(s.kind, Kind::Config)).count();
-    if !layers.starts_with(&base_layers) || layers.len() != base_layers.len() + layer_steps(steps) {
-        return Err(format!("{old}'s layers do not line up with its Dockerfile"));
-    }
-    // The image's history: the base's entries, then one per step, each naming its keyword.
-    history.reverse();
-    let base_count = history
-        .len()
-        .checked_sub(steps.len())
-        .ok_or("its history is shorter than its Dockerfile")?;
-    for (h, s) in history[base_count..].iter().zip(steps) {
-        if !h
-            .created_by
-            .split_whitespace()
-            .next()
-            .is_some_and(|w| w.eq_ignore_ascii_case(&s.keyword))
+    Ok(best.map(|(k, _, tag)| (k, tag)))
+}
+
+/// Nothing the Dockerfile reads changed: the image is the earlier one, tagged anew.
+async fn retag(engine: &Engine, old: &str, image: &str) -> Result<Patched, String> {
+    let (repo_name, tag) = super::engine::split_image(image);
+    let opts = TagImageOptionsBuilder::new()
+        .repo(repo_name)
+        .tag(tag)
+        .build();
+    engine
+        .docker
+        .tag_image(old, Some(opts))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Patched {
+        log: format!("#1 masgen: nothing the Dockerfile copies changed since {old}: tagged it as {image}, no builder run\n"),
+    })
+}
+
+/// The earlier image, checked against its Dockerfile: its layers are the base's plus one
+/// per layer-making step, and its history names each step's keyword.
+struct Lineage {
+    old: bollard::models::ImageInspect,
+    base: bollard::models::ImageInspect,
+    layers: Vec<String>,
+    base_layers: usize,
+    /// Oldest first.
+    history: Vec<bollard::models::ImageHistoryResponseItem>,
+    /// Where the Dockerfile's own entries start in `history`.
+    base_count: usize,
+    /// Which history entries made no layer.
+    empty: Vec<bool>,
+}
+
+impl Lineage {
+    async fn read(
+        engine: &Engine,
+        old: &str,
+        base: &str,
+        steps: &[Step],
+    ) -> Result<Lineage, String> {
+        let (old_image, base_image, history) = tokio::join!(
+            engine.docker.inspect_image(old),
+            engine.docker.inspect_image(base),
+            engine.docker.image_history(old)
+        );
+        let (old_image, base_image, mut history) = (
+            old_image.map_err(|e| e.to_string())?,
+            base_image.map_err(|e| e.to_string())?,
+            history.map_err(|e| e.to_string())?,
+        );
+        let layers_of = |i: &bollard::models::ImageInspect| {
+            i.root_fs
+                .as_ref()
+                .and_then(|r| r.layers.clone())
+                .unwrap_or_default()
+        };
+        let (layers, base_layers) = (layers_of(&old_image), layers_of(&base_image));
+        if !layers.starts_with(&base_layers)
+            || layers.len() != base_layers.len() + layer_steps(steps)
         {
-            return Err(format!(
-                "{old}'s history does not match its Dockerfile ({:?} for {})",
-                h.created_by, s.keyword
-            ));
+            return Err(format!("{old}'s layers do not line up with its Dockerfile"));
         }
+        history.reverse();
+        let base_count = history
+            .len()
+            .checked_sub(steps.len())
+            .ok_or("its history is shorter than its Dockerfile")?;
+        for (h, s) in history[base_count..].iter().zip(steps) {
+            if !h
+                .created_by
+                .split_whitespace()
+                .next()
+                .is_some_and(|w| w.eq_ignore_ascii_case(&s.keyword))
+            {
+                return Err(format!(
+                    "{old}'s history does not match its Dockerfile ({:?} for {})",
+                    h.created_by, s.keyword
+                ));
+            }
+        }
+        let mut empty = base_empty(&history[..base_count], base_layers.len());
+        empty.extend(steps.iter().map(|s| matches!(s.kind, Kind::Config)));
+        Ok(Lineage {
+            old: old_image,
+            base: base_image,
+            base_layers: base_layers.len(),
+            layers,
+            history,
+            base_count,
+            empty,
+        })
     }
-    // The base's entries: the API does not say which made a layer, so it is inferred. The
-    // history is only what `docker history` shows; the layers themselves are kept as
-    // they are. A guess that names more layers than the base has is cut back, so that
-    // `docker history` can still read it.
-    let mut empty: Vec<bool> = history[..base_count]
+
+    /// The image config of the layers below `lower`, with the earlier image's settings.
+    fn image_json(&self, lower: usize) -> Result<serde_json::Value, String> {
+        let config = serde_json::to_value(self.old.config.clone().unwrap_or_default())
+            .map_err(|e| e.to_string())?;
+        let mut image_json = serde_json::json!({
+            "architecture": self.old.architecture.clone().unwrap_or_else(|| "amd64".into()),
+            "os": self.old.os.clone().unwrap_or_else(|| "linux".into()),
+            "config": config,
+            "rootfs": { "type": "layers", "diff_ids": self.layers[..lower] },
+            "history": [],
+        });
+        if let Some(v) = &self.old.variant {
+            image_json["variant"] = serde_json::json!(v);
+        }
+        Ok(image_json)
+    }
+
+    /// The new image's history: the earlier one's, the patched COPY steps dated now.
+    fn history_entries(&self, steps: &[Step], k: usize) -> Vec<serde_json::Value> {
+        let now = SystemTime::now();
+        let mut entries = Vec::new();
+        for (i, h) in self.history.iter().enumerate() {
+            let step = i.checked_sub(self.base_count);
+            let patched =
+                step.is_some_and(|s| s >= k && matches!(steps[s].kind, Kind::Copy { .. }));
+            let created = if patched {
+                now
+            } else {
+                SystemTime::UNIX_EPOCH + Duration::from_secs(h.created.max(0) as u64)
+            };
+            let mut e =
+                serde_json::json!({ "created": rfc3339(created), "created_by": h.created_by });
+            if patched {
+                e["comment"] = serde_json::json!(PATCH_COMMENT);
+            } else if !h.comment.is_empty() {
+                e["comment"] = serde_json::json!(h.comment);
+            }
+            if self.empty[i] {
+                e["empty_layer"] = serde_json::json!(true);
+            }
+            entries.push(e);
+        }
+        entries
+    }
+}
+
+/// Which of the base image's history entries made no layer. The API does not say which
+/// made one, so it is inferred; the history is only what `docker history` shows, and the
+/// layers themselves are kept as they are. A guess that names more layers than the base
+/// has is cut back, so that `docker history` can still read it.
+fn base_empty(history: &[bollard::models::ImageHistoryResponseItem], layers: usize) -> Vec<bool> {
+    let mut empty: Vec<bool> = history
         .iter()
         .map(|h| !makes_layer(&h.created_by, h.size))
         .collect();
-    let mut extra = empty
-        .iter()
-        .filter(|e| !**e)
-        .count()
-        .saturating_sub(base_layers.len());
-    for (e, h) in empty.iter_mut().zip(&history[..base_count]) {
+    let mut extra = empty.iter().filter(|e| !**e).count().saturating_sub(layers);
+    for (e, h) in empty.iter_mut().zip(history) {
         if extra > 0 && !*e && h.size == 0 {
             *e = true;
             extra -= 1;
         }
     }
-    empty.extend(steps.iter().map(|s| matches!(s.kind, Kind::Config)));
-    let lower = base_layers.len() + layer_steps(&steps[..k]);
-    let config = serde_json::to_value(old_image.config.clone().unwrap_or_default())
-        .map_err(|e| e.to_string())?;
-    let mut image_json = serde_json::json!({
-        "architecture": old_image.architecture.clone().unwrap_or_else(|| "amd64".into()),
-        "os": old_image.os.clone().unwrap_or_else(|| "linux".into()),
-        "config": config,
-        "rootfs": { "type": "layers", "diff_ids": layers[..lower] },
-        "history": [],
-    });
-    if let Some(v) = &old_image.variant {
-        image_json["variant"] = serde_json::json!(v);
-    }
-    // The image below the new layers, for reading the folders the COPYs write into.
+    empty
+}
+
+/// Load the image of the layers below `lower` and write the new layers with `write`,
+/// which reads the folders the COPYs write into from a container of it (created, never
+/// started). The container and that image are removed in the background: removing a
+/// container takes the daemon about 0.4 s on fuse-overlayfs, and nothing waits on it.
+/// Should the run end first, its teardown removes the container (it has the run's label)
+/// and the next verify's pruning the image (untagged, with the project's label).
+async fn new_layers_below<'e, F, Fut>(
+    engine: &'e Engine,
+    project: &str,
+    spec: &BuildSpec,
+    image_json: &serde_json::Value,
+    lower: usize,
+    write: F,
+) -> Result<Vec<Vec<u8>>, String>
+where
+    F: FnOnce(Probe<'e>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<Vec<u8>>, String>>,
+{
     let mut below = image_json.clone();
     below["config"]["Labels"] = serde_json::json!({ MANAGED_LABEL: "1", PROJECT_LABEL: project });
     below["created"] = serde_json::json!(rfc3339(SystemTime::now()));
@@ -901,23 +1044,18 @@ pub async fn patch(
         .await;
     let (container, result) = match created {
         Ok(c) => {
-            let mut probe = Probe {
+            let probe = Probe {
                 engine,
                 container: c.id.clone(),
                 seen: HashMap::new(),
             };
-            let r = new_layers(steps, k, &base_image, &ctx, &mut probe).await;
-            (Some(c.id), r)
+            (Some(c.id), write(probe).await)
         }
         Err(e) => (
             None,
             Err(format!("cannot create a container of the image below: {e}")),
         ),
     };
-    // The probe and the image below go in the background: removing a container takes the
-    // daemon about 0.4 s on fuse-overlayfs, and nothing waits on it. Should the run end
-    // first, its teardown removes the probe (it has the run's label) and the next verify's
-    // pruning the image below (untagged, with the project's label).
     let docker = engine.docker.clone();
     tokio::spawn(async move {
         if let Some(id) = &container {
@@ -936,59 +1074,7 @@ pub async fn patch(
             )
             .await;
     });
-    let new = result?;
-    // The new image: the lower layers, the new COPY layers, the old configuration with the
-    // new steps label.
-    let now = SystemTime::now();
-    let mut diff_ids: Vec<String> = layers[..lower].to_vec();
-    let mut data: Vec<Option<Vec<u8>>> = vec![None; lower];
-    for tar in &new {
-        diff_ids.push(format!("sha256:{}", sha256_hex(tar)));
-        data.push(Some(tar.clone()));
-    }
-    let mut entries = Vec::new();
-    for (i, h) in history.iter().enumerate() {
-        let step = i.checked_sub(base_count);
-        let patched = step.is_some_and(|s| s >= k && matches!(steps[s].kind, Kind::Copy { .. }));
-        let created = if patched {
-            now
-        } else {
-            SystemTime::UNIX_EPOCH + Duration::from_secs(h.created.max(0) as u64)
-        };
-        let mut e = serde_json::json!({ "created": rfc3339(created), "created_by": h.created_by });
-        if patched {
-            e["comment"] = serde_json::json!(PATCH_COMMENT);
-        } else if !h.comment.is_empty() {
-            e["comment"] = serde_json::json!(h.comment);
-        }
-        if empty[i] {
-            e["empty_layer"] = serde_json::json!(true);
-        }
-        entries.push(e);
-    }
-    image_json["rootfs"]["diff_ids"] = serde_json::json!(diff_ids);
-    image_json["history"] = serde_json::json!(entries);
-    image_json["created"] = serde_json::json!(rfc3339(now));
-    let labels = &mut image_json["config"]["Labels"];
-    if !labels.is_object() {
-        *labels = serde_json::json!({});
-    }
-    labels[STEPS_LABEL] = serde_json::json!(label);
-    let id = load(engine, &image_json, Some(image), &data).await?;
-    let replaced: Vec<String> = steps[k..]
-        .iter()
-        .filter(|s| matches!(s.kind, Kind::Copy { .. }))
-        .map(|s| format!("COPY {}", s.args))
-        .collect();
-    let sizes: Vec<String> = new.iter().map(|t| format!("{} bytes", t.len())).collect();
-    let log = format!(
-        "#1 masgen: patched {old}: kept its lower {lower} layers and wrote {} new layer(s) ({}) for: {}\n#1 loaded as {image} ({id}) in {:.2}s, no builder run\n",
-        new.len(),
-        sizes.join(", "),
-        replaced.join("; "),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(Some(Patched { log }))
+    result
 }
 
 /// The tars of the new layers, one per COPY from step `k` on.
