@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::diagnose::Diagnostic;
-use crate::events::{Event, Events};
+use crate::events::Event;
 pub use crate::generate::exchange::MAX_REASKS;
 use crate::generate::exchange::{save, Exchange};
 use crate::generate::prompts::{self, Shown};
@@ -399,110 +399,145 @@ pub async fn repair_loop_with(
     };
     let mut session = Session::new(model, &events, log, ropts.max_tokens, 1, budget);
     session.machine = generator.machine().map(str::to_string);
-    let mut ws = Workspace::open(dir)?;
-    // Folders of this run's rounds continue after the history already on disk.
-    let base = next_round_number(dir) - 1;
+    let mut rounds = Rounds {
+        session: &session,
+        ws: Workspace::open(dir)?,
+        spec,
+        dir,
+        compose_files: &vopts.load.files,
+        ropts,
+        // Folders of this run's rounds continue after the history already on disk.
+        base: next_round_number(dir) - 1,
+    };
     let mut report = verifier.verify(dir, vopts).await?;
-    let first_failures: Vec<String> = report
-        .diagnostics
-        .iter()
-        .filter(|d| !d.consequence)
-        .map(|d| format!("{} [{}] {}", d.service, d.phase.as_str(), d.summary))
-        .collect();
-    let mut rounds: Vec<RoundRecord> = Vec::new();
-    let mut preserved = Vec::new();
-    let mut repeats = 0;
-    let mut stuck_signature = None;
+    let first_failures = failure_lines(&report, false);
+    let mut history = History::default();
     let outcome = loop {
         if report.healthy {
             break LoopOutcome::Healthy;
         }
-        if rounds.len() as u32 >= ropts.max_rounds {
+        if history.rounds.len() as u32 >= ropts.max_rounds {
             break LoopOutcome::RoundsSpent;
         }
-        let n = rounds.len() as u32 + 1;
-        events.emit(Event::Phase {
-            name: format!("repair round {n} of {}", ropts.max_rounds),
-        });
-        let before_sig = signature(&report.diagnostics);
-        let mut record = match run_round(
-            &session,
-            &mut ws,
-            spec,
-            dir,
-            &vopts.load.files,
-            n,
-            base + n,
-            &report.diagnostics,
-            ropts,
-            &events,
-        )
-        .await
+        let n = history.rounds.len() as u32 + 1;
+        if let Some(end) = rounds
+            .next(n, verifier, vopts, &mut report, &mut history)
+            .await?
         {
-            Ok(r) => r,
-            Err(RepairError::Generate(GenerateError::Llm(LlmError::Budget { .. }))) => {
-                events.warn(
-                    "the next repair request could cross --max-cost; stopping before it"
-                        .to_string(),
-                );
-                rounds.push(RoundRecord::budget(n, &report.diagnostics));
-                break LoopOutcome::BudgetSpent;
-            }
-            Err(e) => return Err(e),
-        };
-        preserved.extend(record.1.preserved.clone());
-        // An unchanged system would fail the same way: its failures stand, and the round
-        // counts towards stuck like any repair that did not help.
-        if record.1.touched() > 0 {
-            let tv = Instant::now();
-            report = verifier.verify(dir, vopts).await?;
-            record.0.verify_secs = tv.elapsed().as_secs_f64();
-        }
-        let after_sig = signature(&report.diagnostics);
-        repeats = if !report.healthy && after_sig == before_sig {
-            repeats + 1
-        } else {
-            0
-        };
-        record.0.outcome = if report.healthy {
-            RoundOutcome::Healthy
-        } else if repeats >= 2 {
-            RoundOutcome::Stuck
-        } else {
-            RoundOutcome::Repaired
-        };
-        let stuck = record.0.outcome == RoundOutcome::Stuck;
-        save(
-            &round_dir(dir, base + n).join("round.json"),
-            &serde_json::to_string_pretty(&record.0).unwrap_or_default(),
-            &events,
-        );
-        rounds.push(record.0);
-        if stuck {
-            stuck_signature = Some(after_sig);
-            break LoopOutcome::Stuck;
+            break end;
         }
     };
-    let remaining: Vec<String> = report
-        .diagnostics
-        .iter()
-        .map(|d| format!("{} [{}] {}", d.service, d.phase.as_str(), d.summary))
-        .collect();
+    let remaining = failure_lines(&report, true);
     let fixed = first_failures
         .into_iter()
         .filter(|f| !remaining.contains(f))
         .collect();
-    let usage: Usage = rounds.iter().map(|r| r.usage).sum();
+    let usage: Usage = history.rounds.iter().map(|r| r.usage).sum();
     Ok(RepairReport {
         outcome,
         cost_usd: model.price().and_then(|p| pricing::cost_at(p, &usage)),
         usage,
-        rounds,
+        rounds: history.rounds,
         verify: report,
-        stuck_signature,
+        stuck_signature: history.stuck_signature,
         fixed,
-        preserved,
+        preserved: history.preserved,
     })
+}
+
+/// `service [phase] summary` of each failure (only root causes, unless `all`).
+fn failure_lines(report: &VerifyReport, all: bool) -> Vec<String> {
+    report
+        .diagnostics
+        .iter()
+        .filter(|d| all || !d.consequence)
+        .map(|d| format!("{} [{}] {}", d.service, d.phase.as_str(), d.summary))
+        .collect()
+}
+
+/// What the loop's rounds did so far.
+#[derive(Default)]
+struct History {
+    rounds: Vec<RoundRecord>,
+    preserved: Vec<String>,
+    /// Rounds in a row after which the failure signature came back unchanged.
+    repeats: u32,
+    stuck_signature: Option<String>,
+}
+
+/// What every round of one loop shares.
+struct Rounds<'s, 'a> {
+    session: &'s Session<'a>,
+    ws: Workspace,
+    spec: &'s str,
+    dir: &'s Path,
+    compose_files: &'s [PathBuf],
+    ropts: &'s RepairOptions,
+    /// The round folder before this run's first.
+    base: u32,
+}
+
+impl Rounds<'_, '_> {
+    /// Round `n`: ask for a fix, apply it, verify again when anything changed. Returns how
+    /// the loop ends, when it ends here.
+    async fn next(
+        &mut self,
+        n: u32,
+        verifier: &impl Verifier,
+        vopts: &VerifyOptions,
+        report: &mut VerifyReport,
+        history: &mut History,
+    ) -> Result<Option<LoopOutcome>, RepairError> {
+        let events = self.session.events;
+        events.emit(Event::Phase {
+            name: format!("repair round {n} of {}", self.ropts.max_rounds),
+        });
+        let before_sig = signature(&report.diagnostics);
+        let (mut record, applied) = match self.run_round(n, &report.diagnostics).await {
+            Ok(r) => r,
+            Err(RepairError::Generate(GenerateError::Llm(LlmError::Budget { .. }))) => {
+                events.warn("the next repair request could cross --max-cost; stopping before it");
+                history
+                    .rounds
+                    .push(RoundRecord::budget(n, &report.diagnostics));
+                return Ok(Some(LoopOutcome::BudgetSpent));
+            }
+            Err(e) => return Err(e),
+        };
+        history.preserved.extend(applied.preserved.clone());
+        // An unchanged system would fail the same way: its failures stand, and the round
+        // counts towards stuck like any repair that did not help.
+        if applied.touched() > 0 {
+            let tv = Instant::now();
+            *report = verifier.verify(self.dir, vopts).await?;
+            record.verify_secs = tv.elapsed().as_secs_f64();
+        }
+        let after_sig = signature(&report.diagnostics);
+        history.repeats = if !report.healthy && after_sig == before_sig {
+            history.repeats + 1
+        } else {
+            0
+        };
+        record.outcome = if report.healthy {
+            RoundOutcome::Healthy
+        } else if history.repeats >= 2 {
+            RoundOutcome::Stuck
+        } else {
+            RoundOutcome::Repaired
+        };
+        let stuck = record.outcome == RoundOutcome::Stuck;
+        save(
+            &round_dir(self.dir, self.base + n).join("round.json"),
+            &serde_json::to_string_pretty(&record).unwrap_or_default(),
+            events,
+        );
+        history.rounds.push(record);
+        if stuck {
+            history.stuck_signature = Some(after_sig);
+            return Ok(Some(LoopOutcome::Stuck));
+        }
+        Ok(None)
+    }
 }
 
 impl RoundRecord {
@@ -525,110 +560,108 @@ impl RoundRecord {
     }
 }
 
-/// Ask for a fix and apply it, re-asking for edits that did not apply.
-#[allow(clippy::too_many_arguments)]
-async fn run_round(
-    session: &Session<'_>,
-    ws: &mut Workspace,
-    spec: &str,
-    dir: &Path,
-    compose_files: &[PathBuf],
-    n: u32,
-    folder: u32,
-    diags: &[Diagnostic],
-    ropts: &RepairOptions,
-    events: &Events,
-) -> Result<(RoundRecord, Applied), RepairError> {
-    let t = Instant::now();
-    let rdir = round_dir(dir, folder);
-    // The evidence first, so the history holds it even if the round is interrupted.
-    let full = diags
-        .iter()
-        .map(|d| {
-            format!(
-                "=== {} [{}] {}\n{}\nfiles: {}\n",
-                d.service,
-                d.phase.as_str(),
-                d.summary,
-                d.evidence,
-                d.files.join(", ")
-            )
-        })
-        .collect::<String>();
-    save(&rdir.join("diagnostics.txt"), &full, events);
-    save(
-        &rdir.join("diagnostics.json"),
-        &serde_json::to_string_pretty(diags).unwrap_or_default(),
-        events,
-    );
-    let full_rel = format!(".masgen/rounds/{folder:03}/diagnostics.txt");
-    let files = implicated_files(dir, compose_files, diags);
-    let tree = ws.files();
-    let prompt = prompts::repair(
-        spec,
-        &tree,
-        &files,
-        &render_diagnostics(diags, ropts.diagnostics_budget, &full_rel),
-    );
-    let excerpted: Vec<String> = files
-        .iter()
-        .filter(|f| f.excerpt_of.is_some())
-        .map(|f| f.path.clone())
-        .collect();
-    save(
-        &rdir.join("prompt.md"),
-        &format!(
-            "# Repair round {n}\n\nprompt: {} characters\nfiles sent: {}\ndiagnostics:\n{}\n",
-            prompt.len(),
-            files
-                .iter()
-                .map(|f| match &f.excerpt_of {
-                    Some(s) => format!("{} (services {})", f.path, s.join(", ")),
-                    None => f.path.clone(),
-                })
-                .collect::<Vec<_>>()
-                .join(", "),
-            diags
-                .iter()
-                .map(|d| format!("- {} [{}] {}", d.service, d.phase.as_str(), d.summary))
-                .collect::<Vec<_>>()
-                .join("\n")
-        ),
-        events,
-    );
-    let exchange = Exchange {
-        session,
-        label: format!("repair {n}"),
-        file: format!("repair-{n}"),
-        folder: rdir.clone(),
-        record: format!("{folder:03}/previous"),
-        excerpted,
-        require_change: true,
-    };
-    let asked = exchange.run(ws, vec![Message::user(prompt)], None).await?;
-    let (total, usage, requests) = (asked.applied, asked.usage, asked.requests);
-    if total.touched() == 0 {
-        events.warn(format!("repair round {n}: the model's answers changed no file, so the system is not verified again"));
+impl Rounds<'_, '_> {
+    /// Ask for a fix and apply it, re-asking for edits that did not apply.
+    async fn run_round(
+        &mut self,
+        n: u32,
+        diags: &[Diagnostic],
+    ) -> Result<(RoundRecord, Applied), RepairError> {
+        let (session, dir, events) = (self.session, self.dir, self.session.events);
+        let folder = self.base + n;
+        let t = Instant::now();
+        let rdir = round_dir(dir, folder);
+        // The evidence first, so the history holds it even if the round is interrupted.
+        let full = diags
+            .iter()
+            .map(|d| {
+                format!(
+                    "=== {} [{}] {}\n{}\nfiles: {}\n",
+                    d.service,
+                    d.phase.as_str(),
+                    d.summary,
+                    d.evidence,
+                    d.files.join(", ")
+                )
+            })
+            .collect::<String>();
+        save(&rdir.join("diagnostics.txt"), &full, events);
+        save(
+            &rdir.join("diagnostics.json"),
+            &serde_json::to_string_pretty(diags).unwrap_or_default(),
+            events,
+        );
+        let full_rel = format!(".masgen/rounds/{folder:03}/diagnostics.txt");
+        let files = implicated_files(dir, self.compose_files, diags);
+        let tree = self.ws.files();
+        let prompt = prompts::repair(
+            self.spec,
+            &tree,
+            &files,
+            &render_diagnostics(diags, self.ropts.diagnostics_budget, &full_rel),
+        );
+        let excerpted: Vec<String> = files
+            .iter()
+            .filter(|f| f.excerpt_of.is_some())
+            .map(|f| f.path.clone())
+            .collect();
+        save(
+            &rdir.join("prompt.md"),
+            &format!(
+                "# Repair round {n}\n\nprompt: {} characters\nfiles sent: {}\ndiagnostics:\n{}\n",
+                prompt.len(),
+                files
+                    .iter()
+                    .map(|f| match &f.excerpt_of {
+                        Some(s) => format!("{} (services {})", f.path, s.join(", ")),
+                        None => f.path.clone(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                diags
+                    .iter()
+                    .map(|d| format!("- {} [{}] {}", d.service, d.phase.as_str(), d.summary))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+            events,
+        );
+        let exchange = Exchange {
+            session,
+            label: format!("repair {n}"),
+            file: format!("repair-{n}"),
+            folder: rdir.clone(),
+            record: format!("{folder:03}/previous"),
+            excerpted,
+            require_change: true,
+        };
+        let asked = exchange
+            .run(&mut self.ws, vec![Message::user(prompt)], None)
+            .await?;
+        let (total, usage, requests) = (asked.applied, asked.usage, asked.requests);
+        if total.touched() == 0 {
+            events.warn(format!("repair round {n}: the model's answers changed no file, so the system is not verified again"));
+        }
+        let record = RoundRecord {
+            round: n,
+            outcome: RoundOutcome::Repaired,
+            diagnostics: diags.to_vec(),
+            signature: signature(diags),
+            requests,
+            cost_usd: session
+                .model
+                .price()
+                .and_then(|p| pricing::cost_at(p, &usage)),
+            usage,
+            added: total.added.clone(),
+            changed: total.changed.clone(),
+            deleted: total.deleted.clone(),
+            edits_failed: total.edit_failures.len(),
+            model_secs: t.elapsed().as_secs_f64(),
+            verify_secs: 0.0,
+        };
+        Ok((record, total))
     }
-    let record = RoundRecord {
-        round: n,
-        outcome: RoundOutcome::Repaired,
-        diagnostics: diags.to_vec(),
-        signature: signature(diags),
-        requests,
-        cost_usd: session
-            .model
-            .price()
-            .and_then(|p| pricing::cost_at(p, &usage)),
-        usage,
-        added: total.added.clone(),
-        changed: total.changed.clone(),
-        deleted: total.deleted.clone(),
-        edits_failed: total.edit_failures.len(),
-        model_secs: t.elapsed().as_secs_f64(),
-        verify_secs: 0.0,
-    };
-    Ok((record, total))
 }
 
 #[cfg(test)]

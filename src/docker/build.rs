@@ -159,59 +159,24 @@ async fn build_image(
     spec: &BuildSpec,
 ) -> Result<Built, Diagnostic> {
     let started = Instant::now();
-    let settings = format!(
-        "dockerfile={}\ntarget={:?}\nargs={:?}\nbases={:?}",
-        spec.dockerfile, spec.target, spec.args, spec.bases
-    );
-    // Build options change the image's config or how its steps run: they are part of the
-    // hash (only when given, so images without them keep theirs).
-    let settings = if spec.options == BuildOptions::default() {
-        settings
-    } else {
-        format!("{settings}\noptions={:?}", spec.options)
-    };
-    let df_rel = rel(&spec.context_rel, &spec.dockerfile);
-    if spec.dockerfile_inline.is_none() && !spec.context.join(&spec.dockerfile).is_file() {
-        return Err(Diagnostic::new(
-            &spec.service,
-            Phase::Build,
-            format!("{df_rel} does not exist"),
-        )
-        .evidence(format!(
-            "the service builds from {} with dockerfile {}, which is missing",
-            spec.context.display(),
-            spec.dockerfile
-        ))
-        .files(vec![df_rel, "docker-compose.yml".into()]));
-    }
-    let inline = spec.dockerfile_inline.as_deref();
-    let ctx =
-        build_context_with(&spec.context, &spec.dockerfile, inline, &settings).map_err(|e| {
-            Diagnostic::new(
-                &spec.service,
-                Phase::Build,
-                format!(
-                    "cannot read the build context {}: {e}",
-                    spec.context.display()
-                ),
-            )
-        })?;
-    let image = format!("masgen/{project}-{}:{}", spec.service, &ctx.hash[..12]);
-    let cached = |image: String, hash: String| Built {
+    let built = |image: String, hash: String, cached: bool, patched: bool| Built {
         image,
         secs: started.elapsed().as_secs_f64(),
-        cached: true,
-        patched: false,
+        cached,
+        patched,
         hash,
     };
+    let settings = hashed_settings(spec);
+    let ctx = read_context(spec, &settings).map_err(|d| *d)?;
+    let image = format!("masgen/{project}-{}:{}", spec.service, &ctx.hash[..12]);
     if !spec.no_cache && engine.image_exists(&image).await {
-        return Ok(cached(image, ctx.hash));
+        return Ok(built(image, ctx.hash, true, false));
     }
     // Concurrent runs of the same context on this host build it once: the others wait,
     // then find the image there.
     let _lock = build_lock(&image).await;
     if !spec.no_cache && engine.image_exists(&image).await {
-        return Ok(cached(image, ctx.hash));
+        return Ok(built(image, ctx.hash, true, false));
     }
     let log_path = spec
         .log_dir
@@ -219,8 +184,8 @@ async fn build_image(
         .map(|d| d.join(format!("build-{}.log", spec.service)));
     // An inline Dockerfile is not in the folder the earlier image was built from: the
     // builder builds it.
-    let plan =
-        patch::plan(&spec.dockerfile, &settings, &ctx.tar, &ctx.hash).filter(|_| inline.is_none());
+    let plan = patch::plan(&spec.dockerfile, &settings, &ctx.tar, &ctx.hash)
+        .filter(|_| spec.dockerfile_inline.is_none());
     // Why an image that could have been patched was built instead, for the build log.
     let mut not_patched = String::new();
     if let Some(plan) = plan
@@ -232,13 +197,7 @@ async fn build_image(
                 if let Some(path) = &log_path {
                     let _ = crate::atomic::write_atomic(path, p.log.as_bytes());
                 }
-                return Ok(Built {
-                    image,
-                    secs: started.elapsed().as_secs_f64(),
-                    cached: false,
-                    patched: true,
-                    hash: ctx.hash,
-                });
+                return Ok(built(image, ctx.hash, false, true));
             }
             Ok(None) => {}
             Err(why) => {
@@ -246,69 +205,8 @@ async fn build_image(
             }
         }
     }
-    // The classic builder gets one label only: it turns every build-time label into a step
-    // of its own (a container and a commit each), which cost seconds per image. The
-    // `masgen/` repository names the rest. BuildKit also gets the steps label below.
-    let mut labels: HashMap<String, String> =
-        [(PROJECT_LABEL.to_string(), project.to_string())].into();
-    labels.extend(spec.options.labels.iter().cloned());
-    let args: HashMap<String, String> = spec.args.iter().cloned().collect();
-    // Shared, not copied, between a BuildKit attempt and the classic fallback.
-    let tar = hyper::body::Bytes::from(ctx.tar);
-    let ran = match engine
-        .buildkit
-        .as_ref()
-        .filter(|_| engine.buildkit_refused.get().is_none())
-    {
-        Some(transport) => {
-            // What each step read, so that a later change can patch this image.
-            if let Some(plan) = &plan {
-                labels.insert(patch::STEPS_LABEL.to_string(), plan.label.clone());
-            }
-            let mut query = vec![
-                ("t", image.clone()),
-                ("dockerfile", spec.dockerfile.clone()),
-                ("rm", "1".to_string()),
-                ("forcerm", "1".to_string()),
-                ("labels", serde_json::to_string(&labels).unwrap_or_default()),
-                (
-                    "buildargs",
-                    serde_json::to_string(&args).unwrap_or_default(),
-                ),
-            ];
-            if let Some(t) = &spec.target {
-                query.push(("target", t.clone()));
-            }
-            if spec.no_cache {
-                query.push(("nocache", "1".to_string()));
-            }
-            query.extend(
-                options_query(&spec.options)
-                    .into_iter()
-                    .filter(|(k, _)| *k != "labels"),
-            );
-            // A daemon that refuses a BuildKit build gets the same build, and the ones after
-            // it, from the classic builder.
-            let auth = (!spec.auths.is_empty()).then(|| super::auth::config_header(&spec.auths));
-            match buildkit::build(transport, &engine.api_version(), &query, auth, tar.clone()).await
-            {
-                Ok(out) => Some(out),
-                Err(buildkit::Refused(why)) => {
-                    let _ = engine.buildkit_refused.set(why);
-                    None
-                }
-            }
-        }
-        None => None,
-    };
-    let ran = match ran {
-        Some(out) => out,
-        None => {
-            // Only one label for the classic builder (see above).
-            labels.remove(patch::STEPS_LABEL);
-            classic(engine, &image, spec, &labels, &args, tar).await
-        }
-    };
+    let steps_label = plan.as_ref().map(|p| p.label.clone());
+    let ran = run_builder(engine, project, spec, &image, steps_label, ctx.tar).await;
     if let Some(p) = &log_path {
         let error = ran
             .error
@@ -320,17 +218,139 @@ async fn build_image(
         let _ =
             crate::atomic::write_atomic(p, format!("{not_patched}{}{error}", ran.log).as_bytes());
     }
-    let Some(error) = ran.error else {
-        return Ok(Built {
-            image,
-            secs: started.elapsed().as_secs_f64(),
-            cached: false,
-            patched: false,
-            hash: ctx.hash,
-        });
-    };
+    match ran.error.clone() {
+        None => Ok(built(image, ctx.hash, false, false)),
+        Some(error) => Err(build_failure(spec, ran, &error, log_path.as_deref())),
+    }
+}
+
+/// What goes into the image's hash besides the context: the Dockerfile's name, target,
+/// args and base images, and the build options when given (so images without them keep
+/// their hash).
+fn hashed_settings(spec: &BuildSpec) -> String {
+    let settings = format!(
+        "dockerfile={}\ntarget={:?}\nargs={:?}\nbases={:?}",
+        spec.dockerfile, spec.target, spec.args, spec.bases
+    );
+    if spec.options == BuildOptions::default() {
+        settings
+    } else {
+        format!("{settings}\noptions={:?}", spec.options)
+    }
+}
+
+/// The build context (a missing Dockerfile, or one that cannot be read, is the service's
+/// build failure).
+fn read_context(
+    spec: &BuildSpec,
+    settings: &str,
+) -> Result<super::context::Context, Box<Diagnostic>> {
+    let df_rel = rel(&spec.context_rel, &spec.dockerfile);
+    if spec.dockerfile_inline.is_none() && !spec.context.join(&spec.dockerfile).is_file() {
+        return Err(Box::new(
+            Diagnostic::new(
+                &spec.service,
+                Phase::Build,
+                format!("{df_rel} does not exist"),
+            )
+            .evidence(format!(
+                "the service builds from {} with dockerfile {}, which is missing",
+                spec.context.display(),
+                spec.dockerfile
+            ))
+            .files(vec![df_rel, "docker-compose.yml".into()]),
+        ));
+    }
+    let inline = spec.dockerfile_inline.as_deref();
+    build_context_with(&spec.context, &spec.dockerfile, inline, settings).map_err(|e| {
+        let what = format!(
+            "cannot read the build context {}: {e}",
+            spec.context.display()
+        );
+        Box::new(Diagnostic::new(&spec.service, Phase::Build, what))
+    })
+}
+
+/// Run the builder: BuildKit where the daemon has it (a daemon that refuses it gets this
+/// build, and the ones after it, from the classic builder), else the classic one. The
+/// classic builder gets one label only: it turns every build-time label into a step of
+/// its own (a container and a commit each), which cost seconds per image. The `masgen/`
+/// repository names the rest. BuildKit also gets the steps label (what each step read,
+/// so that a later change can patch this image).
+async fn run_builder(
+    engine: &Engine,
+    project: &str,
+    spec: &BuildSpec,
+    image: &str,
+    steps_label: Option<String>,
+    tar: Vec<u8>,
+) -> buildkit::Outcome {
+    let mut labels: HashMap<String, String> =
+        [(PROJECT_LABEL.to_string(), project.to_string())].into();
+    labels.extend(spec.options.labels.iter().cloned());
+    let args: HashMap<String, String> = spec.args.iter().cloned().collect();
+    // Shared, not copied, between a BuildKit attempt and the classic fallback.
+    let tar = hyper::body::Bytes::from(tar);
+    let transport = engine
+        .buildkit
+        .as_ref()
+        .filter(|_| engine.buildkit_refused.get().is_none());
+    if let Some(transport) = transport {
+        let mut with_steps = labels.clone();
+        if let Some(label) = steps_label {
+            with_steps.insert(patch::STEPS_LABEL.to_string(), label);
+        }
+        let query = buildkit_query(spec, image, &with_steps, &args);
+        let auth = (!spec.auths.is_empty()).then(|| super::auth::config_header(&spec.auths));
+        match buildkit::build(transport, &engine.api_version(), &query, auth, tar.clone()).await {
+            Ok(out) => return out,
+            Err(buildkit::Refused(why)) => {
+                let _ = engine.buildkit_refused.set(why);
+            }
+        }
+    }
+    classic(engine, image, spec, &labels, &args, tar).await
+}
+
+/// The `/build` query of a BuildKit build.
+fn buildkit_query(
+    spec: &BuildSpec,
+    image: &str,
+    labels: &HashMap<String, String>,
+    args: &HashMap<String, String>,
+) -> Vec<(&'static str, String)> {
+    let mut query = vec![
+        ("t", image.to_string()),
+        ("dockerfile", spec.dockerfile.clone()),
+        ("rm", "1".to_string()),
+        ("forcerm", "1".to_string()),
+        ("labels", serde_json::to_string(labels).unwrap_or_default()),
+        ("buildargs", serde_json::to_string(args).unwrap_or_default()),
+    ];
+    if let Some(t) = &spec.target {
+        query.push(("target", t.clone()));
+    }
+    if spec.no_cache {
+        query.push(("nocache", "1".to_string()));
+    }
+    query.extend(
+        options_query(&spec.options)
+            .into_iter()
+            .filter(|(k, _)| *k != "labels"),
+    );
+    query
+}
+
+/// A failed build as the service's diagnostic: the failing step, its own output (else the
+/// log's tail), the files it names.
+fn build_failure(
+    spec: &BuildSpec,
+    ran: buildkit::Outcome,
+    error: &str,
+    log_path: Option<&std::path::Path>,
+) -> Diagnostic {
     let step = ran.failed_step.unwrap_or_default();
-    let mut files = vec![df_rel];
+    let mut files = vec![rel(&spec.context_rel, &spec.dockerfile)];
     // A COPY/ADD that failed names files of the context.
     if let Some(src) = step
         .split_whitespace()
@@ -341,31 +361,29 @@ async fn build_image(
             files.push(rel(&spec.context_rel, src.trim_start_matches("./")));
         }
     }
+    let error = error.trim();
     let summary = if step.is_empty() {
-        format!("build failed: {}", error.trim())
+        format!("build failed: {error}")
     } else {
-        format!("build failed at {step}: {}", error.trim())
+        format!("build failed at {step}: {error}")
     };
-    // The failing step's own output when a step failed, else the log's tail.
-    let mut evidence = tail(
-        if step.is_empty() {
-            &ran.log
-        } else {
-            &ran.failed_output
-        },
-        40,
-    );
-    if !evidence.contains(error.trim()) {
-        evidence = format!("{evidence}\nerror: {}", error.trim())
+    let shown = if step.is_empty() {
+        &ran.log
+    } else {
+        &ran.failed_output
+    };
+    let mut evidence = tail(shown, 40);
+    if !evidence.contains(error) {
+        evidence = format!("{evidence}\nerror: {error}")
             .trim_start()
             .to_string();
     }
     if let Some(p) = log_path {
         evidence.push_str(&format!("\n(full build output: {})", p.display()));
     }
-    Err(Diagnostic::new(&spec.service, Phase::Build, summary)
+    Diagnostic::new(&spec.service, Phase::Build, summary)
         .evidence(evidence)
-        .files(files))
+        .files(files)
 }
 
 /// Patching is on unless MASGEN_PATCH is `0` or `false`.
