@@ -455,6 +455,47 @@ fn failure_lines(report: &VerifyReport, all: bool) -> Vec<String> {
         .collect()
 }
 
+/// A round's evidence in its folder: `diagnostics.txt` in full, `diagnostics.json`.
+fn save_evidence(rdir: &Path, diags: &[Diagnostic], events: &crate::events::Events) {
+    let full = diags
+        .iter()
+        .map(|d| {
+            format!(
+                "=== {} [{}] {}\n{}\nfiles: {}\n",
+                d.service,
+                d.phase.as_str(),
+                d.summary,
+                d.evidence,
+                d.files.join(", ")
+            )
+        })
+        .collect::<String>();
+    save(&rdir.join("diagnostics.txt"), &full, events);
+    let json = serde_json::to_string_pretty(diags).unwrap_or_default();
+    save(&rdir.join("diagnostics.json"), &json, events);
+}
+
+/// `prompt.md`: what round `n` sent, in short.
+fn prompt_note(n: u32, prompt: &str, files: &[Shown], diags: &[Diagnostic]) -> String {
+    let files = files
+        .iter()
+        .map(|f| match &f.excerpt_of {
+            Some(s) => format!("{} (services {})", f.path, s.join(", ")),
+            None => f.path.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let diags = diags
+        .iter()
+        .map(|d| format!("- {} [{}] {}", d.service, d.phase.as_str(), d.summary))
+        .collect::<Vec<_>>()
+        .join("\n");
+    format!(
+        "# Repair round {n}\n\nprompt: {} characters\nfiles sent: {files}\ndiagnostics:\n{diags}\n",
+        prompt.len()
+    )
+}
+
 /// What the loop's rounds did so far.
 #[derive(Default)]
 struct History {
@@ -572,25 +613,7 @@ impl Rounds<'_, '_> {
         let t = Instant::now();
         let rdir = round_dir(dir, folder);
         // The evidence first, so the history holds it even if the round is interrupted.
-        let full = diags
-            .iter()
-            .map(|d| {
-                format!(
-                    "=== {} [{}] {}\n{}\nfiles: {}\n",
-                    d.service,
-                    d.phase.as_str(),
-                    d.summary,
-                    d.evidence,
-                    d.files.join(", ")
-                )
-            })
-            .collect::<String>();
-        save(&rdir.join("diagnostics.txt"), &full, events);
-        save(
-            &rdir.join("diagnostics.json"),
-            &serde_json::to_string_pretty(diags).unwrap_or_default(),
-            events,
-        );
+        save_evidence(&rdir, diags, events);
         let full_rel = format!(".masgen/rounds/{folder:03}/diagnostics.txt");
         let files = implicated_files(dir, self.compose_files, diags);
         let tree = self.ws.files();
@@ -607,23 +630,7 @@ impl Rounds<'_, '_> {
             .collect();
         save(
             &rdir.join("prompt.md"),
-            &format!(
-                "# Repair round {n}\n\nprompt: {} characters\nfiles sent: {}\ndiagnostics:\n{}\n",
-                prompt.len(),
-                files
-                    .iter()
-                    .map(|f| match &f.excerpt_of {
-                        Some(s) => format!("{} (services {})", f.path, s.join(", ")),
-                        None => f.path.clone(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                diags
-                    .iter()
-                    .map(|d| format!("- {} [{}] {}", d.service, d.phase.as_str(), d.summary))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            ),
+            &prompt_note(n, &prompt, &files, diags),
             events,
         );
         let exchange = Exchange {
