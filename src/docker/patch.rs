@@ -510,6 +510,22 @@ enum Item<'a> {
     File(&'a CtxEntry),
 }
 
+impl<'a> Item<'a> {
+    /// A context entry as the layer holds it: a folder with its own mode and time, owned
+    /// by root, or a file.
+    fn of(e: &'a CtxEntry) -> Item<'a> {
+        match e.header.entry_type() {
+            tar::EntryType::Directory => Item::Dir(DirMeta {
+                mode: e.header.mode().unwrap_or(0o755) & 0o7777,
+                uid: 0,
+                gid: 0,
+                mtime: e.header.mtime().unwrap_or(0),
+            }),
+            _ => Item::File(e),
+        }
+    }
+}
+
 fn join(dir: &str, rel: &str) -> String {
     let joined = if rel.is_empty() {
         dir.to_string()
@@ -549,34 +565,49 @@ async fn copy_layer(
             let target = if is_dir || dir_like {
                 join(&dest_abs, &rel)
             } else {
-                // A single file: `dest` names the file, unless it is a folder already.
-                let existing = match created.get(&dest_abs) {
-                    Some(_) => Found::Dir(DirMeta::created()),
-                    None => probe.stat(&dest_abs).await?,
-                };
-                match existing {
-                    Found::Dir(_) => join(&dest_abs, &rel),
-                    Found::Missing | Found::File => dest_abs.clone(),
-                    // The builder would follow a symlink; a patch does not guess where to.
-                    Found::Other => {
-                        return Err(format!("{dest_abs} is a symlink in the image below"))
-                    }
-                }
+                single_file_target(&dest_abs, &rel, probe, created).await?
             };
-            let item = match e.header.entry_type() {
-                tar::EntryType::Directory => Item::Dir(DirMeta {
-                    mode: e.header.mode().unwrap_or(0o755) & 0o7777,
-                    uid: 0,
-                    gid: 0,
-                    mtime: e.header.mtime().unwrap_or(0),
-                }),
-                _ => Item::File(e),
-            };
-            items.insert(target, item);
+            items.insert(target, Item::of(e));
         }
     }
-    // Every folder above what the layer writes, and the destination folder of a folder
-    // copy, with the metadata it has below (or 0755 and root where this COPY creates it).
+    let folder = (copies_folder && dest_abs != "/").then_some(dest_abs.as_str());
+    add_folders_above(&mut items, folder, probe, created).await?;
+    // The COPYs after this one see these folders.
+    for (path, item) in &items {
+        if let Item::Dir(m) = item {
+            created.insert(path.clone(), m.clone());
+        }
+    }
+    layer_tar(&items, ctx)
+}
+
+/// Where a single-file COPY writes: `dest` names the file, unless it is a folder already.
+async fn single_file_target(
+    dest_abs: &str,
+    rel: &str,
+    probe: &mut Probe<'_>,
+    created: &HashMap<String, DirMeta>,
+) -> Result<String, String> {
+    let existing = match created.get(dest_abs) {
+        Some(_) => Found::Dir(DirMeta::created()),
+        None => probe.stat(dest_abs).await?,
+    };
+    match existing {
+        Found::Dir(_) => Ok(join(dest_abs, rel)),
+        Found::Missing | Found::File => Ok(dest_abs.to_string()),
+        // The builder would follow a symlink; a patch does not guess where to.
+        Found::Other => Err(format!("{dest_abs} is a symlink in the image below")),
+    }
+}
+
+/// Every folder above what the layer writes, and the destination `folder` of a folder
+/// copy, with the metadata it has below (or 0755 and root where this COPY creates it).
+async fn add_folders_above(
+    items: &mut BTreeMap<String, Item<'_>>,
+    folder: Option<&str>,
+    probe: &mut Probe<'_>,
+    created: &HashMap<String, DirMeta>,
+) -> Result<(), String> {
     let mut resolve: Vec<String> = Vec::new();
     for path in items.keys() {
         let mut p = path.as_str();
@@ -588,9 +619,7 @@ async fn copy_layer(
             p = up;
         }
     }
-    if copies_folder && dest_abs != "/" {
-        resolve.push(dest_abs.clone());
-    }
+    resolve.extend(folder.map(str::to_string));
     resolve.sort();
     resolve.dedup();
     for dir in resolve {
@@ -611,14 +640,14 @@ async fn copy_layer(
         };
         items.insert(dir, Item::Dir(meta));
     }
-    // The COPYs after this one see these folders.
-    for (path, item) in &items {
-        if let Item::Dir(m) = item {
-            created.insert(path.clone(), m.clone());
-        }
-    }
+    Ok(())
+}
+
+/// The layer's tar: folders with their metadata, files as BuildKit's COPY writes them
+/// (their modes and times, owned by root).
+fn layer_tar(items: &BTreeMap<String, Item<'_>>, ctx: &Ctx<'_>) -> Result<Vec<u8>, String> {
     let mut builder = tar::Builder::new(Vec::new());
-    for (path, item) in &items {
+    for (path, item) in items {
         let name = path.trim_start_matches('/');
         let mut h = tar::Header::new_gnu();
         match item {

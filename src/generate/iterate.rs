@@ -43,6 +43,74 @@ fn words(s: &str) -> Vec<String> {
         .collect()
 }
 
+/// The change joins the system's history (and its spec, when it had none).
+fn record_iteration(ws: &mut Workspace, spec: &str, change: &str) -> Result<(), GenerateError> {
+    ws.state_mut().iterations.push(change.to_string());
+    if ws.state().spec.is_empty() {
+        ws.state_mut().spec = spec.to_string();
+    }
+    ws.save_state()?;
+    Ok(())
+}
+
+/// A reply that changed nothing: its commentary (or the reply itself) is what the user
+/// is shown.
+fn no_files(reply: String) -> GenerateError {
+    let parsed = crate::protocol::parse_reply(&reply);
+    GenerateError::NoFiles {
+        commentary: if parsed.commentary.is_empty() {
+            reply
+        } else {
+            parsed.commentary
+        },
+    }
+}
+
+/// The text of every file the model may be shown, and the files the user edited since
+/// masgen wrote them.
+fn read_files(ws: &Workspace, dir: &Path, tree: &[String]) -> (Vec<(String, String)>, Vec<String>) {
+    let mut contents = Vec::new();
+    let mut user_edited = Vec::new();
+    for p in tree {
+        let Ok(bytes) = std::fs::read(dir.join(p)) else {
+            continue;
+        };
+        if ws
+            .state()
+            .files
+            .get(p)
+            .is_some_and(|h| *h != hash_bytes(&bytes))
+        {
+            user_edited.push(p.clone());
+        }
+        if let Some(text) = crate::workspace::model_text(&bytes) {
+            contents.push((p.clone(), text));
+        }
+    }
+    (contents, user_edited)
+}
+
+/// A first reply that only asks for files (`<need/>`) gets them, as the next message;
+/// any other reply is the one to apply (returned).
+fn more_files_or_reply(
+    first: crate::llm::Completion,
+    all: &[(String, String)],
+    messages: &mut Vec<Message>,
+) -> Option<crate::llm::Completion> {
+    let wanted = needs(&first.text);
+    if wanted.is_empty() || !crate::protocol::parse_reply(&first.text).changes.is_empty() {
+        return Some(first);
+    }
+    let more: Vec<(String, String)> = all
+        .iter()
+        .filter(|(p, _)| wanted.contains(p))
+        .cloned()
+        .collect();
+    messages.push(Message::assistant(first.text));
+    messages.push(Message::user(prompts::more_files(&more)));
+    None
+}
+
 /// Pick the files to show: all when they fit; else the compose files (those named
 /// `compose`, the default names otherwise), then files whose path shares a word with the
 /// change, then the smallest, within the budget.
@@ -93,6 +161,26 @@ impl Generator {
     /// Apply the change request `modification` to the system in `dir`. Callable
     /// repeatedly: each call is recorded in `.masgen/state.json` and gets its own round
     /// folder. Verification and repair are the caller's next step.
+    /// A session for one iteration's requests.
+    fn session(&self, dir: &Path, options: &Options) -> Session<'_> {
+        let log = if options.download_responses {
+            ResponseLog::in_output(dir)
+        } else {
+            ResponseLog::disabled()
+        };
+        let budget = Arc::new(Budget::new(options.max_cost_usd, self.model.price(), 0.0));
+        let mut session = Session::new(
+            self.model.as_ref(),
+            &self.events,
+            log,
+            options.max_tokens,
+            1,
+            budget,
+        );
+        session.machine = self.machine.clone();
+        session
+    }
+
     pub async fn iterate_on_system(
         &self,
         spec: &str,
@@ -110,24 +198,7 @@ impl Generator {
         })?;
         let mut ws = Workspace::open(dir)?;
         let tree = ws.files();
-        let mut contents = Vec::new();
-        let mut user_edited = Vec::new();
-        for p in &tree {
-            let Ok(bytes) = std::fs::read(dir.join(p)) else {
-                continue;
-            };
-            if ws
-                .state()
-                .files
-                .get(p)
-                .is_some_and(|h| *h != hash_bytes(&bytes))
-            {
-                user_edited.push(p.clone());
-            }
-            if let Some(text) = crate::workspace::model_text(&bytes) {
-                contents.push((p.clone(), text));
-            }
-        }
+        let (contents, user_edited) = read_files(&ws, dir, &tree);
         let all = contents.clone();
         // Every file the project is read from, included ones too, goes first.
         let compose: Vec<String> = crate::compose::load_project(dir)
@@ -141,35 +212,16 @@ impl Generator {
             name: format!("iterate: {change}"),
         });
         let prompt = prompts::iterate(spec, change, &tree, &shown, &user_edited, omitted);
-        save(
-            &rdir.join("prompt.md"),
-            &format!(
-                "# Iteration\n\nchange: {change}\nprompt: {} characters\nfiles sent: {}\nuser-edited: {}\n",
-                prompt.len(),
-                shown.iter().map(|f| f.0.as_str()).collect::<Vec<_>>().join(", "),
-                user_edited.join(", ")
-            ),
-            &self.events,
+        let note = format!(
+            "# Iteration\n\nchange: {change}\nprompt: {} characters\nfiles sent: {}\nuser-edited: {}\n",
+            prompt.len(),
+            shown.iter().map(|f| f.0.as_str()).collect::<Vec<_>>().join(", "),
+            user_edited.join(", ")
         );
-        let log = if options.download_responses {
-            ResponseLog::in_output(dir)
-        } else {
-            ResponseLog::disabled()
-        };
-        let budget = Arc::new(Budget::new(options.max_cost_usd, self.model.price(), 0.0));
-        let mut session = Session::new(
-            self.model.as_ref(),
-            &self.events,
-            log,
-            options.max_tokens,
-            1,
-            budget,
-        );
-        session.machine = self.machine.clone();
+        save(&rdir.join("prompt.md"), &note, &self.events);
+        let session = self.session(dir, &options);
         let mut messages = vec![Message::user(prompt)];
-        let mut usage = Usage::default();
-        let mut requests = 0;
-        let mut in_hand = None;
+        let (mut usage, mut requests, mut in_hand) = (Usage::default(), 0, None);
         if omitted {
             // The model may ask for more files once.
             let first = session
@@ -177,18 +229,7 @@ impl Generator {
                 .await?;
             requests += 1;
             usage += first.usage;
-            let wanted = needs(&first.text);
-            if !wanted.is_empty() && crate::protocol::parse_reply(&first.text).changes.is_empty() {
-                let more: Vec<(String, String)> = all
-                    .iter()
-                    .filter(|(p, _)| wanted.contains(p))
-                    .cloned()
-                    .collect();
-                messages.push(Message::assistant(first.text));
-                messages.push(Message::user(prompts::more_files(&more)));
-            } else {
-                in_hand = Some(first);
-            }
+            in_hand = more_files_or_reply(first, &all, &mut messages);
         }
         let exchange = Exchange {
             session: &session,
@@ -203,20 +244,9 @@ impl Generator {
         usage += asked.usage;
         requests += asked.requests;
         if asked.applied.touched() == 0 {
-            let parsed = crate::protocol::parse_reply(&asked.last_reply);
-            return Err(GenerateError::NoFiles {
-                commentary: if parsed.commentary.is_empty() {
-                    asked.last_reply
-                } else {
-                    parsed.commentary
-                },
-            });
+            return Err(no_files(asked.last_reply));
         }
-        ws.state_mut().iterations.push(change.to_string());
-        if ws.state().spec.is_empty() {
-            ws.state_mut().spec = spec.to_string();
-        }
-        ws.save_state()?;
+        record_iteration(&mut ws, spec, change)?;
         let a = asked.applied;
         Ok(IterateOutcome {
             added: a.added,

@@ -361,92 +361,139 @@ pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Ve
         ev.warn(w.clone());
     }
     if project.order.is_empty() {
-        // As docker compose up: a project of volumes and networks only, or whose services
-        // all wait for an inactive profile, runs nothing, and that is no failure.
-        let why = if project.profiles.is_empty() {
-            "nothing to run: the project defines no services".to_string()
-        } else {
-            format!(
-                "nothing to run: every service waits for a profile that is not active (COMPOSE_PROFILES={} starts some)",
-                project.profiles.join(",")
-            )
-        };
-        ev.warn(why.clone());
-        report.warnings.push(why);
-        report.healthy = true;
-        report.timings.total_secs = t0.elapsed().as_secs_f64();
-        return Ok(report);
+        nothing_to_run(&project, ev, &mut report);
+    } else if !opts.allow_unsafe && refused_by_policy(&project, ev, &mut report) {
+        // The policy's refusals are the report.
+    } else {
+        let engine = Engine::connect().await?;
+        refuse_second_keep(&engine, dir, &project, opts).await?;
+        let result = verify_on(&engine, &project, opts, &mut report, t0).await;
+        tear_down(&engine, &project, opts, &mut report, result.is_ok()).await;
+        result?;
     }
-    if !opts.allow_unsafe {
-        let violations = check_policy(&project.compose, &project.root);
-        if !violations.is_empty() {
-            for v in violations {
-                let d = Diagnostic::new(
-                    &v.service,
-                    Phase::Policy,
-                    format!("refused: {} (pass --allow-unsafe to allow)", v.key),
-                )
-                .evidence(v.detail)
-                .files(vec![project.rel(&project.file)]);
-                ev.emit(Event::ServiceFailed {
-                    service: d.service.clone(),
-                    phase: "policy".into(),
-                    summary: d.summary.clone(),
-                });
-                report.diagnostics.push(d);
-            }
-            report.services = project
-                .order
-                .iter()
-                .map(|n| ServiceReport {
-                    name: n.clone(),
-                    state: ServiceState::NotStarted,
-                    ..Default::default()
-                })
-                .collect();
-            report.timings.total_secs = t0.elapsed().as_secs_f64();
-            return Ok(report);
-        }
+    diagnose::order(&mut report.diagnostics);
+    report.timings.total_secs = t0.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// As docker compose up: a project of volumes and networks only, or whose services all
+/// wait for an inactive profile, runs nothing, and that is no failure.
+fn nothing_to_run(project: &Project, ev: &Events, report: &mut VerifyReport) {
+    let why = if project.profiles.is_empty() {
+        "nothing to run: the project defines no services".to_string()
+    } else {
+        format!(
+            "nothing to run: every service waits for a profile that is not active (COMPOSE_PROFILES={} starts some)",
+            project.profiles.join(",")
+        )
+    };
+    ev.warn(why.clone());
+    report.warnings.push(why);
+    report.healthy = true;
+}
+
+/// Whether the policy refuses something of the project (each refusal in the report; no
+/// service starts).
+fn refused_by_policy(project: &Project, ev: &Events, report: &mut VerifyReport) -> bool {
+    let violations = check_policy(&project.compose, &project.root);
+    if violations.is_empty() {
+        return false;
     }
-    let engine = Engine::connect().await?;
-    let run_id = opts.run_id.clone();
-    if opts.keep || opts.execute {
-        // A kept system claims the project's names: a second one is refused, not torn down.
-        let running = teardown::kept_containers(&engine, &project.name).await;
-        if !running.is_empty() {
-            return Err(VerifyError::Docker(DockerError::op(
-                "keep",
-                &project.name,
-                format!(
-                    "project {} is already running, kept by an earlier masgen run ({}): remove it with `masgen down {}` first, or verify without --keep",
-                    project.name,
-                    running.join(", "),
-                    dir.display()
-                ),
-            )));
-        }
+    for v in violations {
+        let d = Diagnostic::new(
+            &v.service,
+            Phase::Policy,
+            format!("refused: {} (pass --allow-unsafe to allow)", v.key),
+        )
+        .evidence(v.detail)
+        .files(vec![project.rel(&project.file)]);
+        ev.emit(Event::ServiceFailed {
+            service: d.service.clone(),
+            phase: "policy".into(),
+            summary: d.summary.clone(),
+        });
+        report.diagnostics.push(d);
     }
-    // What runs that are over left behind; never another live run's objects, never a kept
-    // system (see docker/scope.rs).
-    teardown::remove_dead_runs(&engine, &project.name).await;
-    let result = run_all(&engine, &project, opts, &mut report, t0).await;
-    if let (Ok(running), true) = (&result, report.healthy && opts.execute) {
-        follow_until_interrupted(&engine, &opts.events, running, &report.services).await;
+    report.services = project
+        .order
+        .iter()
+        .map(|n| ServiceReport {
+            name: n.clone(),
+            state: ServiceState::NotStarted,
+            ..Default::default()
+        })
+        .collect();
+    true
+}
+
+/// A kept system claims the project's names: a second one is refused, not torn down.
+async fn refuse_second_keep(
+    engine: &Engine,
+    dir: &Path,
+    project: &Project,
+    opts: &VerifyOptions,
+) -> Result<(), VerifyError> {
+    if !(opts.keep || opts.execute) {
+        return Ok(());
     }
-    let leave_running = report.healthy && opts.keep && result.is_ok();
+    let running = teardown::kept_containers(engine, &project.name).await;
+    if running.is_empty() {
+        return Ok(());
+    }
+    Err(VerifyError::Docker(DockerError::op(
+        "keep",
+        &project.name,
+        format!(
+            "project {} is already running, kept by an earlier masgen run ({}): remove it with `masgen down {}` first, or verify without --keep",
+            project.name,
+            running.join(", "),
+            dir.display()
+        ),
+    )))
+}
+
+/// On the engine: clear what runs that are over left behind (never another live run's
+/// objects, never a kept system: see docker/scope.rs), run the steps, and with
+/// `--execute` follow a healthy system until Ctrl-C.
+async fn verify_on(
+    engine: &Engine,
+    project: &Project,
+    opts: &VerifyOptions,
+    report: &mut VerifyReport,
+    t0: Instant,
+) -> Result<(), VerifyError> {
+    teardown::remove_dead_runs(engine, &project.name).await;
+    let running = run_all(engine, project, opts, report, t0).await?;
+    if report.healthy && opts.execute {
+        follow_until_interrupted(engine, &opts.events, &running, &report.services).await;
+    }
+    Ok(())
+}
+
+/// Remove what this run made (unless a healthy system is kept), and the project's images
+/// this run superseded (after a run that ended normally).
+async fn tear_down(
+    engine: &Engine,
+    project: &Project,
+    opts: &VerifyOptions,
+    report: &mut VerifyReport,
+    ended_normally: bool,
+) {
+    let ev = &opts.events;
+    let leave_running = report.healthy && opts.keep && ended_normally;
     let mut removed = if leave_running {
         teardown::Removed::default()
     } else {
-        teardown::remove_labelled(&engine, RUN_LABEL, &run_id).await
+        teardown::remove_labelled(engine, RUN_LABEL, &opts.run_id).await
     };
-    if result.is_ok() {
+    if ended_normally {
         let current: Vec<String> = report
             .services
             .iter()
             .map(|s| s.image.clone())
             .filter(|i| !i.is_empty())
             .collect();
-        removed.images = teardown::prune_images(&engine, &project.name, &current).await;
+        removed.images = teardown::prune_images(engine, &project.name, &current).await;
     }
     for why in &removed.left {
         ev.warn(why.clone());
@@ -461,9 +508,6 @@ pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Ve
         });
     }
     report.kept = leave_running;
-    diagnose::order(&mut report.diagnostics);
-    report.timings.total_secs = t0.elapsed().as_secs_f64();
-    result.map(|_| report)
 }
 
 /// What the steps of one verification share: the project and the engine, the run's
