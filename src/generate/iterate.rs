@@ -2,15 +2,13 @@
 //! workspace; the caller then verifies and repairs as for a fresh generation.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::exchange::{save, Exchange};
-use super::{prompts, GenerateError, Generator, Options, Session};
+use super::{prompts, GenerateError, Generator, Options};
 use crate::events::Event;
-use crate::llm::audit::ResponseLog;
-use crate::llm::{pricing, Budget, Message, Usage};
+use crate::llm::{pricing, Message, Usage};
 use crate::workspace::rounds::{next_round_number, round_dir};
 use crate::workspace::{hash_bytes, Workspace};
 
@@ -161,26 +159,6 @@ impl Generator {
     /// Apply the change request `modification` to the system in `dir`. Callable
     /// repeatedly: each call is recorded in `.masgen/state.json` and gets its own round
     /// folder. Verification and repair are the caller's next step.
-    /// A session for one iteration's requests.
-    fn session(&self, dir: &Path, options: &Options) -> Session<'_> {
-        let log = if options.download_responses {
-            ResponseLog::in_output(dir)
-        } else {
-            ResponseLog::disabled()
-        };
-        let budget = Arc::new(Budget::new(options.max_cost_usd, self.model.price(), 0.0));
-        let mut session = Session::new(
-            self.model.as_ref(),
-            &self.events,
-            log,
-            options.max_tokens,
-            1,
-            budget,
-        );
-        session.machine = self.machine.clone();
-        session
-    }
-
     pub async fn iterate_on_system(
         &self,
         spec: &str,
@@ -219,7 +197,7 @@ impl Generator {
             user_edited.join(", ")
         );
         save(&rdir.join("prompt.md"), &note, &self.events);
-        let session = self.session(dir, &options);
+        let session = self.session(dir, &options, 1);
         let mut messages = vec![Message::user(prompt)];
         let (mut usage, mut requests, mut in_hand) = (Usage::default(), 0, None);
         if omitted {

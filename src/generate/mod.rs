@@ -440,17 +440,8 @@ impl Generator {
         &self.events
     }
 
-    /// Generate the system `spec` describes and write it into `dir`.
-    pub async fn generate_system(
-        &self,
-        spec: &str,
-        dir: impl AsRef<Path>,
-        options: Options,
-    ) -> Result<Outcome, GenerateError> {
-        let dir = dir.as_ref();
-        let started = Instant::now();
-        // Refuse a bad output folder before any money is spent.
-        let mut ws = Workspace::prepare(dir, options.force)?;
+    /// A session for one run's requests, `jobs` at once.
+    pub(crate) fn session(&self, dir: &Path, options: &Options, jobs: usize) -> Session<'_> {
         let log = if options.download_responses {
             ResponseLog::in_output(dir)
         } else {
@@ -462,11 +453,80 @@ impl Generator {
             &self.events,
             log,
             options.max_tokens,
-            options.jobs,
+            jobs,
             budget,
         );
-        session.pack_batches = options.pack_batches;
         session.machine = self.machine.clone();
+        session
+    }
+
+    /// What the user should know of the collected reply: warnings and refused blocks.
+    fn announce(&self, collected: &Collected) {
+        for w in &collected.warnings {
+            self.events.warn(w.clone());
+        }
+        for r in &collected.rejected {
+            self.events.emit(Event::Rejected {
+                path: r.path.clone(),
+                reason: r.reason.clone(),
+            });
+        }
+    }
+
+    /// Write the generated files (a user's earlier version is kept under
+    /// `.masgen/rounds/000-previous/`); returns their paths, sorted, and what was applied.
+    fn write(
+        &self,
+        ws: &mut Workspace,
+        files: IndexMap<SafePath, String>,
+    ) -> Result<(Vec<String>, crate::workspace::Applied), GenerateError> {
+        self.events.emit(Event::Phase {
+            name: "write".into(),
+        });
+        let changes: Vec<Change> = files
+            .into_iter()
+            .map(|(path, content)| Change::File { path, content })
+            .collect();
+        let applied = ws.apply(&changes, "000-previous")?;
+        let mut paths: Vec<String> = changes
+            .iter()
+            .map(|c| c.path().as_str().to_string())
+            .collect();
+        paths.sort();
+        for c in &changes {
+            if let Change::File { path, content } = c {
+                self.events.emit(Event::FileWritten {
+                    path: path.as_str().to_string(),
+                    bytes: content.len(),
+                });
+            }
+        }
+        Ok((paths, applied))
+    }
+
+    /// `.masgen/generate.json` (a report that cannot be written is a warning).
+    fn save_report(&self, ws: &Workspace, report: &GenerateReport) {
+        let path = ws.masgen_dir().join("generate.json");
+        let json = serde_json::to_string_pretty(report).unwrap_or_default();
+        if let Err(e) = write_atomic(&path, json.as_bytes()) {
+            self.events
+                .warn(format!("could not write {}: {e}", path.display()));
+        }
+    }
+
+    /// Generate the system `spec` describes and write it into `dir`.
+    pub async fn generate_system(
+        &self,
+        spec: &str,
+        dir: impl AsRef<Path>,
+        options: Options,
+    ) -> Result<Outcome, GenerateError> {
+        let dir = dir.as_ref();
+        let started = Instant::now();
+        // Refuse a bad output folder before any money is spent.
+        let mut ws = Workspace::prepare(dir, options.force)?;
+        let mut session = self.session(dir, &options, options.jobs);
+        session.pack_batches = options.pack_batches;
         let mode = if options.staged { "staged" } else { "single" };
         self.events.emit(Event::Phase {
             name: format!("generate ({mode})"),
@@ -487,37 +547,8 @@ impl Generator {
                 collected.warnings.push(problem);
             }
         }
-        for w in &collected.warnings {
-            self.events.warn(w.clone());
-        }
-        for r in &collected.rejected {
-            self.events.emit(Event::Rejected {
-                path: r.path.clone(),
-                reason: r.reason.clone(),
-            });
-        }
-        self.events.emit(Event::Phase {
-            name: "write".into(),
-        });
-        let changes: Vec<Change> = collected
-            .files
-            .into_iter()
-            .map(|(path, content)| Change::File { path, content })
-            .collect();
-        let applied = ws.apply(&changes, "000-previous")?;
-        let mut files: Vec<String> = changes
-            .iter()
-            .map(|c| c.path().as_str().to_string())
-            .collect();
-        files.sort();
-        for c in &changes {
-            if let Change::File { path, content } = c {
-                self.events.emit(Event::FileWritten {
-                    path: path.as_str().to_string(),
-                    bytes: content.len(),
-                });
-            }
-        }
+        self.announce(&collected);
+        let (files, applied) = self.write(&mut ws, std::mem::take(&mut collected.files))?;
         let state = ws.state_mut();
         state.spec = spec.to_string();
         state.model = self.model.id().to_string();
@@ -539,16 +570,7 @@ impl Generator {
             warnings: collected.warnings,
             secs: started.elapsed().as_secs_f64(),
         };
-        let report_path = ws.masgen_dir().join("generate.json");
-        if let Err(e) = write_atomic(
-            &report_path,
-            serde_json::to_string_pretty(&report)
-                .unwrap_or_default()
-                .as_bytes(),
-        ) {
-            self.events
-                .warn(format!("could not write {}: {e}", report_path.display()));
-        }
+        self.save_report(&ws, &report);
         Ok(Outcome { files, report })
     }
 }
