@@ -5,7 +5,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
-use super::model::{Compose, Mount};
+use super::model::{Compose, Mount, Service};
 
 /// One refused setting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -73,109 +73,120 @@ fn outside(root: &Path, p: &str) -> bool {
 pub fn check_policy(compose: &Compose, root: &Path) -> Vec<Violation> {
     let mut out = Vec::new();
     for (name, svc) in &compose.services {
-        let mut refuse = |key: &str, detail: String| {
-            out.push(Violation {
-                service: name.clone(),
-                key: key.into(),
-                detail,
-            })
-        };
-        if svc.privileged == Some(true) {
+        let mut found = Vec::new();
+        host_powers(svc, &mut found);
+        host_paths(compose, svc, root, &mut found);
+        out.extend(found.into_iter().map(|(key, detail)| Violation {
+            service: name.clone(),
+            key,
+            detail,
+        }));
+    }
+    out
+}
+
+/// What gives a container power over the host: privileged, host namespaces, added
+/// capabilities, devices, confinement turned off.
+fn host_powers(svc: &Service, found: &mut Vec<(String, String)>) {
+    let mut refuse = |key: &str, detail: String| found.push((key.to_string(), detail));
+    if svc.privileged == Some(true) {
+        refuse(
+            "privileged",
+            "privileged: true gives the container full control of the host".into(),
+        );
+    }
+    for (key, value) in [
+        ("network_mode", &svc.network_mode),
+        ("pid", &svc.pid),
+        ("ipc", &svc.ipc),
+    ] {
+        if value.as_deref() == Some("host") {
             refuse(
-                "privileged",
-                "privileged: true gives the container full control of the host".into(),
+                key,
+                format!("{key}: host shares the host's {key} namespace"),
             );
         }
-        for (key, value) in [
-            ("network_mode", &svc.network_mode),
-            ("pid", &svc.pid),
-            ("ipc", &svc.ipc),
-        ] {
-            if value.as_deref() == Some("host") {
-                refuse(
-                    key,
-                    format!("{key}: host shares the host's {key} namespace"),
-                );
-            }
-        }
-        for cap in &svc.cap_add {
-            let c = cap.trim().to_ascii_uppercase();
-            let c = c.strip_prefix("CAP_").unwrap_or(&c);
-            if !DEFAULT_CAPS.contains(&c) {
-                refuse(
-                    "cap_add",
-                    format!("cap_add: {cap} adds a capability beyond Docker's default set"),
-                );
-            }
-        }
-        for dev in &svc.devices {
+    }
+    for cap in &svc.cap_add {
+        let c = cap.trim().to_ascii_uppercase();
+        let c = c.strip_prefix("CAP_").unwrap_or(&c);
+        if !DEFAULT_CAPS.contains(&c) {
             refuse(
-                "devices",
-                format!("devices: {} exposes a host device", dev.text()),
+                "cap_add",
+                format!("cap_add: {cap} adds a capability beyond Docker's default set"),
             );
         }
-        for opt in &svc.security_opt {
-            // `label=disable` turns SELinux separation off, as `unconfined` turns others off.
-            if opt.contains("unconfined")
-                || opt.replace(':', "=").replace(' ', "") == "label=disable"
-            {
+    }
+    for dev in &svc.devices {
+        refuse(
+            "devices",
+            format!("devices: {} exposes a host device", dev.text()),
+        );
+    }
+    for opt in &svc.security_opt {
+        // `label=disable` turns SELinux separation off, as `unconfined` turns others off.
+        if opt.contains("unconfined") || opt.replace(':', "=").replace(' ', "") == "label=disable" {
+            refuse(
+                "security_opt",
+                format!("security_opt: {opt} disables a confinement"),
+            );
+        }
+    }
+}
+
+/// Host paths outside the system's folder, and the Docker socket: bind mounts, the build
+/// context (sent to Docker whole; its Dockerfile may copy any of it into an image),
+/// secret and config files (mounted in), env_file (read into the environment).
+fn host_paths(compose: &Compose, svc: &Service, root: &Path, found: &mut Vec<(String, String)>) {
+    let mut refuse = |key: &str, detail: String| found.push((key.to_string(), detail));
+    for v in &svc.volumes {
+        if let Ok(Mount::Bind { source, .. }) = v.mount() {
+            let resolved = normalise(root, &source);
+            if source.contains("docker.sock") || resolved.ends_with("docker.sock") {
                 refuse(
-                    "security_opt",
-                    format!("security_opt: {opt} disables a confinement"),
+                    "volumes",
+                    format!(
+                        "volumes: {source} mounts the Docker socket (control of the host's Docker)"
+                    ),
                 );
-            }
-        }
-        for v in &svc.volumes {
-            if let Ok(Mount::Bind { source, .. }) = v.mount() {
-                let resolved = normalise(root, &source);
-                if source.contains("docker.sock") || resolved.ends_with("docker.sock") {
-                    refuse("volumes", format!("volumes: {source} mounts the Docker socket (control of the host's Docker)"));
-                } else if outside(root, &source) {
-                    refuse(
-                        "volumes",
-                        format!("volumes: {source} mounts a host path outside the system's folder"),
-                    );
-                }
-            }
-        }
-        // A build context is sent to Docker whole, and its Dockerfile may copy any of it
-        // into an image; an env_file is read into the container's environment.
-        if let Some(b) = &svc.build {
-            if outside(root, b.context()) {
+            } else if outside(root, &source) {
                 refuse(
-                    "build",
-                    format!("build: context {} is outside the system's folder: every file there would be sent to Docker and could be copied into an image", b.context()),
+                    "volumes",
+                    format!("volumes: {source} mounts a host path outside the system's folder"),
                 );
-            }
-        }
-        for (kind, refs, defined) in [
-            ("secrets", &svc.secrets, &compose.secrets),
-            ("configs", &svc.configs, &compose.configs),
-        ] {
-            for r in refs {
-                if let Some(f) = defined
-                    .get(r.source())
-                    .and_then(|t| t.as_ref())
-                    .and_then(|t| t.file.as_ref())
-                {
-                    if outside(root, f) {
-                        refuse(kind, format!("{kind}: {} is the file {f}, outside the system's folder: it would be mounted into the container", r.source()));
-                    }
-                }
-            }
-        }
-        for f in svc
-            .env_file
-            .iter()
-            .flat_map(|e| e.entries())
-            .map(|e| e.path)
-        {
-            if outside(root, &f) {
-                refuse("env_file", format!("env_file: {f} is outside the system's folder: its contents would be read into the container"));
             }
         }
     }
-    out
+    if let Some(b) = svc.build.as_ref().filter(|b| outside(root, b.context())) {
+        refuse(
+            "build",
+            format!("build: context {} is outside the system's folder: every file there would be sent to Docker and could be copied into an image", b.context()),
+        );
+    }
+    for (kind, refs, defined) in [
+        ("secrets", &svc.secrets, &compose.secrets),
+        ("configs", &svc.configs, &compose.configs),
+    ] {
+        for r in refs {
+            let file = defined
+                .get(r.source())
+                .and_then(|t| t.as_ref())
+                .and_then(|t| t.file.as_ref());
+            if let Some(f) = file.filter(|f| outside(root, f)) {
+                refuse(kind, format!("{kind}: {} is the file {f}, outside the system's folder: it would be mounted into the container", r.source()));
+            }
+        }
+    }
+    for f in svc
+        .env_file
+        .iter()
+        .flat_map(|e| e.entries())
+        .map(|e| e.path)
+    {
+        if outside(root, &f) {
+            refuse("env_file", format!("env_file: {f} is outside the system's folder: its contents would be read into the container"));
+        }
+    }
 }
 
 #[cfg(test)]
