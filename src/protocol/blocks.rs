@@ -153,42 +153,7 @@ pub fn parse_reply(reply: &str) -> ParsedReply {
             continue;
         };
         i += 1;
-        let closing = match tag {
-            Tag::File => "</file>",
-            Tag::Edit => "</edit>",
-            Tag::Delete => "</delete>",
-        };
-        // Collect the body up to the closing tag.
-        let mut body: Vec<&str> = Vec::new();
-        let mut closed = self_closing;
-        if !self_closing {
-            let after_trim = after.trim_end();
-            if let Some(inline) = after_trim.strip_suffix(closing) {
-                // <file path="x">content</file> on one line
-                if !inline.is_empty() {
-                    body.push(inline);
-                }
-                closed = true;
-            } else if !after_trim.is_empty() {
-                body.push(after);
-            }
-            while !closed && i < lines.len() {
-                let l = lines[i];
-                i += 1;
-                if l.trim() == closing {
-                    closed = true;
-                } else if let Some(prefix) = l.trim_end().strip_suffix(closing) {
-                    body.push(prefix);
-                    closed = true;
-                } else if tag == Tag::Delete {
-                    // <delete path="x"> with no closing tag: treat as self-closing.
-                    i -= 1;
-                    closed = true;
-                } else {
-                    body.push(l);
-                }
-            }
-        }
+        let (body, closed) = block_body(&lines, &mut i, tag, self_closing, after);
         let path = match check_path(&raw_path) {
             Ok(p) => p,
             Err(reason) => {
@@ -208,30 +173,86 @@ pub fn parse_reply(reply: &str) -> ParsedReply {
             }
             continue;
         }
-        let change = match tag {
-            Tag::Delete => Change::Delete { path },
-            Tag::File => {
-                strip_fences(&mut body);
-                let mut content = body.join("\n");
-                if !content.is_empty() {
-                    content.push('\n');
-                }
-                Change::File { path, content }
-            }
-            Tag::Edit => match parse_hunks(&body) {
-                Ok(hunks) => Change::Edit { path, hunks },
-                Err(why) => {
-                    out.warnings.push(format!(
-                        "the <edit> block for {path} is malformed ({why}); it was ignored"
-                    ));
-                    continue;
-                }
-            },
-        };
-        push_change(&mut out, change);
+        if let Some(change) = to_change(tag, path, body, &mut out.warnings) {
+            push_change(&mut out, change);
+        }
     }
     out.commentary = commentary.join("\n").trim().to_string();
     out
+}
+
+/// The body of a block opened on the line before `lines[*i]` (moving `i` past it), and
+/// whether it closed. A `<delete>` with no closing tag is self-closing.
+fn block_body<'t>(
+    lines: &[&'t str],
+    i: &mut usize,
+    tag: Tag,
+    self_closing: bool,
+    after: &'t str,
+) -> (Vec<&'t str>, bool) {
+    let closing = match tag {
+        Tag::File => "</file>",
+        Tag::Edit => "</edit>",
+        Tag::Delete => "</delete>",
+    };
+    let mut body: Vec<&str> = Vec::new();
+    if self_closing {
+        return (body, true);
+    }
+    let after_trim = after.trim_end();
+    if let Some(inline) = after_trim.strip_suffix(closing) {
+        // <file path="x">content</file> on one line
+        if !inline.is_empty() {
+            body.push(inline);
+        }
+        return (body, true);
+    } else if !after_trim.is_empty() {
+        body.push(after);
+    }
+    while *i < lines.len() {
+        let l = lines[*i];
+        *i += 1;
+        if l.trim() == closing {
+            return (body, true);
+        } else if let Some(prefix) = l.trim_end().strip_suffix(closing) {
+            body.push(prefix);
+            return (body, true);
+        } else if tag == Tag::Delete {
+            *i -= 1;
+            return (body, true);
+        }
+        body.push(l);
+    }
+    (body, false)
+}
+
+/// A closed block as a change; a malformed edit is a warning instead.
+fn to_change(
+    tag: Tag,
+    path: SafePath,
+    mut body: Vec<&str>,
+    warnings: &mut Vec<String>,
+) -> Option<Change> {
+    Some(match tag {
+        Tag::Delete => Change::Delete { path },
+        Tag::File => {
+            strip_fences(&mut body);
+            let mut content = body.join("\n");
+            if !content.is_empty() {
+                content.push('\n');
+            }
+            Change::File { path, content }
+        }
+        Tag::Edit => match parse_hunks(&body) {
+            Ok(hunks) => Change::Edit { path, hunks },
+            Err(why) => {
+                warnings.push(format!(
+                    "the <edit> block for {path} is malformed ({why}); it was ignored"
+                ));
+                return None;
+            }
+        },
+    })
 }
 
 fn push_change(out: &mut ParsedReply, change: Change) {
