@@ -61,77 +61,164 @@ pub fn human_events(color: bool) -> (Events, ProgressBar) {
     bar.enable_steady_tick(Duration::from_millis(120));
     let pb = bar.clone();
     let events = Events::new(move |e| {
-        let line = |s: String| {
-            if pb.is_hidden() {
-                // A closed stderr (`masgen ... 2>&1 | head`) must not end the run before
-                // its teardown: the line is dropped instead.
-                let _ = writeln!(std::io::stderr(), "{s}");
-            } else {
-                pb.println(s);
-            }
-        };
-        match e {
-            Event::Phase { name } => {
-                pb.set_prefix(name.clone());
-                line(format!("{} {name}", paint(color, "1;34", "==>")));
-            }
-            Event::RequestStarted { label } => pb.set_message(format!("asking the model: {label}")),
-            Event::Streaming { label, chars } => pb.set_message(format!("{label}: ~{} tokens streamed", chars / 4)),
-            Event::RequestFinished { label, usage, stop_reason } => line(format!(
-                "    {label}: {} in / {} out tokens{}",
-                usage.input + usage.cache_read + usage.cache_write,
-                usage.output,
-                if stop_reason == "end_turn" { String::new() } else { format!(" ({stop_reason})") }
-            )),
-            Event::Retry { label, attempt, max_attempts, delay_ms, reason } => line(paint(
-                color,
-                "33",
-                &format!("    {label}: {reason}, retry {attempt}/{max_attempts} in {:.1}s", *delay_ms as f64 / 1000.0),
-            )),
-            Event::Continuation { label, attempt } => line(format!("    {label}: reply cut at max_tokens, continuing ({attempt})")),
-            Event::BatchesPlanned { total } => {
-                pb.set_length(*total as u64);
-                line(format!("    {total} batches planned"));
-            }
-            Event::BatchDone { group, done, total } => line(format!("    batch {group} done ({done}/{total})")),
-            Event::Info { message } => line(format!("    {message}")),
-            Event::Warning { message } => line(paint(color, "33", &format!("warning: {message}"))),
-            Event::Rejected { path, reason } => line(paint(color, "33", &format!("warning: refused {path:?}: {reason}; not written"))),
-            Event::FileWritten { .. } | Event::FileDeleted { .. } => {}
-            Event::PullStarted { image } => pulls.start(image),
-            Event::PullProgress { image, layers_done, layers_total, bytes_done, bytes_total } => {
-                pulls.progress(image, *layers_done, *layers_total, *bytes_done, *bytes_total)
-            }
-            Event::PullFinished { image, secs, bytes, ok } => {
-                pulls.finish(image);
-                line(if *ok {
-                    format!("    pull {image}: {} in {secs:.1}s", megabytes(*bytes))
-                } else {
-                    paint(color, "31", &format!("    pull {image}: failed after {secs:.1}s"))
-                })
-            }
-            Event::BuildStarted { service } => pb.set_message(format!("building {service}")),
-            Event::BuildFinished { service, secs, cached, patched, ok } => line(format!(
-                "    build {service}: {}",
-                match (ok, cached, patched) {
-                    (false, _, _) => paint(color, "31", "failed"),
-                    (true, true, _) => "unchanged, cached image".to_string(),
-                    (true, false, true) => format!("patched in {secs:.1}s (new COPY layer on the previous image, no builder run)"),
-                    (true, false, false) => format!("built in {secs:.1}s"),
-                }
-            )),
-            Event::ContainerStarted { service, .. } => pb.set_message(format!("started {service}")),
-            Event::ServiceReady { service, secs } => line(format!("    {service}: {} after {secs:.1}s", paint(color, "32", "ready"))),
-            Event::ServiceFailed { service, phase, summary } => line(paint(color, "31", &format!("    {service}: {phase} failed: {summary}"))),
-            Event::Published { service, container_port, host } => line(format!("    {service}: port {container_port} answers at {host}")),
-            Event::LogLine { service, line: l } => line(format!("{} | {l}", paint(color, "36", service))),
-            Event::TornDown { containers, networks, volumes, images } => {
-                let old = if *images > 0 { format!(", {images} superseded image(s)") } else { String::new() };
-                line(format!("    removed {containers} container(s), {networks} network(s), {volumes} volume(s){old}"))
-            }
+        status(e, &pb, &pulls);
+        let Some(s) = line_for(e, color) else { return };
+        if pb.is_hidden() {
+            // A closed stderr (`masgen ... 2>&1 | head`) must not end the run before its
+            // teardown: the line is dropped instead.
+            let _ = writeln!(std::io::stderr(), "{s}");
+        } else {
+            pb.println(s);
         }
     });
     (events, bar)
+}
+
+/// What an event changes on the spinner and the pull bars.
+fn status(e: &Event, pb: &ProgressBar, pulls: &PullBars) {
+    match e {
+        Event::Phase { name } => pb.set_prefix(name.clone()),
+        Event::RequestStarted { label } => pb.set_message(format!("asking the model: {label}")),
+        Event::Streaming { label, chars } => {
+            pb.set_message(format!("{label}: ~{} tokens streamed", chars / 4))
+        }
+        Event::BatchesPlanned { total } => pb.set_length(*total as u64),
+        Event::PullStarted { image } => pulls.start(image),
+        Event::PullProgress {
+            image,
+            layers_done,
+            layers_total,
+            bytes_done,
+            bytes_total,
+        } => pulls.progress(
+            image,
+            *layers_done,
+            *layers_total,
+            *bytes_done,
+            *bytes_total,
+        ),
+        Event::PullFinished { image, .. } => pulls.finish(image),
+        Event::BuildStarted { service } => pb.set_message(format!("building {service}")),
+        Event::ContainerStarted { service, .. } => pb.set_message(format!("started {service}")),
+        _ => {}
+    }
+}
+
+/// The line an event leaves on the screen, if any.
+fn line_for(e: &Event, color: bool) -> Option<String> {
+    Some(match e {
+        Event::Phase { name } => format!("{} {name}", paint(color, "1;34", "==>")),
+        Event::RequestFinished {
+            label,
+            usage,
+            stop_reason,
+        } => format!(
+            "    {label}: {} in / {} out tokens{}",
+            usage.input + usage.cache_read + usage.cache_write,
+            usage.output,
+            if stop_reason == "end_turn" {
+                String::new()
+            } else {
+                format!(" ({stop_reason})")
+            }
+        ),
+        Event::Retry {
+            label,
+            attempt,
+            max_attempts,
+            delay_ms,
+            reason,
+        } => paint(
+            color,
+            "33",
+            &format!(
+                "    {label}: {reason}, retry {attempt}/{max_attempts} in {:.1}s",
+                *delay_ms as f64 / 1000.0
+            ),
+        ),
+        Event::Continuation { label, attempt } => {
+            format!("    {label}: reply cut at max_tokens, continuing ({attempt})")
+        }
+        Event::BatchesPlanned { total } => format!("    {total} batches planned"),
+        Event::BatchDone { group, done, total } => {
+            format!("    batch {group} done ({done}/{total})")
+        }
+        Event::Info { message } => format!("    {message}"),
+        Event::Warning { message } => paint(color, "33", &format!("warning: {message}")),
+        Event::Rejected { path, reason } => paint(
+            color,
+            "33",
+            &format!("warning: refused {path:?}: {reason}; not written"),
+        ),
+        Event::PullFinished {
+            image,
+            secs,
+            bytes,
+            ok: true,
+        } => format!("    pull {image}: {} in {secs:.1}s", megabytes(*bytes)),
+        Event::PullFinished { image, secs, .. } => paint(
+            color,
+            "31",
+            &format!("    pull {image}: failed after {secs:.1}s"),
+        ),
+        Event::BuildFinished {
+            service,
+            secs,
+            cached,
+            patched,
+            ok,
+        } => format!(
+            "    build {service}: {}",
+            match (ok, cached, patched) {
+                (false, _, _) => paint(color, "31", "failed"),
+                (true, true, _) => "unchanged, cached image".to_string(),
+                (true, false, true) => format!(
+                    "patched in {secs:.1}s (new COPY layer on the previous image, no builder run)"
+                ),
+                (true, false, false) => format!("built in {secs:.1}s"),
+            }
+        ),
+        Event::ServiceReady { service, secs } => format!(
+            "    {service}: {} after {secs:.1}s",
+            paint(color, "32", "ready")
+        ),
+        Event::ServiceFailed {
+            service,
+            phase,
+            summary,
+        } => paint(
+            color,
+            "31",
+            &format!("    {service}: {phase} failed: {summary}"),
+        ),
+        Event::Published {
+            service,
+            container_port,
+            host,
+        } => format!("    {service}: port {container_port} answers at {host}"),
+        Event::LogLine { service, line } => format!("{} | {line}", paint(color, "36", service)),
+        Event::TornDown {
+            containers,
+            networks,
+            volumes,
+            images,
+        } => {
+            let old = if *images > 0 {
+                format!(", {images} superseded image(s)")
+            } else {
+                String::new()
+            };
+            format!("    removed {containers} container(s), {networks} network(s), {volumes} volume(s){old}")
+        }
+        Event::RequestStarted { .. }
+        | Event::Streaming { .. }
+        | Event::FileWritten { .. }
+        | Event::FileDeleted { .. }
+        | Event::PullStarted { .. }
+        | Event::PullProgress { .. }
+        | Event::BuildStarted { .. }
+        | Event::ContainerStarted { .. } => return None,
+    })
 }
 
 /// One bar per image being pulled, under the phase spinner (on a terminal only).
@@ -191,5 +278,51 @@ fn megabytes(bytes: u64) -> String {
         format!("{} kB", bytes.div_ceil(1000))
     } else {
         format!("{:.1} MB", bytes as f64 / 1e6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_leave_the_lines_the_readme_shows() {
+        let pulled = Event::PullFinished {
+            image: "postgres:16".into(),
+            secs: 9.84,
+            bytes: 152_300_000,
+            ok: true,
+        };
+        assert_eq!(
+            line_for(&pulled, false).unwrap(),
+            "    pull postgres:16: 152.3 MB in 9.8s"
+        );
+        let small = Event::PullFinished {
+            image: "a:1".into(),
+            secs: 0.1,
+            bytes: 512,
+            ok: true,
+        };
+        assert_eq!(
+            line_for(&small, false).unwrap(),
+            "    pull a:1: 1 kB in 0.1s"
+        );
+        let torn = Event::TornDown {
+            containers: 1,
+            networks: 1,
+            volumes: 0,
+            images: 0,
+        };
+        assert_eq!(
+            line_for(&torn, false).unwrap(),
+            "    removed 1 container(s), 1 network(s), 0 volume(s)"
+        );
+        assert!(line_for(
+            &Event::PullStarted {
+                image: "a:1".into()
+            },
+            false
+        )
+        .is_none());
     }
 }
