@@ -106,6 +106,11 @@ fn status(e: &Event, pb: &ProgressBar, pulls: &PullBars) {
 
 /// The line an event leaves on the screen, if any.
 fn line_for(e: &Event, color: bool) -> Option<String> {
+    talk_line(e, color).or_else(|| run_line(e, color))
+}
+
+/// Lines of the model's side of a run: phases, requests, warnings.
+fn talk_line(e: &Event, color: bool) -> Option<String> {
     Some(match e {
         Event::Phase { name } => format!("{} {name}", paint(color, "1;34", "==>")),
         Event::RequestFinished {
@@ -150,6 +155,13 @@ fn line_for(e: &Event, color: bool) -> Option<String> {
             "33",
             &format!("warning: refused {path:?}: {reason}; not written"),
         ),
+        _ => return None,
+    })
+}
+
+/// Lines of the system's side: pulls, builds, services, teardown.
+fn run_line(e: &Event, color: bool) -> Option<String> {
+    Some(match e {
         Event::PullFinished {
             image,
             secs,
@@ -210,14 +222,7 @@ fn line_for(e: &Event, color: bool) -> Option<String> {
             };
             format!("    removed {containers} container(s), {networks} network(s), {volumes} volume(s){old}")
         }
-        Event::RequestStarted { .. }
-        | Event::Streaming { .. }
-        | Event::FileWritten { .. }
-        | Event::FileDeleted { .. }
-        | Event::PullStarted { .. }
-        | Event::PullProgress { .. }
-        | Event::BuildStarted { .. }
-        | Event::ContainerStarted { .. } => return None,
+        _ => return None,
     })
 }
 

@@ -120,8 +120,22 @@ async fn remove_where(
     let filter = format!("{label}={value}");
     let filters: HashMap<&str, Vec<&str>> =
         [("label", vec![filter.as_str(), MANAGED_LABEL])].into();
+    remove_containers(engine, label, value, select, &mut removed).await;
+    remove_networks(engine, &filters, select, &mut removed).await;
+    remove_volumes(engine, &filters, select, &mut removed).await;
+    removed
+}
+
+/// The containers, all at once: each removal waits on the daemon killing and unmounting
+/// its container.
+async fn remove_containers(
+    engine: &Engine,
+    label: &str,
+    value: &str,
+    select: &(dyn Fn(&HashMap<String, String>) -> bool + Sync),
+    removed: &mut Removed,
+) {
     let containers = labelled_containers(engine, label, value).await;
-    // All at once: each removal waits on the daemon killing and unmounting its container.
     let removals = containers
         .into_iter()
         .filter(|c| c.labels.as_ref().is_none_or(select))
@@ -156,10 +170,18 @@ async fn remove_where(
             Err(why) => removed.left.push(why),
         }
     }
+}
+
+async fn remove_networks(
+    engine: &Engine,
+    filters: &HashMap<&str, Vec<&str>>,
+    select: &(dyn Fn(&HashMap<String, String>) -> bool + Sync),
+    removed: &mut Removed,
+) {
     let networks = engine
         .docker
         .list_networks(Some(
-            ListNetworksOptionsBuilder::new().filters(&filters).build(),
+            ListNetworksOptionsBuilder::new().filters(filters).build(),
         ))
         .await
         .unwrap_or_default();
@@ -177,10 +199,18 @@ async fn remove_where(
                 .push(network_left(engine, &name, &id, &e.to_string()).await),
         }
     }
+}
+
+async fn remove_volumes(
+    engine: &Engine,
+    filters: &HashMap<&str, Vec<&str>>,
+    select: &(dyn Fn(&HashMap<String, String>) -> bool + Sync),
+    removed: &mut Removed,
+) {
     let volumes = engine
         .docker
         .list_volumes(Some(
-            ListVolumesOptionsBuilder::new().filters(&filters).build(),
+            ListVolumesOptionsBuilder::new().filters(filters).build(),
         ))
         .await
         .ok();
@@ -195,7 +225,6 @@ async fn remove_where(
             Err(e) => removed.left.push(format!("volume {} was not removed ({}): remove what still uses it, then `docker volume rm {}`", v.name, short(&e.to_string()), v.name)),
         }
     }
-    removed
 }
 
 /// Why a network stayed, and what to do about it.
