@@ -425,40 +425,36 @@ pub fn load_project_files(dir: &Path, files: &[PathBuf]) -> Result<Project, Comp
 }
 
 /// Load the project in `dir` as `docker compose` would with these options.
-pub fn load_with(dir: &Path, opts: &LoadOptions) -> Result<Project, ComposeError> {
-    let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let dotenv = read_env_files(&root, &opts.env_files)?;
-    let lookup = |k: &str| variable(&dotenv, k);
-    let paths = paths_named(dir, &root, &opts.files, &lookup)?;
-    let mut reader = Reader::new(root.clone());
-    let label = paths
-        .iter()
-        .map(|p| reader.shown(p))
-        .collect::<Vec<_>>()
-        .join(" + ");
-    let mut doc = reader.merged(&paths, &lookup, &[])?;
-    let mut extended_from = BTreeMap::new();
-    if super::extends::uses_extends(&doc) {
-        // The tags of the project's own files (the first read, in order).
-        let own: Vec<String> = paths.iter().map(|p| reader.shown(p)).collect();
-        let tags: Vec<super::merge::Tagged> = reader
-            .docs
-            .iter()
-            .filter(|(name, _)| own.contains(name))
-            .flat_map(|(_, d)| d.tags.clone())
-            .collect();
-        let cell = std::cell::RefCell::new(&mut reader);
-        let load = |p: &Path| cell.borrow_mut().read(p, &lookup).map(|(v, _)| v);
-        extended_from = super::extends::resolve_tagged(&mut doc, &root, &paths[0], &load, &tags)?;
+/// Resolve `extends` in the merged document, with the tags of the project's own files
+/// (the first read, in order); returns, per service, the files it inherits from.
+fn resolve_extends(
+    reader: &mut Reader,
+    doc: &mut Value,
+    root: &Path,
+    paths: &[PathBuf],
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<BTreeMap<String, Vec<PathBuf>>, ComposeError> {
+    if !super::extends::uses_extends(doc) {
+        return Ok(BTreeMap::new());
     }
-    let mut compose = typed(doc, &reader.docs, &label)?;
-    super::envfile::fold(&mut compose, &root, &lookup).map_err(|message| {
-        ComposeError::Invalid {
-            file: label.clone(),
-            message,
-        }
-    })?;
-    // Like docker compose: COMPOSE_PROFILES, from the environment or `.env`, comma-separated.
+    let own: Vec<String> = paths.iter().map(|p| reader.shown(p)).collect();
+    let tags: Vec<super::merge::Tagged> = reader
+        .docs
+        .iter()
+        .filter(|(name, _)| own.contains(name))
+        .flat_map(|(_, d)| d.tags.clone())
+        .collect();
+    let cell = std::cell::RefCell::new(reader);
+    let load = |p: &Path| cell.borrow_mut().read(p, lookup).map(|(v, _)| v);
+    super::extends::resolve_tagged(doc, root, &paths[0], &load, &tags)
+}
+
+/// The active profiles (COMPOSE_PROFILES, from the environment or `.env`, comma-separated,
+/// as docker compose reads it) and every profile the services name, sorted.
+fn profiles_of(
+    compose: &Compose,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> (Vec<String>, Vec<String>) {
     let active: Vec<String> = lookup("COMPOSE_PROFILES")
         .unwrap_or_default()
         .split(',')
@@ -472,15 +468,12 @@ pub fn load_with(dir: &Path, opts: &LoadOptions) -> Result<Project, ComposeError
         .collect();
     profiles.sort();
     profiles.dedup();
-    let place = placer(&reader.docs, &label);
-    let (order, more) = super::validate::validate(&mut compose, &label, &active, &place)?;
-    let mut warnings = std::mem::take(&mut reader.warnings);
-    warnings.extend(reader.unset.iter().map(|v| {
-        format!("the \"{v}\" variable is not set: it reads as a blank string (set it in the environment or .env, or give a default with ${{{v}:-...}})")
-    }));
-    warnings.extend(more);
-    let name = project_name(opts, &lookup, &compose, &root)?;
-    let mut defined_in = BTreeMap::new();
+    (active, profiles)
+}
+
+/// Which included file defines each service brought in by `include:`.
+fn defined_in(reader: &Reader) -> BTreeMap<String, PathBuf> {
+    let mut out = BTreeMap::new();
     for file in &reader.included {
         let shown = reader.shown(file);
         let services = reader
@@ -490,9 +483,42 @@ pub fn load_with(dir: &Path, opts: &LoadOptions) -> Result<Project, ComposeError
             .flat_map(|(_, d)| d.value.get("services").and_then(Value::as_object).cloned())
             .flat_map(|s| s.keys().cloned().collect::<Vec<_>>());
         for service in services {
-            defined_in.insert(service, file.clone());
+            out.insert(service, file.clone());
         }
     }
+    out
+}
+
+pub fn load_with(dir: &Path, opts: &LoadOptions) -> Result<Project, ComposeError> {
+    let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let dotenv = read_env_files(&root, &opts.env_files)?;
+    let lookup = |k: &str| variable(&dotenv, k);
+    let paths = paths_named(dir, &root, &opts.files, &lookup)?;
+    let mut reader = Reader::new(root.clone());
+    let label = paths
+        .iter()
+        .map(|p| reader.shown(p))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let mut doc = reader.merged(&paths, &lookup, &[])?;
+    let extended_from = resolve_extends(&mut reader, &mut doc, &root, &paths, &lookup)?;
+    let mut compose = typed(doc, &reader.docs, &label)?;
+    super::envfile::fold(&mut compose, &root, &lookup).map_err(|message| {
+        ComposeError::Invalid {
+            file: label.clone(),
+            message,
+        }
+    })?;
+    let (active, profiles) = profiles_of(&compose, &lookup);
+    let place = placer(&reader.docs, &label);
+    let (order, more) = super::validate::validate(&mut compose, &label, &active, &place)?;
+    let mut warnings = std::mem::take(&mut reader.warnings);
+    warnings.extend(reader.unset.iter().map(|v| {
+        format!("the \"{v}\" variable is not set: it reads as a blank string (set it in the environment or .env, or give a default with ${{{v}:-...}})")
+    }));
+    warnings.extend(more);
+    let name = project_name(opts, &lookup, &compose, &root)?;
+    let defined_in = defined_in(&reader);
     let mut paths = paths.into_iter();
     let file = paths.next().expect("one file at least");
     Ok(Project {
