@@ -262,36 +262,8 @@ pub(crate) fn compose_excerpt(text: &str, services: &[String]) -> Option<(String
         .skip(start + 1)
         .position(|l| top(l))
         .map_or(lines.len(), |i| start + 1 + i);
-    // Entries start at the indentation of the first key under `services:`.
     let indent_of = |l: &str| l.len() - l.trim_start().len();
-    let indent = lines[start + 1..end]
-        .iter()
-        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-        .map(|l| indent_of(l))?;
-    // Every entry: its name and its lines, without the blank lines that end it.
-    let mut entries: Vec<(&str, &[&str])> = Vec::new();
-    let mut i = start + 1;
-    while i < end {
-        let l = lines[i];
-        if indent_of(l) == indent && !l.trim_start().starts_with('#') && l.trim_end().ends_with(':')
-        {
-            let mut j = i + 1;
-            while j < end && (lines[j].trim().is_empty() || indent_of(lines[j]) > indent) {
-                j += 1;
-            }
-            let mut last = j;
-            while last > i + 1 && lines[last - 1].trim().is_empty() {
-                last -= 1;
-            }
-            entries.push((
-                l.trim().trim_end_matches(':').trim_matches(['"', '\'']),
-                &lines[i..last],
-            ));
-            i = j;
-        } else {
-            i += 1;
-        }
-    }
+    let entries = service_entries(&lines[start + 1..end])?;
     if !services.iter().all(|s| entries.iter().any(|(n, _)| n == s)) {
         return None;
     }
@@ -333,6 +305,41 @@ pub(crate) fn compose_excerpt(text: &str, services: &[String]) -> Option<(String
         }
     }
     Some((out, shown))
+}
+
+/// Every entry under `services:` (whose lines are `lines`): its name and its lines,
+/// without the blank lines that end it. Entries start at the indentation of the first
+/// key; None when there is none.
+fn service_entries<'t>(lines: &'t [&'t str]) -> Option<Vec<(&'t str, &'t [&'t str])>> {
+    let indent_of = |l: &str| l.len() - l.trim_start().len();
+    let indent = lines
+        .iter()
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(|l| indent_of(l))?;
+    let mut entries: Vec<(&str, &[&str])> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let l = lines[i];
+        let is_key = indent_of(l) == indent
+            && !l.trim_start().starts_with('#')
+            && l.trim_end().ends_with(':');
+        if !is_key {
+            i += 1;
+            continue;
+        }
+        let mut j = i + 1;
+        while j < lines.len() && (lines[j].trim().is_empty() || indent_of(lines[j]) > indent) {
+            j += 1;
+        }
+        let mut last = j;
+        while last > i + 1 && lines[last - 1].trim().is_empty() {
+            last -= 1;
+        }
+        let name = l.trim().trim_end_matches(':').trim_matches(['"', '\'']);
+        entries.push((name, &lines[i..last]));
+        i = j;
+    }
+    Some(entries)
 }
 
 /// An entry's first line and its `environment`, `ports`, `depends_on` and `healthcheck`

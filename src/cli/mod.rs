@@ -868,36 +868,7 @@ fn print_verify(v: &VerifyReport, color: bool) {
         );
         return;
     }
-    println!();
-    println!(
-        "{:<18} {:<42} {:>7} {:>8} {:<12} {:<10} PORTS",
-        "SERVICE", "IMAGE", "PULL", "BUILD", "STATE", "HEALTH"
-    );
-    for s in &v.services {
-        let build = match (s.build_secs, s.cached) {
-            (Some(_), true) => "cached".to_string(),
-            (Some(b), false) => format!("{b:.1}s"),
-            (None, _) => "-".into(),
-        };
-        let state = match s.state.as_str() {
-            "ready" | "completed" => render::paint(color, "32", &format!("{:<12}", s.state)),
-            other => render::paint(color, "31", &format!("{other:<12}")),
-        };
-        let pull = s
-            .pull_secs
-            .map_or_else(|| "-".into(), |p| format!("{p:.1}s"));
-        println!(
-            "{:<18} {:<42} {:>7} {:>8} {} {:<10} {}",
-            s.name,
-            s.image,
-            pull,
-            build,
-            state,
-            if s.health.is_empty() { "-" } else { &s.health },
-            s.ports.join(", ")
-        );
-    }
-    println!();
+    print_services(v, color);
     for d in &v.diagnostics {
         println!(
             "{} {} [{}] {}",
@@ -940,4 +911,38 @@ fn print_verify(v: &VerifyReport, color: bool) {
             v.diagnostics.len()
         );
     }
+}
+
+/// The summary table: one line per service.
+fn print_services(v: &VerifyReport, color: bool) {
+    println!();
+    println!(
+        "{:<18} {:<42} {:>7} {:>8} {:<12} {:<10} PORTS",
+        "SERVICE", "IMAGE", "PULL", "BUILD", "STATE", "HEALTH"
+    );
+    for s in &v.services {
+        let build = match (s.build_secs, s.cached) {
+            (Some(_), true) => "cached".to_string(),
+            (Some(b), false) => format!("{b:.1}s"),
+            (None, _) => "-".into(),
+        };
+        let state = match s.state.as_str() {
+            "ready" | "completed" => render::paint(color, "32", &format!("{:<12}", s.state)),
+            other => render::paint(color, "31", &format!("{other:<12}")),
+        };
+        let pull = s
+            .pull_secs
+            .map_or_else(|| "-".into(), |p| format!("{p:.1}s"));
+        println!(
+            "{:<18} {:<42} {:>7} {:>8} {} {:<10} {}",
+            s.name,
+            s.image,
+            pull,
+            build,
+            state,
+            if s.health.is_empty() { "-" } else { &s.health },
+            s.ports.join(", ")
+        );
+    }
+    println!();
 }
