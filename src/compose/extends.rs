@@ -115,42 +115,76 @@ impl Resolver<'_> {
         files: &mut Vec<PathBuf>,
     ) -> Result<Map<String, Value>, ComposeError> {
         let key = (file.to_path_buf(), name.to_string());
-        if let Some(at) = self.stack.iter().position(|k| *k == key) {
-            let chain: Vec<String> = self.stack[at..]
-                .iter()
-                .chain([&key])
-                .map(|(f, s)| format!("{}:{s}", self.shown(f)))
-                .collect();
-            return Err(self.invalid(
-                &self.main.clone(),
-                format!("extends cycle: {}: break it", chain.join(" -> ")),
-            ));
+        self.refuse_cycle(&key)?;
+        let svc = self.find(file, name)?;
+        let Some(spec) = svc.get("extends").cloned() else {
+            return Ok(svc);
+        };
+        let (base_name, base_path) = self.base_of(&spec, file, name, files)?;
+        self.stack.push(key);
+        let base = self.service(&base_path, &base_name, files);
+        self.stack.pop();
+        let mut base = base?;
+        let mut own = svc;
+        own.remove("extends");
+        if *file == self.main {
+            self.apply_tags(name, &mut base, &mut own);
         }
+        super::merge::merge_service(&mut base, own);
+        Ok(base)
+    }
+
+    /// A service that extends itself, through any chain, is refused with the chain named.
+    fn refuse_cycle(&self, key: &(PathBuf, String)) -> Result<(), ComposeError> {
+        let Some(at) = self.stack.iter().position(|k| k == key) else {
+            return Ok(());
+        };
+        let chain: Vec<String> = self.stack[at..]
+            .iter()
+            .chain([key])
+            .map(|(f, s)| format!("{}:{s}", self.shown(f)))
+            .collect();
+        Err(self.invalid(
+            &self.main.clone(),
+            format!("extends cycle: {}: break it", chain.join(" -> ")),
+        ))
+    }
+
+    /// Service `name` as `file` writes it (a missing one is the extending service's error).
+    fn find(&mut self, file: &Path, name: &str) -> Result<Map<String, Value>, ComposeError> {
         let found = if *file == self.main {
             self.main_services.get(name).cloned()
         } else {
             self.other(file)?.get(name).cloned()
         };
-        let svc = match found {
-            Some(Value::Object(svc)) => svc,
-            Some(Value::Null) => Map::new(),
-            Some(_) => return Err(self.invalid(file, format!("service '{name}' is not a mapping"))),
+        match found {
+            Some(Value::Object(svc)) => Ok(svc),
+            Some(Value::Null) => Ok(Map::new()),
+            Some(_) => Err(self.invalid(file, format!("service '{name}' is not a mapping"))),
             None => {
                 let (caller_file, caller) = self
                     .stack
                     .last()
                     .cloned()
                     .unwrap_or_else(|| (self.main.clone(), name.to_string()));
-                return Err(self.invalid(
+                Err(self.invalid(
                     &caller_file,
                     format!("service '{caller}' extends '{name}', which is not a service in {}: fix the name or the file", self.shown(file)),
-                ));
+                ))
             }
-        };
-        let Some(spec) = svc.get("extends").cloned() else {
-            return Ok(svc);
-        };
-        let (base_name, base_file) = match &spec {
+        }
+    }
+
+    /// The service an `extends` names, and the file it is in (relative to `file`'s folder;
+    /// another file than the main one joins `files`).
+    fn base_of(
+        &self,
+        spec: &Value,
+        file: &Path,
+        name: &str,
+        files: &mut Vec<PathBuf>,
+    ) -> Result<(String, PathBuf), ComposeError> {
+        let (base_name, base_file) = match spec {
             Value::String(s) => (s.clone(), None),
             Value::Object(o) => match o.get("service").and_then(Value::as_str) {
                 Some(s) => (s.to_string(), o.get("file").and_then(Value::as_str).map(str::to_string)),
@@ -169,28 +203,25 @@ impl Resolver<'_> {
             }
             None => file.to_path_buf(),
         };
-        self.stack.push(key);
-        let base = self.service(&base_path, &base_name, files);
-        self.stack.pop();
-        let mut base = base?;
-        let mut own = svc;
-        own.remove("extends");
-        if *file == self.main {
-            for tag in self.tags {
-                match tag {
-                    Tagged::Reset(p) if p.len() == 3 && p[0] == "services" && p[1] == name => {
-                        base.remove(&p[2]);
-                        own.remove(&p[2]);
-                    }
-                    Tagged::Override(p) if p.len() == 3 && p[0] == "services" && p[1] == name => {
-                        base.remove(&p[2]);
-                    }
-                    _ => {}
+        Ok((base_name, base_path))
+    }
+
+    /// `!reset` and `!override` on a service of the main file, as Compose v2.40 applies
+    /// them to what it extends: a reset key is gone from both, an overridden one from the
+    /// base.
+    fn apply_tags(&self, name: &str, base: &mut Map<String, Value>, own: &mut Map<String, Value>) {
+        for tag in self.tags {
+            match tag {
+                Tagged::Reset(p) if p.len() == 3 && p[0] == "services" && p[1] == name => {
+                    base.remove(&p[2]);
+                    own.remove(&p[2]);
                 }
+                Tagged::Override(p) if p.len() == 3 && p[0] == "services" && p[1] == name => {
+                    base.remove(&p[2]);
+                }
+                _ => {}
             }
         }
-        super::merge::merge_service(&mut base, own);
-        Ok(base)
     }
 
     fn other(&mut self, file: &Path) -> Result<&Map<String, Value>, ComposeError> {
