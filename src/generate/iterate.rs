@@ -41,6 +41,25 @@ fn words(s: &str) -> Vec<String> {
         .collect()
 }
 
+/// The system in `dir`, for a change: refused when the change is empty or there is no
+/// compose file to change.
+fn open_for_change(dir: &Path, change: &str) -> Result<Workspace, GenerateError> {
+    if change.is_empty() {
+        return Err(GenerateError::EmptyChange);
+    }
+    crate::compose::find_compose_file(dir).map_err(|_| GenerateError::NoCompose {
+        dir: dir.to_path_buf(),
+    })?;
+    Ok(Workspace::open(dir)?)
+}
+
+/// Every file the project is read from, included ones too (they are shown first).
+fn compose_files(dir: &Path) -> Vec<String> {
+    crate::compose::load_project(dir)
+        .map(|p| p.all_files().iter().filter_map(|f| p.inside(f)).collect())
+        .unwrap_or_default()
+}
+
 /// The change joins the system's history (and its spec, when it had none).
 fn record_iteration(ws: &mut Workspace, spec: &str, change: &str) -> Result<(), GenerateError> {
     ws.state_mut().iterations.push(change.to_string());
@@ -168,21 +187,11 @@ impl Generator {
     ) -> Result<IterateOutcome, GenerateError> {
         let dir = dir.as_ref();
         let change = modification.trim();
-        if change.is_empty() {
-            return Err(GenerateError::EmptyChange);
-        }
-        crate::compose::find_compose_file(dir).map_err(|_| GenerateError::NoCompose {
-            dir: dir.to_path_buf(),
-        })?;
-        let mut ws = Workspace::open(dir)?;
+        let mut ws = open_for_change(dir, change)?;
         let tree = ws.files();
         let (contents, user_edited) = read_files(&ws, dir, &tree);
         let all = contents.clone();
-        // Every file the project is read from, included ones too, goes first.
-        let compose: Vec<String> = crate::compose::load_project(dir)
-            .map(|p| p.all_files().iter().filter_map(|f| p.inside(f)).collect())
-            .unwrap_or_default();
-        let (shown, omitted) = select(contents, change, &compose);
+        let (shown, omitted) = select(contents, change, &compose_files(dir));
         let n = next_round_number(dir);
         let rdir = round_dir(dir, n).with_file_name(format!("{n:03}-iterate"));
         let record = format!("{n:03}-iterate/previous");
