@@ -177,8 +177,8 @@ pub async fn wait_ready(
             return Wait::TimedOut(Some(s));
         }
         // Every level of a depends_on chain waits for this poll: keep it short. A probe that
-        // took longer than the period (a Python healthcheck takes about 0.15 s) is followed
-        // by the next one at once.
+        // took longer than the period (a Python interpreter starting, say) is followed by
+        // the next one at once.
         tokio::time::sleep_until((tick + Duration::from_millis(100)).into()).await;
     }
 }

@@ -6,7 +6,8 @@
 //! Why: on storage drivers without a native diff (fuse-overlayfs, which rootless Docker and
 //! this kind of machine use; also vfs, btrfs, zfs), every builder export walks the whole
 //! image to find the new layer's files, so a one-line change to a service on a Python base
-//! image costs about 1.7 s of export. Loading a layer masgen wrote costs about 0.1 s.
+//! image costs seconds of export, where loading a layer masgen wrote costs a small
+//! fraction of that (README, "Patching instead of building", has the measurements).
 //!
 //! When it applies (anything else is built by the builder as before):
 //! - the image was built by BuildKit or patched by masgen: its `io.masgen.steps` label
@@ -1037,7 +1038,7 @@ fn base_empty(history: &[bollard::models::ImageHistoryResponseItem], layers: usi
 /// Load the image of the layers below `lower` and write the new layers with `write`,
 /// which reads the folders the COPYs write into from a container of it (created, never
 /// started). The container and that image are removed in the background: removing a
-/// container takes the daemon about 0.4 s on fuse-overlayfs, and nothing waits on it.
+/// container is slow on some storage drivers, and nothing waits on it.
 /// Should the run end first, its teardown removes the container (it has the run's label)
 /// and the next verify's pruning the image (untagged, with the project's label).
 async fn new_layers_below<'e, F, Fut>(

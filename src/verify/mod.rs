@@ -91,9 +91,8 @@ impl Default for VerifyOptions {
 }
 
 /// Parallel builds by default: one per core, and at least 4. Image builds wait on the
-/// daemon as much as on a CPU (an export walks the image's files, a RUN step may download):
-/// on 2 cores, the 8-image bench system builds with no cache in 4.3 s with 4 at once and in
-/// 7.2 s with 2.
+/// daemon as much as on a CPU (an export walks the image's files, a RUN step may download),
+/// so even 2 cores build 4 at once faster than 2 (README's bench-verify section).
 pub fn default_jobs() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
