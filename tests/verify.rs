@@ -2114,3 +2114,84 @@ fn an_unreachable_registry_is_the_environments_failure_and_suggests_offline() {
         run.out
     );
 }
+
+#[test]
+fn build_secrets_and_an_ssh_agent_reach_the_run_steps_that_mount_them() {
+    if !docker_available("build_session") {
+        return;
+    }
+    // A real agent on a socket of the test's own.
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("agent.sock");
+    let agent = std::process::Command::new("ssh-agent")
+        .args(["-D", "-a"])
+        .arg(&sock)
+        .stdout(std::process::Stdio::null())
+        .spawn();
+    let Ok(mut agent) = agent else {
+        panic!("ssh-agent (openssh-client) is needed for this test");
+    };
+    for _ in 0..50 {
+        if sock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let compose = format!(
+        "services:\n  app:\n    build:\n      context: .\n      secrets: [token, {{source: env_token, target: api}}]\n      ssh: [\"default={}\"]\n    command: [\"sh\", \"-c\", \"grep -qx t0ken /token && grep -qx fromenv /api && grep -q agent-answered /agent && exec sleep 3600\"]\nsecrets:\n  token:\n    file: ./token.txt\n  env_token:\n    environment: MASGEN_TEST_BUILD_SECRET\n",
+        sock.display()
+    );
+    let (_dir, path, project, _guard) = compose_system(&compose);
+    std::fs::write(path.join("token.txt"), "t0ken\n").unwrap();
+    // The agent is asked for its identities (SSH2_AGENTC_REQUEST_IDENTITIES) and must answer
+    // SSH2_AGENT_IDENTITIES_ANSWER (12) through the forwarded socket.
+    std::fs::write(
+        path.join("Dockerfile"),
+        "FROM python:3.11-slim\nRUN --mount=type=secret,id=token cp /run/secrets/token /token\nRUN --mount=type=secret,id=api cp /run/secrets/api /api\nRUN --mount=type=ssh python3 -c \"import os, socket; s = socket.socket(socket.AF_UNIX); s.connect(os.environ['SSH_AUTH_SOCK']); s.sendall(bytes([0, 0, 0, 1, 11])); r = s.recv(64); assert r[4] == 12, r; open('/agent', 'w').write('agent-answered')\"\n",
+    )
+    .unwrap();
+    let out = verify_healthy(
+        &path,
+        &["--settle", "2", "--stability", "0"],
+        &[("MASGEN_TEST_BUILD_SECRET", "fromenv")],
+    );
+    let _ = agent.kill();
+    assert!(!out.contains("t0ken") && !out.contains("fromenv"), "{out}");
+    assert!(
+        nothing_left(&project).is_empty(),
+        "{:?}",
+        leftovers(&project)
+    );
+}
+
+#[test]
+fn build_secrets_on_the_classic_builder_are_refused_clearly() {
+    if !docker_available("build_session_classic") {
+        return;
+    }
+    let compose = "services:\n  app:\n    build:\n      context: .\n      secrets: [token]\nsecrets:\n  token:\n    file: ./token.txt\n";
+    let (_dir, path, project, _guard) = compose_system(compose);
+    std::fs::write(path.join("token.txt"), "t0ken\n").unwrap();
+    std::fs::write(
+        path.join("Dockerfile"),
+        "FROM busybox:latest\nRUN --mount=type=secret,id=token true\n",
+    )
+    .unwrap();
+    let o = masgen()
+        .env("DOCKER_BUILDKIT", "0")
+        .args(["verify", path.to_str().unwrap(), "--stability", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("build.secrets and build.ssh need BuildKit"),
+        "{}",
+        text(&o)
+    );
+    assert!(!text(&o).contains("t0ken"));
+    assert!(
+        nothing_left(&project).is_empty(),
+        "{:?}",
+        leftovers(&project)
+    );
+}

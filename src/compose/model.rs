@@ -279,6 +279,12 @@ pub struct BuildFull {
     pub pull: Option<Flag>,
     #[serde(default)]
     pub cache_from: Vec<String>,
+    /// Secrets its `RUN --mount=type=secret` steps read (through a BuildKit session).
+    #[serde(default)]
+    pub secrets: Vec<FileRef>,
+    /// SSH agents its `RUN --mount=type=ssh` steps use (through a BuildKit session).
+    #[serde(default)]
+    pub ssh: Option<SshKeys>,
 }
 
 impl Build {
@@ -961,6 +967,64 @@ pub struct TopFile {
     pub external: Option<serde_json::Value>,
 }
 
+/// Where a secret or config comes from: a file (relative to `root`, which must exist), an
+/// environment variable (which must be set), or its content.
+fn file_source(
+    kind: &str,
+    name: &str,
+    top: &TopFile,
+    root: &std::path::Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<FileSource, String> {
+    match (&top.file, &top.environment, &top.content) {
+        (Some(f), _, _) => {
+            let path = root.join(f);
+            if !path.is_file() {
+                return Err(format!("{kind} '{name}': file {f} does not exist: create it, or change the {kind}"));
+            }
+            Ok(FileSource::Path(path))
+        }
+        (_, Some(var), _) => match lookup(var) {
+            Some(v) => Ok(FileSource::Content(v)),
+            None => Err(format!("{kind} '{name}' comes from the environment variable {var}, which is not set: set it (in the environment or .env)")),
+        },
+        (_, _, Some(text)) => Ok(FileSource::Content(text.clone())),
+        _ => Err(format!("{kind} '{name}' has no file:, environment: or content:")),
+    }
+}
+
+/// A build's `ssh`: `default` or `id=path` entries, or a mapping of id to path.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum SshKeys {
+    List(Vec<String>),
+    Map(IndexMap<String, Option<String>>),
+}
+
+impl SshKeys {
+    /// (id, the agent socket or key file; None: `SSH_AUTH_SOCK`'s agent)
+    pub fn entries(&self) -> Vec<(String, Option<String>)> {
+        let path = |p: Option<&str>| {
+            p.map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+        };
+        match self {
+            SshKeys::List(items) => items
+                .iter()
+                .map(|i| match i.split_once('=') {
+                    Some((id, p)) => (id.trim().to_string(), path(Some(p))),
+                    None => (i.trim().to_string(), None),
+                })
+                .collect(),
+            SshKeys::Map(m) => m
+                .iter()
+                .map(|(k, v)| (k.clone(), path(v.as_deref())))
+                .collect(),
+        }
+    }
+}
+
 /// What a secret or config puts in a container.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FileSource {
@@ -1013,6 +1077,35 @@ pub(crate) fn file_mode(m: &Scalar) -> Result<u32, String> {
 }
 
 impl Compose {
+    /// The secrets a build of `b` uses, as (the id its Dockerfile's `RUN --mount=type=secret`
+    /// names: `target`, else the secret's name; where it comes from).
+    pub fn build_secrets(
+        &self,
+        b: &Build,
+        root: &std::path::Path,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<(String, FileSource)>, String> {
+        let refs = b.full().map(|f| f.secrets.as_slice()).unwrap_or_default();
+        refs.iter()
+            .map(|r| {
+                let name = r.source().to_string();
+                let top = self
+                    .secrets
+                    .get(&name)
+                    .cloned()
+                    .flatten()
+                    .unwrap_or_default();
+                let id = match r {
+                    FileRef::Long {
+                        target: Some(t), ..
+                    } => t.clone(),
+                    _ => name.clone(),
+                };
+                Ok((id, file_source("secret", &name, &top, root, lookup)?))
+            })
+            .collect()
+    }
+
     /// The secrets and configs `svc` uses, resolved against the top-level definitions.
     /// `lookup` reads the environment (and `.env`); file paths are relative to `root`. An
     /// error says what is missing and what to do.
@@ -1045,21 +1138,7 @@ impl Compose {
                     ("secret", t) => format!("/run/secrets/{}", t.unwrap_or_else(|| name.clone())),
                     (_, t) => format!("/{}", t.unwrap_or_else(|| name.clone())),
                 };
-                let source = match (&top.file, &top.environment, &top.content) {
-                    (Some(f), _, _) => {
-                        let path = root.join(f);
-                        if !path.is_file() {
-                            return Err(format!("{kind} '{name}': file {f} does not exist: create it, or change the {kind}"));
-                        }
-                        FileSource::Path(path)
-                    }
-                    (_, Some(var), _) => match lookup(var) {
-                        Some(v) => FileSource::Content(v),
-                        None => return Err(format!("{kind} '{name}' comes from the environment variable {var}, which is not set: set it (in the environment or .env)")),
-                    },
-                    (_, _, Some(text)) => FileSource::Content(text.clone()),
-                    _ => return Err(format!("{kind} '{name}' has no file:, environment: or content:")),
-                };
+                let source = file_source(kind, &name, &top, root, lookup)?;
                 let id = |v: Option<Scalar>| {
                     v.map(|v| {
                         v.text().parse::<u64>().map_err(|_| {
@@ -1187,6 +1266,8 @@ pub const BUILD_KEYS: &[&str] = &[
     "no_cache",
     "pull",
     "cache_from",
+    "secrets",
+    "ssh",
 ];
 
 /// Top-level keys masgen understands (`x-*` extensions are always allowed).

@@ -517,6 +517,18 @@ fn build_options(f: &super::model::BuildFull, out: &mut Map<String, Value>) {
     if !f.tags.is_empty() {
         out.insert("tags".into(), json!(f.tags));
     }
+    if !f.secrets.is_empty() {
+        let refs: Vec<Value> = f.secrets.iter().map(|r| file_ref(r, "")).collect();
+        out.insert("secrets".into(), json!(refs));
+    }
+    if let Some(ssh) = &f.ssh {
+        let keys: Vec<String> = ssh
+            .entries()
+            .into_iter()
+            .map(|(id, path)| path.map_or(id.clone(), |p| format!("{id}={p}")))
+            .collect();
+        out.insert("ssh".into(), json!(keys));
+    }
 }
 
 fn networks(svc: &Service) -> Value {

@@ -259,6 +259,18 @@ fn check_service(
             return Err(invalid(at(key), format!("service '{name}' uses {kind} '{}', which is not declared under the top-level '{kind}s:': declare it", r.source())));
         }
     }
+    let build_secrets = svc
+        .build
+        .as_ref()
+        .and_then(|b| b.full())
+        .map(|f| &f.secrets);
+    if let Some(r) = build_secrets
+        .into_iter()
+        .flatten()
+        .find(|r| !compose.secrets.contains_key(r.source()))
+    {
+        return Err(invalid(at("build"), format!("service '{name}' builds with secret '{}', which is not declared under the top-level 'secrets:': declare it", r.source())));
+    }
     for p in &svc.ports {
         p.mappings()
             .map_err(|e| invalid(at("ports"), format!("service '{name}': {e}")))?;

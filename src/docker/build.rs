@@ -68,6 +68,9 @@ pub struct BuildSpec {
     pub options: BuildOptions,
     /// Credentials of the FROM images' registries (`X-Registry-Config`).
     pub auths: super::auth::AuthMap,
+    /// Secrets and SSH agents its steps mount (`build.secrets`, `build.ssh`), served
+    /// through a BuildKit session.
+    pub session: super::session::Provided,
 }
 
 /// A finished build.
@@ -184,8 +187,9 @@ async fn build_image(
         .map(|d| d.join(format!("build-{}.log", spec.service)));
     // An inline Dockerfile is not in the folder the earlier image was built from: the
     // builder builds it.
+    // Nor is a build that mounts secrets or an agent: the builder runs it with them.
     let plan = patch::plan(&spec.dockerfile, &settings, &ctx.tar, &ctx.hash)
-        .filter(|_| spec.dockerfile_inline.is_none());
+        .filter(|_| spec.dockerfile_inline.is_none() && spec.session.is_empty());
     // Why an image that could have been patched was built instead, for the build log.
     let mut not_patched = String::new();
     if let Some(plan) = plan
@@ -300,7 +304,15 @@ async fn run_builder(
         if let Some(label) = steps_label {
             with_steps.insert(patch::STEPS_LABEL.to_string(), label);
         }
-        let query = buildkit_query(spec, image, &with_steps, &args);
+        let mut query = buildkit_query(spec, image, &with_steps, &args);
+        // Secrets and agents come through a session, open for the build's length.
+        let session = match open_session(engine, transport, spec).await {
+            Ok(s) => s,
+            Err(why) => return refused_outcome(why),
+        };
+        if let Some(s) = &session {
+            query.push(("session", s.id.clone()));
+        }
         let auth = (!spec.auths.is_empty()).then(|| super::auth::config_header(&spec.auths));
         match buildkit::build(transport, &engine.api_version(), &query, auth, tar.clone()).await {
             Ok(out) => return out,
@@ -309,7 +321,32 @@ async fn run_builder(
             }
         }
     }
+    if !spec.session.is_empty() {
+        return refused_outcome("build.secrets and build.ssh need BuildKit, which this daemon does not offer here (DOCKER_BUILDKIT=0, or it refused a BuildKit build): the classic builder cannot mount them".into());
+    }
     classic(engine, image, spec, &labels, &args, tar).await
+}
+
+/// A session serving the build's secrets and agents, when it mounts any.
+async fn open_session(
+    engine: &Engine,
+    transport: &buildkit::Transport,
+    spec: &BuildSpec,
+) -> Result<Option<super::session::Session>, String> {
+    if spec.session.is_empty() {
+        return Ok(None);
+    }
+    super::session::open(transport, &engine.api_version(), spec.session.clone())
+        .await
+        .map(Some)
+}
+
+/// A build that could not run, as the builder's failure.
+fn refused_outcome(why: String) -> buildkit::Outcome {
+    buildkit::Outcome {
+        error: Some(why),
+        ..Default::default()
+    }
 }
 
 /// The `/build` query of a BuildKit build.

@@ -14,6 +14,7 @@ pub mod pull;
 pub mod run;
 pub mod runtime;
 pub mod scope;
+pub mod session;
 pub mod teardown;
 
 pub use engine::{DockerError, Engine};

@@ -55,6 +55,10 @@ pub struct BuildPlan {
     /// left out; a name that stays unresolved is left to the builder).
     pub from: Vec<String>,
     pub options: BuildOptions,
+    /// `build.secrets`: (id, source), or why one cannot be had.
+    pub secrets: Result<Vec<(String, crate::compose::model::FileSource)>, String>,
+    /// `build.ssh`: (id, the agent's socket; None: `SSH_AUTH_SOCK`'s).
+    pub ssh: Vec<(String, Option<String>)>,
 }
 
 /// Where `svc`'s image comes from (None when it neither builds nor names one; the loader
@@ -102,6 +106,13 @@ fn build_plan(project: &Project, b: &Build) -> BuildPlan {
         from,
         args,
         options: build_options(b),
+        secrets: project
+            .compose
+            .build_secrets(b, &project.root, &|k| project.lookup(k)),
+        ssh: full
+            .and_then(|f| f.ssh.as_ref())
+            .map(|s| s.entries())
+            .unwrap_or_default(),
     }
 }
 

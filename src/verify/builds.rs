@@ -50,11 +50,46 @@ pub(super) fn specs(
                 no_cache: opts.no_cache || b.no_cache,
                 bases: Vec::new(),
                 auths: Default::default(),
+                session: Default::default(),
                 run_id: opts.run_id.clone(),
                 options: b.options.clone(),
             })
         })
         .collect()
+}
+
+/// The secrets and SSH agents a build mounts, read now; why one cannot be had is the
+/// service's build failure.
+fn session_for(
+    plan: Option<&crate::plan::ServicePlan>,
+) -> Result<crate::docker::session::Provided, String> {
+    let mut provided = crate::docker::session::Provided::default();
+    let Some(ImageSource::Build(b)) = plan.and_then(|p| p.image.as_ref()) else {
+        return Ok(provided);
+    };
+    for (id, source) in b.secrets.clone()? {
+        let data = match source {
+            crate::plan::FileSource::Path(p) => std::fs::read(&p)
+                .map_err(|e| format!("build secret '{id}': cannot read {}: {e}", p.display()))?,
+            crate::plan::FileSource::Content(text) => text.into_bytes(),
+        };
+        provided.secrets.insert(id, data);
+    }
+    for (id, path) in &b.ssh {
+        let socket = match path {
+            Some(p) => std::path::PathBuf::from(p),
+            None => std::env::var_os("SSH_AUTH_SOCK")
+                .map(std::path::PathBuf::from)
+                .ok_or_else(|| format!("build.ssh '{id}' uses the SSH agent, and SSH_AUTH_SOCK is not set: start an agent (ssh-agent) or name its socket as {id}=/path/to/socket"))?,
+        };
+        use std::os::unix::fs::FileTypeExt;
+        let is_socket = std::fs::metadata(&socket).is_ok_and(|m| m.file_type().is_socket());
+        if !is_socket {
+            return Err(format!("build.ssh '{id}': {} is not an SSH agent's socket: masgen forwards an agent; load the key into one (ssh-add) and give its socket", socket.display()));
+        }
+        provided.agents.insert(id.clone(), socket);
+    }
+    Ok(provided)
 }
 
 /// Build every spec, `--jobs` at a time; each image is handed to its service the moment
@@ -104,6 +139,8 @@ async fn build_one(
     steps: &Steps<'_, impl Runtime>,
     mut spec: BuildSpec,
 ) -> Result<Built, Diagnostic> {
+    spec.session = session_for(steps.plan.get(&spec.service))
+        .map_err(|why| Diagnostic::new(&spec.service, Phase::Build, why))?;
     let (ids, auths) = base_images(steps.project, &steps.plan, steps.imgs, &spec.service).await?;
     spec.bases = ids;
     spec.auths = auths;
