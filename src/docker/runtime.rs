@@ -13,6 +13,7 @@ use super::health::{Readiness, Snapshot, Wait};
 use super::pull::{Progress, PullFailure, Pulled};
 use super::run::{Attachments, NetworkWanted, Networks};
 use super::scope::Scope;
+use super::teardown::Removed;
 use super::{DockerError, Engine};
 use crate::diagnose::Diagnostic;
 use crate::plan::ContainerSpec;
@@ -98,6 +99,10 @@ pub trait Runtime: Sync {
         policy: &str,
         retries: Option<i64>,
     ) -> impl Future<Output = Result<(), String>>;
+    /// Remove everything run `run` made (by its label).
+    fn remove_run(&self, run: &str) -> impl Future<Output = Removed>;
+    /// Remove `project`'s images that `current` superseded; returns how many.
+    fn prune_images(&self, project: &str, current: &[String]) -> impl Future<Output = usize>;
 }
 
 impl Runtime for Engine {
@@ -207,5 +212,13 @@ impl Runtime for Engine {
         super::run::set_restart(self, container, policy, retries)
             .await
             .map_err(|e| e.to_string())
+    }
+
+    async fn remove_run(&self, run: &str) -> Removed {
+        super::teardown::remove_labelled(self, super::RUN_LABEL, run).await
+    }
+
+    async fn prune_images(&self, project: &str, current: &[String]) -> usize {
+        super::teardown::prune_images(self, project, current).await
     }
 }

@@ -13,7 +13,7 @@ use crate::diagnose::{self, Diagnostic, Phase};
 use crate::docker::build::Built;
 use crate::docker::run::{self, RunSettings};
 use crate::docker::scope::Scope;
-use crate::docker::{logs, teardown, DockerError, Engine, Runtime, RUN_LABEL};
+use crate::docker::{logs, teardown, DockerError, Engine, Runtime};
 use crate::events::{Event, Events};
 use crate::plan::SystemPlan;
 
@@ -472,7 +472,7 @@ async fn verify_on(
 /// Remove what this run made (unless a healthy system is kept), and the project's images
 /// this run superseded (after a run that ended normally).
 async fn tear_down(
-    engine: &Engine,
+    rt: &impl Runtime,
     project: &Project,
     opts: &VerifyOptions,
     report: &mut VerifyReport,
@@ -483,7 +483,7 @@ async fn tear_down(
     let mut removed = if leave_running {
         teardown::Removed::default()
     } else {
-        teardown::remove_labelled(engine, RUN_LABEL, &opts.run_id).await
+        rt.remove_run(&opts.run_id).await
     };
     if ended_normally {
         let current: Vec<String> = report
@@ -492,7 +492,7 @@ async fn tear_down(
             .map(|s| s.image.clone())
             .filter(|i| !i.is_empty())
             .collect();
-        removed.images = teardown::prune_images(engine, &project.name, &current).await;
+        removed.images = rt.prune_images(&project.name, &current).await;
     }
     for why in &removed.left {
         ev.warn(why.clone());

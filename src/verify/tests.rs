@@ -128,6 +128,12 @@ impl Runtime for Fake {
     async fn set_restart(&self, _: &str, _: &str, _: Option<i64>) -> Result<(), String> {
         Ok(())
     }
+    async fn remove_run(&self, _: &str) -> crate::docker::teardown::Removed {
+        Default::default()
+    }
+    async fn prune_images(&self, _: &str, _: &[String]) -> usize {
+        0
+    }
 }
 
 const SYSTEM: &str = "services:\n  db:\n    image: busybox:latest\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n  api:\n    build: ./api\n    command: [\"serve\"]\n    depends_on:\n      db: {condition: service_healthy}\n  web:\n    image: busybox:latest\n    depends_on: [api]\n  ghost:\n    image: nosuch/ghost:1\n";
