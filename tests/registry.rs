@@ -76,11 +76,7 @@ fn a_private_image_is_pulled_with_the_auths_of_the_docker_config() {
         text(&o)
     );
     no_secret_in(&o, &path);
-    assert!(
-        nothing_left(&guard.0).is_empty(),
-        "{:?}",
-        leftovers(&guard.0)
-    );
+    assert_nothing_left(&guard.0);
 }
 
 #[test]
@@ -115,11 +111,7 @@ fn a_private_from_is_built_with_a_credential_helper_by_both_builders() {
             text(&o)
         );
         no_secret_in(&o, &path);
-        assert!(
-            nothing_left(&guard.0).is_empty(),
-            "{:?}",
-            leftovers(&guard.0)
-        );
+        assert_nothing_left(&guard.0);
         // The next build must pull the base again, through the helper.
         let _ = std::process::Command::new("docker")
             .args(["rmi", "-f", &base])
@@ -152,11 +144,7 @@ fn wrong_credentials_end_the_run_with_exit_3_and_nothing_goes_to_the_model() {
         "{said}"
     );
     assert!(fake.requests().is_empty(), "the model was asked");
-    assert!(
-        nothing_left(&guard.0).is_empty(),
-        "{:?}",
-        leftovers(&guard.0)
-    );
+    assert_nothing_left(&guard.0);
 }
 
 #[test]
@@ -183,11 +171,7 @@ fn a_tag_the_registry_does_not_have_goes_to_the_model_and_is_repaired() {
             && prompt.contains("manifest unknown"),
         "{prompt}"
     );
-    assert!(
-        nothing_left(&guard.0).is_empty(),
-        "{:?}",
-        leftovers(&guard.0)
-    );
+    assert_nothing_left(&guard.0);
 }
 
 #[test]
@@ -244,11 +228,7 @@ fn missing_images_are_pulled_at_once() {
             .any(|e| e["event"] == "pull_progress" && e["layers_total"].as_u64().unwrap_or(0) > 0),
         "progress is reported"
     );
-    assert!(
-        nothing_left(&guard.0).is_empty(),
-        "{:?}",
-        leftovers(&guard.0)
-    );
+    assert_nothing_left(&guard.0);
 }
 
 #[test]
@@ -343,9 +323,5 @@ fn pull_policies_decide_when_to_pull_as_compose_decides() {
             assert!(evidence.contains("pull_policy"), "{r}");
         }
     }
-    assert!(
-        nothing_left(&guard.0).is_empty(),
-        "{:?}",
-        leftovers(&guard.0)
-    );
+    assert_nothing_left(&guard.0);
 }

@@ -51,6 +51,19 @@ fn unhealthy(summary: &str) -> Result<VerifyReport, VerifyError> {
     })
 }
 
+/// Docker failing under the loop (the environment's failure).
+fn docker_failed(
+    op: &'static str,
+    target: &str,
+    message: &str,
+) -> Result<VerifyReport, VerifyError> {
+    Err(VerifyError::Docker(DockerError::Operation {
+        op,
+        target: target.into(),
+        message: message.into(),
+    }))
+}
+
 fn healthy() -> Result<VerifyReport, VerifyError> {
     Ok(VerifyReport {
         healthy: true,
@@ -195,13 +208,7 @@ fn two_repairs_that_fail_the_same_way_are_stuck() {
 fn an_environment_failure_ends_the_loop_and_never_reaches_the_model() {
     let fake = FakeAnthropic::with_handler(|_, n| fix(n));
     let r = run(
-        scripted(|_| {
-            Err(VerifyError::Docker(DockerError::Operation {
-                op: "create",
-                target: "network".into(),
-                message: "the daemon is gone".into(),
-            }))
-        }),
+        scripted(|_| docker_failed("create", "network", "the daemon is gone")),
         &fake,
         rounds(3),
         false,
@@ -221,11 +228,7 @@ fn an_environment_failure_ends_the_loop_and_never_reaches_the_model() {
             if n == 0 {
                 unhealthy("crashed: it broke")
             } else {
-                Err(VerifyError::Docker(DockerError::Operation {
-                    op: "pull",
-                    target: "postgres:16".into(),
-                    message: "no such host".into(),
-                }))
+                docker_failed("pull", "postgres:16", "no such host")
             }
         }),
         &fake,

@@ -112,6 +112,12 @@ pub fn leftovers(project: &str) -> Vec<String> {
 /// daemon) is reported loudly and not counted: no container uses it, and the daemon
 /// refuses to remove it. A network masgen really left behind is removable, and still
 /// counts. Never while masgen runs: the check removes an idle network.
+/// Fails the test when anything of `project` is left behind.
+pub fn assert_nothing_left(project: &str) {
+    let left = nothing_left(project);
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 pub fn nothing_left(project: &str) -> Vec<String> {
     leftovers(project)
         .into_iter()
