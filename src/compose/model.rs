@@ -1048,7 +1048,32 @@ pub struct FileMount {
     pub mode: u32,
 }
 
+/// A `mode` as written.
+pub type Mode = Scalar;
+
 impl FileRef {
+    /// Its `target`, `uid`, `gid` and `mode`, as written (None in the short form).
+    #[allow(clippy::type_complexity)]
+    pub fn parts(
+        &self,
+    ) -> (
+        Option<String>,
+        Option<Scalar>,
+        Option<Scalar>,
+        Option<Scalar>,
+    ) {
+        match self {
+            FileRef::Name(_) => (None, None, None, None),
+            FileRef::Long {
+                target,
+                uid,
+                gid,
+                mode,
+                ..
+            } => (target.clone(), uid.clone(), gid.clone(), mode.clone()),
+        }
+    }
+
     pub fn source(&self) -> &str {
         match self {
             FileRef::Name(n) => n,
@@ -1123,16 +1148,7 @@ impl Compose {
             for r in refs {
                 let name = r.source().to_string();
                 let top = defined.get(&name).cloned().flatten().unwrap_or_default();
-                let (target, uid, gid, mode) = match r {
-                    FileRef::Name(_) => (None, None, None, None),
-                    FileRef::Long {
-                        target,
-                        uid,
-                        gid,
-                        mode,
-                        ..
-                    } => (target.clone(), uid.clone(), gid.clone(), mode.clone()),
-                };
+                let (target, uid, gid, mode) = r.parts();
                 let target = match (kind, target) {
                     (_, Some(t)) if t.starts_with('/') => t,
                     ("secret", t) => format!("/run/secrets/{}", t.unwrap_or_else(|| name.clone())),

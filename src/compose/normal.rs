@@ -368,19 +368,9 @@ fn container_keys(svc: &Service, out: &mut Map<String, Value>) {
 
 /// A service's use of a secret or config in long form.
 fn file_ref(r: &super::model::FileRef, default_dir: &str) -> Value {
-    use super::model::FileRef;
     let mut v = Map::new();
     v.insert("source".into(), json!(r.source()));
-    let (target, uid, gid, mode) = match r {
-        FileRef::Name(_) => (None, None, None, None),
-        FileRef::Long {
-            target,
-            uid,
-            gid,
-            mode,
-            ..
-        } => (target.clone(), uid.clone(), gid.clone(), mode.clone()),
-    };
+    let (target, uid, gid, mode) = r.parts();
     // As Compose prints them: a target as written; a secret without one gets its default
     // path, a config none.
     let target = match (target, default_dir) {
