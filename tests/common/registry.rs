@@ -137,13 +137,12 @@ impl Registry {
             .dir
             .path()
             .join(format!("Dockerfile.{}", name.replace([':', '/'], "_")));
-        // Its own label: no two tests' images share an ID (removing one tag must not
-        // touch another test's running image).
-        std::fs::write(
-            &df,
-            format!("{dockerfile}LABEL masgen.test.image={reference}\n"),
-        )
-        .unwrap();
+        // Its own label, right after FROM: no two tests' images share an ID or an
+        // intermediate image of the classic builder (removing one test's image removes
+        // its untagged parents, which another test's build could be using as its cache).
+        let (from, rest) = dockerfile.split_once('\n').unwrap_or((dockerfile, ""));
+        let unique = format!("{from}\nLABEL masgen.test.image={reference}\n{rest}");
+        std::fs::write(&df, unique).unwrap();
         let empty = self.dir.path().join("empty-context");
         std::fs::create_dir_all(&empty).unwrap();
         self.docker(&[
