@@ -53,7 +53,7 @@ services=""
 for n in 1 2 3 4; do
   printf 'FROM busybox:latest\nRUN head -c 30000000 /dev/urandom > /blob\nLABEL bench.pull=%s-%s\n' "$n" "$$" >"$work/Dockerfile.$n"
   mkdir -p "$work/empty"
-  DOCKER_BUILDKIT=0 docker build -q -t "127.0.0.1:$reg/bench/img$n:1" -f "$work/Dockerfile.$n" "$work/empty" >/dev/null 2>"$work/build.err" \
+  DOCKER_BUILDKIT=0 docker build -q --force-rm -t "127.0.0.1:$reg/bench/img$n:1" -f "$work/Dockerfile.$n" "$work/empty" >/dev/null 2>"$work/build.err" \
     || { cat "$work/build.err" >&2; exit 1; }
   docker push -q "127.0.0.1:$reg/bench/img$n:1" >/dev/null
   docker rmi "127.0.0.1:$reg/bench/img$n:1" >/dev/null

@@ -148,6 +148,8 @@ impl Registry {
         self.docker(&[
             "build",
             "-q",
+            // A build that fails leaves no intermediate container behind.
+            "--force-rm",
             "-t",
             &reference,
             "-f",
