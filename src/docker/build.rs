@@ -100,7 +100,7 @@ fn rel(ctx: &str, f: &str) -> String {
 pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<Built, Diagnostic> {
     let built = build_image(engine, project, spec).await?;
     for tag in &spec.options.tags {
-        let (repo, version) = split_tag(tag);
+        let (repo, version) = super::engine::split_image(tag);
         let opts = bollard::query_parameters::TagImageOptionsBuilder::new()
             .repo(repo)
             .tag(version)
@@ -146,14 +146,6 @@ async fn build_lock(image: &str) -> Option<std::fs::File> {
     .await
     .ok()
     .flatten()
-}
-
-/// `repo[:tag]` as (repo, tag); a `:` in a registry's port is not a tag.
-fn split_tag(name: &str) -> (&str, &str) {
-    match name.rsplit_once(':') {
-        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
-        _ => (name, "latest"),
-    }
 }
 
 async fn build_image(

@@ -169,15 +169,6 @@ impl Engine {
         self.docker.inspect_image(name).await.is_ok()
     }
 
-    /// The local image's ID (`sha256:...`), when the image exists.
-    pub async fn image_id(&self, name: &str) -> Option<String> {
-        self.docker
-            .inspect_image(name)
-            .await
-            .ok()
-            .and_then(|i| i.id)
-    }
-
     /// The local image's ID and when it was last tagged (pulled, built or tagged), when the
     /// image exists; the time is None when the daemon does not know it.
     pub async fn image_tagged(
@@ -206,33 +197,6 @@ impl Engine {
         out.sort();
         out.dedup();
         out
-    }
-
-    /// Try to pull `image`. It fails when the registry sends nothing for `stall` (no fixed
-    /// deadline: a large image on a slow link pulls as long as it makes progress). No
-    /// registry may be reachable: the error says why.
-    pub async fn pull(&self, image: &str, stall: Duration) -> Result<(), String> {
-        use futures_util::StreamExt;
-        let (repo, tag) = split_image(image);
-        let opts = bollard::query_parameters::CreateImageOptionsBuilder::new()
-            .from_image(repo)
-            .tag(tag)
-            .build();
-        let mut stream = self.docker.create_image(Some(opts), None, None);
-        loop {
-            match tokio::time::timeout(stall, stream.next()).await {
-                Ok(Some(item)) => {
-                    item.map_err(|e| e.to_string())?;
-                }
-                Ok(None) => return Ok(()),
-                Err(_) => {
-                    return Err(format!(
-                        "the pull made no progress for {} s (--pull-stall): the registry does not answer",
-                        stall.as_secs()
-                    ))
-                }
-            }
-        }
     }
 }
 

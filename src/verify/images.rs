@@ -254,7 +254,7 @@ impl<'a, R: Runtime> Images<'a, R> {
             Err(f) => Avail::Missing(format!(
                 "pull {image}: {}\n{}",
                 f.message,
-                self.local_evidence(image)
+                local_evidence(image, &self.local)
             )),
         };
         if let Some(tx) = self.states.get(image) {
@@ -341,11 +341,6 @@ impl<'a, R: Runtime> Images<'a, R> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-    }
-
-    /// The local images worth naming next to a missing `image`.
-    fn local_evidence(&self, image: &str) -> String {
-        local_evidence(image, &self.local)
     }
 }
 
