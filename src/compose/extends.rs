@@ -265,6 +265,32 @@ pub(super) fn rebase(p: &str, dir: &Path, root: &Path) -> String {
     }
 }
 
+/// The folders of a build's `additional_contexts` (images and services stay).
+fn rebase_named_contexts(build: &mut Map<String, Value>, rebase: &dyn Fn(&str) -> String) {
+    let folder = super::model::NamedContext::names_folder;
+    match build.get_mut("additional_contexts") {
+        Some(Value::Object(m)) => {
+            for v in m.values_mut() {
+                if let Value::String(s) = v {
+                    if folder(s) {
+                        *s = rebase(s);
+                    }
+                }
+            }
+        }
+        Some(Value::Array(items)) => {
+            for item in items {
+                if let Value::String(s) = item {
+                    if let Some((k, v)) = s.split_once('=').filter(|(_, v)| folder(v)) {
+                        *s = format!("{k}={}", rebase(v));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Make the relative paths of a service read from a file in `dir` relative to `root`.
 pub(super) fn rebase_service(svc: &mut Map<String, Value>, rebase: &dyn Fn(&str) -> String) {
     match svc.get_mut("build") {
@@ -276,6 +302,7 @@ pub(super) fn rebase_service(svc: &mut Map<String, Value>, rebase: &dyn Fn(&str)
                 .unwrap_or(".")
                 .to_string();
             b.insert("context".into(), Value::String(rebase(&context)));
+            rebase_named_contexts(b, rebase);
         }
         _ => {}
     }

@@ -104,7 +104,6 @@ const BUILD: Schema = Schema {
         ("sbom", "attestations do not change the image's content"),
     ],
     refused: &[
-        ("additional_contexts", BUILD_CONTEXTS),
         (
             "isolation",
             "it applies to Windows containers only: remove it",
@@ -117,8 +116,6 @@ const BUILD: Schema = Schema {
         ("ulimits", "masgen does not pass build ulimits to the builder: remove it, or build the image with docker compose build and name it with image:"),
     ],
 };
-
-const BUILD_CONTEXTS: &str = "named build contexts need BuildKit's frontend capability for them (moby.buildkit.frontend.contexts), which the engine's /build API that masgen builds through does not offer (Docker Compose fails on it too with Docker 20.10's BuildKit): copy what the build needs into its context, or build that image first and name it in FROM";
 
 const HEALTHCHECK: Schema = Schema {
     name: "healthcheck",

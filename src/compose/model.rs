@@ -285,6 +285,42 @@ pub struct BuildFull {
     /// SSH agents its `RUN --mount=type=ssh` steps use (through a BuildKit session).
     #[serde(default)]
     pub ssh: Option<SshKeys>,
+    /// Named contexts the Dockerfile refers to as it would to a stage or an image.
+    #[serde(default)]
+    pub additional_contexts: Option<KeyValues>,
+}
+
+/// What a named build context (`build.additional_contexts`) is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A local folder (absolute), its `.dockerignore` applied.
+    Dir(std::path::PathBuf),
+    /// An image (`docker-image://REF`).
+    Image(String),
+    /// The image another service of the project builds (`service:NAME`).
+    Service(String),
+}
+
+impl NamedContext {
+    /// Whether `value` names a local folder (a relative one is relative to the project).
+    pub fn names_folder(value: &str) -> bool {
+        !(value.starts_with("service:") || value.contains("://") || value.starts_with("git@"))
+    }
+
+    /// What `value` names, a relative folder taken from `root`; a remote context (a URL,
+    /// git, an OCI layout) is refused, saying why.
+    pub fn parse(value: &str, root: &std::path::Path) -> Result<NamedContext, String> {
+        if let Some(image) = value.strip_prefix("docker-image://") {
+            return Ok(NamedContext::Image(image.to_string()));
+        }
+        if let Some(service) = value.strip_prefix("service:") {
+            return Ok(NamedContext::Service(service.to_string()));
+        }
+        if value.contains("://") || value.starts_with("git@") {
+            return Err(format!("{value} is a remote context, which masgen does not fetch: download it into a folder and name the folder, or name an image with docker-image://"));
+        }
+        Ok(NamedContext::Dir(root.join(value)))
+    }
 }
 
 impl Build {
@@ -319,6 +355,13 @@ impl Build {
             Some(t) => Some(t.to_string()),
             None => std::fs::read_to_string(root.join(self.context()).join(self.dockerfile())).ok(),
         }
+    }
+    /// `additional_contexts`: (name, value) pairs, a name without a value None.
+    pub fn named_contexts(&self) -> Vec<(String, Option<String>)> {
+        self.full()
+            .and_then(|f| f.additional_contexts.as_ref())
+            .map(KeyValues::pairs)
+            .unwrap_or_default()
     }
     pub fn args(&self) -> Vec<(String, Option<String>)> {
         self.full()
@@ -1284,6 +1327,7 @@ pub const BUILD_KEYS: &[&str] = &[
     "cache_from",
     "secrets",
     "ssh",
+    "additional_contexts",
 ];
 
 /// Top-level keys masgen understands (`x-*` extensions are always allowed).

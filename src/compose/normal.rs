@@ -462,13 +462,13 @@ fn build(b: &Build, root: &Path) -> Value {
         out.insert("target".into(), json!(t));
     }
     if let Some(f) = b.full() {
-        build_options(f, &mut out);
+        build_options(f, root, &mut out);
     }
     Value::Object(out)
 }
 
 /// The long form's other keys, as Compose prints them.
-fn build_options(f: &super::model::BuildFull, out: &mut Map<String, Value>) {
+fn build_options(f: &super::model::BuildFull, root: &Path, out: &mut Map<String, Value>) {
     if let Some(l) = &f.labels {
         let map: Map<String, Value> = l
             .pairs()
@@ -510,6 +510,19 @@ fn build_options(f: &super::model::BuildFull, out: &mut Map<String, Value>) {
     if !f.secrets.is_empty() {
         let refs: Vec<Value> = f.secrets.iter().map(|r| file_ref(r, "")).collect();
         out.insert("secrets".into(), json!(refs));
+    }
+    let contexts: Map<String, Value> = f
+        .additional_contexts
+        .iter()
+        .flat_map(|c| c.pairs())
+        .map(|(k, v)| {
+            let v = v.unwrap_or_default();
+            let folder = super::model::NamedContext::names_folder(&v);
+            (k, json!(if folder { absolute(root, &v) } else { v }))
+        })
+        .collect();
+    if !contexts.is_empty() {
+        out.insert("additional_contexts".into(), Value::Object(contexts));
     }
     if let Some(ssh) = &f.ssh {
         let keys: Vec<String> = ssh

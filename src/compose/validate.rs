@@ -28,7 +28,9 @@ pub fn validate(
     check_project(compose, place)?;
     for (name, svc) in &compose.services {
         check_service(compose, name, svc, place)?;
+        check_named_contexts(compose, name, svc, place)?;
     }
+    check_context_cycles(compose, place)?;
     let order = start_order(compose).map_err(|e| match e {
         super::graph::GraphError::Unknown {
             service,
@@ -286,6 +288,77 @@ fn check_service(
         }
     }
     check_values(name, svc, &at)
+}
+
+/// A build's `additional_contexts`: each has a value, and a `service:` one names a service
+/// that builds (as Compose checks); a remote one is refused (masgen does not fetch it).
+fn check_named_contexts(
+    compose: &Compose,
+    name: &str,
+    svc: &Service,
+    place: &Place,
+) -> Result<(), ComposeError> {
+    let Some(build) = &svc.build else {
+        return Ok(());
+    };
+    for (key, value) in build.named_contexts() {
+        let at = || place(&["services", name, "build", "additional_contexts", &key]);
+        let what = format!("service '{name}': build.additional_contexts '{key}'");
+        if key.is_empty() {
+            return Err(invalid(at(), format!("service '{name}': build.additional_contexts has an empty name: name the context")));
+        }
+        let Some(value) = value.filter(|v| !v.is_empty()) else {
+            return Err(invalid(
+                at(),
+                format!(
+                    "{what} has no value: give it a folder, docker-image://IMAGE or service:NAME"
+                ),
+            ));
+        };
+        let parsed = super::model::NamedContext::parse(&value, std::path::Path::new(""));
+        match parsed.map_err(|why| invalid(at(), format!("{what}: {why}")))? {
+            super::model::NamedContext::Service(other) => match compose.services.get(&other) {
+                None => return Err(invalid(at(), format!("{what} names service '{other}', which the project does not have: name one of its services"))),
+                Some(s) if s.build.is_none() => return Err(invalid(at(), format!("{what} names service '{other}', which does not build: use docker-image://IMAGE for an image"))),
+                Some(_) => {}
+            },
+            super::model::NamedContext::Image(image) if image.is_empty() => {
+                return Err(invalid(at(), format!("{what}: docker-image:// names no image")));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The `service:` contexts must not go round: a build cannot wait for its own image.
+fn check_context_cycles(compose: &Compose, place: &Place) -> Result<(), ComposeError> {
+    let needs = |svc: &Service| -> Vec<String> {
+        svc.build
+            .iter()
+            .flat_map(|b| b.named_contexts())
+            .filter_map(|(_, v)| v?.strip_prefix("service:").map(str::to_string))
+            .collect()
+    };
+    for start in compose.services.keys() {
+        // A depth-first walk from `start`; reaching `start` again is a cycle.
+        let mut stack = vec![vec![start.clone()]];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(chain) = stack.pop() {
+            let last = chain.last().expect("never empty");
+            for next in compose.services.get(last).map(needs).unwrap_or_default() {
+                let mut longer = chain.clone();
+                longer.push(next.clone());
+                if &next == start {
+                    return Err(invalid(place(&["services", start, "build", "additional_contexts"]), format!("build.additional_contexts go round: {} (each build needs the image of the next): break the chain", longer.join(" -> "))));
+                }
+                if seen.insert(next) {
+                    stack.push(longer);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The values of a service that must parse: durations, sizes, the restart policy.

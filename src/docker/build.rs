@@ -71,6 +71,9 @@ pub struct BuildSpec {
     /// Secrets and SSH agents its steps mount (`build.secrets`, `build.ssh`), served
     /// through a BuildKit session.
     pub session: super::session::Provided,
+    /// Its named contexts (`build.additional_contexts`), `service:` ones resolved to the
+    /// images those services built.
+    pub contexts: Vec<(String, crate::plan::NamedContext)>,
 }
 
 /// A finished build.
@@ -161,7 +164,9 @@ async fn build_image(
         patched,
         hash,
     };
-    let settings = hashed_settings(spec);
+    let named = super::contexts::Contexts::read(&spec.contexts)
+        .map_err(|why| Diagnostic::new(&spec.service, Phase::Build, why))?;
+    let settings = format!("{}{}", hashed_settings(spec), named.settings());
     let ctx = read_context(spec, &settings).map_err(|d| *d)?;
     let image = format!("masgen/{project}-{}:{}", spec.service, &ctx.hash[..12]);
     if !spec.no_cache && engine.image_exists(&image).await {
@@ -179,9 +184,11 @@ async fn build_image(
         .map(|d| d.join(format!("build-{}.log", spec.service)));
     // An inline Dockerfile is not in the folder the earlier image was built from: the
     // builder builds it.
-    // Nor is a build that mounts secrets or an agent: the builder runs it with them.
-    let plan = patch::plan(&spec.dockerfile, &settings, &ctx.tar, &ctx.hash)
-        .filter(|_| spec.dockerfile_inline.is_none() && spec.session.is_empty());
+    // Nor is a build that mounts secrets or an agent, or uses named contexts: the builder
+    // runs it with them.
+    let plan = patch::plan(&spec.dockerfile, &settings, &ctx.tar, &ctx.hash).filter(|_| {
+        spec.dockerfile_inline.is_none() && spec.session.is_empty() && named.is_empty()
+    });
     // Why an image that could have been patched was built instead, for the build log.
     let mut not_patched = String::new();
     if let Some(plan) = plan
@@ -202,7 +209,10 @@ async fn build_image(
         }
     }
     let steps_label = plan.as_ref().map(|p| p.label.clone());
-    let ran = run_builder(engine, project, spec, &image, steps_label, ctx.tar).await;
+    let ran = match named.is_empty() {
+        true => run_builder(engine, project, spec, &image, steps_label, ctx.tar).await,
+        false => with_contexts(engine, project, spec, &image, named).await,
+    };
     if let Some(p) = &log_path {
         let error = ran
             .error
@@ -313,10 +323,71 @@ async fn run_builder(
             }
         }
     }
+    if !spec.contexts.is_empty() {
+        return refused_outcome(NO_CONTEXTS_ON_CLASSIC.into());
+    }
     if !spec.session.is_empty() {
         return refused_outcome("build.secrets and build.ssh need BuildKit, which this daemon does not offer here (DOCKER_BUILDKIT=0, or it refused a BuildKit build): the classic builder cannot mount them".into());
     }
     classic(engine, image, spec, &labels, &args, tar).await
+}
+
+const NO_CONTEXTS_ON_CLASSIC: &str = "build.additional_contexts need BuildKit, which this daemon does not offer here (DOCKER_BUILDKIT=0, or it refused a BuildKit build): the classic builder cannot mount a named context (RUN --mount=from=), as with Docker Compose";
+
+/// A build with named contexts: an image for each, and the Dockerfile rewritten to name
+/// them (see docker/contexts.rs); the images made for folders are removed after.
+async fn with_contexts(
+    engine: &Engine,
+    project: &str,
+    spec: &BuildSpec,
+    image: &str,
+    named: super::contexts::Contexts,
+) -> buildkit::Outcome {
+    let transport = engine
+        .buildkit
+        .as_ref()
+        .filter(|_| engine.buildkit_refused.get().is_none());
+    let Some(transport) = transport else {
+        return refused_outcome(NO_CONTEXTS_ON_CLASSIC.into());
+    };
+    let mut made = Vec::new();
+    let loaded = named
+        .load(engine, transport, project, &spec.service, &mut made)
+        .await;
+    let ran = match loaded.and_then(|images| rewritten(spec, &images)) {
+        Ok((spec, tar)) => run_builder(engine, project, &spec, image, None, tar).await,
+        Err(why) => refused_outcome(why),
+    };
+    super::contexts::unload(engine, &made).await;
+    ran
+}
+
+/// `spec` with its Dockerfile's references to named contexts naming `images` instead (sent
+/// as an inline Dockerfile), and its build context.
+fn rewritten(
+    spec: &BuildSpec,
+    images: &[(String, String)],
+) -> Result<(BuildSpec, Vec<u8>), String> {
+    let text = match &spec.dockerfile_inline {
+        Some(t) => t.clone(),
+        None => std::fs::read_to_string(spec.context.join(&spec.dockerfile))
+            .map_err(|e| format!("cannot read {}: {e}", spec.dockerfile))?,
+    };
+    let text = crate::plan::dockerfile::rewrite(&text, &spec.args, spec.target.as_deref(), images)
+        .map_err(|why| format!("build.additional_contexts: {why}"))?;
+    let ctx =
+        build_context_with(&spec.context, INLINE_DOCKERFILE, Some(&text), "").map_err(|e| {
+            format!(
+                "cannot read the build context {}: {e}",
+                spec.context.display()
+            )
+        })?;
+    let spec = BuildSpec {
+        dockerfile: INLINE_DOCKERFILE.to_string(),
+        dockerfile_inline: Some(text),
+        ..spec.clone()
+    };
+    Ok((spec, ctx.tar))
 }
 
 /// A session serving the build's secrets and agents, when it mounts any.

@@ -116,12 +116,7 @@ pub fn build_context_with(
     let mut files = Vec::new();
     let mut first = Vec::new();
     if let Some(text) = inline {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(text.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        header.set_entry_type(tar::EntryType::Regular);
-        builder.append_data(&mut header, dockerfile, text.as_bytes())?;
+        append_text(&mut builder, dockerfile, text)?;
         first.push(dockerfile.to_string());
         files.push(dockerfile.to_string());
     } else if !dockerfile.split('/').any(|c| c == ".." || c.is_empty())
@@ -137,29 +132,26 @@ pub fn build_context_with(
         first.push(dockerfile.to_string());
         files.push(dockerfile.to_string());
     }
-    let walker = walkdir::WalkDir::new(dir)
-        .follow_links(false)
-        .sort_by_file_name()
-        .min_depth(1);
     let always = |rel: &str| rel == dockerfile || rel == ".dockerignore";
-    for entry in walker.into_iter().filter_entry(|e| {
-        let rel = rel_path(dir, e.path());
-        // A folder can be pruned only when no `!` rule could re-include something in it.
-        !(e.file_type().is_dir() && ignore.excluded(&rel) && !ignore.rules.iter().any(|r| r.0))
-            || always(&rel)
-    }) {
-        let entry = entry.map_err(std::io::Error::other)?;
-        let rel = rel_path(dir, entry.path());
-        if (ignore.excluded(&rel) && !always(&rel)) || first.contains(&rel) {
-            continue;
-        }
-        if entry.file_type().is_dir() {
-            builder.append_dir(&rel, entry.path())?;
-        } else {
-            builder.append_path_with_name(entry.path(), &rel)?;
-            files.push(rel);
-        }
-    }
+    append_tree(&mut builder, dir, "", &ignore, &always, &first, &mut files)?;
+    finish(builder, files, settings)
+}
+
+/// A file of `text`, mode 0644, into the archive.
+fn append_text(builder: &mut tar::Builder<Vec<u8>>, name: &str, text: &str) -> std::io::Result<()> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(text.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    builder.append_data(&mut header, name, text.as_bytes())
+}
+
+fn finish(
+    builder: tar::Builder<Vec<u8>>,
+    mut files: Vec<String>,
+    settings: &str,
+) -> std::io::Result<Context> {
     let tar = builder.into_inner()?;
     files.sort();
     let mut hasher = blake3::Hasher::new();
@@ -171,6 +163,75 @@ pub fn build_context_with(
         files,
     })
 }
+
+/// Append the files of `dir` that `ignore` keeps (and those `always` names) under
+/// `prefix`, in name order, leaving out the names in `skip`.
+fn append_tree(
+    builder: &mut tar::Builder<Vec<u8>>,
+    dir: &Path,
+    prefix: &str,
+    ignore: &DockerIgnore,
+    always: &dyn Fn(&str) -> bool,
+    skip: &[String],
+    files: &mut Vec<String>,
+) -> std::io::Result<()> {
+    let walker = walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .sort_by_file_name()
+        .min_depth(1);
+    for entry in walker.into_iter().filter_entry(|e| {
+        let rel = rel_path(dir, e.path());
+        // A folder can be pruned only when no `!` rule could re-include something in it.
+        !(e.file_type().is_dir() && ignore.excluded(&rel) && !ignore.rules.iter().any(|r| r.0))
+            || always(&rel)
+    }) {
+        let entry = entry.map_err(std::io::Error::other)?;
+        let rel = rel_path(dir, entry.path());
+        if (ignore.excluded(&rel) && !always(&rel)) || skip.contains(&rel) {
+            continue;
+        }
+        let name = format!("{prefix}{rel}");
+        if entry.file_type().is_dir() {
+            builder.append_dir(&name, entry.path())?;
+        } else {
+            builder.append_path_with_name(entry.path(), &name)?;
+            files.push(rel);
+        }
+    }
+    Ok(())
+}
+
+/// The context of a named build context's image: a Dockerfile that copies the folder's
+/// files (its `.dockerignore` applied, as BuildKit applies it to a named context) to the
+/// root of an empty image. They go under `ctx/`, so the Dockerfile is not among them.
+pub fn folder_image_context(dir: &Path) -> std::io::Result<Context> {
+    if !dir.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{} is not a folder", dir.display()),
+        ));
+    }
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.mode(tar::HeaderMode::Deterministic);
+    builder.follow_symlinks(false);
+    append_text(&mut builder, "Dockerfile", FOLDER_IMAGE_DOCKERFILE)?;
+    builder.append_dir("ctx", dir)?;
+    let mut files = Vec::new();
+    let ignore = DockerIgnore::load(dir);
+    append_tree(
+        &mut builder,
+        dir,
+        "ctx/",
+        &ignore,
+        &|_| false,
+        &[],
+        &mut files,
+    )?;
+    finish(builder, files, "")
+}
+
+/// The Dockerfile of a named context's image.
+const FOLDER_IMAGE_DOCKERFILE: &str = "FROM scratch\nCOPY ctx/ /\n";
 
 fn rel_path(root: &Path, p: &Path) -> String {
     p.strip_prefix(root)

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod build;
 pub mod buildkit;
 pub mod context;
+pub mod contexts;
 pub mod engine;
 pub mod health;
 pub mod logs;

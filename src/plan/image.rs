@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use crate::compose::model::{parse_pull_policy, Build, PullPolicy, Service};
+use super::dockerfile::{from_images, names_context};
+use crate::compose::model::{parse_pull_policy, Build, NamedContext, PullPolicy, Service};
 use crate::compose::Project;
 
 /// Compose's build keys that are parameters of the engine's `/build`, for both builders.
@@ -59,6 +60,8 @@ pub struct BuildPlan {
     pub secrets: Result<Vec<(String, crate::compose::model::FileSource)>, String>,
     /// `build.ssh`: (id, the agent's socket; None: `SSH_AUTH_SOCK`'s).
     pub ssh: Vec<(String, Option<String>)>,
+    /// `build.additional_contexts`: (name, what it is).
+    pub contexts: Vec<(String, NamedContext)>,
 }
 
 /// Where `svc`'s image comes from (None when it neither builds nor names one; the loader
@@ -86,6 +89,7 @@ fn build_plan(project: &Project, b: &Build) -> BuildPlan {
         .trim_end_matches('/')
         .to_string();
     let args = build_args(b);
+    let contexts = named_contexts(project, b);
     let from = b
         .dockerfile_text(&project.root)
         .map(|t| from_images(&t, &args))
@@ -103,7 +107,8 @@ fn build_plan(project: &Project, b: &Build) -> BuildPlan {
         target: b.target().map(str::to_string),
         no_cache: full.and_then(|f| f.no_cache).is_some_and(|f| f.0),
         pull: full.and_then(|f| f.pull).is_some_and(|p| p.0),
-        from,
+        from: with_contexts(from, &contexts),
+        contexts,
         args,
         options: build_options(b),
         secrets: project
@@ -114,6 +119,31 @@ fn build_plan(project: &Project, b: &Build) -> BuildPlan {
             .map(|s| s.entries())
             .unwrap_or_default(),
     }
+}
+
+/// A build's named contexts (checked when the project loaded).
+fn named_contexts(project: &Project, b: &Build) -> Vec<(String, NamedContext)> {
+    b.named_contexts()
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, NamedContext::parse(&v?, &project.root).ok()?)))
+        .collect()
+}
+
+/// The images a build needs: its FROM images, less those a context stands for, and the
+/// images of its `docker-image://` contexts.
+fn with_contexts(from: Vec<String>, contexts: &[(String, NamedContext)]) -> Vec<String> {
+    let mut images: Vec<String> = from
+        .into_iter()
+        .filter(|f| !contexts.iter().any(|(name, _)| names_context(f, name)))
+        .collect();
+    for (_, c) in contexts {
+        if let NamedContext::Image(i) = c {
+            if !images.contains(i) {
+                images.push(i.clone());
+            }
+        }
+    }
+    images
 }
 
 /// A build's args, a bare name taking its value from the environment.
@@ -150,120 +180,5 @@ fn build_options(b: &Build) -> BuildOptions {
         // `build.pull` is not the builder's: masgen pulls the FROM images itself, before the
         // build, with the user's credentials (see verify/images.rs).
         cache_from: f.cache_from.clone(),
-    }
-}
-
-/// Images a Dockerfile's FROM lines name, stage names and `scratch` left out. A name made
-/// of variables is resolved as the builder resolves it: from the `ARG`s before the first
-/// `FROM` (their defaults, or the build's `args`); one that stays unresolved is left to
-/// the builder.
-pub fn from_images(dockerfile: &str, args: &[(String, String)]) -> Vec<String> {
-    let mut stages: Vec<String> = Vec::new();
-    let mut images = Vec::new();
-    let mut global: Vec<(String, String)> = Vec::new();
-    let mut seen_from = false;
-    for line in dockerfile.lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let Some(first) = words.first() else { continue };
-        if first.eq_ignore_ascii_case("ARG") && !seen_from {
-            for decl in &words[1..] {
-                let (name, default) = decl.split_once('=').unwrap_or((decl, ""));
-                let value = args
-                    .iter()
-                    .find(|(k, _)| k == name)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_else(|| default.trim_matches('"').to_string());
-                global.push((name.to_string(), value));
-            }
-            continue;
-        }
-        if !first.eq_ignore_ascii_case("FROM") {
-            continue;
-        }
-        seen_from = true;
-        let rest: Vec<&str> = words[1..]
-            .iter()
-            .copied()
-            .filter(|w| !w.starts_with("--"))
-            .collect();
-        let Some(written) = rest.first() else {
-            continue;
-        };
-        let image = expand_args(written, &global);
-        if !stages.iter().any(|s| s.eq_ignore_ascii_case(&image))
-            && !image.contains('$')
-            && !image.is_empty()
-            && image != "scratch"
-        {
-            images.push(image);
-        }
-        if rest.len() >= 3 && rest[1].eq_ignore_ascii_case("AS") {
-            stages.push(rest[2].to_string());
-        }
-    }
-    images
-}
-
-/// `$NAME` and `${NAME}` (and `${NAME:-default}`) from `args`; an unknown name stays.
-fn expand_args(text: &str, args: &[(String, String)]) -> String {
-    let lookup = |name: &str| args.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        let (expr, len) = match after
-            .strip_prefix('{')
-            .and_then(|a| a.find('}').map(|e| (&a[..e], e + 2)))
-        {
-            Some(braced) => braced,
-            None => {
-                let n = after
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(after.len());
-                (&after[..n], n)
-            }
-        };
-        let (name, default) = match expr.split_once(":-") {
-            Some((n, d)) => (n, Some(d)),
-            None => (expr, None),
-        };
-        match lookup(name).filter(|v| !v.is_empty() || default.is_none()) {
-            Some(v) => out.push_str(&v),
-            None => match default {
-                Some(d) => out.push_str(d),
-                None => out.push_str(&rest[at..at + 1 + len]),
-            },
-        }
-        rest = &after[len..];
-    }
-    out.push_str(rest);
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn from_lines() {
-        let df = "ARG V=1\nFROM python:3.11-slim AS base\nFROM base AS app\nFROM --platform=linux/amd64 busybox:latest\nFROM img:${V}\nFROM scratch\n";
-        assert_eq!(
-            from_images(df, &[]),
-            vec!["python:3.11-slim", "busybox:latest", "img:1"]
-        );
-        let df = "ARG REG=127.0.0.1:5000\nARG BASE\nARG TAG=1.4\nFROM ${REG}/team/base:$TAG\nFROM ${BASE:-debian:bookworm-slim}\nFROM $NOPE/x\nARG LATE=9\nFROM img:${LATE}\n";
-        assert_eq!(
-            from_images(df, &[]),
-            vec!["127.0.0.1:5000/team/base:1.4", "debian:bookworm-slim"]
-        );
-        let args = [
-            ("TAG".to_string(), "2.0".to_string()),
-            ("BASE".to_string(), "alpine:3".to_string()),
-        ];
-        assert_eq!(
-            from_images(df, &args),
-            vec!["127.0.0.1:5000/team/base:2.0", "alpine:3"]
-        );
     }
 }

@@ -5,15 +5,18 @@
 //! resolved here; docker/ turns a plan into the engine's requests and never reads compose.
 
 mod container;
+pub mod dockerfile;
 mod image;
 
 use std::path::Path;
 use std::time::Duration;
 
+pub use crate::compose::model::NamedContext;
 /// A secret or config file of a service, resolved (its source file, or its content).
 pub use crate::compose::model::{FileMount, FileSource};
 pub use container::{ContainerSpec, Health, MountSpec, Namespace, NetworkSpec, Port, VolumesFrom};
-pub use image::{from_images, image_source, BuildOptions, BuildPlan, ImageSource};
+pub use dockerfile::from_images;
+pub use image::{image_source, BuildOptions, BuildPlan, ImageSource};
 
 use crate::compose::model::Condition;
 use crate::compose::Project;

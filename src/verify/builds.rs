@@ -11,7 +11,7 @@ use crate::diagnose::{Diagnostic, Phase};
 use crate::docker::build::{self, BuildSpec, Built};
 use crate::docker::Runtime;
 use crate::events::Event;
-use crate::plan::{ImageSource, SystemPlan};
+use crate::plan::{ImageSource, NamedContext, SystemPlan};
 
 /// The images `service`'s Dockerfile's FROM lines name (none when it does not build).
 pub(super) fn froms_of<'p>(plan: &'p SystemPlan, service: &str) -> &'p [String] {
@@ -29,7 +29,7 @@ pub(super) fn specs(
     plan: &SystemPlan,
     opts: &super::VerifyOptions,
 ) -> Vec<BuildSpec> {
-    crate::compose::graph::critical_first(&project.compose, &project.order)
+    let specs = crate::compose::graph::critical_first(&project.compose, &project.order)
         .iter()
         .filter_map(|n| {
             let Some(ImageSource::Build(b)) = plan.get(n)?.image.as_ref() else {
@@ -53,9 +53,58 @@ pub(super) fn specs(
                 session: Default::default(),
                 run_id: opts.run_id.clone(),
                 options: b.options.clone(),
+                contexts: b.contexts.clone(),
             })
         })
-        .collect()
+        .collect();
+    contexts_first(specs)
+}
+
+/// The services a build's `service:` contexts name.
+fn context_services(spec: &BuildSpec) -> impl Iterator<Item = &String> {
+    spec.contexts.iter().filter_map(|(_, c)| match c {
+        NamedContext::Service(s) => Some(s),
+        _ => None,
+    })
+}
+
+/// `specs` with each build after those whose images its `service:` contexts use (the
+/// loader refused cycles), so that a build slot never waits on a build not yet started.
+fn contexts_first(mut pending: Vec<BuildSpec>) -> Vec<BuildSpec> {
+    let mut ordered: Vec<BuildSpec> = Vec::with_capacity(pending.len());
+    while !pending.is_empty() {
+        let waits = |spec: &BuildSpec| {
+            context_services(spec).any(|s| pending.iter().any(|p| &p.service == s))
+        };
+        let at = pending.iter().position(|s| !waits(s)).unwrap_or(0);
+        ordered.push(pending.remove(at));
+    }
+    ordered
+}
+
+/// `spec`'s `service:` contexts, as the images those services built (waited for).
+async fn resolve_contexts(
+    steps: &Steps<'_, impl Runtime>,
+    spec: &mut BuildSpec,
+) -> Result<(), Diagnostic> {
+    for (name, c) in &mut spec.contexts {
+        let NamedContext::Service(other) = c else {
+            continue;
+        };
+        let mut rx = steps.images[other.as_str()].subscribe();
+        let state = rx
+            .wait_for(|i| *i != ImageState::Pending)
+            .await
+            .map(|i| i.clone());
+        match state {
+            Ok(ImageState::Ready(image)) => *c = NamedContext::Image(image),
+            _ => {
+                let why = format!("build.additional_contexts '{name}' is the image of service '{other}', whose build failed");
+                return Err(Diagnostic::new(&spec.service, Phase::Build, why));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The secrets and SSH agents a build mounts, read now; why one cannot be had is the
@@ -141,6 +190,7 @@ async fn build_one(
 ) -> Result<Built, Diagnostic> {
     spec.session = session_for(steps.plan.get(&spec.service))
         .map_err(|why| Diagnostic::new(&spec.service, Phase::Build, why))?;
+    resolve_contexts(steps, &mut spec).await?;
     let (ids, auths) = base_images(steps.project, &steps.plan, steps.imgs, &spec.service).await?;
     spec.bases = ids;
     spec.auths = auths;
