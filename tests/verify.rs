@@ -2195,3 +2195,127 @@ fn build_secrets_on_the_classic_builder_are_refused_clearly() {
         leftovers(&project)
     );
 }
+
+/// The images of `project` whose names say they were made for a named context.
+fn context_images(project: &str) -> Vec<String> {
+    let o = std::process::Command::new("docker")
+        .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.starts_with(&format!("masgen/{project}-")) && l.contains("--context"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn named_build_contexts_stand_for_what_the_dockerfile_names() {
+    if !docker_available("named_contexts") {
+        return;
+    }
+    // Every form: a folder (relative to the project, its .dockerignore applied) used by
+    // COPY --from and RUN --mount=from=; a folder named like a stage, which it replaces (the
+    // stage would fail); an image; another service's image, used as the base.
+    let compose = "services:\n  base:\n    build: base\n    command: [\"true\"]\n  app:\n    build:\n      context: app\n      additional_contexts:\n        files: ./shared\n        deps: depsdir\n        img: docker-image://busybox:latest\n        basesvc: service:base\n    command: [\"sh\", \"-c\", \"grep -qx from-base /base.txt && grep -qx hello /hello.txt && grep -qx hello /mounted.txt && grep -qx m /marker && test -x /img-busybox && exec sleep 3600\"]\n";
+    let (_dir, path, project, _guard) = compose_system(compose);
+    for (file, text) in [
+        (
+            "base/Dockerfile",
+            "FROM busybox:latest\nRUN echo from-base > /base.txt\n",
+        ),
+        ("shared/hello.txt", "hello\n"),
+        ("shared/secret.txt", "s\n"),
+        ("shared/.dockerignore", "secret.txt\n"),
+        ("depsdir/marker", "m\n"),
+        (
+            "app/Dockerfile",
+            "FROM busybox AS deps\nRUN false\nFROM basesvc\nCOPY --from=files /hello.txt /hello.txt\nCOPY --from=deps /marker /marker\nCOPY --from=img /bin/busybox /img-busybox\nRUN --mount=from=files,target=/f \\\n    test ! -e /f/secret.txt && cat /f/hello.txt > /mounted.txt\n",
+        ),
+    ] {
+        std::fs::create_dir_all(path.join(file).parent().unwrap()).unwrap();
+        std::fs::write(path.join(file), text).unwrap();
+    }
+    let args = ["--settle", "1", "--stability", "0"];
+    verify_healthy(&path, &args, &[]);
+    assert!(
+        context_images(&project).is_empty(),
+        "{:?}",
+        context_images(&project)
+    );
+    // Unchanged: cached. A change in a context folder is a change of the image.
+    let out = verify_healthy(&path, &args, &[]);
+    assert!(out.contains("build app: unchanged, cached image"), "{out}");
+    std::fs::write(path.join("shared/hello.txt"), "changed\n").unwrap();
+    let o = masgen()
+        .args([
+            "verify",
+            path.to_str().unwrap(),
+            "--settle",
+            "1",
+            "--stability",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(!text(&o).contains("build app: unchanged"), "{}", text(&o));
+    assert!(
+        context_images(&project).is_empty(),
+        "{:?}",
+        context_images(&project)
+    );
+    assert!(
+        nothing_left(&project).is_empty(),
+        "{:?}",
+        leftovers(&project)
+    );
+}
+
+#[test]
+fn named_build_contexts_that_cannot_be_had_fail_the_build_clearly() {
+    if !docker_available("named_contexts_failures") {
+        return;
+    }
+    let compose = "services:\n  app:\n    build:\n      context: .\n      additional_contexts:\n        files: ./missing\n";
+    let (_dir, path, project, _guard) = compose_system(compose);
+    std::fs::write(
+        path.join("Dockerfile"),
+        "FROM busybox:latest\nCOPY --from=files /a /a\n",
+    )
+    .unwrap();
+    let run = |buildkit: &str| {
+        masgen()
+            .env("DOCKER_BUILDKIT", buildkit)
+            .args(["verify", path.to_str().unwrap(), "--stability", "0"])
+            .output()
+            .unwrap()
+    };
+    let o = run("1");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("build.additional_contexts 'files': cannot read")
+            && text(&o).contains("missing is not a folder"),
+        "{}",
+        text(&o)
+    );
+    std::fs::create_dir_all(path.join("missing")).unwrap();
+    std::fs::write(path.join("missing/a"), "a\n").unwrap();
+    let o = run("0");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("build.additional_contexts need BuildKit"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        context_images(&project).is_empty(),
+        "{:?}",
+        context_images(&project)
+    );
+    assert!(
+        nothing_left(&project).is_empty(),
+        "{:?}",
+        leftovers(&project)
+    );
+}
