@@ -318,7 +318,7 @@ fn check_named_contexts(
         let parsed = super::model::NamedContext::parse(&value, std::path::Path::new(""));
         match parsed.map_err(|why| invalid(at(), format!("{what}: {why}")))? {
             super::model::NamedContext::Service(other) => match compose.services.get(&other) {
-                None => return Err(invalid(at(), format!("{what} names service '{other}', which the project does not have: name one of its services"))),
+                None => return Err(invalid(at(), format!("{what} names service '{other}', which the project does not have (or whose profiles are inactive): name one of its services, or activate its profile"))),
                 Some(s) if s.build.is_none() => return Err(invalid(at(), format!("{what} names service '{other}', which does not build: use docker-image://IMAGE for an image"))),
                 Some(_) => {}
             },

@@ -91,7 +91,13 @@ async fn resolve_contexts(
         let NamedContext::Service(other) = c else {
             continue;
         };
-        let mut rx = steps.images[other.as_str()].subscribe();
+        let Some(image) = steps.images.get(other.as_str()) else {
+            let why = format!(
+                "build.additional_contexts '{name}': service '{other}' is not part of this run"
+            );
+            return Err(Diagnostic::new(&spec.service, Phase::Build, why));
+        };
+        let mut rx = image.subscribe();
         let state = rx
             .wait_for(|i| *i != ImageState::Pending)
             .await
