@@ -511,10 +511,15 @@ fn build_options(f: &super::model::BuildFull, root: &Path, out: &mut Map<String,
         let refs: Vec<Value> = f.secrets.iter().map(|r| file_ref(r, "")).collect();
         out.insert("secrets".into(), json!(refs));
     }
-    let contexts: Map<String, Value> = f
+    let mut pairs: Vec<(String, Option<String>)> = f
         .additional_contexts
         .iter()
         .flat_map(|c| c.pairs())
+        .collect();
+    // Sorted, as Compose prints a map.
+    pairs.sort();
+    let contexts: Map<String, Value> = pairs
+        .into_iter()
         .map(|(k, v)| {
             let v = v.unwrap_or_default();
             let folder = super::model::NamedContext::names_folder(&v);
