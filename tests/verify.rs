@@ -2196,16 +2196,12 @@ fn build_secrets_on_the_classic_builder_are_refused_clearly() {
     );
 }
 
-/// The images of `project` whose names say they were made for a named context.
+/// The images of `project` made for a named context (labelled with the project, and
+/// named `masgen/<project>-<service>--context<N>`).
 fn context_images(project: &str) -> Vec<String> {
-    let o = std::process::Command::new("docker")
-        .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .filter(|l| l.starts_with(&format!("masgen/{project}-")) && l.contains("--context"))
-        .map(str::to_string)
+    project_images(project)
+        .into_iter()
+        .filter(|i| i.contains("--context"))
         .collect()
 }
 
