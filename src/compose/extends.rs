@@ -245,7 +245,7 @@ impl Resolver<'_> {
 /// A path written in a file in `dir`, made absolute; one that is absolute already, under
 /// `~`, or remote (a URL, `git@`) stays as written.
 pub(super) fn absolute(p: &str, dir: &Path) -> String {
-    if p.starts_with('/') || p.starts_with('~') || p.contains("://") || p.starts_with("git@") {
+    if p.starts_with('/') || p.starts_with('~') || super::model::is_remote(p) {
         return p.to_string();
     }
     lexical(&dir.join(p)).display().to_string()

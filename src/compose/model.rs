@@ -290,6 +290,12 @@ pub struct BuildFull {
     pub additional_contexts: Option<KeyValues>,
 }
 
+/// Whether a build context or named context is remote (a URL, `git@`), which Compose
+/// leaves as written instead of resolving it as a path.
+pub fn is_remote(path: &str) -> bool {
+    path.contains("://") || path.starts_with("git@")
+}
+
 /// What a named build context (`build.additional_contexts`) is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NamedContext {
@@ -304,7 +310,7 @@ pub enum NamedContext {
 impl NamedContext {
     /// Whether `value` names a local folder (a relative one is relative to the project).
     pub fn names_folder(value: &str) -> bool {
-        !(value.starts_with("service:") || value.contains("://") || value.starts_with("git@"))
+        !(value.starts_with("service:") || is_remote(value))
     }
 
     /// What `value` names, a relative folder taken from `root`; a remote context (a URL,
@@ -316,7 +322,7 @@ impl NamedContext {
         if let Some(service) = value.strip_prefix("service:") {
             return Ok(NamedContext::Service(service.to_string()));
         }
-        if value.contains("://") || value.starts_with("git@") {
+        if is_remote(value) {
             return Err(format!("{value} is a remote context, which masgen does not fetch: download it into a folder and name the folder, or name an image with docker-image://"));
         }
         Ok(NamedContext::Dir(root.join(value)))

@@ -437,7 +437,7 @@ fn healthcheck(h: &super::model::Healthcheck) -> Value {
 fn build(b: &Build, root: &Path) -> Value {
     let mut out = Map::new();
     let context = b.context();
-    let remote = context.contains("://") || context.starts_with("git@");
+    let remote = super::model::is_remote(context);
     out.insert(
         "context".into(),
         json!(if remote {
