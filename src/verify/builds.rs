@@ -91,24 +91,15 @@ async fn resolve_contexts(
         let NamedContext::Service(other) = c else {
             continue;
         };
-        let Some(image) = steps.images.get(other.as_str()) else {
-            let why = format!(
-                "build.additional_contexts '{name}': service '{other}' is not part of this run"
-            );
-            return Err(Diagnostic::new(&spec.service, Phase::Build, why));
-        };
-        let mut rx = image.subscribe();
-        let state = rx
-            .wait_for(|i| *i != ImageState::Pending)
-            .await
-            .map(|i| i.clone());
-        match state {
-            Ok(ImageState::Ready(image)) => *c = NamedContext::Image(image),
-            _ => {
-                let why = format!("build.additional_contexts '{name}' is the image of service '{other}', whose build failed");
-                return Err(Diagnostic::new(&spec.service, Phase::Build, why));
+        let why = match steps.settled_image(other).await {
+            Some(ImageState::Ready(image)) => {
+                *c = NamedContext::Image(image);
+                continue;
             }
-        }
+            Some(_) => format!("build.additional_contexts '{name}' is the image of service '{other}', whose build failed"),
+            None => format!("build.additional_contexts '{name}': service '{other}' is not part of this run"),
+        };
+        return Err(Diagnostic::new(&spec.service, Phase::Build, why));
     }
     Ok(())
 }

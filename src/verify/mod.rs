@@ -576,6 +576,14 @@ impl<'a, R: Runtime> Steps<'a, R> {
         self.states[name].send_replace(state);
     }
 
+    /// `name`'s image once it is settled (ready, or failed); None for a service not in
+    /// this run.
+    async fn settled_image(&self, name: &str) -> Option<ImageState> {
+        let mut rx = self.images.get(name)?.subscribe();
+        let state = rx.wait_for(|i| *i != ImageState::Pending).await;
+        Some(state.map_or(ImageState::Failed, |i| i.clone()))
+    }
+
     /// `name` failed with `d`: its dependents learn it now.
     fn failed(&self, name: &str, d: Diagnostic) -> ServiceOutcome {
         self.set(name, ServiceState::Failed);

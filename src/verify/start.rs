@@ -71,19 +71,14 @@ async fn image_of(
     name: &str,
 ) -> Option<Result<String, Diagnostic>> {
     let builds = steps.project.compose.services[name].build.is_some();
-    let mut rx = steps.images[name].subscribe();
-    let state = rx
-        .wait_for(|i| *i != ImageState::Pending)
-        .await
-        .map(|i| i.clone());
-    match state {
-        Ok(ImageState::Ready(image)) if !builds => Some(
+    match steps.settled_image(name).await {
+        Some(ImageState::Ready(image)) if !builds => Some(
             // Its own image: local, or when its pull ends.
             service_image(steps.project, steps.imgs, name, &image)
                 .await
                 .map(|()| image),
         ),
-        Ok(ImageState::Ready(image)) => Some(Ok(image)),
+        Some(ImageState::Ready(image)) => Some(Ok(image)),
         _ if !builds => Some(Err(Diagnostic::new(name, Phase::Image, "no image to run"))),
         _ => None,
     }
