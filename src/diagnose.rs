@@ -14,7 +14,15 @@ pub enum Phase {
     Crash,
     Health,
     Stability,
+    /// A smoke check failed on a healthy system (or the check itself is broken).
+    Smoke,
     Edit,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
 }
 
 impl Phase {
@@ -28,6 +36,7 @@ impl Phase {
             Phase::Crash => "crash",
             Phase::Health => "health",
             Phase::Stability => "stability",
+            Phase::Smoke => "smoke",
             Phase::Edit => "edit",
         }
     }

@@ -86,7 +86,24 @@ pub enum Event {
     /// A service failed.
     ServiceFailed {
         service: String,
-        phase: String,
+        phase: crate::diagnose::Phase,
+        summary: String,
+    },
+    /// A smoke check began (the system is healthy and still running).
+    SmokeStarted { service: String },
+    /// One check (a TAP test point, or a whole smoke service without TAP) of a smoke service.
+    CheckResult {
+        service: String,
+        check: String,
+        verdict: crate::verdict::PointVerdict,
+    },
+    /// A smoke service ended: its verdict and how many of its checks passed and failed.
+    SmokeFinished {
+        service: String,
+        verdict: crate::verdict::Verdict,
+        passed: usize,
+        failed: usize,
+        secs: f64,
         summary: String,
     },
     /// Where a published service answers (`--execute`).

@@ -16,6 +16,7 @@ pub mod protocol;
 pub mod repair;
 pub mod report;
 pub mod spec;
+pub mod verdict;
 pub mod verify;
 pub mod workspace;
 

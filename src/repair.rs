@@ -12,10 +12,12 @@ use crate::diagnose::Diagnostic;
 use crate::events::Event;
 pub use crate::generate::exchange::MAX_REASKS;
 use crate::generate::exchange::{save, Exchange};
+use crate::generate::guard::Guard;
 use crate::generate::prompts::{self, Shown};
 use crate::generate::{GenerateError, Generator, Session};
 use crate::llm::audit::ResponseLog;
 use crate::llm::{pricing, Budget, LlmError, Message, Usage};
+use crate::verify::smoke::{SmokeReport, Verdict};
 use crate::verify::{DockerVerifier, Verifier, VerifyError, VerifyOptions, VerifyReport};
 use crate::workspace::rounds::{next_round_number, round_dir};
 use crate::workspace::{Applied, Workspace, WorkspaceError};
@@ -48,6 +50,8 @@ pub struct RepairOptions {
     pub diagnostics_budget: usize,
     pub max_tokens: u32,
     pub download_responses: bool,
+    /// Let repairs change smoke checks that ran and failed (`--allow-smoke-edits`).
+    pub allow_smoke_edits: bool,
 }
 
 impl Default for RepairOptions {
@@ -59,6 +63,7 @@ impl Default for RepairOptions {
             diagnostics_budget: 20_000,
             max_tokens: 32_000,
             download_responses: false,
+            allow_smoke_edits: false,
         }
     }
 }
@@ -101,8 +106,65 @@ pub struct RoundRecord {
     pub changed: Vec<String>,
     pub deleted: Vec<String>,
     pub edits_failed: usize,
+    /// Changes to smoke checks' files (allowed for a broken check, or with
+    /// `--allow-smoke-edits`), each with its diff.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub check_edits: Vec<CheckEdit>,
     pub model_secs: f64,
     pub verify_secs: f64,
+}
+
+/// A file of a smoke check that a round changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckEdit {
+    pub check: String,
+    pub path: String,
+    pub diff: String,
+}
+
+/// The checks a round may not touch: every smoke check that ran and judged the system
+/// (a broken one, or one that never ran, may be fixed), none with `--allow-smoke-edits`.
+fn guard_of(report: &VerifyReport, allow: bool) -> Guard {
+    let judged = |s: &&SmokeReport| matches!(s.verdict, Verdict::Passed | Verdict::Failed);
+    Guard {
+        checks: if allow {
+            Vec::new()
+        } else {
+            report
+                .smoke
+                .iter()
+                .filter(judged)
+                .map(|s| (s.service.clone(), s.folder.clone()))
+                .collect()
+        },
+    }
+}
+
+/// The files of smoke checks among what an exchange changed, each with its diff.
+fn check_edits(
+    dir: &Path,
+    report: &VerifyReport,
+    before: &std::collections::BTreeMap<String, Option<String>>,
+) -> Vec<CheckEdit> {
+    let mut edits = Vec::new();
+    for (path, old) in before {
+        let check = report.smoke.iter().find(|s| {
+            s.folder
+                .as_deref()
+                .is_some_and(|f| !f.is_empty() && path.starts_with(&format!("{f}/")))
+        });
+        let Some(check) = check else { continue };
+        let one = std::collections::BTreeMap::from([(path.clone(), old.clone())]);
+        let diff = crate::workspace::rounds::unified_diff(&one, dir);
+        if !diff.trim().is_empty() {
+            edits.push(CheckEdit {
+                check: check.service.clone(),
+                path: path.clone(),
+                diff,
+            });
+        }
+    }
+    edits
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -541,7 +603,7 @@ impl Rounds<'_, '_> {
             name: format!("repair round {n} of {}", self.ropts.max_rounds),
         });
         let before_sig = signature(&report.diagnostics);
-        let (mut record, applied) = match self.run_round(n, &report.diagnostics).await {
+        let (mut record, applied) = match self.run_round(n, report).await {
             Ok(r) => r,
             Err(RepairError::Generate(GenerateError::Llm(LlmError::Budget { .. }))) => {
                 events.warn("the next repair request could cross --max-cost; stopping before it");
@@ -602,6 +664,7 @@ impl RoundRecord {
             changed: Vec::new(),
             deleted: Vec::new(),
             edits_failed: 0,
+            check_edits: Vec::new(),
             model_secs: 0.0,
             verify_secs: 0.0,
         }
@@ -613,8 +676,10 @@ impl Rounds<'_, '_> {
     async fn run_round(
         &mut self,
         n: u32,
-        diags: &[Diagnostic],
+        report: &VerifyReport,
     ) -> Result<(RoundRecord, Applied), RepairError> {
+        let diags = &report.diagnostics;
+        let guard = guard_of(report, self.ropts.allow_smoke_edits);
         let (session, dir, events) = (self.session, self.dir, self.session.events);
         let folder = self.base + n;
         let t = Instant::now();
@@ -641,6 +706,7 @@ impl Rounds<'_, '_> {
             events,
         );
         let exchange = Exchange {
+            guard: guard.clone(),
             session,
             label: format!("repair {n}"),
             file: format!("repair-{n}"),
@@ -652,6 +718,13 @@ impl Rounds<'_, '_> {
         let asked = exchange
             .run(&mut self.ws, vec![Message::user(prompt)], None)
             .await?;
+        let check_edits = check_edits(dir, report, &asked.before);
+        for e in &check_edits {
+            events.warn(format!(
+                "repair round {n} changed smoke check {}: {} (listed in the report with its diff)",
+                e.check, e.path
+            ));
+        }
         let (total, usage, requests) = (asked.applied, asked.usage, asked.requests);
         if total.touched() == 0 {
             events.warn(format!("repair round {n}: the model's answers changed no file, so the system is not verified again"));
@@ -671,6 +744,7 @@ impl Rounds<'_, '_> {
             changed: total.changed.clone(),
             deleted: total.deleted.clone(),
             edits_failed: total.edit_failures.len(),
+            check_edits,
             model_secs: t.elapsed().as_secs_f64(),
             verify_secs: 0.0,
         };

@@ -5,6 +5,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::generate::GenerateReport;
+use crate::verdict::{CheckPoint, PointVerdict};
+use crate::verify::smoke::SmokeReport;
 use crate::verify::VerifyReport;
 
 /// Everything one command did.
@@ -66,18 +68,32 @@ fn xml_escape(s: &str) -> String {
         .collect()
 }
 
-/// JUnit XML: one testcase per service, a failure element holding its diagnostics.
+/// JUnit XML: one testcase per service, a failure element holding its diagnostics; then
+/// one per smoke check (a TAP test point, or a smoke service without TAP), its output in
+/// `<failure>` or `<system-out>`.
 pub fn junit(report: &VerifyReport) -> String {
-    let failures = report
+    let service_failures = report
         .services
         .iter()
         .filter(|s| report.diagnostics.iter().any(|d| d.service == s.name))
         .count();
+    let checks: Vec<(&SmokeReport, &CheckPoint)> = report
+        .smoke
+        .iter()
+        .flat_map(|s| s.points.iter().map(move |p| (s, p)))
+        .collect();
+    let check_failures = checks
+        .iter()
+        .filter(|(_, p)| p.verdict == PointVerdict::Failed)
+        .count();
+    let unrun = report.smoke.iter().filter(|s| s.points.is_empty()).count();
     let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     x.push_str(&format!(
-        "<testsuite name=\"masgen verify {}\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">\n",
+        "<testsuite name=\"masgen verify {}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{:.3}\">\n",
         xml_escape(&report.project),
-        report.services.len(),
+        report.services.len() + checks.len() + unrun,
+        service_failures + check_failures,
+        unrun + checks.iter().filter(|(_, p)| matches!(p.verdict, PointVerdict::Skipped | PointVerdict::Todo)).count(),
         report.timings.total_secs
     ));
     for s in &report.services {
@@ -97,6 +113,49 @@ pub fn junit(report: &VerifyReport) -> String {
         }
         x.push_str("  </testcase>\n");
     }
+    for s in &report.smoke {
+        junit_checks(&mut x, report, s);
+    }
     x.push_str("</testsuite>\n");
     x
+}
+
+/// A smoke service's checks as testcases (class `<project>.smoke.<service>`).
+fn junit_checks(x: &mut String, report: &VerifyReport, s: &SmokeReport) {
+    let class = xml_escape(&format!("{}.smoke.{}", report.project, s.service));
+    if s.points.is_empty() {
+        x.push_str(&format!(
+            "  <testcase classname=\"{class}\" name=\"{}\" time=\"0.000\">\n    <skipped message=\"not run: the system was not healthy\"/>\n  </testcase>\n",
+            xml_escape(&s.service)
+        ));
+        return;
+    }
+    let share = s.secs / s.points.len() as f64;
+    for p in &s.points {
+        x.push_str(&format!(
+            "  <testcase classname=\"{class}\" name=\"{}\" time=\"{share:.3}\">\n",
+            xml_escape(&p.name)
+        ));
+        let body = if p.diagnostics.is_empty() {
+            &s.output
+        } else {
+            &p.diagnostics
+        };
+        match p.verdict {
+            PointVerdict::Failed => x.push_str(&format!(
+                "    <failure type=\"smoke\" message=\"{}\">{}</failure>\n",
+                xml_escape(&s.summary),
+                xml_escape(body)
+            )),
+            PointVerdict::Skipped | PointVerdict::Todo => x.push_str(&format!(
+                "    <skipped message=\"{}\"/>\n",
+                xml_escape(&p.diagnostics)
+            )),
+            PointVerdict::Passed => x.push_str(&format!(
+                "    <system-out>{}</system-out>\n",
+                xml_escape(body)
+            )),
+        }
+        x.push_str("  </testcase>\n");
+    }
 }

@@ -176,6 +176,9 @@ pub struct RepairFlags {
     /// Stop before any model request that could make the run cost more than USD in all.
     #[arg(long, value_name = "USD", value_parser = parse_usd)]
     pub max_cost: Option<f64>,
+    /// Let repairs change a smoke check that ran and failed (by default only a broken check, one that crashed or did not build, may be changed: a check is never weakened to pass).
+    #[arg(long)]
+    pub allow_smoke_edits: bool,
 }
 
 fn parse_usd(s: &str) -> Result<f64, String> {
@@ -240,6 +243,12 @@ pub struct VerifyFlags {
     /// Seconds, after every service is ready, in which nothing may exit or turn unhealthy.
     #[arg(long, default_value_t = 5, value_name = "SECS")]
     pub stability: u64,
+    /// Skip the smoke checks (the services of the compose profile `smoke`, run once the system is healthy).
+    #[arg(long)]
+    pub no_smoke: bool,
+    /// Seconds one smoke service may run; past that it fails and is removed.
+    #[arg(long, default_value_t = 60, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub smoke_timeout: u64,
     /// Memory limit of each container while verifying, unless the service sets its own (e.g. 512m).
     #[arg(long, default_value = "1g", value_name = "SIZE")]
     pub memory: String,
@@ -316,6 +325,7 @@ impl ProjectFlags {
             files: self.files.clone(),
             project_name: self.project_name.clone(),
             env_files: self.env_files.clone(),
+            profiles: Vec::new(),
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::generate::{GenerateError, Generator, Options};
 use crate::llm::RetryPolicy;
 use crate::repair::{repair_loop, LoopOutcome, RepairError, RepairOptions, RepairReport};
 use crate::report::{junit, RunReport};
+use crate::verdict::Verdict;
 use crate::verify::{verify, VerifyError, VerifyOptions, VerifyReport};
 use crate::workspace::WorkspaceError;
 
@@ -152,6 +153,8 @@ fn verify_options(
         offline: flags.offline,
         settle: Duration::from_secs(flags.settle),
         stability: Duration::from_secs(flags.stability),
+        smoke: !flags.no_smoke,
+        smoke_timeout: Duration::from_secs(flags.smoke_timeout),
         memory,
         pids: flags.pids,
         allow_unsafe: flags.allow_unsafe,
@@ -253,6 +256,7 @@ fn repair_options(run: &args::RunFlags, spent: f64) -> RepairOptions {
         spent_usd: spent,
         max_tokens: run.model.max_tokens,
         download_responses: run.model.download_responses,
+        allow_smoke_edits: run.repair.allow_smoke_edits,
         ..RepairOptions::default()
     }
 }
@@ -869,6 +873,7 @@ fn print_verify(v: &VerifyReport, color: bool) {
         return;
     }
     print_services(v, color);
+    print_smoke(v, color);
     for d in &v.diagnostics {
         println!(
             "{} {} [{}] {}",
@@ -894,9 +899,10 @@ fn print_verify(v: &VerifyReport, color: bool) {
             String::new()
         };
         println!(
-            "{} healthy: {} service(s) in {:.1}s{kept}",
+            "{} healthy: {} service(s), {} in {:.1}s{kept}",
             render::paint(color, "1;32", "✓"),
             v.services.len(),
+            smoke_count(v),
             v.timings.total_secs
         );
     } else {
@@ -905,12 +911,65 @@ fn print_verify(v: &VerifyReport, color: bool) {
             .first()
             .map(|d| format!(" (root cause: {} [{}])", d.service, d.phase.as_str()))
             .unwrap_or_default();
+        let smoke_only = v
+            .diagnostics
+            .iter()
+            .all(|d| d.phase == crate::diagnose::Phase::Smoke);
+        let verdict = if smoke_only {
+            format!(
+                "healthy, but does not do what was asked ({})",
+                smoke_count(v)
+            )
+        } else {
+            format!("not healthy: {} problem(s)", v.diagnostics.len())
+        };
+        println!("{} {verdict}{root}", render::paint(color, "1;31", "✗"));
+    }
+}
+
+/// "3 smoke check(s) passed", "1 of 3 smoke check(s) failed", or "no smoke checks".
+fn smoke_count(v: &VerifyReport) -> String {
+    if v.smoke.is_empty() {
+        return "no smoke checks".into();
+    }
+    let (passed, failed) = v
+        .smoke
+        .iter()
+        .map(|s| s.counts())
+        .fold((0, 0), |a, c| (a.0 + c.0, a.1 + c.1));
+    if failed == 0 && v.smoke.iter().all(|s| s.verdict == Verdict::Passed) {
+        format!("{passed} smoke check(s) passed")
+    } else {
+        format!("smoke checks: {passed} passed, {failed} failed")
+    }
+}
+
+/// The smoke services: one line each, with the checks that did not pass under it.
+fn print_smoke(v: &VerifyReport, color: bool) {
+    if v.smoke.is_empty() {
+        return;
+    }
+    println!("{:<18} {:<10} {:>7} CHECKS", "SMOKE", "VERDICT", "TIME");
+    for s in &v.smoke {
+        let (passed, failed) = s.counts();
+        let code = if s.verdict == Verdict::Passed {
+            "32"
+        } else {
+            "31"
+        };
+        let time = if s.verdict == Verdict::NotRun {
+            "-".into()
+        } else {
+            format!("{:.1}s", s.secs)
+        };
         println!(
-            "{} not healthy: {} problem(s){root}",
-            render::paint(color, "1;31", "✗"),
-            v.diagnostics.len()
+            "{:<18} {} {:>7} {passed} passed, {failed} failed",
+            s.service,
+            render::paint(color, code, &format!("{:<10}", s.verdict)),
+            time
         );
     }
+    println!();
 }
 
 /// The summary table: one line per service.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::events::{Event, Events};
+use crate::verdict::{PointVerdict, Verdict};
 
 /// Whether to colour, decided once.
 pub fn use_color(choice: super::args::ColorChoice) -> bool {
@@ -100,6 +101,7 @@ fn status(e: &Event, pb: &ProgressBar, pulls: &PullBars) {
         Event::PullFinished { image, .. } => pulls.finish(image),
         Event::BuildStarted { service } => pb.set_message(format!("building {service}")),
         Event::ContainerStarted { service, .. } => pb.set_message(format!("started {service}")),
+        Event::SmokeStarted { service } => pb.set_message(format!("smoke check {service}")),
         _ => {}
     }
 }
@@ -209,6 +211,40 @@ fn run_line(e: &Event, color: bool) -> Option<String> {
             host,
         } => format!("    {service}: port {container_port} answers at {host}"),
         Event::LogLine { service, line } => format!("{} | {line}", paint(color, "36", service)),
+        Event::CheckResult {
+            service,
+            check,
+            verdict,
+        } => {
+            let (mark, code) = match verdict {
+                PointVerdict::Passed => ("ok", "32"),
+                PointVerdict::Failed => ("not ok", "31"),
+                PointVerdict::Skipped => ("skip", "33"),
+                PointVerdict::Todo => ("todo", "33"),
+            };
+            format!("    {service}: {} {check}", paint(color, code, mark))
+        }
+        Event::SmokeFinished {
+            service,
+            verdict,
+            passed,
+            failed,
+            secs,
+            summary,
+        } => {
+            let counts = format!("{passed} passed, {failed} failed in {secs:.1}s");
+            match verdict {
+                Verdict::Passed => format!(
+                    "    {service}: {} ({counts})",
+                    paint(color, "32", "smoke checks passed")
+                ),
+                _ => paint(
+                    color,
+                    "31",
+                    &format!("    {service}: smoke check {verdict}: {summary} ({counts})"),
+                ),
+            }
+        }
         Event::TornDown {
             containers,
             networks,

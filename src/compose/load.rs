@@ -86,6 +86,8 @@ pub struct LoadOptions {
     pub project_name: Option<String>,
     /// Files of variables read instead of the folder's `.env`, in order.
     pub env_files: Vec<PathBuf>,
+    /// Profiles active besides COMPOSE_PROFILES's (`--profile`).
+    pub profiles: Vec<String>,
 }
 
 /// A loaded compose project.
@@ -509,7 +511,8 @@ pub fn load_with(dir: &Path, opts: &LoadOptions) -> Result<Project, ComposeError
             message,
         }
     })?;
-    let (active, profiles) = profiles_of(&compose, &lookup);
+    let (mut active, profiles) = profiles_of(&compose, &lookup);
+    active.extend(opts.profiles.iter().cloned());
     let place = placer(&reader.docs, &label);
     let (order, more) = super::validate::validate(&mut compose, &label, &active, &place)?;
     let mut warnings = std::mem::take(&mut reader.warnings);

@@ -85,3 +85,37 @@ pub async fn fetch_tail(engine: &Engine, container: &str, n: usize) -> String {
     }
     out
 }
+
+/// What a container wrote: its stdout and its stderr apart (a smoke check speaks TAP on
+/// stdout), or both together from `since` on (what services wrote while the checks ran).
+pub async fn fetch(
+    engine: &Engine,
+    container: &str,
+    streams: Streams,
+    since: Option<std::time::SystemTime>,
+) -> String {
+    let mut opts = LogsOptionsBuilder::new()
+        .follow(false)
+        .stdout(streams != Streams::Stderr)
+        .stderr(streams != Streams::Stdout);
+    if let Some(t) = since {
+        let secs = t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        opts = opts.since(i32::try_from(secs).unwrap_or(i32::MAX));
+    }
+    let mut stream = engine.docker.logs(container, Some(opts.build()));
+    let mut out = String::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+    }
+    out
+}
+
+/// Which of a container's output streams to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streams {
+    Stdout,
+    Stderr,
+    Both,
+}

@@ -536,6 +536,16 @@ pub async fn create(
 }
 
 /// The host addresses of a started container's published ports: "80/tcp" -> "127.0.0.1:49153".
+/// Kill and remove `container` with its anonymous volumes (best effort: one already gone
+/// is no failure).
+pub async fn remove(engine: &Engine, container: &str) {
+    let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::new()
+        .force(true)
+        .v(true)
+        .build();
+    let _ = engine.docker.remove_container(container, Some(opts)).await;
+}
+
 pub async fn published_ports(engine: &Engine, container: &str) -> Vec<(String, String)> {
     let Ok(info) = engine
         .docker

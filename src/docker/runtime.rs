@@ -90,6 +90,12 @@ pub trait Runtime: Sync {
     ) -> impl Future<Output = Wait>;
     /// The last `lines` lines of its output.
     fn logs_tail(&self, container: &str, lines: usize) -> impl Future<Output = String>;
+    /// Its stdout and its stderr, apart.
+    fn output(&self, container: &str) -> impl Future<Output = (String, String)>;
+    /// Everything it wrote since `since` (stdout and stderr together).
+    fn logs_since(&self, container: &str, since: SystemTime) -> impl Future<Output = String>;
+    /// Stop and remove one container now (a smoke check past its time limit).
+    fn remove(&self, container: &str) -> impl Future<Output = ()>;
     /// Where its ports answer on the host: (`80/tcp`, `127.0.0.1:49153`).
     fn published_ports(&self, container: &str) -> impl Future<Output = Vec<(String, String)>>;
     /// Give a running container a restart policy.
@@ -197,6 +203,22 @@ impl Runtime for Engine {
 
     async fn logs_tail(&self, container: &str, lines: usize) -> String {
         super::logs::fetch_tail(self, container, lines).await
+    }
+
+    async fn output(&self, container: &str) -> (String, String) {
+        use super::logs::{fetch, Streams};
+        (
+            fetch(self, container, Streams::Stdout, None).await,
+            fetch(self, container, Streams::Stderr, None).await,
+        )
+    }
+
+    async fn logs_since(&self, container: &str, since: SystemTime) -> String {
+        super::logs::fetch(self, container, super::logs::Streams::Both, Some(since)).await
+    }
+
+    async fn remove(&self, container: &str) {
+        super::run::remove(self, container).await
     }
 
     async fn published_ports(&self, container: &str) -> Vec<(String, String)> {

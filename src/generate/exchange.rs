@@ -23,6 +23,8 @@ pub(crate) struct Asked {
     pub requests: u32,
     /// The text of the last reply (shown when nothing applied).
     pub last_reply: String,
+    /// Each changed file's text before the exchange (None: it did not exist).
+    pub before: BTreeMap<String, Option<String>>,
 }
 
 /// One exchange: what it is called, where its record goes, and what it accepts.
@@ -39,6 +41,8 @@ pub(crate) struct Exchange<'s, 'a> {
     pub excerpted: Vec<String>,
     /// A reply that changes no file is sent back too.
     pub require_change: bool,
+    /// The smoke checks this exchange may not change (see guard.rs).
+    pub guard: super::guard::Guard,
 }
 
 /// One reply applied: what it changed and what it refused.
@@ -121,6 +125,7 @@ impl Exchange<'_, '_> {
             usage,
             requests,
             last_reply,
+            before,
         })
     }
 
@@ -185,6 +190,18 @@ impl Exchange<'_, '_> {
     ) -> Result<Turn, GenerateError> {
         let events = self.events();
         let mut parsed = parse_reply(text);
+        // A check that judged the system is not the model's to change.
+        let (changes, guarded): (Vec<Change>, Vec<Change>) = std::mem::take(&mut parsed.changes)
+            .into_iter()
+            .partition(|c| self.guard.refusal(dir, c).is_none());
+        for c in guarded {
+            let reason = self.guard.refusal(dir, &c).unwrap_or_default();
+            parsed.rejected.push(crate::protocol::Rejected {
+                path: c.path().as_str().to_string(),
+                reason,
+            });
+        }
+        parsed.changes = changes;
         for r in &parsed.rejected {
             events.emit(Event::Rejected {
                 path: r.path.clone(),

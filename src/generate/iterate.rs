@@ -219,6 +219,7 @@ impl Generator {
             in_hand = more_files_or_reply(first, &all, &mut messages);
         }
         let exchange = Exchange {
+            guard: Default::default(),
             session: &session,
             label: "iterate".into(),
             file: "iterate".into(),

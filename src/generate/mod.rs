@@ -1,6 +1,7 @@
 //! Generation: a spec becomes files, in one call or in stages, then written to disk.
 
 pub(crate) mod exchange;
+pub mod guard;
 mod iterate;
 pub mod prompts;
 pub(crate) mod single;

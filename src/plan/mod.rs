@@ -69,6 +69,8 @@ pub struct ServicePlan {
 pub struct SystemPlan {
     pub project: String,
     pub services: Vec<ServicePlan>,
+    /// The smoke checks (profile `smoke`): one-shots run once the services are ready.
+    pub checks: Vec<ServicePlan>,
 }
 
 impl SystemPlan {
@@ -81,11 +83,23 @@ impl SystemPlan {
                 .iter()
                 .map(|n| service(project, n, settle))
                 .collect(),
+            checks: Vec::new(),
         }
     }
 
+    /// With the smoke checks `checks` of `project` planned too (see [`SystemPlan::checks`]).
+    pub fn with_checks(mut self, project: &Project, checks: &[String]) -> SystemPlan {
+        let settle = Duration::ZERO;
+        self.checks = checks.iter().map(|n| service(project, n, settle)).collect();
+        self
+    }
+
+    /// A service or a check.
     pub fn get(&self, name: &str) -> Option<&ServicePlan> {
-        self.services.iter().find(|s| s.name == name)
+        self.services
+            .iter()
+            .chain(&self.checks)
+            .find(|s| s.name == name)
     }
 }
 

@@ -27,10 +27,14 @@ pub(super) fn froms_of<'p>(plan: &'p SystemPlan, service: &str) -> &'p [String] 
 pub(super) fn specs(
     project: &Project,
     plan: &SystemPlan,
+    checks: &[String],
     opts: &super::VerifyOptions,
 ) -> Vec<BuildSpec> {
-    let specs = crate::compose::graph::critical_first(&project.compose, &project.order)
+    // The smoke checks' images build with the system's, last: a broken one fails early.
+    let order = crate::compose::graph::critical_first(&project.compose, &project.order);
+    let specs = order
         .iter()
+        .chain(checks)
         .filter_map(|n| {
             let Some(ImageSource::Build(b)) = plan.get(n)?.image.as_ref() else {
                 return None;

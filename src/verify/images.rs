@@ -93,7 +93,7 @@ pub fn wanted(plan: &SystemPlan, settings: PullSettings) -> Vec<(String, PullPol
             None => out.push((image.clone(), policy)),
         };
     };
-    for service in &plan.services {
+    for service in plan.services.iter().chain(&plan.checks) {
         match &service.image {
             Some(ImageSource::Build(b)) => {
                 let policy = match settings.pull {

@@ -19,8 +19,10 @@ use crate::plan::SystemPlan;
 
 mod builds;
 pub mod images;
+pub mod smoke;
 mod stability;
 mod start;
+pub mod tap;
 
 use images::Images;
 use start::ServiceOutcome;
@@ -62,6 +64,11 @@ pub struct VerifyOptions {
     pub pull: Option<crate::compose::model::PullPolicy>,
     /// `--offline`: reach no registry; use local images only.
     pub offline: bool,
+    /// Run the smoke checks (the services of the profile `smoke`) once the system is
+    /// healthy (`--no-smoke`: false).
+    pub smoke: bool,
+    /// How long one smoke service may run before it fails and is removed.
+    pub smoke_timeout: Duration,
     /// Labels this run's objects; Ctrl-C handlers tear down by it.
     pub run_id: String,
     pub events: Events,
@@ -84,6 +91,8 @@ impl Default for VerifyOptions {
             pull_stall: Duration::from_secs(60),
             pull: None,
             offline: false,
+            smoke: true,
+            smoke_timeout: Duration::from_secs(60),
             run_id: new_run_id(),
             events: Events::none(),
         }
@@ -131,6 +140,8 @@ pub struct Timings {
     pub build_secs: f64,
     pub start_secs: f64,
     pub stability_secs: f64,
+    /// The smoke checks, all of them.
+    pub smoke_secs: f64,
     pub total_secs: f64,
 }
 
@@ -145,6 +156,9 @@ pub struct VerifyReport {
     pub warnings: Vec<String>,
     /// Every image pulled, with its time.
     pub pulls: Vec<images::PullReport>,
+    /// The smoke services (profile `smoke`), each with its checks; empty: the project
+    /// has none.
+    pub smoke: Vec<smoke::SmokeReport>,
     pub timings: Timings,
     /// Whether the system was left running (--keep).
     pub kept: bool,
@@ -349,7 +363,7 @@ pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Ve
     ev.emit(Event::Phase {
         name: "verify: preflight".into(),
     });
-    let project = load_with(dir, &opts.load)?;
+    let (project, checks) = load_for_checks(dir, opts)?;
     let mut report = VerifyReport {
         project: project.name.clone(),
         run_id: opts.run_id.clone(),
@@ -366,13 +380,39 @@ pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Ve
     } else {
         let engine = Engine::connect().await?;
         refuse_second_keep(&engine, dir, &project, opts).await?;
-        let result = verify_on(&engine, &project, opts, &mut report, t0).await;
+        let result = verify_on(&engine, &project, &checks, opts, &mut report, t0).await;
         tear_down(&engine, &project, opts, &mut report, result.is_ok()).await;
         result?;
     }
     diagnose::order(&mut report.diagnostics);
     report.timings.total_secs = t0.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// The project, with the services of the profile `smoke` taken out of its start order:
+/// they are the checks, run after the system is healthy (with `--no-smoke`, never).
+fn load_for_checks(
+    dir: &Path,
+    opts: &VerifyOptions,
+) -> Result<(Project, Vec<String>), VerifyError> {
+    let mut load = opts.load.clone();
+    if opts.smoke {
+        load.profiles.push(smoke::PROFILE.to_string());
+    }
+    let mut project = load_with(dir, &load)?;
+    let checks = smoke::checks_of(&project);
+    project.order.retain(|n| !checks.contains(n));
+    if !opts.smoke {
+        for c in &checks {
+            project.compose.services.shift_remove(c);
+        }
+        if project.profiles.iter().any(|p| p == smoke::PROFILE) {
+            let why = "the smoke checks (profile smoke) are not run: --no-smoke";
+            project.warnings.push(why.to_string());
+        }
+        return Ok((project, Vec::new()));
+    }
+    Ok((project, checks))
 }
 
 /// As docker compose up: a project of volumes and networks only, or whose services all
@@ -408,7 +448,7 @@ fn refused_by_policy(project: &Project, ev: &Events, report: &mut VerifyReport) 
         .files(vec![project.rel(&project.file)]);
         ev.emit(Event::ServiceFailed {
             service: d.service.clone(),
-            phase: "policy".into(),
+            phase: Phase::Policy,
             summary: d.summary.clone(),
         });
         report.diagnostics.push(d);
@@ -457,12 +497,13 @@ async fn refuse_second_keep(
 async fn verify_on(
     engine: &Engine,
     project: &Project,
+    checks: &[String],
     opts: &VerifyOptions,
     report: &mut VerifyReport,
     t0: Instant,
 ) -> Result<(), VerifyError> {
     teardown::remove_dead_runs(engine, &project.name).await;
-    let running = run_all(engine, project, opts, report, t0).await?;
+    let running = run_all(engine, project, checks, opts, report, t0).await?;
     if report.healthy && opts.execute {
         follow_until_interrupted(engine, &opts.events, &running, &report.services).await;
     }
@@ -490,6 +531,7 @@ async fn tear_down(
             .services
             .iter()
             .map(|s| s.image.clone())
+            .chain(report.smoke.iter().map(|s| s.image.clone()))
             .filter(|i| !i.is_empty())
             .collect();
         removed.images = rt.prune_images(&project.name, &current).await;
@@ -523,6 +565,8 @@ pub(super) struct Steps<'a, R: Runtime> {
     images: HashMap<String, watch::Sender<ImageState>>,
     /// What each service runs (see plan/).
     plan: SystemPlan,
+    /// The smoke checks, run after the system is ready (see smoke.rs).
+    checks: Vec<String>,
 }
 
 impl<'a, R: Runtime> Steps<'a, R> {
@@ -534,6 +578,7 @@ impl<'a, R: Runtime> Steps<'a, R> {
         opts: &'a VerifyOptions,
         imgs: &'a Images<'a, R>,
         plan: SystemPlan,
+        checks: &[String],
     ) -> Result<Steps<'a, R>, VerifyError> {
         let scope = scope_of(project, opts);
         let networks = networks_wanted(project, &scope);
@@ -542,7 +587,7 @@ impl<'a, R: Runtime> Steps<'a, R> {
         let volumes = rt.ensure_volumes(&scope, &opts.run_id, &volumes).await?;
         let mut states = HashMap::new();
         let mut images = HashMap::new();
-        for n in &project.order {
+        for n in project.order.iter().chain(checks) {
             let svc = &project.compose.services[n];
             let image = match (&svc.build, &svc.image) {
                 (None, Some(i)) => ImageState::Ready(i.clone()),
@@ -569,6 +614,7 @@ impl<'a, R: Runtime> Steps<'a, R> {
             states,
             images,
             plan,
+            checks: checks.to_vec(),
         })
     }
 
@@ -597,18 +643,53 @@ struct Tally {
     failed: HashMap<String, Diagnostic>,
     /// Ready services and their containers.
     running: Vec<(String, String)>,
+    /// Smoke checks that did not pass (or build), apart from the system's failures.
+    check_failures: HashMap<String, Diagnostic>,
+    smoke: Vec<smoke::SmokeReport>,
+}
+
+/// A check made once every service is ready, on the running system. Each runs only while
+/// nothing has failed; adding one is adding an item to [`POST_READY`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PostReady {
+    /// Nothing may exit or turn unhealthy for `--stability` seconds.
+    Stability,
+    /// The smoke services (see smoke.rs).
+    Smoke,
+}
+
+const POST_READY: [PostReady; 2] = [PostReady::Stability, PostReady::Smoke];
+
+impl PostReady {
+    /// Run it, noting failures in `tally` and its time in `timings`.
+    async fn run(
+        self,
+        steps: &Steps<'_, impl Runtime>,
+        tally: &mut Tally,
+        timings: &mut Timings,
+    ) -> Result<(), VerifyError> {
+        match self {
+            PostReady::Stability if !steps.opts.stability.is_zero() => {
+                timings.stability_secs = stability::watch(steps, tally).await;
+            }
+            PostReady::Stability => {}
+            PostReady::Smoke => timings.smoke_secs = smoke::run(steps, tally).await?,
+        }
+        Ok(())
+    }
 }
 
 /// Verify `project` on `rt`, filling in `report`; returns the ready services' containers.
 async fn run_all(
     rt: &impl Runtime,
     project: &Project,
+    checks: &[String],
     opts: &VerifyOptions,
     report: &mut VerifyReport,
     t0: Instant,
 ) -> Result<Vec<(String, String)>, VerifyError> {
     let ev = &opts.events;
-    let plan = SystemPlan::of(project, opts.settle);
+    let plan = SystemPlan::of(project, opts.settle).with_checks(project, checks);
     let imgs = images_step(rt, &plan, opts).await;
     report.timings.preflight_secs = t0.elapsed().as_secs_f64();
     // Pulls, builds and starts overlap: each build starts as soon as its FROM images are
@@ -618,12 +699,12 @@ async fn run_all(
         name: "verify: build".into(),
     });
     let tb = Instant::now();
-    let steps = Steps::prepare(rt, project, opts, &imgs, plan).await?;
+    let steps = Steps::prepare(rt, project, opts, &imgs, plan, checks).await?;
     let work = futures_util::future::join3(
         imgs.pull_all(),
         async {
             (
-                builds::build_all(&steps, builds::specs(project, &steps.plan, opts)).await,
+                builds::build_all(&steps, builds::specs(project, &steps.plan, checks, opts)).await,
                 Instant::now(),
             )
         },
@@ -648,10 +729,10 @@ async fn run_all(
     tally.announce(ev);
     // Starting overlaps building: this is what came after the last build.
     report.timings.start_secs = tb.elapsed().as_secs_f64() - report.timings.build_secs;
-    if tally.failed.is_empty() && !opts.stability.is_zero() {
-        report.timings.stability_secs = stability::watch(&steps, &mut tally).await;
+    for check in POST_READY {
+        check.run(&steps, &mut tally, &mut report.timings).await?;
     }
-    report.healthy = tally.failed.is_empty();
+    report.healthy = tally.failed.is_empty() && tally.check_failures.is_empty();
     let had_container = report_started(&tally.services);
     keep_logs(rt, project, &steps.settings.scope, &had_container).await;
     let running = tally.finish(project, report);
@@ -699,12 +780,25 @@ impl Tally {
             services,
             failed: HashMap::new(),
             running: Vec::new(),
+            check_failures: HashMap::new(),
+            smoke: Vec::new(),
         }
     }
 
     fn builds(&mut self, built: Vec<(String, Result<Built, Diagnostic>)>) {
         for (name, r) in built {
-            let rep = self.services.get_mut(&name).expect("service in order");
+            let Some(rep) = self.services.get_mut(&name) else {
+                // A smoke check's image: one that did not build is a broken check.
+                if let Err(mut d) = r {
+                    d.phase = Phase::Smoke;
+                    d.summary = format!(
+                        "smoke check is broken: its image did not build: {}",
+                        d.summary
+                    );
+                    self.check_failures.insert(name, d);
+                }
+                continue;
+            };
             match r {
                 Ok(b) => {
                     rep.image = b.image.clone();
@@ -760,7 +854,7 @@ impl Tally {
         for (name, d) in self.failed.iter().filter(|(_, d)| !d.consequence) {
             ev.emit(Event::ServiceFailed {
                 service: name.clone(),
-                phase: d.phase.as_str().into(),
+                phase: d.phase,
                 summary: d.summary.clone(),
             });
         }
@@ -773,6 +867,12 @@ impl Tally {
             .iter()
             .filter_map(|n| self.failed.remove(n))
             .collect();
+        report.diagnostics.extend(
+            self.smoke
+                .iter()
+                .filter_map(|s| self.check_failures.remove(&s.service)),
+        );
+        report.smoke = std::mem::take(&mut self.smoke);
         report.services = project
             .order
             .iter()

@@ -27,7 +27,7 @@ pub(super) async fn watch(steps: &Steps<'_, impl Runtime>, tally: &mut Tally) ->
             };
             steps.opts.events.emit(Event::ServiceFailed {
                 service: name.clone(),
-                phase: "stability".into(),
+                phase: Phase::Stability,
                 summary: d.summary.clone(),
             });
             tally.services.get_mut(&name).expect("service").state = ServiceState::Failed;

@@ -66,7 +66,7 @@ pub(super) async fn start_all(
 
 /// The image `name` runs once it is there: built, pulled, or local. None when its build
 /// failed (that failure is its diagnostic).
-async fn image_of(
+pub(super) async fn image_of(
     steps: &Steps<'_, impl Runtime>,
     name: &str,
 ) -> Option<Result<String, Diagnostic>> {
@@ -167,7 +167,7 @@ async fn wait_for_sources(
 
 /// Create the container, join its other networks, put its secrets and configs in. The
 /// container's own settings are judged first, then its secrets and configs.
-async fn create(
+pub(super) async fn create(
     steps: &Steps<'_, impl Runtime>,
     plan: &ServicePlan,
     image: &str,
@@ -251,7 +251,7 @@ async fn wait_for_dependencies(
 }
 
 /// Start the created container.
-async fn start(
+pub(super) async fn start(
     steps: &Steps<'_, impl Runtime>,
     name: &str,
     container: &str,

@@ -122,6 +122,16 @@ impl Runtime for Fake {
     async fn logs_tail(&self, container: &str, _: usize) -> String {
         format!("{} says goodbye", Fake::service(container))
     }
+    async fn output(&self, container: &str) -> (String, String) {
+        let service = Fake::service(container);
+        (format!("{service} stdout"), String::new())
+    }
+    async fn logs_since(&self, container: &str, _: SystemTime) -> String {
+        format!("{} wrote this meanwhile", Fake::service(container))
+    }
+    async fn remove(&self, container: &str) {
+        self.log(format!("remove {}", Fake::service(container)));
+    }
     async fn published_ports(&self, _: &str) -> Vec<(String, String)> {
         Vec::new()
     }
@@ -154,8 +164,15 @@ fn verify_on(fake: &Fake) -> VerifyReport {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(run_all(fake, &project, &opts, &mut report, Instant::now()))
-        .unwrap();
+    rt.block_on(run_all(
+        fake,
+        &project,
+        &[],
+        &opts,
+        &mut report,
+        Instant::now(),
+    ))
+    .unwrap();
     report
 }
 
