@@ -14,6 +14,7 @@ use crate::docker::{teardown, Engine, RUN_LABEL};
 use crate::events::Events;
 use crate::generate::{GenerateError, Generator, Options};
 use crate::llm::RetryPolicy;
+use crate::protocol::UnmetKind;
 use crate::repair::{repair_loop, LoopOutcome, RepairError, RepairOptions, RepairReport};
 use crate::report::{junit, RunReport};
 use crate::verdict::Verdict;
@@ -483,6 +484,12 @@ fn print_iteration(it: &crate::generate::IterateOutcome, color: bool) {
     for p in &it.deleted {
         println!("    - {p}");
     }
+    if !it.check_changes.is_empty() {
+        println!(
+            "    smoke checks changed for this request: {} (see the diff)",
+            it.check_changes.join(", ")
+        );
+    }
     for p in &it.preserved {
         println!(
             "    your edited {p} was replaced; your version is kept in {}/previous/{p}",
@@ -619,6 +626,19 @@ fn print_repair(r: &RepairReport, color: bool) {
                 changed.join(" ")
             }
         );
+        for e in &round.check_edits {
+            println!(
+                "    {}",
+                render::paint(
+                    color,
+                    "33",
+                    &format!(
+                        "round {} changed smoke check {}: {} (diff in the report)",
+                        round.round, e.check, e.path
+                    )
+                )
+            );
+        }
     }
     for f in &r.fixed {
         println!("    {} fixed: {f}", render::paint(color, "32", "✓"));
@@ -848,6 +868,15 @@ fn print_generation(out: &Path, g: &crate::generate::GenerateReport, color: bool
     for p in &g.preserved {
         println!("    kept your previous {p} under .masgen/rounds/000-previous/");
     }
+    for u in &g.unmet {
+        let line = format!(
+            "    ! {}: {} ({})",
+            u.kind.as_str(),
+            u.requirement,
+            u.detail
+        );
+        println!("{}", render::paint(color, "33", &line));
+    }
     let u = g.usage;
     println!(
         "Tokens: input {}, output {}, cache read {}, cache write {} ({} requests)",
@@ -874,6 +903,7 @@ fn print_verify(v: &VerifyReport, color: bool) {
     }
     print_services(v, color);
     print_smoke(v, color);
+    print_unmet(v, color);
     for d in &v.diagnostics {
         println!(
             "{} {} [{}] {}",
@@ -929,6 +959,17 @@ fn print_verify(v: &VerifyReport, color: bool) {
 
 /// "3 smoke check(s) passed", "1 of 3 smoke check(s) failed", or "no smoke checks".
 fn smoke_count(v: &VerifyReport) -> String {
+    let mut s = checks_count(v);
+    for kind in [UnmetKind::Substituted, UnmetKind::NotMet] {
+        let n = v.unmet.iter().filter(|u| u.kind == kind).count();
+        if n > 0 {
+            s.push_str(&format!(", {n} requirement(s) {}", kind.as_str()));
+        }
+    }
+    s
+}
+
+fn checks_count(v: &VerifyReport) -> String {
     if v.smoke.is_empty() {
         return "no smoke checks".into();
     }
@@ -970,6 +1011,17 @@ fn print_smoke(v: &VerifyReport, color: bool) {
         );
     }
     println!();
+}
+
+/// What the system does not do as the spec asked, as the model said: never silent.
+fn print_unmet(v: &VerifyReport, color: bool) {
+    for u in &v.unmet {
+        let line = format!("! {}: {} ({})", u.kind.as_str(), u.requirement, u.detail);
+        println!("{}", render::paint(color, "33", &line));
+    }
+    if !v.unmet.is_empty() {
+        println!();
+    }
 }
 
 /// The summary table: one line per service.

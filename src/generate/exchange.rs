@@ -231,6 +231,8 @@ impl Exchange<'_, '_> {
                 .entry(p.clone())
                 .or_insert_with(|| std::fs::read_to_string(dir.join(&p)).ok());
         }
+        let unmet = crate::protocol::parse_unmet(&parsed.commentary);
+        crate::protocol::unmet::merge(&mut ws.state_mut().unmet, unmet);
         let applied = ws.apply(&parsed.changes, &self.record)?;
         for c in &parsed.changes {
             if let Change::Delete { path } = c {

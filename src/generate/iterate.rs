@@ -25,6 +25,9 @@ pub struct IterateOutcome {
     /// Files the user had edited that the change replaced or deleted: their version is
     /// kept under `.masgen/rounds/<round>/previous/`.
     pub preserved: Vec<String>,
+    /// Files of smoke checks the change added, changed or deleted (an iterate request may
+    /// change checks for the behaviour it asks for: they are listed, never silent).
+    pub check_changes: Vec<String>,
     /// Files the user edited since masgen last wrote them (shown to the model as they are).
     pub user_edited: Vec<String>,
     /// The round folder holding the request, reply and diff.
@@ -174,6 +177,104 @@ fn needs(reply: &str) -> Vec<String> {
         .collect()
 }
 
+/// What the last verification of the system (`.masgen/report.json`) found.
+struct LastRun {
+    healthy: bool,
+    /// Each smoke service's checks with their verdicts.
+    checks: Vec<Vec<(String, String)>>,
+}
+
+impl LastRun {
+    fn read(dir: &Path) -> Option<LastRun> {
+        let path = dir.join(crate::workspace::MASGEN_DIR).join("report.json");
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+        let verify = report.get("verify")?;
+        let smoke = verify.get("smoke").and_then(|s| s.as_array()).cloned();
+        let checks = smoke
+            .unwrap_or_default()
+            .iter()
+            .map(|s| {
+                let points = s.get("points").and_then(|p| p.as_array()).cloned();
+                points
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|p| {
+                        let field = |k: &str| p.get(k).and_then(|v| v.as_str()).unwrap_or("");
+                        (field("name").to_string(), field("verdict").to_string())
+                    })
+                    .collect()
+            })
+            .collect();
+        Some(LastRun {
+            healthy: verify.get("healthy").and_then(|h| h.as_bool())?,
+            checks,
+        })
+    }
+
+    /// In words, for the model.
+    fn said(&self) -> String {
+        let mut s = if self.healthy {
+            "the last verification found the system healthy".to_string()
+        } else {
+            "the last verification found the system not healthy".to_string()
+        };
+        let points: Vec<&(String, String)> = self.checks.iter().flatten().collect();
+        if points.is_empty() {
+            s.push_str(", with no smoke checks run.");
+        } else {
+            let list = |v: &str| {
+                let names: Vec<&str> = points
+                    .iter()
+                    .filter(|(_, verdict)| verdict == v)
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join("; ")
+                }
+            };
+            s.push_str(&format!(
+                ". Smoke checks that passed: {}. Failed: {}.",
+                list("passed"),
+                list("failed")
+            ));
+        }
+        s
+    }
+}
+
+/// Which of `paths` are files of a smoke check: under the build folder of a service in
+/// the compose profile `smoke`, as the system's compose file now reads.
+fn check_files<'p>(dir: &Path, paths: impl Iterator<Item = &'p String>) -> Vec<String> {
+    let load = crate::compose::load::LoadOptions {
+        profiles: vec!["smoke".into()],
+        ..Default::default()
+    };
+    let Ok(project) = crate::compose::load::load_with(dir, &load) else {
+        return Vec::new();
+    };
+    let folders: Vec<String> = project
+        .compose
+        .services
+        .values()
+        .filter(|s| s.profiles.iter().any(|p| p == "smoke"))
+        .filter_map(|s| s.build.as_ref())
+        .map(|b| {
+            b.context()
+                .trim_start_matches("./")
+                .trim_end_matches('/')
+                .to_string()
+        })
+        .filter(|f| !f.is_empty() && f != ".")
+        .collect();
+    paths
+        .filter(|p| folders.iter().any(|f| p.starts_with(&format!("{f}/"))))
+        .cloned()
+        .collect()
+}
+
 impl Generator {
     /// Apply the change request `modification` to the system in `dir`. Callable
     /// repeatedly: each call is recorded in `.masgen/state.json` and gets its own round
@@ -198,7 +299,17 @@ impl Generator {
         self.events.emit(Event::Phase {
             name: format!("iterate: {change}"),
         });
-        let prompt = prompts::iterate(spec, change, &tree, &shown, &user_edited, omitted);
+        let last = LastRun::read(dir);
+        let before = last.as_ref().map(LastRun::said);
+        let prompt = prompts::iterate(
+            spec,
+            change,
+            &tree,
+            &shown,
+            &user_edited,
+            omitted,
+            before.as_deref(),
+        );
         let note = format!(
             "# Iteration\n\nchange: {change}\nprompt: {} characters\nfiles sent: {}\nuser-edited: {}\n",
             prompt.len(),
@@ -236,11 +347,13 @@ impl Generator {
         }
         record_iteration(&mut ws, spec, change)?;
         let a = asked.applied;
+        let check_changes = check_files(dir, a.added.iter().chain(&a.changed).chain(&a.deleted));
         Ok(IterateOutcome {
             added: a.added,
             changed: a.changed,
             deleted: a.deleted,
             preserved: a.preserved,
+            check_changes,
             user_edited,
             round_dir: rdir
                 .strip_prefix(dir)

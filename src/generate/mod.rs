@@ -118,6 +118,8 @@ pub struct GenerateReport {
     /// User files whose previous content was kept in .masgen/rounds/000-previous/.
     pub preserved: Vec<String>,
     pub warnings: Vec<String>,
+    /// Requirements the model said it could not meet as asked (substituted or left out).
+    pub unmet: Vec<crate::protocol::Unmet>,
     pub secs: f64,
 }
 
@@ -550,9 +552,11 @@ impl Generator {
         }
         self.announce(&collected);
         let (files, applied) = self.write(&mut ws, std::mem::take(&mut collected.files))?;
+        let unmet = crate::protocol::parse_unmet(&collected.commentary);
         let state = ws.state_mut();
         state.spec = spec.to_string();
         state.model = self.model.id().to_string();
+        state.unmet = unmet.clone();
         ws.save_state()?;
         let requests = session.records();
         let usage: Usage = requests.iter().map(|r| r.usage).sum();
@@ -569,6 +573,7 @@ impl Generator {
             missing,
             preserved: applied.preserved,
             warnings: collected.warnings,
+            unmet,
             secs: started.elapsed().as_secs_f64(),
         };
         self.save_report(&ws, &report);

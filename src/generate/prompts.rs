@@ -38,6 +38,18 @@ Healthchecks that work, to adapt:
 - busybox or alpine web server: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
 - Redis: ["CMD", "redis-cli", "ping"]; PostgreSQL: ["CMD-SHELL", "pg_isready -U $$POSTGRES_USER -d $$POSTGRES_DB"]; RabbitMQ: ["CMD", "rabbitmq-diagnostics", "-q", "ping"]
 
+Smoke checks: every system proves it does what the spec asks, not only that it starts.
+- Write them as one compose service named smoke in the profile smoke (profiles: [smoke]), built from the folder smoke/ (its Dockerfile and one check program), that reaches the services by name on the project network and waits for them with depends_on (condition: service_healthy). `docker compose up` leaves it out; masgen runs it once every other service is healthy, and `docker compose --profile smoke run --rm smoke` runs it by hand.
+- One test point for each requirement of the spec that can be observed from outside: an endpoint answers with the right data, a message flows end to end, a count grows, a record is stored, a file is written, a published port answers.
+- It prints TAP on stdout: `TAP version 13`, the plan `1..N`, then per requirement `ok N - what it proves` or `not ok N - what it proves` followed by `# ` lines with what was expected and what came. It exits 0 when every point passed and 1 when any failed.
+- Effects that take time are polled with a deadline (every 0.5 s for up to 30 s), never a fixed sleep; the whole check ends within 60 seconds.
+- It uses only what its image has: on python:3.11-slim, urllib.request, json and socket; on busybox, wget and nc. Each test point catches its own errors and reports them as not ok: an uncaught exception means the check itself is broken.
+- A check that ran and failed is right: in a repair, change the system so that it passes, never the check. Only a check that crashed or did not build may be changed.
+
+Nothing is swapped silently: when a requirement cannot be met as asked on this machine (a component with no image or package here replaced by a stand-in, a feature left out), say so outside the file blocks, one line per requirement, in exactly this form:
+<unmet requirement="Grafana dashboard" kind="substituted">a static HTML dashboard served by busybox httpd: no Grafana image on this machine</unmet>
+kind is substituted (a stand-in does part of the job) or not_met (left out).
+
 When you repair a system, masgen has built and started it and shows you the evidence: build output, exit codes, the last log lines, health probe output. Find the root cause in that evidence. A service that did not start because a service it depends on failed needs no change of its own. Change as little as possible: fix the failing files with edit blocks, keep every working service as it is, and keep names other files rely on, or change them in every file that uses them. Never weaken a healthcheck to make it pass.
 
 Output protocol: answer only with blocks, one per file, each file complete:
@@ -319,10 +331,14 @@ pub fn iterate(
     files: &[(String, String)],
     user_edited: &[String],
     omitted: bool,
+    before: Option<&str>,
 ) -> String {
     let mut s = String::from("Change the existing system below as requested.\n\n");
     if !spec.trim().is_empty() {
         s.push_str(&format!("<spec>\n{spec}\n</spec>\n\n"));
+    }
+    if let Some(b) = before {
+        s.push_str(&format!("Before this change: {b}\n\n"));
     }
     s.push_str(&format!(
         "<change>\n{change}\n</change>\n\nFiles of the system:\n"
@@ -347,7 +363,8 @@ pub fn iterate(
     }
     s.push_str(
         "\nMake the change with <edit> blocks (SEARCH copied exactly from the files above), <file> blocks for new or rewritten files, and <delete/> blocks. \
-Keep docker-compose.yml, healthchecks, depends_on and README.md consistent with the change. Answer with blocks only.",
+Keep docker-compose.yml, healthchecks, depends_on and README.md consistent with the change. \
+Add or change smoke test points (the smoke service) for the behaviour the change asks for, and keep the others. Answer with blocks only.",
     );
     s
 }

@@ -159,6 +159,10 @@ pub struct VerifyReport {
     /// The smoke services (profile `smoke`), each with its checks; empty: the project
     /// has none.
     pub smoke: Vec<smoke::SmokeReport>,
+    /// Requirements of the spec the system does not meet as asked, as the model said when
+    /// it wrote it (from `.masgen/state.json`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unmet: Vec<crate::protocol::Unmet>,
     pub timings: Timings,
     /// Whether the system was left running (--keep).
     pub kept: bool,
@@ -365,6 +369,11 @@ pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Ve
     });
     let (project, checks) = load_for_checks(dir, opts)?;
     let mut report = VerifyReport {
+        unmet: crate::workspace::State::load(dir)
+            .ok()
+            .flatten()
+            .map(|s| s.unmet)
+            .unwrap_or_default(),
         project: project.name.clone(),
         run_id: opts.run_id.clone(),
         warnings: project.warnings.clone(),

@@ -25,6 +25,9 @@ pub struct State {
     /// Path -> blake3 hex of the content masgen last wrote.
     #[serde(default)]
     pub files: BTreeMap<String, String>,
+    /// Requirements of the spec the model said it could not meet as asked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmet: Vec<crate::protocol::Unmet>,
 }
 
 pub(crate) fn now() -> String {
