@@ -122,10 +122,10 @@ pub struct CheckEdit {
     pub diff: String,
 }
 
-/// The checks a round may not touch: every smoke check that ran and judged the system
-/// (a broken one, or one that never ran, may be fixed), none with `--allow-smoke-edits`.
+/// The checks a round may not touch: every smoke check but a broken one (it crashed or
+/// did not build: only then may it be fixed), none with `--allow-smoke-edits`.
 fn guard_of(report: &VerifyReport, allow: bool) -> Guard {
-    let judged = |s: &&SmokeReport| matches!(s.verdict, Verdict::Passed | Verdict::Failed);
+    let judged = |s: &&SmokeReport| s.verdict != Verdict::Broken;
     Guard {
         checks: if allow {
             Vec::new()

@@ -572,7 +572,8 @@ const MANIFEST_WITH_CONTRACT: &str = r#"<manifest>
 {"services": ["rabbitmq", "a", "b", "c"], "ports": {"rabbitmq": [5672, 15672]},
  "environment": {"AMQP_URL": "amqp://guest:guest@rabbitmq:5672/", "PUBLISH_RATE": "messages a second, default 10"},
  "queues": ["orders", "audit"], "exchanges": ["orders"], "routing_keys": ["order.created"],
- "credentials": ["RABBITMQ_DEFAULT_USER", "RABBITMQ_DEFAULT_PASS"], "volumes": [], "paths": []}
+ "credentials": ["RABBITMQ_DEFAULT_USER", "RABBITMQ_DEFAULT_PASS"], "volumes": [], "paths": [],
+ "health": {"b": "GET /health on 8080"}, "smoke": ["an order published by a reaches b's log"]}
 </contract>"#;
 
 #[test]
@@ -614,6 +615,11 @@ fn staged_batches_and_single_files_receive_the_contract_once() {
         assert!(
             p.contains("\"routing_keys\": [\"order.created\"]") && p.contains("\"AMQP_URL\""),
             "every batch and single-file request carries the contract: {p}"
+        );
+        assert!(
+            p.contains("\"health\": {\"b\":\"GET /health on 8080\"}")
+                && p.contains("an order published by a reaches b's log"),
+            "later batches need not guess an earlier batch's health and smoke endpoints: {p}"
         );
         // Purposes go only to the batch that writes the file, not again to every batch.
         let writes_a = p.contains("- a/app.py (");

@@ -37,8 +37,22 @@ fn generate(fake: &FakeAnthropic, out: &Path, extra: &[&str]) -> std::process::O
         .arg("an items api: GET /items lists the items; and a Grafana dashboard")
         .arg("-o")
         .arg(out)
-        .args(["-k", TEST_KEY, "--base-url", &fake.url, "--retry-base-ms", "20"])
-        .args(["--settle", "1", "--stability", "1", "--health-timeout", "30"])
+        .args([
+            "-k",
+            TEST_KEY,
+            "--base-url",
+            &fake.url,
+            "--retry-base-ms",
+            "20",
+        ])
+        .args([
+            "--settle",
+            "1",
+            "--stability",
+            "1",
+            "--health-timeout",
+            "30",
+        ])
         .args(extra)
         .output()
         .unwrap()
@@ -71,8 +85,14 @@ fn a_healthy_but_wrong_system_fails_its_check_and_one_repair_fixes_it() {
     assert_eq!(o.status.code(), Some(0), "{shown}");
     assert_eq!(fake.requests().len(), 2, "one repair round");
     let first = fake.requests()[1].last_user_text();
-    assert!(first.contains("=== service: smoke | phase: smoke ==="), "{first}");
-    assert!(shown.contains("smoke: not ok GET /items lists apple"), "{shown}");
+    assert!(
+        first.contains("=== service: smoke | phase: smoke ==="),
+        "{first}"
+    );
+    assert!(
+        shown.contains("smoke: not ok GET /items lists apple"),
+        "{shown}"
+    );
     assert!(shown.contains("2 smoke check(s) passed"), "{shown}");
     assert!(
         shown.contains("! substituted: Grafana dashboard (a static page served by busybox httpd"),
@@ -126,7 +146,10 @@ fn a_crashing_check_may_be_fixed_and_the_change_is_listed() {
         return;
     }
     let right = as_reply("smoke_wrong", "")
-        .replace("<file path=\"api/www/item\">", "<file path=\"api/www/items\">")
+        .replace(
+            "<file path=\"api/www/item\">",
+            "<file path=\"api/www/items\">",
+        )
         .replace("fail=0\n", "set -e\nnosuchtool --version\nfail=0\n");
     let fix = "The check calls a program its image lacks.\n<edit path=\"smoke/check.sh\">\n<<<<<<< SEARCH\nset -e\nnosuchtool --version\n=======\n>>>>>>> REPLACE\n</edit>\n";
     let fake = FakeAnthropic::with_handler(move |r, n| match n {
@@ -138,11 +161,20 @@ fn a_crashing_check_may_be_fixed_and_the_change_is_listed() {
     let o = generate(&fake, &out, &[]);
     let shown = text(&o);
     assert_eq!(o.status.code(), Some(0), "{shown}");
-    assert!(shown.contains("round 1 changed smoke check smoke: smoke/check.sh"), "{shown}");
+    assert!(
+        shown.contains("round 1 changed smoke check smoke: smoke/check.sh"),
+        "{shown}"
+    );
     let r = run_report(&out);
     let edit = &r["repair"]["rounds"][0]["check_edits"][0];
     assert_eq!(edit["path"], "smoke/check.sh");
-    assert!(edit["diff"].as_str().unwrap().contains("-nosuchtool --version"), "{edit}");
+    assert!(
+        edit["diff"]
+            .as_str()
+            .unwrap()
+            .contains("-nosuchtool --version"),
+        "{edit}"
+    );
     assert_nothing_left(&project_of(&out));
 }
 
@@ -158,7 +190,15 @@ fn a_hanging_check_times_out_and_leaves_nothing() {
     std::fs::write(out.join("docker-compose.yml"), HANGS).unwrap();
     let started = std::time::Instant::now();
     let o = masgen()
-        .args(["verify", "--settle", "1", "--stability", "0", "--smoke-timeout", "3"])
+        .args([
+            "verify",
+            "--settle",
+            "1",
+            "--stability",
+            "0",
+            "--smoke-timeout",
+            "3",
+        ])
         .arg(&out)
         .output()
         .unwrap();
@@ -168,7 +208,10 @@ fn a_hanging_check_times_out_and_leaves_nothing() {
         shown.contains("smoke check failed: did not finish within 3s (--smoke-timeout)"),
         "{shown}"
     );
-    assert!(started.elapsed().as_secs() < 60, "it did not wait for the sleep");
+    assert!(
+        started.elapsed().as_secs() < 60,
+        "it did not wait for the sleep"
+    );
     assert_nothing_left(&guard.0);
 }
 
@@ -182,20 +225,31 @@ fn verify_runs_the_checks_of_a_broken_and_a_fixed_project_and_no_smoke_skips_the
     let _guard = Cleanup(project.clone());
     let junit = d.path().join("j.xml");
     let o = masgen()
-        .args(["verify", "--stability", "1", "--junit", junit.to_str().unwrap()])
+        .args([
+            "verify",
+            "--stability",
+            "1",
+            "--junit",
+            junit.to_str().unwrap(),
+        ])
         .arg(&path)
         .output()
         .unwrap();
     let shown = text(&o);
     assert_eq!(o.status.code(), Some(1), "{shown}");
     assert!(
-        shown.contains("✗ healthy, but does not do what was asked (smoke checks: 1 passed, 1 failed)"),
+        shown.contains(
+            "✗ healthy, but does not do what was asked (smoke checks: 1 passed, 1 failed)"
+        ),
         "{shown}"
     );
     assert!(shown.contains("smoke [smoke] smoke check failed: 1 of 2 check(s) failed: not ok 2 - GET /items lists apple"), "{shown}");
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("tests=\"3\" failures=\"1\""), "{xml}");
-    assert!(xml.contains("<system-out>"), "a passed check keeps its output: {xml}");
+    assert!(
+        xml.contains("<system-out>"),
+        "a passed check keeps its output: {xml}"
+    );
     let no_smoke = masgen()
         .args(["verify", "--stability", "1", "--no-smoke"])
         .arg(&path)
@@ -203,7 +257,10 @@ fn verify_runs_the_checks_of_a_broken_and_a_fixed_project_and_no_smoke_skips_the
         .unwrap();
     let quiet = text(&no_smoke);
     assert_eq!(no_smoke.status.code(), Some(0), "{quiet}");
-    assert!(quiet.contains("the smoke checks (profile smoke) are not run: --no-smoke"), "{quiet}");
+    assert!(
+        quiet.contains("the smoke checks (profile smoke) are not run: --no-smoke"),
+        "{quiet}"
+    );
     std::fs::rename(path.join("api/www/item"), path.join("api/www/items")).unwrap();
     let fixed = masgen()
         .args(["verify", "--stability", "1"])
@@ -212,7 +269,10 @@ fn verify_runs_the_checks_of_a_broken_and_a_fixed_project_and_no_smoke_skips_the
         .unwrap();
     let shown = text(&fixed);
     assert_eq!(fixed.status.code(), Some(0), "{shown}");
-    assert!(shown.contains("✓ healthy: 1 service(s), 2 smoke check(s) passed"), "{shown}");
+    assert!(
+        shown.contains("✓ healthy: 1 service(s), 2 smoke check(s) passed"),
+        "{shown}"
+    );
     assert_nothing_left(&project);
 }
 

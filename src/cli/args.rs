@@ -176,7 +176,7 @@ pub struct RepairFlags {
     /// Stop before any model request that could make the run cost more than USD in all.
     #[arg(long, value_name = "USD", value_parser = parse_usd)]
     pub max_cost: Option<f64>,
-    /// Let repairs change a smoke check that ran and failed (by default only a broken check, one that crashed or did not build, may be changed: a check is never weakened to pass).
+    /// Let repairs change any smoke check (by default only a broken check, one that crashed or did not build, may be changed: a check is never weakened to pass).
     #[arg(long)]
     pub allow_smoke_edits: bool,
 }

@@ -234,13 +234,16 @@ fn build_generator(run: &args::RunFlags, events: &Events) -> Result<Generator, F
     Ok(generator)
 }
 
-/// With `--offline`, every request tells the model which images this machine has (those
-/// `about` names first) and whether builds reach the package mirrors.
+/// Every request tells the model the engine's limits a compose file can exceed; with
+/// `--offline`, also which images this machine has (those `about` names first) and
+/// whether builds reach the package mirrors.
 async fn with_machine(generator: Generator, run: &args::RunFlags, about: &str) -> Generator {
+    let limits = crate::docker::offline::limits_note();
     if !run.verify.offline {
-        return generator;
+        return generator.with_machine(limits);
     }
-    let note = crate::docker::offline::machine_note(about).await;
+    let mut note = crate::docker::offline::machine_note(about).await;
+    note.push_str(&limits.unwrap_or_default());
     generator.events().emit(crate::events::Event::Info {
         message: format!(
             "--offline: every request tells the model:\n      {}",

@@ -41,6 +41,37 @@ pub async fn machine_note(about: &str) -> String {
     note
 }
 
+/// The engine's limits a compose file can exceed: the hard open-files limit its
+/// containers inherit (containerd's, else dockerd's), read from /proc when the daemon runs
+/// on this host. None when it cannot be read (a remote daemon).
+pub fn limits_note() -> Option<String> {
+    let remote =
+        std::env::var("DOCKER_HOST").is_ok_and(|h| !h.is_empty() && !h.starts_with("unix://"));
+    if remote {
+        return None;
+    }
+    let limit = ["containerd", "dockerd"]
+        .iter()
+        .find_map(|name| open_files_limit(&process(name)?))?;
+    Some(format!("The container engine's hard limit of open files is {limit}: a service's ulimits: nofile above {limit} makes its container fail to start (\"operation not permitted\"); leave ulimits out or stay at or below it.\n"))
+}
+
+/// The pid of the first process named `name`.
+fn process(name: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+        (comm.trim() == name).then_some(pid)
+    })
+}
+
+/// The hard "Max open files" of process `pid`.
+fn open_files_limit(pid: &u32) -> Option<u64> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(4)?.parse().ok()
+}
+
 /// Package mirrors a build's RUN steps would use, and the port each answers on.
 const MIRRORS: &[(&str, &str)] = &[
     ("Debian's package mirror", "deb.debian.org:80"),

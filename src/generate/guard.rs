@@ -1,7 +1,7 @@
-//! What a repair may not change: a smoke check that ran and judged the system. A check is
-//! never made to pass by weakening it, so its files and its compose definition are out of
-//! the model's reach in repair rounds, unless the check itself is broken (it crashed, or
-//! did not build) or the user said `--allow-smoke-edits`.
+//! What a repair may not change: the smoke checks. A check is never made to pass by
+//! weakening it, so its files and its compose definition are out of the model's reach in
+//! repair rounds, unless the check itself is broken (it crashed, or did not build) or the
+//! user said `--allow-smoke-edits`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -56,7 +56,7 @@ impl Guard {
 }
 
 fn refused(path: &str, check: &str) -> String {
-    format!("{path}: this changes smoke check '{check}', which ran and found the system wrong. A check is never changed to make it pass: change the system so that the check passes (the user can lift this with --allow-smoke-edits)")
+    format!("{path}: this changes smoke check '{check}', which is not broken. A check is never changed to make it pass: change the system so that the check passes (the user can lift this with --allow-smoke-edits)")
 }
 
 /// Each service's definition in a compose file's text (none when it does not parse).

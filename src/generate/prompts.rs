@@ -160,11 +160,12 @@ pub fn manifest(spec: &str) -> String {
     format!(
         "Plan the system described below. Reply with its manifest only, then its contract. The manifest: a JSON array inside <manifest></manifest>, one object per file, \
 each {{\"path\": \"relative/path\", \"purpose\": \"one line\", \"group\": \"...\"}}. Groups: \"infrastructure\" for docker-compose.yml and shared files at the root, \
-one group per service named after the service folder (its Dockerfile, code, requirements), and \"docs\" for README.md and start.sh. \
+one group per service named after the service folder (its Dockerfile, code, requirements), \"smoke\" for the smoke check's folder (smoke/Dockerfile and its check program), and \"docs\" for README.md and start.sh. \
 List every file the system needs, and nothing else. \
 The contract: the names every file must agree on, as one JSON object inside <contract></contract>: \
 {{\"services\": [service names, which are also their host names], \"ports\": {{\"service\": [ports it listens on]}}, \"environment\": {{\"VARIABLE\": \"its value or meaning\"}}, \
-\"queues\": [], \"topics\": [], \"exchanges\": [], \"routing_keys\": [], \"credentials\": [the environment variables that hold them], \"volumes\": [], \"paths\": [shared paths]}}. \
+\"queues\": [], \"topics\": [], \"exchanges\": [], \"routing_keys\": [], \"credentials\": [the environment variables that hold them], \"volumes\": [], \"paths\": [shared paths], \
+\"health\": {{\"service\": \"what its healthcheck probes, e.g. GET /health on port 8000\"}}, \"smoke\": [each requirement the smoke check verifies, with the endpoint, queue or file it observes]}}. \
 Leave a list empty when the system has none; purposes need not repeat these names.\n\n<spec>\n{spec}\n</spec>"
     )
 }

@@ -431,3 +431,96 @@ fn diagnostic(
         .evidence(e)
         .files(files)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn judged(exit: Option<i64>, stdout: &str, stderr: &str, timed_out: bool) -> SmokeReport {
+        let mut r = SmokeReport {
+            service: "smoke".into(),
+            exit_code: exit,
+            timed_out,
+            ..Default::default()
+        };
+        judge(
+            &mut r,
+            &tap::parse(stdout),
+            stdout,
+            stderr,
+            Duration::from_secs(60),
+        );
+        r
+    }
+
+    #[test]
+    fn a_failed_point_is_the_system_s_failure() {
+        let r = judged(
+            Some(1),
+            "1..2\nok 1 - up\nnot ok 2 - stored\n# got 404\n",
+            "",
+            false,
+        );
+        assert_eq!(r.verdict, Verdict::Failed);
+        assert_eq!(r.summary, "1 of 2 check(s) failed: not ok 2 - stored");
+        assert_eq!(r.counts(), (1, 1));
+        assert_eq!(r.points[1].diagnostics, "got 404");
+        let passed = judged(Some(0), "1..2\nok 1 - up\nok 2 - stored\n", "", false);
+        assert_eq!(passed.verdict, Verdict::Passed);
+        assert!(passed.summary.is_empty());
+    }
+
+    #[test]
+    fn a_crash_without_a_failed_point_is_a_broken_check() {
+        let tb = "Traceback (most recent call last):\n  File \"check.py\", line 3\nNameError: name 'reqests' is not defined\n";
+        let r = judged(Some(1), "1..3\nok 1 - up\n", tb, false);
+        assert_eq!(r.verdict, Verdict::Broken);
+        assert_eq!(
+            r.summary,
+            "crashed: NameError: name 'reqests' is not defined"
+        );
+        assert!(r.points.iter().any(|p| p.verdict == PointVerdict::Failed));
+        let bail = judged(Some(1), "1..2\nBail out! no config\n", "", false);
+        assert_eq!(
+            (bail.verdict, bail.summary.as_str()),
+            (Verdict::Broken, "bailed out: no config")
+        );
+        let odd = judged(Some(2), "starting\n", "", false);
+        assert_eq!(odd.verdict, Verdict::Broken);
+        let missing = judged(Some(127), "", "sh: nosuchtool: not found\n", false);
+        assert_eq!(missing.verdict, Verdict::Broken);
+    }
+
+    #[test]
+    fn an_assertion_or_a_reported_failure_is_never_called_broken() {
+        let tb = "Traceback (most recent call last):\n  File \"check.py\", line 9\nAssertionError: expected 201, got 404\n";
+        assert_eq!(judged(Some(1), "", tb, false).verdict, Verdict::Failed);
+        // A crash after a failed point: the point stands, the check may not be edited.
+        let r = judged(
+            Some(1),
+            "not ok 1 - stored\n",
+            "Traceback (most recent call last):\nKeyError: 'id'\n",
+            false,
+        );
+        assert_eq!(r.verdict, Verdict::Failed);
+    }
+
+    #[test]
+    fn plain_output_is_one_check_and_a_short_plan_fails() {
+        let r = judged(Some(0), "all good\n", "", false);
+        assert_eq!(r.verdict, Verdict::Passed);
+        assert_eq!(r.points.len(), 1);
+        assert_eq!(r.points[0].name, "smoke");
+        let short = judged(Some(0), "1..3\nok 1 - a\n", "", false);
+        assert_eq!(short.verdict, Verdict::Failed);
+        assert_eq!(short.summary, "planned 3 test point(s), 1 reported");
+    }
+
+    #[test]
+    fn a_timeout_fails_with_its_limit() {
+        let r = judged(None, "1..1\n", "", true);
+        assert_eq!(r.verdict, Verdict::Failed);
+        assert_eq!(r.summary, "did not finish within 60s (--smoke-timeout)");
+        assert_eq!(r.points.last().unwrap().verdict, PointVerdict::Failed);
+    }
+}
