@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::llm::Usage;
+use crate::usage::Usage;
 
 /// One thing that happened during a run.
 #[derive(Debug, Clone, Serialize)]

@@ -16,6 +16,7 @@ pub mod protocol;
 pub mod repair;
 pub mod report;
 pub mod spec;
+pub mod usage;
 pub mod verdict;
 pub mod verify;
 pub mod workspace;

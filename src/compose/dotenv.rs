@@ -5,8 +5,12 @@
 //! (`${VAR:-default}` and the rest), from the environment first and then from the lines
 //! above.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
 use indexmap::IndexMap;
 
+use super::error::ComposeError;
 use super::interp::Vars;
 
 /// A line of a `.env` file Compose would not read either.
@@ -132,6 +136,47 @@ fn rest_of_line(s: &str) -> &str {
 
 fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("")
+}
+
+/// A project variable: the environment's, else the `.env` file's.
+pub(super) fn variable(dotenv: &BTreeMap<String, String>, key: &str) -> Option<String> {
+    std::env::var(key).ok().or_else(|| dotenv.get(key).cloned())
+}
+
+/// The project's variables: each `--env-file` in order, else the folder's `.env` if there
+/// is one. Values are substituted from the environment and the lines above.
+pub fn read_env_files(
+    root: &Path,
+    env_files: &[PathBuf],
+) -> Result<BTreeMap<String, String>, ComposeError> {
+    let default = root.join(".env");
+    let files: Vec<PathBuf> = if env_files.is_empty() {
+        default.is_file().then_some(default).into_iter().collect()
+    } else {
+        env_files.to_vec()
+    };
+    let mut vars = BTreeMap::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path).map_err(|source| ComposeError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let earlier = vars.clone();
+        let env = |k: &str| variable(&earlier, k);
+        let read = parse(&text, &env).map_err(|e| ComposeError::Dotenv {
+            path: path.clone(),
+            line: e.line,
+            message: e.message,
+        })?;
+        vars.extend(read);
+    }
+    Ok(vars)
+}
+
+/// Read `.env` in `dir` (an unreadable or invalid one reads as empty; loading the project
+/// reports its errors).
+pub fn read_dotenv(dir: &Path) -> BTreeMap<String, String> {
+    read_env_files(dir, &[]).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::load::ComposeError;
+use super::error::ComposeError;
 use super::merge::Tagged;
 use super::policy::lexical;
 

@@ -11,9 +11,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use super::dotenv::read_env_files;
+use super::error::ComposeError;
 use super::extends::absolute;
-use super::load::{read_env_files, ComposeError, Reader};
 use super::policy::lexical;
+use super::reader::Reader;
 
 const SECTIONS: [&str; 5] = ["services", "volumes", "networks", "secrets", "configs"];
 
@@ -76,7 +78,7 @@ pub(super) fn apply(
         }
         let vars = read_env_files(&entry.project_dir, &entry.env_files)?;
         let inner = |k: &str| lookup(k).or_else(|| vars.get(k).cloned());
-        let mut included = reader.merged(&entry.paths, &inner, &chain)?;
+        let mut included = merged(reader, &entry.paths, &inner, &chain)?;
         reader.included.extend(entry.paths.iter().cloned());
         rebase(&mut included, &entry.project_dir);
         join(doc, included).map_err(invalid)?;
@@ -184,4 +186,27 @@ fn join(doc: &mut Value, included: Value) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The files of one project merged in order, each with what it includes. `chain`: the
+/// files whose includes led here, to name a cycle.
+pub(super) fn merged(
+    reader: &mut Reader,
+    paths: &[PathBuf],
+    lookup: &dyn Fn(&str) -> Option<String>,
+    chain: &[PathBuf],
+) -> Result<Value, ComposeError> {
+    let mut merged: Option<Value> = None;
+    for path in paths {
+        let (mut value, tags) = reader.read(path, lookup)?;
+        apply(reader, &mut value, path, lookup, chain)?;
+        match &mut merged {
+            None => merged = Some(value),
+            Some(base) => {
+                super::merge::apply_tags(base, &mut value, &tags);
+                super::merge::merge_documents(base, value);
+            }
+        }
+    }
+    Ok(merged.unwrap_or_else(|| Value::Object(Default::default())))
 }

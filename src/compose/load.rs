@@ -9,8 +9,11 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::interp::Vars;
+use super::dotenv::variable;
+pub use super::dotenv::{read_dotenv, read_env_files};
+pub use super::error::ComposeError;
 use super::model::Compose;
+use super::reader::{check_keys, parse_doc, Reader};
 use super::yaml::{Doc, Mark};
 
 /// The names Compose looks for, in its order.
@@ -20,62 +23,6 @@ pub const COMPOSE_FILE_NAMES: &[&str] = &[
     "docker-compose.yml",
     "docker-compose.yaml",
 ];
-
-#[derive(Debug, thiserror::Error)]
-pub enum ComposeError {
-    #[error("no compose file in {dir}: expected one of docker-compose.yml, docker-compose.yaml, compose.yml, compose.yaml")]
-    NotFound { dir: PathBuf },
-    #[error("{} (named by {from}) does not exist or is not a file: fix the name; paths are relative to the system's folder", path.display())]
-    Listed { path: PathBuf, from: String },
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{file}:{line}:{column}: {message}")]
-    Syntax {
-        file: String,
-        line: u64,
-        column: u64,
-        message: String,
-    },
-    #[error("{file}:{line}:{column}: {message}")]
-    Interpolation {
-        file: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    /// A key the fidelity rule refuses; the message names the file, line and column.
-    #[error("{message}")]
-    Refused { message: String },
-    #[error("{}:{line}: {message}", path.display())]
-    Dotenv {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
-    #[error("{file}: {message}")]
-    Invalid { file: String, message: String },
-    #[error("{file}: service '{service}' depends on '{dependency}', which is not a service in this file: add it or fix the name")]
-    UnknownDependency {
-        file: String,
-        service: String,
-        dependency: String,
-    },
-    #[error("{file}: dependency cycle between services {}: break the cycle in depends_on", services.join(" -> "))]
-    Cycle { file: String, services: Vec<String> },
-    #[error(
-        "{file}: service '{service}' depends on '{dependency}', which runs only with profile(s) {}: activate one (COMPOSE_PROFILES={}) or give '{dependency}' no profiles",
-        profiles.join(", "), profiles[0]
-    )]
-    InactiveDependency {
-        file: String,
-        service: String,
-        dependency: String,
-        profiles: Vec<String>,
-    },
-}
 
 /// How to read a project, as `docker compose` takes it: `-f`, `-p` and `--env-file`.
 #[derive(Debug, Clone, Default)]
@@ -148,11 +95,6 @@ impl Project {
     }
 }
 
-/// A project variable: the environment's, else the `.env` file's.
-fn variable(dotenv: &BTreeMap<String, String>, key: &str) -> Option<String> {
-    std::env::var(key).ok().or_else(|| dotenv.get(key).cloned())
-}
-
 /// Find the compose file in `dir`.
 pub fn find_compose_file(dir: &Path) -> Result<PathBuf, ComposeError> {
     // Compose prefers compose.yaml; the original tool writes docker-compose.yml. Accept all.
@@ -199,42 +141,6 @@ fn checked_project_name(name: &str, from: &str) -> Result<String, ComposeError> 
     }
 }
 
-/// The project's variables: each `--env-file` in order, else the folder's `.env` if there
-/// is one. Values are substituted from the environment and the lines above.
-pub fn read_env_files(
-    root: &Path,
-    env_files: &[PathBuf],
-) -> Result<BTreeMap<String, String>, ComposeError> {
-    let default = root.join(".env");
-    let files: Vec<PathBuf> = if env_files.is_empty() {
-        default.is_file().then_some(default).into_iter().collect()
-    } else {
-        env_files.to_vec()
-    };
-    let mut vars = BTreeMap::new();
-    for path in files {
-        let text = std::fs::read_to_string(&path).map_err(|source| ComposeError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let earlier = vars.clone();
-        let env = |k: &str| variable(&earlier, k);
-        let read = super::dotenv::parse(&text, &env).map_err(|e| ComposeError::Dotenv {
-            path: path.clone(),
-            line: e.line,
-            message: e.message,
-        })?;
-        vars.extend(read);
-    }
-    Ok(vars)
-}
-
-/// Read `.env` in `dir` (an unreadable or invalid one reads as empty; loading the project
-/// reports its errors).
-pub fn read_dotenv(dir: &Path) -> BTreeMap<String, String> {
-    read_env_files(dir, &[]).unwrap_or_default()
-}
-
 /// Parse and validate one compose document's text (variables are not substituted), with
 /// no profile active. Returns the model, the start order and warnings.
 pub fn parse_compose_str(
@@ -259,20 +165,6 @@ pub fn parse_with_profiles(
     let (order, more) = super::validate::validate(&mut compose, file, active, &place)?;
     warnings.extend(more);
     Ok((compose, order, warnings))
-}
-
-fn parse_doc(text: &str, file: &str) -> Result<Doc, ComposeError> {
-    super::yaml::parse(text).map_err(|e| ComposeError::Syntax {
-        file: file.to_string(),
-        line: e.mark.line as u64,
-        column: e.mark.column as u64,
-        message: e.message,
-    })
-}
-
-fn check_keys(doc: &Doc, file: &str, warnings: &mut Vec<String>) -> Result<(), ComposeError> {
-    super::keys::check(doc, file, warnings)
-        .map_err(|r| ComposeError::Refused { message: r.message })
 }
 
 /// Where `path` of the merged document is written: the last file that writes it (its
@@ -502,7 +394,7 @@ pub fn load_with(dir: &Path, opts: &LoadOptions) -> Result<Project, ComposeError
         .map(|p| reader.shown(p))
         .collect::<Vec<_>>()
         .join(" + ");
-    let mut doc = reader.merged(&paths, &lookup, &[])?;
+    let mut doc = super::include::merged(&mut reader, &paths, &lookup, &[])?;
     let extended_from = resolve_extends(&mut reader, &mut doc, &root, &paths, &lookup)?;
     let mut compose = typed(doc, &reader.docs, &label)?;
     super::envfile::fold(&mut compose, &root, &lookup).map_err(|message| {
@@ -565,93 +457,6 @@ fn project_name(
             .filter(|n| !n.is_empty())
             .unwrap_or(&folder),
     ))
-}
-
-/// Reads the files of a project, and of the projects it includes.
-pub(super) struct Reader {
-    pub root: PathBuf,
-    /// Every file read, by the name shown in messages, with its document (for positions).
-    pub docs: Vec<(String, Doc)>,
-    pub warnings: Vec<String>,
-    /// Variables used unset, in the order first met.
-    pub unset: Vec<String>,
-    pub included: Vec<PathBuf>,
-}
-
-impl Reader {
-    fn new(root: PathBuf) -> Self {
-        Reader {
-            root,
-            docs: Vec::new(),
-            warnings: Vec::new(),
-            unset: Vec::new(),
-            included: Vec::new(),
-        }
-    }
-
-    pub fn shown(&self, p: &Path) -> String {
-        p.strip_prefix(&self.root)
-            .unwrap_or(p)
-            .display()
-            .to_string()
-    }
-
-    /// One file: parsed, checked against the key rule, then substituted value by value.
-    /// Returns its value and its merge tags.
-    pub fn read(
-        &mut self,
-        path: &Path,
-        lookup: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<(Value, Vec<super::merge::Tagged>), ComposeError> {
-        let name = self.shown(path);
-        let text = std::fs::read_to_string(path).map_err(|source| ComposeError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut doc = parse_doc(&text, &name)?;
-        check_keys(&doc, &name, &mut self.warnings)?;
-        let mut vars = Vars::new(lookup);
-        vars.document(&mut doc).map_err(|(p, e)| {
-            let m = doc.mark(&p);
-            ComposeError::Interpolation {
-                file: name.clone(),
-                line: m.line,
-                column: m.column,
-                message: format!("{}: {e}", super::keys::display_path(&p)),
-            }
-        })?;
-        for v in vars.unset {
-            if !self.unset.contains(&v) {
-                self.unset.push(v);
-            }
-        }
-        let out = (doc.value.clone(), doc.tags.clone());
-        self.docs.push((name, doc));
-        Ok(out)
-    }
-
-    /// The files of one project merged in order, each with what it includes. `chain`: the
-    /// files whose includes led here, to name a cycle.
-    pub fn merged(
-        &mut self,
-        paths: &[PathBuf],
-        lookup: &dyn Fn(&str) -> Option<String>,
-        chain: &[PathBuf],
-    ) -> Result<Value, ComposeError> {
-        let mut merged: Option<Value> = None;
-        for path in paths {
-            let (mut value, tags) = self.read(path, lookup)?;
-            super::include::apply(self, &mut value, path, lookup, chain)?;
-            match &mut merged {
-                None => merged = Some(value),
-                Some(base) => {
-                    super::merge::apply_tags(base, &mut value, &tags);
-                    super::merge::merge_documents(base, value);
-                }
-            }
-        }
-        Ok(merged.unwrap_or_else(|| Value::Object(Default::default())))
-    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 pub mod dotenv;
 pub mod envfile;
+pub mod error;
 pub mod extends;
 pub mod graph;
 pub mod include;
@@ -14,6 +15,7 @@ pub mod merge;
 pub mod model;
 pub mod normal;
 pub mod policy;
+pub mod reader;
 pub mod validate;
 pub mod yaml;
 

@@ -5,8 +5,8 @@
 
 use indexmap::IndexMap;
 
+use super::error::ComposeError;
 use super::graph::start_order;
-use super::load::ComposeError;
 use super::model::{parse_bytes, parse_duration, Compose, DependsOn, DependsSpec, Service};
 
 /// Where a path of the project is written, as `file:line:column`.

@@ -393,4 +393,23 @@ mod tests {
             vec!["a/b.py"]
         );
     }
+
+    #[test]
+    fn the_last_verdict_and_the_checks_are_told_and_check_files_listed() {
+        let d = tempfile::tempdir().unwrap();
+        let report = r#"{"verify": {"healthy": true, "smoke": [{"service": "smoke", "folder": "smoke",
+            "points": [{"name": "GET /items lists apple", "verdict": "passed"},
+                       {"name": "a count grows", "verdict": "failed"}]}]}}"#;
+        std::fs::create_dir_all(d.path().join(".masgen")).unwrap();
+        std::fs::write(d.path().join(".masgen/report.json"), report).unwrap();
+        let said = LastRun::read(d.path()).unwrap().said();
+        assert_eq!(said, "the last verification found the system healthy. Smoke checks that passed: GET /items lists apple. Failed: a count grows.");
+        let compose = "services:\n  api:\n    build: ./api\n  smoke:\n    build: ./smoke\n    profiles: [smoke]\n";
+        std::fs::write(d.path().join("docker-compose.yml"), compose).unwrap();
+        let touched = ["smoke/check.py".to_string(), "api/app.py".to_string()];
+        assert_eq!(
+            check_files(d.path(), touched.iter()),
+            vec!["smoke/check.py"]
+        );
+    }
 }

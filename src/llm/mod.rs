@@ -7,7 +7,6 @@ mod openai;
 pub mod pricing;
 mod replay;
 mod retry;
-mod usage;
 
 use std::pin::Pin;
 
@@ -15,12 +14,13 @@ use futures_util::future::BoxFuture;
 use futures_util::{Stream, StreamExt};
 use serde::Serialize;
 
+/// Token usage lives in a leaf of its own, so events can name it without a loop.
+pub use crate::usage::Usage;
 pub use anthropic::{AnthropicModel, ANTHROPIC_VERSION, DEFAULT_BASE_URL};
 pub use error::LlmError;
 pub use openai::{is_local, OpenAiModel, DEFAULT_OPENAI_BASE_URL};
 pub use replay::ReplayModel;
 pub use retry::RetryPolicy;
-pub use usage::Usage;
 
 use crate::events::{Event, Events};
 

@@ -1,4 +1,4 @@
-//! Token usage: one summable type.
+//! Token usage: one summable type (a leaf: llm/ reports it, events carry it).
 
 use std::ops::{Add, AddAssign};
 

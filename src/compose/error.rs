@@ -1,0 +1,59 @@
+//! Why a compose project cannot be read: a leaf every reading step shares.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("no compose file in {dir}: expected one of docker-compose.yml, docker-compose.yaml, compose.yml, compose.yaml")]
+    NotFound { dir: PathBuf },
+    #[error("{} (named by {from}) does not exist or is not a file: fix the name; paths are relative to the system's folder", path.display())]
+    Listed { path: PathBuf, from: String },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}:{column}: {message}")]
+    Syntax {
+        file: String,
+        line: u64,
+        column: u64,
+        message: String,
+    },
+    #[error("{file}:{line}:{column}: {message}")]
+    Interpolation {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// A key the fidelity rule refuses; the message names the file, line and column.
+    #[error("{message}")]
+    Refused { message: String },
+    #[error("{}:{line}: {message}", path.display())]
+    Dotenv {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+    #[error("{file}: service '{service}' depends on '{dependency}', which is not a service in this file: add it or fix the name")]
+    UnknownDependency {
+        file: String,
+        service: String,
+        dependency: String,
+    },
+    #[error("{file}: dependency cycle between services {}: break the cycle in depends_on", services.join(" -> "))]
+    Cycle { file: String, services: Vec<String> },
+    #[error(
+        "{file}: service '{service}' depends on '{dependency}', which runs only with profile(s) {}: activate one (COMPOSE_PROFILES={}) or give '{dependency}' no profiles",
+        profiles.join(", "), profiles[0]
+    )]
+    InactiveDependency {
+        file: String,
+        service: String,
+        dependency: String,
+        profiles: Vec<String>,
+    },
+}
