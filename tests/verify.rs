@@ -1323,16 +1323,38 @@ fn the_bundled_demo_generates_and_comes_up_healthy_with_no_key() {
     let report = run_report(&out);
     assert_eq!(report["healthy"], true);
     assert_eq!(report["exit_code"], 0);
-    // The first draft's worker crashes on a missing module; round 1 fixes it.
+    // The first draft's worker crashes on a missing module; round 1 fixes it. The system
+    // is then healthy but sends no job to the ledger: the smoke check sees it, with the
+    // worker's log of each job twice, and round 2 fixes the router.
     let rounds = report["repair"]["rounds"].as_array().unwrap();
-    assert_eq!(rounds.len(), 1, "{}", text(&o));
-    assert_eq!(rounds[0]["outcome"], "healthy");
+    assert_eq!(rounds.len(), 2, "{}", text(&o));
+    assert_eq!(rounds[0]["outcome"], "repaired");
     assert_eq!(rounds[0]["diagnostics"][0]["service"], "worker");
     assert!(rounds[0]["diagnostics"][0]["evidence"]
         .as_str()
         .unwrap()
         .contains("No module named 'yaml'"));
-    assert!(out.join(".masgen/rounds/001/changes.diff").is_file());
+    assert_eq!(rounds[1]["outcome"], "healthy");
+    let smoke = &rounds[1]["diagnostics"][0];
+    assert_eq!(
+        (&smoke["service"], &smoke["phase"]),
+        (&"smoke".into(), &"smoke".into())
+    );
+    let evidence = smoke["evidence"].as_str().unwrap();
+    assert!(
+        evidence.contains("not ok - the accepted job is recorded in the ledger")
+            && evidence.contains("worker wrote while the check ran")
+            && evidence.contains("digits of 1234 sum to 10"),
+        "{evidence}"
+    );
+    let fix = std::fs::read_to_string(out.join(".masgen/rounds/002/changes.diff")).unwrap();
+    assert!(fix.contains("+            send_line(LEDGER"), "{fix}");
+    assert_eq!(report["verify"]["smoke"][0]["verdict"], "passed");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("5 smoke check(s) passed"),
+        "{}",
+        text(&o)
+    );
     assert!(nothing_left(&out.file_name().unwrap().to_string_lossy()).is_empty());
 }
 

@@ -24,7 +24,7 @@ pub const PROFILE: &str = "smoke";
 
 /// Lines of a check's own output kept as evidence, and of each service's log meanwhile.
 const OUTPUT_LINES: usize = 40;
-const SERVICE_LINES: usize = 40;
+const SERVICE_LINES: usize = 100;
 
 pub use crate::verdict::{CheckPoint, PointVerdict, Verdict};
 
