@@ -15,6 +15,7 @@ pub mod plan;
 pub mod protocol;
 pub mod repair;
 pub mod report;
+pub mod runtime;
 pub mod spec;
 pub mod usage;
 pub mod verdict;

@@ -15,6 +15,7 @@ use crate::events::Events;
 use crate::generate::{GenerateError, Generator, Options};
 use crate::llm::RetryPolicy;
 use crate::protocol::UnmetKind;
+use crate::runtime::health::HealthState;
 use crate::repair::{repair_loop, LoopOutcome, RepairError, RepairOptions, RepairReport};
 use crate::report::{junit, RunReport};
 use crate::verdict::Verdict;
@@ -1054,7 +1055,7 @@ fn print_services(v: &VerifyReport, color: bool) {
             pull,
             build,
             state,
-            if s.health.is_empty() { "-" } else { &s.health },
+            if s.health == HealthState::Unknown { "-" } else { s.health.as_str() },
             s.ports.join(", ")
         );
     }

@@ -9,23 +9,7 @@ use super::Engine;
 
 /// How a service proves it is ready (planned in plan/).
 pub use crate::plan::Readiness;
-
-/// What the container looks like now.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    pub running: bool,
-    pub exit_code: Option<i64>,
-    pub oom_killed: bool,
-    pub health: Option<String>,
-    pub restarts: i64,
-    /// The output of the latest health probes, oldest first.
-    pub probes: Vec<String>,
-    pub error: Option<String>,
-    /// The healthcheck test Docker runs (the compose file's or the image's), and its timeout.
-    pub test: Option<(Vec<String>, Duration)>,
-    /// The healthcheck's start period: failures in it do not count, for Docker or masgen.
-    pub start_period: Duration,
-}
+pub use crate::runtime::health::{HealthState, Probe, Snapshot, Wait, CANNOT_RUN_FOR, CANNOT_RUN_PROBES};
 
 pub async fn snapshot(engine: &Engine, container: &str) -> Option<Snapshot> {
     let info = engine
@@ -61,9 +45,11 @@ pub async fn snapshot(engine: &Engine, container: &str) -> Option<Snapshot> {
     let status = health
         .as_ref()
         .and_then(|h| h.status)
-        .and_then(|s| match s {
-            HealthStatusEnum::EMPTY | HealthStatusEnum::NONE => None,
-            other => Some(other.to_string()),
+        .map_or(HealthState::None, |s| match s {
+            HealthStatusEnum::EMPTY | HealthStatusEnum::NONE => HealthState::None,
+            HealthStatusEnum::STARTING => HealthState::Starting,
+            HealthStatusEnum::HEALTHY => HealthState::Healthy,
+            HealthStatusEnum::UNHEALTHY => HealthState::Unhealthy,
         });
     let probes = health
         .and_then(|h| h.log)
@@ -90,25 +76,6 @@ pub async fn snapshot(engine: &Engine, container: &str) -> Option<Snapshot> {
     })
 }
 
-/// How waiting ended.
-#[derive(Debug, Clone)]
-pub enum Wait {
-    Ready,
-    /// Exited 0 (a one-shot that completed).
-    Completed,
-    /// Exited with this snapshot (non-zero, or zero where it should keep running).
-    Exited(Snapshot),
-    /// Docker reported unhealthy.
-    Unhealthy(Snapshot),
-    /// The deadline passed.
-    TimedOut(Option<Snapshot>),
-    /// The healthcheck's program is not in the image (exit 126 or 127 on every probe for a
-    /// while): waiting longer cannot help. Holds the probe's own output.
-    ProbeCannotRun(Snapshot, Probe),
-    /// The container vanished.
-    Gone,
-}
-
 /// Poll `container` until it is ready by `readiness` or fails, or `deadline` passes.
 pub async fn wait_ready(
     engine: &Engine,
@@ -131,9 +98,9 @@ pub async fn wait_ready(
             };
         }
         match readiness {
-            Readiness::Healthcheck => match s.health.as_deref() {
-                Some("healthy") => return Wait::Ready,
-                Some("unhealthy") => return Wait::Unhealthy(s),
+            Readiness::Healthcheck => match s.health {
+                HealthState::Healthy => return Wait::Ready,
+                HealthState::Unhealthy => return Wait::Unhealthy(s),
                 // Docker runs its first probe one interval after start. Running the same
                 // test now gives the same verdict seconds earlier, so dependents waiting
                 // on service_healthy start sooner.
@@ -183,42 +150,6 @@ pub async fn wait_ready(
     }
 }
 
-/// A healthcheck whose program is missing fails after this many probes in a row, over at
-/// least this long and not before its start period is over (an entrypoint that installs
-/// the tool at start gets that long, as Docker would give it).
-const CANNOT_RUN_PROBES: u32 = 10;
-pub const CANNOT_RUN_FOR: Duration = Duration::from_secs(3);
-
-/// One run of a healthcheck test by masgen.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Probe {
-    pub exit_code: i64,
-    /// What it printed, or why the runtime could not start it.
-    pub output: String,
-}
-
-impl Probe {
-    /// Exit 126 (found but not executable, or the runtime could not exec it) or 127 (not
-    /// found), the shell's and runc's codes for a program that cannot run; or a failure
-    /// whose output has the shell's `curl: not found` line, since `curl ... || exit 1`
-    /// turns the 127 into a 1.
-    pub fn cannot_run(&self) -> bool {
-        self.exit_code == 126
-            || self.exit_code == 127
-            || (self.exit_code != 0
-                && self.output.lines().map(str::trim_end).any(|l| {
-                    let Some(head) = l
-                        .strip_suffix(": not found")
-                        .or_else(|| l.strip_suffix(": command not found"))
-                    else {
-                        return false;
-                    };
-                    head.rsplit(": ")
-                        .next()
-                        .is_some_and(|program| !program.is_empty() && !program.contains(' '))
-                }))
-    }
-}
 
 /// Run a healthcheck test (`["CMD", ...]` or `["CMD-SHELL", "..."]`) once inside the
 /// container, as Docker would. None when it could not be run or timed out.

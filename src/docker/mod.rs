@@ -13,18 +13,10 @@ pub mod offline;
 pub mod patch;
 pub mod pull;
 pub mod run;
-pub mod runtime;
-pub mod scope;
+mod engine_runtime;
 pub mod session;
 pub mod teardown;
 
 pub use engine::{DockerError, Engine};
-pub use runtime::Runtime;
-
-/// Label on everything masgen creates.
-pub const MANAGED_LABEL: &str = "io.masgen.managed";
-/// Label naming the run that created an object.
-pub const RUN_LABEL: &str = "io.masgen.run";
-/// Compose's own labels, so `docker compose ls/ps` and other tools see the project.
-pub const PROJECT_LABEL: &str = "com.docker.compose.project";
-pub const SERVICE_LABEL: &str = "com.docker.compose.service";
+pub use crate::runtime::scope::{MANAGED_LABEL, PROJECT_LABEL, RUN_LABEL, SERVICE_LABEL};
+pub use crate::runtime::Runtime;

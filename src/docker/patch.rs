@@ -1062,7 +1062,7 @@ where
         cmd: Some(vec!["masgen-probe".into()]),
         network_disabled: Some(true),
         // The run's labels, who made it included: another run's cleanup leaves it alone.
-        labels: Some(super::scope::Scope::run(project, &spec.run_id).labels(&spec.run_id, None)),
+        labels: Some(crate::runtime::scope::Scope::run(project, &spec.run_id).labels(&spec.run_id, None)),
         ..Default::default()
     };
     let created = engine

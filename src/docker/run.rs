@@ -9,7 +9,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{CreateContainerOptionsBuilder, ListNetworksOptionsBuilder};
 
-use super::scope::Scope;
+use crate::runtime::scope::Scope;
 use super::{DockerError, Engine, MANAGED_LABEL};
 use crate::plan::{
     ContainerSpec, FileMount, FileSource, Health, MountSpec, Namespace, NetworkSpec, VolumesFrom,

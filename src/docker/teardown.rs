@@ -8,7 +8,7 @@ use bollard::query_parameters::{
     RemoveVolumeOptions,
 };
 
-use super::scope::{run_is_over, HOST_LABEL, KEPT_LABEL, PID_LABEL};
+use crate::runtime::scope::{run_is_over, HOST_LABEL, KEPT_LABEL, PID_LABEL};
 use super::{Engine, MANAGED_LABEL, PROJECT_LABEL};
 
 /// What a teardown removed.
@@ -32,7 +32,7 @@ pub async fn remove_labelled(engine: &Engine, label: &str, value: &str) -> Remov
 }
 
 /// What is left of `project` by runs that are over (their process is gone, see
-/// [`super::scope`]): removed. Kept systems and live runs' objects stay.
+/// [`crate::runtime::scope`]): removed. Kept systems and live runs' objects stay.
 pub async fn remove_dead_runs(engine: &Engine, project: &str) -> Removed {
     remove_where(engine, PROJECT_LABEL, project, &run_is_over).await
 }

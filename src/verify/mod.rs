@@ -12,10 +12,11 @@ use crate::compose::{check_policy, load::load_with, ComposeError, Project};
 use crate::diagnose::{self, Diagnostic, Phase};
 use crate::docker::build::Built;
 use crate::docker::run::{self, RunSettings};
-use crate::docker::scope::Scope;
+use crate::runtime::scope::Scope;
 use crate::docker::{logs, teardown, DockerError, Engine, Runtime};
 use crate::events::{Event, Events};
 use crate::plan::SystemPlan;
+use crate::runtime::health::HealthState;
 
 mod builds;
 pub mod images;
@@ -123,8 +124,8 @@ pub struct ServiceReport {
     pub name: String,
     pub image: String,
     pub state: ServiceState,
-    /// healthy, unhealthy, none (no healthcheck), or empty when never started.
-    pub health: String,
+    /// `healthy`, `none` (no healthcheck), or empty when never started.
+    pub health: HealthState,
     pub build_secs: Option<f64>,
     /// Seconds its image (or its Dockerfile's FROM images) took to pull, when pulled.
     pub pull_secs: Option<f64>,
@@ -842,7 +843,7 @@ impl Tally {
                 }
                 ServiceOutcome::Completed { secs } => {
                     rep.state = ServiceState::Completed;
-                    rep.health = "none".into();
+                    rep.health = HealthState::None;
                     rep.ready_secs = Some(secs);
                 }
                 ServiceOutcome::Failed(d) => {

@@ -7,6 +7,7 @@ use super::start::evidence;
 use super::{implicated, ServiceState, Steps, Tally};
 use crate::diagnose::{Diagnostic, Phase};
 use crate::docker::{logs, Runtime};
+use crate::runtime::health::HealthState;
 use crate::events::Event;
 
 /// Watch the ready services every 500 ms until the window ends or one fails; returns the
@@ -53,7 +54,7 @@ async fn check(steps: &Steps<'_, impl Runtime>, name: &str, container: &str) -> 
             "exited with code {} after becoming ready{oom}",
             s.exit_code.unwrap_or(-1)
         )
-    } else if s.health.as_deref() == Some("unhealthy") {
+    } else if s.health == HealthState::Unhealthy {
         "turned unhealthy after becoming ready".to_string()
     } else {
         return None;

@@ -10,7 +10,8 @@ use crate::compose::model::Condition;
 use crate::compose::Project;
 use crate::diagnose::{tail, Diagnostic, Phase};
 use crate::docker::health::{self, Readiness, Snapshot, Wait};
-use crate::docker::runtime::Refused;
+use crate::runtime::health::HealthState;
+use crate::runtime::Refused;
 use crate::docker::{logs, run, DockerError, Runtime};
 use crate::events::Event;
 use crate::plan::{Dependency, ServicePlan};
@@ -19,7 +20,7 @@ use crate::plan::{Dependency, ServicePlan};
 pub(super) enum ServiceOutcome {
     Ready {
         secs: f64,
-        health: String,
+        health: HealthState,
         container: String,
         ports: Vec<String>,
     },
@@ -116,7 +117,7 @@ async fn start_service(
     let mut readiness = plan.readiness;
     // A HEALTHCHECK in the image counts like one in the compose file.
     if let (Readiness::Settle(_), Some(s)) = (readiness, steps.rt.snapshot(&container).await) {
-        if s.health.is_some() {
+        if s.health.checked() {
             readiness = Readiness::Healthcheck;
         }
     }
@@ -298,13 +299,13 @@ async fn ready(
         .map(|(p, h)| format!("{p} -> {h}"))
         .collect();
     let health = if readiness == Readiness::Healthcheck {
-        "healthy"
+        HealthState::Healthy
     } else {
-        "none"
+        HealthState::None
     };
     ServiceOutcome::Ready {
         secs,
-        health: health.into(),
+        health,
         container,
         ports,
     }

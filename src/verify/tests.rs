@@ -11,7 +11,7 @@ use crate::docker::build::{BuildSpec, Built};
 use crate::docker::health::{Snapshot, Wait};
 use crate::docker::pull::{Progress, PullFailure, Pulled};
 use crate::docker::run::{Attachments, NetworkWanted, Networks};
-use crate::docker::runtime::Refused;
+use crate::runtime::Refused;
 use crate::plan::{ContainerSpec, Readiness};
 
 /// A runtime whose containers end as `script` says for their service (the part of the

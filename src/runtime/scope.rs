@@ -16,8 +16,13 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{MANAGED_LABEL, PROJECT_LABEL, RUN_LABEL, SERVICE_LABEL};
-
+/// Label on everything masgen creates.
+pub const MANAGED_LABEL: &str = "io.masgen.managed";
+/// Label naming the run that created an object.
+pub const RUN_LABEL: &str = "io.masgen.run";
+/// Compose's own labels, so `docker compose ls/ps` and other tools see the project.
+pub const PROJECT_LABEL: &str = "com.docker.compose.project";
+pub const SERVICE_LABEL: &str = "com.docker.compose.service";
 pub const HOST_LABEL: &str = "io.masgen.host";
 pub const PID_LABEL: &str = "io.masgen.pid";
 pub const STARTED_LABEL: &str = "io.masgen.started";

@@ -1,0 +1,116 @@
+//! The seam between verification and a container runtime: everything a verification asks
+//! of one, in terms of plans, names and outcomes, never of an engine's API. The Docker
+//! engine (docker/, through bollard) implements it; an in-memory one runs verification's
+//! tests (verify/tests.rs); a Kubernetes cluster would be a third.
+
+pub mod health;
+pub mod scope;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::diagnose::Diagnostic;
+use crate::docker::auth::Credentials;
+use crate::docker::build::{BuildSpec, Built};
+use crate::docker::health::{Readiness, Snapshot, Wait};
+use crate::docker::pull::{Progress, PullFailure, Pulled};
+use crate::docker::run::{Attachments, NetworkWanted, Networks};
+use crate::docker::teardown::Removed;
+use crate::docker::DockerError;
+use crate::plan::ContainerSpec;
+use scope::Scope;
+
+/// Why a container could not be created or started: its own settings (the system's
+/// fault, with the runtime's words), not the runtime failing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// The plan cannot be expressed (e.g. a network that is not the project's).
+    Spec(String),
+    /// The runtime refused it, in its own words.
+    Runtime(String),
+}
+
+/// What a verification needs of a container runtime.
+pub trait Runtime: Sync {
+    /// `repo:tag` of every local image, sorted.
+    fn local_images(&self) -> impl Future<Output = Vec<String>>;
+    /// A local image's ID and when it was last tagged.
+    fn image_tagged(
+        &self,
+        image: &str,
+    ) -> impl Future<Output = Option<(String, Option<SystemTime>)>>;
+    /// Pull `image`; it fails when nothing comes for `stall`.
+    fn pull(
+        &self,
+        image: &str,
+        creds: Option<&Credentials>,
+        stall: Duration,
+        on_progress: &(dyn Fn(&Progress) + Send + Sync),
+    ) -> impl Future<Output = Result<Pulled, PullFailure>>;
+    /// Build one image (a failure is the service's diagnostic).
+    fn build(
+        &self,
+        project: &str,
+        spec: &BuildSpec,
+    ) -> impl Future<Output = Result<Built, Diagnostic>>;
+    /// What the user should know about how images were built (a builder refused).
+    fn build_note(&self) -> Option<String>;
+    /// The run's networks and volumes, made or found.
+    fn ensure_networks(
+        &self,
+        scope: &Scope,
+        run: &str,
+        wanted: &[NetworkWanted],
+    ) -> impl Future<Output = Result<Networks, DockerError>>;
+    fn ensure_volumes(
+        &self,
+        scope: &Scope,
+        run: &str,
+        wanted: &[NetworkWanted],
+    ) -> impl Future<Output = Result<HashMap<String, String>, DockerError>>;
+    /// Create container `container` for service `name` as `spec` plans it, joined to its
+    /// networks, with its secrets and configs in.
+    fn create(
+        &self,
+        container: &str,
+        run: &str,
+        name: &str,
+        spec: &ContainerSpec,
+        image: &str,
+        with: &Attachments,
+    ) -> impl Future<Output = Result<Result<(), (Refused, &'static str)>, DockerError>>;
+    /// Start a created container (the error: the runtime's words).
+    fn start(&self, container: &str) -> impl Future<Output = Result<(), String>>;
+    /// What the container looks like now (None: it is gone).
+    fn snapshot(&self, container: &str) -> impl Future<Output = Option<Snapshot>>;
+    /// Wait until the container is ready as `readiness` says, or fails, or `deadline`.
+    fn wait_ready(
+        &self,
+        container: &str,
+        readiness: Readiness,
+        deadline: Instant,
+    ) -> impl Future<Output = Wait>;
+    /// The last `lines` lines of its output.
+    fn logs_tail(&self, container: &str, lines: usize) -> impl Future<Output = String>;
+    /// Its stdout and its stderr, apart.
+    fn output(&self, container: &str) -> impl Future<Output = (String, String)>;
+    /// Everything it wrote since `since` (stdout and stderr together).
+    fn logs_since(&self, container: &str, since: SystemTime) -> impl Future<Output = String>;
+    /// Stop and remove one container now (a smoke check past its time limit).
+    fn remove(&self, container: &str) -> impl Future<Output = ()>;
+    /// Where its ports answer on the host: (`80/tcp`, `127.0.0.1:49153`).
+    fn published_ports(&self, container: &str) -> impl Future<Output = Vec<(String, String)>>;
+    /// Give a running container a restart policy.
+    fn set_restart(
+        &self,
+        container: &str,
+        policy: &str,
+        retries: Option<i64>,
+    ) -> impl Future<Output = Result<(), String>>;
+    /// Remove everything run `run` made (by its label).
+    fn remove_run(&self, run: &str) -> impl Future<Output = Removed>;
+    /// Remove `project`'s images that `current` superseded; returns how many.
+    fn prune_images(&self, project: &str, current: &[String]) -> impl Future<Output = usize>;
+}
+
