@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
 use masgen::diagnose::{Diagnostic, Phase};
-use masgen::docker::DockerError;
 use masgen::generate::Generator;
 use masgen::repair::{repair_loop_with, LoopOutcome, RepairError, RepairOptions};
+use masgen::runtime::RuntimeError;
 use masgen::verify::{Verifier, VerifyError, VerifyOptions, VerifyReport};
 
 type Script = Box<dyn Fn(usize) -> Result<VerifyReport, VerifyError> + Send + Sync>;
@@ -52,14 +52,9 @@ fn unhealthy(summary: &str) -> Result<VerifyReport, VerifyError> {
 }
 
 /// Docker failing under the loop (the environment's failure).
-fn docker_failed(
-    op: &'static str,
-    target: &str,
-    message: &str,
-) -> Result<VerifyReport, VerifyError> {
-    Err(VerifyError::Docker(DockerError::Operation {
-        op,
-        target: target.into(),
+fn docker_failed(network: &str, message: &str) -> Result<VerifyReport, VerifyError> {
+    Err(VerifyError::Runtime(RuntimeError::CreateNetwork {
+        network: network.into(),
         message: message.into(),
     }))
 }
@@ -208,7 +203,7 @@ fn two_repairs_that_fail_the_same_way_are_stuck() {
 fn an_environment_failure_ends_the_loop_and_never_reaches_the_model() {
     let fake = FakeAnthropic::with_handler(|_, n| fix(n));
     let r = run(
-        scripted(|_| docker_failed("create", "network", "the daemon is gone")),
+        scripted(|_| docker_failed("network", "the daemon is gone")),
         &fake,
         rounds(3),
         false,
@@ -228,7 +223,7 @@ fn an_environment_failure_ends_the_loop_and_never_reaches_the_model() {
             if n == 0 {
                 unhealthy("crashed: it broke")
             } else {
-                docker_failed("pull", "postgres:16", "no such host")
+                docker_failed("shop_default", "no such host")
             }
         }),
         &fake,

@@ -15,9 +15,9 @@ use crate::events::Events;
 use crate::generate::{GenerateError, Generator, Options};
 use crate::llm::RetryPolicy;
 use crate::protocol::UnmetKind;
-use crate::runtime::health::HealthState;
 use crate::repair::{repair_loop, LoopOutcome, RepairError, RepairOptions, RepairReport};
 use crate::report::{junit, RunReport};
+use crate::runtime::health::HealthState;
 use crate::verdict::Verdict;
 use crate::verify::{verify, VerifyError, VerifyOptions, VerifyReport};
 use crate::workspace::WorkspaceError;
@@ -75,7 +75,7 @@ impl From<VerifyError> for Fatal {
     fn from(e: VerifyError) -> Self {
         let code = match &e {
             VerifyError::Compose(_) => exit::USAGE,
-            VerifyError::Docker(_) | VerifyError::Registry(_) => exit::ENVIRONMENT,
+            VerifyError::Runtime(_) | VerifyError::Registry(_) => exit::ENVIRONMENT,
         };
         Fatal::new(code, e)
     }
@@ -1055,7 +1055,11 @@ fn print_services(v: &VerifyReport, color: bool) {
             pull,
             build,
             state,
-            if s.health == HealthState::Unknown { "-" } else { s.health.as_str() },
+            if s.health == HealthState::Unknown {
+                "-"
+            } else {
+                s.health.as_str()
+            },
             s.ports.join(", ")
         );
     }

@@ -20,43 +20,26 @@ pub const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
 /// The username a helper returns for an identity token.
 const TOKEN_USERNAME: &str = "<token>";
 
-/// One registry's credentials.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Credentials {
-    pub username: String,
-    pub password: String,
-    pub identity_token: String,
-    /// The registry's key, as the config file names it.
-    pub server: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials({})", self.server)
+/// Credentials as bollard sends them (`X-Registry-Auth`).
+pub fn docker_credentials(c: &Credentials) -> bollard::auth::DockerCredentials {
+    let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    bollard::auth::DockerCredentials {
+        username: some(&c.username),
+        password: some(&c.password),
+        identitytoken: some(&c.identity_token),
+        serveraddress: some(&c.server),
+        ..Default::default()
     }
 }
 
-impl Credentials {
-    /// As bollard sends them (`X-Registry-Auth`).
-    pub fn docker(&self) -> bollard::auth::DockerCredentials {
-        let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        bollard::auth::DockerCredentials {
-            username: some(&self.username),
-            password: some(&self.password),
-            identitytoken: some(&self.identity_token),
-            serveraddress: some(&self.server),
-            ..Default::default()
-        }
-    }
-}
-
-/// Credentials by registry key, for a build's `X-Registry-Config`.
-pub type AuthMap = HashMap<String, Credentials>;
+pub use crate::runtime::pull::{AuthMap, Credentials};
 
 /// The `X-Registry-Config` header value: base64url of the JSON map registry → credentials.
 pub fn config_header(auths: &AuthMap) -> String {
-    let map: HashMap<&String, bollard::auth::DockerCredentials> =
-        auths.iter().map(|(k, c)| (k, c.docker())).collect();
+    let map: HashMap<&String, bollard::auth::DockerCredentials> = auths
+        .iter()
+        .map(|(k, c)| (k, docker_credentials(c)))
+        .collect();
     let json = serde_json::to_string(&map).unwrap_or_default();
     base64::engine::general_purpose::URL_SAFE.encode(json)
 }

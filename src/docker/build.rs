@@ -41,54 +41,7 @@ fn options_query(o: &BuildOptions) -> Vec<(&'static str, String)> {
     }
 }
 
-/// What to build for one service.
-#[derive(Debug, Clone)]
-pub struct BuildSpec {
-    pub service: String,
-    /// Context folder, absolute.
-    pub context: std::path::PathBuf,
-    /// Context folder relative to the system root ("" for the root).
-    pub context_rel: String,
-    pub dockerfile: String,
-    /// The Dockerfile's text, from compose's `dockerfile_inline` (`dockerfile` is then
-    /// [`INLINE_DOCKERFILE`], the name it has in the context sent).
-    pub dockerfile_inline: Option<String>,
-    pub args: Vec<(String, String)>,
-    pub target: Option<String>,
-    /// Where the full build output goes (`build-<service>.log`), when set.
-    pub log_dir: Option<std::path::PathBuf>,
-    /// Build even when an image for the context exists, and without the builder's cache.
-    pub no_cache: bool,
-    /// The local IDs of the images its Dockerfile's FROM lines name, in order. They are part
-    /// of the image's hash: a base image pulled or rebuilt since makes a new image.
-    pub bases: Vec<String>,
-    /// The verification's run label value, for the short-lived objects a patch makes.
-    pub run_id: String,
-    /// Compose's other build keys.
-    pub options: BuildOptions,
-    /// Credentials of the FROM images' registries (`X-Registry-Config`).
-    pub auths: super::auth::AuthMap,
-    /// Secrets and SSH agents its steps mount (`build.secrets`, `build.ssh`), served
-    /// through a BuildKit session.
-    pub session: super::session::Provided,
-    /// Its named contexts (`build.additional_contexts`), `service:` ones resolved to the
-    /// images those services built.
-    pub contexts: Vec<(String, crate::plan::NamedContext)>,
-}
-
-/// A finished build.
-#[derive(Debug, Clone)]
-pub struct Built {
-    pub image: String,
-    pub secs: f64,
-    pub cached: bool,
-    /// Made by patching an earlier image's COPY layers (see `patch.rs`), not by a builder.
-    pub patched: bool,
-    pub hash: String,
-}
-
-/// The name an inline Dockerfile has in the build context masgen sends.
-pub const INLINE_DOCKERFILE: &str = "Dockerfile.masgen-inline";
+pub use crate::runtime::build::{BuildRequest, Built, INLINE_DOCKERFILE};
 
 fn rel(ctx: &str, f: &str) -> String {
     if ctx.is_empty() {
@@ -100,7 +53,11 @@ fn rel(ctx: &str, f: &str) -> String {
 
 /// Build one image, unless an image for the same context hash exists (and `no_cache` is
 /// off), and give it the names `build.tags` asks for.
-pub async fn build(engine: &Engine, project: &str, spec: &BuildSpec) -> Result<Built, Diagnostic> {
+pub async fn build(
+    engine: &Engine,
+    project: &str,
+    spec: &BuildRequest,
+) -> Result<Built, Diagnostic> {
     let built = build_image(engine, project, spec).await?;
     for tag in &spec.options.tags {
         let (repo, version) = super::engine::split_image(tag);
@@ -154,7 +111,7 @@ async fn build_lock(image: &str) -> Option<std::fs::File> {
 async fn build_image(
     engine: &Engine,
     project: &str,
-    spec: &BuildSpec,
+    spec: &BuildRequest,
 ) -> Result<Built, Diagnostic> {
     let started = Instant::now();
     let built = |image: String, hash: String, cached: bool, patched: bool| Built {
@@ -233,7 +190,7 @@ async fn build_image(
 /// What goes into the image's hash besides the context: the Dockerfile's name, target,
 /// args and base images, and the build options when given (so images without them keep
 /// their hash).
-fn hashed_settings(spec: &BuildSpec) -> String {
+fn hashed_settings(spec: &BuildRequest) -> String {
     let settings = format!(
         "dockerfile={}\ntarget={:?}\nargs={:?}\nbases={:?}",
         spec.dockerfile, spec.target, spec.args, spec.bases
@@ -248,7 +205,7 @@ fn hashed_settings(spec: &BuildSpec) -> String {
 /// The build context (a missing Dockerfile, or one that cannot be read, is the service's
 /// build failure).
 fn read_context(
-    spec: &BuildSpec,
+    spec: &BuildRequest,
     settings: &str,
 ) -> Result<super::context::Context, Box<Diagnostic>> {
     let df_rel = rel(&spec.context_rel, &spec.dockerfile);
@@ -286,7 +243,7 @@ fn read_context(
 async fn run_builder(
     engine: &Engine,
     project: &str,
-    spec: &BuildSpec,
+    spec: &BuildRequest,
     image: &str,
     steps_label: Option<String>,
     tar: Vec<u8>,
@@ -339,7 +296,7 @@ const NO_CONTEXTS_ON_CLASSIC: &str = "build.additional_contexts need BuildKit, w
 async fn with_contexts(
     engine: &Engine,
     project: &str,
-    spec: &BuildSpec,
+    spec: &BuildRequest,
     image: &str,
     named: super::contexts::Contexts,
 ) -> buildkit::Outcome {
@@ -365,9 +322,9 @@ async fn with_contexts(
 /// `spec` with its Dockerfile's references to named contexts naming `images` instead (sent
 /// as an inline Dockerfile), and its build context.
 fn rewritten(
-    spec: &BuildSpec,
+    spec: &BuildRequest,
     images: &[(String, String)],
-) -> Result<(BuildSpec, Vec<u8>), String> {
+) -> Result<(BuildRequest, Vec<u8>), String> {
     let text = match &spec.dockerfile_inline {
         Some(t) => t.clone(),
         None => std::fs::read_to_string(spec.context.join(&spec.dockerfile))
@@ -382,7 +339,7 @@ fn rewritten(
                 spec.context.display()
             )
         })?;
-    let spec = BuildSpec {
+    let spec = BuildRequest {
         dockerfile: INLINE_DOCKERFILE.to_string(),
         dockerfile_inline: Some(text),
         ..spec.clone()
@@ -394,7 +351,7 @@ fn rewritten(
 async fn open_session(
     engine: &Engine,
     transport: &buildkit::Transport,
-    spec: &BuildSpec,
+    spec: &BuildRequest,
 ) -> Result<Option<super::session::Session>, String> {
     if spec.session.is_empty() {
         return Ok(None);
@@ -414,7 +371,7 @@ fn refused_outcome(why: String) -> buildkit::Outcome {
 
 /// The `/build` query of a BuildKit build.
 fn buildkit_query(
-    spec: &BuildSpec,
+    spec: &BuildRequest,
     image: &str,
     labels: &HashMap<String, String>,
     args: &HashMap<String, String>,
@@ -444,7 +401,7 @@ fn buildkit_query(
 /// A failed build as the service's diagnostic: the failing step, its own output (else the
 /// log's tail), the files it names.
 fn build_failure(
-    spec: &BuildSpec,
+    spec: &BuildRequest,
     ran: buildkit::Outcome,
     error: &str,
     log_path: Option<&std::path::Path>,
@@ -495,7 +452,7 @@ fn patching_enabled() -> bool {
 async fn classic(
     engine: &Engine,
     image: &str,
-    spec: &BuildSpec,
+    spec: &BuildRequest,
     labels: &HashMap<String, String>,
     args: &HashMap<String, String>,
     tar: hyper::body::Bytes,
@@ -527,7 +484,7 @@ async fn classic(
     let auths = (!spec.auths.is_empty()).then(|| {
         spec.auths
             .iter()
-            .map(|(k, c)| (k.clone(), c.docker()))
+            .map(|(k, c)| (k.clone(), super::auth::docker_credentials(c)))
             .collect()
     });
     let mut stream = engine

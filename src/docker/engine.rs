@@ -1,35 +1,13 @@
-//! The connection to the Docker daemon, and Docker errors.
+//! The connection to the Docker daemon, and why it cannot be had.
 
 use std::time::Duration;
 
 use bollard::Docker;
 
-/// What went wrong with Docker itself (not with the system being verified).
-#[derive(Debug, thiserror::Error)]
-pub enum DockerError {
-    #[error(
-        "Docker is not reachable at {endpoint} ({source_of}): {message}. {}",
-        unreachable_hint(message)
-    )]
-    Unreachable {
-        endpoint: String,
-        source_of: String,
-        message: String,
-    },
-    #[error("Docker failed to {op} {target}: {message}")]
-    Operation {
-        op: &'static str,
-        target: String,
-        message: String,
-    },
-    #[error(
-        "{service} could not start: a host port it publishes is already in use on this machine ({message}). Stop what holds it, or publish another host port in the compose file; verification without --execute publishes on free ports of 127.0.0.1 and never collides"
-    )]
-    HostPortInUse { service: String, message: String },
-}
+use crate::runtime::RuntimeError;
 
 /// What to do when the daemon cannot be reached, by why.
-fn unreachable_hint(message: &str) -> &'static str {
+pub fn unreachable_hint(message: &str) -> &'static str {
     if message.to_ascii_lowercase().contains("permission denied") {
         "The daemon runs, but this user may not use its socket: add the user to the docker group (`sudo usermod -aG docker $USER`, then log in again), or run masgen as root"
     } else {
@@ -95,13 +73,15 @@ fn context_host(meta: &std::path::Path, name: &str) -> Option<String> {
     None
 }
 
-impl DockerError {
-    pub fn op(op: &'static str, target: impl Into<String>, e: impl std::fmt::Display) -> Self {
-        DockerError::Operation {
-            op,
-            target: target.into(),
-            message: e.to_string(),
-        }
+/// The daemon at `endpoint` (found through `source_of`) could not be reached.
+pub fn unreachable(endpoint: &str, source_of: &str, e: &dyn std::fmt::Display) -> RuntimeError {
+    let message = e.to_string();
+    RuntimeError::Unreachable {
+        runtime: "Docker",
+        endpoint: endpoint.to_string(),
+        source_of: source_of.to_string(),
+        hint: unreachable_hint(&message).to_string(),
+        message,
     }
 }
 
@@ -120,13 +100,9 @@ pub struct Engine {
 impl Engine {
     /// Connect to the daemon [`resolve_endpoint`] finds (unix:// or tcp://), agree on an API version no
     /// newer than the daemon's, and ping.
-    pub async fn connect() -> Result<Engine, DockerError> {
+    pub async fn connect() -> Result<Engine, RuntimeError> {
         let (endpoint, source_of) = resolve_endpoint(&|k| std::env::var(k).ok());
-        let unreachable = |e: &dyn std::fmt::Display| DockerError::Unreachable {
-            endpoint: endpoint.clone(),
-            source_of: source_of.clone(),
-            message: e.to_string(),
-        };
+        let unreachable = |e: &dyn std::fmt::Display| unreachable(&endpoint, &source_of, e);
         // Builds upload their context before the daemon answers: give requests room.
         let docker = Docker::connect_with_host(&endpoint)
             .map_err(|e| unreachable(&e))?
@@ -286,11 +262,11 @@ mod tests {
 
     #[test]
     fn a_refused_socket_says_how_to_get_access() {
-        let e = DockerError::Unreachable {
-            endpoint: "unix:///var/run/docker.sock".into(),
-            source_of: "the default socket".into(),
-            message: "Permission denied (os error 13)".into(),
-        };
+        let e = unreachable(
+            "unix:///var/run/docker.sock",
+            "the default socket",
+            &"Permission denied (os error 13)",
+        );
         let text = e.to_string();
         assert!(
             text.contains("(the default socket)") && text.contains("sudo usermod -aG docker $USER"),

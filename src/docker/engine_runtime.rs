@@ -5,14 +5,14 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::auth::Credentials;
-use super::build::{BuildSpec, Built};
+use super::build::{BuildRequest, Built};
 use super::health::{Readiness, Snapshot, Wait};
 use super::pull::{Progress, PullFailure, Pulled};
-use super::run::{Attachments, NetworkWanted, Networks};
 use super::teardown::Removed;
-use super::{DockerError, Engine};
+use super::{Engine, RuntimeError};
 use crate::diagnose::Diagnostic;
-use crate::plan::ContainerSpec;
+use crate::plan::{ContainerSpec, RestartPolicy};
+use crate::runtime::container::{Attachments, NetworkWanted, Networks};
 use crate::runtime::scope::Scope;
 use crate::runtime::{Refused, Runtime};
 
@@ -35,7 +35,7 @@ impl Runtime for Engine {
         super::pull::pull(self, image, creds, stall, on_progress).await
     }
 
-    async fn build(&self, project: &str, spec: &BuildSpec) -> Result<Built, Diagnostic> {
+    async fn build(&self, project: &str, spec: &BuildRequest) -> Result<Built, Diagnostic> {
         super::build::build(self, project, spec).await
     }
 
@@ -50,7 +50,7 @@ impl Runtime for Engine {
         scope: &Scope,
         run: &str,
         wanted: &[NetworkWanted],
-    ) -> Result<Networks, DockerError> {
+    ) -> Result<Networks, RuntimeError> {
         super::run::ensure_networks(self, scope, run, wanted).await
     }
 
@@ -59,7 +59,7 @@ impl Runtime for Engine {
         scope: &Scope,
         run: &str,
         wanted: &[NetworkWanted],
-    ) -> Result<HashMap<String, String>, DockerError> {
+    ) -> Result<HashMap<String, String>, RuntimeError> {
         super::run::ensure_volumes(self, scope, run, wanted).await
     }
 
@@ -71,31 +71,28 @@ impl Runtime for Engine {
         spec: &ContainerSpec,
         image: &str,
         with: &Attachments<'_>,
-    ) -> Result<Result<(), (Refused, &'static str)>, DockerError> {
+    ) -> Result<Result<(), Refused>, RuntimeError> {
         let body = match super::run::container_body(run, name, spec, image, with) {
             Ok(body) => body,
-            Err(e) => return Ok(Err((Refused::Spec(e), ""))),
+            Err(e) => return Ok(Err(Refused::Spec(e))),
         };
         if let Err(why) = super::run::create(self, container, body).await? {
-            let what = "Docker refused to create the container";
-            return Ok(Err((Refused::Runtime(why), what)));
+            return Ok(Err(Refused::Create(why)));
         }
         let extra = super::run::extra_endpoints(spec, with.networks);
         if let Err(why) = super::run::connect_networks(self, container, extra).await {
-            let what = "Docker refused to connect the container to its networks";
-            return Ok(Err((Refused::Runtime(why), what)));
+            return Ok(Err(Refused::Connect(why)));
         }
         if let Err(why) = super::run::copy_files(self, container, with.files).await {
-            let what = "its secrets and configs could not be put into the container";
-            return Ok(Err((Refused::Runtime(why), what)));
+            return Ok(Err(Refused::Files(why)));
         }
         Ok(Ok(()))
     }
 
-    async fn start(&self, container: &str) -> Result<(), String> {
+    async fn start(&self, container: &str) -> Result<(), Refused> {
         super::run::start(self, container)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| Refused::Start(e.to_string()))
     }
 
     async fn snapshot(&self, container: &str) -> Option<Snapshot> {
@@ -133,12 +130,14 @@ impl Runtime for Engine {
     async fn set_restart(
         &self,
         container: &str,
-        policy: &str,
-        retries: Option<i64>,
-    ) -> Result<(), String> {
-        super::run::set_restart(self, container, policy, retries)
+        policy: RestartPolicy,
+    ) -> Result<(), RuntimeError> {
+        super::run::set_restart(self, container, policy)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| RuntimeError::SetRestart {
+                container: container.to_string(),
+                message: e.to_string(),
+            })
     }
 
     async fn remove_run(&self, run: &str) -> Removed {

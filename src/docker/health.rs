@@ -9,7 +9,9 @@ use super::Engine;
 
 /// How a service proves it is ready (planned in plan/).
 pub use crate::plan::Readiness;
-pub use crate::runtime::health::{HealthState, Probe, Snapshot, Wait, CANNOT_RUN_FOR, CANNOT_RUN_PROBES};
+pub use crate::runtime::health::{
+    HealthState, Probe, Snapshot, Wait, CANNOT_RUN_FOR, CANNOT_RUN_PROBES,
+};
 
 pub async fn snapshot(engine: &Engine, container: &str) -> Option<Snapshot> {
     let info = engine
@@ -149,7 +151,6 @@ pub async fn wait_ready(
         tokio::time::sleep_until((tick + Duration::from_millis(100)).into()).await;
     }
 }
-
 
 /// Run a healthcheck test (`["CMD", ...]` or `["CMD-SHELL", "..."]`) once inside the
 /// container, as Docker would. None when it could not be run or timed out.

@@ -35,8 +35,8 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 
-use super::build::BuildSpec;
 use super::{Engine, MANAGED_LABEL, PROJECT_LABEL};
+use crate::runtime::build::BuildRequest;
 
 /// The label that records each instruction's inputs.
 pub const STEPS_LABEL: &str = "io.masgen.steps";
@@ -770,7 +770,7 @@ pub struct Patched {
 pub async fn patch(
     engine: &Engine,
     project: &str,
-    spec: &BuildSpec,
+    spec: &BuildRequest,
     image: &str,
     plan: &Plan,
     context_tar: &[u8],
@@ -1044,7 +1044,7 @@ fn base_empty(history: &[bollard::models::ImageHistoryResponseItem], layers: usi
 async fn new_layers_below<'e, F, Fut>(
     engine: &'e Engine,
     project: &str,
-    spec: &BuildSpec,
+    spec: &BuildRequest,
     image_json: &serde_json::Value,
     lower: usize,
     write: F,
@@ -1062,7 +1062,9 @@ where
         cmd: Some(vec!["masgen-probe".into()]),
         network_disabled: Some(true),
         // The run's labels, who made it included: another run's cleanup leaves it alone.
-        labels: Some(crate::runtime::scope::Scope::run(project, &spec.run_id).labels(&spec.run_id, None)),
+        labels: Some(
+            crate::runtime::scope::Scope::run(project, &spec.run_id).labels(&spec.run_id, None),
+        ),
         ..Default::default()
     };
     let created = engine

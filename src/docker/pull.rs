@@ -9,71 +9,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-use super::auth::{self, Credentials};
+use super::auth;
 use super::engine::split_image;
 use super::Engine;
-
-/// Whose problem a failed pull is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// Credentials missing or refused.
-    Credentials,
-    /// The docker config or its credential helper could not give credentials.
-    Config,
-    /// The registry cannot be reached, or stopped answering.
-    Unreachable,
-    /// The registry answered with its own error (5xx, rate limit).
-    Registry,
-    /// The name or tag does not exist: the system names a wrong image.
-    NotFound,
-}
-
-impl Fault {
-    /// Whether the run ends (exit 3) instead of the model being asked to fix it.
-    pub fn is_environment(self) -> bool {
-        self != Fault::NotFound
-    }
-}
-
-/// A pull that failed, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PullFailure {
-    pub image: String,
-    pub registry: String,
-    pub fault: Fault,
-    /// What the daemon said (never holds a credential).
-    pub message: String,
-}
-
-impl std::fmt::Display for PullFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (image, reg, msg) = (&self.image, &self.registry, self.message.trim());
-        let login = if self.registry == "docker.io" {
-            "docker login".to_string()
-        } else {
-            format!("docker login {reg}")
-        };
-        match self.fault {
-            Fault::Credentials => write!(
-                f,
-                "cannot pull {image}: registry {reg} refused the credentials, or needs some ({msg}). Run `{login}` (masgen reads the docker CLI's config.json and credential helpers), then run masgen again"
-            ),
-            Fault::Config => write!(
-                f,
-                "cannot pull {image}: the credentials for registry {reg} cannot be read: {msg}"
-            ),
-            Fault::Unreachable => write!(
-                f,
-                "cannot pull {image}: registry {reg} cannot be reached ({msg}). Check the network, the proxy or the registry mirror; on a machine with no registry, pass --offline (or MASGEN_OFFLINE=1) so that only local images are used"
-            ),
-            Fault::Registry => write!(
-                f,
-                "cannot pull {image}: registry {reg} failed ({msg}). Try again later, or use a mirror"
-            ),
-            Fault::NotFound => write!(f, "{image} does not exist on {reg}: {msg}"),
-        }
-    }
-}
+pub use crate::runtime::pull::{Credentials, Fault, Progress, PullFailure, Pulled};
 
 /// Whose problem a pull error is, from what the daemon said. `sent_credentials`: whether
 /// masgen had credentials for the registry. Docker Hub answers a repository that does not
@@ -127,15 +66,6 @@ pub fn classify(message: &str, sent_credentials: bool) -> Fault {
     Fault::Unreachable
 }
 
-/// How far one pull is.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Progress {
-    pub layers_done: usize,
-    pub layers_total: usize,
-    pub bytes_done: u64,
-    pub bytes_total: u64,
-}
-
 /// Each layer's bytes, from the daemon's status lines.
 #[derive(Default)]
 struct Layers(BTreeMap<String, (u64, u64, bool)>);
@@ -183,13 +113,6 @@ impl Layers {
     }
 }
 
-/// What a finished pull took.
-#[derive(Debug, Clone, Default)]
-pub struct Pulled {
-    pub secs: f64,
-    pub bytes: u64,
-}
-
 /// Pull `image` with `creds`. It fails when the daemon sends nothing for `stall`; progress
 /// goes to `on_progress` at most every 200 ms and when a layer completes.
 pub async fn pull(
@@ -214,10 +137,11 @@ pub async fn pull(
         Some((_, digest)) => opts.tag(digest),
         None => opts.tag(tag),
     };
-    let mut stream =
-        engine
-            .docker
-            .create_image(Some(opts.build()), None, creds.map(Credentials::docker));
+    let mut stream = engine.docker.create_image(
+        Some(opts.build()),
+        None,
+        creds.map(auth::docker_credentials),
+    );
     let mut layers = Layers::default();
     let mut shown = Instant::now();
     let mut done_shown = 0;

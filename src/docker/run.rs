@@ -9,26 +9,12 @@ use bollard::models::{
 };
 use bollard::query_parameters::{CreateContainerOptionsBuilder, ListNetworksOptionsBuilder};
 
-use crate::runtime::scope::Scope;
-use super::{DockerError, Engine, MANAGED_LABEL};
+use super::{Engine, RuntimeError, MANAGED_LABEL};
 use crate::plan::{
     ContainerSpec, FileMount, FileSource, Health, MountSpec, Namespace, NetworkSpec, VolumesFrom,
 };
-
-/// The project's networks, by compose name: each one's Docker name and id.
-#[derive(Debug, Clone, Default)]
-pub struct Networks {
-    pub by_name: HashMap<String, (String, String)>,
-}
-
-/// A network or volume the project uses: its compose name, its Docker name, and whether it
-/// is external (made outside the project: looked up, never created or removed).
-#[derive(Debug, Clone)]
-pub struct NetworkWanted {
-    pub name: String,
-    pub docker_name: String,
-    pub external: bool,
-}
+use crate::runtime::container::{Attachments, NetworkWanted, Networks, RunSettings};
+use crate::runtime::scope::Scope;
 
 /// The project's networks: each looked up by name first (creating a name that exists
 /// makes a second network on 20.10), else created with the project's labels; used by id.
@@ -37,17 +23,16 @@ pub async fn ensure_networks(
     scope: &Scope,
     run: &str,
     wanted: &[NetworkWanted],
-) -> Result<Networks, DockerError> {
+) -> Result<Networks, RuntimeError> {
     let mut out = Networks::default();
     for w in wanted {
         let id = match find_network(engine, &w.docker_name).await? {
             Some(id) => id,
             None if w.external => {
-                return Err(DockerError::op(
-                    "find network",
-                    &w.docker_name,
-                    format!("network '{}' is declared external, and no network of that name exists: create it (docker network create {}) or drop external:", w.name, w.docker_name),
-                ))
+                return Err(RuntimeError::ExternalNetworkMissing {
+                    name: w.name.clone(),
+                    runtime_name: w.docker_name.clone(),
+                })
             }
             None => {
                 let req = NetworkCreateRequest {
@@ -60,7 +45,10 @@ pub async fn ensure_networks(
                     .docker
                     .create_network(req)
                     .await
-                    .map_err(|e| DockerError::op("create network", &w.docker_name, e))?
+                    .map_err(|e| RuntimeError::CreateNetwork {
+                        network: w.docker_name.clone(),
+                        message: e.to_string(),
+                    })?
                     .id
             }
         };
@@ -70,7 +58,7 @@ pub async fn ensure_networks(
     Ok(out)
 }
 
-async fn find_network(engine: &Engine, name: &str) -> Result<Option<String>, DockerError> {
+async fn find_network(engine: &Engine, name: &str) -> Result<Option<String>, RuntimeError> {
     let filters: HashMap<&str, Vec<&str>> = [("name", vec![name])].into();
     let existing = engine
         .docker
@@ -78,7 +66,10 @@ async fn find_network(engine: &Engine, name: &str) -> Result<Option<String>, Doc
             ListNetworksOptionsBuilder::new().filters(&filters).build(),
         ))
         .await
-        .map_err(|e| DockerError::op("list networks", name, e))?;
+        .map_err(|e| RuntimeError::ListNetworks {
+            network: name.to_string(),
+            message: e.to_string(),
+        })?;
     Ok(existing
         .into_iter()
         .find(|n| n.name.as_deref() == Some(name))
@@ -143,16 +134,15 @@ pub async fn ensure_volumes(
     scope: &Scope,
     run: &str,
     wanted: &[NetworkWanted],
-) -> Result<HashMap<String, String>, DockerError> {
+) -> Result<HashMap<String, String>, RuntimeError> {
     let mut out = HashMap::new();
     for w in wanted {
         if engine.docker.inspect_volume(&w.docker_name).await.is_err() {
             if w.external {
-                return Err(DockerError::op(
-                    "find volume",
-                    &w.docker_name,
-                    format!("volume '{}' is declared external, and no volume of that name exists: create it (docker volume create {}) or drop external:", w.name, w.docker_name),
-                ));
+                return Err(RuntimeError::ExternalVolumeMissing {
+                    name: w.name.clone(),
+                    runtime_name: w.docker_name.clone(),
+                });
             }
             let req = VolumeCreateRequest {
                 name: Some(w.docker_name.clone()),
@@ -163,32 +153,14 @@ pub async fn ensure_volumes(
                 .docker
                 .create_volume(req)
                 .await
-                .map_err(|e| DockerError::op("create volume", &w.docker_name, e))?;
+                .map_err(|e| RuntimeError::CreateVolume {
+                    volume: w.docker_name.clone(),
+                    message: e.to_string(),
+                })?;
         }
         out.insert(w.name.clone(), w.docker_name.clone());
     }
     Ok(out)
-}
-
-/// Settings of one container that do not come from the compose file.
-#[derive(Debug, Clone)]
-pub struct RunSettings {
-    /// How the run names and labels its objects.
-    pub scope: Scope,
-    /// Publish declared host ports (`--execute`) instead of ephemeral ones on 127.0.0.1.
-    pub publish_declared: bool,
-    /// Default memory limit in bytes.
-    pub memory: i64,
-    pub pids: i64,
-}
-
-/// What a container is attached to: the run's networks and volumes, how the run names and
-/// limits containers, and the service's secret and config files.
-pub struct Attachments<'a> {
-    pub networks: &'a Networks,
-    pub volumes: &'a HashMap<String, String>,
-    pub settings: &'a RunSettings,
-    pub files: &'a [FileMount],
 }
 
 /// Give a running container a restart policy (`always`, `unless-stopped`, `on-failure`
@@ -196,13 +168,13 @@ pub struct Attachments<'a> {
 pub async fn set_restart(
     engine: &Engine,
     container: &str,
-    policy: &str,
-    retries: Option<i64>,
+    policy: crate::plan::RestartPolicy,
 ) -> Result<(), bollard::errors::Error> {
-    let name = match policy {
-        "always" => RestartPolicyNameEnum::ALWAYS,
-        "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
-        _ => RestartPolicyNameEnum::ON_FAILURE,
+    use crate::plan::RestartPolicy as Planned;
+    let (name, retries) = match policy {
+        Planned::Always => (RestartPolicyNameEnum::ALWAYS, None),
+        Planned::UnlessStopped => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
+        Planned::OnFailure(n) => (RestartPolicyNameEnum::ON_FAILURE, n),
     };
     let body = bollard::models::ContainerUpdateBody {
         restart_policy: Some(RestartPolicy {
@@ -498,7 +470,7 @@ pub async fn create(
     engine: &Engine,
     container: &str,
     body: ContainerCreateBody,
-) -> Result<Result<String, String>, DockerError> {
+) -> Result<Result<String, String>, RuntimeError> {
     if let Ok(old) = engine
         .docker
         .inspect_container(
@@ -512,11 +484,9 @@ pub async fn create(
             .and_then(|c| c.labels)
             .is_some_and(|l| l.contains_key(MANAGED_LABEL));
         if !ours {
-            return Err(DockerError::op(
-                "create container",
-                container,
-                "a container with this name exists and was not made by masgen: remove or rename it",
-            ));
+            return Err(RuntimeError::NameTaken {
+                container: container.to_string(),
+            });
         }
         let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::new()
             .force(true)
@@ -531,11 +501,13 @@ pub async fn create(
             status_code: 400,
             message,
         }) => Ok(Err(message)),
-        Err(e) => Err(DockerError::op("create container", container, e)),
+        Err(e) => Err(RuntimeError::CreateContainer {
+            container: container.to_string(),
+            message: e.to_string(),
+        }),
     }
 }
 
-/// The host addresses of a started container's published ports: "80/tcp" -> "127.0.0.1:49153".
 /// Kill and remove `container` with its anonymous volumes (best effort: one already gone
 /// is no failure).
 pub async fn remove(engine: &Engine, container: &str) {
@@ -546,6 +518,7 @@ pub async fn remove(engine: &Engine, container: &str) {
     let _ = engine.docker.remove_container(container, Some(opts)).await;
 }
 
+/// The host addresses of a started container's published ports: "80/tcp" -> "127.0.0.1:49153".
 pub async fn published_ports(engine: &Engine, container: &str) -> Vec<(String, String)> {
     let Ok(info) = engine
         .docker

@@ -7,7 +7,6 @@
 //!
 //! Secrets travel only to the daemon, inside this connection; they are never logged.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -23,27 +22,7 @@ const HEALTH: &str = "/grpc.health.v1.Health/Check";
 /// The gRPC metadata key naming the agent a ForwardAgent call is for.
 const SSH_ID: &str = "buildkit.ssh.id";
 
-/// What a session gives the builder.
-#[derive(Default, Clone)]
-pub struct Provided {
-    /// Secrets by id.
-    pub secrets: HashMap<String, Vec<u8>>,
-    /// SSH agent sockets by id.
-    pub agents: HashMap<String, PathBuf>,
-}
-
-impl std::fmt::Debug for Provided {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ids: Vec<&String> = self.secrets.keys().collect();
-        write!(f, "Provided(secrets {ids:?}, agents {:?})", self.agents)
-    }
-}
-
-impl Provided {
-    pub fn is_empty(&self) -> bool {
-        self.secrets.is_empty() && self.agents.is_empty()
-    }
-}
+pub use crate::runtime::build::Provided;
 
 /// An open session: its id goes in the build's `session` parameter; dropping it ends it.
 pub struct Session {
@@ -350,6 +329,7 @@ fn bytes_field(field: u64, data: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn protobuf_fields_and_grpc_frames_round_trip() {

@@ -8,22 +8,9 @@ use bollard::query_parameters::{
     RemoveVolumeOptions,
 };
 
-use crate::runtime::scope::{run_is_over, HOST_LABEL, KEPT_LABEL, PID_LABEL};
 use super::{Engine, MANAGED_LABEL, PROJECT_LABEL};
-
-/// What a teardown removed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Removed {
-    pub containers: usize,
-    pub networks: usize,
-    pub volumes: usize,
-    /// Superseded images of the project (see [`prune_images`]).
-    pub images: usize,
-    /// What could not be removed, each with why and what to do.
-    pub left: Vec<String>,
-    /// What was left on purpose because a live run holds it.
-    pub held: Vec<String>,
-}
+use crate::runtime::scope::{run_is_over, HOST_LABEL, KEPT_LABEL, PID_LABEL};
+pub use crate::runtime::Removed;
 
 /// Remove every masgen object carrying `label=value` (a project or a run label).
 /// Best effort: keeps going past failures and reports what it removed.

@@ -33,6 +33,34 @@ pub enum Readiness {
     Completes,
 }
 
+/// How a container left running restarts (`restart:`; `no` is none at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    Always,
+    UnlessStopped,
+    /// At most this many restarts, when given.
+    OnFailure(Option<i64>),
+}
+
+impl RestartPolicy {
+    /// From compose's reading of `restart:` (the policy's name and its retries).
+    fn of((name, retries): (&str, Option<i64>)) -> RestartPolicy {
+        match name {
+            "always" => RestartPolicy::Always,
+            "unless-stopped" => RestartPolicy::UnlessStopped,
+            _ => RestartPolicy::OnFailure(retries),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RestartPolicy::Always => "always",
+            RestartPolicy::UnlessStopped => "unless-stopped",
+            RestartPolicy::OnFailure(_) => "on-failure",
+        }
+    }
+}
+
 /// What a service waits for before it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dependency {
@@ -59,9 +87,9 @@ pub struct ServicePlan {
     /// Services whose container must exist before this one is created (volumes_from,
     /// shared namespaces).
     pub created_after: Vec<String>,
-    /// Its `restart:` policy and retries, for a system left running (while verifying, no
-    /// container restarts: a crash is a failure).
-    pub restart: Option<(&'static str, Option<i64>)>,
+    /// Its `restart:` policy, for a system left running (while verifying, no container
+    /// restarts: a crash is a failure). None: `no`.
+    pub restart: Option<RestartPolicy>,
 }
 
 /// A whole project, planned: its services in start order.
@@ -134,7 +162,8 @@ pub fn service(project: &Project, name: &str, settle: Duration) -> ServicePlan {
         restart: svc
             .restart
             .as_deref()
-            .and_then(|r| crate::compose::model::parse_restart(r).ok().flatten()),
+            .and_then(|r| crate::compose::model::parse_restart(r).ok().flatten())
+            .map(RestartPolicy::of),
     }
 }
 
@@ -332,7 +361,7 @@ networks: {back: {}, front: {}}
                 },
             ]
         );
-        assert_eq!(api.restart, Some(("on-failure", Some(3))));
+        assert_eq!(api.restart, Some(RestartPolicy::OnFailure(Some(3))));
         assert_eq!(api.readiness, Readiness::Settle(Duration::from_secs(5)));
         let sidecar = service(&p, "sidecar", Duration::from_secs(5));
         let s = sidecar.container.unwrap();

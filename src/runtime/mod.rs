@@ -3,7 +3,11 @@
 //! engine (docker/, through bollard) implements it; an in-memory one runs verification's
 //! tests (verify/tests.rs); a Kubernetes cluster would be a third.
 
+pub mod build;
+pub mod container;
+pub mod error;
 pub mod health;
+pub mod pull;
 pub mod scope;
 
 use std::collections::HashMap;
@@ -11,24 +15,27 @@ use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::diagnose::Diagnostic;
-use crate::docker::auth::Credentials;
-use crate::docker::build::{BuildSpec, Built};
-use crate::docker::health::{Readiness, Snapshot, Wait};
-use crate::docker::pull::{Progress, PullFailure, Pulled};
-use crate::docker::run::{Attachments, NetworkWanted, Networks};
-use crate::docker::teardown::Removed;
-use crate::docker::DockerError;
-use crate::plan::ContainerSpec;
+use crate::plan::{ContainerSpec, Readiness, RestartPolicy};
+use build::{BuildRequest, Built};
+pub use container::Refused;
+use container::{Attachments, NetworkWanted, Networks};
+pub use error::RuntimeError;
+use health::{Snapshot, Wait};
+use pull::{Credentials, Progress, PullFailure, Pulled};
 use scope::Scope;
 
-/// Why a container could not be created or started: its own settings (the system's
-/// fault, with the runtime's words), not the runtime failing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refused {
-    /// The plan cannot be expressed (e.g. a network that is not the project's).
-    Spec(String),
-    /// The runtime refused it, in its own words.
-    Runtime(String),
+/// What a teardown removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Removed {
+    pub containers: usize,
+    pub networks: usize,
+    pub volumes: usize,
+    /// Superseded images of the project (see the engine's prune).
+    pub images: usize,
+    /// What could not be removed, each with why and what to do.
+    pub left: Vec<String>,
+    /// What was left on purpose because a live run holds it.
+    pub held: Vec<String>,
 }
 
 /// What a verification needs of a container runtime.
@@ -52,7 +59,7 @@ pub trait Runtime: Sync {
     fn build(
         &self,
         project: &str,
-        spec: &BuildSpec,
+        spec: &BuildRequest,
     ) -> impl Future<Output = Result<Built, Diagnostic>>;
     /// What the user should know about how images were built (a builder refused).
     fn build_note(&self) -> Option<String>;
@@ -62,13 +69,13 @@ pub trait Runtime: Sync {
         scope: &Scope,
         run: &str,
         wanted: &[NetworkWanted],
-    ) -> impl Future<Output = Result<Networks, DockerError>>;
+    ) -> impl Future<Output = Result<Networks, RuntimeError>>;
     fn ensure_volumes(
         &self,
         scope: &Scope,
         run: &str,
         wanted: &[NetworkWanted],
-    ) -> impl Future<Output = Result<HashMap<String, String>, DockerError>>;
+    ) -> impl Future<Output = Result<HashMap<String, String>, RuntimeError>>;
     /// Create container `container` for service `name` as `spec` plans it, joined to its
     /// networks, with its secrets and configs in.
     fn create(
@@ -79,9 +86,9 @@ pub trait Runtime: Sync {
         spec: &ContainerSpec,
         image: &str,
         with: &Attachments,
-    ) -> impl Future<Output = Result<Result<(), (Refused, &'static str)>, DockerError>>;
-    /// Start a created container (the error: the runtime's words).
-    fn start(&self, container: &str) -> impl Future<Output = Result<(), String>>;
+    ) -> impl Future<Output = Result<Result<(), Refused>, RuntimeError>>;
+    /// Start a created container.
+    fn start(&self, container: &str) -> impl Future<Output = Result<(), Refused>>;
     /// What the container looks like now (None: it is gone).
     fn snapshot(&self, container: &str) -> impl Future<Output = Option<Snapshot>>;
     /// Wait until the container is ready as `readiness` says, or fails, or `deadline`.
@@ -105,12 +112,10 @@ pub trait Runtime: Sync {
     fn set_restart(
         &self,
         container: &str,
-        policy: &str,
-        retries: Option<i64>,
-    ) -> impl Future<Output = Result<(), String>>;
+        policy: RestartPolicy,
+    ) -> impl Future<Output = Result<(), RuntimeError>>;
     /// Remove everything run `run` made (by its label).
     fn remove_run(&self, run: &str) -> impl Future<Output = Removed>;
     /// Remove `project`'s images that `current` superseded; returns how many.
     fn prune_images(&self, project: &str, current: &[String]) -> impl Future<Output = usize>;
 }
-

@@ -1,4 +1,4 @@
-//! The builds of one verification: what each service builds (its [`BuildSpec`]), and
+//! The builds of one verification: what each service builds (its [`BuildRequest`]), and
 //! the builds themselves, `--jobs` at a time, each as soon as its own FROM images are
 //! there; a finished image goes straight to the service waiting for it.
 
@@ -8,7 +8,7 @@ use super::images::{self, Avail, Images};
 use super::{implicated, ImageState, ServiceState, Steps};
 use crate::compose::Project;
 use crate::diagnose::{Diagnostic, Phase};
-use crate::docker::build::{self, BuildSpec, Built};
+use crate::docker::build::{self, BuildRequest, Built};
 use crate::docker::Runtime;
 use crate::events::Event;
 use crate::plan::{ImageSource, NamedContext, SystemPlan};
@@ -29,7 +29,7 @@ pub(super) fn specs(
     plan: &SystemPlan,
     checks: &[String],
     opts: &super::VerifyOptions,
-) -> Vec<BuildSpec> {
+) -> Vec<BuildRequest> {
     // The smoke checks' images build with the system's, last: a broken one fails early.
     let order = crate::compose::graph::critical_first(&project.compose, &project.order);
     let specs = order
@@ -39,7 +39,7 @@ pub(super) fn specs(
             let Some(ImageSource::Build(b)) = plan.get(n)?.image.as_ref() else {
                 return None;
             };
-            Some(BuildSpec {
+            Some(BuildRequest {
                 service: n.clone(),
                 context: b.context.clone(),
                 context_rel: b.context_rel.clone(),
@@ -65,7 +65,7 @@ pub(super) fn specs(
 }
 
 /// The services a build's `service:` contexts name.
-fn context_services(spec: &BuildSpec) -> impl Iterator<Item = &String> {
+fn context_services(spec: &BuildRequest) -> impl Iterator<Item = &String> {
     spec.contexts.iter().filter_map(|(_, c)| match c {
         NamedContext::Service(s) => Some(s),
         _ => None,
@@ -74,10 +74,10 @@ fn context_services(spec: &BuildSpec) -> impl Iterator<Item = &String> {
 
 /// `specs` with each build after those whose images its `service:` contexts use (the
 /// loader refused cycles), so that a build slot never waits on a build not yet started.
-fn contexts_first(mut pending: Vec<BuildSpec>) -> Vec<BuildSpec> {
-    let mut ordered: Vec<BuildSpec> = Vec::with_capacity(pending.len());
+fn contexts_first(mut pending: Vec<BuildRequest>) -> Vec<BuildRequest> {
+    let mut ordered: Vec<BuildRequest> = Vec::with_capacity(pending.len());
     while !pending.is_empty() {
-        let waits = |spec: &BuildSpec| {
+        let waits = |spec: &BuildRequest| {
             context_services(spec).any(|s| pending.iter().any(|p| &p.service == s))
         };
         let at = pending.iter().position(|s| !waits(s)).unwrap_or(0);
@@ -89,7 +89,7 @@ fn contexts_first(mut pending: Vec<BuildSpec>) -> Vec<BuildSpec> {
 /// `spec`'s `service:` contexts, as the images those services built (waited for).
 async fn resolve_contexts(
     steps: &Steps<'_, impl Runtime>,
-    spec: &mut BuildSpec,
+    spec: &mut BuildRequest,
 ) -> Result<(), Diagnostic> {
     for (name, c) in &mut spec.contexts {
         let NamedContext::Service(other) = c else {
@@ -146,7 +146,7 @@ fn session_for(
 /// it is there, and a failed build marks the service failed for its dependents.
 pub(super) async fn build_all(
     steps: &Steps<'_, impl Runtime>,
-    specs: Vec<BuildSpec>,
+    specs: Vec<BuildRequest>,
 ) -> Vec<(String, Result<Built, Diagnostic>)> {
     futures_util::stream::iter(specs)
         .map(|spec| async move {
@@ -187,7 +187,7 @@ pub(super) async fn build_all(
 /// One build, once its FROM images are pulled (or known missing).
 async fn build_one(
     steps: &Steps<'_, impl Runtime>,
-    mut spec: BuildSpec,
+    mut spec: BuildRequest,
 ) -> Result<Built, Diagnostic> {
     spec.session = session_for(steps.plan.get(&spec.service))
         .map_err(|why| Diagnostic::new(&spec.service, Phase::Build, why))?;

@@ -11,12 +11,12 @@ use tokio::sync::watch;
 use crate::compose::{check_policy, load::load_with, ComposeError, Project};
 use crate::diagnose::{self, Diagnostic, Phase};
 use crate::docker::build::Built;
-use crate::docker::run::{self, RunSettings};
-use crate::runtime::scope::Scope;
-use crate::docker::{logs, teardown, DockerError, Engine, Runtime};
+use crate::docker::{logs, teardown, Engine, Runtime, RuntimeError};
 use crate::events::{Event, Events};
 use crate::plan::SystemPlan;
+use crate::runtime::container::{NetworkWanted, Networks, RunSettings};
 use crate::runtime::health::HealthState;
+use crate::runtime::scope::Scope;
 
 mod builds;
 pub mod images;
@@ -33,7 +33,7 @@ pub enum VerifyError {
     #[error(transparent)]
     Compose(#[from] ComposeError),
     #[error(transparent)]
-    Docker(#[from] DockerError),
+    Runtime(#[from] RuntimeError),
     /// Credentials, or a registry that cannot be reached: the environment's failure.
     #[error("{0}")]
     Registry(crate::docker::pull::PullFailure),
@@ -289,8 +289,8 @@ fn scope_of(project: &Project, opts: &VerifyOptions) -> Scope {
 
 /// A network or volume's Docker name: an external one's own name (its `name:`, else its
 /// key), else the run's or the project's (see [`Scope::object`]).
-fn wanted(scope: &Scope, key: &str, name: Option<&str>, external: bool) -> run::NetworkWanted {
-    run::NetworkWanted {
+fn wanted(scope: &Scope, key: &str, name: Option<&str>, external: bool) -> NetworkWanted {
+    NetworkWanted {
         docker_name: match (external, name) {
             (true, Some(n)) => n.to_string(),
             (true, None) => key.to_string(),
@@ -302,7 +302,7 @@ fn wanted(scope: &Scope, key: &str, name: Option<&str>, external: bool) -> run::
 }
 
 /// The networks the project's services join.
-fn networks_wanted(project: &Project, scope: &Scope) -> Vec<run::NetworkWanted> {
+fn networks_wanted(project: &Project, scope: &Scope) -> Vec<NetworkWanted> {
     let mut used: Vec<String> = Vec::new();
     for svc in project.compose.services.values() {
         if svc.network_mode.as_deref().is_some_and(|m| !m.is_empty()) {
@@ -329,7 +329,7 @@ fn networks_wanted(project: &Project, scope: &Scope) -> Vec<run::NetworkWanted> 
 }
 
 /// The project's named volumes.
-fn volumes_wanted(project: &Project, scope: &Scope) -> Vec<run::NetworkWanted> {
+fn volumes_wanted(project: &Project, scope: &Scope) -> Vec<NetworkWanted> {
     project
         .compose
         .volumes
@@ -489,16 +489,11 @@ async fn refuse_second_keep(
     if running.is_empty() {
         return Ok(());
     }
-    Err(VerifyError::Docker(DockerError::op(
-        "keep",
-        &project.name,
-        format!(
-            "project {} is already running, kept by an earlier masgen run ({}): remove it with `masgen down {}` first, or verify without --keep",
-            project.name,
-            running.join(", "),
-            dir.display()
-        ),
-    )))
+    Err(VerifyError::Runtime(RuntimeError::AlreadyKept {
+        project: project.name.clone(),
+        running,
+        dir: dir.display().to_string(),
+    }))
 }
 
 /// On the engine: clear what runs that are over left behind (never another live run's
@@ -569,7 +564,7 @@ pub(super) struct Steps<'a, R: Runtime> {
     opts: &'a VerifyOptions,
     imgs: &'a Images<'a, R>,
     settings: RunSettings,
-    networks: run::Networks,
+    networks: Networks,
     volumes: HashMap<String, String>,
     states: HashMap<String, watch::Sender<ServiceState>>,
     images: HashMap<String, watch::Sender<ImageState>>,
@@ -824,8 +819,8 @@ impl Tally {
 
     fn starts(
         &mut self,
-        started: Vec<(String, Result<ServiceOutcome, DockerError>)>,
-    ) -> Result<(), DockerError> {
+        started: Vec<(String, Result<ServiceOutcome, RuntimeError>)>,
+    ) -> Result<(), RuntimeError> {
         for (name, outcome) in started {
             let rep = self.services.get_mut(&name).expect("service in order");
             match outcome? {
@@ -901,12 +896,13 @@ async fn apply_restart_policies(
     running: &[(String, String)],
 ) {
     for (name, container) in running {
-        let Some((policy, retries)) = plan.get(name).and_then(|s| s.restart) else {
+        let Some(policy) = plan.get(name).and_then(|s| s.restart) else {
             continue;
         };
-        if let Err(e) = rt.set_restart(container, policy, retries).await {
+        if let Err(e) = rt.set_restart(container, policy).await {
             ev.warn(format!(
-                "{name}: could not set its restart policy ({policy}) on the running container: {e}"
+                "{name}: could not set its restart policy ({}) on the running container: {e}",
+                policy.name()
             ));
         }
     }

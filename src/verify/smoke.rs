@@ -15,7 +15,7 @@ use super::tap::{self, Tap};
 use super::{implicated, Steps, Tally};
 use crate::diagnose::{tail, Diagnostic, Phase};
 use crate::docker::health::Wait;
-use crate::docker::{DockerError, Runtime};
+use crate::docker::{Runtime, RuntimeError};
 use crate::events::Event;
 use crate::plan::{ImageSource, Readiness, ServicePlan};
 
@@ -103,7 +103,7 @@ pub fn checks_of(project: &crate::compose::Project) -> Vec<String> {
 pub(super) async fn run(
     steps: &Steps<'_, impl Runtime>,
     tally: &mut Tally,
-) -> Result<f64, DockerError> {
+) -> Result<f64, RuntimeError> {
     let t = Instant::now();
     let ev = &steps.opts.events;
     let names = steps.checks.clone();
@@ -162,7 +162,7 @@ async fn run_one(
     tally: &Tally,
     name: &str,
     report: &mut SmokeReport,
-) -> Result<Option<Diagnostic>, DockerError> {
+) -> Result<Option<Diagnostic>, RuntimeError> {
     let plan = steps.plan.get(name).expect("every check is planned");
     let image = match image_of(steps, name).await {
         Some(Ok(image)) => image,

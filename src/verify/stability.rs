@@ -7,8 +7,8 @@ use super::start::evidence;
 use super::{implicated, ServiceState, Steps, Tally};
 use crate::diagnose::{Diagnostic, Phase};
 use crate::docker::{logs, Runtime};
-use crate::runtime::health::HealthState;
 use crate::events::Event;
+use crate::runtime::health::HealthState;
 
 /// Watch the ready services every 500 ms until the window ends or one fails; returns the
 /// seconds watched.

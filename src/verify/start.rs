@@ -10,11 +10,11 @@ use crate::compose::model::Condition;
 use crate::compose::Project;
 use crate::diagnose::{tail, Diagnostic, Phase};
 use crate::docker::health::{self, Readiness, Snapshot, Wait};
-use crate::runtime::health::HealthState;
-use crate::runtime::Refused;
-use crate::docker::{logs, run, DockerError, Runtime};
+use crate::docker::{logs, Runtime, RuntimeError};
 use crate::events::Event;
 use crate::plan::{Dependency, ServicePlan};
+use crate::runtime::health::HealthState;
+use crate::runtime::Refused;
 
 /// How one service's start ended.
 pub(super) enum ServiceOutcome {
@@ -34,7 +34,7 @@ pub(super) enum ServiceOutcome {
 /// outcome here). Returns each service's outcome, or Docker's own failure.
 pub(super) async fn start_all(
     steps: &Steps<'_, impl Runtime>,
-) -> Vec<(String, Result<ServiceOutcome, DockerError>)> {
+) -> Vec<(String, Result<ServiceOutcome, RuntimeError>)> {
     let announced = std::sync::atomic::AtomicBool::new(false);
     let tasks = steps.project.order.iter().map(|name| {
         let announced = &announced;
@@ -91,7 +91,7 @@ async fn start_service(
     steps: &Steps<'_, impl Runtime>,
     name: &str,
     image: &str,
-) -> Result<ServiceOutcome, DockerError> {
+) -> Result<ServiceOutcome, RuntimeError> {
     let plan = steps.plan.get(name).expect("every service is planned");
     if let Err(d) = wait_for_sources(steps, name, &plan.created_after).await {
         return Ok(steps.failed(name, d));
@@ -173,7 +173,7 @@ pub(super) async fn create(
     plan: &ServicePlan,
     image: &str,
     container: &str,
-) -> Result<Result<(), Diagnostic>, DockerError> {
+) -> Result<Result<(), Diagnostic>, RuntimeError> {
     let (project, name) = (steps.project, plan.name.as_str());
     let planned = plan.container.as_ref().and_then(|spec| {
         let files = plan.files.as_ref()?;
@@ -181,9 +181,9 @@ pub(super) async fn create(
     });
     let (spec, files) = match planned {
         Ok(planned) => planned,
-        Err(e) => return Ok(Err(refused(project, name, Refused::Spec(e.clone()), ""))),
+        Err(e) => return Ok(Err(refused(project, name, Refused::Spec(e.clone())))),
     };
-    let with = run::Attachments {
+    let with = crate::runtime::container::Attachments {
         networks: &steps.networks,
         volumes: &steps.volumes,
         settings: &steps.settings,
@@ -193,15 +193,15 @@ pub(super) async fn create(
         .rt
         .create(container, &steps.opts.run_id, name, spec, image, &with)
         .await?;
-    Ok(made.map_err(|(why, what)| refused(project, name, why, what)))
+    Ok(made.map_err(|why| refused(project, name, why)))
 }
 
-/// A container its runtime would not create: a plan it cannot express is the service's
-/// error as it is; a refusal says `what` was refused, with the runtime's words.
-fn refused(project: &Project, name: &str, why: Refused, what: &str) -> Diagnostic {
-    let d = match why {
-        Refused::Spec(e) => Diagnostic::new(name, Phase::Start, e),
-        Refused::Runtime(words) => Diagnostic::new(name, Phase::Start, what).evidence(words),
+/// A container its runtime would not create or start: a plan it cannot express is the
+/// service's error as it is; a refusal says what was refused, with the runtime's words.
+fn refused(project: &Project, name: &str, why: Refused) -> Diagnostic {
+    let d = match why.what() {
+        None => Diagnostic::new(name, Phase::Start, why.words()),
+        Some(what) => Diagnostic::new(name, Phase::Start, what).evidence(why.words()),
     };
     d.files(implicated(project, name))
 }
@@ -256,26 +256,21 @@ pub(super) async fn start(
     steps: &Steps<'_, impl Runtime>,
     name: &str,
     container: &str,
-) -> Result<Result<(), Diagnostic>, DockerError> {
-    let Err(msg) = steps.rt.start(container).await else {
+) -> Result<Result<(), Diagnostic>, RuntimeError> {
+    let Err(why) = steps.rt.start(container).await else {
         return Ok(Ok(()));
     };
+    let msg = why.words();
     // Another program on this machine holds a port --execute publishes: nothing in the
     // system is wrong, so no model is asked to change it. Two of the system's own services
     // publishing one port is the system's fault, and goes on as a diagnostic.
-    if let Some(port) = held_port(&msg).filter(|p| !published_by_another(steps, name, *p)) {
-        return Err(DockerError::HostPortInUse {
+    if let Some(port) = held_port(msg).filter(|p| !published_by_another(steps, name, *p)) {
+        return Err(RuntimeError::HostPortInUse {
             service: name.to_string(),
-            message: format!("port {port}: {}", held_reason(&msg)),
+            message: format!("port {port}: {}", held_reason(msg)),
         });
     }
-    Ok(Err(Diagnostic::new(
-        name,
-        Phase::Start,
-        "the container could not start",
-    )
-    .evidence(msg)
-    .files(implicated(steps.project, name))))
+    Ok(Err(refused(steps.project, name, why)))
 }
 
 /// A ready service: its health and where its ports answer.

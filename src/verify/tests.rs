@@ -7,12 +7,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::*;
 use crate::docker::auth::Credentials;
-use crate::docker::build::{BuildSpec, Built};
+use crate::docker::build::{BuildRequest, Built};
 use crate::docker::health::{Snapshot, Wait};
 use crate::docker::pull::{Progress, PullFailure, Pulled};
-use crate::docker::run::{Attachments, NetworkWanted, Networks};
-use crate::runtime::Refused;
 use crate::plan::{ContainerSpec, Readiness};
+use crate::runtime::container::{Attachments, NetworkWanted, Networks};
+use crate::runtime::Refused;
 
 /// A runtime whose containers end as `script` says for their service (the part of the
 /// container name after the run's prefix), and that records what it was asked.
@@ -54,7 +54,7 @@ impl Runtime for Fake {
             message: "manifest unknown".into(),
         })
     }
-    async fn build(&self, _: &str, spec: &BuildSpec) -> Result<Built, Diagnostic> {
+    async fn build(&self, _: &str, spec: &BuildRequest) -> Result<Built, Diagnostic> {
         self.log(format!("build {}", spec.service));
         Ok(Built {
             image: format!("masgen/{}:fake", spec.service),
@@ -72,7 +72,7 @@ impl Runtime for Fake {
         _: &Scope,
         _: &str,
         wanted: &[NetworkWanted],
-    ) -> Result<Networks, DockerError> {
+    ) -> Result<Networks, RuntimeError> {
         let mut n = Networks::default();
         for w in wanted {
             n.by_name.insert(
@@ -87,7 +87,7 @@ impl Runtime for Fake {
         _: &Scope,
         _: &str,
         wanted: &[NetworkWanted],
-    ) -> Result<HashMap<String, String>, DockerError> {
+    ) -> Result<HashMap<String, String>, RuntimeError> {
         Ok(wanted
             .iter()
             .map(|w| (w.name.clone(), w.docker_name.clone()))
@@ -101,12 +101,12 @@ impl Runtime for Fake {
         spec: &ContainerSpec,
         image: &str,
         _: &Attachments<'_>,
-    ) -> Result<Result<(), (Refused, &'static str)>, DockerError> {
+    ) -> Result<Result<(), Refused>, RuntimeError> {
         self.log(format!("create {name} {image} {:?}", spec.command));
         let _ = container;
         Ok(Ok(()))
     }
-    async fn start(&self, container: &str) -> Result<(), String> {
+    async fn start(&self, container: &str) -> Result<(), Refused> {
         self.log(format!("start {}", Fake::service(container)));
         Ok(())
     }
@@ -135,7 +135,11 @@ impl Runtime for Fake {
     async fn published_ports(&self, _: &str) -> Vec<(String, String)> {
         Vec::new()
     }
-    async fn set_restart(&self, _: &str, _: &str, _: Option<i64>) -> Result<(), String> {
+    async fn set_restart(
+        &self,
+        _: &str,
+        _: crate::plan::RestartPolicy,
+    ) -> Result<(), RuntimeError> {
         Ok(())
     }
     async fn remove_run(&self, _: &str) -> crate::docker::teardown::Removed {

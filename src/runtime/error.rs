@@ -1,0 +1,41 @@
+//! What can go wrong in a runtime itself (never the system's fault): each variant names
+//! the operation and keeps the runtime's own words, and says what to do.
+
+/// A runtime that cannot do what verification asks: the environment's failure (exit 3).
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("{runtime} is not reachable at {endpoint} ({source_of}): {message}. {hint}")]
+    Unreachable {
+        runtime: &'static str,
+        endpoint: String,
+        source_of: String,
+        message: String,
+        hint: String,
+    },
+    #[error("network '{name}' is declared external, and no network named {runtime_name} exists: create it (docker network create {runtime_name}) or drop external:")]
+    ExternalNetworkMissing { name: String, runtime_name: String },
+    #[error("volume '{name}' is declared external, and no volume named {runtime_name} exists: create it (docker volume create {runtime_name}) or drop external:")]
+    ExternalVolumeMissing { name: String, runtime_name: String },
+    #[error("cannot list the networks named {network}: {message}")]
+    ListNetworks { network: String, message: String },
+    #[error("cannot create network {network}: {message}")]
+    CreateNetwork { network: String, message: String },
+    #[error("cannot create volume {volume}: {message}")]
+    CreateVolume { volume: String, message: String },
+    #[error("cannot create container {container}: {message}")]
+    CreateContainer { container: String, message: String },
+    #[error("cannot create container {container}: a container with this name exists and was not made by masgen: remove or rename it")]
+    NameTaken { container: String },
+    #[error("project {project} is already running, kept by an earlier masgen run ({}): remove it with `masgen down {dir}` first, or verify without --keep", running.join(", "))]
+    AlreadyKept {
+        project: String,
+        running: Vec<String>,
+        dir: String,
+    },
+    #[error("cannot give container {container} its restart policy: {message}")]
+    SetRestart { container: String, message: String },
+    #[error(
+        "{service} could not start: a host port it publishes is already in use on this machine ({message}). Stop what holds it, or publish another host port in the compose file; verification without --execute publishes on free ports of 127.0.0.1 and never collides"
+    )]
+    HostPortInUse { service: String, message: String },
+}
