@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::dockerfile::{from_images, names_context};
-use crate::compose::model::{parse_pull_policy, Build, NamedContext, PullPolicy, Service};
+use crate::compose::model::{self, parse_pull_policy, Build, PullPolicy, Service};
 use crate::compose::Project;
 
 /// Compose's build keys that are parameters of the engine's `/build`, for both builders.
@@ -36,6 +36,17 @@ pub enum ImageSource {
     Build(Box<BuildPlan>),
 }
 
+/// A named build context (`build.additional_contexts`), resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A local folder (absolute), its `.dockerignore` applied.
+    Dir(std::path::PathBuf),
+    /// An image.
+    Image(String),
+    /// The image another service of the project builds.
+    Service(String),
+}
+
 /// A build, as the compose file asks for it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BuildPlan {
@@ -57,7 +68,7 @@ pub struct BuildPlan {
     pub from: Vec<String>,
     pub options: BuildOptions,
     /// `build.secrets`: (id, source), or why one cannot be had.
-    pub secrets: Result<Vec<(String, crate::compose::model::FileSource)>, String>,
+    pub secrets: Result<Vec<(String, super::FileSource)>, String>,
     /// `build.ssh`: (id, the agent's socket; None: `SSH_AUTH_SOCK`'s).
     pub ssh: Vec<(String, Option<String>)>,
     /// `build.additional_contexts`: (name, what it is).
@@ -111,9 +122,9 @@ fn build_plan(project: &Project, b: &Build) -> BuildPlan {
         contexts,
         args,
         options: build_options(b),
-        secrets: project
-            .compose
-            .build_secrets(b, &project.root, &|k| project.lookup(k)),
+        secrets: super::files::build_secrets(&project.compose, b, &project.root, &|k| {
+            project.lookup(k)
+        }),
         ssh: full
             .and_then(|f| f.ssh.as_ref())
             .map(|s| s.entries())
@@ -125,7 +136,14 @@ fn build_plan(project: &Project, b: &Build) -> BuildPlan {
 fn named_contexts(project: &Project, b: &Build) -> Vec<(String, NamedContext)> {
     b.named_contexts()
         .into_iter()
-        .filter_map(|(k, v)| Some((k, NamedContext::parse(&v?, &project.root).ok()?)))
+        .filter_map(|(k, v)| {
+            let planned = match model::NamedContext::parse(&v?, &project.root).ok()? {
+                model::NamedContext::Dir(d) => NamedContext::Dir(d),
+                model::NamedContext::Image(i) => NamedContext::Image(i),
+                model::NamedContext::Service(s) => NamedContext::Service(s),
+            };
+            Some((k, planned))
+        })
         .collect()
 }
 

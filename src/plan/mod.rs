@@ -5,18 +5,17 @@
 //! resolved here; docker/ turns a plan into the engine's requests and never reads compose.
 
 mod container;
+mod files;
 pub mod dockerfile;
 mod image;
 
 use std::path::Path;
 use std::time::Duration;
 
-pub use crate::compose::model::NamedContext;
-/// A secret or config file of a service, resolved (its source file, or its content).
-pub use crate::compose::model::{FileMount, FileSource};
+pub use files::{FileMount, FileSource};
 pub use container::{ContainerSpec, Health, MountSpec, Namespace, NetworkSpec, Port, VolumesFrom};
 pub use dockerfile::from_images;
-pub use image::{image_source, BuildOptions, BuildPlan, ImageSource};
+pub use image::{image_source, BuildOptions, BuildPlan, ImageSource, NamedContext};
 
 use crate::compose::model::Condition;
 use crate::compose::Project;
@@ -152,9 +151,7 @@ pub fn service(project: &Project, name: &str, settle: Duration) -> ServicePlan {
         name: name.to_string(),
         image: image_source(project, svc),
         container: ContainerSpec::of(name, svc, &project.root),
-        files: project
-            .compose
-            .file_mounts(svc, &project.root, &|k| project.lookup(k)),
+        files: files::file_mounts(&project.compose, svc, &project.root, &|k| project.lookup(k)),
         readiness: readiness(project, name, settle),
         depends_on,
         created_after: unique(svc.created_after()),
