@@ -26,4 +26,13 @@ pub use events::{Event, Events};
 pub use generate::{GenerateError, Generator, GeneratorBuilder, Options, Outcome};
 pub use repair::{repair_loop, RepairError, RepairOptions, RepairReport};
 pub use spec::{load_spec_from_file, resolve_spec_arg, SpecError};
-pub use verify::{verify, VerifyError, VerifyOptions, VerifyReport};
+pub use verify::{VerifyError, VerifyOptions, VerifyReport};
+
+/// Verify the system in `dir` on the Docker engine the docker CLI would use (see
+/// [`verify::verify`] to verify on another runtime).
+pub async fn verify(
+    dir: impl AsRef<std::path::Path>,
+    opts: &VerifyOptions,
+) -> Result<VerifyReport, VerifyError> {
+    verify::verify(&docker::DockerRuntime::new(), dir.as_ref(), opts).await
+}

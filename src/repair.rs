@@ -18,7 +18,7 @@ use crate::generate::{GenerateError, Generator, Session};
 use crate::llm::audit::ResponseLog;
 use crate::llm::{pricing, Budget, LlmError, Message, Usage};
 use crate::verify::smoke::{SmokeReport, Verdict};
-use crate::verify::{DockerVerifier, Verifier, VerifyError, VerifyOptions, VerifyReport};
+use crate::verify::{Verifier, VerifyError, VerifyOptions, VerifyReport};
 use crate::workspace::rounds::{next_round_number, round_dir};
 use crate::workspace::{Applied, Workspace, WorkspaceError};
 
@@ -428,7 +428,8 @@ fn shared_keys<'a>(body: &[&'a str], indent_of: impl Fn(&str) -> usize) -> Vec<&
     out
 }
 
-/// Verify `dir`; while it fails, show the model the evidence and apply its fix.
+/// Verify `dir` with `verifier` (a runtime the caller chose); while it fails, show the
+/// model the evidence and apply its fix.
 ///
 /// Contract: stops when healthy, when `max_rounds` repairs are spent, when the next
 /// request could cross `max_cost_usd` (the cap is never exceeded), or when the same
@@ -436,17 +437,6 @@ fn shared_keys<'a>(body: &[&'a str], indent_of: impl Fn(&str) -> usize) -> Vec<&
 /// (Docker, the API after retries) end the loop with an error and are never sent to the
 /// model. Files and round history stay on disk whatever happens.
 pub async fn repair_loop(
-    generator: &Generator,
-    spec: &str,
-    dir: &Path,
-    vopts: &VerifyOptions,
-    ropts: &RepairOptions,
-) -> Result<RepairReport, RepairError> {
-    repair_loop_with(&DockerVerifier, generator, spec, dir, vopts, ropts).await
-}
-
-/// [`repair_loop`] over any [`Verifier`].
-pub async fn repair_loop_with(
     verifier: &impl Verifier,
     generator: &Generator,
     spec: &str,

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::*;
 use masgen::diagnose::{Diagnostic, Phase};
 use masgen::generate::Generator;
-use masgen::repair::{repair_loop_with, LoopOutcome, RepairError, RepairOptions};
+use masgen::repair::{repair_loop, LoopOutcome, RepairError, RepairOptions};
 use masgen::runtime::RuntimeError;
 use masgen::verify::{Verifier, VerifyError, VerifyOptions, VerifyReport};
 
@@ -98,7 +98,7 @@ fn run(verifier: Scripted, fake: &FakeAnthropic, ropts: RepairOptions, price: bo
         .enable_all()
         .build()
         .unwrap();
-    let r = rt.block_on(repair_loop_with(
+    let r = rt.block_on(repair_loop(
         &verifier,
         &generator,
         "an app",

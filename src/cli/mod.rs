@@ -19,7 +19,7 @@ use crate::repair::{repair_loop, LoopOutcome, RepairError, RepairOptions, Repair
 use crate::report::{junit, RunReport};
 use crate::runtime::health::HealthState;
 use crate::verdict::Verdict;
-use crate::verify::{verify, VerifyError, VerifyOptions, VerifyReport};
+use crate::verify::{verify, RuntimeVerifier, VerifyError, VerifyOptions, VerifyReport};
 use crate::workspace::WorkspaceError;
 
 /// Exit codes (README "Exit codes").
@@ -74,7 +74,7 @@ fn workspace_code(e: &WorkspaceError) -> i32 {
 impl From<VerifyError> for Fatal {
     fn from(e: VerifyError) -> Self {
         let code = match &e {
-            VerifyError::Compose(_) => exit::USAGE,
+            VerifyError::Plan(_) => exit::USAGE,
             VerifyError::Runtime(_) | VerifyError::Registry(_) => exit::ENVIRONMENT,
         };
         Fatal::new(code, e)
@@ -186,10 +186,17 @@ async fn torn_down_after_interrupt(run_id: &str, kept: &str) -> Fatal {
     )
 }
 
+/// The runtime every command verifies on, chosen here and nowhere else: the Docker engine
+/// the docker CLI would use, connected when first needed.
+fn runtime() -> crate::docker::DockerRuntime {
+    crate::docker::DockerRuntime::new()
+}
+
 /// Verify `dir`, tearing down on Ctrl-C / SIGTERM (exit 130).
 async fn verify_interruptible(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Fatal> {
+    let rt = runtime();
     tokio::select! {
-        r = verify(dir, opts) => r.map_err(Fatal::from),
+        r = verify(&rt, dir, opts) => r.map_err(Fatal::from),
         _ = interrupted() => Err(torn_down_after_interrupt(&opts.run_id, "files are kept").await),
     }
 }
@@ -284,8 +291,9 @@ async fn repair_interruptible(
     vopts: &VerifyOptions,
     ropts: &RepairOptions,
 ) -> Result<RepairReport, Fatal> {
+    let verifier = RuntimeVerifier(runtime());
     tokio::select! {
-        r = repair_loop(generator, spec, dir, vopts, ropts) => r.map_err(Fatal::from),
+        r = repair_loop(&verifier, generator, spec, dir, vopts, ropts) => r.map_err(Fatal::from),
         _ = interrupted() => Err(torn_down_after_interrupt(&vopts.run_id, "files and .masgen/rounds/ are kept").await),
     }
 }

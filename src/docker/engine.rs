@@ -85,6 +85,26 @@ pub fn unreachable(endpoint: &str, source_of: &str, e: &dyn std::fmt::Display) -
     }
 }
 
+/// The Docker engine the docker CLI would use, connected when first needed (see
+/// [`crate::runtime::Connect`]): the runtime masgen verifies on.
+#[derive(Default)]
+pub struct DockerRuntime {
+    engine: tokio::sync::OnceCell<Engine>,
+}
+
+impl DockerRuntime {
+    pub fn new() -> DockerRuntime {
+        DockerRuntime::default()
+    }
+}
+
+impl crate::runtime::Connect for DockerRuntime {
+    type Runtime = Engine;
+    async fn connect(&self) -> Result<&Engine, RuntimeError> {
+        self.engine.get_or_try_init(Engine::connect).await
+    }
+}
+
 /// A connected engine.
 #[derive(Clone)]
 pub struct Engine {

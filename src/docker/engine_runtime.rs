@@ -140,6 +140,23 @@ impl Runtime for Engine {
             })
     }
 
+    fn follow_logs(
+        &self,
+        container: &str,
+        service: &str,
+        events: &crate::events::Events,
+    ) -> tokio::task::JoinHandle<()> {
+        super::logs::follow(self, container, service, Some(events.clone())).1
+    }
+
+    async fn kept_containers(&self, project: &str) -> Vec<String> {
+        super::teardown::kept_containers(self, project).await
+    }
+
+    async fn remove_dead_runs(&self, project: &str) -> Removed {
+        super::teardown::remove_dead_runs(self, project).await
+    }
+
     async fn remove_run(&self, run: &str) -> Removed {
         super::teardown::remove_labelled(self, super::RUN_LABEL, run).await
     }

@@ -10,7 +10,7 @@ use super::Engine;
 use crate::events::{Event, Events};
 
 /// Lines kept per container.
-pub const KEEP_LINES: usize = 200;
+pub use crate::runtime::KEEP_LINES;
 
 /// The tail of one container's output, filled by a background task.
 #[derive(Clone, Default)]

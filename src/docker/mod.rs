@@ -20,4 +20,4 @@ pub mod teardown;
 pub use crate::runtime::scope::{MANAGED_LABEL, PROJECT_LABEL, RUN_LABEL, SERVICE_LABEL};
 pub use crate::runtime::Runtime;
 pub use crate::runtime::RuntimeError;
-pub use engine::Engine;
+pub use engine::{DockerRuntime, Engine};

@@ -5,19 +5,24 @@
 //! resolved here; docker/ turns a plan into the engine's requests and never reads compose.
 
 mod container;
-mod files;
 pub mod dockerfile;
+mod files;
 mod image;
+mod project;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use files::{FileMount, FileSource};
+/// What `depends_on` waits for, how an image is pulled, and how a project is read: the
+/// plan's words for them are Compose's.
+pub use crate::compose::load::LoadOptions;
+pub use crate::compose::model::{Condition, PullPolicy};
 pub use container::{ContainerSpec, Health, MountSpec, Namespace, NetworkSpec, Port, VolumesFrom};
 pub use dockerfile::from_images;
+pub use files::{FileMount, FileSource};
 pub use image::{image_source, BuildOptions, BuildPlan, ImageSource, NamedContext};
+pub use project::{load, ObjectPlan, PlanError, Refusal, SMOKE_PROFILE};
 
-use crate::compose::model::Condition;
 use crate::compose::Project;
 
 /// How a service is known to be ready.
@@ -89,28 +94,72 @@ pub struct ServicePlan {
     /// Its `restart:` policy, for a system left running (while verifying, no container
     /// restarts: a crash is a failure). None: `no`.
     pub restart: Option<RestartPolicy>,
+    /// Its `container_name:`, honoured when the system is kept.
+    pub container_name: Option<String>,
+    /// The host ports it publishes as written (a clash with another program is the
+    /// environment's, with a service of the system the system's).
+    pub host_ports: Vec<u16>,
+    /// The compose files a failure of it implicates, relative to the project's folder
+    /// (with its build context's files: [`SystemPlan::implicated`]).
+    pub compose_files: Vec<String>,
 }
 
-/// A whole project, planned: its services in start order.
-#[derive(Debug, Clone)]
+impl ServicePlan {
+    /// Whether masgen builds its image.
+    pub fn builds(&self) -> bool {
+        matches!(self.image, Some(ImageSource::Build(_)))
+    }
+}
+
+/// A whole project, planned: everything verification needs, and all a runtime gets.
+#[derive(Debug, Clone, Default)]
 pub struct SystemPlan {
     pub project: String,
+    /// The project's folder.
+    pub root: PathBuf,
+    /// The main compose file, relative to `root`.
+    pub compose_file: String,
+    /// The services, in start order (dependencies first).
     pub services: Vec<ServicePlan>,
     /// The smoke checks (profile `smoke`): one-shots run once the services are ready.
     pub checks: Vec<ServicePlan>,
+    /// The services that build, those heading the longest depends_on chains first: the
+    /// order to build in when fewer build at once than there are images.
+    pub build_order: Vec<String>,
+    /// The networks the services join, and the project's named volumes.
+    pub networks: Vec<ObjectPlan>,
+    pub volumes: Vec<ObjectPlan>,
+    /// What the security policy refuses.
+    pub refused: Vec<Refusal>,
+    /// What reading the project warned about.
+    pub warnings: Vec<String>,
+    /// Every profile a service names, active or not.
+    pub profiles: Vec<String>,
 }
 
 impl SystemPlan {
     /// Every service of `project` (a service without a healthcheck settles for `settle`).
     pub fn of(project: &Project, settle: Duration) -> SystemPlan {
+        let build_order = crate::compose::graph::critical_first(&project.compose, &project.order)
+            .into_iter()
+            .filter(|n| project.compose.services[n].build.is_some())
+            .collect();
         SystemPlan {
             project: project.name.clone(),
+            root: project.root.clone(),
+            compose_file: project.rel(&project.file),
             services: project
                 .order
                 .iter()
                 .map(|n| service(project, n, settle))
                 .collect(),
             checks: Vec::new(),
+            build_order,
+            networks: project::networks(project),
+            volumes: project::volumes(project),
+            refused: project::refusals(project),
+            warnings: project.warnings.clone(),
+            profiles: project.profiles.clone(),
         }
     }
 
@@ -118,7 +167,32 @@ impl SystemPlan {
     pub fn with_checks(mut self, project: &Project, checks: &[String]) -> SystemPlan {
         let settle = Duration::ZERO;
         self.checks = checks.iter().map(|n| service(project, n, settle)).collect();
+        // Their images build with the system's, last: a broken one fails early.
+        let building = self.checks.iter().filter(|c| c.builds());
+        self.build_order.extend(building.map(|c| c.name.clone()));
         self
+    }
+
+    /// Files a failure of `service` implicates, relative to the project's folder: its build
+    /// context's files (at most 20, read now), then its compose files.
+    pub fn implicated(&self, service: &str) -> Vec<String> {
+        let Some(s) = self.get(service) else {
+            return vec![self.compose_file.clone()];
+        };
+        let mut files = Vec::new();
+        if let Some(ImageSource::Build(b)) = &s.image {
+            let prefix = if b.context_rel.is_empty() {
+                String::new()
+            } else {
+                format!("{}/", b.context_rel)
+            };
+            let listed = crate::workspace::list_files(&self.root.join(&prefix));
+            for f in listed.into_iter().filter(|f| !f.starts_with('.')).take(20) {
+                files.push(format!("{prefix}{f}"));
+            }
+        }
+        files.extend(s.compose_files.iter().cloned());
+        files
     }
 
     /// A service or a check.
@@ -161,6 +235,15 @@ pub fn service(project: &Project, name: &str, settle: Duration) -> ServicePlan {
             .as_deref()
             .and_then(|r| crate::compose::model::parse_restart(r).ok().flatten())
             .map(RestartPolicy::of),
+        container_name: svc.container_name.clone(),
+        host_ports: svc
+            .ports
+            .iter()
+            .filter_map(|p| p.mappings().ok())
+            .flatten()
+            .filter_map(|m| m.host_port)
+            .collect(),
+        compose_files: project::compose_files_of(project, name),
     }
 }
 

@@ -24,6 +24,24 @@ use health::{Snapshot, Wait};
 use pull::{Credentials, Progress, PullFailure, Pulled};
 use scope::Scope;
 
+/// A way to a runtime, connected when first needed: a project that is refused, or has
+/// nothing to run, never connects (its verdict does not depend on the runtime being up).
+pub trait Connect: Sync {
+    type Runtime: Runtime;
+    fn connect(&self) -> impl Future<Output = Result<&Self::Runtime, RuntimeError>>;
+}
+
+/// A runtime already connected.
+impl<R: Runtime> Connect for R {
+    type Runtime = R;
+    async fn connect(&self) -> Result<&R, RuntimeError> {
+        Ok(self)
+    }
+}
+
+/// Lines of a container's output kept as evidence.
+pub const KEEP_LINES: usize = 200;
+
 /// What a teardown removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Removed {
@@ -114,6 +132,19 @@ pub trait Runtime: Sync {
         container: &str,
         policy: RestartPolicy,
     ) -> impl Future<Output = Result<(), RuntimeError>>;
+    /// Follow a running container's output until the task is aborted, each line an event
+    /// (`--execute`).
+    fn follow_logs(
+        &self,
+        container: &str,
+        service: &str,
+        events: &crate::events::Events,
+    ) -> tokio::task::JoinHandle<()>;
+    /// The containers of a system of `project` left running by an earlier run (`--keep`).
+    fn kept_containers(&self, project: &str) -> impl Future<Output = Vec<String>>;
+    /// Remove what runs of `project` that are over left behind (never a live run's objects,
+    /// never a kept system: see [`scope`]).
+    fn remove_dead_runs(&self, project: &str) -> impl Future<Output = Removed>;
     /// Remove everything run `run` made (by its label).
     fn remove_run(&self, run: &str) -> impl Future<Output = Removed>;
     /// Remove `project`'s images that `current` superseded; returns how many.

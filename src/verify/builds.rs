@@ -5,13 +5,12 @@
 use futures_util::StreamExt;
 
 use super::images::{self, Avail, Images};
-use super::{implicated, ImageState, ServiceState, Steps};
-use crate::compose::Project;
+use super::{ImageState, ServiceState, Steps};
 use crate::diagnose::{Diagnostic, Phase};
-use crate::docker::build::{self, BuildRequest, Built};
-use crate::docker::Runtime;
 use crate::events::Event;
 use crate::plan::{ImageSource, NamedContext, SystemPlan};
+use crate::runtime::build::{BuildRequest, Built, INLINE_DOCKERFILE};
+use crate::runtime::Runtime;
 
 /// The images `service`'s Dockerfile's FROM lines name (none when it does not build).
 pub(super) fn froms_of<'p>(plan: &'p SystemPlan, service: &str) -> &'p [String] {
@@ -24,17 +23,10 @@ pub(super) fn froms_of<'p>(plan: &'p SystemPlan, service: &str) -> &'p [String] 
 /// What each service with `build:` builds, the images heading the longest depends_on
 /// chains first: with fewer build slots than images, that chain starts while the images
 /// at its end still build.
-pub(super) fn specs(
-    project: &Project,
-    plan: &SystemPlan,
-    checks: &[String],
-    opts: &super::VerifyOptions,
-) -> Vec<BuildRequest> {
-    // The smoke checks' images build with the system's, last: a broken one fails early.
-    let order = crate::compose::graph::critical_first(&project.compose, &project.order);
-    let specs = order
+pub(super) fn specs(plan: &SystemPlan, opts: &super::VerifyOptions) -> Vec<BuildRequest> {
+    let specs = plan
+        .build_order
         .iter()
-        .chain(checks)
         .filter_map(|n| {
             let Some(ImageSource::Build(b)) = plan.get(n)?.image.as_ref() else {
                 return None;
@@ -44,13 +36,13 @@ pub(super) fn specs(
                 context: b.context.clone(),
                 context_rel: b.context_rel.clone(),
                 dockerfile: match b.inline {
-                    Some(_) => build::INLINE_DOCKERFILE.to_string(),
+                    Some(_) => INLINE_DOCKERFILE.to_string(),
                     None => b.dockerfile.clone(),
                 },
                 dockerfile_inline: b.inline.clone(),
                 args: b.args.clone(),
                 target: b.target.clone(),
-                log_dir: Some(project.root.join(crate::workspace::MASGEN_DIR).join("logs")),
+                log_dir: Some(plan.root.join(crate::workspace::MASGEN_DIR).join("logs")),
                 no_cache: opts.no_cache || b.no_cache,
                 bases: Vec::new(),
                 auths: Default::default(),
@@ -112,8 +104,8 @@ async fn resolve_contexts(
 /// service's build failure.
 fn session_for(
     plan: Option<&crate::plan::ServicePlan>,
-) -> Result<crate::docker::session::Provided, String> {
-    let mut provided = crate::docker::session::Provided::default();
+) -> Result<crate::runtime::build::Provided, String> {
+    let mut provided = crate::runtime::build::Provided::default();
     let Some(ImageSource::Build(b)) = plan.and_then(|p| p.image.as_ref()) else {
         return Ok(provided);
     };
@@ -192,31 +184,30 @@ async fn build_one(
     spec.session = session_for(steps.plan.get(&spec.service))
         .map_err(|why| Diagnostic::new(&spec.service, Phase::Build, why))?;
     resolve_contexts(steps, &mut spec).await?;
-    let (ids, auths) = base_images(steps.project, &steps.plan, steps.imgs, &spec.service).await?;
+    let (ids, auths) = base_images(&steps.plan, steps.imgs, &spec.service).await?;
     spec.bases = ids;
     spec.auths = auths;
     steps.opts.events.emit(Event::BuildStarted {
         service: spec.service.clone(),
     });
-    steps.rt.build(&steps.project.name, &spec).await
+    steps.rt.build(&steps.plan.project, &spec).await
 }
 
 /// The FROM images of `service`'s Dockerfile: their local IDs and the credentials of their
 /// registries once they are there, or the service's image failure.
 pub(super) async fn base_images(
-    project: &Project,
     plan: &SystemPlan,
     imgs: &Images<'_, impl Runtime>,
     service: &str,
-) -> Result<(Vec<String>, crate::docker::auth::AuthMap), Diagnostic> {
+) -> Result<(Vec<String>, crate::runtime::pull::AuthMap), Diagnostic> {
     let froms = froms_of(plan, service).to_vec();
     let mut ids = Vec::new();
     for image in &froms {
         match imgs.wait(image).await {
             Avail::Ready(id) => ids.push(id),
-            Avail::Missing(why) => return Err(image_failure(project, service, image, why)),
+            Avail::Missing(why) => return Err(image_failure(plan, service, image, why)),
             // The run ends with it; this is only what the service shows meanwhile.
-            Avail::Broken(f) => return Err(image_failure(project, service, image, f.to_string())),
+            Avail::Broken(f) => return Err(image_failure(plan, service, image, f.to_string())),
             Avail::Pending => unreachable!("waited for"),
         }
     }
@@ -225,27 +216,27 @@ pub(super) async fn base_images(
 
 /// A service's own image (no build): there, or its failure.
 pub(super) async fn service_image(
-    project: &Project,
+    plan: &SystemPlan,
     imgs: &Images<'_, impl Runtime>,
     service: &str,
     image: &str,
 ) -> Result<(), Diagnostic> {
     match imgs.wait(image).await {
         Avail::Ready(_) => Ok(()),
-        Avail::Missing(why) => Err(image_failure(project, service, image, why)),
-        Avail::Broken(f) => Err(image_failure(project, service, image, f.to_string())),
+        Avail::Missing(why) => Err(image_failure(plan, service, image, why)),
+        Avail::Broken(f) => Err(image_failure(plan, service, image, f.to_string())),
         Avail::Pending => unreachable!("waited for"),
     }
 }
 
-fn image_failure(project: &Project, service: &str, image: &str, why: String) -> Diagnostic {
+fn image_failure(plan: &SystemPlan, service: &str, image: &str, why: String) -> Diagnostic {
     Diagnostic::new(
         service,
         Phase::Image,
         format!("image {image} is not available locally and cannot be pulled"),
     )
     .evidence(why)
-    .files(implicated(project, service))
+    .files(plan.implicated(service))
 }
 
 /// The longest pull among the images `service` needed.

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::compose::model::PullPolicy;
+use crate::plan::PullPolicy;
 use crate::docker::auth::{self, AuthMap, Credentials, DockerConfig};
 use crate::docker::offline::relevant_images;
 use crate::docker::pull::{self, Fault, PullFailure};

@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::compose::{check_policy, load::load_with, ComposeError, Project};
 use crate::diagnose::{self, Diagnostic, Phase};
-use crate::docker::build::Built;
-use crate::docker::{logs, teardown, Engine, Runtime, RuntimeError};
 use crate::events::{Event, Events};
-use crate::plan::SystemPlan;
+use crate::plan::{ImageSource, ObjectPlan, PlanError, SystemPlan};
+use crate::runtime::build::Built;
 use crate::runtime::container::{NetworkWanted, Networks, RunSettings};
 use crate::runtime::health::HealthState;
+use crate::runtime::pull::PullFailure;
 use crate::runtime::scope::Scope;
+use crate::runtime::{Connect, Runtime, RuntimeError, KEEP_LINES};
 
 mod builds;
 pub mod images;
@@ -30,13 +30,14 @@ use start::ServiceOutcome;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
+    /// The project cannot be read (bad input).
     #[error(transparent)]
-    Compose(#[from] ComposeError),
+    Plan(#[from] PlanError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     /// Credentials, or a registry that cannot be reached: the environment's failure.
     #[error("{0}")]
-    Registry(crate::docker::pull::PullFailure),
+    Registry(PullFailure),
 }
 
 /// How to verify.
@@ -58,11 +59,11 @@ pub struct VerifyOptions {
     /// Rebuild every image without any cache.
     pub no_cache: bool,
     /// Which compose files, project name and variables to read (`-f`, `-p`, `--env-file`).
-    pub load: crate::compose::load::LoadOptions,
+    pub load: crate::plan::LoadOptions,
     /// A pull fails once the registry sends nothing for this long.
     pub pull_stall: Duration,
     /// `--pull always|missing|never`: overrides every service's `pull_policy`.
-    pub pull: Option<crate::compose::model::PullPolicy>,
+    pub pull: Option<crate::plan::PullPolicy>,
     /// `--offline`: reach no registry; use local images only.
     pub offline: bool,
     /// Run the smoke checks (the services of the profile `smoke`) once the system is
@@ -223,126 +224,41 @@ impl ServiceState {
     }
 }
 
-/// Files a failure of `service` implicates: its Dockerfile and code, and the compose file.
-fn implicated(project: &Project, service: &str) -> Vec<String> {
-    let compose_file = project.rel(&project.file);
-    let mut files = Vec::new();
-    if let Some(b) = project
-        .compose
-        .services
-        .get(service)
-        .and_then(|s| s.build.as_ref())
-    {
-        let ctx = b.context().trim_start_matches("./").trim_end_matches('/');
-        let prefix = if ctx.is_empty() || ctx == "." {
-            String::new()
-        } else {
-            format!("{ctx}/")
-        };
-        let listed = crate::workspace::list_files(&project.root.join(&prefix));
-        for f in listed.into_iter().filter(|f| !f.starts_with('.')).take(20) {
-            files.push(format!("{prefix}{f}"));
-        }
-    }
-    files.push(compose_file);
-    // Whatever the override says about the service is as much its cause.
-    files.extend(
-        project
-            .merged_files
-            .iter()
-            .filter_map(|f| project.inside(f)),
-    );
-    // A service brought in by `include:` is written in its own file.
-    if let Some(rel) = project
-        .defined_in
-        .get(service)
-        .and_then(|f| project.inside(f))
-    {
-        if !files.contains(&rel) {
-            files.push(rel);
-        }
-    }
-    // And so is what it inherits through `extends` from files in the folder.
-    for f in project.extended_from.get(service).into_iter().flatten() {
-        if let Some(rel) = project.inside(f).filter(|r| !files.contains(r)) {
-            files.push(rel);
-        }
-    }
-    files
-}
-
 /// How this verification names its objects: the run in every name, or, when the system
 /// is kept (`--keep`, `--execute`), the project's own names and its `container_name:`s.
-fn scope_of(project: &Project, opts: &VerifyOptions) -> Scope {
+fn scope_of(plan: &SystemPlan, opts: &VerifyOptions) -> Scope {
     if opts.keep || opts.execute {
-        let names = project
-            .compose
+        let names = plan
             .services
             .iter()
-            .filter_map(|(n, s)| Some((n.clone(), s.container_name.clone()?)))
+            .chain(&plan.checks)
+            .filter_map(|s| Some((s.name.clone(), s.container_name.clone()?)))
             .collect();
-        Scope::kept(&project.name, names)
+        Scope::kept(&plan.project, names)
     } else {
-        Scope::run(&project.name, &opts.run_id)
+        Scope::run(&plan.project, &opts.run_id)
     }
 }
 
-/// A network or volume's Docker name: an external one's own name (its `name:`, else its
+/// A network or volume's runtime name: an external one's own name (its `name:`, else its
 /// key), else the run's or the project's (see [`Scope::object`]).
-fn wanted(scope: &Scope, key: &str, name: Option<&str>, external: bool) -> NetworkWanted {
-    NetworkWanted {
-        docker_name: match (external, name) {
-            (true, Some(n)) => n.to_string(),
-            (true, None) => key.to_string(),
-            (false, n) => scope.object(key, n),
-        },
-        external,
-        name: key.to_string(),
-    }
-}
-
-/// The networks the project's services join.
-fn networks_wanted(project: &Project, scope: &Scope) -> Vec<NetworkWanted> {
-    let mut used: Vec<String> = Vec::new();
-    for svc in project.compose.services.values() {
-        if svc.network_mode.as_deref().is_some_and(|m| !m.is_empty()) {
-            continue;
-        }
-        for n in svc.network_names() {
-            if !used.contains(&n) {
-                used.push(n);
-            }
-        }
-    }
-    used.into_iter()
-        .map(|n| {
-            let def = project
-                .compose
-                .networks
-                .get(&n)
-                .cloned()
-                .flatten()
-                .unwrap_or_default();
-            wanted(scope, &n, def.name.as_deref(), def.external == Some(true))
-        })
-        .collect()
-}
-
-/// The project's named volumes.
-fn volumes_wanted(project: &Project, scope: &Scope) -> Vec<NetworkWanted> {
-    project
-        .compose
-        .volumes
+fn wanted(scope: &Scope, objects: &[ObjectPlan]) -> Vec<NetworkWanted> {
+    objects
         .iter()
-        .map(|(v, def)| {
-            let def = def.clone().unwrap_or_default();
-            wanted(scope, v, def.name.as_deref(), def.external == Some(true))
+        .map(|o| NetworkWanted {
+            docker_name: match (o.external, o.explicit_name.as_deref()) {
+                (true, Some(n)) => n.to_string(),
+                (true, None) => o.name.clone(),
+                (false, n) => scope.object(&o.name, n),
+            },
+            external: o.external,
+            name: o.name.clone(),
         })
         .collect()
 }
 
-/// What the repair loop needs of verification: one pass over the system in `dir`. The
-/// engine's is [`DockerVerifier`]; tests of the loop's rules give it another.
+/// What the repair loop needs of verification: one pass over the system in `dir`. A
+/// runtime's is [`RuntimeVerifier`]; tests of the loop's rules give it another.
 pub trait Verifier {
     fn verify(
         &self,
@@ -351,47 +267,64 @@ pub trait Verifier {
     ) -> impl std::future::Future<Output = Result<VerifyReport, VerifyError>>;
 }
 
-/// Verification on the Docker engine: [`verify`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DockerVerifier;
+/// Verification on a runtime: [`verify`].
+pub struct RuntimeVerifier<C: Connect>(pub C);
 
-impl Verifier for DockerVerifier {
+impl<C: Connect> Verifier for RuntimeVerifier<C> {
     async fn verify(&self, dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
-        verify(dir, opts).await
+        verify(&self.0, dir, opts).await
     }
 }
 
-/// Verify the system in `dir`.
-pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
+/// Verify the system in `dir` on the runtime `rt` gives: plan it (as Docker Compose reads
+/// it), then run the plan.
+pub async fn verify(
+    rt: &impl Connect,
+    dir: &Path,
+    opts: &VerifyOptions,
+) -> Result<VerifyReport, VerifyError> {
     let t0 = Instant::now();
-    let ev = &opts.events;
-    ev.emit(Event::Phase {
+    opts.events.emit(Event::Phase {
         name: "verify: preflight".into(),
     });
-    let (project, checks) = load_for_checks(dir, opts)?;
+    let plan = crate::plan::load(dir, &opts.load, opts.smoke, opts.settle)?;
+    let mut report = verify_plan(rt, plan, opts, t0).await?;
+    report.unmet = crate::workspace::State::load(dir)
+        .ok()
+        .flatten()
+        .map(|s| s.unmet)
+        .unwrap_or_default();
+    Ok(report)
+}
+
+/// Verify a planned system on the runtime `rt` gives (connected only when something is to
+/// run), from `t0` on.
+pub async fn verify_plan(
+    rt: &impl Connect,
+    plan: SystemPlan,
+    opts: &VerifyOptions,
+    t0: Instant,
+) -> Result<VerifyReport, VerifyError> {
+    let ev = &opts.events;
     let mut report = VerifyReport {
-        unmet: crate::workspace::State::load(dir)
-            .ok()
-            .flatten()
-            .map(|s| s.unmet)
-            .unwrap_or_default(),
-        project: project.name.clone(),
+        project: plan.project.clone(),
         run_id: opts.run_id.clone(),
-        warnings: project.warnings.clone(),
+        warnings: plan.warnings.clone(),
         ..Default::default()
     };
-    for w in &project.warnings {
+    for w in &plan.warnings {
         ev.warn(w.clone());
     }
-    if project.order.is_empty() {
-        nothing_to_run(&project, ev, &mut report);
-    } else if !opts.allow_unsafe && refused_by_policy(&project, ev, &mut report) {
+    if plan.services.is_empty() {
+        nothing_to_run(&plan, ev, &mut report);
+    } else if !opts.allow_unsafe && refused_by_policy(&plan, ev, &mut report) {
         // The policy's refusals are the report.
     } else {
-        let engine = Engine::connect().await?;
-        refuse_second_keep(&engine, dir, &project, opts).await?;
-        let result = verify_on(&engine, &project, &checks, opts, &mut report, t0).await;
-        tear_down(&engine, &project, opts, &mut report, result.is_ok()).await;
+        let rt = rt.connect().await?;
+        refuse_second_keep(rt, &plan, opts).await?;
+        let project = plan.project.clone();
+        let result = verify_on(rt, plan, opts, &mut report, t0).await;
+        tear_down(rt, &project, opts, &mut report, result.is_ok()).await;
         result?;
     }
     diagnose::order(&mut report.diagnostics);
@@ -399,41 +332,15 @@ pub async fn verify(dir: &Path, opts: &VerifyOptions) -> Result<VerifyReport, Ve
     Ok(report)
 }
 
-/// The project, with the services of the profile `smoke` taken out of its start order:
-/// they are the checks, run after the system is healthy (with `--no-smoke`, never).
-fn load_for_checks(
-    dir: &Path,
-    opts: &VerifyOptions,
-) -> Result<(Project, Vec<String>), VerifyError> {
-    let mut load = opts.load.clone();
-    if opts.smoke {
-        load.profiles.push(smoke::PROFILE.to_string());
-    }
-    let mut project = load_with(dir, &load)?;
-    let checks = smoke::checks_of(&project);
-    project.order.retain(|n| !checks.contains(n));
-    if !opts.smoke {
-        for c in &checks {
-            project.compose.services.shift_remove(c);
-        }
-        if project.profiles.iter().any(|p| p == smoke::PROFILE) {
-            let why = "the smoke checks (profile smoke) are not run: --no-smoke";
-            project.warnings.push(why.to_string());
-        }
-        return Ok((project, Vec::new()));
-    }
-    Ok((project, checks))
-}
-
 /// As docker compose up: a project of volumes and networks only, or whose services all
 /// wait for an inactive profile, runs nothing, and that is no failure.
-fn nothing_to_run(project: &Project, ev: &Events, report: &mut VerifyReport) {
-    let why = if project.profiles.is_empty() {
+fn nothing_to_run(plan: &SystemPlan, ev: &Events, report: &mut VerifyReport) {
+    let why = if plan.profiles.is_empty() {
         "nothing to run: the project defines no services".to_string()
     } else {
         format!(
             "nothing to run: every service waits for a profile that is not active (COMPOSE_PROFILES={} starts some)",
-            project.profiles.join(",")
+            plan.profiles.join(",")
         )
     };
     ev.warn(why.clone());
@@ -443,19 +350,18 @@ fn nothing_to_run(project: &Project, ev: &Events, report: &mut VerifyReport) {
 
 /// Whether the policy refuses something of the project (each refusal in the report; no
 /// service starts).
-fn refused_by_policy(project: &Project, ev: &Events, report: &mut VerifyReport) -> bool {
-    let violations = check_policy(&project.compose, &project.root);
-    if violations.is_empty() {
+fn refused_by_policy(plan: &SystemPlan, ev: &Events, report: &mut VerifyReport) -> bool {
+    if plan.refused.is_empty() {
         return false;
     }
-    for v in violations {
+    for v in plan.refused.iter().cloned() {
         let d = Diagnostic::new(
             &v.service,
             Phase::Policy,
             format!("refused: {} (pass --allow-unsafe to allow)", v.key),
         )
         .evidence(v.detail)
-        .files(vec![project.rel(&project.file)]);
+        .files(vec![plan.compose_file.clone()]);
         ev.emit(Event::ServiceFailed {
             service: d.service.clone(),
             phase: Phase::Policy,
@@ -463,11 +369,11 @@ fn refused_by_policy(project: &Project, ev: &Events, report: &mut VerifyReport) 
         });
         report.diagnostics.push(d);
     }
-    report.services = project
-        .order
+    report.services = plan
+        .services
         .iter()
-        .map(|n| ServiceReport {
-            name: n.clone(),
+        .map(|s| ServiceReport {
+            name: s.name.clone(),
             state: ServiceState::NotStarted,
             ..Default::default()
         })
@@ -477,40 +383,38 @@ fn refused_by_policy(project: &Project, ev: &Events, report: &mut VerifyReport) 
 
 /// A kept system claims the project's names: a second one is refused, not torn down.
 async fn refuse_second_keep(
-    engine: &Engine,
-    dir: &Path,
-    project: &Project,
+    rt: &impl Runtime,
+    plan: &SystemPlan,
     opts: &VerifyOptions,
 ) -> Result<(), VerifyError> {
     if !(opts.keep || opts.execute) {
         return Ok(());
     }
-    let running = teardown::kept_containers(engine, &project.name).await;
+    let running = rt.kept_containers(&plan.project).await;
     if running.is_empty() {
         return Ok(());
     }
     Err(VerifyError::Runtime(RuntimeError::AlreadyKept {
-        project: project.name.clone(),
+        project: plan.project.clone(),
         running,
-        dir: dir.display().to_string(),
+        dir: plan.root.display().to_string(),
     }))
 }
 
-/// On the engine: clear what runs that are over left behind (never another live run's
-/// objects, never a kept system: see docker/scope.rs), run the steps, and with
+/// On the runtime: clear what runs that are over left behind (never another live run's
+/// objects, never a kept system: see runtime/scope.rs), run the steps, and with
 /// `--execute` follow a healthy system until Ctrl-C.
 async fn verify_on(
-    engine: &Engine,
-    project: &Project,
-    checks: &[String],
+    rt: &impl Runtime,
+    plan: SystemPlan,
     opts: &VerifyOptions,
     report: &mut VerifyReport,
     t0: Instant,
 ) -> Result<(), VerifyError> {
-    teardown::remove_dead_runs(engine, &project.name).await;
-    let running = run_all(engine, project, checks, opts, report, t0).await?;
+    rt.remove_dead_runs(&plan.project).await;
+    let running = run_all(rt, plan, opts, report, t0).await?;
     if report.healthy && opts.execute {
-        follow_until_interrupted(engine, &opts.events, &running, &report.services).await;
+        follow_until_interrupted(rt, &opts.events, &running, &report.services).await;
     }
     Ok(())
 }
@@ -519,7 +423,7 @@ async fn verify_on(
 /// this run superseded (after a run that ended normally).
 async fn tear_down(
     rt: &impl Runtime,
-    project: &Project,
+    project: &str,
     opts: &VerifyOptions,
     report: &mut VerifyReport,
     ended_normally: bool,
@@ -527,7 +431,7 @@ async fn tear_down(
     let ev = &opts.events;
     let leave_running = report.healthy && opts.keep && ended_normally;
     let mut removed = if leave_running {
-        teardown::Removed::default()
+        crate::runtime::Removed::default()
     } else {
         rt.remove_run(&opts.run_id).await
     };
@@ -539,7 +443,7 @@ async fn tear_down(
             .chain(report.smoke.iter().map(|s| s.image.clone()))
             .filter(|i| !i.is_empty())
             .collect();
-        removed.images = rt.prune_images(&project.name, &current).await;
+        removed.images = rt.prune_images(project, &current).await;
     }
     for why in &removed.left {
         ev.warn(why.clone());
@@ -560,7 +464,6 @@ async fn tear_down(
 /// networks and volumes, and each service's state and image as the others wait on them.
 pub(super) struct Steps<'a, R: Runtime> {
     rt: &'a R,
-    project: &'a Project,
     opts: &'a VerifyOptions,
     imgs: &'a Images<'a, R>,
     settings: RunSettings,
@@ -570,8 +473,6 @@ pub(super) struct Steps<'a, R: Runtime> {
     images: HashMap<String, watch::Sender<ImageState>>,
     /// What each service runs (see plan/).
     plan: SystemPlan,
-    /// The smoke checks, run after the system is ready (see smoke.rs).
-    checks: Vec<String>,
 }
 
 impl<'a, R: Runtime> Steps<'a, R> {
@@ -579,33 +480,29 @@ impl<'a, R: Runtime> Steps<'a, R> {
     /// build has its image named already.
     async fn prepare(
         rt: &'a R,
-        project: &'a Project,
         opts: &'a VerifyOptions,
         imgs: &'a Images<'a, R>,
         plan: SystemPlan,
-        checks: &[String],
     ) -> Result<Steps<'a, R>, VerifyError> {
-        let scope = scope_of(project, opts);
-        let networks = networks_wanted(project, &scope);
+        let scope = scope_of(&plan, opts);
+        let networks = wanted(&scope, &plan.networks);
         let networks = rt.ensure_networks(&scope, &opts.run_id, &networks).await?;
-        let volumes = volumes_wanted(project, &scope);
+        let volumes = wanted(&scope, &plan.volumes);
         let volumes = rt.ensure_volumes(&scope, &opts.run_id, &volumes).await?;
         let mut states = HashMap::new();
         let mut images = HashMap::new();
-        for n in project.order.iter().chain(checks) {
-            let svc = &project.compose.services[n];
-            let image = match (&svc.build, &svc.image) {
-                (None, Some(i)) => ImageState::Ready(i.clone()),
+        for s in plan.services.iter().chain(&plan.checks) {
+            let image = match &s.image {
+                Some(ImageSource::Pull { reference, .. }) => ImageState::Ready(reference.clone()),
                 // A service that neither builds nor names an image has none to wait for.
-                (None, None) => ImageState::Failed,
-                (Some(_), _) => ImageState::Pending,
+                None => ImageState::Failed,
+                Some(ImageSource::Build(_)) => ImageState::Pending,
             };
-            states.insert(n.clone(), watch::channel(ServiceState::Pending).0);
-            images.insert(n.clone(), watch::channel(image).0);
+            states.insert(s.name.clone(), watch::channel(ServiceState::Pending).0);
+            images.insert(s.name.clone(), watch::channel(image).0);
         }
         Ok(Steps {
             rt,
-            project,
             opts,
             imgs,
             settings: RunSettings {
@@ -619,7 +516,6 @@ impl<'a, R: Runtime> Steps<'a, R> {
             states,
             images,
             plan,
-            checks: checks.to_vec(),
         })
     }
 
@@ -687,14 +583,12 @@ impl PostReady {
 /// Verify `project` on `rt`, filling in `report`; returns the ready services' containers.
 async fn run_all(
     rt: &impl Runtime,
-    project: &Project,
-    checks: &[String],
+    plan: SystemPlan,
     opts: &VerifyOptions,
     report: &mut VerifyReport,
     t0: Instant,
 ) -> Result<Vec<(String, String)>, VerifyError> {
     let ev = &opts.events;
-    let plan = SystemPlan::of(project, opts.settle).with_checks(project, checks);
     let imgs = images_step(rt, &plan, opts).await;
     report.timings.preflight_secs = t0.elapsed().as_secs_f64();
     // Pulls, builds and starts overlap: each build starts as soon as its FROM images are
@@ -704,12 +598,12 @@ async fn run_all(
         name: "verify: build".into(),
     });
     let tb = Instant::now();
-    let steps = Steps::prepare(rt, project, opts, &imgs, plan, checks).await?;
+    let steps = Steps::prepare(rt, opts, &imgs, plan).await?;
     let work = futures_util::future::join3(
         imgs.pull_all(),
         async {
             (
-                builds::build_all(&steps, builds::specs(project, &steps.plan, checks, opts)).await,
+                builds::build_all(&steps, builds::specs(&steps.plan, opts)).await,
                 Instant::now(),
             )
         },
@@ -728,7 +622,7 @@ async fn run_all(
         ev.warn(note.clone());
         report.warnings.push(note);
     }
-    let mut tally = Tally::new(project, &steps.plan, &report.pulls);
+    let mut tally = Tally::new(&steps.plan, &report.pulls);
     tally.builds(built);
     tally.starts(started)?;
     tally.announce(ev);
@@ -739,8 +633,8 @@ async fn run_all(
     }
     report.healthy = tally.failed.is_empty() && tally.check_failures.is_empty();
     let had_container = report_started(&tally.services);
-    keep_logs(rt, project, &steps.settings.scope, &had_container).await;
-    let running = tally.finish(project, report);
+    keep_logs(rt, &steps.plan.root, &steps.settings.scope, &had_container).await;
+    let running = tally.finish(&steps.plan, report);
     if report.healthy && (opts.keep || opts.execute) {
         apply_restart_policies(rt, ev, &steps.plan, &running).await;
     }
@@ -762,23 +656,22 @@ async fn images_step<'a, R: Runtime>(
 }
 
 impl Tally {
-    fn new(project: &Project, plan: &SystemPlan, pulls: &[images::PullReport]) -> Tally {
-        let services = project
-            .order
+    fn new(plan: &SystemPlan, pulls: &[images::PullReport]) -> Tally {
+        let services = plan
+            .services
             .iter()
-            .map(|n| {
-                let svc = &project.compose.services[n];
-                let image = match (&svc.build, &svc.image) {
-                    (None, Some(i)) => i.clone(),
+            .map(|s| {
+                let image = match &s.image {
+                    Some(ImageSource::Pull { reference, .. }) => reference.clone(),
                     _ => String::new(),
                 };
                 let report = ServiceReport {
-                    name: n.clone(),
+                    name: s.name.clone(),
                     image,
-                    pull_secs: builds::pull_secs(plan, pulls, n),
+                    pull_secs: builds::pull_secs(plan, pulls, &s.name),
                     ..Default::default()
                 };
-                (n.clone(), report)
+                (s.name.clone(), report)
             })
             .collect();
         Tally {
@@ -866,11 +759,11 @@ impl Tally {
     }
 
     /// Into the report, in start order; returns the ready services' containers.
-    fn finish(mut self, project: &Project, report: &mut VerifyReport) -> Vec<(String, String)> {
-        report.diagnostics = project
-            .order
+    fn finish(mut self, plan: &SystemPlan, report: &mut VerifyReport) -> Vec<(String, String)> {
+        report.diagnostics = plan
+            .services
             .iter()
-            .filter_map(|n| self.failed.remove(n))
+            .filter_map(|s| self.failed.remove(&s.name))
             .collect();
         report.diagnostics.extend(
             self.smoke
@@ -878,10 +771,10 @@ impl Tally {
                 .filter_map(|s| self.check_failures.remove(&s.service)),
         );
         report.smoke = std::mem::take(&mut self.smoke);
-        report.services = project
-            .order
+        report.services = plan
+            .services
             .iter()
-            .filter_map(|n| self.services.remove(n))
+            .filter_map(|s| self.services.remove(&s.name))
             .collect();
         self.running
     }
@@ -921,10 +814,10 @@ fn report_started(reports: &HashMap<String, ServiceReport>) -> Vec<String> {
 
 /// Keep the last lines of every container of the run in `.masgen/logs/<service>.log`:
 /// the containers are about to be removed, and their output is the evidence.
-async fn keep_logs(rt: &impl Runtime, project: &Project, scope: &Scope, services: &[String]) {
-    let dir = project.root.join(crate::workspace::MASGEN_DIR).join("logs");
+async fn keep_logs(rt: &impl Runtime, root: &Path, scope: &Scope, services: &[String]) {
+    let dir = root.join(crate::workspace::MASGEN_DIR).join("logs");
     for name in services {
-        let text = rt.logs_tail(&scope.container(name), logs::KEEP_LINES).await;
+        let text = rt.logs_tail(&scope.container(name), KEEP_LINES).await;
         // Best effort: a log that cannot be written must not change the verdict.
         let _ = crate::workspace::write_atomic(&dir.join(format!("{name}.log")), text.as_bytes());
     }
@@ -932,7 +825,7 @@ async fn keep_logs(rt: &impl Runtime, project: &Project, scope: &Scope, services
 
 /// `--execute`: show where services answer, follow logs until Ctrl-C.
 async fn follow_until_interrupted(
-    engine: &Engine,
+    rt: &impl Runtime,
     ev: &Events,
     running: &[(String, String)],
     services: &[ServiceReport],
@@ -950,7 +843,7 @@ async fn follow_until_interrupted(
     }
     let mut handles = Vec::new();
     for (name, container) in running {
-        let (_, h) = logs::follow(engine, container, name, Some(ev.clone()));
+        let h = rt.follow_logs(container, name, ev);
         handles.push(h);
     }
     let _ = tokio::signal::ctrl_c().await;

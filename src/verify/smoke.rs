@@ -12,15 +12,15 @@ use serde::Serialize;
 
 use super::start::{create, image_of, start};
 use super::tap::{self, Tap};
-use super::{implicated, Steps, Tally};
+use super::{Steps, Tally};
 use crate::diagnose::{tail, Diagnostic, Phase};
-use crate::docker::health::Wait;
-use crate::docker::{Runtime, RuntimeError};
 use crate::events::Event;
 use crate::plan::{ImageSource, Readiness, ServicePlan};
+use crate::runtime::health::Wait;
+use crate::runtime::{Runtime, RuntimeError};
 
 /// The compose profile that makes a service a smoke check.
-pub const PROFILE: &str = "smoke";
+pub use crate::plan::SMOKE_PROFILE as PROFILE;
 
 /// Lines of a check's own output kept as evidence, and of each service's log meanwhile.
 const OUTPUT_LINES: usize = 40;
@@ -83,21 +83,6 @@ impl SmokeReport {
     }
 }
 
-/// Services of the profile `smoke` among those loaded, in start order.
-pub fn checks_of(project: &crate::compose::Project) -> Vec<String> {
-    project
-        .order
-        .iter()
-        .filter(|n| {
-            project.compose.services[n.as_str()]
-                .profiles
-                .iter()
-                .any(|p| p == PROFILE)
-        })
-        .cloned()
-        .collect()
-}
-
 /// Run every check (or report each as not run, or broken when it did not build);
 /// failures go into the tally. Returns the seconds spent.
 pub(super) async fn run(
@@ -106,7 +91,7 @@ pub(super) async fn run(
 ) -> Result<f64, RuntimeError> {
     let t = Instant::now();
     let ev = &steps.opts.events;
-    let names = steps.checks.clone();
+    let names: Vec<String> = steps.plan.checks.iter().map(|c| c.name.clone()).collect();
     if !names.is_empty() {
         ev.emit(Event::Phase {
             name: format!("verify: smoke checks ({})", names.len()),
@@ -413,7 +398,7 @@ fn diagnostic(
     }
     // The check's own files come first: the model needs them to know what the system
     // must do, also when it may not change them.
-    let mut files = implicated(steps.project, name);
+    let mut files = steps.plan.implicated(name);
     let summary = if report.verdict == Verdict::Broken {
         format!("smoke check is broken: {}", report.summary)
     } else {
@@ -421,7 +406,7 @@ fn diagnostic(
         format!("smoke check failed: {}", report.summary)
     };
     for dep in &plan.depends_on {
-        for f in implicated(steps.project, &dep.service) {
+        for f in steps.plan.implicated(&dep.service) {
             if !files.contains(&f) {
                 files.push(f);
             }

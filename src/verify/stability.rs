@@ -4,11 +4,11 @@
 use std::time::{Duration, Instant};
 
 use super::start::evidence;
-use super::{implicated, ServiceState, Steps, Tally};
+use super::{ServiceState, Steps, Tally};
 use crate::diagnose::{Diagnostic, Phase};
-use crate::docker::{logs, Runtime};
 use crate::events::Event;
 use crate::runtime::health::HealthState;
+use crate::runtime::{Runtime, KEEP_LINES};
 
 /// Watch the ready services every 500 ms until the window ends or one fails; returns the
 /// seconds watched.
@@ -59,10 +59,10 @@ async fn check(steps: &Steps<'_, impl Runtime>, name: &str, container: &str) -> 
     } else {
         return None;
     };
-    let logs = steps.rt.logs_tail(container, logs::KEEP_LINES).await;
+    let logs = steps.rt.logs_tail(container, KEEP_LINES).await;
     Some(
         Diagnostic::new(name, Phase::Stability, summary)
             .evidence(evidence(Some(&s), &logs))
-            .files(implicated(steps.project, name)),
+            .files(steps.plan.implicated(name)),
     )
 }

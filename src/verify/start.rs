@@ -5,16 +5,15 @@
 use std::time::Instant;
 
 use super::builds::service_image;
-use super::{implicated, ImageState, ServiceState, Steps};
-use crate::compose::model::Condition;
-use crate::compose::Project;
+use super::{ImageState, ServiceState, Steps};
 use crate::diagnose::{tail, Diagnostic, Phase};
-use crate::docker::health::{self, Readiness, Snapshot, Wait};
-use crate::docker::{logs, Runtime, RuntimeError};
 use crate::events::Event;
+use crate::plan::{Condition, Readiness};
 use crate::plan::{Dependency, ServicePlan};
 use crate::runtime::health::HealthState;
+use crate::runtime::health::{self, Snapshot, Wait};
 use crate::runtime::Refused;
+use crate::runtime::{Runtime, RuntimeError, KEEP_LINES};
 
 /// How one service's start ended.
 pub(super) enum ServiceOutcome {
@@ -36,7 +35,7 @@ pub(super) async fn start_all(
     steps: &Steps<'_, impl Runtime>,
 ) -> Vec<(String, Result<ServiceOutcome, RuntimeError>)> {
     let announced = std::sync::atomic::AtomicBool::new(false);
-    let tasks = steps.project.order.iter().map(|name| {
+    let tasks = steps.plan.services.iter().map(|s| &s.name).map(|name| {
         let announced = &announced;
         async move {
             let image = image_of(steps, name).await?;
@@ -71,11 +70,11 @@ pub(super) async fn image_of(
     steps: &Steps<'_, impl Runtime>,
     name: &str,
 ) -> Option<Result<String, Diagnostic>> {
-    let builds = steps.project.compose.services[name].build.is_some();
+    let builds = steps.plan.get(name).is_some_and(|s| s.builds());
     match steps.settled_image(name).await {
         Some(ImageState::Ready(image)) if !builds => Some(
             // Its own image: local, or when its pull ends.
-            service_image(steps.project, steps.imgs, name, &image)
+            service_image(&steps.plan, steps.imgs, name, &image)
                 .await
                 .map(|()| image),
         ),
@@ -174,14 +173,14 @@ pub(super) async fn create(
     image: &str,
     container: &str,
 ) -> Result<Result<(), Diagnostic>, RuntimeError> {
-    let (project, name) = (steps.project, plan.name.as_str());
+    let name = plan.name.as_str();
     let planned = plan.container.as_ref().and_then(|spec| {
         let files = plan.files.as_ref()?;
         Ok((spec, files))
     });
     let (spec, files) = match planned {
         Ok(planned) => planned,
-        Err(e) => return Ok(Err(refused(project, name, Refused::Spec(e.clone())))),
+        Err(e) => return Ok(Err(refused(steps, name, Refused::Spec(e.clone())))),
     };
     let with = crate::runtime::container::Attachments {
         networks: &steps.networks,
@@ -193,17 +192,17 @@ pub(super) async fn create(
         .rt
         .create(container, &steps.opts.run_id, name, spec, image, &with)
         .await?;
-    Ok(made.map_err(|why| refused(project, name, why)))
+    Ok(made.map_err(|why| refused(steps, name, why)))
 }
 
 /// A container its runtime would not create or start: a plan it cannot express is the
 /// service's error as it is; a refusal says what was refused, with the runtime's words.
-fn refused(project: &Project, name: &str, why: Refused) -> Diagnostic {
+fn refused(steps: &Steps<'_, impl Runtime>, name: &str, why: Refused) -> Diagnostic {
     let d = match why.what() {
         None => Diagnostic::new(name, Phase::Start, why.words()),
         Some(what) => Diagnostic::new(name, Phase::Start, what).evidence(why.words()),
     };
-    d.files(implicated(project, name))
+    d.files(steps.plan.implicated(name))
 }
 
 /// Wait until every `depends_on` condition holds. An optional dependency (`required:
@@ -270,7 +269,7 @@ pub(super) async fn start(
             message: format!("port {port}: {}", held_reason(msg)),
         });
     }
-    Ok(Err(refused(steps.project, name, why)))
+    Ok(Err(refused(steps, name, why)))
 }
 
 /// A ready service: its health and where its ports answer.
@@ -317,7 +316,7 @@ async fn failed_wait(
 ) -> Diagnostic {
     let logs = match wait {
         Wait::Gone => String::new(),
-        _ => steps.rt.logs_tail(container, logs::KEEP_LINES).await,
+        _ => steps.rt.logs_tail(container, KEEP_LINES).await,
     };
     let (phase, summary, head, snapshot) = match wait {
         Wait::Exited(s) => {
@@ -367,24 +366,18 @@ async fn failed_wait(
     };
     Diagnostic::new(name, phase, summary)
         .evidence(format!("{head}{}", evidence(snapshot.as_ref(), &logs)))
-        .files(implicated(steps.project, name))
+        .files(steps.plan.implicated(name))
 }
 
 /// Whether a service of the system other than `name` publishes host port `port`.
 fn published_by_another(steps: &Steps<'_, impl Runtime>, name: &str, port: u16) -> bool {
     steps
-        .project
-        .compose
+        .plan
         .services
         .iter()
-        .filter(|(n, _)| n.as_str() != name)
-        .any(|(_, s)| {
-            s.ports
-                .iter()
-                .filter_map(|p| p.mappings().ok())
-                .flatten()
-                .any(|m| m.host_port == Some(port))
-        })
+        .chain(&steps.plan.checks)
+        .filter(|s| s.name != name)
+        .any(|s| s.host_ports.contains(&port))
 }
 
 /// The root-cause lines of a failed container: its exit code (and OOM), Docker's own

@@ -142,6 +142,20 @@ impl Runtime for Fake {
     ) -> Result<(), RuntimeError> {
         Ok(())
     }
+    fn follow_logs(
+        &self,
+        _: &str,
+        _: &str,
+        _: &crate::events::Events,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async {})
+    }
+    async fn kept_containers(&self, _: &str) -> Vec<String> {
+        Vec::new()
+    }
+    async fn remove_dead_runs(&self, _: &str) -> crate::runtime::Removed {
+        Default::default()
+    }
     async fn remove_run(&self, _: &str) -> crate::docker::teardown::Removed {
         Default::default()
     }
@@ -158,7 +172,7 @@ fn verify_on(fake: &Fake) -> VerifyReport {
     std::fs::create_dir_all(root.join("api")).unwrap();
     std::fs::write(root.join("compose.yaml"), SYSTEM).unwrap();
     std::fs::write(root.join("api/Dockerfile"), "FROM busybox:latest\n").unwrap();
-    let project = load_with(&root, &Default::default()).unwrap();
+    let plan = crate::plan::load(&root, &Default::default(), true, Duration::from_secs(5)).unwrap();
     let opts = VerifyOptions {
         stability: Duration::ZERO,
         ..Default::default()
@@ -168,15 +182,8 @@ fn verify_on(fake: &Fake) -> VerifyReport {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(run_all(
-        fake,
-        &project,
-        &[],
-        &opts,
-        &mut report,
-        Instant::now(),
-    ))
-    .unwrap();
+    rt.block_on(run_all(fake, plan, &opts, &mut report, Instant::now()))
+        .unwrap();
     report
 }
 
