@@ -12,12 +12,12 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::plan::PullPolicy;
 use crate::docker::auth::{self, AuthMap, Credentials, DockerConfig};
 use crate::docker::offline::relevant_images;
 use crate::docker::pull::{self, Fault, PullFailure};
 use crate::docker::Runtime;
 use crate::events::{Event, Events};
+use crate::plan::PullPolicy;
 use crate::plan::{ImageSource, SystemPlan};
 
 /// Images pulled at once, at most. Docker Compose pulls every missing image at once; a
