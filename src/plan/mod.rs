@@ -191,7 +191,11 @@ impl SystemPlan {
                 files.push(format!("{prefix}{f}"));
             }
         }
-        files.extend(s.compose_files.iter().cloned());
+        for f in &s.compose_files {
+            if !files.contains(f) {
+                files.push(f.clone());
+            }
+        }
         files
     }
 
