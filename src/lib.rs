@@ -1,7 +1,8 @@
 //! masgen: turn a plain-English description of a multi-service system into a running,
 //! health-checked docker compose system.
 //!
-//! The library never prints: it emits [`Event`]s. See DESIGN.md for the architecture.
+//! The library never prints: it emits [`Event`]s. ARCHITECTURE.md (at the repository's
+//! root) is the map: the layers, what each may import, and where things live.
 
 pub mod atomic;
 pub mod cli;

@@ -32,7 +32,7 @@ pub fn docker_credentials(c: &Credentials) -> bollard::auth::DockerCredentials {
     }
 }
 
-pub use crate::runtime::pull::{AuthMap, Credentials};
+pub use crate::runtime::pull::{registry_of, AuthMap, Credentials};
 
 /// The `X-Registry-Config` header value: base64url of the JSON map registry → credentials.
 pub fn config_header(auths: &AuthMap) -> String {
@@ -42,21 +42,6 @@ pub fn config_header(auths: &AuthMap) -> String {
         .collect();
     let json = serde_json::to_string(&map).unwrap_or_default();
     base64::engine::general_purpose::URL_SAFE.encode(json)
-}
-
-/// The registry an image reference names, as the docker CLI reads it: the first path part
-/// when it has a `.` or a `:` or is `localhost`, else Docker Hub (`docker.io`).
-pub fn registry_of(image: &str) -> String {
-    match image.split_once('/') {
-        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
-            if first == "index.docker.io" || first == "registry-1.docker.io" {
-                "docker.io".to_string()
-            } else {
-                first.to_string()
-            }
-        }
-        _ => "docker.io".to_string(),
-    }
 }
 
 /// The key a registry's credentials are stored under in config.json.

@@ -7,6 +7,8 @@ pub mod build;
 pub mod container;
 pub mod error;
 pub mod health;
+#[cfg(test)]
+pub(crate) mod memory;
 pub mod pull;
 pub mod scope;
 

@@ -19,6 +19,21 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// The registry an image reference names, as the docker CLI reads it: the first path part
+/// when it has a `.` or a `:` or is `localhost`, else Docker Hub (`docker.io`).
+pub fn registry_of(image: &str) -> String {
+    match image.split_once('/') {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            if first == "index.docker.io" || first == "registry-1.docker.io" {
+                "docker.io".to_string()
+            } else {
+                first.to_string()
+            }
+        }
+        _ => "docker.io".to_string(),
+    }
+}
+
 /// Credentials by registry key, for a build's FROM images.
 pub type AuthMap = HashMap<String, Credentials>;
 

@@ -1,177 +1,31 @@
 //! Verification's steps on a fake runtime: no Docker daemon. What each container does is
 //! scripted by its service's name; the report must read as it does on the engine.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use super::*;
-use crate::docker::auth::Credentials;
-use crate::docker::build::{BuildRequest, Built};
-use crate::docker::health::{Snapshot, Wait};
-use crate::docker::pull::{Progress, PullFailure, Pulled};
-use crate::plan::{ContainerSpec, Readiness};
-use crate::runtime::container::{Attachments, NetworkWanted, Networks};
-use crate::runtime::Refused;
-
-/// A runtime whose containers end as `script` says for their service (the part of the
-/// container name after the run's prefix), and that records what it was asked.
-struct Fake {
-    script: fn(&str) -> Wait,
-    calls: Mutex<Vec<String>>,
-}
-
-impl Fake {
-    fn log(&self, call: String) {
-        self.calls.lock().unwrap().push(call);
-    }
-    fn service(container: &str) -> String {
-        // `<project>-<run>-<service>-1`
-        let base = container.trim_end_matches("-1");
-        base.rsplit('-').next().unwrap_or(base).to_string()
-    }
-}
-
-impl Runtime for Fake {
-    async fn local_images(&self) -> Vec<String> {
-        vec!["busybox:latest".into()]
-    }
-    async fn image_tagged(&self, image: &str) -> Option<(String, Option<SystemTime>)> {
-        (image == "busybox:latest").then(|| ("sha256:busybox".to_string(), None))
-    }
-    async fn pull(
-        &self,
-        image: &str,
-        _: Option<&Credentials>,
-        _: Duration,
-        _: &(dyn Fn(&Progress) + Send + Sync),
-    ) -> Result<Pulled, PullFailure> {
-        self.log(format!("pull {image}"));
-        Err(PullFailure {
-            image: image.into(),
-            registry: crate::docker::auth::registry_of(image),
-            fault: crate::docker::pull::Fault::NotFound,
-            message: "manifest unknown".into(),
-        })
-    }
-    async fn build(&self, _: &str, spec: &BuildRequest) -> Result<Built, Diagnostic> {
-        self.log(format!("build {}", spec.service));
-        Ok(Built {
-            image: format!("masgen/{}:fake", spec.service),
-            secs: 0.1,
-            cached: false,
-            patched: false,
-            hash: "fake".into(),
-        })
-    }
-    fn build_note(&self) -> Option<String> {
-        None
-    }
-    async fn ensure_networks(
-        &self,
-        _: &Scope,
-        _: &str,
-        wanted: &[NetworkWanted],
-    ) -> Result<Networks, RuntimeError> {
-        let mut n = Networks::default();
-        for w in wanted {
-            n.by_name.insert(
-                w.name.clone(),
-                (w.docker_name.clone(), format!("id-{}", w.name)),
-            );
-        }
-        Ok(n)
-    }
-    async fn ensure_volumes(
-        &self,
-        _: &Scope,
-        _: &str,
-        wanted: &[NetworkWanted],
-    ) -> Result<HashMap<String, String>, RuntimeError> {
-        Ok(wanted
-            .iter()
-            .map(|w| (w.name.clone(), w.docker_name.clone()))
-            .collect())
-    }
-    async fn create(
-        &self,
-        container: &str,
-        _: &str,
-        name: &str,
-        spec: &ContainerSpec,
-        image: &str,
-        _: &Attachments<'_>,
-    ) -> Result<Result<(), Refused>, RuntimeError> {
-        self.log(format!("create {name} {image} {:?}", spec.command));
-        let _ = container;
-        Ok(Ok(()))
-    }
-    async fn start(&self, container: &str) -> Result<(), Refused> {
-        self.log(format!("start {}", Fake::service(container)));
-        Ok(())
-    }
-    async fn snapshot(&self, _: &str) -> Option<Snapshot> {
-        Some(Snapshot {
-            running: true,
-            ..Default::default()
-        })
-    }
-    async fn wait_ready(&self, container: &str, _: Readiness, _: Instant) -> Wait {
-        (self.script)(&Fake::service(container))
-    }
-    async fn logs_tail(&self, container: &str, _: usize) -> String {
-        format!("{} says goodbye", Fake::service(container))
-    }
-    async fn output(&self, container: &str) -> (String, String) {
-        let service = Fake::service(container);
-        (format!("{service} stdout"), String::new())
-    }
-    async fn logs_since(&self, container: &str, _: SystemTime) -> String {
-        format!("{} wrote this meanwhile", Fake::service(container))
-    }
-    async fn remove(&self, container: &str) {
-        self.log(format!("remove {}", Fake::service(container)));
-    }
-    async fn published_ports(&self, _: &str) -> Vec<(String, String)> {
-        Vec::new()
-    }
-    async fn set_restart(
-        &self,
-        _: &str,
-        _: crate::plan::RestartPolicy,
-    ) -> Result<(), RuntimeError> {
-        Ok(())
-    }
-    fn follow_logs(
-        &self,
-        _: &str,
-        _: &str,
-        _: &crate::events::Events,
-    ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async {})
-    }
-    async fn kept_containers(&self, _: &str) -> Vec<String> {
-        Vec::new()
-    }
-    async fn remove_dead_runs(&self, _: &str) -> crate::runtime::Removed {
-        Default::default()
-    }
-    async fn remove_run(&self, _: &str) -> crate::docker::teardown::Removed {
-        Default::default()
-    }
-    async fn prune_images(&self, _: &str, _: &[String]) -> usize {
-        0
-    }
-}
+use crate::runtime::health::{Snapshot, Wait};
+use crate::runtime::memory::Fake;
 
 const SYSTEM: &str = "services:\n  db:\n    image: busybox:latest\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n  api:\n    build: ./api\n    command: [\"serve\"]\n    depends_on:\n      db: {condition: service_healthy}\n  web:\n    image: busybox:latest\n    depends_on: [api]\n  ghost:\n    image: nosuch/ghost:1\n";
 
 fn verify_on(fake: &Fake) -> VerifyReport {
+    verify_system(fake, SYSTEM)
+}
+
+/// Verify `compose` (its `api` builds from api/, its `smoke` from smoke/) on `fake`.
+fn verify_system(fake: &Fake, compose: &str) -> VerifyReport {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("fake");
-    std::fs::create_dir_all(root.join("api")).unwrap();
-    std::fs::write(root.join("compose.yaml"), SYSTEM).unwrap();
-    std::fs::write(root.join("api/Dockerfile"), "FROM busybox:latest\n").unwrap();
+    for folder in ["api", "smoke"] {
+        std::fs::create_dir_all(root.join(folder)).unwrap();
+        std::fs::write(
+            root.join(folder).join("Dockerfile"),
+            "FROM busybox:latest\n",
+        )
+        .unwrap();
+    }
+    std::fs::write(root.join("compose.yaml"), compose).unwrap();
     let plan = crate::plan::load(&root, &Default::default(), true, Duration::from_secs(5)).unwrap();
     let opts = VerifyOptions {
         stability: Duration::ZERO,
@@ -196,16 +50,13 @@ fn states(r: &VerifyReport) -> Vec<(String, ServiceState)> {
 
 #[test]
 fn steps_run_in_dependency_order_and_a_crash_holds_back_its_dependents() {
-    let fake = Fake {
-        script: |service| match service {
-            "api" => Wait::Exited(Snapshot {
-                exit_code: Some(3),
-                ..Default::default()
-            }),
-            _ => Wait::Ready,
-        },
-        calls: Mutex::new(Vec::new()),
-    };
+    let fake = Fake::new(|service| match service {
+        "api" => Wait::Exited(Snapshot {
+            exit_code: Some(3),
+            ..Default::default()
+        }),
+        _ => Wait::Ready,
+    });
     let r = verify_on(&fake);
     assert!(!r.healthy);
     let st = |n: &str| states(&r).into_iter().find(|(s, _)| s == n).unwrap().1;
@@ -232,7 +83,7 @@ fn steps_run_in_dependency_order_and_a_crash_holds_back_its_dependents() {
         web.consequence && web.summary.contains("depends on api"),
         "{web:?}"
     );
-    let calls = fake.calls.lock().unwrap().clone();
+    let calls = fake.calls();
     let at = |c: &str| calls.iter().position(|x| x.starts_with(c)).unwrap();
     // The api was built and started only after db was ready; web never started.
     assert!(at("start db") < at("start api"), "{calls:?}");
@@ -248,10 +99,7 @@ fn steps_run_in_dependency_order_and_a_crash_holds_back_its_dependents() {
 
 #[test]
 fn containers_that_come_up_are_ready_and_the_report_keeps_its_shape() {
-    let fake = Fake {
-        script: |_| Wait::Ready,
-        calls: Mutex::new(Vec::new()),
-    };
+    let fake = Fake::new(|_| Wait::Ready);
     let mut r = verify_on(&fake);
     // ghost's image cannot be had: the only failure.
     assert_eq!(r.diagnostics.len(), 1, "{:?}", r.diagnostics);
@@ -268,4 +116,75 @@ fn containers_that_come_up_are_ready_and_the_report_keeps_its_shape() {
     );
     let json = serde_json::to_value(&r.services[0]).unwrap();
     assert_eq!(json["state"], "ready", "the report keeps its JSON shape");
+}
+
+const CHECKED: &str = "services:\n  api:\n    build: ./api\n  smoke:\n    build: ./smoke\n    profiles: [smoke]\n    depends_on: [api]\n";
+
+#[test]
+fn smoke_checks_run_after_the_system_is_ready_and_a_failed_point_is_the_system_s() {
+    let mut fake = Fake::new(|service| match service {
+        "smoke" => Wait::Exited(Snapshot {
+            exit_code: Some(1),
+            ..Default::default()
+        }),
+        _ => Wait::Ready,
+    });
+    fake.output = |service| match service {
+        "smoke" => (
+            "1..2\nok 1 - up\nnot ok 2 - stored\n# got 404\n".into(),
+            String::new(),
+        ),
+        s => (format!("{s} stdout"), String::new()),
+    };
+    let r = verify_system(&fake, CHECKED);
+    assert!(!r.healthy);
+    assert_eq!(
+        states(&r),
+        vec![("api".to_string(), ServiceState::Ready)],
+        "a check is no service"
+    );
+    let d = &r.diagnostics[0];
+    assert_eq!((d.service.as_str(), d.phase), ("smoke", Phase::Smoke));
+    assert_eq!(
+        d.summary,
+        "smoke check failed: 1 of 2 check(s) failed: not ok 2 - stored"
+    );
+    assert!(
+        d.evidence
+            .contains("api wrote while the check ran:\napi wrote this meanwhile"),
+        "{}",
+        d.evidence
+    );
+    assert!(
+        d.files.contains(&"smoke/Dockerfile".to_string()),
+        "{:?}",
+        d.files
+    );
+    assert_eq!(r.smoke[0].verdict, crate::verdict::Verdict::Failed);
+    let calls = fake.calls();
+    let at = |c: &str| calls.iter().position(|x| x == c).unwrap_or(usize::MAX);
+    assert!(
+        at("build smoke") < at("start api"),
+        "the check builds with the system: {calls:?}"
+    );
+    assert!(
+        at("start api") < at("start smoke") && at("start smoke") < usize::MAX,
+        "{calls:?}"
+    );
+}
+
+#[test]
+fn no_check_runs_on_a_system_that_is_not_ready() {
+    let fake = Fake::new(|service| match service {
+        "api" => Wait::Exited(Snapshot {
+            exit_code: Some(2),
+            ..Default::default()
+        }),
+        _ => Wait::Ready,
+    });
+    let r = verify_system(&fake, CHECKED);
+    assert_eq!(r.diagnostics.len(), 1, "{:?}", r.diagnostics);
+    assert_eq!(r.diagnostics[0].service, "api");
+    assert_eq!(r.smoke[0].verdict, crate::verdict::Verdict::NotRun);
+    assert!(!fake.calls().contains(&"start smoke".to_string()));
 }
