@@ -176,7 +176,8 @@ pub struct RepairReport {
     pub verify: VerifyReport,
     /// The signature that repeated, when stuck.
     pub stuck_signature: Option<String>,
-    /// Failures of the first verification that are gone at the end.
+    /// Failures the loop met (the first verification's, and each later one's) that are gone
+    /// at the end, in the order met.
     pub fixed: Vec<String>,
     pub usage: Usage,
     pub cost_usd: Option<f64>,
@@ -487,10 +488,15 @@ pub async fn repair_loop(
         }
     };
     let remaining = failure_lines(&report, true);
-    let fixed = first_failures
-        .into_iter()
-        .filter(|f| !remaining.contains(f))
-        .collect();
+    let mut met = first_failures;
+    for r in &history.rounds {
+        for line in diagnostic_lines(&r.diagnostics, false) {
+            if !met.contains(&line) {
+                met.push(line);
+            }
+        }
+    }
+    let fixed = met.into_iter().filter(|f| !remaining.contains(f)).collect();
     let usage: Usage = history.rounds.iter().map(|r| r.usage).sum();
     Ok(RepairReport {
         outcome,
@@ -506,8 +512,11 @@ pub async fn repair_loop(
 
 /// `service [phase] summary` of each failure (only root causes, unless `all`).
 fn failure_lines(report: &VerifyReport, all: bool) -> Vec<String> {
-    report
-        .diagnostics
+    diagnostic_lines(&report.diagnostics, all)
+}
+
+fn diagnostic_lines(diags: &[Diagnostic], all: bool) -> Vec<String> {
+    diags
         .iter()
         .filter(|d| all || !d.consequence)
         .map(|d| format!("{} [{}] {}", d.service, d.phase.as_str(), d.summary))

@@ -570,7 +570,9 @@ impl PostReady {
         timings: &mut Timings,
     ) -> Result<(), VerifyError> {
         match self {
-            PostReady::Stability if !steps.opts.stability.is_zero() => {
+            // Only a system that is ready so far is watched (or checked: smoke.rs reports
+            // its checks as not run otherwise).
+            PostReady::Stability if tally.failed.is_empty() && !steps.opts.stability.is_zero() => {
                 timings.stability_secs = stability::watch(steps, tally).await;
             }
             PostReady::Stability => {}

@@ -92,7 +92,7 @@ pub(super) async fn run(
     let t = Instant::now();
     let ev = &steps.opts.events;
     let names: Vec<String> = steps.plan.checks.iter().map(|c| c.name.clone()).collect();
-    if !names.is_empty() {
+    if !names.is_empty() && tally.failed.is_empty() {
         ev.emit(Event::Phase {
             name: format!("verify: smoke checks ({})", names.len()),
         });
