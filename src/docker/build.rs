@@ -122,7 +122,7 @@ async fn build_image(
         hash,
     };
     let named = super::contexts::Contexts::read(&spec.contexts)
-        .map_err(|why| Diagnostic::new(&spec.service, Phase::Build, why))?;
+        .map_err(|why| Diagnostic::new(&spec.service, Phase::Build, why.to_string()))?;
     let settings = format!("{}{}", hashed_settings(spec), named.settings());
     let ctx = read_context(spec, &settings).map_err(|d| *d)?;
     let image = format!("masgen/{project}-{}:{}", spec.service, &ctx.hash[..12]);
@@ -281,10 +281,10 @@ async fn run_builder(
         }
     }
     if !spec.contexts.is_empty() {
-        return refused_outcome(NO_CONTEXTS_ON_CLASSIC.into());
+        return refused_outcome(NO_CONTEXTS_ON_CLASSIC);
     }
     if !spec.session.is_empty() {
-        return refused_outcome("build.secrets and build.ssh need BuildKit, which this daemon does not offer here (DOCKER_BUILDKIT=0, or it refused a BuildKit build): the classic builder cannot mount them".into());
+        return refused_outcome("build.secrets and build.ssh need BuildKit, which this daemon does not offer here (DOCKER_BUILDKIT=0, or it refused a BuildKit build): the classic builder cannot mount them");
     }
     classic(engine, image, spec, &labels, &args, tar).await
 }
@@ -305,13 +305,16 @@ async fn with_contexts(
         .as_ref()
         .filter(|_| engine.buildkit_refused.get().is_none());
     let Some(transport) = transport else {
-        return refused_outcome(NO_CONTEXTS_ON_CLASSIC.into());
+        return refused_outcome(NO_CONTEXTS_ON_CLASSIC);
     };
     let mut made = Vec::new();
     let loaded = named
         .load(engine, transport, project, &spec.service, &mut made)
         .await;
-    let ran = match loaded.and_then(|images| rewritten(spec, &images)) {
+    let ran = match loaded
+        .map_err(BuildError::from)
+        .and_then(|images| rewritten(spec, &images))
+    {
         Ok((spec, tar)) => run_builder(engine, project, &spec, image, None, tar).await,
         Err(why) => refused_outcome(why),
     };
@@ -319,26 +322,50 @@ async fn with_contexts(
     ran
 }
 
+/// Why a build could not be sent to the builder (its failure, said as the builder's).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot read {dockerfile}: {source}")]
+    ReadDockerfile {
+        dockerfile: String,
+        source: std::io::Error,
+    },
+    #[error("build.additional_contexts: {0}")]
+    RewriteContexts(String),
+    #[error("cannot read the build context {}: {source}", context.display())]
+    ReadContext {
+        context: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Contexts(#[from] super::contexts::ContextError),
+    #[error(transparent)]
+    Session(#[from] super::session::SessionError),
+}
+
 /// `spec` with its Dockerfile's references to named contexts naming `images` instead (sent
 /// as an inline Dockerfile), and its build context.
 fn rewritten(
     spec: &BuildRequest,
     images: &[(String, String)],
-) -> Result<(BuildRequest, Vec<u8>), String> {
+) -> Result<(BuildRequest, Vec<u8>), BuildError> {
     let text = match &spec.dockerfile_inline {
         Some(t) => t.clone(),
-        None => std::fs::read_to_string(spec.context.join(&spec.dockerfile))
-            .map_err(|e| format!("cannot read {}: {e}", spec.dockerfile))?,
+        None => std::fs::read_to_string(spec.context.join(&spec.dockerfile)).map_err(|source| {
+            BuildError::ReadDockerfile {
+                dockerfile: spec.dockerfile.clone(),
+                source,
+            }
+        })?,
     };
     let text = crate::plan::dockerfile::rewrite(&text, &spec.args, spec.target.as_deref(), images)
-        .map_err(|why| format!("build.additional_contexts: {why}"))?;
-    let ctx =
-        build_context_with(&spec.context, INLINE_DOCKERFILE, Some(&text), "").map_err(|e| {
-            format!(
-                "cannot read the build context {}: {e}",
-                spec.context.display()
-            )
-        })?;
+        .map_err(BuildError::RewriteContexts)?;
+    let ctx = build_context_with(&spec.context, INLINE_DOCKERFILE, Some(&text), "").map_err(
+        |source| BuildError::ReadContext {
+            context: spec.context.clone(),
+            source,
+        },
+    )?;
     let spec = BuildRequest {
         dockerfile: INLINE_DOCKERFILE.to_string(),
         dockerfile_inline: Some(text),
@@ -352,19 +379,19 @@ async fn open_session(
     engine: &Engine,
     transport: &buildkit::Transport,
     spec: &BuildRequest,
-) -> Result<Option<super::session::Session>, String> {
+) -> Result<Option<super::session::Session>, BuildError> {
     if spec.session.is_empty() {
         return Ok(None);
     }
-    super::session::open(transport, &engine.api_version(), spec.session.clone())
-        .await
-        .map(Some)
+    let api = engine.api_version();
+    let session = super::session::open(transport, &api, spec.session.clone()).await?;
+    Ok(Some(session))
 }
 
 /// A build that could not run, as the builder's failure.
-fn refused_outcome(why: String) -> buildkit::Outcome {
+fn refused_outcome(why: impl std::fmt::Display) -> buildkit::Outcome {
     buildkit::Outcome {
-        error: Some(why),
+        error: Some(why.to_string()),
         ..Default::default()
     }
 }

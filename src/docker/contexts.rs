@@ -17,6 +17,23 @@ enum Read {
     Folder(Box<Context>),
 }
 
+/// Why a named context cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("build.additional_contexts '{name}': cannot read {}: {source}", dir.display())]
+    Read {
+        name: String,
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "build.additional_contexts '{name}': the image of service '{service}' is not known yet"
+    )]
+    Unresolved { name: String, service: String },
+    #[error("build.additional_contexts '{name}': cannot load the folder: {why}")]
+    Load { name: String, why: String },
+}
+
 /// A build's named contexts, read before its hash is known (a folder's files are part of it).
 pub struct Contexts {
     read: Vec<(String, Read)>,
@@ -25,17 +42,25 @@ pub struct Contexts {
 impl Contexts {
     /// Read each context (`service:` ones already resolved to their images); a folder that
     /// cannot be read says so.
-    pub fn read(contexts: &[(String, NamedContext)]) -> Result<Contexts, String> {
+    pub fn read(contexts: &[(String, NamedContext)]) -> Result<Contexts, ContextError> {
         let mut read = Vec::new();
         for (name, c) in contexts {
             let r = match c {
                 NamedContext::Image(image) => Read::Image(image.clone()),
-                NamedContext::Dir(dir) => Read::Folder(Box::new(
-                    folder_image_context(dir)
-                        .map_err(|e| format!("build.additional_contexts '{name}': cannot read {}: {e}", dir.display()))?,
-                )),
+                NamedContext::Dir(dir) => {
+                    Read::Folder(Box::new(folder_image_context(dir).map_err(|source| {
+                        ContextError::Read {
+                            name: name.clone(),
+                            dir: dir.clone(),
+                            source,
+                        }
+                    })?))
+                }
                 NamedContext::Service(s) => {
-                    return Err(format!("build.additional_contexts '{name}': the image of service '{s}' is not known yet"))
+                    return Err(ContextError::Unresolved {
+                        name: name.clone(),
+                        service: s.clone(),
+                    })
                 }
             };
             read.push((name.clone(), r));
@@ -72,7 +97,7 @@ impl Contexts {
         project: &str,
         service: &str,
         made: &mut Vec<String>,
-    ) -> Result<Vec<(String, String)>, String> {
+    ) -> Result<Vec<(String, String)>, ContextError> {
         let mut images = Vec::new();
         for (i, (name, r)) in self.read.into_iter().enumerate() {
             let image = match r {
@@ -93,9 +118,7 @@ impl Contexts {
                         .map_err(|buildkit::Refused(why)| why);
                     made.push(image.clone());
                     if let Some(e) = out.and_then(|o| o.error.map_or(Ok(()), Err)).err() {
-                        return Err(format!(
-                            "build.additional_contexts '{name}': cannot load the folder: {e}"
-                        ));
+                        return Err(ContextError::Load { name, why: e });
                     }
                     image
                 }

@@ -74,19 +74,17 @@ impl Runtime for Engine {
     ) -> Result<Result<(), Refused>, RuntimeError> {
         let body = match super::run::container_body(run, name, spec, image, with) {
             Ok(body) => body,
-            Err(e) => return Ok(Err(Refused::Spec(e))),
+            Err(why) => return Ok(Err(why)),
         };
         if let Err(why) = super::run::create(self, container, body).await? {
-            return Ok(Err(Refused::Create(why)));
+            return Ok(Err(why));
         }
         let extra = super::run::extra_endpoints(spec, with.networks);
-        if let Err(why) = super::run::connect_networks(self, container, extra).await {
-            return Ok(Err(Refused::Connect(why)));
-        }
-        if let Err(why) = super::run::copy_files(self, container, with.files).await {
-            return Ok(Err(Refused::Files(why)));
-        }
-        Ok(Ok(()))
+        let attached = match super::run::connect_networks(self, container, extra).await {
+            Ok(()) => super::run::copy_files(self, container, with.files).await,
+            Err(why) => Err(why),
+        };
+        Ok(attached)
     }
 
     async fn start(&self, container: &str) -> Result<(), Refused> {

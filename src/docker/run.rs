@@ -13,7 +13,7 @@ use super::{Engine, RuntimeError, MANAGED_LABEL};
 use crate::plan::{
     ContainerSpec, FileMount, FileSource, Health, MountSpec, Namespace, NetworkSpec, VolumesFrom,
 };
-use crate::runtime::container::{Attachments, NetworkWanted, Networks, RunSettings};
+use crate::runtime::container::{Attachments, NetworkWanted, Networks, Refused, RunSettings};
 use crate::runtime::scope::Scope;
 
 /// The project's networks: each looked up by name first (creating a name that exists
@@ -112,7 +112,7 @@ pub async fn connect_networks(
     engine: &Engine,
     container: &str,
     extra: Vec<(String, EndpointSettings)>,
-) -> Result<(), String> {
+) -> Result<(), Refused> {
     for (network, endpoint) in extra {
         let req = bollard::models::NetworkConnectRequest {
             container: container.to_string(),
@@ -122,7 +122,7 @@ pub async fn connect_networks(
             .docker
             .connect_network(&network, req)
             .await
-            .map_err(|e| format!("connecting to network {network}: {e}"))?;
+            .map_err(|e| Refused::Connect(format!("connecting to network {network}: {e}")))?;
     }
     Ok(())
 }
@@ -204,7 +204,7 @@ pub fn container_body(
     spec: &ContainerSpec,
     image: &str,
     with: &Attachments,
-) -> Result<ContainerCreateBody, String> {
+) -> Result<ContainerCreateBody, Refused> {
     let scope = &with.settings.scope;
     let mut labels = scope.labels(run, Some(name));
     labels.extend(spec.labels.clone());
@@ -407,7 +407,7 @@ fn mounts(
 fn primary_network(
     spec: &ContainerSpec,
     with: &Attachments,
-) -> Result<Option<(String, EndpointSettings)>, String> {
+) -> Result<Option<(String, EndpointSettings)>, Refused> {
     let NetworkSpec::Project { networks, links } = &spec.network else {
         return Ok(None);
     };
@@ -415,9 +415,9 @@ fn primary_network(
         return Ok(None);
     };
     let Some((docker_name, id)) = with.networks.by_name.get(first) else {
-        return Err(format!(
+        return Err(Refused::Spec(format!(
             "network '{first}' is not one of the project's networks"
-        ));
+        )));
     };
     let mut endpoint = endpoint(aliases, id);
     endpoint.links = Some(
@@ -470,7 +470,7 @@ pub async fn create(
     engine: &Engine,
     container: &str,
     body: ContainerCreateBody,
-) -> Result<Result<String, String>, RuntimeError> {
+) -> Result<Result<String, Refused>, RuntimeError> {
     if let Ok(old) = engine
         .docker
         .inspect_container(
@@ -500,7 +500,7 @@ pub async fn create(
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 400,
             message,
-        }) => Ok(Err(message)),
+        }) => Ok(Err(Refused::Create(message))),
         Err(e) => Err(RuntimeError::CreateContainer {
             container: container.to_string(),
             message: e.to_string(),
@@ -559,7 +559,7 @@ pub async fn copy_files(
     engine: &Engine,
     container: &str,
     files: &[FileMount],
-) -> Result<(), String> {
+) -> Result<(), Refused> {
     let mut tar = tar::Builder::new(Vec::new());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -582,13 +582,15 @@ pub async fn copy_files(
             f.target.trim_start_matches('/'),
             text.as_bytes(),
         )
-        .map_err(|e| format!("{} '{}': {e}", f.kind, f.name))?;
+        .map_err(|e| Refused::Files(format!("{} '{}': {e}", f.kind, f.name)))?;
         any = true;
     }
     if !any {
         return Ok(());
     }
-    let body = tar.into_inner().map_err(|e| e.to_string())?;
+    let body = tar
+        .into_inner()
+        .map_err(|e| Refused::Files(e.to_string()))?;
     let opts = bollard::query_parameters::UploadToContainerOptionsBuilder::new()
         .path("/")
         .build();
@@ -596,5 +598,5 @@ pub async fn copy_files(
         .docker
         .upload_to_container(container, Some(opts), bollard::body_full(body.into()))
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| Refused::Files(e.to_string()))
 }

@@ -36,12 +36,29 @@ impl Drop for Session {
     }
 }
 
+/// Why a build session could not be opened or served.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("cannot reach the daemon at {at} for a build session: {source}")]
+    Connect { at: String, source: std::io::Error },
+    #[error("the build session request failed: {0}")]
+    Request(std::io::Error),
+    #[error("the daemon closed the session request")]
+    Closed,
+    #[error("the daemon refused a build session ({0})")]
+    Refused(String),
+    #[error("the SSH agent cannot be reached: {0}")]
+    Agent(std::io::Error),
+    #[error("the agent's stream broke: {0}")]
+    Stream(String),
+}
+
 /// Open a session on the daemon at `transport` serving `provided`.
 pub async fn open(
     transport: &Transport,
     api_version: &str,
     provided: Provided,
-) -> Result<Session, String> {
+) -> Result<Session, SessionError> {
     let id = format!("masgen-{:016x}", fastrand::u64(..));
     let key = format!("{:016x}", fastrand::u64(..));
     let mut request = format!(
@@ -58,13 +75,19 @@ pub async fn open(
         Transport::Unix(path) => {
             let io = tokio::net::UnixStream::connect(path)
                 .await
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+                .map_err(|source| SessionError::Connect {
+                    at: path.display().to_string(),
+                    source,
+                })?;
             tokio::spawn(serve(upgrade(io, &request).await?, provided))
         }
         Transport::Tcp(addr) => {
             let io = tokio::net::TcpStream::connect(addr.as_str())
                 .await
-                .map_err(|e| format!("{addr}: {e}"))?;
+                .map_err(|source| SessionError::Connect {
+                    at: addr.clone(),
+                    source,
+                })?;
             tokio::spawn(serve(upgrade(io, &request).await?, provided))
         }
     };
@@ -75,22 +98,22 @@ pub async fn open(
 async fn upgrade<IO: AsyncRead + AsyncWrite + Unpin>(
     mut io: IO,
     request: &str,
-) -> Result<IO, String> {
+) -> Result<IO, SessionError> {
     io.write_all(request.as_bytes())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(SessionError::Request)?;
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        if io.read(&mut byte).await.map_err(|e| e.to_string())? == 0 || head.len() > 16 * 1024 {
-            return Err("the daemon closed the session request".into());
+        if io.read(&mut byte).await.map_err(SessionError::Request)? == 0 || head.len() > 16 * 1024 {
+            return Err(SessionError::Closed);
         }
         head.push(byte[0]);
     }
     let status = String::from_utf8_lossy(&head);
     if !status.starts_with("HTTP/1.1 101") {
         let line = status.lines().next().unwrap_or("").to_string();
-        return Err(format!("the daemon refused a build session ({line})"));
+        return Err(SessionError::Refused(line));
     }
     Ok(io)
 }
@@ -192,33 +215,39 @@ async fn forward(
     mut body: h2::RecvStream,
     mut respond: Respond,
     socket: Option<PathBuf>,
-) -> Result<(), String> {
+) -> Result<(), SessionError> {
     let Some(socket) = socket else {
         let send = respond.send_response(grpc_response(), false);
         return send
             .and_then(|mut s| s.send_trailers(trailers(5)))
-            .map_err(|e| e.to_string());
+            .map_err(|e| SessionError::Stream(e.to_string()));
     };
     let agent = tokio::net::UnixStream::connect(&socket)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(SessionError::Agent)?;
     let (mut from_agent, mut to_agent) = agent.into_split();
     let mut send = respond
         .send_response(grpc_response(), false)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| SessionError::Stream(e.to_string()))?;
     let inbound = async {
         let mut buf = Vec::new();
         while let Some(chunk) = body.data().await {
-            let chunk = chunk.map_err(|e| e.to_string())?;
+            let chunk = chunk.map_err(|e| SessionError::Stream(e.to_string()))?;
             let _ = body.flow_control().release_capacity(chunk.len());
             buf.extend_from_slice(&chunk);
             while let Some((message, rest)) = next_frame(&buf) {
                 let data = bytes_of_field(message, 1);
-                to_agent.write_all(&data).await.map_err(|e| e.to_string())?;
+                to_agent
+                    .write_all(&data)
+                    .await
+                    .map_err(|e| SessionError::Stream(e.to_string()))?;
                 buf = rest.to_vec();
             }
         }
-        to_agent.shutdown().await.map_err(|e| e.to_string())
+        to_agent
+            .shutdown()
+            .await
+            .map_err(|e| SessionError::Stream(e.to_string()))
     };
     let outbound = async {
         let mut chunk = vec![0u8; 16 * 1024];
@@ -226,19 +255,19 @@ async fn forward(
             let n = from_agent
                 .read(&mut chunk)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| SessionError::Stream(e.to_string()))?;
             if n == 0 {
-                return Ok::<(), String>(());
+                return Ok::<(), SessionError>(());
             }
             let message = bytes_field(1, &chunk[..n]);
             send.send_data(Bytes::from(frame(&message)), false)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| SessionError::Stream(e.to_string()))?;
         }
     };
     let (a, b) = tokio::join!(inbound, outbound);
     let status = if a.is_ok() && b.is_ok() { 0 } else { 13 };
     send.send_trailers(trailers(status))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| SessionError::Stream(e.to_string()))?;
     a.and(b)
 }
 
