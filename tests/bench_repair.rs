@@ -63,9 +63,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[ignore = "benchmark: run scripts/bench-repair.sh"]
 fn bench_repair() {
     assert!(docker_available("bench_repair"));
-    let (first, fix) = (demo_reply("001-generate.txt"), demo_reply("002-repair.txt"));
-    let fake =
-        FakeAnthropic::with_handler(move |_, n| Reply::text(if n == 0 { &first } else { &fix }));
+    // The demo's recorded replies in turn: the draft, the crash's fix, the smoke check's fix.
+    let replies = ["001-generate.txt", "002-repair.txt", "003-repair.txt"].map(demo_reply);
+    let fake = FakeAnthropic::with_handler(move |_, n| Reply::text(&replies[n.min(2)]));
     let dir = tempfile::tempdir().unwrap();
     let out = dir
         .path()

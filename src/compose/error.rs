@@ -57,3 +57,28 @@ pub enum ComposeError {
         profiles: Vec<String>,
     },
 }
+
+/// A value Compose would not take (the file's error says where it is written).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("invalid size {0:?}")]
+    Size(String),
+    #[error("invalid duration {value:?}: {why}")]
+    Duration { value: String, why: String },
+    #[error("invalid port {0:?}")]
+    Port(String),
+    #[error("invalid volume {0:?}")]
+    Volume(String),
+    #[error("bind mount to {0} has no source")]
+    BindWithoutSource(String),
+    #[error("volume type {0:?}: masgen mounts bind, volume and tmpfs only (API 1.41 has no image mounts): refused before anything runs; remove the mount")]
+    MountType(String),
+    #[error("mode {0} is not a file mode")]
+    Mode(String),
+    #[error("restart: '{0}' is not a restart policy: use no, always, unless-stopped, on-failure or on-failure:N")]
+    Restart(String),
+    #[error("pull_policy '{0}' is none of always, never, build, if_not_present, missing, refresh, daily, weekly, every_<duration> (e.g. every_12h, every_2d)")]
+    PullPolicy(String),
+    #[error("{0} is a remote context, which masgen does not fetch: download it into a folder and name the folder, or name an image with docker-image://")]
+    RemoteContext(String),
+}

@@ -7,6 +7,8 @@ use std::time::Duration;
 use indexmap::IndexMap;
 use serde::Deserialize;
 
+pub use super::error::ValueError;
+
 /// A YAML scalar: Compose accepts numbers and booleans where it means strings.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
@@ -315,7 +317,7 @@ impl NamedContext {
 
     /// What `value` names, a relative folder taken from `root`; a remote context (a URL,
     /// git, an OCI layout) is refused, saying why.
-    pub fn parse(value: &str, root: &std::path::Path) -> Result<NamedContext, String> {
+    pub fn parse(value: &str, root: &std::path::Path) -> Result<NamedContext, ValueError> {
         if let Some(image) = value.strip_prefix("docker-image://") {
             return Ok(NamedContext::Image(image.to_string()));
         }
@@ -323,7 +325,7 @@ impl NamedContext {
             return Ok(NamedContext::Service(service.to_string()));
         }
         if is_remote(value) {
-            return Err(format!("{value} is a remote context, which masgen does not fetch: download it into a folder and name the folder, or name an image with docker-image://"));
+            return Err(ValueError::RemoteContext(value.to_string()));
         }
         Ok(NamedContext::Dir(root.join(value)))
     }
@@ -412,8 +414,8 @@ pub struct PortMapping {
     pub protocol: String,
 }
 
-fn parse_range(s: &str) -> Result<Vec<u16>, String> {
-    let bad = || format!("invalid port {s:?}");
+fn parse_range(s: &str) -> Result<Vec<u16>, ValueError> {
+    let bad = || ValueError::Port(s.to_string());
     match s.split_once('-') {
         Some((a, b)) => {
             let (a, b): (u16, u16) = (
@@ -442,7 +444,7 @@ impl PortMapping {
 
 impl Port {
     /// Expand into mappings. Short syntax: `[IP:][HOST:]CONTAINER[/PROTO]`, ranges allowed.
-    pub fn mappings(&self) -> Result<Vec<PortMapping>, String> {
+    pub fn mappings(&self) -> Result<Vec<PortMapping>, ValueError> {
         match self {
             Port::Long(l) => {
                 let container = parse_range(&l.target.text())?;
@@ -468,7 +470,7 @@ impl Port {
                 let (ip, rest) = if let Some(stripped) = spec.strip_prefix('[') {
                     let (ip, rest) = stripped
                         .split_once("]:")
-                        .ok_or_else(|| format!("invalid port {text:?}"))?;
+                        .ok_or_else(|| ValueError::Port(text.to_string()))?;
                     (Some(ip.to_string()), rest.to_string())
                 } else {
                     (None, spec)
@@ -478,7 +480,7 @@ impl Port {
                     [c] => (ip, None, *c),
                     [h, c] => (ip, Some(*h), *c),
                     [i, h, c] => (Some(i.to_string()), Some(*h), *c),
-                    _ => return Err(format!("invalid port {text:?}")),
+                    _ => return Err(ValueError::Port(text.to_string())),
                 };
                 let host = host
                     .filter(|h| !h.is_empty())
@@ -495,7 +497,7 @@ fn zip_ports(
     host: Option<Vec<u16>>,
     container: Vec<u16>,
     protocol: String,
-) -> Result<Vec<PortMapping>, String> {
+) -> Result<Vec<PortMapping>, ValueError> {
     match host {
         Some(h) if h.len() == container.len() => Ok(h
             .into_iter()
@@ -632,7 +634,7 @@ pub enum PullPolicy {
 
 /// A `pull_policy` value, checked against Compose's pattern
 /// `always|never|build|if_not_present|missing|refresh|daily|weekly|every_([0-9]+[wdhms])+`.
-pub fn parse_pull_policy(s: &str) -> Result<PullPolicy, String> {
+pub fn parse_pull_policy(s: &str) -> Result<PullPolicy, ValueError> {
     const DAY: u64 = 24 * 3600;
     Ok(match s {
         "always" => PullPolicy::Always,
@@ -642,9 +644,7 @@ pub fn parse_pull_policy(s: &str) -> Result<PullPolicy, String> {
         "refresh" | "daily" => PullPolicy::Refresh(Duration::from_secs(DAY)),
         "weekly" => PullPolicy::Refresh(Duration::from_secs(7 * DAY)),
         _ => {
-            let bad = || {
-                format!("pull_policy '{s}' is none of always, never, build, if_not_present, missing, refresh, daily, weekly, every_<duration> (e.g. every_12h, every_2d)")
-            };
+            let bad = || ValueError::PullPolicy(s.to_string());
             let spec = s
                 .strip_prefix("every_")
                 .filter(|r| !r.is_empty())
@@ -675,8 +675,11 @@ pub fn parse_pull_policy(s: &str) -> Result<PullPolicy, String> {
     })
 }
 
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("invalid duration {s:?}: {e}"))
+pub fn parse_duration(s: &str) -> Result<Duration, ValueError> {
+    humantime::parse_duration(s.trim()).map_err(|e| ValueError::Duration {
+        value: s.to_string(),
+        why: e.to_string(),
+    })
 }
 
 impl Healthcheck {
@@ -747,7 +750,7 @@ fn is_host_path(s: &str) -> bool {
 }
 
 impl Volume {
-    pub fn mount(&self) -> Result<Mount, String> {
+    pub fn mount(&self) -> Result<Mount, ValueError> {
         match self {
             Volume::Short(s) => {
                 let parts: Vec<&str> = s.split(':').collect();
@@ -772,7 +775,7 @@ impl Volume {
                             })
                         }
                     }
-                    _ => Err(format!("invalid volume {s:?}")),
+                    _ => Err(ValueError::Volume(s.to_string())),
                 }
             }
             Volume::Long(l) => {
@@ -783,7 +786,7 @@ impl Volume {
                         target: l.target.clone(),
                         read_only,
                     }),
-                    ("bind", None) => Err(format!("bind mount to {} has no source", l.target)),
+                    ("bind", None) => Err(ValueError::BindWithoutSource(l.target.clone())),
                     ("volume", Some(src)) => Ok(Mount::Named {
                         name: src.clone(),
                         target: l.target.clone(),
@@ -795,7 +798,7 @@ impl Volume {
                     ("tmpfs", _) => Ok(Mount::Tmpfs {
                         target: l.target.clone(),
                     }),
-                    (other, _) => Err(format!("volume type {other:?}: masgen mounts bind, volume and tmpfs only (API 1.41 has no image mounts): refused before anything runs; remove the mount")),
+                    (other, _) => Err(ValueError::MountType(other.to_string())),
                 }
             }
         }
@@ -1084,7 +1087,7 @@ impl FileRef {
 
 /// A file `mode:` as written: `0440` and `"0440"` are octal (YAML reads the former as 440
 /// or as 288, both handled), decimal otherwise.
-pub(crate) fn file_mode(m: &Scalar) -> Result<u32, String> {
+pub(crate) fn file_mode(m: &Scalar) -> Result<u32, ValueError> {
     let t = m.text();
     let digits = t.strip_prefix("0o").unwrap_or(&t);
     let octal = digits.len() > 1 && digits.starts_with('0')
@@ -1094,9 +1097,9 @@ pub(crate) fn file_mode(m: &Scalar) -> Result<u32, String> {
     } else {
         digits.parse()
     }
-    .map_err(|_| format!("mode {t} is not a file mode"))?;
+    .map_err(|_| ValueError::Mode(t.clone()))?;
     if mode > 0o7777 {
-        return Err(format!("mode {t} is not a file mode"));
+        return Err(ValueError::Mode(t));
     }
     Ok(mode)
 }
@@ -1368,21 +1371,24 @@ pub fn host_entries(hosts: &Option<KeyValues>) -> Vec<String> {
 }
 
 /// A compose `restart:` value as Docker's restart policy name and retry limit; None for `no`.
-pub fn parse_restart(s: &str) -> Result<Option<(&'static str, Option<i64>)>, String> {
+pub fn parse_restart(s: &str) -> Result<Option<(&'static str, Option<i64>)>, ValueError> {
     match s.trim() {
         "no" | "" => Ok(None),
         "always" => Ok(Some(("always", None))),
         "unless-stopped" => Ok(Some(("unless-stopped", None))),
         "on-failure" => Ok(Some(("on-failure", None))),
-        other => match other.strip_prefix("on-failure:").map(|n| n.trim().parse::<i64>()) {
+        other => match other
+            .strip_prefix("on-failure:")
+            .map(|n| n.trim().parse::<i64>())
+        {
             Some(Ok(n)) if n >= 0 => Ok(Some(("on-failure", Some(n)))),
-            _ => Err(format!("restart: '{other}' is not a restart policy: use no, always, unless-stopped, on-failure or on-failure:N")),
+            _ => Err(ValueError::Restart(other.to_string())),
         },
     }
 }
 
 /// Parse a byte size: `512m`, `1g`, `256M`, `1024k`, `1000000` (bytes).
-pub fn parse_bytes(s: &str) -> Result<i64, String> {
+pub fn parse_bytes(s: &str) -> Result<i64, ValueError> {
     let t = s.trim().to_ascii_lowercase();
     let t = t.strip_suffix('b').unwrap_or(&t);
     let (num, mult) = match t.chars().last() {
@@ -1394,7 +1400,7 @@ pub fn parse_bytes(s: &str) -> Result<i64, String> {
     let n: f64 = num
         .trim()
         .parse()
-        .map_err(|_| format!("invalid size {s:?}"))?;
+        .map_err(|_| ValueError::Size(s.to_string()))?;
     Ok((n * mult as f64) as i64)
 }
 

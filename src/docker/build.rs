@@ -331,7 +331,7 @@ pub enum BuildError {
         source: std::io::Error,
     },
     #[error("build.additional_contexts: {0}")]
-    RewriteContexts(String),
+    RewriteContexts(#[from] crate::plan::dockerfile::ReplacesTarget),
     #[error("cannot read the build context {}: {source}", context.display())]
     ReadContext {
         context: std::path::PathBuf,

@@ -438,6 +438,39 @@ enum Found {
     Other,
 }
 
+/// Why patching steps aside, so that the builder builds the image: what a patch does not
+/// do, what the image below does not allow, or the engine refusing a step of it.
+#[derive(Debug, thiserror::Error)]
+pub enum StepAside {
+    /// Something a patch does not do; the builder does.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The image below, or the earlier image, is not as a patch needs it.
+    #[error("{0}")]
+    Below(String),
+    /// The engine refused an operation of the patch.
+    #[error("{op}: {message}")]
+    Engine { op: &'static str, message: String },
+    /// A layer or an image archive could not be written.
+    #[error("writing the layer: {0}")]
+    Archive(#[from] std::io::Error),
+}
+
+impl StepAside {
+    fn engine(op: &'static str) -> impl Fn(bollard::errors::Error) -> StepAside {
+        move |e| StepAside::Engine {
+            op,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<serde_json::Error> for StepAside {
+    fn from(e: serde_json::Error) -> Self {
+        StepAside::Archive(e.into())
+    }
+}
+
 /// Paths of the image below the new layers, read from a created (never started) container.
 struct Probe<'a> {
     engine: &'a Engine,
@@ -448,7 +481,7 @@ struct Probe<'a> {
 impl Probe<'_> {
     /// `path` (absolute, clean) in the image below: the first tar header of the container's
     /// archive of it, the rest of the stream dropped.
-    async fn stat(&mut self, path: &str) -> Result<Found, String> {
+    async fn stat(&mut self, path: &str) -> Result<Found, StepAside> {
         if let Some(f) = self.seen.get(path) {
             return Ok(f.clone());
         }
@@ -472,7 +505,11 @@ impl Probe<'_> {
                     status_code: 404,
                     ..
                 })) => break Some(Found::Missing),
-                Some(Err(e)) => return Err(format!("cannot read {path} in the image below: {e}")),
+                Some(Err(e)) => {
+                    return Err(StepAside::Below(format!(
+                        "cannot read {path} in the image below: {e}"
+                    )))
+                }
                 None => break None,
             }
         };
@@ -482,11 +519,9 @@ impl Probe<'_> {
             None => {
                 let mut archive = tar::Archive::new(&buf[..]);
                 let entry = archive
-                    .entries()
-                    .map_err(|e| e.to_string())?
+                    .entries()?
                     .next()
-                    .ok_or(format!("{path}: an empty archive"))?
-                    .map_err(|e| e.to_string())?;
+                    .ok_or_else(|| StepAside::Below(format!("{path}: an empty archive")))??;
                 let h = entry.header();
                 match h.entry_type() {
                     tar::EntryType::Directory => Found::Dir(DirMeta {
@@ -543,9 +578,9 @@ async fn copy_layer(
     ctx: &Ctx<'_>,
     probe: &mut Probe<'_>,
     created: &mut HashMap<String, DirMeta>,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, StepAside> {
     let Kind::Copy { sources, dest, .. } = &step.kind else {
-        return Err("not a COPY".into());
+        return Err(StepAside::Unsupported("not a COPY".into()));
     };
     let dest_abs = if dest.starts_with('/') {
         dest.clone()
@@ -554,13 +589,16 @@ async fn copy_layer(
     };
     let dest_abs = format!(
         "/{}",
-        clean(&dest_abs).ok_or("the destination climbs out of /")?
+        clean(&dest_abs)
+            .ok_or_else(|| StepAside::Unsupported("the destination climbs out of /".into()))?
     );
     let dir_like = dest.ends_with('/') || dest == "." || dest.ends_with("/.") || sources.len() > 1;
     let mut items: BTreeMap<String, Item> = BTreeMap::new();
     let mut copies_folder = false;
     for s in sources {
-        let (is_dir, selected) = ctx.select(s).ok_or(format!("{s} is not in the context"))?;
+        let (is_dir, selected) = ctx
+            .select(s)
+            .ok_or_else(|| StepAside::Unsupported(format!("{s} is not in the context")))?;
         copies_folder |= is_dir;
         for (rel, e) in selected {
             let target = if is_dir || dir_like {
@@ -588,7 +626,7 @@ async fn single_file_target(
     rel: &str,
     probe: &mut Probe<'_>,
     created: &HashMap<String, DirMeta>,
-) -> Result<String, String> {
+) -> Result<String, StepAside> {
     let existing = match created.get(dest_abs) {
         Some(_) => Found::Dir(DirMeta::created()),
         None => probe.stat(dest_abs).await?,
@@ -597,7 +635,9 @@ async fn single_file_target(
         Found::Dir(_) => Ok(join(dest_abs, rel)),
         Found::Missing | Found::File => Ok(dest_abs.to_string()),
         // The builder would follow a symlink; a patch does not guess where to.
-        Found::Other => Err(format!("{dest_abs} is a symlink in the image below")),
+        Found::Other => Err(StepAside::Below(format!(
+            "{dest_abs} is a symlink in the image below"
+        ))),
     }
 }
 
@@ -608,7 +648,7 @@ async fn add_folders_above(
     folder: Option<&str>,
     probe: &mut Probe<'_>,
     created: &HashMap<String, DirMeta>,
-) -> Result<(), String> {
+) -> Result<(), StepAside> {
     let mut resolve: Vec<String> = Vec::new();
     for path in items.keys() {
         let mut p = path.as_str();
@@ -633,9 +673,9 @@ async fn add_folders_above(
                 Found::Dir(m) => m,
                 Found::Missing => DirMeta::created(),
                 Found::File | Found::Other => {
-                    return Err(format!(
+                    return Err(StepAside::Below(format!(
                         "{dir} is not a folder in the image below (a symlink or a file)"
-                    ))
+                    )))
                 }
             },
         };
@@ -646,7 +686,7 @@ async fn add_folders_above(
 
 /// The layer's tar: folders with their metadata, files as BuildKit's COPY writes them
 /// (their modes and times, owned by root).
-fn layer_tar(items: &BTreeMap<String, Item<'_>>, ctx: &Ctx<'_>) -> Result<Vec<u8>, String> {
+fn layer_tar(items: &BTreeMap<String, Item<'_>>, ctx: &Ctx<'_>) -> Result<Vec<u8>, StepAside> {
     let mut builder = tar::Builder::new(Vec::new());
     for (path, item) in items {
         let name = path.trim_start_matches('/');
@@ -659,9 +699,7 @@ fn layer_tar(items: &BTreeMap<String, Item<'_>>, ctx: &Ctx<'_>) -> Result<Vec<u8
                 h.set_gid(m.gid);
                 h.set_mtime(m.mtime);
                 h.set_size(0);
-                builder
-                    .append_data(&mut h, format!("{name}/"), std::io::empty())
-                    .map_err(|e| e.to_string())?;
+                builder.append_data(&mut h, format!("{name}/"), std::io::empty())?;
             }
             Item::File(e) => {
                 h.set_entry_type(tar::EntryType::Regular);
@@ -671,13 +709,11 @@ fn layer_tar(items: &BTreeMap<String, Item<'_>>, ctx: &Ctx<'_>) -> Result<Vec<u8
                 h.set_mtime(e.header.mtime().unwrap_or(0));
                 let data = ctx.data(e);
                 h.set_size(data.len() as u64);
-                builder
-                    .append_data(&mut h, name, data)
-                    .map_err(|e| e.to_string())?;
+                builder.append_data(&mut h, name, data)?;
             }
         }
     }
-    builder.into_inner().map_err(|e| e.to_string())
+    Ok(builder.into_inner()?)
 }
 
 /// Whether a history entry (`docker history`'s CREATED BY and SIZE) made a layer: one with a
@@ -721,8 +757,8 @@ async fn load(
     config: &serde_json::Value,
     tag: Option<&str>,
     layers: &[Option<Vec<u8>>],
-) -> Result<String, String> {
-    let config = serde_json::to_vec(config).map_err(|e| e.to_string())?;
+) -> Result<String, StepAside> {
+    let config = serde_json::to_vec(config)?;
     let id = sha256_hex(&config);
     let mut builder = tar::Builder::new(Vec::new());
     let mut names = Vec::new();
@@ -730,9 +766,7 @@ async fn load(
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
-        builder
-            .append_data(&mut h, name, data)
-            .map_err(|e| e.to_string())
+        builder.append_data(&mut h, name, data)
     };
     for (i, layer) in layers.iter().enumerate() {
         let name = format!("{i}/layer.tar");
@@ -746,15 +780,15 @@ async fn load(
     add(
         &mut builder,
         "manifest.json",
-        &serde_json::to_vec(&manifest).map_err(|e| e.to_string())?,
+        &serde_json::to_vec(&manifest)?,
     )?;
-    let archive = builder.into_inner().map_err(|e| e.to_string())?;
+    let archive = builder.into_inner()?;
     let opts = ImportImageOptionsBuilder::new().quiet(true).build();
     let mut stream = engine
         .docker
         .import_image(opts, bollard::body_full(archive.into()), None);
     while let Some(item) = stream.next().await {
-        item.map_err(|e| format!("the daemon refused the image: {e}"))?;
+        item.map_err(StepAside::engine("load the patched image"))?;
     }
     Ok(format!("sha256:{id}"))
 }
@@ -774,7 +808,7 @@ pub async fn patch(
     image: &str,
     plan: &Plan,
     context_tar: &[u8],
-) -> Result<Option<Patched>, String> {
+) -> Result<Option<Patched>, StepAside> {
     let (label, steps) = (&plan.label, plan.steps.as_slice());
     let repo = format!("masgen/{project}-{}", spec.service);
     let Some((first, old)) = earlier_image(engine, &repo, label).await? else {
@@ -783,7 +817,8 @@ pub async fn patch(
     let Some(k) = first else {
         return retag(engine, &old, image).await.map(Some);
     };
-    let ctx = Ctx::read(context_tar).ok_or("the context is not a readable tar")?;
+    let ctx = Ctx::read(context_tar)
+        .ok_or_else(|| StepAside::Unsupported("the context is not a readable tar".into()))?;
     if !patchable(steps, k) {
         return Ok(None);
     }
@@ -844,7 +879,7 @@ async fn earlier_image(
     engine: &Engine,
     repo: &str,
     label: &str,
-) -> Result<Option<(Option<usize>, String)>, String> {
+) -> Result<Option<(Option<usize>, String)>, StepAside> {
     let filters: HashMap<&str, Vec<&str>> = [("reference", vec![repo])].into();
     let images = engine
         .docker
@@ -852,7 +887,7 @@ async fn earlier_image(
             ListImagesOptionsBuilder::new().filters(&filters).build(),
         ))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(StepAside::engine("list the earlier images"))?;
     let mut best: Option<(Option<usize>, i64, String)> = None;
     for i in &images {
         let Some(old) = i.labels.get(STEPS_LABEL) else {
@@ -879,7 +914,7 @@ async fn earlier_image(
 }
 
 /// Nothing the Dockerfile reads changed: the image is the earlier one, tagged anew.
-async fn retag(engine: &Engine, old: &str, image: &str) -> Result<Patched, String> {
+async fn retag(engine: &Engine, old: &str, image: &str) -> Result<Patched, StepAside> {
     let (repo_name, tag) = super::engine::split_image(image);
     let opts = TagImageOptionsBuilder::new()
         .repo(repo_name)
@@ -889,7 +924,7 @@ async fn retag(engine: &Engine, old: &str, image: &str) -> Result<Patched, Strin
         .docker
         .tag_image(old, Some(opts))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(StepAside::engine("tag the earlier image"))?;
     Ok(Patched {
         log: format!("#1 masgen: nothing the Dockerfile copies changed since {old}: tagged it as {image}, no builder run\n"),
     })
@@ -916,16 +951,16 @@ impl Lineage {
         old: &str,
         base: &str,
         steps: &[Step],
-    ) -> Result<Lineage, String> {
+    ) -> Result<Lineage, StepAside> {
         let (old_image, base_image, history) = tokio::join!(
             engine.docker.inspect_image(old),
             engine.docker.inspect_image(base),
             engine.docker.image_history(old)
         );
         let (old_image, base_image, mut history) = (
-            old_image.map_err(|e| e.to_string())?,
-            base_image.map_err(|e| e.to_string())?,
-            history.map_err(|e| e.to_string())?,
+            old_image.map_err(StepAside::engine("inspect the earlier image"))?,
+            base_image.map_err(StepAside::engine("inspect the base image"))?,
+            history.map_err(StepAside::engine("read the earlier image's history"))?,
         );
         let layers_of = |i: &bollard::models::ImageInspect| {
             i.root_fs
@@ -937,13 +972,15 @@ impl Lineage {
         if !layers.starts_with(&base_layers)
             || layers.len() != base_layers.len() + layer_steps(steps)
         {
-            return Err(format!("{old}'s layers do not line up with its Dockerfile"));
+            return Err(StepAside::Below(format!(
+                "{old}'s layers do not line up with its Dockerfile"
+            )));
         }
         history.reverse();
         let base_count = history
             .len()
             .checked_sub(steps.len())
-            .ok_or("its history is shorter than its Dockerfile")?;
+            .ok_or_else(|| StepAside::Below("its history is shorter than its Dockerfile".into()))?;
         for (h, s) in history[base_count..].iter().zip(steps) {
             if !h
                 .created_by
@@ -951,10 +988,10 @@ impl Lineage {
                 .next()
                 .is_some_and(|w| w.eq_ignore_ascii_case(&s.keyword))
             {
-                return Err(format!(
+                return Err(StepAside::Below(format!(
                     "{old}'s history does not match its Dockerfile ({:?} for {})",
                     h.created_by, s.keyword
-                ));
+                )));
             }
         }
         let mut empty = base_empty(&history[..base_count], base_layers.len());
@@ -971,9 +1008,8 @@ impl Lineage {
     }
 
     /// The image config of the layers below `lower`, with the earlier image's settings.
-    fn image_json(&self, lower: usize) -> Result<serde_json::Value, String> {
-        let config = serde_json::to_value(self.old.config.clone().unwrap_or_default())
-            .map_err(|e| e.to_string())?;
+    fn image_json(&self, lower: usize) -> Result<serde_json::Value, StepAside> {
+        let config = serde_json::to_value(self.old.config.clone().unwrap_or_default())?;
         let mut image_json = serde_json::json!({
             "architecture": self.old.architecture.clone().unwrap_or_else(|| "amd64".into()),
             "os": self.old.os.clone().unwrap_or_else(|| "linux".into()),
@@ -1048,10 +1084,10 @@ async fn new_layers_below<'e, F, Fut>(
     image_json: &serde_json::Value,
     lower: usize,
     write: F,
-) -> Result<Vec<Vec<u8>>, String>
+) -> Result<Vec<Vec<u8>>, StepAside>
 where
     F: FnOnce(Probe<'e>) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<Vec<u8>>, String>>,
+    Fut: std::future::Future<Output = Result<Vec<Vec<u8>>, StepAside>>,
 {
     let mut below = image_json.clone();
     below["config"]["Labels"] = serde_json::json!({ MANAGED_LABEL: "1", PROJECT_LABEL: project });
@@ -1085,7 +1121,10 @@ where
         }
         Err(e) => (
             None,
-            Err(format!("cannot create a container of the image below: {e}")),
+            Err(StepAside::Engine {
+                op: "create a container of the image below",
+                message: e.to_string(),
+            }),
         ),
     };
     let docker = engine.docker.clone();
@@ -1116,7 +1155,7 @@ async fn new_layers(
     base: &bollard::models::ImageInspect,
     ctx: &Ctx<'_>,
     probe: &mut Probe<'_>,
-) -> Result<Vec<Vec<u8>>, String> {
+) -> Result<Vec<Vec<u8>>, StepAside> {
     let mut workdir = base
         .config
         .as_ref()
@@ -1128,7 +1167,7 @@ async fn new_layers(
     for (i, step) in steps.iter().enumerate() {
         if step.keyword == "WORKDIR" {
             if step.args.contains('$') {
-                return Err("a WORKDIR with a variable".into());
+                return Err(StepAside::Unsupported("a WORKDIR with a variable".into()));
             }
             workdir = if step.args.starts_with('/') {
                 step.args.clone()

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::compose::model::{parse_bytes, parse_duration, Mount, Service};
+use super::ServiceError;
+use crate::compose::model::{parse_bytes, parse_duration, Mount, Service, ValueError};
 
 /// A published port: `container` as `80/tcp`, and the host side compose asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +160,7 @@ fn namespace(mode: &Option<String>) -> Option<Namespace> {
 impl ContainerSpec {
     /// The container of service `name`, whose relative paths are relative to `root`. An
     /// error is the service's: a bad port, mount or size.
-    pub fn of(name: &str, svc: &Service, root: &Path) -> Result<ContainerSpec, String> {
+    pub fn of(name: &str, svc: &Service, root: &Path) -> Result<ContainerSpec, ServiceError> {
         Ok(ContainerSpec {
             command: svc.command.as_ref().map(|c| c.argv()),
             entrypoint: svc.entrypoint.as_ref().map(|c| c.argv()),
@@ -172,11 +173,15 @@ impl ContainerSpec {
             working_dir: svc.working_dir.clone(),
             user: svc.user.as_ref().map(|u| u.text()),
             labels: pairs(svc.labels.iter().flat_map(|l| l.pairs())),
-            ports: ports(svc)?,
+            ports: ports(svc).map_err(ServiceError::Ports)?,
             expose: expose(svc),
-            mounts: mounts(svc, root)?,
+            mounts: mounts(svc, root).map_err(ServiceError::Mounts)?,
             health: health(svc),
-            memory: svc.memory_limit().map(|m| parse_bytes(&m)).transpose()?,
+            memory: svc
+                .memory_limit()
+                .map(|m| parse_bytes(&m))
+                .transpose()
+                .map_err(ServiceError::Limit)?,
             cpus: svc.cpu_limit(),
             network: network(name, svc),
             pid: namespace(&svc.pid),
@@ -199,7 +204,8 @@ impl ContainerSpec {
                 .shm_size
                 .as_ref()
                 .map(|s| parse_bytes(&s.text()))
-                .transpose()?,
+                .transpose()
+                .map_err(ServiceError::Limit)?,
             ulimits: svc
                 .ulimits
                 .iter()
@@ -232,7 +238,7 @@ impl ContainerSpec {
     }
 }
 
-fn ports(svc: &Service) -> Result<Vec<Port>, String> {
+fn ports(svc: &Service) -> Result<Vec<Port>, ValueError> {
     let mut out = Vec::new();
     for p in &svc.ports {
         for m in p.mappings()? {
@@ -260,7 +266,7 @@ fn expose(svc: &Service) -> Vec<String> {
         .collect()
 }
 
-fn mounts(svc: &Service, root: &Path) -> Result<Vec<MountSpec>, String> {
+fn mounts(svc: &Service, root: &Path) -> Result<Vec<MountSpec>, ValueError> {
     let mut out = Vec::new();
     for v in &svc.volumes {
         out.push(match v.mount()? {

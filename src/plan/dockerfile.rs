@@ -176,6 +176,13 @@ fn stand_in<'c>(reference: &str, contexts: &'c [(String, String)]) -> Option<&'c
         .map(|(_, image)| image.as_str())
 }
 
+/// A named context that replaces the stage the build produces.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the context '{name}' replaces the stage the build produces, so the build would produce the context itself: rename the stage or the context")]
+pub struct ReplacesTarget {
+    pub name: String,
+}
+
 /// `dockerfile` with every reference to a named context replaced by the image standing
 /// for it (`contexts`: name, image). A context that replaces the stage the build
 /// produces (the target, else the last) is refused: the build would produce the context.
@@ -184,7 +191,7 @@ pub fn rewrite(
     args: &[(String, String)],
     target: Option<&str>,
     contexts: &[(String, String)],
-) -> Result<String, String> {
+) -> Result<String, ReplacesTarget> {
     let mut lines: Vec<Option<String>> = dockerfile.lines().map(|l| Some(l.to_string())).collect();
     let mut globals = Globals(Vec::new());
     let mut seen_from = false;
@@ -229,7 +236,9 @@ pub fn rewrite(
     }
     let produced = target.map(str::to_ascii_lowercase).or(produced);
     if let Some(name) = produced.filter(|p| contexts.iter().any(|(n, _)| n == p)) {
-        return Err(format!("the context '{name}' replaces the stage the build produces, so the build would produce the context itself: rename the stage or the context"));
+        return Err(ReplacesTarget {
+            name: name.to_string(),
+        });
     }
     let mut out: String = lines.into_iter().flatten().collect::<Vec<_>>().join("\n");
     out.push('\n');
@@ -380,7 +389,9 @@ mod tests {
         let out = rewrite(df, &[], None, &ctx(&[("deps", "ctx:1")])).unwrap();
         assert!(out.ends_with("COPY --from=ctx:1 /x /x\n"), "{out}");
         // ...unless it is the stage the build produces.
-        let err = rewrite(df, &[], Some("deps"), &ctx(&[("deps", "ctx:1")])).unwrap_err();
+        let err = rewrite(df, &[], Some("deps"), &ctx(&[("deps", "ctx:1")]))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("'deps' replaces the stage the build produces"),
             "{err}"

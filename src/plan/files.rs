@@ -3,6 +3,7 @@
 //! it goes in the container, as Docker Compose resolves them. Also the secrets a build's
 //! steps mount.
 
+use super::ServiceError;
 use crate::compose::model::{file_mode, Build, Compose, FileRef, Scalar, Service, TopFile};
 
 /// What a secret or config puts in a container.
@@ -36,21 +37,22 @@ fn file_source(
     top: &TopFile,
     root: &std::path::Path,
     lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<FileSource, String> {
+) -> Result<FileSource, ServiceError> {
+    let why = |s: String| Err(ServiceError::File(s));
     match (&top.file, &top.environment, &top.content) {
         (Some(f), _, _) => {
             let path = root.join(f);
             if !path.is_file() {
-                return Err(format!("{kind} '{name}': file {f} does not exist: create it, or change the {kind}"));
+                return why(format!("{kind} '{name}': file {f} does not exist: create it, or change the {kind}"));
             }
             Ok(FileSource::Path(path))
         }
         (_, Some(var), _) => match lookup(var) {
             Some(v) => Ok(FileSource::Content(v)),
-            None => Err(format!("{kind} '{name}' comes from the environment variable {var}, which is not set: set it (in the environment or .env)")),
+            None => why(format!("{kind} '{name}' comes from the environment variable {var}, which is not set: set it (in the environment or .env)")),
         },
         (_, _, Some(text)) => Ok(FileSource::Content(text.clone())),
-        _ => Err(format!("{kind} '{name}' has no file:, environment: or content:")),
+        _ => why(format!("{kind} '{name}' has no file:, environment: or content:")),
     }
 }
 
@@ -61,7 +63,7 @@ pub fn build_secrets(
     b: &Build,
     root: &std::path::Path,
     lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<(String, FileSource)>, String> {
+) -> Result<Vec<(String, FileSource)>, ServiceError> {
     let refs = b.full().map(|f| f.secrets.as_slice()).unwrap_or_default();
     refs.iter()
         .map(|r| {
@@ -91,7 +93,7 @@ pub fn file_mounts(
     svc: &Service,
     root: &std::path::Path,
     lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<FileMount>, String> {
+) -> Result<Vec<FileMount>, ServiceError> {
     let mut out = Vec::new();
     for (kind, refs, defined) in [
         ("secret", &svc.secrets, &compose.secrets),
@@ -110,7 +112,10 @@ pub fn file_mounts(
             let id = |v: Option<Scalar>| {
                 v.map(|v| {
                     v.text().parse::<u64>().map_err(|_| {
-                        format!("{kind} '{name}': uid/gid {} is not a number", v.text())
+                        ServiceError::File(format!(
+                            "{kind} '{name}': uid/gid {} is not a number",
+                            v.text()
+                        ))
                     })
                 })
                 .transpose()
@@ -118,16 +123,16 @@ pub fn file_mounts(
             // Docker copies content into the container's root filesystem, which a
             // read-only one refuses; docker compose refuses the pair too.
             if matches!(source, FileSource::Content(_)) && svc.read_only == Some(true) {
-                return Err(format!(
+                return Err(ServiceError::File(format!(
                     "{kind} '{name}' comes from environment: or content:, which Docker can only copy into a writable container, and the service is read_only: give the {kind} a file: instead, as docker compose also requires"
-                ));
+                )));
             }
             let (uid, gid) = (id(uid)?.unwrap_or(0), id(gid)?.unwrap_or(0));
             let mode = mode
                 .as_ref()
                 .map(file_mode)
                 .transpose()
-                .map_err(|e| format!("{kind} '{name}': {e}"))?
+                .map_err(|e| ServiceError::File(format!("{kind} '{name}': {e}")))?
                 .unwrap_or(0o444);
             out.push(FileMount {
                 kind,
@@ -171,7 +176,9 @@ mod tests {
         assert_eq!(m[0].source, FileSource::Path(dir.path().join("./pw.txt")));
         assert_eq!(m[1].source, FileSource::Content("t0k".into()));
         assert_eq!(m[2].source, FileSource::Content("x=1".into()));
-        let err = file_mounts(&c, &c.services["a"], dir.path(), &|_| None).unwrap_err();
+        let err = file_mounts(&c, &c.services["a"], dir.path(), &|_| None)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains(
                 "secret 'token' comes from the environment variable TOKEN, which is not set"
@@ -180,10 +187,14 @@ mod tests {
         );
         let mut read_only = c.services["a"].clone();
         read_only.read_only = Some(true);
-        let err = file_mounts(&c, &read_only, dir.path(), &env).unwrap_err();
+        let err = file_mounts(&c, &read_only, dir.path(), &env)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("secret 'token' comes from environment: or content:, which Docker can only copy into a writable container"), "{err}");
         std::fs::remove_file(dir.path().join("pw.txt")).unwrap();
-        let err = file_mounts(&c, &c.services["a"], dir.path(), &env).unwrap_err();
+        let err = file_mounts(&c, &c.services["a"], dir.path(), &env)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("secret 'pw': file ./pw.txt does not exist: create it"),
             "{err}"

@@ -68,7 +68,7 @@ pub struct BuildPlan {
     pub from: Vec<String>,
     pub options: BuildOptions,
     /// `build.secrets`: (id, source), or why one cannot be had.
-    pub secrets: Result<Vec<(String, super::FileSource)>, String>,
+    pub secrets: Result<Vec<(String, super::FileSource)>, super::ServiceError>,
     /// `build.ssh`: (id, the agent's socket; None: `SSH_AUTH_SOCK`'s).
     pub ssh: Vec<(String, Option<String>)>,
     /// `build.additional_contexts`: (name, what it is).

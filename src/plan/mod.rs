@@ -16,7 +16,7 @@ use std::time::Duration;
 /// What `depends_on` waits for, how an image is pulled, and how a project is read: the
 /// plan's words for them are Compose's.
 pub use crate::compose::load::LoadOptions;
-pub use crate::compose::model::{Condition, PullPolicy};
+pub use crate::compose::model::{Condition, PullPolicy, ValueError};
 pub use container::{ContainerSpec, Health, MountSpec, Namespace, NetworkSpec, Port, VolumesFrom};
 pub use dockerfile::from_images;
 pub use files::{FileMount, FileSource};
@@ -35,6 +35,22 @@ pub enum Readiness {
     Settle(Duration),
     /// Exits 0 (one-shot job): a dependent waits for it to complete.
     Completes,
+}
+
+/// Why a service cannot run as its compose entry says: its own failure (the model's to
+/// fix), reported when it would start. Each keeps Compose's words on the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    Ports(ValueError),
+    #[error("{0}")]
+    Mounts(ValueError),
+    /// A size or limit (`mem_limit`, `shm_size`, ...).
+    #[error("{0}")]
+    Limit(ValueError),
+    /// A secret or config.
+    #[error("{0}")]
+    File(String),
 }
 
 /// How a container left running restarts (`restart:`; `no` is none at all).
@@ -83,9 +99,9 @@ pub struct ServicePlan {
     pub image: Option<ImageSource>,
     /// What it runs, as far as the project says; the error is the service's own (a bad
     /// port, mount or size), reported when it would start.
-    pub container: Result<ContainerSpec, String>,
+    pub container: Result<ContainerSpec, ServiceError>,
     /// Its secrets and configs, or why one cannot be read.
-    pub files: Result<Vec<FileMount>, String>,
+    pub files: Result<Vec<FileMount>, ServiceError>,
     pub readiness: Readiness,
     pub depends_on: Vec<Dependency>,
     /// Services whose container must exist before this one is created (volumes_from,

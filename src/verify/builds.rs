@@ -100,19 +100,44 @@ async fn resolve_contexts(
     Ok(())
 }
 
+/// Why a build's secret or SSH agent cannot be had: the service's build failure.
+#[derive(Debug, thiserror::Error)]
+enum MountError {
+    #[error(transparent)]
+    Planned(#[from] crate::plan::ServiceError),
+    #[error("build secret '{id}': cannot read {}: {source}", path.display())]
+    Secret {
+        id: String,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("build.ssh '{0}' uses the SSH agent, and SSH_AUTH_SOCK is not set: start an agent (ssh-agent) or name its socket as {0}=/path/to/socket")]
+    NoAgent(String),
+    #[error("build.ssh '{id}': {} is not an SSH agent's socket: masgen forwards an agent; load the key into one (ssh-add) and give its socket", socket.display())]
+    NotASocket {
+        id: String,
+        socket: std::path::PathBuf,
+    },
+}
+
 /// The secrets and SSH agents a build mounts, read now; why one cannot be had is the
 /// service's build failure.
 fn session_for(
     plan: Option<&crate::plan::ServicePlan>,
-) -> Result<crate::runtime::build::Provided, String> {
+) -> Result<crate::runtime::build::Provided, MountError> {
     let mut provided = crate::runtime::build::Provided::default();
     let Some(ImageSource::Build(b)) = plan.and_then(|p| p.image.as_ref()) else {
         return Ok(provided);
     };
     for (id, source) in b.secrets.clone()? {
         let data = match source {
-            crate::plan::FileSource::Path(p) => std::fs::read(&p)
-                .map_err(|e| format!("build secret '{id}': cannot read {}: {e}", p.display()))?,
+            crate::plan::FileSource::Path(p) => {
+                std::fs::read(&p).map_err(|source| MountError::Secret {
+                    id: id.clone(),
+                    path: p.clone(),
+                    source,
+                })?
+            }
             crate::plan::FileSource::Content(text) => text.into_bytes(),
         };
         provided.secrets.insert(id, data);
@@ -122,12 +147,15 @@ fn session_for(
             Some(p) => std::path::PathBuf::from(p),
             None => std::env::var_os("SSH_AUTH_SOCK")
                 .map(std::path::PathBuf::from)
-                .ok_or_else(|| format!("build.ssh '{id}' uses the SSH agent, and SSH_AUTH_SOCK is not set: start an agent (ssh-agent) or name its socket as {id}=/path/to/socket"))?,
+                .ok_or_else(|| MountError::NoAgent(id.clone()))?,
         };
         use std::os::unix::fs::FileTypeExt;
         let is_socket = std::fs::metadata(&socket).is_ok_and(|m| m.file_type().is_socket());
         if !is_socket {
-            return Err(format!("build.ssh '{id}': {} is not an SSH agent's socket: masgen forwards an agent; load the key into one (ssh-add) and give its socket", socket.display()));
+            return Err(MountError::NotASocket {
+                id: id.clone(),
+                socket,
+            });
         }
         provided.agents.insert(id.clone(), socket);
     }
@@ -182,7 +210,7 @@ async fn build_one(
     mut spec: BuildRequest,
 ) -> Result<Built, Diagnostic> {
     spec.session = session_for(steps.plan.get(&spec.service))
-        .map_err(|why| Diagnostic::new(&spec.service, Phase::Build, why))?;
+        .map_err(|why| Diagnostic::new(&spec.service, Phase::Build, why.to_string()))?;
     resolve_contexts(steps, &mut spec).await?;
     let (ids, auths) = base_images(&steps.plan, steps.imgs, &spec.service).await?;
     spec.bases = ids;

@@ -15,10 +15,10 @@ use tokio::sync::watch;
 use crate::docker::auth::{self, AuthMap, Credentials, DockerConfig};
 use crate::docker::offline::relevant_images;
 use crate::docker::pull::{self, Fault, PullFailure};
-use crate::docker::Runtime;
 use crate::events::{Event, Events};
 use crate::plan::PullPolicy;
 use crate::plan::{ImageSource, SystemPlan};
+use crate::runtime::Runtime;
 
 /// Images pulled at once, at most. Docker Compose pulls every missing image at once; a
 /// bound keeps a large project from opening dozens of registry connections (the engine

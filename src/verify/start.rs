@@ -180,7 +180,7 @@ pub(super) async fn create(
     });
     let (spec, files) = match planned {
         Ok(planned) => planned,
-        Err(e) => return Ok(Err(refused(steps, name, Refused::Spec(e.clone())))),
+        Err(e) => return Ok(Err(refused(steps, name, Refused::Spec(e.to_string())))),
     };
     let with = crate::runtime::container::Attachments {
         networks: &steps.networks,
