@@ -21,7 +21,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("runtime", &["plan", "diagnose", "events"]),
     (
         "docker",
-        &["runtime", "plan", "atomic", "diagnose", "events"],
+        &[
+            "runtime",
+            "plan",
+            "workspace",
+            "atomic",
+            "diagnose",
+            "events",
+        ],
     ),
     (
         "verify",

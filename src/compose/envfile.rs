@@ -8,7 +8,25 @@ use std::path::Path;
 
 use indexmap::IndexMap;
 
+use super::dotenv::DotenvError;
 use super::model::{Compose, KeyValues, Scalar};
+
+/// A service's `env_file` that cannot be folded in.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvFileError {
+    #[error("service '{service}': env_file {path} cannot be read ({source}): create it, fix the path, or write it as {{path: {path}, required: false}}")]
+    Unreadable {
+        service: String,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("service '{service}': env_file {path}: {why}")]
+    Invalid {
+        service: String,
+        path: String,
+        why: DotenvError,
+    },
+}
 
 /// Fold every service's env_files into its environment. A required file that is missing
 /// or unreadable is an error naming the service and the file. The `env_file` entries stay
@@ -17,7 +35,7 @@ pub fn fold(
     compose: &mut Compose,
     root: &Path,
     lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<(), String> {
+) -> Result<(), EnvFileError> {
     for (name, svc) in compose.services.iter_mut() {
         let mut env: IndexMap<String, Option<Scalar>> = IndexMap::new();
         for f in svc.env_file.iter().flat_map(|e| e.entries()) {
@@ -25,11 +43,12 @@ pub fn fold(
             let text = match std::fs::read_to_string(&path) {
                 Ok(t) => t,
                 Err(_) if !f.required => continue,
-                Err(e) => {
-                    return Err(format!(
-                        "service '{name}': env_file {} cannot be read ({e}): create it, fix the path, or write it as {{path: {}, required: false}}",
-                        f.path, f.path
-                    ))
+                Err(source) => {
+                    return Err(EnvFileError::Unreadable {
+                        service: name.clone(),
+                        path: f.path.clone(),
+                        source,
+                    })
                 }
             };
             // Substituted from the project's variables, then from the files before.
@@ -39,8 +58,11 @@ pub fn fold(
             let vars = if f.raw {
                 raw_lines(&text)
             } else {
-                super::dotenv::parse(&text, &lookup)
-                    .map_err(|e| format!("service '{name}': env_file {}: {e}", f.path))?
+                super::dotenv::parse(&text, &lookup).map_err(|why| EnvFileError::Invalid {
+                    service: name.clone(),
+                    path: f.path.clone(),
+                    why,
+                })?
             };
             env.extend(vars.into_iter().map(|(k, v)| (k, Some(Scalar::Str(v)))));
         }
@@ -110,7 +132,7 @@ mod tests {
             "c.yml",
         )
         .unwrap();
-        let e = fold(&mut c, d.path(), &|_| None).unwrap_err();
+        let e = fold(&mut c, d.path(), &|_| None).unwrap_err().to_string();
         assert!(
             e.starts_with("service 's': env_file gone.env cannot be read"),
             "{e}"

@@ -55,7 +55,7 @@ pub(super) fn apply(
     let mut chain = chain.to_vec();
     chain.push(file.to_path_buf());
     for item in entries {
-        let entry = entry(&item, &dir).map_err(&invalid)?;
+        let entry = entry(&item, &dir).map_err(|e| invalid(e.to_string()))?;
         for p in &entry.paths {
             if let Some(at) = chain.iter().position(|c| c == p) {
                 let names: Vec<String> = chain[at..]
@@ -81,28 +81,37 @@ pub(super) fn apply(
         let mut included = merged(reader, &entry.paths, &inner, &chain)?;
         reader.included.extend(entry.paths.iter().cloned());
         rebase(&mut included, &entry.project_dir);
-        join(doc, included).map_err(invalid)?;
+        join(doc, included).map_err(|e| invalid(e.to_string()))?;
     }
     Ok(())
 }
 
-fn strings(v: Option<&Value>) -> Result<Vec<String>, String> {
+/// An `include:` entry Compose would not take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum IncludeError {
+    #[error("include: a path must be a string or a list of strings")]
+    NotAPath,
+    #[error("include: each entry is a path or a mapping with path:")]
+    NotAnEntry,
+    #[error("include: an entry needs a path")]
+    NoPath,
+    #[error("{section}.{name} conflicts with imported resource: an included file defines it too (docker compose refuses this as well); rename one, or extend the included one instead")]
+    Conflict { section: String, name: String },
+}
+
+fn strings(v: Option<&Value>) -> Result<Vec<String>, IncludeError> {
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::String(s)) => Ok(vec![s.clone()]),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|i| {
-                i.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| "include: a path must be a string".to_string())
-            })
+            .map(|i| i.as_str().map(str::to_string).ok_or(IncludeError::NotAPath))
             .collect(),
-        Some(_) => Err("include: a path must be a string or a list of strings".into()),
+        Some(_) => Err(IncludeError::NotAPath),
     }
 }
 
-fn entry(item: &Value, dir: &Path) -> Result<Entry, String> {
+fn entry(item: &Value, dir: &Path) -> Result<Entry, IncludeError> {
     let (paths, project_dir, env_files) = match item {
         Value::String(s) => (vec![s.clone()], None, Vec::new()),
         Value::Object(o) => (
@@ -112,10 +121,10 @@ fn entry(item: &Value, dir: &Path) -> Result<Entry, String> {
                 .map(str::to_string),
             strings(o.get("env_file"))?,
         ),
-        _ => return Err("include: each entry is a path or a mapping with path:".into()),
+        _ => return Err(IncludeError::NotAnEntry),
     };
     if paths.is_empty() {
-        return Err("include: an entry needs a path".into());
+        return Err(IncludeError::NoPath);
     }
     let abs = |p: &str| lexical(&dir.join(p));
     let paths: Vec<PathBuf> = paths.iter().map(|p| abs(p)).collect();
@@ -159,7 +168,7 @@ fn rebase(doc: &mut Value, project_dir: &Path) {
 
 /// Put the included resources beside the including file's own; a name both define
 /// differently is refused.
-fn join(doc: &mut Value, included: Value) -> Result<(), String> {
+fn join(doc: &mut Value, included: Value) -> Result<(), IncludeError> {
     let (Some(top), Value::Object(mut inc)) = (doc.as_object_mut(), included) else {
         return Ok(());
     };
@@ -178,9 +187,10 @@ fn join(doc: &mut Value, included: Value) -> Result<(), String> {
         };
         for (name, v) in items {
             if own.get(&name).is_some_and(|mine| *mine != v) {
-                return Err(format!(
-                    "{section}.{name} conflicts with imported resource: an included file defines it too (docker compose refuses this as well); rename one, or extend the included one instead"
-                ));
+                return Err(IncludeError::Conflict {
+                    section: section.to_string(),
+                    name,
+                });
             }
             own.insert(name, v);
         }

@@ -397,11 +397,9 @@ pub fn load_with(dir: &Path, opts: &LoadOptions) -> Result<Project, ComposeError
     let mut doc = super::include::merged(&mut reader, &paths, &lookup, &[])?;
     let extended_from = resolve_extends(&mut reader, &mut doc, &root, &paths, &lookup)?;
     let mut compose = typed(doc, &reader.docs, &label)?;
-    super::envfile::fold(&mut compose, &root, &lookup).map_err(|message| {
-        ComposeError::Invalid {
-            file: label.clone(),
-            message,
-        }
+    super::envfile::fold(&mut compose, &root, &lookup).map_err(|e| ComposeError::Invalid {
+        file: label.clone(),
+        message: e.to_string(),
     })?;
     let (mut active, profiles) = profiles_of(&compose, &lookup);
     active.extend(opts.profiles.iter().cloned());

@@ -181,6 +181,11 @@ fn append_tree(
         .min_depth(1);
     for entry in walker.into_iter().filter_entry(|e| {
         let rel = rel_path(dir, e.path());
+        // masgen's own folder (state, reports, logs of every run) is never the image's:
+        // sending it would put masgen's logs into the image and change its hash each run.
+        if rel == crate::workspace::MASGEN_DIR {
+            return false;
+        }
         // A folder can be pruned only when no `!` rule could re-include something in it.
         !(e.file_type().is_dir() && ignore.excluded(&rel) && !ignore.rules.iter().any(|r| r.0))
             || always(&rel)
@@ -247,6 +252,27 @@ fn rel_path(root: &Path, p: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masgen_s_own_folder_never_enters_a_context_nor_its_hash() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("Dockerfile"), "FROM busybox\nCOPY . /app\n").unwrap();
+        std::fs::create_dir_all(d.path().join(".masgen/logs")).unwrap();
+        std::fs::write(d.path().join(".masgen/report.json"), "{}").unwrap();
+        let before = build_context(d.path(), "Dockerfile", "").unwrap();
+        assert_eq!(before.files, vec!["Dockerfile"]);
+        std::fs::write(d.path().join(".masgen/logs/api.log"), "a new run\n").unwrap();
+        let after = build_context(d.path(), "Dockerfile", "").unwrap();
+        assert_eq!(
+            before.hash, after.hash,
+            "a verify run does not change the image"
+        );
+        // A folder that only looks like it, deeper down, is the user's.
+        std::fs::create_dir_all(d.path().join("src/.masgen")).unwrap();
+        std::fs::write(d.path().join("src/.masgen/x"), "mine").unwrap();
+        let deeper = build_context(d.path(), "Dockerfile", "").unwrap();
+        assert!(deeper.files.contains(&"src/.masgen/x".to_string()));
+    }
 
     #[test]
     fn dockerignore_follows_dockers_rules() {
