@@ -27,14 +27,16 @@ pub(super) async fn down(
             dir.display()
         ));
     }
-    let engine = Engine::connect()
+    let rt = runtime();
+    let rt = rt
+        .connect()
         .await
         .map_err(|e| Fatal::new(exit::ENVIRONMENT, e))?;
     // The kept system and what runs that are over left; a live verification keeps its own.
-    let mut removed = teardown::remove_project(&engine, &name).await;
+    let mut removed = rt.remove_project(&name).await;
     if images {
         // No image is current once the containers are gone; one another container uses stays.
-        removed.images = teardown::prune_images(&engine, &name, &[]).await;
+        removed.images = rt.prune_images(&name, &[]).await;
     }
     for why in removed.left.iter().chain(&removed.held) {
         events.warn(why.clone());

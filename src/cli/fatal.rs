@@ -89,11 +89,10 @@ pub(super) async fn interrupted() {
 
 /// After Ctrl-C / SIGTERM: remove what run `run_id` started, and say so (exit 130).
 pub(super) async fn torn_down_after_interrupt(run_id: &str, kept: &str) -> Fatal {
+    let rt = runtime();
     let mut left = Vec::new();
-    if let Ok(engine) = Engine::connect().await {
-        left = teardown::remove_labelled(&engine, RUN_LABEL, run_id)
-            .await
-            .left;
+    if let Ok(rt) = rt.connect().await {
+        left = rt.remove_run(run_id).await.left;
     }
     let left: String = left.iter().map(|l| format!("\n  {l}")).collect();
     Fatal::new(

@@ -18,7 +18,6 @@ use std::time::Duration;
 pub use args::{with_default_subcommand, Cli, Command};
 
 use crate::compose::model::{parse_bytes, PullPolicy};
-use crate::docker::{teardown, Engine, RUN_LABEL};
 use crate::events::Events;
 use crate::generate::{GenerateError, Generator, Options};
 use crate::llm::RetryPolicy;
@@ -26,6 +25,7 @@ use crate::protocol::UnmetKind;
 use crate::repair::{repair_loop, LoopOutcome, RepairError, RepairOptions, RepairReport};
 use crate::report::{junit, RunReport};
 use crate::runtime::health::HealthState;
+use crate::runtime::{Connect, Runtime};
 use crate::verdict::Verdict;
 use crate::verify::{verify, RuntimeVerifier, VerifyError, VerifyOptions, VerifyReport};
 use crate::workspace::WorkspaceError;

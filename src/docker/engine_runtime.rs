@@ -155,6 +155,10 @@ impl Runtime for Engine {
         super::teardown::remove_dead_runs(self, project).await
     }
 
+    async fn remove_project(&self, project: &str) -> Removed {
+        super::teardown::remove_project(self, project).await
+    }
+
     async fn remove_run(&self, run: &str) -> Removed {
         super::teardown::remove_labelled(self, super::RUN_LABEL, run).await
     }

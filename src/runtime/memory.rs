@@ -173,6 +173,9 @@ impl Runtime for Fake {
     async fn remove_dead_runs(&self, _: &str) -> crate::runtime::Removed {
         Default::default()
     }
+    async fn remove_project(&self, _: &str) -> super::Removed {
+        Default::default()
+    }
     async fn remove_run(&self, _: &str) -> super::Removed {
         Default::default()
     }

@@ -147,6 +147,9 @@ pub trait Runtime: Sync {
     /// Remove what runs of `project` that are over left behind (never a live run's objects,
     /// never a kept system: see [`scope`]).
     fn remove_dead_runs(&self, project: &str) -> impl Future<Output = Removed>;
+    /// Remove a system of `project` left running (`--keep`) and what runs of it that are
+    /// over left behind; a live run's objects stay (`masgen down`).
+    fn remove_project(&self, project: &str) -> impl Future<Output = Removed>;
     /// Remove everything run `run` made (by its label).
     fn remove_run(&self, run: &str) -> impl Future<Output = Removed>;
     /// Remove `project`'s images that `current` superseded; returns how many.
