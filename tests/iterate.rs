@@ -21,17 +21,6 @@ fn output(tag: &str) -> (tempfile::TempDir, std::path::PathBuf, Cleanup) {
     unique_output(&format!("it-{tag}"))
 }
 
-const FAST: &[&str] = &[
-    "--retry-base-ms",
-    "20",
-    "--settle",
-    "1",
-    "--stability",
-    "1",
-    "--health-timeout",
-    "30",
-];
-
 /// Generate the base system (files only) with its own fake.
 fn base(out: &std::path::Path) {
     let fake = FakeAnthropic::scripted(vec![Reply::text(BASE)]);
@@ -57,7 +46,8 @@ fn iterate(fake: &FakeAnthropic, out: &std::path::Path, args: &[&str]) -> std::p
         .arg("-o")
         .arg(out)
         .args(["-k", TEST_KEY, "--base-url", &fake.url])
-        .args(FAST)
+        .args(["--retry-base-ms", "20"])
+        .args(QUICK_VERIFY)
         .output()
         .unwrap()
 }

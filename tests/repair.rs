@@ -19,27 +19,7 @@ fn output(tag: &str) -> (tempfile::TempDir, std::path::PathBuf, Cleanup) {
 }
 
 fn run(fake: &FakeAnthropic, out: &std::path::Path, extra: &[&str]) -> std::process::Output {
-    masgen()
-        .arg("a greeting service")
-        .arg("-o")
-        .arg(out)
-        .args([
-            "-k",
-            TEST_KEY,
-            "--base-url",
-            &fake.url,
-            "--retry-base-ms",
-            "20",
-            "--settle",
-            "1",
-            "--stability",
-            "1",
-            "--health-timeout",
-            "30",
-        ])
-        .args(extra)
-        .output()
-        .unwrap()
+    generate_verified(fake, "a greeting service", out, extra)
 }
 
 fn project(out: &std::path::Path) -> String {

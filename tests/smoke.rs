@@ -33,29 +33,8 @@ const FIX_PATH: &str = "The list is served at /item; the spec says /items.\n<del
 const WEAKEN: &str = "<edit path=\"smoke/check.sh\">\n<<<<<<< SEARCH\nbody=$(wget -q -O- http://api:8080/items 2>&1)\n=======\nbody=apple\n>>>>>>> REPLACE\n</edit>\n";
 
 fn generate(fake: &FakeAnthropic, out: &Path, extra: &[&str]) -> std::process::Output {
-    masgen()
-        .arg("an items api: GET /items lists the items; and a Grafana dashboard")
-        .arg("-o")
-        .arg(out)
-        .args([
-            "-k",
-            TEST_KEY,
-            "--base-url",
-            &fake.url,
-            "--retry-base-ms",
-            "20",
-        ])
-        .args([
-            "--settle",
-            "1",
-            "--stability",
-            "1",
-            "--health-timeout",
-            "30",
-        ])
-        .args(extra)
-        .output()
-        .unwrap()
+    let spec = "an items api: GET /items lists the items; and a Grafana dashboard";
+    generate_verified(fake, spec, out, extra)
 }
 
 #[test]

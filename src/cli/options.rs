@@ -149,3 +149,17 @@ impl<'a> Output<'a> {
         }
     }
 }
+
+/// `dir` as a system's folder: a path that is not a folder is bad input.
+pub(super) fn system_folder(dir: &Path) -> Result<(), Fatal> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    Err(Fatal::new(
+        exit::USAGE,
+        format!(
+            "{} is not a folder: pass the folder that holds the compose file",
+            dir.display()
+        ),
+    ))
+}

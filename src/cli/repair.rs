@@ -50,15 +50,7 @@ pub(super) fn finish_repair(report: &mut RunReport, r: RepairReport, ui: &Ui) ->
 
 pub(super) async fn repair_cmd(a: args::RepairArgs, ui: &Ui) -> Result<i32, Fatal> {
     let events = &ui.events;
-    if !a.dir.is_dir() {
-        return Err(Fatal::new(
-            exit::USAGE,
-            format!(
-                "{} is not a folder: pass the folder that holds the compose file",
-                a.dir.display()
-            ),
-        ));
-    }
+    system_folder(&a.dir)?;
     if a.project.files.is_empty() {
         crate::compose::find_compose_file(&a.dir).map_err(|e| Fatal::new(exit::USAGE, e))?;
     }

@@ -21,15 +21,7 @@ pub(super) async fn verify_cmd(a: args::VerifyArgs, ui: &Ui) -> Result<i32, Fata
         load: a.project.load_options(),
         ..verify_options(&a.verify, jobs, events)?
     };
-    if !a.dir.is_dir() {
-        return Err(Fatal::new(
-            exit::USAGE,
-            format!(
-                "{} is not a folder: pass the folder that holds the compose file",
-                a.dir.display()
-            ),
-        ));
-    }
+    system_folder(&a.dir)?;
     let v = verify_interruptible(&a.dir, &opts).await?;
     if !json {
         print_verify(&v, ui);

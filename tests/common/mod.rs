@@ -535,24 +535,55 @@ pub fn masgen() -> Command {
     c
 }
 
+/// The flags that point masgen at the fake, with quick retries.
+pub fn fake_flags(fake: &FakeAnthropic) -> Vec<String> {
+    [
+        "-k",
+        TEST_KEY,
+        "--base-url",
+        &fake.url,
+        "--retry-base-ms",
+        "20",
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+/// Verification kept quick: settle and stability 1 s, health timeout 30 s.
+pub const QUICK_VERIFY: &[&str] = &[
+    "--settle",
+    "1",
+    "--stability",
+    "1",
+    "--health-timeout",
+    "30",
+];
+
+/// `masgen SPEC -o OUT` against the fake, verified quickly, with `extra` flags.
+pub fn generate_verified(fake: &FakeAnthropic, spec: &str, out: &Path, extra: &[&str]) -> Output {
+    masgen()
+        .arg(spec)
+        .arg("-o")
+        .arg(out)
+        .args(fake_flags(fake))
+        .args(QUICK_VERIFY)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 /// masgen generate against the fake, writing without verification.
 pub fn generate_against(fake: &FakeAnthropic, out: &Path, extra: &[&str]) -> Output {
-    let mut c = masgen();
-    c.arg("generate")
+    masgen()
+        .arg("generate")
         .arg("a test system")
         .arg("-o")
         .arg(out)
-        .args([
-            "-k",
-            TEST_KEY,
-            "--base-url",
-            &fake.url,
-            "--retry-base-ms",
-            "20",
-            "--no-verify",
-        ]);
-    c.args(extra);
-    c.output().expect("run masgen")
+        .args(fake_flags(fake))
+        .arg("--no-verify")
+        .args(extra)
+        .output()
+        .expect("run masgen")
 }
 
 pub const TEST_KEY: &str = "sk-ant-test-KEY-must-never-be-written-0123456789";
