@@ -2204,10 +2204,16 @@ fn build_secrets_on_the_classic_builder_are_refused_clearly() {
         .args(["verify", path.to_str().unwrap(), "--stability", "0"])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    // The engine's setting, known before anything runs: exit 3, never a repair round.
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(
-        text(&o).contains("build.secrets and build.ssh need BuildKit"),
+        text(&o).contains("service app uses build.secrets, which needs BuildKit, and this engine builds with the classic builder (DOCKER_BUILDKIT=0): unset DOCKER_BUILDKIT"),
         "{}",
+        text(&o)
+    );
+    assert!(
+        !text(&o).contains("build app"),
+        "nothing was built: {}",
         text(&o)
     );
     assert!(!text(&o).contains("t0ken"));
@@ -2320,9 +2326,9 @@ fn named_build_contexts_that_cannot_be_had_fail_the_build_clearly() {
     std::fs::create_dir_all(path.join("missing")).unwrap();
     std::fs::write(path.join("missing/a"), "a\n").unwrap();
     let o = run("0");
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(
-        text(&o).contains("build.additional_contexts need BuildKit"),
+        text(&o).contains("service app uses build.additional_contexts, which needs BuildKit"),
         "{}",
         text(&o)
     );

@@ -39,6 +39,10 @@ impl Runtime for Engine {
         super::build::build(self, project, spec).await
     }
 
+    fn mounts_in_builds(&self) -> bool {
+        self.buildkit.is_some()
+    }
+
     fn build_note(&self) -> Option<String> {
         self.buildkit_refused.get().map(|why| format!(
             "the daemon refused a BuildKit build ({why}); the images were built with the classic builder instead, which commits every Dockerfile step and is slower (DOCKER_BUILDKIT=0 skips the attempt)"

@@ -32,6 +32,8 @@ pub enum RuntimeError {
         running: Vec<String>,
         dir: String,
     },
+    #[error("service {service} uses {what}, which needs BuildKit, and this engine builds with the classic builder (DOCKER_BUILDKIT=0): unset DOCKER_BUILDKIT (or set it to 1) and run masgen again")]
+    NeedsBuildKit { service: String, what: &'static str },
     #[error("cannot give container {container} its restart policy: {message}")]
     SetRestart { container: String, message: String },
     #[error(

@@ -82,6 +82,9 @@ impl Runtime for Fake {
             hash: "fake".into(),
         })
     }
+    fn mounts_in_builds(&self) -> bool {
+        true
+    }
     fn build_note(&self) -> Option<String> {
         None
     }

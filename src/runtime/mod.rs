@@ -81,6 +81,9 @@ pub trait Runtime: Sync {
         project: &str,
         spec: &BuildRequest,
     ) -> impl Future<Output = Result<Built, Diagnostic>>;
+    /// Whether builds may mount secrets, SSH agents and named contexts (BuildKit's); a
+    /// project that needs them on a runtime that cannot is refused before anything runs.
+    fn mounts_in_builds(&self) -> bool;
     /// What the user should know about how images were built (a builder refused).
     fn build_note(&self) -> Option<String>;
     /// The run's networks and volumes, made or found.

@@ -411,10 +411,39 @@ async fn verify_on(
     report: &mut VerifyReport,
     t0: Instant,
 ) -> Result<(), VerifyError> {
+    builds_can_run(rt, &plan)?;
     rt.remove_dead_runs(&plan.project).await;
     let running = run_all(rt, plan, opts, report, t0).await?;
     if report.healthy && opts.execute {
         follow_until_interrupted(rt, &opts.events, &running, &report.services).await;
+    }
+    Ok(())
+}
+
+/// A build that mounts secrets, SSH agents or named contexts on a runtime that cannot is
+/// the environment's setting, known before anything runs: never a repair round.
+fn builds_can_run(rt: &impl Runtime, plan: &SystemPlan) -> Result<(), RuntimeError> {
+    if rt.mounts_in_builds() {
+        return Ok(());
+    }
+    for s in plan.services.iter().chain(&plan.checks) {
+        let Some(ImageSource::Build(b)) = &s.image else {
+            continue;
+        };
+        let secrets = b.secrets.as_ref().map_or(true, |s| !s.is_empty());
+        let what = if secrets {
+            "build.secrets"
+        } else if !b.ssh.is_empty() {
+            "build.ssh"
+        } else if !b.contexts.is_empty() {
+            "build.additional_contexts"
+        } else {
+            continue;
+        };
+        return Err(RuntimeError::NeedsBuildKit {
+            service: s.name.clone(),
+            what,
+        });
     }
     Ok(())
 }
