@@ -257,3 +257,70 @@ fn a_second_keep_of_a_running_project_is_refused_and_down_removes_it() {
         leftovers(&guard.0)
     );
 }
+
+/// `docker volume ls` names of `project`'s volumes.
+fn project_volumes(project: &str) -> Vec<String> {
+    let o = std::process::Command::new("docker")
+        .args(["volume", "ls", "-q", "--filter"])
+        .arg(format!("label=com.docker.compose.project={project}"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_kept_system_s_data_outlives_down_and_goes_with_down_v() {
+    if !docker_available("keep_volumes") {
+        return;
+    }
+    let (_dir, path, guard) = unique_output("keepvol");
+    std::fs::create_dir_all(&path).unwrap();
+    std::fs::write(
+        path.join("docker-compose.yml"),
+        "services:\n  app:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"echo run >> /data/runs; exec sleep 3600\"]\n    volumes: [data:/data]\n    healthcheck:\n      test: [\"CMD\", \"test\", \"-f\", \"/data/runs\"]\n      interval: 1s\n      retries: 10\nvolumes:\n  data: {}\n",
+    )
+    .unwrap();
+    let project = guard.0.clone();
+    let keep = || {
+        let o = masgen()
+            .arg("verify")
+            .arg(&path)
+            .args(["--stability", "0", "--keep"])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    };
+    let volume = format!("{project}_data");
+    keep();
+    let o = masgen().arg("down").arg(&path).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!(
+            "kept volume(s) {volume} with their data for the next --keep or --execute"
+        )),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(project_volumes(&project), vec![volume.clone()]);
+    keep();
+    let runs = std::process::Command::new("docker")
+        .args(["exec", &format!("{project}-app-1"), "cat", "/data/runs"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&runs.stdout),
+        "run\nrun\n",
+        "the second kept system found the first one's data"
+    );
+    let o = masgen().args(["down", "-v"]).arg(&path).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(project_volumes(&project).is_empty(), "down -v removed it");
+    assert!(
+        nothing_left(&project).is_empty(),
+        "{:?}",
+        leftovers(&project)
+    );
+}

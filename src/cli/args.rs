@@ -297,6 +297,9 @@ pub struct DownArgs {
     /// Also remove the images masgen built for it (`masgen/<project>-<service>`), like `docker compose down --rmi local`.
     #[arg(long)]
     pub images: bool,
+    /// Also remove the kept system's named volumes, and the data in them (as `docker compose down -v`); without it they stay for the next --keep or --execute.
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
     #[command(flatten)]
     pub project: ProjectFlags,
 }

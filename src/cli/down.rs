@@ -2,12 +2,8 @@
 
 use super::*;
 
-pub(super) async fn down(
-    dir: &Path,
-    project: &args::ProjectFlags,
-    images: bool,
-    ui: &Ui,
-) -> Result<i32, Fatal> {
+pub(super) async fn down(a: &args::DownArgs, ui: &Ui) -> Result<i32, Fatal> {
+    let (dir, project, images) = (a.dir.as_path(), &a.project, a.images);
     let (events, json) = (&ui.events, ui.json);
     let name = match crate::compose::load::load_with(dir, &project.load_options()) {
         Ok(p) => p.name,
@@ -33,7 +29,7 @@ pub(super) async fn down(
         .await
         .map_err(|e| Fatal::new(exit::ENVIRONMENT, e))?;
     // The kept system and what runs that are over left; a live verification keeps its own.
-    let mut removed = rt.remove_project(&name).await;
+    let mut removed = rt.remove_project(&name, a.volumes).await;
     if images {
         // No image is current once the containers are gone; one another container uses stays.
         removed.images = rt.prune_images(&name, &[]).await;
@@ -57,6 +53,12 @@ pub(super) async fn down(
             "project {name}: removed {} container(s), {} network(s), {} volume(s){images}",
             removed.containers, removed.networks, removed.volumes
         );
+        if !removed.kept_volumes.is_empty() {
+            println!(
+                "kept volume(s) {} with their data for the next --keep or --execute: `masgen down -v` removes them",
+                removed.kept_volumes.join(", ")
+            );
+        }
     }
     if !removed.left.is_empty() {
         return Err(Fatal::new(

@@ -87,12 +87,14 @@ pub(super) async fn interrupted() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// After Ctrl-C / SIGTERM: remove what run `run_id` started, and say so (exit 130).
-pub(super) async fn torn_down_after_interrupt(run_id: &str, kept: &str) -> Fatal {
+/// After Ctrl-C / SIGTERM: remove what the run of `opts` started, and say so (exit 130).
+/// A kept or executed system's named volumes stay, with their data.
+pub(super) async fn torn_down_after_interrupt(opts: &VerifyOptions, kept: &str) -> Fatal {
     let rt = runtime();
     let mut left = Vec::new();
     if let Ok(rt) = rt.connect().await {
-        left = rt.remove_run(run_id).await.left;
+        let volumes = !(opts.keep || opts.execute);
+        left = rt.remove_run(&opts.run_id, volumes).await.left;
     }
     let left: String = left.iter().map(|l| format!("\n  {l}")).collect();
     Fatal::new(

@@ -73,7 +73,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Generate(a) => generate(a, &ui).await,
         Command::Verify(a) => verify_cmd(a, &ui).await,
         Command::Repair(a) => repair_cmd(a, &ui).await,
-        Command::Down(a) => down(&a.dir, &a.project, a.images, &ui).await,
+        Command::Down(a) => down(&a, &ui).await,
         Command::Config(a) => config_cmd(&a),
     };
     if let Some(b) = bar {

@@ -13,7 +13,7 @@ pub(super) async fn repair_interruptible(
     let verifier = RuntimeVerifier(runtime());
     tokio::select! {
         r = repair_loop(&verifier, generator, spec, dir, vopts, ropts) => r.map_err(Fatal::from),
-        _ = interrupted() => Err(torn_down_after_interrupt(&vopts.run_id, "files and .masgen/rounds/ are kept").await),
+        _ = interrupted() => Err(torn_down_after_interrupt(vopts, "files and .masgen/rounds/ are kept").await),
     }
 }
 

@@ -10,7 +10,7 @@ pub(super) async fn verify_interruptible(
     let rt = runtime();
     tokio::select! {
         r = verify(&rt, dir, opts) => r.map_err(Fatal::from),
-        _ = interrupted() => Err(torn_down_after_interrupt(&opts.run_id, "files are kept").await),
+        _ = interrupted() => Err(torn_down_after_interrupt(opts, "files are kept").await),
     }
 }
 

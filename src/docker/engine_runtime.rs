@@ -159,12 +159,12 @@ impl Runtime for Engine {
         super::teardown::remove_dead_runs(self, project).await
     }
 
-    async fn remove_project(&self, project: &str) -> Removed {
-        super::teardown::remove_project(self, project).await
+    async fn remove_project(&self, project: &str, volumes: bool) -> Removed {
+        super::teardown::remove_project(self, project, volumes).await
     }
 
-    async fn remove_run(&self, run: &str) -> Removed {
-        super::teardown::remove_labelled(self, super::RUN_LABEL, run).await
+    async fn remove_run(&self, run: &str, volumes: bool) -> Removed {
+        super::teardown::remove_labelled(self, super::RUN_LABEL, run, volumes).await
     }
 
     async fn prune_images(&self, project: &str, current: &[String]) -> usize {

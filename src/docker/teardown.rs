@@ -12,23 +12,34 @@ use super::{Engine, MANAGED_LABEL, PROJECT_LABEL};
 use crate::runtime::scope::{run_is_over, HOST_LABEL, KEPT_LABEL, PID_LABEL};
 pub use crate::runtime::Removed;
 
-/// Remove every masgen object carrying `label=value` (a project or a run label).
-/// Best effort: keeps going past failures and reports what it removed.
-pub async fn remove_labelled(engine: &Engine, label: &str, value: &str) -> Removed {
-    remove_where(engine, label, value, &|_| true).await
+/// Remove every masgen object carrying `label=value` (a project or a run label); its named
+/// volumes too only with `volumes` (a kept system's hold the user's data, as Compose's
+/// `down` keeps them without `-v`). Best effort: keeps going past failures and reports what
+/// it removed, and which volumes it kept.
+pub async fn remove_labelled(engine: &Engine, label: &str, value: &str, volumes: bool) -> Removed {
+    let all = |_: &HashMap<String, String>| true;
+    let none = |_: &HashMap<String, String>| false;
+    let vols: &(dyn Fn(&HashMap<String, String>) -> bool + Sync) =
+        if volumes { &all } else { &none };
+    remove_where(engine, label, value, &all, vols).await
 }
 
 /// What is left of `project` by runs that are over (their process is gone, see
 /// [`crate::runtime::scope`]): removed. Kept systems and live runs' objects stay.
 pub async fn remove_dead_runs(engine: &Engine, project: &str) -> Removed {
-    remove_where(engine, PROJECT_LABEL, project, &run_is_over).await
+    remove_where(engine, PROJECT_LABEL, project, &run_is_over, &run_is_over).await
 }
 
 /// `masgen down`: the project's kept system and what dead runs left, removed; what live
-/// runs hold stays, and `left` says so.
-pub async fn remove_project(engine: &Engine, project: &str) -> Removed {
+/// runs hold stays, and `left` says so. The kept system's named volumes stay unless
+/// `volumes` (`-v`): they hold the user's data. Dead verification runs' volumes are
+/// run-scoped copies, and go.
+pub async fn remove_project(engine: &Engine, project: &str, volumes: bool) -> Removed {
     let over_or_kept = |l: &HashMap<String, String>| l.contains_key(KEPT_LABEL) || run_is_over(l);
-    let mut removed = remove_where(engine, PROJECT_LABEL, project, &over_or_kept).await;
+    let dead_run = |l: &HashMap<String, String>| !l.contains_key(KEPT_LABEL) && run_is_over(l);
+    let vols: &(dyn Fn(&HashMap<String, String>) -> bool + Sync) =
+        if volumes { &over_or_kept } else { &dead_run };
+    let mut removed = remove_where(engine, PROJECT_LABEL, project, &over_or_kept, vols).await;
     for (run, n) in live_runs(engine, project).await {
         removed.held.push(format!(
             "{n} container(s) of a verification still running ({run}) were left alone: it removes its own when it ends"
@@ -102,6 +113,7 @@ async fn remove_where(
     label: &str,
     value: &str,
     select: &(dyn Fn(&HashMap<String, String>) -> bool + Sync),
+    volumes: &(dyn Fn(&HashMap<String, String>) -> bool + Sync),
 ) -> Removed {
     let mut removed = Removed::default();
     let filter = format!("{label}={value}");
@@ -109,7 +121,7 @@ async fn remove_where(
         [("label", vec![filter.as_str(), MANAGED_LABEL])].into();
     remove_containers(engine, label, value, select, &mut removed).await;
     remove_networks(engine, &filters, select, &mut removed).await;
-    remove_volumes(engine, &filters, select, &mut removed).await;
+    remove_volumes(engine, &filters, select, volumes, &mut removed).await;
     removed
 }
 
@@ -188,10 +200,13 @@ async fn remove_networks(
     }
 }
 
+/// The volumes `select` takes: those `remove` also takes are removed, the others kept
+/// (named in `removed.kept_volumes`).
 async fn remove_volumes(
     engine: &Engine,
     filters: &HashMap<&str, Vec<&str>>,
     select: &(dyn Fn(&HashMap<String, String>) -> bool + Sync),
+    remove: &(dyn Fn(&HashMap<String, String>) -> bool + Sync),
     removed: &mut Removed,
 ) {
     let volumes = engine
@@ -207,6 +222,10 @@ async fn remove_volumes(
         .into_iter()
         .filter(|v| select(&v.labels))
     {
+        if !remove(&v.labels) {
+            removed.kept_volumes.push(v.name.clone());
+            continue;
+        }
         match engine.docker.remove_volume(&v.name, None::<RemoveVolumeOptions>).await {
             Ok(()) => removed.volumes += 1,
             Err(e) => removed.left.push(format!("volume {} was not removed ({}): remove what still uses it, then `docker volume rm {}`", v.name, short(&e.to_string()), v.name)),

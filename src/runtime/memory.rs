@@ -176,10 +176,10 @@ impl Runtime for Fake {
     async fn remove_dead_runs(&self, _: &str) -> crate::runtime::Removed {
         Default::default()
     }
-    async fn remove_project(&self, _: &str) -> super::Removed {
+    async fn remove_project(&self, _: &str, _: bool) -> super::Removed {
         Default::default()
     }
-    async fn remove_run(&self, _: &str) -> super::Removed {
+    async fn remove_run(&self, _: &str, _: bool) -> super::Removed {
         Default::default()
     }
     async fn prune_images(&self, _: &str, _: &[String]) -> usize {

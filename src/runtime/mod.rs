@@ -56,6 +56,8 @@ pub struct Removed {
     pub left: Vec<String>,
     /// What was left on purpose because a live run holds it.
     pub held: Vec<String>,
+    /// Named volumes kept on purpose: a kept system's data outlives its containers.
+    pub kept_volumes: Vec<String>,
 }
 
 /// What a verification needs of a container runtime.
@@ -151,10 +153,12 @@ pub trait Runtime: Sync {
     /// never a kept system: see [`scope`]).
     fn remove_dead_runs(&self, project: &str) -> impl Future<Output = Removed>;
     /// Remove a system of `project` left running (`--keep`) and what runs of it that are
-    /// over left behind; a live run's objects stay (`masgen down`).
-    fn remove_project(&self, project: &str) -> impl Future<Output = Removed>;
-    /// Remove everything run `run` made (by its label).
-    fn remove_run(&self, run: &str) -> impl Future<Output = Removed>;
+    /// over left behind; a live run's objects stay (`masgen down`). Its named volumes go
+    /// only with `volumes` (`-v`).
+    fn remove_project(&self, project: &str, volumes: bool) -> impl Future<Output = Removed>;
+    /// Remove everything run `run` made (by its label); its named volumes only with
+    /// `volumes` (a kept or executed system's hold the user's data).
+    fn remove_run(&self, run: &str, volumes: bool) -> impl Future<Output = Removed>;
     /// Remove `project`'s images that `current` superseded; returns how many.
     fn prune_images(&self, project: &str, current: &[String]) -> impl Future<Output = usize>;
 }

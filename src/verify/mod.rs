@@ -462,7 +462,9 @@ async fn tear_down(
     let mut removed = if leave_running {
         crate::runtime::Removed::default()
     } else {
-        rt.remove_run(&opts.run_id).await
+        // A kept or executed system's volumes are the project's own: its data stays.
+        rt.remove_run(&opts.run_id, !(opts.keep || opts.execute))
+            .await
     };
     if ended_normally {
         let current: Vec<String> = report
@@ -477,6 +479,14 @@ async fn tear_down(
     for why in &removed.left {
         ev.warn(why.clone());
         report.warnings.push(why.clone());
+    }
+    if !removed.kept_volumes.is_empty() {
+        ev.emit(Event::Info {
+            message: format!(
+                "kept volume(s) {} with their data for the next --keep or --execute (`masgen down -v` removes them)",
+                removed.kept_volumes.join(", ")
+            ),
+        });
     }
     if !leave_running || removed.images > 0 {
         ev.emit(Event::TornDown {
