@@ -360,13 +360,58 @@ pub enum ConfigFormat {
 /// `masgen SPEC ...` means `masgen generate SPEC ...`: insert the subcommand when the
 /// first argument is not one (or a top-level flag such as --help / --version).
 pub fn with_default_subcommand(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    let first = args.get(1).and_then(|a| a.to_str()).unwrap_or("");
+    // Global options may come first (`masgen --json verify .`): the subcommand, if any, is
+    // the first word after them.
+    let mut at = 1;
+    while let Some(a) = args.get(at).and_then(|a| a.to_str()) {
+        match a {
+            "--json" => at += 1,
+            "--color" => at += 2,
+            _ if a.starts_with("--color=") => at += 1,
+            _ => break,
+        }
+    }
+    let first = args.get(at).and_then(|a| a.to_str()).unwrap_or("");
     let top_level = ["-h", "--help", "-V", "--version"];
-    if args.len() > 1 && !SUBCOMMANDS.contains(&first) && !top_level.contains(&first) {
+    if args.len() > at && !SUBCOMMANDS.contains(&first) && !top_level.contains(&first) {
         let mut out = args;
-        out.insert(1, "generate".into());
+        out.insert(at, "generate".into());
         out
     } else {
         args
+    }
+}
+
+#[cfg(test)]
+mod default_subcommand_tests {
+    use super::with_default_subcommand;
+
+    fn words(args: &[&str]) -> Vec<String> {
+        let os = args.iter().map(|a| a.into()).collect();
+        with_default_subcommand(os)
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn global_options_before_a_subcommand_keep_it() {
+        assert_eq!(
+            words(&["masgen", "--json", "verify", "."]),
+            ["masgen", "--json", "verify", "."]
+        );
+        assert_eq!(
+            words(&["masgen", "--color", "never", "down", "x"]),
+            ["masgen", "--color", "never", "down", "x"]
+        );
+        assert_eq!(
+            words(&["masgen", "--json", "a spec"]),
+            ["masgen", "--json", "generate", "a spec"]
+        );
+        assert_eq!(
+            words(&["masgen", "a spec"]),
+            ["masgen", "generate", "a spec"]
+        );
+        assert_eq!(words(&["masgen", "--help"]), ["masgen", "--help"]);
     }
 }
