@@ -1531,7 +1531,7 @@ fn an_unreachable_docker_host_exits_3_naming_it() {
 }
 
 #[test]
-fn services_sharing_a_host_port_and_a_named_volume_come_up_and_the_volume_is_removed() {
+fn services_sharing_a_host_port_and_a_named_volume_come_up_and_down_v_removes_the_volume() {
     if !docker_available("volumes_ports") {
         return;
     }
@@ -1575,7 +1575,16 @@ fn services_sharing_a_host_port_and_a_named_volume_come_up_and_the_volume_is_rem
         String::from_utf8_lossy(&logs.stdout).contains("hello from writer"),
         "the volume is shared"
     );
+    // As `docker compose down`: the kept system's named volume keeps its data...
     let o = masgen().arg("down").arg(&path).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let left = leftovers(&project);
+    assert!(
+        left.len() == 1 && left[0].starts_with("volume"),
+        "only the named volume is left: {left:?}"
+    );
+    // ...until `down -v`.
+    let o = masgen().args(["down", "-v"]).arg(&path).output().unwrap();
     assert_eq!(o.status.code(), Some(0));
     assert!(
         nothing_left(&project).is_empty(),
