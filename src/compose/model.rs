@@ -281,6 +281,10 @@ pub struct BuildFull {
     pub pull: Option<Flag>,
     #[serde(default)]
     pub cache_from: Vec<String>,
+    /// `platforms`: what the build targets (warned about and ignored: the engine builds for
+    /// its own), checked against the service's `platform` as Compose checks it.
+    #[serde(default)]
+    pub platforms: Vec<String>,
     /// Secrets its `RUN --mount=type=secret` steps read (through a BuildKit session).
     #[serde(default)]
     pub secrets: Vec<FileRef>,

@@ -248,6 +248,19 @@ fn check_service(
             format!("service '{name}' has neither 'image' nor 'build': give it one"),
         ));
     }
+    let platforms = svc
+        .build
+        .as_ref()
+        .and_then(|b| b.full())
+        .map(|b| &b.platforms);
+    if let (Some(p), Some(all)) = (&svc.platform, platforms) {
+        if !all.is_empty() && !all.contains(p) {
+            return Err(invalid(
+                place(&["services", name, "build", "platforms"]),
+                format!("service '{name}': build.platforms must include the service's platform \"{p}\", as Docker Compose requires: add it to build.platforms, or change platform"),
+            ));
+        }
+    }
     for n in svc.networks.iter().flat_map(|n| n.names()) {
         if n != "default" && !compose.networks.contains_key(&n) {
             return Err(invalid(at("networks"), format!("service '{name}' joins network '{n}', which is not declared under the top-level 'networks:': declare it")));
