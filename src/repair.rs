@@ -125,18 +125,18 @@ pub struct CheckEdit {
 /// The checks a round may not touch: every smoke check but a broken one (it crashed or
 /// did not build: only then may it be fixed), none with `--allow-smoke-edits`.
 fn guard_of(report: &VerifyReport, allow: bool) -> Guard {
-    let judged = |s: &&SmokeReport| s.verdict != Verdict::Broken;
+    checks_where(report, |s| !allow && s.verdict != Verdict::Broken)
+}
+
+/// The smoke checks of `report` that `keep` takes, with their folders.
+fn checks_where(report: &VerifyReport, keep: impl Fn(&SmokeReport) -> bool) -> Guard {
     Guard {
-        checks: if allow {
-            Vec::new()
-        } else {
-            report
-                .smoke
-                .iter()
-                .filter(judged)
-                .map(|s| (s.service.clone(), s.folder.clone()))
-                .collect()
-        },
+        checks: report
+            .smoke
+            .iter()
+            .filter(|s| keep(s))
+            .map(|s| (s.service.clone(), s.folder.clone()))
+            .collect(),
     }
 }
 
@@ -146,19 +146,17 @@ fn check_edits(
     report: &VerifyReport,
     before: &std::collections::BTreeMap<String, Option<String>>,
 ) -> Vec<CheckEdit> {
+    let every = checks_where(report, |_| true);
     let mut edits = Vec::new();
     for (path, old) in before {
-        let check = report.smoke.iter().find(|s| {
-            s.folder
-                .as_deref()
-                .is_some_and(|f| !f.is_empty() && path.starts_with(&format!("{f}/")))
-        });
-        let Some(check) = check else { continue };
+        let Some(check) = every.owner(path) else {
+            continue;
+        };
         let one = std::collections::BTreeMap::from([(path.clone(), old.clone())]);
         let diff = crate::workspace::rounds::unified_diff(&one, dir);
         if !diff.trim().is_empty() {
             edits.push(CheckEdit {
-                check: check.service.clone(),
+                check: check.to_string(),
                 path: path.clone(),
                 diff,
             });
@@ -470,7 +468,7 @@ pub async fn repair_loop(
         base: next_round_number(dir) - 1,
     };
     let mut report = verifier.verify(dir, vopts).await?;
-    let first_failures = failure_lines(&report, false);
+    let first_failures = diagnostic_lines(&report.diagnostics, false);
     let mut history = History::default();
     let outcome = loop {
         if report.healthy {
@@ -487,7 +485,7 @@ pub async fn repair_loop(
             break end;
         }
     };
-    let remaining = failure_lines(&report, true);
+    let remaining = diagnostic_lines(&report.diagnostics, true);
     let mut met = first_failures;
     for r in &history.rounds {
         for line in diagnostic_lines(&r.diagnostics, false) {
@@ -511,10 +509,6 @@ pub async fn repair_loop(
 }
 
 /// `service [phase] summary` of each failure (only root causes, unless `all`).
-fn failure_lines(report: &VerifyReport, all: bool) -> Vec<String> {
-    diagnostic_lines(&report.diagnostics, all)
-}
-
 fn diagnostic_lines(diags: &[Diagnostic], all: bool) -> Vec<String> {
     diags
         .iter()

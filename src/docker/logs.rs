@@ -76,14 +76,8 @@ pub async fn fetch_tail(engine: &Engine, container: &str, n: usize) -> String {
         .follow(false)
         .stdout(true)
         .stderr(true)
-        .tail(&n.to_string())
-        .build();
-    let mut stream = engine.docker.logs(container, Some(opts));
-    let mut out = String::new();
-    while let Some(Ok(chunk)) = stream.next().await {
-        out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-    }
-    out
+        .tail(&n.to_string());
+    read_all(engine, container, opts).await
 }
 
 /// What a container wrote: its stdout and its stderr apart (a smoke check speaks TAP on
@@ -104,6 +98,11 @@ pub async fn fetch(
             .map_or(0, |d| d.as_secs());
         opts = opts.since(i32::try_from(secs).unwrap_or(i32::MAX));
     }
+    read_all(engine, container, opts).await
+}
+
+/// The whole of what `opts` asks of a container's output, read once.
+async fn read_all(engine: &Engine, container: &str, opts: LogsOptionsBuilder) -> String {
     let mut stream = engine.docker.logs(container, Some(opts.build()));
     let mut out = String::new();
     while let Some(Ok(chunk)) = stream.next().await {

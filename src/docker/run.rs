@@ -488,11 +488,7 @@ pub async fn create(
                 container: container.to_string(),
             });
         }
-        let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::new()
-            .force(true)
-            .v(true)
-            .build();
-        let _ = engine.docker.remove_container(container, Some(opts)).await;
+        remove(engine, container).await;
     }
     let opts = CreateContainerOptionsBuilder::new().name(container).build();
     match engine.docker.create_container(Some(opts), body).await {

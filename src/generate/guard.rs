@@ -19,20 +19,23 @@ pub struct Guard {
 }
 
 impl Guard {
-    pub fn is_empty(&self) -> bool {
-        self.checks.is_empty()
+    /// The check whose folder holds `path` (relative to the project), if one does.
+    pub fn owner(&self, path: &str) -> Option<&str> {
+        self.checks
+            .iter()
+            .find(|(_, folder)| {
+                folder
+                    .as_deref()
+                    .is_some_and(|f| !f.is_empty() && path.starts_with(&format!("{f}/")))
+            })
+            .map(|(check, _)| check.as_str())
     }
 
     /// Why `change` is refused, if it is: it touches a protected check's folder, or
     /// changes a protected check's definition in a compose file.
     pub fn refusal(&self, root: &Path, change: &Change) -> Option<String> {
         let path = change.path().as_str();
-        let in_folder = self.checks.iter().find(|(_, folder)| {
-            folder
-                .as_deref()
-                .is_some_and(|f| !f.is_empty() && path.starts_with(&format!("{f}/")))
-        });
-        if let Some((check, _)) = in_folder {
+        if let Some(check) = self.owner(path) {
             return Some(refused(path, check));
         }
         if !(path.ends_with(".yml") || path.ends_with(".yaml")) {

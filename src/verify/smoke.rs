@@ -19,9 +19,6 @@ use crate::plan::{ImageSource, Readiness, ServicePlan};
 use crate::runtime::health::Wait;
 use crate::runtime::{Runtime, RuntimeError};
 
-/// The compose profile that makes a service a smoke check.
-pub use crate::plan::SMOKE_PROFILE as PROFILE;
-
 /// Lines of a check's own output kept as evidence, and of each service's log meanwhile.
 const OUTPUT_LINES: usize = 40;
 const SERVICE_LINES: usize = 100;
@@ -103,9 +100,10 @@ pub(super) async fn run(
         if let Some(super::ImageState::Ready(image)) = steps.settled_image(name).await {
             report.image = image;
         }
-        if let Some(d) = tally.check_failures.get(name) {
-            report.verdict = Verdict::Broken;
-            report.summary = d.summary.clone();
+        if let Some(d) = tally.check_failures.remove(name) {
+            // Its image did not build.
+            let d = broken(&mut report, d);
+            tally.check_failures.insert(name.clone(), d);
         } else if tally.failed.is_empty() {
             ev.emit(Event::SmokeStarted {
                 service: name.clone(),
