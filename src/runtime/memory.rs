@@ -24,6 +24,8 @@ pub(crate) struct Fake {
     pub output: fn(&str) -> (String, String),
     /// Every call, in order, in a few words (`start api`, `create api IMAGE COMMAND`).
     pub calls: Mutex<Vec<String>>,
+    /// The service whose container the runtime refuses to start, if any.
+    pub refuse_start: Option<&'static str>,
 }
 
 impl Fake {
@@ -33,6 +35,7 @@ impl Fake {
             script,
             output: |service| (format!("{service} stdout"), String::new()),
             calls: Mutex::new(Vec::new()),
+            refuse_start: None,
         }
     }
 
@@ -128,8 +131,12 @@ impl Runtime for Fake {
         Ok(Ok(()))
     }
     async fn start(&self, container: &str) -> Result<(), Refused> {
-        self.log(format!("start {}", Fake::service(container)));
-        Ok(())
+        let service = Fake::service(container);
+        self.log(format!("start {service}"));
+        match self.refuse_start {
+            Some(s) if s == service => Err(Refused::Start(format!("{service}: exec format error"))),
+            _ => Ok(()),
+        }
     }
     async fn snapshot(&self, _: &str) -> Option<Snapshot> {
         Some(Snapshot {

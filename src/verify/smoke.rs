@@ -200,6 +200,7 @@ async fn run_one(
 fn broken(report: &mut SmokeReport, d: Diagnostic) -> Diagnostic {
     report.verdict = Verdict::Broken;
     report.summary = d.summary.clone();
+    mark_unfinished(report);
     let mut d = d;
     d.phase = Phase::Smoke;
     d.summary = format!("smoke check is broken: {}", d.summary);

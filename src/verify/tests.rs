@@ -188,3 +188,15 @@ fn no_check_runs_on_a_system_that_is_not_ready() {
     assert_eq!(r.smoke[0].verdict, crate::verdict::Verdict::NotRun);
     assert!(!fake.calls().contains(&"start smoke".to_string()));
 }
+
+#[test]
+fn a_check_that_cannot_start_is_broken_and_one_failed_check_not_one_not_run() {
+    let mut fake = Fake::new(|_| Wait::Ready);
+    fake.refuse_start = Some("smoke");
+    let r = verify_system(&fake, CHECKED);
+    let s = &r.smoke[0];
+    assert_eq!(s.verdict, crate::verdict::Verdict::Broken);
+    assert_eq!(s.counts(), (0, 1), "{:?}", s.points);
+    let xml = crate::report::junit(&r);
+    assert!(!xml.contains("not run"), "{xml}");
+}
