@@ -81,13 +81,14 @@ const COMPOSE_THROUGH_PLAN: &[&str] = &[
     "plan::load",
 ];
 
-/// Every `.rs` file under `dir`, with its text up to its tests.
+/// Every `.rs` file under `dir` but modules of tests, with its text up to its tests.
 fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let p = e.path();
         if p.is_dir() {
             sources(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
+        } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("tests.rs") {
+            // A `tests.rs` is a module of tests, like the code after `#[cfg(test)]`.
             let text = std::fs::read_to_string(&p).unwrap();
             let code = text.split("#[cfg(test)]").next().unwrap_or("").to_string();
             out.push((p.display().to_string(), code));
