@@ -5,6 +5,7 @@
 //! root) is the map: the layers, what each may import, and where things live.
 
 pub mod atomic;
+pub mod checks;
 pub mod cli;
 pub mod compose;
 pub mod diagnose;

@@ -129,7 +129,7 @@ fn guard_of(report: &VerifyReport, allow: bool) -> Guard {
 }
 
 /// The smoke checks of `report` that `keep` takes, with their folders.
-fn checks_where(report: &VerifyReport, keep: impl Fn(&SmokeReport) -> bool) -> Guard {
+pub(crate) fn checks_where(report: &VerifyReport, keep: impl Fn(&SmokeReport) -> bool) -> Guard {
     Guard {
         checks: report
             .smoke
@@ -137,11 +137,12 @@ fn checks_where(report: &VerifyReport, keep: impl Fn(&SmokeReport) -> bool) -> G
             .filter(|s| keep(s))
             .map(|s| (s.service.clone(), s.folder.clone()))
             .collect(),
+        checks_only: None,
     }
 }
 
 /// The files of smoke checks among what an exchange changed, each with its diff.
-fn check_edits(
+pub(crate) fn check_edits(
     dir: &Path,
     report: &VerifyReport,
     before: &std::collections::BTreeMap<String, Option<String>>,

@@ -25,6 +25,10 @@ pub struct RunReport {
     /// Rounds, their outcomes, diagnostics, tokens, cost and timings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repair: Option<crate::repair::RepairReport>,
+    /// `masgen smoke`: where the checks came from, what the model read, the revisions of
+    /// broken checks with their diffs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<crate::checks::ChecksReport>,
     /// Verify fields at the top level too, in the documented shape.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<crate::verify::ServiceReport>,

@@ -60,8 +60,26 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "checks",
+        &[
+            "compose",
+            "plan",
+            "generate",
+            "repair",
+            "verify",
+            "llm",
+            "protocol",
+            "workspace",
+            "diagnose",
+            "events",
+            "verdict",
+            "atomic",
+        ],
+    ),
+    (
         "report",
         &[
+            "checks",
             "generate",
             "repair",
             "verify",

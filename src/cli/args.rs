@@ -77,10 +77,18 @@ pub enum Command {
     Down(DownArgs),
     /// Print the compose project as masgen reads it, in `docker compose config`'s normal form.
     Config(ConfigArgs),
+    /// Write smoke checks for any compose project (in smoke/ and compose.smoke.yaml, never
+    /// touching its files), then verify the system and run them.
+    Smoke(SmokeArgs),
+    /// Write a CI workflow that builds the system, waits until it is ready, runs its smoke
+    /// checks and tears down, with Docker Compose alone.
+    Ci(CiArgs),
 }
 
 /// Names of the subcommands, for `masgen SPEC` (no subcommand) handling.
-pub const SUBCOMMANDS: &[&str] = &["generate", "verify", "repair", "down", "config", "help"];
+pub const SUBCOMMANDS: &[&str] = &[
+    "generate", "verify", "repair", "down", "config", "smoke", "ci", "help",
+];
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
@@ -290,6 +298,45 @@ pub struct VerifyArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SmokeArgs {
+    /// The project's folder (holding its compose file); masgen writes smoke/ and
+    /// compose.smoke.yaml there and changes nothing else.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub project: ProjectFlags,
+    /// Write new checks even when the project has some (the old ones are removed; a version
+    /// you edited is kept under .masgen/rounds/ first). Without it, existing checks are run
+    /// as they are.
+    #[arg(long)]
+    pub regenerate: bool,
+    /// Images built at once (default: the number of cores, at least 4).
+    #[arg(long)]
+    pub jobs: Option<u16>,
+    #[command(flatten)]
+    pub run: RunFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct CiArgs {
+    /// The project's folder (the repository's root, where the workflow runs).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub project: ProjectFlags,
+    /// Also write the GitLab CI job (.gitlab-ci.yml).
+    #[arg(long)]
+    pub gitlab: bool,
+    /// Make the job install and call `masgen verify` (its JUnit and report as artifacts)
+    /// instead of Docker Compose's commands.
+    #[arg(long)]
+    pub with_masgen: bool,
+    /// Replace workflow files that exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct DownArgs {
     /// The system's folder.
     #[arg(default_value = ".")]
@@ -329,6 +376,7 @@ impl ProjectFlags {
             project_name: self.project_name.clone(),
             env_files: self.env_files.clone(),
             profiles: Vec::new(),
+            smoke_file: true,
         }
     }
 }

@@ -4,8 +4,13 @@ use super::*;
 
 /// `masgen config`: the project as masgen reads it, or the error that stops it (exit 2).
 pub(super) fn config_cmd(a: &args::ConfigArgs) -> Result<i32, Fatal> {
-    let p = crate::compose::load::load_with(&a.dir, &a.project.load_options())
-        .map_err(|e| Fatal::new(exit::USAGE, e))?;
+    // What Compose reads: compose.smoke.yaml only when named with -f.
+    let load = crate::compose::load::LoadOptions {
+        smoke_file: false,
+        ..a.project.load_options()
+    };
+    let p =
+        crate::compose::load::load_with(&a.dir, &load).map_err(|e| Fatal::new(exit::USAGE, e))?;
     for w in &p.warnings {
         eprintln!("warning: {w}");
     }

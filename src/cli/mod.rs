@@ -2,6 +2,7 @@
 //! rendered, and every error maps to one exit code.
 
 pub mod args;
+mod ci;
 mod config;
 mod down;
 mod fatal;
@@ -9,6 +10,7 @@ mod generate;
 mod options;
 pub mod render;
 mod repair;
+mod smoke;
 mod summary;
 mod verify;
 
@@ -30,6 +32,7 @@ use crate::verdict::Verdict;
 use crate::verify::{verify, RuntimeVerifier, VerifyError, VerifyOptions, VerifyReport};
 use crate::workspace::WorkspaceError;
 
+use ci::*;
 use config::*;
 use down::*;
 use fatal::*;
@@ -37,6 +40,7 @@ pub use fatal::{exit, Fatal};
 use generate::*;
 use options::*;
 use repair::*;
+use smoke::*;
 use summary::*;
 use verify::*;
 
@@ -75,6 +79,8 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Repair(a) => repair_cmd(a, &ui).await,
         Command::Down(a) => down(&a, &ui).await,
         Command::Config(a) => config_cmd(&a),
+        Command::Smoke(a) => smoke_cmd(a, &ui).await,
+        Command::Ci(a) => ci_cmd(&a, &ui),
     };
     if let Some(b) = bar {
         b.finish_and_clear();

@@ -163,3 +163,24 @@ pub(super) fn system_folder(dir: &Path) -> Result<(), Fatal> {
         ),
     ))
 }
+
+/// `dir` as a project's folder: a folder with a compose file, or with the files `-f` names.
+pub(super) fn project_folder(dir: &Path, project: &args::ProjectFlags) -> Result<(), Fatal> {
+    system_folder(dir)?;
+    if project.files.is_empty() {
+        crate::compose::find_compose_file(dir).map_err(|e| Fatal::new(exit::USAGE, e))?;
+    }
+    for f in &project.files {
+        if !dir.join(f).is_file() {
+            return Err(Fatal::new(
+                exit::USAGE,
+                format!(
+                    "-f {}: no such file in {} (paths are relative to the system's folder)",
+                    f.display(),
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -50,22 +50,7 @@ pub(super) fn finish_repair(report: &mut RunReport, r: RepairReport, ui: &Ui) ->
 
 pub(super) async fn repair_cmd(a: args::RepairArgs, ui: &Ui) -> Result<i32, Fatal> {
     let events = &ui.events;
-    system_folder(&a.dir)?;
-    if a.project.files.is_empty() {
-        crate::compose::find_compose_file(&a.dir).map_err(|e| Fatal::new(exit::USAGE, e))?;
-    }
-    for f in &a.project.files {
-        if !a.dir.join(f).is_file() {
-            return Err(Fatal::new(
-                exit::USAGE,
-                format!(
-                    "-f {}: no such file in {} (paths are relative to the system's folder)",
-                    f.display(),
-                    a.dir.display()
-                ),
-            ));
-        }
-    }
+    project_folder(&a.dir, &a.project)?;
     let spec = match &a.spec {
         Some(s) => crate::resolve_spec_arg(s).map_err(|e| Fatal::new(exit::USAGE, e))?,
         None => crate::workspace::State::load(&a.dir)

@@ -35,7 +35,15 @@ pub struct LoadOptions {
     pub env_files: Vec<PathBuf>,
     /// Profiles active besides COMPOSE_PROFILES's (`--profile`).
     pub profiles: Vec<String>,
+    /// Also merge the project's [`SMOKE_FILE`] (the checks `masgen smoke` wrote) last,
+    /// when it is there and not named already. Compose reads it only when named (`-f`):
+    /// `masgen config` leaves it out, verification takes it in.
+    pub smoke_file: bool,
 }
+
+/// The compose file `masgen smoke` writes its checks' services into, beside the project's
+/// own files: Compose's multi-file merge adds it (`-f ... -f compose.smoke.yaml`).
+pub const SMOKE_FILE: &str = "compose.smoke.yaml";
 
 /// A loaded compose project.
 #[derive(Debug, Clone)]
@@ -387,7 +395,11 @@ pub fn load_with(dir: &Path, opts: &LoadOptions) -> Result<Project, ComposeError
     let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let dotenv = read_env_files(&root, &opts.env_files)?;
     let lookup = |k: &str| variable(&dotenv, k);
-    let paths = paths_named(dir, &root, &opts.files, &lookup)?;
+    let mut paths = paths_named(dir, &root, &opts.files, &lookup)?;
+    let smoke = root.join(SMOKE_FILE);
+    if opts.smoke_file && smoke.is_file() && !paths.contains(&smoke) {
+        paths.push(smoke);
+    }
     let mut reader = Reader::new(root.clone());
     let label = paths
         .iter()

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::compose::load::SMOKE_FILE;
 use crate::protocol::{apply_hunks, Change};
 
 /// The checks a repair round must leave alone.
@@ -16,7 +17,14 @@ pub struct Guard {
     /// Each protected smoke service and its folder (its build context, relative; None
     /// when it does not build from a folder of the project).
     pub checks: Vec<(String, Option<String>)>,
+    /// `masgen smoke`: the project is the user's, and only the checks' own files may
+    /// change; these are the project's services, which the checks' compose file may not
+    /// define.
+    pub checks_only: Option<Vec<String>>,
 }
+
+/// Where `masgen smoke` writes the checks' folders.
+pub const CHECKS_FOLDER: &str = "smoke";
 
 impl Guard {
     /// The check whose folder holds `path` (relative to the project), if one does.
@@ -35,6 +43,11 @@ impl Guard {
     /// changes a protected check's definition in a compose file.
     pub fn refusal(&self, root: &Path, change: &Change) -> Option<String> {
         let path = change.path().as_str();
+        if let Some(system) = &self.checks_only {
+            if let Some(why) = outside_checks(root, change, system) {
+                return Some(why);
+            }
+        }
         if let Some(check) = self.owner(path) {
             return Some(refused(path, check));
         }
@@ -56,6 +69,65 @@ impl Guard {
             .find(|(check, _)| old.contains_key(check) && old.get(check) != new.get(check))
             .map(|(check, _)| refused(path, check))
     }
+}
+
+/// Why a change `masgen smoke` asked for reaches outside the checks: a file of the
+/// project's, a delete of the checks' compose file, or a compose file that changes the
+/// project's services or defines a check outside the profile `smoke`.
+fn outside_checks(root: &Path, change: &Change, system: &[String]) -> Option<String> {
+    let path = change.path().as_str();
+    if path.starts_with(&format!("{CHECKS_FOLDER}/")) {
+        return None;
+    }
+    if path != SMOKE_FILE {
+        return Some(format!("{path}: the project's own files are the user's and never change: write the checks under {CHECKS_FOLDER}/<check>/ and their services in {SMOKE_FILE}, nothing else"));
+    }
+    let before = std::fs::read_to_string(root.join(path)).unwrap_or_default();
+    let after = match change {
+        Change::File { content, .. } => content.clone(),
+        Change::Delete { .. } => {
+            return Some(format!("{path}: deleting it would drop every check"))
+        }
+        Change::Edit { hunks, .. } => apply_hunks(path, &before, hunks).ok()?,
+    };
+    checks_file_problem(&after, system).map(|why| format!("{path}: {why}"))
+}
+
+/// What is wrong with `text` as the checks' compose file, if anything: it may hold only
+/// new services of the profile `smoke`.
+pub fn checks_file_problem(text: &str, system: &[String]) -> Option<String> {
+    let doc = match crate::compose::yaml::parse(text) {
+        Ok(doc) => doc.value,
+        Err(e) => {
+            return Some(format!(
+                "not valid YAML at line {}, column {}: {}",
+                e.mark.line, e.mark.column, e.message
+            ))
+        }
+    };
+    let Some(top) = doc.as_object() else {
+        return Some("not a compose file (a mapping with `services:`)".into());
+    };
+    if let Some(key) = top
+        .keys()
+        .find(|k| *k != "services" && !k.starts_with("x-"))
+    {
+        return Some(format!("top-level `{key}` changes the project; this file holds only `services:`, each a new smoke check"));
+    }
+    let services = top.get("services").and_then(Value::as_object)?;
+    for (name, def) in services {
+        if system.contains(name) {
+            return Some(format!("`{name}` is a service of the project, and the project is not to be changed: give the check a name of its own"));
+        }
+        let in_profile = def
+            .get("profiles")
+            .and_then(Value::as_array)
+            .is_some_and(|p| p.iter().any(|x| x.as_str() == Some("smoke")));
+        if !in_profile {
+            return Some(format!("`{name}` is not in the profile smoke: give it `profiles: [smoke]`, or `docker compose up` would start it with the system"));
+        }
+    }
+    None
 }
 
 fn refused(path: &str, check: &str) -> String {
@@ -84,6 +156,7 @@ mod tests {
     fn guard() -> Guard {
         Guard {
             checks: vec![("smoke".into(), Some("smoke".into()))],
+            checks_only: None,
         }
     }
 

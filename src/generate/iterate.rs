@@ -250,6 +250,7 @@ impl LastRun {
 fn check_files<'p>(dir: &Path, paths: impl Iterator<Item = &'p String>) -> Vec<String> {
     let load = crate::compose::load::LoadOptions {
         profiles: vec!["smoke".into()],
+        smoke_file: true,
         ..Default::default()
     };
     let Ok(project) = crate::compose::load::load_with(dir, &load) else {

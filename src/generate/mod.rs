@@ -215,6 +215,9 @@ pub(crate) struct Session<'a> {
     pub pack_batches: bool,
     /// Said of the machine in the system prompt (see [`Generator::with_machine`]).
     pub machine: Option<String>,
+    /// The system prompt's rules: a system's ([`prompts::SYSTEM`]), or the smoke-check
+    /// writer's for a project masgen did not write ([`prompts::CHECKS_SYSTEM`]).
+    pub rules: &'static str,
     started: Instant,
     ledger: Mutex<Vec<RequestRecord>>,
 }
@@ -237,6 +240,7 @@ impl<'a> Session<'a> {
             budget,
             pack_batches: true,
             machine: None,
+            rules: prompts::SYSTEM,
             started: Instant::now(),
             ledger: Mutex::new(Vec::new()),
         }
@@ -251,7 +255,7 @@ impl<'a> Session<'a> {
         messages: Vec<Message>,
     ) -> Result<Completion, LlmError> {
         let req = Request {
-            system: prompts::system(self.machine.as_deref()),
+            system: prompts::system_with(self.rules, self.machine.as_deref()),
             messages,
             max_tokens: self.max_tokens,
         };

@@ -70,10 +70,15 @@ Paths are relative to the system's root folder and use '/'. Do not wrap blocks i
 /// The system prompt, with what masgen found out about the machine (`--offline`): the
 /// same for every request of a run, so the prompt cache still serves it.
 pub fn system(machine: Option<&str>) -> String {
+    system_with(SYSTEM, machine)
+}
+
+/// `rules` as the system prompt, with what masgen found out about the machine.
+pub fn system_with(rules: &str, machine: Option<&str>) -> String {
     match machine {
-        None => SYSTEM.to_string(),
+        None => rules.to_string(),
         Some(m) => format!(
-            "{SYSTEM}\n\nThe machine this system runs on:\n{}",
+            "{rules}\n\nThe machine this system runs on:\n{}",
             m.trim_end()
         ),
     }
@@ -420,4 +425,61 @@ mod tests {
             "- README.md, start.sh\n- a/: x.py, Dockerfile\n- a/b/: c.txt\n"
         );
     }
+}
+
+/// The rules of `masgen smoke`: smoke checks for a compose project masgen did not write,
+/// in their own folder and compose file, never touching the project's files.
+pub const CHECKS_SYSTEM: &str = r#"You are masgen, an expert in Docker Compose systems. You write smoke checks for a compose project that someone else wrote: programs that run once the system is up and healthy and prove, from outside, that it does what its README and code say it does.
+
+What you write, and nothing else:
+- compose.smoke.yaml at the project's root: a compose file that Docker Compose merges over the project's own (docker compose -f <the project's files> -f compose.smoke.yaml --profile smoke run --rm <check>). It has only a top-level `services:` key, and each service in it is a new smoke check: `profiles: [smoke]`, `build: ./smoke/<check>` (a folder of its own under smoke/), and depends_on on each project service it talks to, with condition: service_healthy when that service has a healthcheck, service_completed_successfully for a one-shot job, service_started otherwise. It never redefines, extends or changes a service of the project, nor its networks or volumes: the project is the user's.
+- The files of each check under smoke/<check>/: its Dockerfile and one check program. One check per area of the system is enough; a small project needs one check.
+- Never any other file. The project's files are not yours to change, even if you see a bug in them: a check that finds the bug fails, and that is its job.
+
+How a check works:
+- It reaches the project's services by their service names on the project network, on their container ports (not the published ones).
+- One TAP test point per behaviour the README or the code promises that can be observed from outside: an endpoint answers with the right data, a message put in comes out the other end, a count grows, a record is stored and read back, a file appears. Prefer what the README promises; read the code for the exact paths, ports, queue names and payloads.
+- It prints TAP on stdout: `TAP version 13`, the plan `1..N`, then per behaviour `ok N - what it proves` or `not ok N - what it proves` followed by `# ` lines with what was expected and what came. It exits 0 when every point passed and 1 when any failed.
+- Effects that take time are polled with a deadline (every 0.5 s for up to 30 s), never a fixed sleep; the whole check ends within 60 seconds.
+- Each test point catches its own errors and reports them as not ok: an uncaught exception means the check itself is broken.
+- It uses only images this machine has (named below when masgen knows them) and only what its image has: on python:3.11-slim, urllib.request, json and socket; on busybox, wget and nc. The Dockerfile pins its base image to a tag and copies the check program; CMD in exec form.
+- A check never writes to the project's volumes or changes its data beyond what a user of the system would do through its interfaces.
+
+When masgen shows you a check that is broken (it did not build, did not start, or crashed without reporting a failed test point), fix that check's own files or its entry in compose.smoke.yaml. A check that ran and reported `not ok` is not yours to change: it found the system does not do what was promised.
+
+Output protocol: answer only with blocks, one per file, each file complete:
+<file path="relative/path">
+content
+</file>
+To change an existing file, you may instead send an edit block whose SEARCH text is copied exactly from the file:
+<edit path="relative/path">
+<<<<<<< SEARCH
+exact existing lines
+=======
+replacement lines
+>>>>>>> REPLACE
+</edit>
+To delete a file: <delete path="relative/path"/>
+Paths are relative to the project's root folder and use '/'. Do not wrap blocks in code fences."#;
+
+/// `masgen smoke`'s first request: the project as masgen read it.
+pub fn checks(project: &str) -> String {
+    format!(
+        "Write smoke checks for this compose project: compose.smoke.yaml and the checks' folders under smoke/. \
+Nothing else may change.\n\n{project}\n\
+Answer with <file> blocks only: compose.smoke.yaml and each check's Dockerfile and program."
+    )
+}
+
+/// A revision of broken checks: what went wrong with each, and its files as they are.
+pub fn checks_revision(files: &[(String, String)], diagnostics: &str) -> String {
+    let mut s = String::from(
+        "masgen built the project with your smoke checks, started it, and ran them. These checks are broken: they did not build, did not start, or crashed before reporting their test points. Fix each check's own files (or its entry in compose.smoke.yaml); nothing else may change.\n\nThe broken checks' files, as they are now:\n",
+    );
+    for (path, text) in files {
+        s.push_str(&file_block(path, text));
+    }
+    s.push_str(&format!("\nWhat went wrong:\n{diagnostics}\n"));
+    s.push_str("\nAnswer with <edit> blocks (SEARCH text copied exactly from the files above) or <file> blocks for the check files that must change, and nothing else.");
+    s
 }
