@@ -205,7 +205,7 @@ fn sh_word(s: &str) -> String {
 fn check_script(check: &str) -> String {
     let c = sh_word(check);
     format!(
-        "mkdir -p {RESULTS}\ncode=0\ndocker compose --profile smoke run --rm -T {c} > {RESULTS}/{check}.tap || code=$?\ncat {RESULTS}/{check}.tap\necho \"$code\" > {RESULTS}/{check}.exit\n"
+        "mkdir -p {RESULTS}\ncode=0\ndocker compose --profile smoke run --rm --no-deps -T {c} > {RESULTS}/{check}.tap || code=$?\ncat {RESULTS}/{check}.tap\necho \"$code\" > {RESULTS}/{check}.exit\n"
     )
 }
 
@@ -423,7 +423,11 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{}: {e}\n{}", w.path, w.text));
                 assert!(doc.value.is_object(), "{}", w.text);
                 if !with_masgen {
-                    assert!(w.text.contains("run --rm -T smoke-api"), "{}", w.text);
+                    assert!(
+                        w.text.contains("run --rm --no-deps -T smoke-api"),
+                        "{}",
+                        w.text
+                    );
                     assert!(w.text.contains("down --volumes"), "{}", w.text);
                 }
             }

@@ -177,7 +177,10 @@ pub async fn smoke(
     while broken(&report.verify).next().is_some()
         && report.revisions.len() < opts.max_rounds as usize
     {
-        match run.revise(&report.verify).await {
+        match run
+            .revise(&report.verify, report.revisions.len() as u32 + 1)
+            .await
+        {
             Ok(Some(revision)) => {
                 report.usage += revision.usage;
                 report.revisions.push(revision);
@@ -266,9 +269,12 @@ impl<'s, 'a> Run<'s, 'a> {
     }
 
     /// One revision of the broken checks of `v`; None when the model changed nothing.
-    async fn revise(&mut self, v: &VerifyReport) -> Result<Option<Revision>, ChecksError> {
+    async fn revise(
+        &mut self,
+        v: &VerifyReport,
+        round: u32,
+    ) -> Result<Option<Revision>, ChecksError> {
         let names: Vec<String> = broken(v).map(|s| s.service.clone()).collect();
-        let round = self.n + 1;
         self.session.events.emit(crate::events::Event::Phase {
             name: format!("revise broken smoke checks ({})", names.join(", ")),
         });

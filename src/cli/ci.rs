@@ -45,7 +45,7 @@ pub(super) fn ci_cmd(a: &args::CiArgs, ui: &Ui) -> Result<i32, Fatal> {
     println!("    COMPOSE_FILE={}", t.compose_file);
     println!("    build, start, wait until ready: {}", t.ready_when);
     for c in &t.checks {
-        println!("    smoke check: docker compose --profile smoke run --rm -T {c}");
+        println!("    smoke check: docker compose --profile smoke run --rm --no-deps -T {c}");
     }
     println!("    JUnit in smoke-results/junit.xml, logs on failure, always down --volumes");
     Ok(exit::OK)

@@ -33,11 +33,28 @@ pub(super) async fn smoke_cmd(a: args::SmokeArgs, ui: &Ui) -> Result<i32, Fatal>
     };
     preflight(&a, &vopts)?;
     let about = std::fs::read_to_string(a.dir.join("README.md")).unwrap_or_default();
-    let generator = with_machine(build_generator(&a.run, events)?, &a.run, &about).await;
+    let kept = a.dir.join(SMOKE_FILE).is_file() && !a.regenerate;
+    let mut max_rounds = a.run.repair.max_rounds;
+    let generator = match build_generator(&a.run, events) {
+        Ok(g) => with_machine(g, &a.run, &about).await,
+        // Checks the project has run without a model: only a revision would need one.
+        Err(f) if kept && f.code == exit::ENVIRONMENT && a.run.model.key().is_none() => {
+            events.warn(format!(
+                "{}: the checks are run as they are, and a broken one is reported, not revised",
+                f.message
+            ));
+            max_rounds = 0;
+            let model = crate::llm::Keyless {
+                id: a.run.model.model.clone(),
+            };
+            Generator::with_model(std::sync::Arc::new(model), events.clone())
+        }
+        Err(f) => return Err(f),
+    };
     let opts = ChecksOptions {
         load: a.project.load_options(),
         regenerate: a.regenerate,
-        max_rounds: a.run.repair.max_rounds,
+        max_rounds,
         max_cost_usd: a.run.repair.max_cost,
         max_tokens: a.run.model.max_tokens,
         download_responses: a.run.model.download_responses,
@@ -113,12 +130,11 @@ fn writable(dir: &Path) -> Result<(), Fatal> {
 /// project.
 fn preflight(a: &args::SmokeArgs, vopts: &VerifyOptions) -> Result<(), Fatal> {
     let usage = |e: &dyn std::fmt::Display| Fatal::new(exit::USAGE, e);
-    let keep = !a.regenerate;
-    let load = crate::compose::load::LoadOptions {
-        smoke_file: keep,
+    let own = crate::compose::load::LoadOptions {
+        smoke_file: false,
         ..vopts.load.clone()
     };
-    let plan = crate::plan::load(&a.dir, &load, true, vopts.settle).map_err(|e| usage(&e))?;
+    let plan = crate::plan::load(&a.dir, &own, true, vopts.settle).map_err(|e| usage(&e))?;
     if plan.services.is_empty() {
         return Err(usage(
             &"the project has no service to run: smoke checks need a system to check",
@@ -131,20 +147,17 @@ fn preflight(a: &args::SmokeArgs, vopts: &VerifyOptions) -> Result<(), Fatal> {
         )));
     }
     let path = a.dir.join(SMOKE_FILE);
-    if keep && path.is_file() {
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let system: Vec<String> = plan
-            .services
-            .iter()
-            .map(|s| s.name.clone())
-            .filter(|s| !plan.checks.iter().any(|c| &c.name == s))
-            .collect();
-        if let Some(why) = crate::generate::guard::checks_file_problem(&text, &system) {
-            return Err(usage(&format!(
-                "{SMOKE_FILE}: {why}. Fix it, or pass --regenerate to write new checks"
-            )));
-        }
+    if a.regenerate || !path.is_file() {
+        return Ok(());
     }
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let system: Vec<String> = plan.services.iter().map(|s| s.name.clone()).collect();
+    if let Some(why) = crate::generate::guard::checks_file_problem(&text, &system) {
+        return Err(usage(&format!(
+            "{SMOKE_FILE}: {why}. Fix it, or pass --regenerate to write new checks"
+        )));
+    }
+    crate::plan::load(&a.dir, &vopts.load, true, vopts.settle).map_err(|e| usage(&e))?;
     Ok(())
 }
 

@@ -138,6 +138,22 @@ pub trait Model: Send + Sync {
     }
 }
 
+/// No model: there is no API key, and nothing was to be asked. Asking is the error that
+/// says how to give a key.
+pub struct Keyless {
+    pub id: String,
+}
+
+impl Model for Keyless {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn stream<'a>(&'a self, _: &'a Request) -> BoxFuture<'a, Result<ResponseStream, LlmError>> {
+        Box::pin(async { Err(LlmError::NoApiKey) })
+    }
+}
+
 /// A model with prices the user gave (`--price-in`, `--price-out`), for any provider.
 pub struct Priced {
     pub inner: std::sync::Arc<dyn Model>,
