@@ -52,12 +52,25 @@ ensure_registry_tools() {
     || log "could not install docker-registry: the registry tests will fail (MASGEN_REQUIRE_DOCKER=1)"
 }
 
+# PyPI's check-jsonschema: tests/ci.rs validates every workflow `masgen ci` writes against
+# the GitHub Actions and GitLab CI schemas it bundles (offline). Installed once into
+# target/ci-tools.
+ensure_ci_tools() {
+  local venv=target/ci-tools
+  if [ -x "$venv/bin/check-jsonschema" ]; then return 0; fi
+  log "installing check-jsonschema (PyPI) into $venv"
+  mkdir -p target
+  python3 -m venv "$venv" && "$venv/bin/pip" install -q check-jsonschema \
+    || log "could not install check-jsonschema: the workflow tests will fail (MASGEN_REQUIRE_DOCKER=1)"
+}
+
 # The code's habits, checked first: formatted by rustfmt, clippy clean.
 cargo fmt --check || { log "cargo fmt --check found unformatted code: run cargo fmt"; exit 1; }
 cargo clippy --locked --all-targets --quiet -- -D warnings || { log "clippy found problems (above)"; exit 1; }
 
 ensure_docker
 ensure_compose_reference
+ensure_ci_tools
 ensure_registry_tools
 scripts/offline-images.sh
 export MASGEN_REQUIRE_DOCKER=1

@@ -262,7 +262,7 @@ const GITLAB_HEAD: &str = "# Written by `masgen ci --gitlab`: the smoke job, wit
 pub fn gitlab(t: &Target) -> String {
     let mut run_checks = String::from("failed=0\n");
     for c in &t.checks {
-        run_checks.push_str(&check_script(c).replace("code=$?\n", "code=$?\n"));
+        run_checks.push_str(&check_script(c));
         run_checks.push_str("[ \"$code\" = 0 ] || failed=1\n");
     }
     run_checks.push_str("exit \"$failed\"\n");
@@ -420,7 +420,7 @@ mod tests {
             };
             for w in workflows(&target(), &opts) {
                 let doc = crate::compose::yaml::parse(&w.text)
-                    .unwrap_or_else(|e| panic!("{}: {e}\n{}", w.path, w.text));
+                    .unwrap_or_else(|e| panic!("{}: {e:?}\n{}", w.path, w.text));
                 assert!(doc.value.is_object(), "{}", w.text);
                 if !with_masgen {
                     assert!(

@@ -152,8 +152,7 @@ fn entry_words(dockerfile: &str) -> Vec<String> {
     for keyword in ["ENTRYPOINT", "CMD"] {
         let Some(last) = instructions(dockerfile)
             .into_iter()
-            .filter(|i| i.keyword == keyword)
-            .last()
+            .rfind(|i| i.keyword == keyword)
         else {
             continue;
         };
@@ -250,20 +249,24 @@ fn find_in(context: &Path, word: &str) -> Option<PathBuf> {
 /// Cut the largest parts until all of them fit in `budget` characters: each cut keeps its
 /// beginning (two thirds) and end (one third) and says how many lines it left out.
 fn fit(parts: &mut [Part], budget: usize) {
+    // A part a cut cannot shorten (a few long lines) is left as it is.
+    let mut done = vec![false; parts.len()];
     loop {
         let total: usize = parts.iter().map(|p| p.shown).sum();
         if total <= budget {
             return;
         }
-        let Some(largest) = parts
-            .iter_mut()
-            .filter(|p| p.shown > MIN_PART)
-            .max_by_key(|p| p.shown)
+        let Some(i) = (0..parts.len())
+            .filter(|&i| !done[i] && parts[i].shown > MIN_PART)
+            .max_by_key(|&i| parts[i].shown)
         else {
             return;
         };
-        let keep = largest.shown.saturating_sub(total - budget).max(MIN_PART);
-        cut(largest, keep);
+        let before = parts[i].shown;
+        // Room for the line that says what was cut.
+        let keep = before.saturating_sub(total - budget + 200).max(MIN_PART);
+        cut(&mut parts[i], keep);
+        done[i] = parts[i].shown >= before || parts[i].shown <= MIN_PART + 200;
     }
 }
 
@@ -321,6 +324,14 @@ mod tests {
             &cut.text[..200]
         );
         assert_eq!(cut.chars, big.len());
+        // Long lines, and parts that cannot shrink, end the loop too.
+        let mut parts = vec![
+            part("one-line.min.js", "x".repeat(50_000)),
+            part("lines", "y\n".repeat(30_000)),
+        ];
+        fit(&mut parts, 5_000);
+        let total: usize = parts.iter().map(|p| p.shown).sum();
+        assert!(total <= 5_000, "{total}");
     }
 
     #[test]

@@ -184,4 +184,53 @@ mod tests {
         assert_eq!(refusals(d.path(), system)[0], None);
         assert!(refusals(d.path(), "<delete path=\"docker-compose.yml\"/>\n")[0].is_some());
     }
+
+    #[test]
+    fn masgen_smoke_may_write_only_new_checks() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("compose.yaml"), COMPOSE).unwrap();
+        let guard = Guard {
+            checks: Vec::new(),
+            checks_only: Some(vec!["api".into()]),
+        };
+        let refusal = |reply: &str| {
+            parse_reply(reply)
+                .changes
+                .iter()
+                .map(|c| guard.refusal(d.path(), c))
+                .collect::<Vec<_>>()
+        };
+        let file = |path: &str, body: &str| format!("<file path=\"{path}\">\n{body}</file>\n");
+        let check = "services:\n  smoke-api:\n    profiles: [smoke]\n    build: ./smoke/api\n";
+        assert_eq!(refusal(&file("compose.smoke.yaml", check)), [None]);
+        assert_eq!(refusal(&file("smoke/api/check.py", "print(1)\n")), [None]);
+        let says = |reply: String, what: &str| {
+            let r = refusal(&reply)[0].clone().unwrap_or_default();
+            assert!(r.contains(what), "{r}");
+        };
+        says(file("api/app.py", "x = 1\n"), "never change");
+        says(file("compose.yaml", COMPOSE), "never change");
+        says(
+            file(
+                "compose.smoke.yaml",
+                "services:\n  api:\n    profiles: [smoke]\n",
+            ),
+            "`api` is a service of the project",
+        );
+        says(
+            file(
+                "compose.smoke.yaml",
+                "services:\n  smoke-api:\n    build: ./smoke/api\n",
+            ),
+            "not in the profile smoke",
+        );
+        says(
+            file("compose.smoke.yaml", &format!("{check}volumes:\n  data:\n")),
+            "top-level `volumes`",
+        );
+        says(
+            "<delete path=\"compose.smoke.yaml\"/>\n".into(),
+            "drop every check",
+        );
+    }
 }

@@ -385,48 +385,6 @@ pub fn more_files(files: &[(String, String)]) -> String {
     s
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_system_prompt_is_long_enough_to_be_cached() {
-        // The API caches a prefix only from a minimum length on (1,024 tokens for Sonnet),
-        // and ignores cache_control below it without an error. Words plus punctuation marks
-        // undercount tokens, so staying above 1,200 of them keeps the prefix above 1,024.
-        let pieces = SYSTEM
-            .split(|c: char| !c.is_alphanumeric() && c != '_')
-            .filter(|w| !w.is_empty())
-            .count()
-            + SYSTEM
-                .chars()
-                .filter(|c| c.is_ascii_punctuation() && *c != '_')
-                .count();
-        assert!(
-            pieces >= 1200,
-            "the system prompt has only about {pieces} tokens"
-        );
-    }
-
-    #[test]
-    fn the_tree_is_a_line_per_folder() {
-        let tree: Vec<String> = [
-            "README.md",
-            "a/x.py",
-            "start.sh",
-            "a/Dockerfile",
-            "a/b/c.txt",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        assert_eq!(
-            tree_lines(&tree),
-            "- README.md, start.sh\n- a/: x.py, Dockerfile\n- a/b/: c.txt\n"
-        );
-    }
-}
-
 /// The rules of `masgen smoke`: smoke checks for a compose project masgen did not write,
 /// in their own folder and compose file, never touching the project's files.
 pub const CHECKS_SYSTEM: &str = r#"You are masgen, an expert in Docker Compose systems. You write smoke checks for a compose project that someone else wrote: programs that run once the system is up and healthy and prove, from outside, that it does what its README and code say it does.
@@ -482,4 +440,46 @@ pub fn checks_revision(files: &[(String, String)], diagnostics: &str) -> String 
     s.push_str(&format!("\nWhat went wrong:\n{diagnostics}\n"));
     s.push_str("\nAnswer with <edit> blocks (SEARCH text copied exactly from the files above) or <file> blocks for the check files that must change, and nothing else.");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_system_prompt_is_long_enough_to_be_cached() {
+        // The API caches a prefix only from a minimum length on (1,024 tokens for Sonnet),
+        // and ignores cache_control below it without an error. Words plus punctuation marks
+        // undercount tokens, so staying above 1,200 of them keeps the prefix above 1,024.
+        let pieces = SYSTEM
+            .split(|c: char| !c.is_alphanumeric() && c != '_')
+            .filter(|w| !w.is_empty())
+            .count()
+            + SYSTEM
+                .chars()
+                .filter(|c| c.is_ascii_punctuation() && *c != '_')
+                .count();
+        assert!(
+            pieces >= 1200,
+            "the system prompt has only about {pieces} tokens"
+        );
+    }
+
+    #[test]
+    fn the_tree_is_a_line_per_folder() {
+        let tree: Vec<String> = [
+            "README.md",
+            "a/x.py",
+            "start.sh",
+            "a/Dockerfile",
+            "a/b/c.txt",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            tree_lines(&tree),
+            "- README.md, start.sh\n- a/: x.py, Dockerfile\n- a/b/: c.txt\n"
+        );
+    }
 }
