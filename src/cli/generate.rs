@@ -172,17 +172,7 @@ pub(super) fn print_iteration(it: &crate::generate::IterateOutcome, ui: &Ui) {
             it.round_dir
         );
     }
-    let u = it.usage;
-    println!(
-        "Tokens: input {}, output {}, cache read {}, cache write {}{}",
-        u.input,
-        u.output,
-        u.cache_read,
-        u.cache_write,
-        it.cost_usd
-            .map(|c| format!("; estimated ${c:.4}"))
-            .unwrap_or_default()
-    );
+    print_tokens(&it.usage, it.cost_usd);
 }
 
 pub(super) fn print_generation(out: &Path, g: &crate::generate::GenerateReport, ui: &Ui) {

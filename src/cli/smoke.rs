@@ -206,17 +206,7 @@ fn print_checks(c: &ChecksReport, a: &args::SmokeArgs, ui: &Ui) {
             ui.paint("31", "stopped: the next revision could cross --max-cost")
         );
     }
-    let u = c.usage;
-    println!(
-        "Tokens: input {}, output {}, cache read {}, cache write {}{}",
-        u.input,
-        u.output,
-        u.cache_read,
-        u.cache_write,
-        c.cost_usd
-            .map(|c| format!("; estimated ${c:.4}"))
-            .unwrap_or_default()
-    );
+    print_tokens(&c.usage, c.cost_usd);
     let files = compose_args(a);
     for s in &c.verify.smoke {
         println!(

@@ -172,3 +172,17 @@ pub(super) fn print_services(v: &VerifyReport, ui: &Ui) {
     }
     println!();
 }
+
+/// `Tokens: input N, output N, cache read N, cache write N; estimated $X`.
+pub(super) fn print_tokens(u: &crate::llm::Usage, cost_usd: Option<f64>) {
+    println!(
+        "Tokens: input {}, output {}, cache read {}, cache write {}{}",
+        u.input,
+        u.output,
+        u.cache_read,
+        u.cache_write,
+        cost_usd
+            .map(|c| format!("; estimated ${c:.4}"))
+            .unwrap_or_default()
+    );
+}

@@ -3,8 +3,34 @@
 
 use crate::protocol::ManifestEntry;
 
+/// The output protocol both system prompts end with; `$root` names the folder paths are
+/// relative to.
+macro_rules! output_protocol {
+    ($root:literal) => {
+        concat!(
+            r#"Output protocol: answer only with blocks, one per file, each file complete:
+<file path="relative/path">
+content
+</file>
+To change an existing file, you may instead send an edit block whose SEARCH text is copied exactly from the file:
+<edit path="relative/path">
+<<<<<<< SEARCH
+exact existing lines
+=======
+replacement lines
+>>>>>>> REPLACE
+</edit>
+To delete a file: <delete path="relative/path"/>
+Paths are relative to the "#,
+            $root,
+            "'s root folder and use '/'. Do not wrap blocks in code fences."
+        )
+    };
+}
+
 /// The rules of a generated system and the output protocol.
-pub const SYSTEM: &str = r#"You are masgen, an expert in building multi-service systems that run under Docker Compose.
+pub const SYSTEM: &str = concat!(
+    r#"You are masgen, an expert in building multi-service systems that run under Docker Compose.
 You write complete, working systems: every file in full, no placeholders, no "TODO", no elided code.
 
 Rules for every system:
@@ -52,20 +78,9 @@ kind is substituted (a stand-in does part of the job) or not_met (left out).
 
 When you repair a system, masgen has built and started it and shows you the evidence: build output, exit codes, the last log lines, health probe output. Find the root cause in that evidence. A service that did not start because a service it depends on failed needs no change of its own. Change as little as possible: fix the failing files with edit blocks, keep every working service as it is, and keep names other files rely on, or change them in every file that uses them. Never weaken a healthcheck to make it pass.
 
-Output protocol: answer only with blocks, one per file, each file complete:
-<file path="relative/path">
-content
-</file>
-To change an existing file, you may instead send an edit block whose SEARCH text is copied exactly from the file:
-<edit path="relative/path">
-<<<<<<< SEARCH
-exact existing lines
-=======
-replacement lines
->>>>>>> REPLACE
-</edit>
-To delete a file: <delete path="relative/path"/>
-Paths are relative to the system's root folder and use '/'. Do not wrap blocks in code fences."#;
+"#,
+    output_protocol!("system")
+);
 
 /// The system prompt, with what masgen found out about the machine (`--offline`): the
 /// same for every request of a run, so the prompt cache still serves it.
@@ -387,7 +402,8 @@ pub fn more_files(files: &[(String, String)]) -> String {
 
 /// The rules of `masgen smoke`: smoke checks for a compose project masgen did not write,
 /// in their own folder and compose file, never touching the project's files.
-pub const CHECKS_SYSTEM: &str = r#"You are masgen, an expert in Docker Compose systems. You write smoke checks for a compose project that someone else wrote: programs that run once the system is up and healthy and prove, from outside, that it does what its README and code say it does.
+pub const CHECKS_SYSTEM: &str = concat!(
+    r#"You are masgen, an expert in Docker Compose systems. You write smoke checks for a compose project that someone else wrote: programs that run once the system is up and healthy and prove, from outside, that it does what its README and code say it does.
 
 What you write, and nothing else:
 - compose.smoke.yaml at the project's root: a compose file that Docker Compose merges over the project's own (docker compose -f <the project's files> -f compose.smoke.yaml --profile smoke run --rm <check>). It has only a top-level `services:` key, and each service in it is a new smoke check: `profiles: [smoke]`, `build: ./smoke/<check>` (a folder of its own under smoke/), and depends_on on each project service it talks to, with condition: service_healthy when that service has a healthcheck, service_completed_successfully for a one-shot job, service_started otherwise. It never redefines, extends or changes a service of the project, nor its networks or volumes: the project is the user's.
@@ -405,20 +421,9 @@ How a check works:
 
 When masgen shows you a check that is broken (it did not build, did not start, or crashed without reporting a failed test point), fix that check's own files or its entry in compose.smoke.yaml. A check that ran and reported `not ok` is not yours to change: it found the system does not do what was promised.
 
-Output protocol: answer only with blocks, one per file, each file complete:
-<file path="relative/path">
-content
-</file>
-To change an existing file, you may instead send an edit block whose SEARCH text is copied exactly from the file:
-<edit path="relative/path">
-<<<<<<< SEARCH
-exact existing lines
-=======
-replacement lines
->>>>>>> REPLACE
-</edit>
-To delete a file: <delete path="relative/path"/>
-Paths are relative to the project's root folder and use '/'. Do not wrap blocks in code fences."#;
+"#,
+    output_protocol!("project")
+);
 
 /// `masgen smoke`'s first request: the project as masgen read it.
 pub fn checks(project: &str) -> String {
@@ -444,6 +449,16 @@ pub fn checks_revision(files: &[(String, String)], diagnostics: &str) -> String 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn both_system_prompts_end_with_the_output_protocol() {
+        for (prompt, root) in [(SYSTEM, "system"), (CHECKS_SYSTEM, "project")] {
+            assert!(prompt.contains(".\n\nOutput protocol: answer only with blocks"));
+            assert!(prompt.ends_with(&format!(
+                "Paths are relative to the {root}'s root folder and use '/'. Do not wrap blocks in code fences."
+            )));
+        }
+    }
+
     use super::*;
 
     #[test]
