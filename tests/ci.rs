@@ -34,19 +34,7 @@ fn check_jsonschema(test: &str) -> Option<PathBuf> {
 /// A DOCKER_CONFIG whose cli-plugins hold the reference Compose v2, so that `docker
 /// compose` is Compose v2 as on a runner.
 fn compose_plugin(test: &str) -> Option<tempfile::TempDir> {
-    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/compose-ref/lib");
-    let binary = std::fs::read_dir(&lib).ok().and_then(|d| {
-        d.flatten()
-            .map(|e| e.path().join("site-packages/compose/docker-compose"))
-            .find(|p| p.is_file())
-    });
-    let Some(binary) = binary else {
-        require(
-            test,
-            "the reference Compose v2 is not installed in target/compose-ref",
-        );
-        return None;
-    };
+    let binary = compose_reference_or_skip(test)?;
     let config = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(config.path().join("cli-plugins")).unwrap();
     std::os::unix::fs::symlink(binary, config.path().join("cli-plugins/docker-compose")).unwrap();

@@ -15,31 +15,15 @@
 //! (target/compose-ref). Without it the test skips loudly, and fails under
 //! MASGEN_REQUIRE_DOCKER=1 (CI, where scripts/test.sh installs it).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::{Map, Value};
 
-fn reference() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("MASGEN_COMPOSE_REF").map(PathBuf::from) {
-        return p.is_file().then_some(p);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/compose-ref/lib");
-    std::fs::read_dir(venv).ok()?.flatten().find_map(|e| {
-        let p = e.path().join("site-packages/compose/docker-compose");
-        p.is_file().then_some(p)
-    })
-}
-
 fn reference_or_skip(test: &str) -> Option<PathBuf> {
-    let found = reference();
-    if found.is_none() {
-        if std::env::var("MASGEN_REQUIRE_DOCKER").as_deref() == Ok("1") {
-            panic!("{test}: MASGEN_REQUIRE_DOCKER=1 but Docker Compose v2 (the reference) is not installed: run scripts/test.sh, or set MASGEN_COMPOSE_REF");
-        }
-        eprintln!("SKIPPED {test}: Docker Compose v2 (the reference) is not installed: scripts/test.sh installs it (or set MASGEN_COMPOSE_REF)");
-    }
-    found
+    common::docker::compose_reference_or_skip(test)
 }
 
 #[derive(Default)]

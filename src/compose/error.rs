@@ -71,6 +71,8 @@ pub enum ValueError {
     Volume(String),
     #[error("bind mount to {0} has no source")]
     BindWithoutSource(String),
+    #[error("bind mount option {0}")]
+    BindOption(String),
     #[error("volume type {0:?}: masgen mounts bind, volume and tmpfs only (API 1.41 has no image mounts): refused before anything runs; remove the mount")]
     MountType(String),
     #[error("mode {0} is not a file mode")]

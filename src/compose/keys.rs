@@ -194,14 +194,35 @@ const PORT: Schema = Schema {
 
 const VOLUME: Schema = Schema {
     name: "volumes",
-    known: &["type", "source", "target", "read_only"],
+    known: &["type", "source", "target", "read_only", "bind", "volume"],
     ignored: &[("consistency", "it only matters on Docker Desktop for Mac")],
     refused: &[
-        ("bind", "masgen does not apply bind options (propagation, selinux, create_host_path): remove them"),
-        ("volume", "masgen does not apply volume options (nocopy, subpath): remove them"),
-        ("tmpfs", "masgen does not apply tmpfs options (size, mode): remove them"),
+        (
+            "tmpfs",
+            "masgen does not apply tmpfs options (size, mode): remove them",
+        ),
         ("image", "masgen does not mount images: remove the mount"),
     ],
+};
+
+const BIND_OPTIONS: Schema = Schema {
+    name: "volumes.bind",
+    known: &["propagation", "create_host_path", "selinux"],
+    ignored: &[],
+    refused: &[(
+        "recursive",
+        "recursive bind mounts need Docker Engine API 1.44 and masgen speaks 1.41: remove it",
+    )],
+};
+
+const VOLUME_OPTIONS: Schema = Schema {
+    name: "volumes.volume",
+    known: &["nocopy"],
+    ignored: &[],
+    refused: &[(
+        "subpath",
+        "volume subpaths need Docker Engine API 1.45 and masgen speaks 1.41: mount the volume and use the path inside it",
+    )],
 };
 
 const NETWORK_ATTACH: Schema = Schema {
@@ -402,6 +423,17 @@ impl Checker<'_> {
         ] {
             if let Some(Value::Array(items)) = svc.get(key) {
                 self.at(path, key, |c, p| c.items(items, p, schema))?;
+            }
+        }
+        if let Some(Value::Array(items)) = svc.get("volumes") {
+            for (i, item) in items.iter().enumerate() {
+                for (key, schema) in [("bind", &BIND_OPTIONS), ("volume", &VOLUME_OPTIONS)] {
+                    if let Some(v) = item.get(key) {
+                        let mut p = path.clone();
+                        p.extend(["volumes".into(), i.to_string(), key.into()]);
+                        self.mapping(v, &mut p, schema)?;
+                    }
+                }
             }
         }
         for (key, schema) in [("depends_on", &DEPENDS), ("networks", &NETWORK_ATTACH)] {

@@ -726,22 +726,71 @@ pub struct VolumeLong {
     pub target: String,
     #[serde(default, deserialize_with = "lenient_bool")]
     pub read_only: Option<bool>,
+    /// `bind:` options (a bind mount's).
+    #[serde(default)]
+    pub bind: Option<BindLong>,
+    /// `volume:` options (a named volume's).
+    #[serde(default)]
+    pub volume: Option<VolumeOptionsLong>,
 }
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct BindLong {
+    #[serde(default)]
+    pub propagation: Option<String>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub create_host_path: Option<bool>,
+    #[serde(default)]
+    pub selinux: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct VolumeOptionsLong {
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub nocopy: Option<bool>,
+}
+
+/// A bind mount's options, as Compose keeps them: written short (`./d:/d:z`), a bind
+/// always has them, with `create_host_path`; written long, only with a `bind:` key.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BindOptions {
+    /// `z` (shared relabel) or `Z` (private relabel).
+    pub selinux: Option<String>,
+    /// `private`, `rprivate`, `shared`, `rshared`, `slave`, `rslave`.
+    pub propagation: Option<String>,
+    pub create_host_path: bool,
+}
+
+impl BindOptions {
+    /// Whether Compose mounts it through the engine's Mount API (which creates no missing
+    /// host path and has no SELinux label) rather than a `src:dst:mode` bind: with
+    /// options that do not create the host path, or that set a propagation.
+    pub fn needs_mount_api(&self) -> bool {
+        !self.create_host_path || self.propagation.is_some()
+    }
+}
+
+const PROPAGATIONS: &[&str] = &[
+    "private", "rprivate", "shared", "rshared", "slave", "rslave",
+];
 
 /// A mount in one form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mount {
-    /// A named volume (declared at the top level).
+    /// A named volume (declared at the top level); `volume` holds its options, when it
+    /// has them (written short, or with a `volume:` key): `nocopy`.
     Named {
         name: String,
         target: String,
         read_only: bool,
+        volume: Option<bool>,
     },
     /// A host path (relative paths are relative to the compose file's folder).
     Bind {
         source: String,
         target: String,
         read_only: bool,
+        bind: Option<BindOptions>,
     },
     /// An anonymous volume.
     Anonymous { target: String },
@@ -758,24 +807,36 @@ impl Volume {
         match self {
             Volume::Short(s) => {
                 let parts: Vec<&str> = s.split(':').collect();
-                let ro = |m: Option<&&str>| m.is_some_and(|m| m.split(',').any(|o| o == "ro"));
                 match parts.as_slice() {
                     [t] => Ok(Mount::Anonymous {
                         target: t.to_string(),
                     }),
                     [src, t, rest @ ..] if rest.len() <= 1 => {
-                        let read_only = ro(rest.first());
+                        let opts: Vec<&str> =
+                            rest.first().map_or(Vec::new(), |m| m.split(',').collect());
+                        let read_only = opts.contains(&"ro");
                         if is_host_path(src) {
+                            let pick = |allowed: &[&str]| {
+                                opts.iter()
+                                    .find(|o| allowed.contains(o))
+                                    .map(|o| o.to_string())
+                            };
                             Ok(Mount::Bind {
                                 source: src.to_string(),
                                 target: t.to_string(),
                                 read_only,
+                                bind: Some(BindOptions {
+                                    selinux: pick(&["z", "Z"]),
+                                    propagation: pick(PROPAGATIONS),
+                                    create_host_path: true,
+                                }),
                             })
                         } else {
                             Ok(Mount::Named {
                                 name: src.to_string(),
                                 target: t.to_string(),
                                 read_only,
+                                volume: Some(opts.contains(&"nocopy")),
                             })
                         }
                     }
@@ -789,12 +850,14 @@ impl Volume {
                         source: src.clone(),
                         target: l.target.clone(),
                         read_only,
+                        bind: l.bind.as_ref().map(BindLong::options).transpose()?,
                     }),
                     ("bind", None) => Err(ValueError::BindWithoutSource(l.target.clone())),
                     ("volume", Some(src)) => Ok(Mount::Named {
                         name: src.clone(),
                         target: l.target.clone(),
                         read_only,
+                        volume: l.volume.as_ref().map(|v| v.nocopy.unwrap_or(false)),
                     }),
                     ("volume", None) => Ok(Mount::Anonymous {
                         target: l.target.clone(),
@@ -806,6 +869,32 @@ impl Volume {
                 }
             }
         }
+    }
+}
+
+impl BindLong {
+    /// The options, their values checked as Compose's schema checks them.
+    fn options(&self) -> Result<BindOptions, ValueError> {
+        if let Some(s) = self.selinux.as_deref().filter(|s| !matches!(*s, "z" | "Z")) {
+            return Err(ValueError::BindOption(format!(
+                "selinux: {s:?} (it is z or Z)"
+            )));
+        }
+        if let Some(p) = self
+            .propagation
+            .as_deref()
+            .filter(|p| !PROPAGATIONS.contains(p))
+        {
+            return Err(ValueError::BindOption(format!(
+                "propagation: {p:?} (it is one of {})",
+                PROPAGATIONS.join(", ")
+            )));
+        }
+        Ok(BindOptions {
+            selinux: self.selinux.clone(),
+            propagation: self.propagation.clone(),
+            create_host_path: self.create_host_path.unwrap_or(false),
+        })
     }
 }
 
@@ -1507,7 +1596,8 @@ mod tests {
             Mount::Named {
                 name: "data".into(),
                 target: "/var/lib".into(),
-                read_only: false
+                read_only: false,
+                volume: Some(false)
             }
         );
         assert_eq!(
@@ -1515,8 +1605,48 @@ mod tests {
             Mount::Bind {
                 source: "./conf".into(),
                 target: "/etc/x".into(),
-                read_only: true
+                read_only: true,
+                bind: Some(BindOptions {
+                    create_host_path: true,
+                    ..Default::default()
+                })
             }
+        );
+        assert_eq!(
+            Volume::Short("./d:/d:ro,Z,rslave,unknown".into())
+                .mount()
+                .unwrap(),
+            Mount::Bind {
+                source: "./d".into(),
+                target: "/d".into(),
+                read_only: true,
+                bind: Some(BindOptions {
+                    selinux: Some("Z".into()),
+                    propagation: Some("rslave".into()),
+                    create_host_path: true,
+                })
+            }
+        );
+        let long = |bind: &str| {
+            let text = format!("{{type: bind, source: ./d, target: /d, bind: {bind}}}");
+            let v: VolumeLong =
+                serde_json::from_value(crate::compose::yaml::parse(&text).unwrap().value).unwrap();
+            Volume::Long(v).mount()
+        };
+        assert!(matches!(
+            long("{selinux: q}"),
+            Err(ValueError::BindOption(_))
+        ));
+        assert!(matches!(
+            long("{propagation: sideways}"),
+            Err(ValueError::BindOption(_))
+        ));
+        let Ok(Mount::Bind { bind: Some(b), .. }) = long("{selinux: z}") else {
+            panic!("a long bind with options");
+        };
+        assert!(
+            b.needs_mount_api(),
+            "no create_host_path: through the Mount API, as Compose"
         );
         assert_eq!(
             Volume::Short("/data".into()).mount().unwrap(),

@@ -87,7 +87,9 @@ pub fn project(p: &Project) -> Value {
 }
 
 /// A path written in the project, absolute as Compose prints it.
-fn absolute(root: &Path, p: &str) -> String {
+/// A host path as Compose resolves it: `~/` from HOME, else against `root`, cleaned
+/// lexically (`./a/../b` is `b`).
+pub fn absolute(root: &Path, p: &str) -> String {
     if let Some(rest) = p.strip_prefix("~/") {
         if let Some(home) = std::env::var_os("HOME") {
             return lexical(&Path::new(&home).join(rest)).display().to_string();
@@ -576,27 +578,41 @@ fn volume(m: Mount, short: bool, root: &Path) -> Value {
             source,
             target,
             read_only,
+            bind,
         } => {
             v.insert("type".into(), json!("bind"));
             v.insert("source".into(), json!(absolute(root, &source)));
             v.insert("target".into(), json!(target));
             ro(&mut v, read_only);
-            if short {
-                v.insert("bind".into(), json!({"create_host_path": true}));
+            if let Some(b) = bind {
+                let mut o = Map::new();
+                if let Some(s) = b.selinux {
+                    o.insert("selinux".into(), json!(s));
+                }
+                if let Some(p) = b.propagation {
+                    o.insert("propagation".into(), json!(p));
+                }
+                if b.create_host_path {
+                    o.insert("create_host_path".into(), json!(true));
+                }
+                v.insert("bind".into(), Value::Object(o));
             }
         }
         Mount::Named {
             name,
             target,
             read_only,
+            volume,
         } => {
             v.insert("type".into(), json!("volume"));
             v.insert("source".into(), json!(name));
             v.insert("target".into(), json!(target));
             ro(&mut v, read_only);
-            if short {
-                v.insert("volume".into(), json!({}));
-            }
+            match volume {
+                Some(true) => v.insert("volume".into(), json!({"nocopy": true})),
+                Some(false) => v.insert("volume".into(), json!({})),
+                None => None,
+            };
         }
         Mount::Anonymous { target } => {
             v.insert("type".into(), json!("volume"));

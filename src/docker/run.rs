@@ -209,12 +209,13 @@ pub fn container_body(
     let mut labels = scope.labels(run, Some(name));
     labels.extend(spec.labels.clone());
     let joins = spec.joins_another();
-    let (binds, anonymous, tmpfs) = mounts(spec, with);
+    let m = mounts(spec, with);
     let primary = primary_network(spec, with)?;
     let host_config = HostConfig {
         port_bindings: Some(port_bindings(spec, with.settings)),
-        binds: Some(binds),
-        tmpfs: Some(tmpfs),
+        binds: Some(m.binds),
+        mounts: (!m.api.is_empty()).then_some(m.api),
+        tmpfs: Some(m.tmpfs),
         memory: Some(spec.memory.unwrap_or(with.settings.memory)),
         pids_limit: Some(with.settings.pids),
         network_mode: Some(match &primary {
@@ -259,7 +260,7 @@ pub fn container_body(
         open_stdin: spec.stdin_open,
         labels: Some(labels.into_iter().collect()),
         exposed_ports: Some(exposed(spec)),
-        volumes: Some(anonymous),
+        volumes: Some(m.anonymous),
         healthcheck: spec.health.as_ref().map(health_config),
         host_config: Some(host_config),
         networking_config: primary.map(|(docker_name, endpoint)| NetworkingConfig {
@@ -361,44 +362,98 @@ fn exposed(spec: &ContainerSpec) -> Vec<String> {
     out
 }
 
-/// Binds (volumes by their Docker names, host paths, secret and config files), anonymous
-/// volumes, and tmpfs mounts. Secrets and configs from files are read-only bind mounts, as
+/// What a container mounts, as the engine takes it.
+#[derive(Default)]
+struct Mounts {
+    /// `src:dst[:mode]` binds: volumes by their Docker names, host paths (a missing one is
+    /// created), secret and config files.
+    binds: Vec<String>,
+    /// Through the Mount API: binds with a propagation or that must not create their host
+    /// path, volumes with `nocopy`, as Compose mounts them.
+    api: Vec<bollard::models::Mount>,
+    anonymous: Vec<String>,
+    tmpfs: HashMap<String, String>,
+}
+
+/// The container's mounts. Secrets and configs from files are read-only bind mounts, as
 /// compose makes them; the others are copied in after creation (copy_files).
-fn mounts(
-    spec: &ContainerSpec,
-    with: &Attachments,
-) -> (Vec<String>, Vec<String>, HashMap<String, String>) {
-    let ro = |read_only: bool| if read_only { ":ro" } else { "" };
-    let (mut binds, mut anonymous, mut tmpfs) = (Vec::new(), Vec::new(), HashMap::new());
+fn mounts(spec: &ContainerSpec, with: &Attachments) -> Mounts {
+    use bollard::models::{Mount, MountBindOptions, MountType, MountVolumeOptions};
+    let mode = |read_only: bool| if read_only { "ro" } else { "rw" };
+    let mut out = Mounts::default();
     for m in &spec.mounts {
         match m {
             MountSpec::Volume {
                 name,
                 target,
                 read_only,
+                nocopy,
             } => {
                 let docker_name = with.volumes.get(name).unwrap_or(name);
-                binds.push(format!("{docker_name}:{target}{}", ro(*read_only)));
+                if !nocopy {
+                    out.binds
+                        .push(format!("{docker_name}:{target}:{}", mode(*read_only)));
+                    continue;
+                }
+                out.api.push(Mount {
+                    typ: Some(MountType::VOLUME),
+                    source: Some(docker_name.clone()),
+                    target: Some(target.clone()),
+                    read_only: read_only.then_some(true),
+                    volume_options: Some(MountVolumeOptions {
+                        no_copy: Some(true),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
             }
             MountSpec::Bind {
                 source,
                 target,
                 read_only,
+                selinux,
+                mount_api: false,
+                ..
             } => {
-                binds.push(format!("{}:{target}{}", source.display(), ro(*read_only)));
+                let label = selinux
+                    .as_deref()
+                    .map(|l| format!(",{l}"))
+                    .unwrap_or_default();
+                out.binds.push(format!(
+                    "{}:{target}:{}{label}",
+                    source.display(),
+                    mode(*read_only)
+                ));
             }
-            MountSpec::Anonymous { target } => anonymous.push(target.clone()),
+            MountSpec::Bind {
+                source,
+                target,
+                read_only,
+                propagation,
+                ..
+            } => out.api.push(Mount {
+                typ: Some(MountType::BIND),
+                source: Some(source.display().to_string()),
+                target: Some(target.clone()),
+                read_only: read_only.then_some(true),
+                bind_options: propagation.as_deref().map(|p| MountBindOptions {
+                    propagation: serde_json::from_value(serde_json::json!(p)).ok(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            MountSpec::Anonymous { target } => out.anonymous.push(target.clone()),
             MountSpec::Tmpfs { target, options } => {
-                tmpfs.insert(target.clone(), options.clone());
+                out.tmpfs.insert(target.clone(), options.clone());
             }
         }
     }
     for f in with.files {
         if let FileSource::Path(p) = &f.source {
-            binds.push(format!("{}:{}:ro", p.display(), f.target));
+            out.binds.push(format!("{}:{}:ro", p.display(), f.target));
         }
     }
-    (binds, anonymous, tmpfs)
+    out
 }
 
 /// The network the container is created on, with its endpoint (a link is an alias only

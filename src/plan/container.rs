@@ -21,17 +21,25 @@ pub struct Port {
 /// A mount of the container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountSpec {
-    /// A named volume of the project (its compose name).
+    /// A named volume of the project (its compose name); `nocopy`: the image's content
+    /// at the target is not copied into an empty volume.
     Volume {
         name: String,
         target: String,
         read_only: bool,
+        nocopy: bool,
     },
-    /// A host path, absolute.
+    /// A host path, absolute, with its SELinux label (`z`, `Z`) and propagation; through
+    /// the engine's Mount API when Compose uses it (see
+    /// [`BindOptions::needs_mount_api`](crate::compose::model::BindOptions::needs_mount_api)),
+    /// else as a `src:dst:mode` bind that creates a missing host path.
     Bind {
         source: PathBuf,
         target: String,
         read_only: bool,
+        selinux: Option<String>,
+        propagation: Option<String>,
+        mount_api: bool,
     },
     Anonymous {
         target: String,
@@ -274,20 +282,32 @@ fn mounts(svc: &Service, root: &Path) -> Result<Vec<MountSpec>, ValueError> {
                 name,
                 target,
                 read_only,
+                volume,
             } => MountSpec::Volume {
                 name,
                 target,
                 read_only,
+                nocopy: volume == Some(true),
             },
             Mount::Bind {
                 source,
                 target,
                 read_only,
-            } => MountSpec::Bind {
-                source: super::host_path(root, &source),
-                target,
-                read_only,
-            },
+                bind,
+            } => {
+                let bind = bind.unwrap_or(crate::compose::model::BindOptions {
+                    create_host_path: true,
+                    ..Default::default()
+                });
+                MountSpec::Bind {
+                    source: super::host_path(root, &source),
+                    target,
+                    read_only,
+                    mount_api: bind.needs_mount_api(),
+                    selinux: bind.selinux,
+                    propagation: bind.propagation,
+                }
+            }
             Mount::Anonymous { target } => MountSpec::Anonymous { target },
             Mount::Tmpfs { target } => MountSpec::Tmpfs {
                 target,

@@ -304,11 +304,7 @@ fn readiness(project: &Project, name: &str, settle: Duration) -> Readiness {
 
 /// A path as the container's host side sees it: absolute, or relative to `root`.
 fn host_path(root: &Path, source: &str) -> std::path::PathBuf {
-    if Path::new(source).is_absolute() {
-        Path::new(source).to_path_buf()
-    } else {
-        root.join(source)
-    }
+    crate::compose::normal::absolute(root, source).into()
 }
 
 #[cfg(test)]
@@ -387,12 +383,16 @@ networks: {back: {}, front: {}}
                 MountSpec::Volume {
                     name: "data".into(),
                     target: "/var/lib/db".into(),
-                    read_only: false
+                    read_only: false,
+                    nocopy: false
                 },
                 MountSpec::Bind {
-                    source: p.root.join("./conf"),
+                    source: p.root.join("conf"),
                     target: "/etc/db".into(),
-                    read_only: true
+                    read_only: true,
+                    selinux: None,
+                    propagation: None,
+                    mount_api: false
                 },
                 MountSpec::Anonymous {
                     target: "/scratch".into()

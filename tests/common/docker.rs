@@ -194,3 +194,29 @@ pub fn unique_output(tag: &str) -> (tempfile::TempDir, PathBuf, Cleanup) {
     let path = dir.path().join(&name);
     (dir, path, Cleanup(name))
 }
+
+/// Docker Compose v2, the reference: MASGEN_COMPOSE_REF, else what scripts/test.sh
+/// installs into target/compose-ref.
+pub fn compose_reference() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("MASGEN_COMPOSE_REF").map(PathBuf::from) {
+        return p.is_file().then_some(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/compose-ref/lib");
+    std::fs::read_dir(venv).ok()?.flatten().find_map(|e| {
+        let p = e.path().join("site-packages/compose/docker-compose");
+        p.is_file().then_some(p)
+    })
+}
+
+/// [`compose_reference`], or None after saying why the test skips (a failure under
+/// MASGEN_REQUIRE_DOCKER=1).
+pub fn compose_reference_or_skip(test: &str) -> Option<PathBuf> {
+    let found = compose_reference();
+    if found.is_none() {
+        if std::env::var("MASGEN_REQUIRE_DOCKER").as_deref() == Ok("1") {
+            panic!("{test}: MASGEN_REQUIRE_DOCKER=1 but Docker Compose v2 (the reference) is not installed: run scripts/test.sh, or set MASGEN_COMPOSE_REF");
+        }
+        eprintln!("SKIPPED {test}: Docker Compose v2 (the reference) is not installed: scripts/test.sh installs it (or set MASGEN_COMPOSE_REF)");
+    }
+    found
+}

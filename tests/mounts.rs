@@ -1,0 +1,95 @@
+//! Bind and volume options reach the container as Docker Compose v2 puts them there: the
+//! same project is started by Compose and kept by masgen, and both containers' binds and
+//! Mount-API mounts are compared (SELinux labels, propagation, read-only, nocopy).
+
+mod common;
+
+use std::process::Command;
+
+use common::docker::*;
+use common::*;
+use serde_json::Value;
+
+/// A container's `HostConfig.Binds` (sorted) and its Mount-API mounts without their
+/// sources (a volume's carries its project's name).
+fn mounts_of(container: &str) -> (Vec<String>, Vec<Value>) {
+    let binds: Vec<String> =
+        serde_json::from_str(&inspect(container, "{{json .HostConfig.Binds}}")).unwrap();
+    let mut binds = binds;
+    binds.sort();
+    let mounts: Value = serde_json::from_str(&inspect(container, "{{json .HostConfig.Mounts}}"))
+        .unwrap_or(Value::Null);
+    let mut mounts: Vec<Value> = mounts
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut m| {
+            m.as_object_mut().unwrap().remove("Source");
+            m
+        })
+        .collect();
+    mounts.sort_by_key(|m| m["Target"].as_str().unwrap_or("").to_string());
+    (binds, mounts)
+}
+
+#[test]
+fn bind_options_reach_the_container_as_compose_puts_them() {
+    let test = "bind_options_reach_the_container_as_compose_puts_them";
+    if !docker_available(test) {
+        return;
+    }
+    let Some(compose) = compose_reference_or_skip(test) else {
+        return;
+    };
+    let (_tmp, dir, cleanup) = unique_output("binds");
+    copy_dir(&fixture("bind_options"), &dir);
+
+    // Compose first, under a name of its own.
+    let theirs = format!("{}-compose", cleanup.0);
+    let _their_cleanup = Cleanup(theirs.clone());
+    let up = Command::new(&compose)
+        .args(["-p", &theirs, "up", "-d"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(up.status.success(), "compose up: {}", text(&up));
+    let expected = mounts_of(&format!("{theirs}-app-1"));
+    let down = Command::new(&compose)
+        .args(["-p", &theirs, "down", "-v"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "compose down: {}", text(&down));
+
+    let kept = masgen()
+        .arg("verify")
+        .arg(&dir)
+        .args(["--settle", "1", "--stability", "0", "--keep"])
+        .output()
+        .unwrap();
+    assert_eq!(kept.status.code(), Some(0), "{}", text(&kept));
+    let ours = mounts_of(&format!("{}-app-1", cleanup.0));
+    let down = masgen().arg("down").arg(&dir).arg("-v").output().unwrap();
+    assert_eq!(down.status.code(), Some(0), "{}", text(&down));
+
+    assert_eq!(ours, expected);
+    // And what that is, in words.
+    let root = dir.canonicalize().unwrap();
+    let (binds, mounts) = ours;
+    for b in [
+        format!("{}/conf:/conf:ro,z", root.display()),
+        format!("{}/work:/work:rw,Z", root.display()),
+        format!("{}/conf:/conf-labelled:rw,z", root.display()),
+    ] {
+        assert!(binds.contains(&b), "{b} not in {binds:?}");
+    }
+    let by_target = |t: &str| mounts.iter().find(|m| m["Target"] == t).cloned().unwrap();
+    assert_eq!(
+        by_target("/conf-private")["BindOptions"]["Propagation"],
+        "rprivate"
+    );
+    assert_eq!(by_target("/conf-private")["ReadOnly"], true);
+    assert_eq!(by_target("/data")["VolumeOptions"]["NoCopy"], true);
+    drop(cleanup);
+}
