@@ -93,3 +93,56 @@ fn bind_options_reach_the_container_as_compose_puts_them() {
     assert_eq!(by_target("/data")["VolumeOptions"]["NoCopy"], true);
     drop(cleanup);
 }
+
+/// `masgen verify . -f sub/dir/compose.yml` builds and mounts what Compose would: the
+/// first file's folder is the project directory, so its own context, bind source and
+/// `.env` count, not the folder masgen was pointed at.
+#[test]
+fn a_project_read_from_another_folder_builds_and_mounts_its_own_directory() {
+    let test = "a_project_read_from_another_folder_builds_and_mounts_its_own_directory";
+    if !docker_available(test) {
+        return;
+    }
+    let (_tmp, dir, cleanup) = unique_output("projdir");
+    for (path, text) in [
+        // The folder masgen is pointed at: a context that does not build, other data.
+        ("ctx/Dockerfile", "FROM busybox:latest\nRUN exit 1\n"),
+        ("data/mark", "outer\n"),
+        (".env", "MARK=outer\n"),
+        // The project directory's own.
+        ("sub/dir/ctx/Dockerfile", "FROM busybox:latest\nCMD [\"sleep\", \"3600\"]\n"),
+        ("sub/dir/data/mark", "inner\n"),
+        ("sub/dir/.env", "MARK=inner\n"),
+        (
+            "sub/dir/compose.yml",
+            "services:\n  app:\n    build: ./ctx\n    environment:\n      MARK: ${MARK}\n    volumes:\n      - ./data:/data:ro\n    healthcheck:\n      test: [\"CMD-SHELL\", \"grep -qx \\\"$$MARK\\\" /data/mark\"]\n      interval: 1s\n      retries: 5\n",
+        ),
+    ] {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let out = masgen()
+        .arg("verify")
+        .arg(&dir)
+        .args(["-f", "sub/dir/compose.yml", "-p", &cleanup.0])
+        .args(["--settle", "1", "--stability", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let name = cleanup.0.clone();
+    drop(cleanup);
+    assert_nothing_left(&name);
+    // Without -p, the project is named after its directory, as Compose names it.
+    let config = masgen()
+        .arg("config")
+        .arg(&dir)
+        .args(["-f", "sub/dir/compose.yml"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&config.stdout).starts_with("name: dir\n"),
+        "{}",
+        text(&config)
+    );
+}

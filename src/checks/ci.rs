@@ -72,12 +72,15 @@ pub fn target(dir: &Path, load: &LoadOptions) -> Result<Target, CiError> {
     let plan = crate::plan::load(dir, &load, true, Duration::from_secs(5))?;
     let project =
         crate::compose::load::load_with(dir, &load).map_err(crate::plan::PlanError::from)?;
+    // Named from the repository's root (where the job runs), which may hold the project
+    // in a folder of its own.
+    let base = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     let mut files = Vec::new();
     for f in std::iter::once(&project.file).chain(&project.merged_files) {
-        let rel = project.inside(f).ok_or_else(|| CiError::Outside {
+        let rel = f.strip_prefix(&base).map_err(|_| CiError::Outside {
             path: f.display().to_string(),
         })?;
-        files.push(rel);
+        files.push(rel.to_string_lossy().into_owned());
     }
     Ok(Target {
         compose_file: files.join(":"),

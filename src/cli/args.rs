@@ -367,6 +367,11 @@ pub struct ProjectFlags {
     /// more (later files win), as `docker compose --env-file`.
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_files: Vec<PathBuf>,
+    /// The project directory, as `docker compose --project-directory` (relative to the
+    /// folder): relative paths, `.env` and the default project name come from it. Default:
+    /// the first compose file's folder.
+    #[arg(long = "project-directory", value_name = "PATH")]
+    pub project_directory: Option<PathBuf>,
 }
 
 impl ProjectFlags {
@@ -376,6 +381,7 @@ impl ProjectFlags {
             project_name: self.project_name.clone(),
             env_files: self.env_files.clone(),
             profiles: Vec::new(),
+            project_directory: self.project_directory.clone(),
             smoke_file: true,
         }
     }

@@ -184,3 +184,29 @@ pub(super) fn project_folder(dir: &Path, project: &args::ProjectFlags) -> Result
     }
     Ok(())
 }
+
+/// The commands that write into the project (repair, smoke) write relative to DIR: a
+/// project whose directory is elsewhere (`-f sub/compose.yaml`, `--project-directory`)
+/// is run from its own directory instead.
+pub(super) fn writes_in_project_directory(
+    dir: &Path,
+    project: &args::ProjectFlags,
+    command: &str,
+) -> Result<(), Fatal> {
+    let Ok(p) = crate::compose::load::load_with(dir, &project.load_options()) else {
+        return Ok(()); // reading it fails with its own message later
+    };
+    let here = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    if p.root == here {
+        return Ok(());
+    }
+    Err(Fatal::new(
+        exit::USAGE,
+        format!(
+            "the project directory is {} (the first compose file's folder, or --project-directory), not {}: masgen {command} writes files relative to the project directory, so run it there (masgen {command} {} with -f paths relative to it)",
+            p.root.display(),
+            dir.display(),
+            p.root.display()
+        ),
+    ))
+}

@@ -51,6 +51,7 @@ pub(super) fn finish_repair(report: &mut RunReport, r: RepairReport, ui: &Ui) ->
 pub(super) async fn repair_cmd(a: args::RepairArgs, ui: &Ui) -> Result<i32, Fatal> {
     let events = &ui.events;
     project_folder(&a.dir, &a.project)?;
+    writes_in_project_directory(&a.dir, &a.project, "repair")?;
     let spec = match &a.spec {
         Some(s) => crate::resolve_spec_arg(s).map_err(|e| Fatal::new(exit::USAGE, e))?,
         None => crate::workspace::State::load(&a.dir)

@@ -19,6 +19,7 @@ impl From<ChecksError> for Fatal {
 pub(super) async fn smoke_cmd(a: args::SmokeArgs, ui: &Ui) -> Result<i32, Fatal> {
     let events = &ui.events;
     project_folder(&a.dir, &a.project)?;
+    writes_in_project_directory(&a.dir, &a.project, "smoke")?;
     if a.run.verify.no_smoke {
         return Err(Fatal::new(exit::USAGE, "--no-smoke: masgen smoke writes and runs smoke checks; to verify without them, run masgen verify --no-smoke"));
     }

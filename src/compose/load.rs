@@ -35,6 +35,10 @@ pub struct LoadOptions {
     pub env_files: Vec<PathBuf>,
     /// Profiles active besides COMPOSE_PROFILES's (`--profile`).
     pub profiles: Vec<String>,
+    /// The project directory (`--project-directory`, relative to the folder): relative
+    /// paths, `.env` and the default project name are taken from it. None: the first
+    /// compose file's folder, as Compose decides it.
+    pub project_directory: Option<PathBuf>,
     /// Also merge the project's [`SMOKE_FILE`] (the checks `masgen smoke` wrote) last,
     /// when it is there and not named already. Compose reads it only when named (`-f`):
     /// `masgen config` leaves it out, verification takes it in.
@@ -101,6 +105,12 @@ impl Project {
             .chain(self.included_files.iter().cloned())
             .collect()
     }
+}
+
+/// `p` with links resolved when it exists, else cleaned lexically.
+fn canonical(p: &Path) -> PathBuf {
+    p.canonicalize()
+        .unwrap_or_else(|_| super::policy::lexical(p))
 }
 
 /// Find the compose file in `dir`.
@@ -295,7 +305,7 @@ fn paths_named(
     }
     let mut paths = Vec::new();
     for f in named {
-        let p = root.join(&f);
+        let p = super::policy::lexical(&root.join(&f));
         if !p.is_file() {
             return Err(ComposeError::Listed {
                 path: p,
@@ -392,10 +402,24 @@ fn defined_in(reader: &Reader) -> BTreeMap<String, PathBuf> {
 }
 
 pub fn load_with(dir: &Path, opts: &LoadOptions) -> Result<Project, ComposeError> {
-    let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
-    let dotenv = read_env_files(&root, &opts.env_files)?;
+    let work = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let given = opts
+        .project_directory
+        .as_ref()
+        .map(|p| canonical(&work.join(p)));
+    // COMPOSE_FILE may come from the .env of the project directory given, else the folder.
+    let first = given.clone().unwrap_or_else(|| work.clone());
+    let first_env = read_env_files(&first, &opts.env_files)?;
+    let mut paths = paths_named(dir, &work, &opts.files, &|k| variable(&first_env, k))?;
+    // The project directory: given, else the first compose file's folder; its .env holds
+    // the project's variables, and every relative path is resolved against it.
+    let root = given.unwrap_or_else(|| canonical(paths[0].parent().unwrap_or(&work)));
+    let dotenv = if root == first {
+        first_env
+    } else {
+        read_env_files(&root, &opts.env_files)?
+    };
     let lookup = |k: &str| variable(&dotenv, k);
-    let mut paths = paths_named(dir, &root, &opts.files, &lookup)?;
     let smoke = root.join(SMOKE_FILE);
     if opts.smoke_file && smoke.is_file() && !paths.contains(&smoke) {
         paths.push(smoke);
