@@ -149,7 +149,7 @@ fn meaning(out: &[u8]) -> Value {
         }
         services.insert(name.clone(), Value::Object(s));
     }
-    serde_json::json!({"name": v["name"], "services": services, "secrets": v["secrets"], "configs": v["configs"]})
+    serde_json::json!({"name": v["name"], "services": services, "secrets": v["secrets"], "configs": v["configs"], "networks": v["networks"], "volumes": v["volumes"]})
 }
 
 fn check(reference: &Path, dir: &Path) -> Result<(), String> {

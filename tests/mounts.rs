@@ -146,3 +146,101 @@ fn a_project_read_from_another_folder_builds_and_mounts_its_own_directory() {
         text(&config)
     );
 }
+
+/// The keys of `docker inspect` output that the compose file decides, labels without the
+/// ones Compose and masgen add.
+fn decided(json: &str, keys: &[&str]) -> Value {
+    let v: Value = serde_json::from_str(json).unwrap();
+    let v = &v[0];
+    let mut out = serde_json::Map::new();
+    for k in keys {
+        let mut x = v.pointer(k).cloned().unwrap_or(Value::Null);
+        if k.ends_with("Labels") {
+            if let Some(m) = x.as_object_mut() {
+                m.retain(|k, _| !k.starts_with("com.docker.compose") && !k.contains("masgen"));
+            }
+        }
+        out.insert(k.to_string(), x);
+    }
+    Value::Object(out)
+}
+
+fn docker_json(args: &[&str]) -> String {
+    let o = Command::new("docker").args(args).output().unwrap();
+    assert!(o.status.success(), "docker {args:?}: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// What Compose made of the fixture's network, volume and the container's address.
+fn objects(project: &str) -> (Value, Value, Value) {
+    let network = decided(
+        &docker_json(&["network", "inspect", &format!("{project}_front")]),
+        &[
+            "/Driver",
+            "/Internal",
+            "/Attachable",
+            "/EnableIPv6",
+            "/IPAM/Config",
+            "/Options",
+            "/Labels",
+        ],
+    );
+    let volume = decided(
+        &docker_json(&["volume", "inspect", &format!("{project}_scratch")]),
+        &["/Driver", "/Options", "/Labels"],
+    );
+    let endpoint = format!("/NetworkSettings/Networks/{project}_front");
+    let container = decided(
+        &docker_json(&["inspect", &format!("{project}-app-1")]),
+        &[
+            &format!("{endpoint}/IPAMConfig/IPv4Address"),
+            &format!("{endpoint}/IPAddress"),
+        ],
+    );
+    let container = Value::Array(container.as_object().unwrap().values().cloned().collect());
+    (network, volume, container)
+}
+
+#[test]
+fn networks_and_volumes_are_created_with_the_options_compose_gives_them() {
+    let test = "networks_and_volumes_are_created_with_the_options_compose_gives_them";
+    if !docker_available(test) {
+        return;
+    }
+    let Some(compose) = compose_reference_or_skip(test) else {
+        return;
+    };
+    let (_tmp, dir, cleanup) = unique_output("netopts");
+    copy_dir(&fixture("net_options"), &dir);
+    let theirs = format!("{}-compose", cleanup.0);
+    let _their_cleanup = Cleanup(theirs.clone());
+    let run = |args: &[&str]| {
+        let o = Command::new(&compose)
+            .args(["-p", &theirs])
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "compose {args:?}: {}", text(&o));
+    };
+    run(&["up", "-d"]);
+    let expected = objects(&theirs);
+    run(&["down", "-v"]);
+
+    let kept = masgen()
+        .arg("verify")
+        .arg(&dir)
+        .args(["--settle", "1", "--stability", "0", "--keep"])
+        .output()
+        .unwrap();
+    assert_eq!(kept.status.code(), Some(0), "{}", text(&kept));
+    let ours = objects(&cleanup.0);
+    let down = masgen().arg("down").arg(&dir).arg("-v").output().unwrap();
+    assert_eq!(down.status.code(), Some(0), "{}", text(&down));
+    assert_eq!(ours, expected);
+    let (network, volume, container) = ours;
+    assert_eq!(network["/Internal"], true);
+    assert_eq!(network["/IPAM/Config"][0]["Gateway"], "10.213.37.254");
+    assert_eq!(volume["/Options"]["o"], "size=10m");
+    assert_eq!(container[0], "10.213.37.10");
+}

@@ -227,14 +227,12 @@ const VOLUME_OPTIONS: Schema = Schema {
 
 const NETWORK_ATTACH: Schema = Schema {
     name: "networks",
-    known: &["aliases"],
+    known: &["aliases", "ipv4_address", "ipv6_address"],
     ignored: &[(
         "priority",
         "the order networks are connected in changes nothing masgen verifies",
     )],
     refused: &[
-        ("ipv4_address", NOT_APPLIED),
-        ("ipv6_address", NOT_APPLIED),
         ("link_local_ips", NOT_APPLIED),
         ("mac_address", NOT_APPLIED),
         ("driver_opts", NOT_APPLIED),
@@ -252,39 +250,43 @@ const LOGGING: Schema = Schema {
 
 const TOP_VOLUME: Schema = Schema {
     name: "top-level volume",
-    known: &["external", "name", "driver"],
-    ignored: &[("labels", "volume labels are metadata")],
-    refused: &[(
-        "driver_opts",
-        "masgen creates plain local volumes: remove the driver options",
-    )],
+    known: &["external", "name", "driver", "driver_opts", "labels"],
+    ignored: &[],
+    refused: &[],
 };
 
 const TOP_NETWORK: Schema = Schema {
     name: "top-level network",
-    known: &["external", "name", "driver"],
-    ignored: &[
-        ("labels", "network labels are metadata"),
-        ("attachable", SWARM),
+    known: &[
+        "external",
+        "name",
+        "driver",
+        "driver_opts",
+        "internal",
+        "attachable",
+        "enable_ipv6",
+        "ipam",
+        "labels",
     ],
-    refused: &[
-        (
-            "internal",
-            "masgen does not create internal networks: remove it",
-        ),
-        (
-            "ipam",
-            "masgen does not apply IP address management: remove it",
-        ),
-        (
-            "driver_opts",
-            "masgen creates plain bridge networks: remove the driver options",
-        ),
-        (
-            "enable_ipv6",
-            "masgen does not create IPv6 networks: remove it",
-        ),
-    ],
+    ignored: &[],
+    refused: &[(
+        "enable_ipv4",
+        "turning IPv4 off needs Docker Engine API 1.47 and masgen speaks 1.41: remove it",
+    )],
+};
+
+const IPAM: Schema = Schema {
+    name: "ipam",
+    known: &["driver", "config", "options"],
+    ignored: &[],
+    refused: &[],
+};
+
+const IPAM_POOL: Schema = Schema {
+    name: "ipam.config",
+    known: &["subnet", "ip_range", "gateway", "aux_addresses"],
+    ignored: &[],
+    refused: &[],
 };
 
 const TOP_FILE: Schema = Schema {
@@ -366,6 +368,21 @@ pub fn check(doc: &Doc, file: &str, warnings: &mut Vec<String>) -> Result<(), Re
             .flatten()
         {
             c.mapping(v, &mut vec![section.into(), name.clone()], schema)?;
+        }
+    }
+    for (name, v) in top
+        .and_then(|t| t.get("networks"))
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(ipam) = v.get("ipam") {
+            let mut p = vec!["networks".into(), name.clone(), "ipam".into()];
+            c.mapping(ipam, &mut p, &IPAM)?;
+            if let Some(Value::Array(pools)) = ipam.get("config") {
+                p.push("config".into());
+                c.items(pools, &mut p, &IPAM_POOL)?;
+            }
         }
     }
     if let Some(Value::Array(items)) = top.and_then(|t| t.get("include")) {
@@ -549,11 +566,16 @@ mod tests {
             .unwrap_err()
             .message
             .starts_with("compose.yaml:6:9: services.web.ports.0.bogus"));
-        let (_, r) = run("networks:\n  back:\n    internal: true\nservices: {}\n");
+        let (_, r) = run("networks:\n  back:\n    enable_ipv4: false\nservices: {}\n");
         assert!(r
             .unwrap_err()
             .message
-            .contains("networks.back.internal: refused"));
+            .contains("networks.back.enable_ipv4: refused"));
+        let (_, r) = run("networks:\n  back:\n    ipam:\n      config:\n        - subnet: 10.0.0.0/24\n          bogus: 1\nservices: {}\n");
+        assert!(r
+            .unwrap_err()
+            .message
+            .starts_with("compose.yaml:6:11: networks.back.ipam.config.0.bogus"));
     }
 
     #[test]

@@ -902,6 +902,10 @@ impl BindLong {
 pub struct NetworkAttach {
     #[serde(default)]
     pub aliases: Vec<String>,
+    #[serde(default)]
+    pub ipv4_address: Option<String>,
+    #[serde(default)]
+    pub ipv6_address: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -922,6 +926,14 @@ impl ServiceNetworks {
                 .flatten()
                 .map(|a| a.aliases)
                 .unwrap_or_default(),
+        }
+    }
+
+    /// How the service attaches to network `net`: aliases and static addresses.
+    pub fn attach(&self, net: &str) -> NetworkAttach {
+        match self {
+            ServiceNetworks::List(_) => NetworkAttach::default(),
+            ServiceNetworks::Map(m) => m.get(net).cloned().flatten().unwrap_or_default(),
         }
     }
 
@@ -1305,6 +1317,10 @@ pub struct TopVolume {
     pub name: Option<String>,
     #[serde(default)]
     pub driver: Option<String>,
+    #[serde(default)]
+    pub driver_opts: Option<KeyValues>,
+    #[serde(default)]
+    pub labels: Option<KeyValues>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
@@ -1315,6 +1331,53 @@ pub struct TopNetwork {
     pub name: Option<String>,
     #[serde(default)]
     pub driver: Option<String>,
+    #[serde(default)]
+    pub driver_opts: Option<KeyValues>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub internal: Option<bool>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub attachable: Option<bool>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub enable_ipv6: Option<bool>,
+    #[serde(default)]
+    pub ipam: Option<Ipam>,
+    #[serde(default)]
+    pub labels: Option<KeyValues>,
+}
+
+/// A network's IP address management: its driver and its pools.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct Ipam {
+    #[serde(default)]
+    pub driver: Option<String>,
+    #[serde(default)]
+    pub config: Vec<IpamPool>,
+    #[serde(default)]
+    pub options: Option<KeyValues>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct IpamPool {
+    #[serde(default)]
+    pub subnet: Option<String>,
+    #[serde(default)]
+    pub ip_range: Option<String>,
+    #[serde(default)]
+    pub gateway: Option<String>,
+    #[serde(default)]
+    pub aux_addresses: Option<KeyValues>,
+}
+
+/// `KeyValues` as a map (a key with no value maps to "").
+pub fn key_map(kv: &Option<KeyValues>) -> std::collections::BTreeMap<String, String> {
+    kv.as_ref()
+        .map(|kv| {
+            kv.pairs()
+                .into_iter()
+                .map(|(k, v)| (k, v.unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A compose file.

@@ -22,11 +22,16 @@ pub fn project(p: &Project) -> Value {
     }
     let mut top = Map::new();
     top.insert("name".into(), json!(p.name));
+    // Compose prints the networks and volumes the services use, and no other.
+    let (used_networks, used_volumes) = used(p);
     let mut networks = Map::new();
     for (n, def) in &p.compose.networks {
-        let def = def.clone().unwrap_or_default();
-        let name = def.name.unwrap_or_else(|| format!("{}_{n}", p.name));
-        networks.insert(n.clone(), json!({"name": name, "ipam": {}}));
+        if used_networks.contains(n) {
+            networks.insert(
+                n.clone(),
+                network(n, &def.clone().unwrap_or_default(), &p.name),
+            );
+        }
     }
     let uses_default = p
         .compose
@@ -45,15 +50,22 @@ pub fn project(p: &Project) -> Value {
     top.insert("services".into(), Value::Object(services));
     let mut volumes = Map::new();
     for (n, def) in &p.compose.volumes {
+        if !used_volumes.contains(n) {
+            continue;
+        }
         let def = def.clone().unwrap_or_default();
+        let external = def.external == Some(true);
         let mut v = Map::new();
         v.insert(
             "name".into(),
-            json!(def.name.unwrap_or_else(|| format!("{}_{n}", p.name))),
+            json!(object_name(n, &def.name, external, &p.name)),
         );
-        if def.external == Some(true) {
+        put(&mut v, "driver", def.driver.map(|d| json!(d)));
+        put(&mut v, "driver_opts", map_of(&def.driver_opts));
+        if external {
             v.insert("external".into(), json!(true));
         }
+        put(&mut v, "labels", map_of(&def.labels));
         volumes.insert(n.clone(), Value::Object(v));
     }
     if !volumes.is_empty() {
@@ -84,6 +96,81 @@ pub fn project(p: &Project) -> Value {
         }
     }
     escape_dollars(Value::Object(top))
+}
+
+/// The networks and named volumes the project's services use.
+fn used(p: &Project) -> (Vec<String>, Vec<String>) {
+    let (mut networks, mut volumes) = (Vec::new(), Vec::new());
+    for svc in p.compose.services.values() {
+        if svc.network_mode.is_none() {
+            networks.extend(svc.network_names());
+        }
+        for v in &svc.volumes {
+            if let Ok(Mount::Named { name, .. }) = v.mount() {
+                volumes.push(name);
+            }
+        }
+    }
+    (networks, volumes)
+}
+
+/// A network or volume's name: its `name:`, else an external one's key, else the key
+/// with the project's prefix.
+fn object_name(key: &str, name: &Option<String>, external: bool, project: &str) -> String {
+    match name {
+        Some(n) => n.clone(),
+        None if external => key.to_string(),
+        None => format!("{project}_{key}"),
+    }
+}
+
+/// Key-value pairs as a JSON object; None when there are none.
+fn map_of(kv: &Option<super::model::KeyValues>) -> Option<Value> {
+    kv.as_ref().map(|_| json!(super::model::key_map(kv)))
+}
+
+/// A top-level network, as Compose prints it.
+fn network(key: &str, def: &super::model::TopNetwork, project: &str) -> Value {
+    let external = def.external == Some(true);
+    let mut v = Map::new();
+    v.insert(
+        "name".into(),
+        json!(object_name(key, &def.name, external, project)),
+    );
+    put(&mut v, "driver", def.driver.as_ref().map(|d| json!(d)));
+    put(&mut v, "driver_opts", map_of(&def.driver_opts));
+    let mut ipam = Map::new();
+    if let Some(i) = &def.ipam {
+        put(&mut ipam, "driver", i.driver.as_ref().map(|d| json!(d)));
+        if !i.config.is_empty() {
+            let pools: Vec<Value> = i
+                .config
+                .iter()
+                .map(|c| {
+                    let mut pool = Map::new();
+                    put(&mut pool, "subnet", c.subnet.as_ref().map(|x| json!(x)));
+                    put(&mut pool, "gateway", c.gateway.as_ref().map(|x| json!(x)));
+                    put(&mut pool, "ip_range", c.ip_range.as_ref().map(|x| json!(x)));
+                    put(&mut pool, "aux_addresses", map_of(&c.aux_addresses));
+                    Value::Object(pool)
+                })
+                .collect();
+            ipam.insert("config".into(), json!(pools));
+        }
+        put(&mut ipam, "options", map_of(&i.options));
+    }
+    v.insert("ipam".into(), Value::Object(ipam));
+    if external {
+        v.insert("external".into(), json!(true));
+    }
+    for (key, on) in [("internal", def.internal), ("attachable", def.attachable)] {
+        if on == Some(true) {
+            v.insert(key.into(), json!(true));
+        }
+    }
+    put(&mut v, "labels", map_of(&def.labels));
+    put(&mut v, "enable_ipv6", def.enable_ipv6.map(|b| json!(b)));
+    Value::Object(v)
 }
 
 /// A path written in the project, absolute as Compose prints it.
@@ -555,8 +642,24 @@ fn networks(svc: &Service) -> Value {
             m.iter()
                 .map(|(n, a)| {
                     let v = match a {
-                        Some(a) if !a.aliases.is_empty() => json!({"aliases": a.aliases}),
-                        _ => Value::Null,
+                        Some(a) => {
+                            let mut o = Map::new();
+                            if !a.aliases.is_empty() {
+                                o.insert("aliases".into(), json!(a.aliases));
+                            }
+                            put(
+                                &mut o,
+                                "ipv4_address",
+                                a.ipv4_address.as_ref().map(|x| json!(x)),
+                            );
+                            put(
+                                &mut o,
+                                "ipv6_address",
+                                a.ipv6_address.as_ref().map(|x| json!(x)),
+                            );
+                            Value::Object(o)
+                        }
+                        None => Value::Null,
                     };
                     (n.clone(), v)
                 })

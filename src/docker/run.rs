@@ -11,7 +11,8 @@ use bollard::query_parameters::{CreateContainerOptionsBuilder, ListNetworksOptio
 
 use super::{Engine, RuntimeError, MANAGED_LABEL};
 use crate::plan::{
-    ContainerSpec, FileMount, FileSource, Health, MountSpec, Namespace, NetworkSpec, VolumesFrom,
+    Attachment, ContainerSpec, FileMount, FileSource, Health, MountSpec, Namespace, NetworkSpec,
+    VolumesFrom,
 };
 use crate::runtime::container::{Attachments, NetworkWanted, Networks, Refused, RunSettings};
 use crate::runtime::scope::Scope;
@@ -35,12 +36,7 @@ pub async fn ensure_networks(
                 })
             }
             None => {
-                let req = NetworkCreateRequest {
-                    name: w.docker_name.clone(),
-                    driver: Some("bridge".into()),
-                    labels: Some(scope.labels(run, None)),
-                    ..Default::default()
-                };
+                let req = network_request(w, scope.labels(run, None));
                 engine
                     .docker
                     .create_network(req)
@@ -77,10 +73,16 @@ async fn find_network(engine: &Engine, name: &str) -> Result<Option<String>, Run
 }
 
 /// The endpoint on Docker network `id` with the names the service answers to there.
-fn endpoint(aliases: &[String], id: &str) -> EndpointSettings {
+fn endpoint(a: &Attachment, id: &str) -> EndpointSettings {
+    let fixed = a.ipv4_address.is_some() || a.ipv6_address.is_some();
     EndpointSettings {
-        aliases: Some(aliases.to_vec()),
+        aliases: Some(a.aliases.clone()),
         network_id: Some(id.to_string()),
+        ipam_config: fixed.then(|| bollard::models::EndpointIpamConfig {
+            ipv4_address: a.ipv4_address.clone(),
+            ipv6_address: a.ipv6_address.clone(),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -100,9 +102,9 @@ pub fn extra_endpoints(
     wanted
         .iter()
         .skip(1)
-        .filter_map(|(n, aliases)| {
-            let (docker, id) = networks.by_name.get(n)?;
-            Some((docker.clone(), endpoint(aliases, id)))
+        .filter_map(|a| {
+            let (docker, id) = networks.by_name.get(&a.network)?;
+            Some((docker.clone(), endpoint(a, id)))
         })
         .collect()
 }
@@ -127,6 +129,43 @@ pub async fn connect_networks(
     Ok(())
 }
 
+/// The request that creates a network as the compose file defines it: its driver
+/// (`bridge` by default), driver options, `internal`, `attachable`, IPv6, address pools,
+/// and its labels with the run's.
+fn network_request(w: &NetworkWanted, mut labels: HashMap<String, String>) -> NetworkCreateRequest {
+    use bollard::models::{Ipam, IpamConfig};
+    let o = &w.options;
+    let map = |m: &std::collections::BTreeMap<String, String>| {
+        (!m.is_empty()).then(|| m.clone().into_iter().collect::<HashMap<_, _>>())
+    };
+    labels.extend(o.labels.clone());
+    NetworkCreateRequest {
+        name: w.docker_name.clone(),
+        driver: Some(o.driver.clone().unwrap_or_else(|| "bridge".into())),
+        internal: o.internal.then_some(true),
+        attachable: o.attachable.then_some(true),
+        enable_ipv6: o.enable_ipv6,
+        options: map(&o.driver_opts),
+        ipam: o.ipam.as_ref().map(|i| Ipam {
+            driver: i.driver.clone(),
+            options: map(&i.options),
+            config: Some(
+                i.pools
+                    .iter()
+                    .map(|p| IpamConfig {
+                        subnet: p.subnet.clone(),
+                        ip_range: p.ip_range.clone(),
+                        gateway: p.gateway.clone(),
+                        auxiliary_addresses: map(&p.aux_addresses),
+                    })
+                    .collect(),
+            ),
+        }),
+        labels: Some(labels),
+        ..Default::default()
+    }
+}
+
 /// Create the project's named volumes (labelled; an external one must exist and is used
 /// as it is); returns compose name -> Docker name.
 pub async fn ensure_volumes(
@@ -144,9 +183,15 @@ pub async fn ensure_volumes(
                     runtime_name: w.docker_name.clone(),
                 });
             }
+            let o = &w.options;
+            let mut labels = scope.labels(run, None);
+            labels.extend(o.labels.clone());
             let req = VolumeCreateRequest {
                 name: Some(w.docker_name.clone()),
-                labels: Some(scope.labels(run, None)),
+                driver: o.driver.clone(),
+                driver_opts: (!o.driver_opts.is_empty())
+                    .then(|| o.driver_opts.clone().into_iter().collect()),
+                labels: Some(labels),
                 ..Default::default()
             };
             engine
@@ -466,15 +511,16 @@ fn primary_network(
     let NetworkSpec::Project { networks, links } = &spec.network else {
         return Ok(None);
     };
-    let Some((first, aliases)) = networks.first() else {
+    let Some(first) = networks.first() else {
         return Ok(None);
     };
-    let Some((docker_name, id)) = with.networks.by_name.get(first) else {
+    let Some((docker_name, id)) = with.networks.by_name.get(&first.network) else {
         return Err(Refused::Spec(format!(
-            "network '{first}' is not one of the project's networks"
+            "network '{}' is not one of the project's networks",
+            first.network
         )));
     };
-    let mut endpoint = endpoint(aliases, id);
+    let mut endpoint = endpoint(first, id);
     endpoint.links = Some(
         links
             .iter()

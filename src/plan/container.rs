@@ -77,11 +77,21 @@ pub enum NetworkSpec {
     /// The project's networks, the first one it is created on, each with the names the
     /// service answers to there; `links` are aliases of other services only it sees.
     Project {
-        networks: Vec<(String, Vec<String>)>,
+        networks: Vec<Attachment>,
         links: Vec<(String, String)>,
     },
     /// Not the project's: a Docker mode or another service's namespace.
     Shared(Namespace),
+}
+
+/// How a container joins one of the project's networks: the names it answers to there,
+/// and the addresses it asks for (`ipv4_address`, `ipv6_address`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Attachment {
+    pub network: String,
+    pub aliases: Vec<String>,
+    pub ipv4_address: Option<String>,
+    pub ipv6_address: Option<String>,
 }
 
 /// Where `volumes_from` takes volumes from, and the mode (`ro`, `rw`).
@@ -351,11 +361,21 @@ fn network(name: &str, svc: &Service) -> NetworkSpec {
         .network_names()
         .into_iter()
         .map(|net| {
+            let attach = svc
+                .networks
+                .as_ref()
+                .map(|n| n.attach(&net))
+                .unwrap_or_default();
             let mut aliases = vec![name.to_string()];
             aliases.extend(svc.container_name.clone());
             aliases.extend(svc.hostname.clone());
-            aliases.extend(svc.networks.iter().flat_map(|n| n.aliases_on(&net)));
-            (net, aliases)
+            aliases.extend(attach.aliases);
+            Attachment {
+                network: net,
+                aliases,
+                ipv4_address: attach.ipv4_address,
+                ipv6_address: attach.ipv6_address,
+            }
         })
         .collect();
     NetworkSpec::Project {

@@ -17,11 +17,15 @@ use std::time::Duration;
 /// plan's words for them are Compose's.
 pub use crate::compose::load::LoadOptions;
 pub use crate::compose::model::{Condition, PullPolicy, ValueError};
-pub use container::{ContainerSpec, Health, MountSpec, Namespace, NetworkSpec, Port, VolumesFrom};
+pub use container::{
+    Attachment, ContainerSpec, Health, MountSpec, Namespace, NetworkSpec, Port, VolumesFrom,
+};
 pub use dockerfile::from_images;
 pub use files::{FileMount, FileSource};
 pub use image::{image_source, BuildOptions, BuildPlan, ImageSource, NamedContext};
-pub use project::{load, ObjectPlan, PlanError, Refusal, SMOKE_PROFILE};
+pub use project::{
+    load, IpamPlan, ObjectOptions, ObjectPlan, PlanError, PoolPlan, Refusal, SMOKE_PROFILE,
+};
 
 use crate::compose::Project;
 
@@ -406,10 +410,11 @@ networks: {back: {}, front: {}}
         assert_eq!(
             c.network,
             NetworkSpec::Project {
-                networks: vec![(
-                    "back".into(),
-                    vec!["db".into(), "database".into(), "pg".into()]
-                )],
+                networks: vec![Attachment {
+                    network: "back".into(),
+                    aliases: vec!["db".into(), "database".into(), "pg".into()],
+                    ..Default::default()
+                }],
                 links: vec![],
             }
         );
@@ -442,7 +447,10 @@ networks: {back: {}, front: {}}
             panic!()
         };
         assert_eq!(
-            networks.iter().map(|n| n.0.as_str()).collect::<Vec<_>>(),
+            networks
+                .iter()
+                .map(|n| n.network.as_str())
+                .collect::<Vec<_>>(),
             ["back", "front"]
         );
         assert_eq!(links, &[("db".to_string(), "store".to_string())]);

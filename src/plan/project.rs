@@ -4,6 +4,7 @@
 //! the system's services and its smoke checks. Also where a plan comes from: a project
 //! folder, read as Docker Compose reads it.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -29,6 +30,77 @@ pub struct ObjectPlan {
     pub name: String,
     pub explicit_name: Option<String>,
     pub external: bool,
+    /// How to create it (a network's or a volume's keys; unused for an external one).
+    pub options: ObjectOptions,
+}
+
+/// A network's or volume's creation options, as the compose file gives them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ObjectOptions {
+    /// The driver (None: the engine's default, `bridge` or `local`).
+    pub driver: Option<String>,
+    pub driver_opts: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    /// A network's: no route outside, attachable by standalone containers, IPv6.
+    pub internal: bool,
+    pub attachable: bool,
+    pub enable_ipv6: Option<bool>,
+    pub ipam: Option<IpamPlan>,
+}
+
+/// A network's address management: its driver, pools and options.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IpamPlan {
+    pub driver: Option<String>,
+    pub pools: Vec<PoolPlan>,
+    pub options: BTreeMap<String, String>,
+}
+
+/// One address pool of a network.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PoolPlan {
+    pub subnet: Option<String>,
+    pub ip_range: Option<String>,
+    pub gateway: Option<String>,
+    pub aux_addresses: BTreeMap<String, String>,
+}
+
+impl ObjectOptions {
+    fn of_network(def: &crate::compose::model::TopNetwork) -> Self {
+        use crate::compose::model::key_map;
+        ObjectOptions {
+            driver: def.driver.clone(),
+            driver_opts: key_map(&def.driver_opts),
+            labels: key_map(&def.labels),
+            internal: def.internal == Some(true),
+            attachable: def.attachable == Some(true),
+            enable_ipv6: def.enable_ipv6,
+            ipam: def.ipam.as_ref().map(|i| IpamPlan {
+                driver: i.driver.clone(),
+                options: key_map(&i.options),
+                pools: i
+                    .config
+                    .iter()
+                    .map(|c| PoolPlan {
+                        subnet: c.subnet.clone(),
+                        ip_range: c.ip_range.clone(),
+                        gateway: c.gateway.clone(),
+                        aux_addresses: key_map(&c.aux_addresses),
+                    })
+                    .collect(),
+            }),
+        }
+    }
+
+    fn of_volume(def: &crate::compose::model::TopVolume) -> Self {
+        use crate::compose::model::key_map;
+        ObjectOptions {
+            driver: def.driver.clone(),
+            driver_opts: key_map(&def.driver_opts),
+            labels: key_map(&def.labels),
+            ..Default::default()
+        }
+    }
 }
 
 /// A setting the security policy refuses (unless `--allow-unsafe`).
@@ -138,6 +210,7 @@ pub(super) fn networks(project: &Project) -> Vec<ObjectPlan> {
                 .flatten()
                 .unwrap_or_default();
             ObjectPlan {
+                options: ObjectOptions::of_network(&def),
                 explicit_name: def.name,
                 external: def.external == Some(true),
                 name: n,
@@ -146,16 +219,29 @@ pub(super) fn networks(project: &Project) -> Vec<ObjectPlan> {
         .collect()
 }
 
-/// The project's named volumes.
+/// The project's named volumes that its services (and checks) mount: Compose creates no
+/// other.
 pub(super) fn volumes(project: &Project) -> Vec<ObjectPlan> {
+    let used: Vec<String> = project
+        .compose
+        .services
+        .values()
+        .flat_map(|s| s.volumes.iter())
+        .filter_map(|v| match v.mount() {
+            Ok(crate::compose::model::Mount::Named { name, .. }) => Some(name),
+            _ => None,
+        })
+        .collect();
     project
         .compose
         .volumes
         .iter()
+        .filter(|(v, _)| used.contains(v))
         .map(|(v, def)| {
             let def = def.clone().unwrap_or_default();
             ObjectPlan {
                 name: v.clone(),
+                options: ObjectOptions::of_volume(&def),
                 explicit_name: def.name,
                 external: def.external == Some(true),
             }

@@ -19,6 +19,8 @@ pub struct NetworkWanted {
     pub name: String,
     pub docker_name: String,
     pub external: bool,
+    /// How to create it, when it is not external.
+    pub options: crate::plan::ObjectOptions,
 }
 
 /// Settings of one container that do not come from the compose file.

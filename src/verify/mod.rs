@@ -253,6 +253,7 @@ fn wanted(scope: &Scope, objects: &[ObjectPlan]) -> Vec<NetworkWanted> {
             },
             external: o.external,
             name: o.name.clone(),
+            options: o.options.clone(),
         })
         .collect()
 }
