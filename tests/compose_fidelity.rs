@@ -260,7 +260,7 @@ fn a_refused_project_is_refused_before_anything_runs_and_leaves_no_masgen_folder
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("compose.yaml"),
-        "services:\n  web:\n    image: busybox\n    runtime: runc\n",
+        "services:\n  web:\n    image: busybox\n    oom_score_adj: 100\n",
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_masgen"))
@@ -272,7 +272,7 @@ fn a_refused_project_is_refused_before_anything_runs_and_leaves_no_masgen_folder
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("compose.yaml:4:5: services.web.runtime: refused before anything runs"),
+        err.contains("compose.yaml:4:5: services.web.oom_score_adj: refused before anything runs"),
         "{err}"
     );
     assert!(

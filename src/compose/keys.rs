@@ -54,7 +54,6 @@ const SERVICE: Schema = Schema {
         ("post_start", "lifecycle hooks are not run by masgen: move the command into the image's entrypoint"),
         ("pre_stop", "lifecycle hooks are not run by masgen: move the command into the image's entrypoint"),
         ("pre_start", "lifecycle hooks are not run by masgen: move the command into the image's entrypoint"),
-        ("runtime", "masgen runs containers with the engine's default runtime: remove it"),
         ("scale", "masgen runs one container per service: remove it or set it to 1"),
         ("gpus", "masgen does not give containers GPUs: remove it"),
         ("use_api_socket", "masgen never gives a container the Docker API: remove it"),
@@ -75,15 +74,12 @@ const SERVICE: Schema = Schema {
         ("external_links", "it links to containers outside the project: remove it"),
         ("isolation", "it applies to Windows containers only: remove it"),
         ("label_file", NOT_APPLIED),
-        ("mac_address", NOT_APPLIED),
         ("mem_reservation", NOT_APPLIED),
         ("mem_swappiness", NOT_APPLIED),
         ("memswap_limit", NOT_APPLIED),
         ("oom_kill_disable", NOT_APPLIED),
         ("oom_score_adj", NOT_APPLIED),
-        ("pids_limit", "write it as deploy.resources.limits.pids, which masgen applies"),
         ("storage_opt", NOT_APPLIED),
-        ("userns_mode", NOT_APPLIED),
         ("uts", NOT_APPLIED),
     ],
 };
@@ -136,7 +132,7 @@ const HEALTHCHECK: Schema = Schema {
 
 const DEPLOY: Schema = Schema {
     name: "deploy",
-    known: &["resources"],
+    known: &["resources", "restart_policy"],
     ignored: &[
         ("mode", SWARM),
         ("placement", SWARM),
@@ -145,16 +141,17 @@ const DEPLOY: Schema = Schema {
         ("endpoint_mode", SWARM),
         ("labels", SWARM),
     ],
-    refused: &[
-        (
-            "replicas",
-            "masgen runs one container per service: remove it or set it to 1",
-        ),
-        (
-            "restart_policy",
-            "write the policy as the service's 'restart:' instead",
-        ),
-    ],
+    refused: &[(
+        "replicas",
+        "masgen runs one container per service: remove it or set it to 1",
+    )],
+};
+
+const RESTART_POLICY: Schema = Schema {
+    name: "deploy.restart_policy",
+    known: &["condition", "max_attempts"],
+    ignored: &[("delay", SWARM), ("window", SWARM)],
+    refused: &[],
 };
 
 const RESOURCES: Schema = Schema {
@@ -422,6 +419,11 @@ impl Checker<'_> {
                 self.at(path, key, |c, p| c.mapping(v, p, schema))?;
             }
         }
+        if let Some(policy) = svc.get("deploy").and_then(|d| d.get("restart_policy")) {
+            let mut p = path.clone();
+            p.extend(["deploy".into(), "restart_policy".into()]);
+            self.mapping(policy, &mut p, &RESTART_POLICY)?;
+        }
         if let Some(resources) = svc.get("deploy").and_then(|d| d.get("resources")) {
             let mut p = path.clone();
             p.extend(["deploy".into(), "resources".into()]);
@@ -551,9 +553,9 @@ mod tests {
 
     #[test]
     fn a_key_that_changes_what_runs_is_refused_with_its_place() {
-        let (_, r) = run("services:\n  web:\n    image: x\n    runtime: runc\n");
+        let (_, r) = run("services:\n  web:\n    image: x\n    oom_score_adj: 100\n");
         let e = r.unwrap_err();
-        assert!(e.message.starts_with("compose.yaml:4:5: services.web.runtime: refused before anything runs: masgen runs containers"), "{}", e.message);
+        assert!(e.message.starts_with("compose.yaml:4:5: services.web.oom_score_adj: refused before anything runs: masgen does not apply it"), "{}", e.message);
         let (_, r) = run("services:\n  web:\n    image: x\n    frobnicate: 1\n");
         assert!(r
             .unwrap_err()

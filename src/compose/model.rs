@@ -965,6 +965,21 @@ pub struct Resources {
 pub struct Deploy {
     #[serde(default)]
     pub resources: Option<Resources>,
+    #[serde(default)]
+    pub restart_policy: Option<DeployRestart>,
+}
+
+/// `deploy.restart_policy`: it wins over `restart:`, as Compose applies it.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct DeployRestart {
+    #[serde(default)]
+    pub condition: Option<String>,
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub max_attempts: Option<i64>,
+    #[serde(default)]
+    pub delay: Option<Scalar>,
+    #[serde(default)]
+    pub window: Option<Scalar>,
 }
 
 /// One service. Keys outside this struct are reported as warnings by the loader.
@@ -1008,6 +1023,14 @@ pub struct Service {
     pub deploy: Option<Deploy>,
     #[serde(default)]
     pub mem_limit: Option<Scalar>,
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub pids_limit: Option<i64>,
+    #[serde(default)]
+    pub userns_mode: Option<String>,
+    #[serde(default)]
+    pub mac_address: Option<String>,
+    #[serde(default)]
+    pub runtime: Option<String>,
     // Keys the policy refuses (some values of them) unless --allow-unsafe.
     #[serde(default, deserialize_with = "lenient_bool")]
     pub privileged: Option<bool>,
@@ -1229,6 +1252,10 @@ impl Ulimit {
 
 /// Keys of a service masgen understands.
 pub const SERVICE_KEYS: &[&str] = &[
+    "pids_limit",
+    "userns_mode",
+    "mac_address",
+    "runtime",
     "build",
     "image",
     "command",
@@ -1403,6 +1430,36 @@ impl Service {
         match &self.networks {
             Some(n) if !n.names().is_empty() => n.names(),
             _ => vec!["default".into()],
+        }
+    }
+
+    /// The process limit: `pids_limit`, else `deploy.resources.limits.pids` (validation
+    /// refuses two different values, as Compose does).
+    pub fn pids(&self) -> Option<i64> {
+        self.pids_limit.or_else(|| {
+            self.deploy
+                .as_ref()
+                .and_then(|d| d.resources.as_ref())
+                .and_then(|r| r.limits.as_ref())
+                .and_then(|l| l.pids)
+        })
+    }
+
+    /// The restart policy the engine gets, as Compose decides it: `deploy.restart_policy`
+    /// when there is one (its `condition`: `none`/`no` or none given restarts never, `any`
+    /// is `always`; `max_attempts` the retries), else `restart:`. None: never restarted.
+    pub fn restart_policy(&self) -> Option<(String, Option<i64>)> {
+        match self.deploy.as_ref().and_then(|d| d.restart_policy.as_ref()) {
+            Some(p) => match p.condition.as_deref() {
+                None | Some("" | "none" | "no") => None,
+                Some("any" | "always") => Some(("always".into(), None)),
+                Some(c) => Some((c.to_string(), p.max_attempts)),
+            },
+            None => self
+                .restart
+                .as_deref()
+                .and_then(|r| parse_restart(r).ok().flatten())
+                .map(|(name, retries)| (name.to_string(), retries)),
         }
     }
 

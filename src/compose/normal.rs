@@ -386,12 +386,15 @@ fn deploy_keys(svc: &Service, out: &mut Map<String, Value>) {
             .ok()
             .map(|b| json!(b.to_string()))
     };
-    if let Some(limits) = svc
-        .deploy
-        .as_ref()
-        .and_then(|d| d.resources.as_ref())
-        .and_then(|r| r.limits.as_ref())
-    {
+    let Some(deploy) = &svc.deploy else {
+        return;
+    };
+    let limits = deploy.resources.as_ref().and_then(|r| r.limits.as_ref());
+    if limits.is_none() && deploy.restart_policy.is_none() {
+        return;
+    }
+    let mut resources = Map::new();
+    if let Some(limits) = limits {
         let mut l = Map::new();
         put(
             &mut l,
@@ -404,11 +407,18 @@ fn deploy_keys(svc: &Service, out: &mut Map<String, Value>) {
         );
         put(&mut l, "memory", limits.memory.as_ref().and_then(bytes));
         put(&mut l, "pids", limits.pids.map(|p| json!(p)));
-        out.insert(
-            "deploy".into(),
-            json!({"resources": {"limits": l}, "placement": {}}),
-        );
+        resources.insert("limits".into(), Value::Object(l));
     }
+    let mut d = Map::new();
+    d.insert("resources".into(), Value::Object(resources));
+    if let Some(p) = &deploy.restart_policy {
+        let mut r = Map::new();
+        put(&mut r, "condition", p.condition.as_ref().map(|c| json!(c)));
+        put(&mut r, "max_attempts", p.max_attempts.map(|m| json!(m)));
+        d.insert("restart_policy".into(), Value::Object(r));
+    }
+    d.insert("placement".into(), json!({}));
+    out.insert("deploy".into(), Value::Object(d));
 }
 
 /// Devices, log driver, ulimits, links, secrets and configs, as Compose prints them.
@@ -483,6 +493,18 @@ fn file_ref(r: &super::model::FileRef, default_dir: &str) -> Value {
 fn host_keys(svc: &Service, out: &mut Map<String, Value>) {
     put(out, "hostname", svc.hostname.as_ref().map(|v| json!(v)));
     put(out, "domainname", svc.domainname.as_ref().map(|v| json!(v)));
+    put(out, "pids_limit", svc.pids_limit.map(|v| json!(v)));
+    put(
+        out,
+        "userns_mode",
+        svc.userns_mode.as_ref().map(|v| json!(v)),
+    );
+    put(
+        out,
+        "mac_address",
+        svc.mac_address.as_ref().map(|v| json!(v)),
+    );
+    put(out, "runtime", svc.runtime.as_ref().map(|v| json!(v)));
     put(out, "expose", texts(&svc.expose));
     let hosts: Vec<String> = svc
         .extra_hosts()

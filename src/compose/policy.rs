@@ -99,6 +99,7 @@ fn host_powers(svc: &Service, found: &mut Vec<(String, String)>) {
         ("network_mode", &svc.network_mode),
         ("pid", &svc.pid),
         ("ipc", &svc.ipc),
+        ("userns_mode", &svc.userns_mode),
     ] {
         if value.as_deref() == Some("host") {
             refuse(

@@ -423,6 +423,36 @@ fn check_values(
             return Err(invalid(at("mem_limit"), format!("service '{name}': mem_limit and deploy.resources.limits.memory differ ({} and {}): keep one (docker compose refuses this too)", a.text(), b.text())));
         }
     }
+    let deploy_pids = svc
+        .deploy
+        .as_ref()
+        .and_then(|d| d.resources.as_ref())
+        .and_then(|r| r.limits.as_ref())
+        .and_then(|l| l.pids);
+    if let (Some(a), Some(b)) = (svc.pids_limit, deploy_pids) {
+        if a != b {
+            return Err(invalid(at("pids_limit"), format!("service '{name}': can't set distinct values on 'pids_limit' and 'deploy.resources.limits.pids' ({a} and {b}): keep one (docker compose refuses this too)")));
+        }
+    }
+    let condition = svc
+        .deploy
+        .as_ref()
+        .and_then(|d| d.restart_policy.as_ref())
+        .and_then(|p| p.condition.as_deref());
+    if let Some(c) = condition.filter(|c| {
+        ![
+            "",
+            "none",
+            "no",
+            "on-failure",
+            "any",
+            "always",
+            "unless-stopped",
+        ]
+        .contains(c)
+    }) {
+        return Err(invalid(at("deploy"), format!("service '{name}': deploy.restart_policy.condition {c:?} is not a restart policy (none, on-failure, any, unless-stopped)")));
+    }
     if let Some(m) = svc.memory_limit() {
         parse_bytes(&m)
             .map_err(|e| invalid(at("deploy"), format!("service '{name}' memory limit: {e}")))?;

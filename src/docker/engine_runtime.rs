@@ -76,6 +76,7 @@ impl Runtime for Engine {
         image: &str,
         with: &Attachments<'_>,
     ) -> Result<Result<(), Refused>, RuntimeError> {
+        super::run::engine_supports(self, container, spec)?;
         let body = match super::run::container_body(run, name, spec, image, with) {
             Ok(body) => body,
             Err(why) => return Ok(Err(why)),

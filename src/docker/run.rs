@@ -262,7 +262,9 @@ pub fn container_body(
         mounts: (!m.api.is_empty()).then_some(m.api),
         tmpfs: Some(m.tmpfs),
         memory: Some(spec.memory.unwrap_or(with.settings.memory)),
-        pids_limit: Some(with.settings.pids),
+        pids_limit: Some(spec.pids.unwrap_or(with.settings.pids)),
+        userns_mode: spec.userns_mode.clone(),
+        runtime: spec.runtime.clone(),
         network_mode: Some(match &primary {
             Some((docker_name, _)) => docker_name.clone(),
             None => namespace(scope, &spec.network_namespace()).unwrap_or_default(),
@@ -521,6 +523,7 @@ fn primary_network(
         )));
     };
     let mut endpoint = endpoint(first, id);
+    endpoint.mac_address = spec.mac_address.clone();
     endpoint.links = Some(
         links
             .iter()
@@ -563,6 +566,30 @@ fn health_config(h: &Health) -> HealthConfig {
     }
 }
 
+/// Settings this engine cannot apply are an environment failure, before the container
+/// is made: a MAC address is set on the container's first network endpoint, which the
+/// engine honours from API 1.44 (`mac_address`).
+pub fn engine_supports(
+    engine: &Engine,
+    container: &str,
+    spec: &ContainerSpec,
+) -> Result<(), RuntimeError> {
+    let api = engine.api_version();
+    let (major, minor) = api
+        .split_once('.')
+        .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
+        .unwrap_or((1, 41));
+    if spec.mac_address.is_some() && (major, minor) < (1, 44) {
+        return Err(RuntimeError::EngineTooOld {
+            container: container.to_string(),
+            key: "mac_address".into(),
+            needs: "1.44".into(),
+            api,
+        });
+    }
+    Ok(())
+}
+
 /// Create a container named `<project>-<service>-1`, replacing a leftover of an earlier
 /// masgen run of the same project. The inner Err is the daemon refusing the container's
 /// settings (HTTP 400, e.g. a memory limit below its minimum): the system's fault, not
@@ -592,8 +619,25 @@ pub async fn create(
         remove(engine, container).await;
     }
     let opts = CreateContainerOptionsBuilder::new().name(container).build();
+    let runtime = body.host_config.as_ref().and_then(|h| h.runtime.clone());
     match engine.docker.create_container(Some(opts), body).await {
         Ok(created) => Ok(Ok(created.id)),
+        // A runtime the engine does not have is this machine's, not the system's.
+        Err(bollard::errors::Error::DockerResponseServerError { message, .. })
+            if message.contains("Unknown runtime specified") =>
+        {
+            let info = engine.docker.info().await.ok();
+            let mut available: Vec<String> = info
+                .and_then(|i| i.runtimes)
+                .map(|r| r.into_keys().collect())
+                .unwrap_or_default();
+            available.sort();
+            Err(RuntimeError::UnknownRuntime {
+                container: container.to_string(),
+                runtime: runtime.unwrap_or_default(),
+                available,
+            })
+        }
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 400,
             message,

@@ -126,6 +126,12 @@ pub struct ContainerSpec {
     /// The service's own memory limit, bytes (the run's default applies without one).
     pub memory: Option<i64>,
     pub cpus: Option<f64>,
+    /// `pids_limit`, or `deploy.resources.limits.pids`.
+    pub pids: Option<i64>,
+    pub userns_mode: Option<String>,
+    pub mac_address: Option<String>,
+    /// The OCI runtime (`runc`, `runsc`...), when the compose file names one.
+    pub runtime: Option<String>,
     pub network: NetworkSpec,
     pub pid: Option<Namespace>,
     pub ipc: Option<Namespace>,
@@ -201,6 +207,10 @@ impl ContainerSpec {
                 .transpose()
                 .map_err(ServiceError::Limit)?,
             cpus: svc.cpu_limit(),
+            pids: svc.pids(),
+            userns_mode: svc.userns_mode.clone(),
+            mac_address: svc.mac_address.clone(),
+            runtime: svc.runtime.clone(),
             network: network(name, svc),
             pid: namespace(&svc.pid),
             ipc: namespace(&svc.ipc),

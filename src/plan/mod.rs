@@ -255,10 +255,8 @@ pub fn service(project: &Project, name: &str, settle: Duration) -> ServicePlan {
         created_after: unique(svc.created_after()),
         // Checked when the project loaded.
         restart: svc
-            .restart
-            .as_deref()
-            .and_then(|r| crate::compose::model::parse_restart(r).ok().flatten())
-            .map(RestartPolicy::of),
+            .restart_policy()
+            .map(|(name, retries)| RestartPolicy::of((name.as_str(), retries))),
         container_name: svc.container_name.clone(),
         host_ports: svc
             .ports

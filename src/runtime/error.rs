@@ -24,6 +24,19 @@ pub enum RuntimeError {
     CreateVolume { volume: String, message: String },
     #[error("cannot create container {container}: {message}")]
     CreateContainer { container: String, message: String },
+    #[error("cannot create container {container}: {key} needs Docker Engine API {needs}, and this engine speaks {api}: upgrade the engine, or remove {key}")]
+    EngineTooOld {
+        container: String,
+        key: String,
+        needs: String,
+        api: String,
+    },
+    #[error("cannot create container {container}: the engine has no runtime '{runtime}' (it has {}): install and register it in the daemon's configuration, or remove runtime:", available.join(", "))]
+    UnknownRuntime {
+        container: String,
+        runtime: String,
+        available: Vec<String>,
+    },
     #[error("cannot create container {container}: a container with this name exists and was not made by masgen: remove or rename it")]
     NameTaken { container: String },
     #[error("project {project} is already running, kept by an earlier masgen run ({}): remove it with `masgen down {dir}` first, or verify without --keep", running.join(", "))]

@@ -1,0 +1,151 @@
+//! Container settings as Docker Compose v2 applies them, compared on the real daemon with
+//! the containers Compose itself creates: pids limits, runtime, user namespace, and
+//! `deploy.restart_policy` winning over `restart`; settings this engine cannot apply are
+//! exit 3 naming what is missing.
+
+mod common;
+
+use std::process::Command;
+
+use common::docker::*;
+use common::*;
+use serde_json::{json, Value};
+
+/// The settings of a container the fixture decides; a policy that never restarts is
+/// `no` whatever its retry count (the engine ignores it then).
+fn settings(container: &str) -> Value {
+    let field = |f: &str| -> Value {
+        serde_json::from_str(&inspect(
+            container,
+            &format!("{{{{json .HostConfig.{f}}}}}"),
+        ))
+        .unwrap()
+    };
+    let policy = field("RestartPolicy");
+    let name = match policy["Name"].as_str().unwrap_or("") {
+        "" => "no",
+        other => other,
+    };
+    let retries = if name == "on-failure" {
+        policy["MaximumRetryCount"].clone()
+    } else {
+        json!(0)
+    };
+    json!({
+        "pids": field("PidsLimit"),
+        "runtime": field("Runtime"),
+        "userns": field("UsernsMode"),
+        "restart": [name, retries],
+    })
+}
+
+#[test]
+fn container_settings_are_the_ones_compose_applies() {
+    let test = "container_settings_are_the_ones_compose_applies";
+    if !docker_available(test) {
+        return;
+    }
+    let Some(compose) = compose_reference_or_skip(test) else {
+        return;
+    };
+    let (_tmp, dir, cleanup) = unique_output("svckeys");
+    copy_dir(&fixture("service_keys"), &dir);
+    let theirs = format!("{}-compose", cleanup.0);
+    let _their_cleanup = Cleanup(theirs.clone());
+    let compose_run = |args: &[&str]| {
+        let o = Command::new(&compose)
+            .args(["-p", &theirs])
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "compose {args:?}: {}", text(&o));
+    };
+    compose_run(&["up", "-d"]);
+    let expected: Vec<Value> = ["a", "b"]
+        .iter()
+        .map(|s| settings(&format!("{theirs}-{s}-1")))
+        .collect();
+    compose_run(&["down"]);
+
+    // userns_mode: host shares a host namespace: the policy wants --allow-unsafe.
+    let refused = masgen().arg("verify").arg(&dir).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(text(&refused).contains("userns_mode"), "{}", text(&refused));
+    let kept = masgen()
+        .arg("verify")
+        .arg(&dir)
+        .args([
+            "--settle",
+            "1",
+            "--stability",
+            "0",
+            "--keep",
+            "--allow-unsafe",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(kept.status.code(), Some(0), "{}", text(&kept));
+    let ours: Vec<Value> = ["a", "b"]
+        .iter()
+        .map(|s| settings(&format!("{}-{s}-1", cleanup.0)))
+        .collect();
+    let down = masgen().arg("down").arg(&dir).output().unwrap();
+    assert_eq!(down.status.code(), Some(0), "{}", text(&down));
+    assert_eq!(ours, expected);
+    assert_eq!(ours[0]["pids"], 100);
+    assert_eq!(ours[0]["restart"], json!(["on-failure", 3]));
+    assert_eq!(ours[1]["pids"], 50);
+    assert_eq!(ours[1]["restart"], json!(["no", 0]));
+}
+
+#[test]
+fn settings_this_engine_cannot_apply_are_exit_3_naming_what_is_missing() {
+    let test = "settings_this_engine_cannot_apply_are_exit_3_naming_what_is_missing";
+    if !docker_available(test) {
+        return;
+    }
+    for (key, says) in [
+        (
+            "runtime: no-such-runtime",
+            "has no runtime 'no-such-runtime' (it has ",
+        ),
+        (
+            "mac_address: \"02:42:ac:11:00:42\"",
+            "mac_address needs Docker Engine API 1.44",
+        ),
+    ] {
+        let (_tmp, dir, cleanup) = unique_output("engine-cannot");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("compose.yaml"),
+            format!("services:\n  app:\n    image: busybox:latest\n    command: [\"sleep\", \"60\"]\n    {key}\n"),
+        )
+        .unwrap();
+        let out = masgen()
+            .arg("verify")
+            .arg(&dir)
+            .args(["--settle", "1"])
+            .output()
+            .unwrap();
+        let api: String = inspect_engine_api();
+        if key.starts_with("mac_address") && api.as_str() >= "1.44" {
+            eprintln!("this engine speaks {api}: mac_address is applied, not refused");
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(3), "{key}: {}", text(&out));
+        assert!(text(&out).contains(says), "{key}: {}", text(&out));
+        let project = cleanup.0.clone();
+        drop(cleanup);
+        assert_nothing_left(&project);
+    }
+}
+
+/// The engine's API version, as `1.41`.
+fn inspect_engine_api() -> String {
+    let o = Command::new("docker")
+        .args(["version", "--format", "{{.Server.APIVersion}}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
