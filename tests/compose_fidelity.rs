@@ -327,3 +327,58 @@ fn a_project_with_nothing_to_run_passes_and_says_so() {
         assert!(!dir.path().join(".masgen").exists());
     }
 }
+
+/// `scripts/conformance.sh` over the corpus: every project is read the same, refused by
+/// masgen before anything runs, or refused by both; and a project that differs is named.
+#[test]
+fn the_conformance_script_agrees_on_the_corpus_and_names_a_difference() {
+    let test = "the_conformance_script_agrees_on_the_corpus_and_names_a_difference";
+    let Some(reference) = reference_or_skip(test) else {
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let script = |dir: &Path, masgen: &Path| {
+        Command::new(root.join("scripts/conformance.sh"))
+            .arg(dir)
+            .env("MASGEN_COMPOSE_REF", &reference)
+            .env("MASGEN", masgen)
+            .output()
+            .unwrap()
+    };
+    let out = script(
+        &root.join("fixtures/compose"),
+        Path::new(env!("CARGO_BIN_EXE_masgen")),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(" 0 read differently"), "{stdout}");
+    // A difference is named with its path: a project whose meaning masgen would change.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("proj");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  a:\n    image: busybox\n",
+    )
+    .unwrap();
+    let fake = tmp.path().join("fake-masgen");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\n\"$MASGEN_COMPOSE_REF\" config --format json | sed s/busybox/alpine/\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = script(tmp.path(), &fake);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("DIFFERS")
+            && stdout.contains("$.services.a.image: Compose \"busybox\", masgen \"alpine\""),
+        "{stdout}"
+    );
+}
