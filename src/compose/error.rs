@@ -73,6 +73,8 @@ pub enum ValueError {
     BindWithoutSource(String),
     #[error("bind mount option {0}")]
     BindOption(String),
+    #[error("device count {0:?} is not a number or `all`")]
+    DeviceCount(String),
     #[error("volume type {0:?}: masgen mounts bind, volume and tmpfs only (API 1.41 has no image mounts): refused before anything runs; remove the mount")]
     MountType(String),
     #[error("mode {0} is not a file mode")]

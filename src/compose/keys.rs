@@ -55,7 +55,6 @@ const SERVICE: Schema = Schema {
         ("pre_stop", "lifecycle hooks are not run by masgen: move the command into the image's entrypoint"),
         ("pre_start", "lifecycle hooks are not run by masgen: move the command into the image's entrypoint"),
         ("scale", "masgen runs one container per service: remove it or set it to 1"),
-        ("gpus", "masgen does not give containers GPUs: remove it"),
         ("use_api_socket", "masgen never gives a container the Docker API: remove it"),
         ("blkio_config", NOT_APPLIED),
         ("cgroup", NOT_APPLIED),
@@ -156,11 +155,28 @@ const RESTART_POLICY: Schema = Schema {
 
 const RESOURCES: Schema = Schema {
     name: "deploy.resources",
-    known: &["limits"],
-    ignored: &[(
-        "reservations",
-        "a reservation only matters to a scheduler; limits are applied",
-    )],
+    known: &["limits", "reservations"],
+    ignored: &[],
+    refused: &[],
+};
+
+const RESERVATIONS: Schema = Schema {
+    name: "deploy.resources.reservations",
+    known: &["memory", "devices"],
+    ignored: &[
+        (
+            "cpus",
+            "a CPU reservation only matters to a scheduler; Compose does not apply it either",
+        ),
+        ("generic_resources", SWARM),
+    ],
+    refused: &[],
+};
+
+const DEVICE_REQUEST: Schema = Schema {
+    name: "devices",
+    known: &["capabilities", "driver", "count", "device_ids", "options"],
+    ignored: &[],
     refused: &[],
 };
 
@@ -429,8 +445,17 @@ impl Checker<'_> {
             p.extend(["deploy".into(), "resources".into()]);
             self.mapping(resources, &mut p, &RESOURCES)?;
             if let Some(limits) = resources.get("limits") {
+                let mut p = p.clone();
                 p.push("limits".into());
                 self.mapping(limits, &mut p, &LIMITS)?;
+            }
+            if let Some(reservations) = resources.get("reservations") {
+                p.push("reservations".into());
+                self.mapping(reservations, &mut p, &RESERVATIONS)?;
+                if let Some(Value::Array(devices)) = reservations.get("devices") {
+                    p.push("devices".into());
+                    self.items(devices, &mut p, &DEVICE_REQUEST)?;
+                }
             }
         }
         for (key, schema) in [

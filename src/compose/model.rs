@@ -959,6 +959,61 @@ pub struct Limits {
 pub struct Resources {
     #[serde(default)]
     pub limits: Option<Limits>,
+    #[serde(default)]
+    pub reservations: Option<Reservations>,
+}
+
+/// `deploy.resources.reservations`: the memory reservation and device requests reach the
+/// engine; a CPU reservation only matters to a scheduler (Compose does not apply it).
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct Reservations {
+    #[serde(default)]
+    pub memory: Option<Scalar>,
+    #[serde(default)]
+    pub cpus: Option<Scalar>,
+    #[serde(default)]
+    pub devices: Vec<DeviceRequest>,
+}
+
+/// A request for devices (GPUs) the engine's device drivers provide.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct DeviceRequest {
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    #[serde(default)]
+    pub driver: Option<String>,
+    /// A number, or `all` (-1).
+    #[serde(default)]
+    pub count: Option<Scalar>,
+    #[serde(default)]
+    pub device_ids: Vec<String>,
+    #[serde(default)]
+    pub options: Option<KeyValues>,
+}
+
+impl DeviceRequest {
+    /// The count as the engine takes it: `all` is -1; none given is all, unless devices
+    /// are named.
+    pub fn count(&self) -> Result<Option<i64>, ValueError> {
+        match &self.count {
+            None if self.device_ids.is_empty() => Ok(Some(-1)),
+            None => Ok(None),
+            Some(c) if c.text() == "all" => Ok(Some(-1)),
+            Some(c) => c
+                .text()
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| ValueError::DeviceCount(c.text())),
+        }
+    }
+}
+
+/// `gpus:`: `all`, or a list of device requests (capability `gpu` implied).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Gpus {
+    All(String),
+    List(Vec<DeviceRequest>),
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
@@ -1023,6 +1078,8 @@ pub struct Service {
     pub deploy: Option<Deploy>,
     #[serde(default)]
     pub mem_limit: Option<Scalar>,
+    #[serde(default)]
+    pub gpus: Option<Gpus>,
     #[serde(default, deserialize_with = "lenient_i64")]
     pub pids_limit: Option<i64>,
     #[serde(default)]
@@ -1252,6 +1309,7 @@ impl Ulimit {
 
 /// Keys of a service masgen understands.
 pub const SERVICE_KEYS: &[&str] = &[
+    "gpus",
     "pids_limit",
     "userns_mode",
     "mac_address",
@@ -1431,6 +1489,33 @@ impl Service {
             Some(n) if !n.names().is_empty() => n.names(),
             _ => vec!["default".into()],
         }
+    }
+
+    /// Every device request: `deploy.resources.reservations.devices`, then `gpus`
+    /// (`all`, or each entry with the capability `gpu`).
+    pub fn device_requests(&self) -> Vec<DeviceRequest> {
+        let mut out: Vec<DeviceRequest> = self
+            .deploy
+            .as_ref()
+            .and_then(|d| d.resources.as_ref())
+            .and_then(|r| r.reservations.as_ref())
+            .map(|r| r.devices.clone())
+            .unwrap_or_default();
+        match &self.gpus {
+            Some(Gpus::All(_)) => out.push(DeviceRequest {
+                capabilities: vec!["gpu".into()],
+                count: Some(Scalar::Str("all".into())),
+                ..Default::default()
+            }),
+            Some(Gpus::List(list)) => out.extend(list.iter().cloned().map(|mut d| {
+                if d.capabilities.is_empty() {
+                    d.capabilities = vec!["gpu".into()];
+                }
+                d
+            })),
+            None => {}
+        }
+        out
     }
 
     /// The process limit: `pids_limit`, else `deploy.resources.limits.pids` (validation

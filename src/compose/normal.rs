@@ -390,10 +390,33 @@ fn deploy_keys(svc: &Service, out: &mut Map<String, Value>) {
         return;
     };
     let limits = deploy.resources.as_ref().and_then(|r| r.limits.as_ref());
-    if limits.is_none() && deploy.restart_policy.is_none() {
+    let reservations = deploy
+        .resources
+        .as_ref()
+        .and_then(|r| r.reservations.as_ref());
+    if limits.is_none() && reservations.is_none() && deploy.restart_policy.is_none() {
         return;
     }
     let mut resources = Map::new();
+    if let Some(r) = reservations {
+        let mut m = Map::new();
+        put(
+            &mut m,
+            "cpus",
+            r.cpus
+                .as_ref()
+                .and_then(|c| c.text().parse::<f64>().ok())
+                .map(|c| json!(c)),
+        );
+        put(&mut m, "memory", r.memory.as_ref().and_then(bytes));
+        if !r.devices.is_empty() {
+            m.insert(
+                "devices".into(),
+                json!(r.devices.iter().map(device).collect::<Vec<_>>()),
+            );
+        }
+        resources.insert("reservations".into(), Value::Object(m));
+    }
     if let Some(limits) = limits {
         let mut l = Map::new();
         put(
@@ -419,6 +442,23 @@ fn deploy_keys(svc: &Service, out: &mut Map<String, Value>) {
     }
     d.insert("placement".into(), json!({}));
     out.insert("deploy".into(), Value::Object(d));
+}
+
+/// A device request, as Compose prints it (`count: all` is -1).
+fn device(d: &super::model::DeviceRequest) -> Value {
+    let mut m = Map::new();
+    if !d.capabilities.is_empty() {
+        m.insert("capabilities".into(), json!(d.capabilities));
+    }
+    put(&mut m, "driver", d.driver.as_ref().map(|x| json!(x)));
+    if d.count.is_some() {
+        put(&mut m, "count", d.count().ok().flatten().map(|c| json!(c)));
+    }
+    if !d.device_ids.is_empty() {
+        m.insert("device_ids".into(), json!(d.device_ids));
+    }
+    put(&mut m, "options", map_of(&d.options));
+    Value::Object(m)
 }
 
 /// Devices, log driver, ulimits, links, secrets and configs, as Compose prints them.
@@ -494,6 +534,14 @@ fn host_keys(svc: &Service, out: &mut Map<String, Value>) {
     put(out, "hostname", svc.hostname.as_ref().map(|v| json!(v)));
     put(out, "domainname", svc.domainname.as_ref().map(|v| json!(v)));
     put(out, "pids_limit", svc.pids_limit.map(|v| json!(v)));
+    put(
+        out,
+        "gpus",
+        svc.gpus.as_ref().map(|g| match g {
+            super::model::Gpus::All(_) => json!([{"count": -1}]),
+            super::model::Gpus::List(l) => json!(l.iter().map(device).collect::<Vec<_>>()),
+        }),
+    );
     put(
         out,
         "userns_mode",

@@ -434,6 +434,18 @@ fn check_values(
             return Err(invalid(at("pids_limit"), format!("service '{name}': can't set distinct values on 'pids_limit' and 'deploy.resources.limits.pids' ({a} and {b}): keep one (docker compose refuses this too)")));
         }
     }
+    if let Some(super::model::Gpus::All(v)) = &svc.gpus {
+        if v != "all" {
+            return Err(invalid(
+                at("gpus"),
+                format!("service '{name}': gpus: {v:?} is not `all` nor a list of device requests"),
+            ));
+        }
+    }
+    for d in svc.device_requests() {
+        d.count()
+            .map_err(|e| invalid(at("deploy"), format!("service '{name}': {e}")))?;
+    }
     let condition = svc
         .deploy
         .as_ref()

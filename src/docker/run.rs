@@ -265,6 +265,20 @@ pub fn container_body(
         pids_limit: Some(spec.pids.unwrap_or(with.settings.pids)),
         userns_mode: spec.userns_mode.clone(),
         runtime: spec.runtime.clone(),
+        memory_reservation: spec.memory_reservation,
+        device_requests: (!spec.device_requests.is_empty()).then(|| {
+            spec.device_requests
+                .iter()
+                .map(|d| bollard::models::DeviceRequest {
+                    driver: d.driver.clone(),
+                    count: d.count,
+                    device_ids: (!d.device_ids.is_empty()).then(|| d.device_ids.clone()),
+                    capabilities: Some(d.capabilities.clone()),
+                    options: (!d.options.is_empty())
+                        .then(|| d.options.clone().into_iter().collect()),
+                })
+                .collect()
+        }),
         network_mode: Some(match &primary {
             Some((docker_name, _)) => docker_name.clone(),
             None => namespace(scope, &spec.network_namespace()).unwrap_or_default(),

@@ -84,6 +84,17 @@ pub enum NetworkSpec {
     Shared(Namespace),
 }
 
+/// A request for devices: a driver, how many (-1: all) or which, with what capabilities.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeviceRequestSpec {
+    pub driver: Option<String>,
+    pub count: Option<i64>,
+    pub device_ids: Vec<String>,
+    /// Sets of capabilities, any of which will do; each set is all required.
+    pub capabilities: Vec<Vec<String>>,
+    pub options: BTreeMap<String, String>,
+}
+
 /// How a container joins one of the project's networks: the names it answers to there,
 /// and the addresses it asks for (`ipv4_address`, `ipv6_address`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -132,6 +143,10 @@ pub struct ContainerSpec {
     pub mac_address: Option<String>,
     /// The OCI runtime (`runc`, `runsc`...), when the compose file names one.
     pub runtime: Option<String>,
+    /// `deploy.resources.reservations.memory`: a soft limit.
+    pub memory_reservation: Option<i64>,
+    /// Devices from the engine's device drivers (GPUs): reservations and `gpus`.
+    pub device_requests: Vec<DeviceRequestSpec>,
     pub network: NetworkSpec,
     pub pid: Option<Namespace>,
     pub ipc: Option<Namespace>,
@@ -211,6 +226,24 @@ impl ContainerSpec {
             userns_mode: svc.userns_mode.clone(),
             mac_address: svc.mac_address.clone(),
             runtime: svc.runtime.clone(),
+            memory_reservation: svc
+                .deploy
+                .as_ref()
+                .and_then(|d| d.resources.as_ref())
+                .and_then(|r| r.reservations.as_ref())
+                .and_then(|r| r.memory.as_ref())
+                .and_then(|m| crate::compose::model::parse_bytes(&m.text()).ok()),
+            device_requests: svc
+                .device_requests()
+                .iter()
+                .map(|d| DeviceRequestSpec {
+                    driver: d.driver.clone(),
+                    count: d.count().ok().flatten(),
+                    device_ids: d.device_ids.clone(),
+                    capabilities: vec![d.capabilities.clone()],
+                    options: crate::compose::model::key_map(&d.options),
+                })
+                .collect(),
             network: network(name, svc),
             pid: namespace(&svc.pid),
             ipc: namespace(&svc.ipc),

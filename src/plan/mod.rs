@@ -18,7 +18,8 @@ use std::time::Duration;
 pub use crate::compose::load::LoadOptions;
 pub use crate::compose::model::{Condition, PullPolicy, ValueError};
 pub use container::{
-    Attachment, ContainerSpec, Health, MountSpec, Namespace, NetworkSpec, Port, VolumesFrom,
+    Attachment, ContainerSpec, DeviceRequestSpec, Health, MountSpec, Namespace, NetworkSpec, Port,
+    VolumesFrom,
 };
 pub use dockerfile::from_images;
 pub use files::{FileMount, FileSource};

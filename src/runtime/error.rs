@@ -24,6 +24,8 @@ pub enum RuntimeError {
     CreateVolume { volume: String, message: String },
     #[error("cannot create container {container}: {message}")]
     CreateContainer { container: String, message: String },
+    #[error("service '{service}' asks for devices this engine cannot give ({message}): run it on a machine with the device and its driver (for GPUs, the NVIDIA Container Toolkit), or remove the device request")]
+    DevicesUnavailable { service: String, message: String },
     #[error("cannot create container {container}: {key} needs Docker Engine API {needs}, and this engine speaks {api}: upgrade the engine, or remove {key}")]
     EngineTooOld {
         container: String,

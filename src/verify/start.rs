@@ -269,6 +269,13 @@ pub(super) async fn start(
             message: format!("port {port}: {}", held_reason(msg)),
         });
     }
+    // Devices (GPUs) the engine has no driver for are this machine's lack.
+    if msg.contains("could not select device driver") {
+        return Err(RuntimeError::DevicesUnavailable {
+            service: name.to_string(),
+            message: msg.to_string(),
+        });
+    }
     Ok(Err(refused(steps, name, why)))
 }
 
