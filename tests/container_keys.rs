@@ -131,8 +131,12 @@ fn settings_this_engine_cannot_apply_are_exit_3_naming_what_is_missing() {
             .output()
             .unwrap();
         let api: String = inspect_engine_api();
-        if key.starts_with("mac_address") && api.as_str() >= "1.44" {
-            eprintln!("this engine speaks {api}: mac_address is applied, not refused");
+        let needs = [("mac_address", "1.44"), ("networks", "1.49")];
+        if let Some((k, v)) = needs
+            .iter()
+            .find(|(k, v)| key.starts_with(k) && api.as_str() >= *v)
+        {
+            eprintln!("this engine speaks {api} (>= {v}): {k} is applied, not refused");
             continue;
         }
         if key.starts_with("gpus") && out.status.code() == Some(0) {

@@ -240,7 +240,7 @@ const VOLUME_OPTIONS: Schema = Schema {
 
 const NETWORK_ATTACH: Schema = Schema {
     name: "networks",
-    known: &["aliases", "ipv4_address", "ipv6_address"],
+    known: &["aliases", "ipv4_address", "ipv6_address", "interface_name"],
     ignored: &[(
         "priority",
         "the order networks are connected in changes nothing masgen verifies",
@@ -250,7 +250,6 @@ const NETWORK_ATTACH: Schema = Schema {
         ("mac_address", NOT_APPLIED),
         ("driver_opts", NOT_APPLIED),
         ("gw_priority", NOT_APPLIED),
-        ("interface_name", NOT_APPLIED),
     ],
 };
 

@@ -906,6 +906,8 @@ pub struct NetworkAttach {
     pub ipv4_address: Option<String>,
     #[serde(default)]
     pub ipv6_address: Option<String>,
+    #[serde(default)]
+    pub interface_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

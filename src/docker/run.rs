@@ -78,6 +78,9 @@ fn endpoint(a: &Attachment, id: &str) -> EndpointSettings {
     EndpointSettings {
         aliases: Some(a.aliases.clone()),
         network_id: Some(id.to_string()),
+        driver_opts: a.interface_name.as_ref().map(|n| {
+            HashMap::from([("com.docker.network.endpoint.ifname".to_string(), n.clone())])
+        }),
         ipam_config: fixed.then(|| bollard::models::EndpointIpamConfig {
             ipv4_address: a.ipv4_address.clone(),
             ipv6_address: a.ipv6_address.clone(),
@@ -582,7 +585,8 @@ fn health_config(h: &Health) -> HealthConfig {
 
 /// Settings this engine cannot apply are an environment failure, before the container
 /// is made: a MAC address is set on the container's first network endpoint, which the
-/// engine honours from API 1.44 (`mac_address`).
+/// engine honours from API 1.44 (`mac_address`); an interface's name is an endpoint
+/// driver option from API 1.49 (`interface_name`).
 pub fn engine_supports(
     engine: &Engine,
     container: &str,
@@ -593,13 +597,24 @@ pub fn engine_supports(
         .split_once('.')
         .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
         .unwrap_or((1, 41));
-    if spec.mac_address.is_some() && (major, minor) < (1, 44) {
-        return Err(RuntimeError::EngineTooOld {
-            container: container.to_string(),
-            key: "mac_address".into(),
-            needs: "1.44".into(),
-            api,
-        });
+    let named_interface = match &spec.network {
+        NetworkSpec::Project { networks, .. } => {
+            networks.iter().any(|a| a.interface_name.is_some())
+        }
+        NetworkSpec::Shared(_) => false,
+    };
+    for (set, key, needs) in [
+        (spec.mac_address.is_some(), "mac_address", (1, 44)),
+        (named_interface, "interface_name", (1, 49)),
+    ] {
+        if set && (major, minor) < needs {
+            return Err(RuntimeError::EngineTooOld {
+                container: container.to_string(),
+                key: key.into(),
+                needs: format!("{}.{}", needs.0, needs.1),
+                api,
+            });
+        }
     }
     Ok(())
 }

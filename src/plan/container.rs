@@ -103,6 +103,8 @@ pub struct Attachment {
     pub aliases: Vec<String>,
     pub ipv4_address: Option<String>,
     pub ipv6_address: Option<String>,
+    /// The interface's name inside the container (`interface_name`).
+    pub interface_name: Option<String>,
 }
 
 /// Where `volumes_from` takes volumes from, and the mode (`ro`, `rw`).
@@ -418,6 +420,7 @@ fn network(name: &str, svc: &Service) -> NetworkSpec {
                 aliases,
                 ipv4_address: attach.ipv4_address,
                 ipv6_address: attach.ipv6_address,
+                interface_name: attach.interface_name,
             }
         })
         .collect();
