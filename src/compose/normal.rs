@@ -717,16 +717,13 @@ fn networks(svc: &Service) -> Value {
                             if !a.aliases.is_empty() {
                                 o.insert("aliases".into(), json!(a.aliases));
                             }
-                            put(
-                                &mut o,
-                                "ipv4_address",
-                                a.ipv4_address.as_ref().map(|x| json!(x)),
-                            );
-                            put(
-                                &mut o,
-                                "ipv6_address",
-                                a.ipv6_address.as_ref().map(|x| json!(x)),
-                            );
+                            for (key, value) in [
+                                ("ipv4_address", &a.ipv4_address),
+                                ("ipv6_address", &a.ipv6_address),
+                                ("interface_name", &a.interface_name),
+                            ] {
+                                put(&mut o, key, value.as_ref().map(|x| json!(x)));
+                            }
                             Value::Object(o)
                         }
                         None => Value::Null,
