@@ -28,6 +28,11 @@ pub(super) async fn down(a: &args::DownArgs, ui: &Ui) -> Result<i32, Fatal> {
         .connect()
         .await
         .map_err(|e| Fatal::new(exit::ENVIRONMENT, e))?;
+    // Compose runs pre_stop hooks before it stops the containers.
+    let load = project.load_options();
+    if let Ok(plan) = crate::plan::load(dir, &load, true, Duration::from_secs(5)) {
+        crate::verify::pre_stop_kept(rt, &plan, events).await;
+    }
     // The kept system and what runs that are over left; a live verification keeps its own.
     let mut removed = rt.remove_project(&name, a.volumes).await;
     if images {

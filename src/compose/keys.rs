@@ -51,9 +51,6 @@ const SERVICE: Schema = Schema {
     refused: &[
         ("provider", "a provider service runs an external program masgen does not run: remove it, or give the service an image"),
         ("models", "masgen does not run AI models: remove it"),
-        ("post_start", "lifecycle hooks are not run by masgen: move the command into the image's entrypoint"),
-        ("pre_stop", "lifecycle hooks are not run by masgen: move the command into the image's entrypoint"),
-        ("pre_start", "lifecycle hooks are not run by masgen: move the command into the image's entrypoint"),
         ("scale", "masgen runs one container per service: remove it or set it to 1"),
         ("use_api_socket", "masgen never gives a container the Docker API: remove it"),
         ("blkio_config", NOT_APPLIED),
@@ -170,6 +167,19 @@ const RESERVATIONS: Schema = Schema {
         ),
         ("generic_resources", SWARM),
     ],
+    refused: &[],
+};
+
+const HOOK: Schema = Schema {
+    name: "hook",
+    known: &[
+        "command",
+        "user",
+        "working_dir",
+        "environment",
+        "privileged",
+    ],
+    ignored: &[],
     refused: &[],
 };
 
@@ -458,6 +468,8 @@ impl Checker<'_> {
             }
         }
         for (key, schema) in [
+            ("post_start", &HOOK),
+            ("pre_stop", &HOOK),
             ("ports", &PORT),
             ("volumes", &VOLUME),
             ("secrets", &FILE_REF),

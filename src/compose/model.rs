@@ -1010,6 +1010,22 @@ impl DeviceRequest {
     }
 }
 
+/// A lifecycle hook: a command run in the service's container after it starts
+/// (`post_start`) or before it stops (`pre_stop`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+pub struct Hook {
+    #[serde(default)]
+    pub command: Option<StringOrList>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    #[serde(default)]
+    pub environment: Option<KeyValues>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub privileged: Option<bool>,
+}
+
 /// `gpus:`: `all`, or a list of device requests (capability `gpu` implied).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
@@ -1082,6 +1098,10 @@ pub struct Service {
     pub mem_limit: Option<Scalar>,
     #[serde(default)]
     pub gpus: Option<Gpus>,
+    #[serde(default)]
+    pub post_start: Vec<Hook>,
+    #[serde(default)]
+    pub pre_stop: Vec<Hook>,
     #[serde(default, deserialize_with = "lenient_i64")]
     pub pids_limit: Option<i64>,
     #[serde(default)]
@@ -1311,6 +1331,8 @@ impl Ulimit {
 
 /// Keys of a service masgen understands.
 pub const SERVICE_KEYS: &[&str] = &[
+    "post_start",
+    "pre_stop",
     "gpus",
     "pids_limit",
     "userns_mode",

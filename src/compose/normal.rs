@@ -217,12 +217,15 @@ fn service(svc: &Service, root: &Path) -> Value {
         out.insert("depends_on".into(), Value::Object(deps));
     }
     if let Some(env) = &svc.environment {
-        let map: Map<String, Value> = env
-            .pairs()
-            .into_iter()
-            .map(|(k, v)| (k, v.map_or(Value::Null, Value::String)))
-            .collect();
-        out.insert("environment".into(), Value::Object(map));
+        out.insert("environment".into(), environment(env));
+    }
+    for (key, hooks) in [("post_start", &svc.post_start), ("pre_stop", &svc.pre_stop)] {
+        if !hooks.is_empty() {
+            out.insert(
+                key.into(),
+                json!(hooks.iter().map(hook).collect::<Vec<_>>()),
+            );
+        }
     }
     if let Some(i) = &svc.image {
         out.insert("image".into(), json!(i));
@@ -442,6 +445,41 @@ fn deploy_keys(svc: &Service, out: &mut Map<String, Value>) {
     }
     d.insert("placement".into(), json!({}));
     out.insert("deploy".into(), Value::Object(d));
+}
+
+/// Environment pairs as Compose prints them (a name without a value is null).
+fn environment(env: &super::model::KeyValues) -> Value {
+    Value::Object(
+        env.pairs()
+            .into_iter()
+            .map(|(k, v)| (k, v.map_or(Value::Null, Value::String)))
+            .collect(),
+    )
+}
+
+/// A lifecycle hook, as Compose prints it.
+fn hook(h: &super::model::Hook) -> Value {
+    let mut m = Map::new();
+    put(
+        &mut m,
+        "command",
+        h.command.as_ref().map(|c| json!(c.argv())),
+    );
+    put(&mut m, "user", h.user.as_ref().map(|x| json!(x)));
+    if h.privileged == Some(true) {
+        m.insert("privileged".into(), json!(true));
+    }
+    put(
+        &mut m,
+        "working_dir",
+        h.working_dir.as_ref().map(|x| json!(x)),
+    );
+    put(
+        &mut m,
+        "environment",
+        h.environment.as_ref().map(environment),
+    );
+    Value::Object(m)
 }
 
 /// A device request, as Compose prints it (`count: all` is -1).

@@ -95,6 +95,14 @@ fn host_powers(svc: &Service, found: &mut Vec<(String, String)>) {
             "privileged: true gives the container full control of the host".into(),
         );
     }
+    for (key, hooks) in [("post_start", &svc.post_start), ("pre_stop", &svc.pre_stop)] {
+        if hooks.iter().any(|h| h.privileged == Some(true)) {
+            refuse(
+                key,
+                format!("{key}: a privileged hook has full control of the host"),
+            );
+        }
+    }
     for (key, value) in [
         ("network_mode", &svc.network_mode),
         ("pid", &svc.pid),

@@ -92,6 +92,15 @@ impl Runtime for Engine {
         Ok(attached)
     }
 
+    async fn exec(
+        &self,
+        container: &str,
+        hook: &crate::plan::HookSpec,
+        deadline: std::time::Instant,
+    ) -> Result<crate::runtime::health::Ran, Refused> {
+        super::run::exec_hook(self, container, hook, deadline).await
+    }
+
     async fn start(&self, container: &str) -> Result<(), Refused> {
         super::run::start(self, container)
             .await

@@ -160,8 +160,6 @@ pub async fn probe(
     test: &[String],
     timeout: Duration,
 ) -> Option<Probe> {
-    use bollard::exec::{StartExecOptions, StartExecResults};
-    use futures_util::StreamExt;
     let argv: Vec<String> = match test.split_first()? {
         (kind, rest) if kind == "CMD" && !rest.is_empty() => rest.to_vec(),
         (kind, [cmd]) if kind == "CMD-SHELL" => vec!["/bin/sh".into(), "-c".into(), cmd.clone()],
@@ -173,38 +171,15 @@ pub async fn probe(
         attach_stderr: Some(true),
         ..Default::default()
     };
-    let run = async {
-        let exec = engine.docker.create_exec(container, config).await.ok()?;
-        let opts = StartExecOptions {
-            detach: false,
-            tty: false,
-            output_capacity: None,
-        };
-        let mut text = String::new();
-        if let StartExecResults::Attached { mut output, .. } =
-            engine.docker.start_exec(&exec.id, Some(opts)).await.ok()?
-        {
-            while let Some(chunk) = output.next().await {
-                match chunk {
-                    // A healthcheck's output is short; keep its head.
-                    Ok(c) if text.len() < 4096 => {
-                        text.push_str(&String::from_utf8_lossy(&c.into_bytes()))
-                    }
-                    Ok(_) => {}
-                    Err(e) => text.push_str(&e.to_string()),
-                }
-            }
-        }
-        let done = engine.docker.inspect_exec(&exec.id).await.ok()?;
-        if done.running == Some(true) {
-            return None;
-        }
-        Some(Probe {
-            exit_code: done.exit_code?,
-            output: text,
-        })
-    };
-    tokio::time::timeout(timeout, run).await.ok().flatten()
+    // A healthcheck's output is short; keep its head.
+    let deadline = std::time::Instant::now() + timeout;
+    let (code, output) = super::run::exec_config(engine, container, config, deadline, 4096)
+        .await
+        .ok()?;
+    Some(Probe {
+        exit_code: code?,
+        output,
+    })
 }
 
 #[cfg(test)]

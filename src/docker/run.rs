@@ -583,6 +583,79 @@ fn health_config(h: &Health) -> HealthConfig {
     }
 }
 
+/// Run `config` in `container` until it ends or `deadline`, keeping at most `keep` bytes
+/// of what it prints: its exit code (None: still running at the deadline) and output.
+pub async fn exec_config(
+    engine: &Engine,
+    container: &str,
+    config: bollard::models::ExecConfig,
+    deadline: std::time::Instant,
+    keep: usize,
+) -> Result<(Option<i64>, String), bollard::errors::Error> {
+    use bollard::exec::{StartExecOptions, StartExecResults};
+    use futures_util::StreamExt;
+    let exec = engine.docker.create_exec(container, config).await?;
+    let opts = StartExecOptions {
+        detach: false,
+        tty: false,
+        output_capacity: None,
+    };
+    let mut text = String::new();
+    let read = async {
+        if let StartExecResults::Attached { mut output, .. } =
+            engine.docker.start_exec(&exec.id, Some(opts)).await?
+        {
+            while let Some(chunk) = output.next().await {
+                match chunk {
+                    Ok(c) if text.len() < keep => {
+                        text.push_str(&String::from_utf8_lossy(&c.into_bytes()))
+                    }
+                    Ok(_) => {}
+                    Err(e) => text.push_str(&e.to_string()),
+                }
+            }
+        }
+        Ok::<(), bollard::errors::Error>(())
+    };
+    if tokio::time::timeout_at(deadline.into(), read)
+        .await
+        .is_err()
+    {
+        return Ok((None, text));
+    }
+    let done = engine.docker.inspect_exec(&exec.id).await?;
+    let code = if done.running == Some(true) {
+        None
+    } else {
+        done.exit_code
+    };
+    Ok((code, text))
+}
+
+/// Run a lifecycle hook in `container`, as Compose runs it (its user, folder, environment
+/// and, under the unsafe policy only, privileges).
+pub async fn exec_hook(
+    engine: &Engine,
+    container: &str,
+    hook: &crate::plan::HookSpec,
+    deadline: std::time::Instant,
+) -> Result<crate::runtime::health::Ran, Refused> {
+    let config = bollard::models::ExecConfig {
+        cmd: Some(hook.command.clone()),
+        user: hook.user.clone(),
+        working_dir: hook.working_dir.clone(),
+        env: (!hook.environment.is_empty()).then(|| hook.environment.clone()),
+        privileged: hook.privileged.then_some(true),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        ..Default::default()
+    };
+    let (exit_code, output) = exec_config(engine, container, config, deadline, 64 * 1024)
+        .await
+        .map_err(|e| Refused::Start(format!("running the hook: {e}")))?;
+    Ok(crate::runtime::health::Ran { exit_code, output })
+}
+
 /// Settings this engine cannot apply are an environment failure, before the container
 /// is made: a MAC address is set on the container's first network endpoint, which the
 /// engine honours from API 1.44 (`mac_address`); an interface's name is an endpoint

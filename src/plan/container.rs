@@ -84,6 +84,39 @@ pub enum NetworkSpec {
     Shared(Namespace),
 }
 
+/// A lifecycle hook: a command run in the service's running container, after it starts
+/// (`post_start`) or before it stops (`pre_stop`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HookSpec {
+    pub command: Vec<String>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    /// `NAME=value` pairs.
+    pub environment: Vec<String>,
+    pub privileged: bool,
+}
+
+impl HookSpec {
+    pub fn of(h: &crate::compose::model::Hook) -> HookSpec {
+        HookSpec {
+            command: h.command.as_ref().map(|c| c.argv()).unwrap_or_default(),
+            user: h.user.clone(),
+            working_dir: h.working_dir.clone(),
+            environment: h
+                .environment
+                .as_ref()
+                .map(|e| {
+                    e.pairs()
+                        .into_iter()
+                        .filter_map(|(k, v)| Some(format!("{k}={}", v?)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            privileged: h.privileged == Some(true),
+        }
+    }
+}
+
 /// A request for devices: a driver, how many (-1: all) or which, with what capabilities.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeviceRequestSpec {

@@ -18,8 +18,8 @@ use std::time::Duration;
 pub use crate::compose::load::LoadOptions;
 pub use crate::compose::model::{Condition, PullPolicy, ValueError};
 pub use container::{
-    Attachment, ContainerSpec, DeviceRequestSpec, Health, MountSpec, Namespace, NetworkSpec, Port,
-    VolumesFrom,
+    Attachment, ContainerSpec, DeviceRequestSpec, Health, HookSpec, MountSpec, Namespace,
+    NetworkSpec, Port, VolumesFrom,
 };
 pub use dockerfile::from_images;
 pub use files::{FileMount, FileSource};
@@ -115,6 +115,10 @@ pub struct ServicePlan {
     /// Its `restart:` policy, for a system left running (while verifying, no container
     /// restarts: a crash is a failure). None: `no`.
     pub restart: Option<RestartPolicy>,
+    /// Run in the container after it starts; one that fails fails the service.
+    pub post_start: Vec<HookSpec>,
+    /// Run in the container before it is stopped.
+    pub pre_stop: Vec<HookSpec>,
     /// Its `container_name:`, honoured when the system is kept.
     pub container_name: Option<String>,
     /// The host ports it publishes as written (a clash with another program is the
@@ -258,6 +262,8 @@ pub fn service(project: &Project, name: &str, settle: Duration) -> ServicePlan {
         restart: svc
             .restart_policy()
             .map(|(name, retries)| RestartPolicy::of((name.as_str(), retries))),
+        post_start: svc.post_start.iter().map(HookSpec::of).collect(),
+        pre_stop: svc.pre_stop.iter().map(HookSpec::of).collect(),
         container_name: svc.container_name.clone(),
         host_ports: svc
             .ports

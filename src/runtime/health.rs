@@ -88,6 +88,14 @@ pub enum Wait {
 pub const CANNOT_RUN_PROBES: u32 = 10;
 pub const CANNOT_RUN_FOR: Duration = Duration::from_secs(3);
 
+/// What a command run in a container did (a hook): its exit code (None: still running at
+/// its deadline) and what it printed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Ran {
+    pub exit_code: Option<i64>,
+    pub output: String,
+}
+
 /// One run of a healthcheck test by masgen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {

@@ -130,6 +130,22 @@ impl Runtime for Fake {
         let _ = container;
         Ok(Ok(()))
     }
+    async fn exec(
+        &self,
+        container: &str,
+        hook: &crate::plan::HookSpec,
+        _: Instant,
+    ) -> Result<health::Ran, Refused> {
+        self.log(format!(
+            "exec {} {:?}",
+            Fake::service(container),
+            hook.command
+        ));
+        Ok(health::Ran {
+            exit_code: Some(0),
+            output: String::new(),
+        })
+    }
     async fn start(&self, container: &str) -> Result<(), Refused> {
         let service = Fake::service(container);
         self.log(format!("start {service}"));

@@ -114,6 +114,13 @@ pub trait Runtime: Sync {
     ) -> impl Future<Output = Result<Result<(), Refused>, RuntimeError>>;
     /// Start a created container.
     fn start(&self, container: &str) -> impl Future<Output = Result<(), Refused>>;
+    /// Run `hook` in the running `container` until it ends or `deadline`.
+    fn exec(
+        &self,
+        container: &str,
+        hook: &crate::plan::HookSpec,
+        deadline: std::time::Instant,
+    ) -> impl Future<Output = Result<health::Ran, Refused>>;
     /// What the container looks like now (None: it is gone).
     fn snapshot(&self, container: &str) -> impl Future<Output = Option<Snapshot>>;
     /// Wait until the container is ready as `readiness` says, or fails, or `deadline`.

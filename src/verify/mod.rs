@@ -224,6 +224,64 @@ impl ServiceState {
     }
 }
 
+/// Each container with `pre_stop` hooks, and its hooks.
+fn pre_stop_hooks(
+    plan: &SystemPlan,
+    opts: &VerifyOptions,
+) -> Vec<(String, Vec<crate::plan::HookSpec>)> {
+    let scope = scope_of(plan, opts);
+    plan.services
+        .iter()
+        .filter(|s| !s.pre_stop.is_empty())
+        .map(|s| (scope.container(&s.name), s.pre_stop.clone()))
+        .collect()
+}
+
+/// Before the containers are stopped, their `pre_stop` hooks run, as Compose runs them
+/// on `down`: each for up to 10 s (Compose's stop timeout); one that fails is a warning
+/// (the system was judged already). A container that is not running has none to run.
+async fn run_pre_stop(
+    rt: &impl Runtime,
+    stops: &[(String, Vec<crate::plan::HookSpec>)],
+    events: &Events,
+) -> Vec<String> {
+    let mut failed = Vec::new();
+    for (container, hooks) in stops {
+        let running = rt.snapshot(container).await.is_some_and(|s| s.running);
+        if !running {
+            continue;
+        }
+        for hook in hooks {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let why = match rt.exec(container, hook, deadline).await {
+                Ok(r) if r.exit_code == Some(0) => continue,
+                Ok(r) => match r.exit_code {
+                    Some(code) => format!("exited with code {code}"),
+                    None => "did not end within 10 s".to_string(),
+                },
+                Err(e) => e.words().to_string(),
+            };
+            let line = format!(
+                "{container}: pre_stop hook ({}) {why}",
+                hook.command.join(" ")
+            );
+            events.warn(line.clone());
+            failed.push(line);
+        }
+    }
+    failed
+}
+
+/// `masgen down` of a kept system: its containers' `pre_stop` hooks, before they are
+/// removed. Returns the hooks that failed.
+pub async fn pre_stop_kept(rt: &impl Runtime, plan: &SystemPlan, events: &Events) -> Vec<String> {
+    let opts = VerifyOptions {
+        keep: true,
+        ..VerifyOptions::default()
+    };
+    run_pre_stop(rt, &pre_stop_hooks(plan, &opts), events).await
+}
+
 /// How this verification names its objects: the run in every name, or, when the system
 /// is kept (`--keep`, `--execute`), the project's own names and its `container_name:`s.
 fn scope_of(plan: &SystemPlan, opts: &VerifyOptions) -> Scope {
@@ -324,7 +382,13 @@ pub async fn verify_plan(
         let rt = rt.connect().await?;
         refuse_second_keep(rt, &plan, opts).await?;
         let project = plan.project.clone();
+        let stops = pre_stop_hooks(&plan, opts);
         let result = verify_on(rt, plan, opts, &mut report, t0).await;
+        let leave_running = report.healthy && opts.keep && result.is_ok();
+        if !leave_running {
+            let failed = run_pre_stop(rt, &stops, &opts.events).await;
+            report.warnings.extend(failed);
+        }
         tear_down(rt, &project, opts, &mut report, result.is_ok()).await;
         result?;
     }

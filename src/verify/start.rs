@@ -11,7 +11,7 @@ use crate::events::Event;
 use crate::plan::{Condition, Readiness};
 use crate::plan::{Dependency, ServicePlan};
 use crate::runtime::health::HealthState;
-use crate::runtime::health::{self, Snapshot, Wait};
+use crate::runtime::health::{self, Ran, Snapshot, Wait};
 use crate::runtime::Refused;
 use crate::runtime::{Runtime, RuntimeError, KEEP_LINES};
 
@@ -113,6 +113,9 @@ async fn start_service(
         service: name.to_string(),
         container: container.clone(),
     });
+    if let Err(d) = post_start(steps, name, &container, &plan.post_start).await {
+        return Ok(steps.failed(name, d));
+    }
     let mut readiness = plan.readiness;
     // A HEALTHCHECK in the image counts like one in the compose file.
     if let (Readiness::Settle(_), Some(s)) = (readiness, steps.rt.snapshot(&container).await) {
@@ -277,6 +280,44 @@ pub(super) async fn start(
         });
     }
     Ok(Err(refused(steps, name, why)))
+}
+
+/// Run the service's `post_start` hooks in order, as Compose runs them once its container
+/// started: one that exits non-zero, or has not ended by the health timeout, fails the
+/// service in phase start with the hook's own output as the evidence.
+async fn post_start(
+    steps: &Steps<'_, impl Runtime>,
+    name: &str,
+    container: &str,
+    hooks: &[crate::plan::HookSpec],
+) -> Result<(), Diagnostic> {
+    for (i, hook) in hooks.iter().enumerate() {
+        let deadline = Instant::now() + steps.opts.health_timeout;
+        let which = format!("post_start hook {} ({})", i + 1, hook.command.join(" "));
+        let (summary, evidence) = match steps.rt.exec(container, hook, deadline).await {
+            Ok(Ran {
+                exit_code: Some(0), ..
+            }) => continue,
+            Ok(Ran {
+                exit_code: Some(code),
+                output,
+            }) => (format!("{which} exited with code {code}"), output),
+            Ok(Ran {
+                exit_code: None,
+                output,
+            }) => (
+                format!(
+                    "{which} did not end within the health timeout ({} s)",
+                    steps.opts.health_timeout.as_secs()
+                ),
+                output,
+            ),
+            Err(why) => (format!("{which} could not run"), why.words().to_string()),
+        };
+        let d = Diagnostic::new(name, Phase::Start, summary).evidence(evidence);
+        return Err(d.files(steps.plan.implicated(name)));
+    }
+    Ok(())
 }
 
 /// A ready service: its health and where its ports answer.
