@@ -135,13 +135,13 @@ impl Runtime for Fake {
         container: &str,
         hook: &crate::plan::HookSpec,
         _: Instant,
-    ) -> Result<health::Ran, Refused> {
+    ) -> Result<super::health::Ran, Refused> {
         self.log(format!(
             "exec {} {:?}",
             Fake::service(container),
             hook.command
         ));
-        Ok(health::Ran {
+        Ok(super::health::Ran {
             exit_code: Some(0),
             output: String::new(),
         })
