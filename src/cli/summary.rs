@@ -169,6 +169,14 @@ pub(super) fn print_services(v: &VerifyReport, ui: &Ui) {
             },
             s.ports.join(", ")
         );
+        if !s.replicas.is_empty() {
+            println!(
+                "{:<18} {} replicas, each ready: {}",
+                "",
+                s.replicas.len(),
+                s.replicas.join(", ")
+            );
+        }
     }
     println!();
 }

@@ -51,7 +51,6 @@ const SERVICE: Schema = Schema {
     refused: &[
         ("provider", "a provider service runs an external program masgen does not run: remove it, or give the service an image"),
         ("models", "masgen does not run AI models: remove it"),
-        ("scale", "masgen runs one container per service: remove it or set it to 1"),
         ("use_api_socket", "masgen never gives a container the Docker API: remove it"),
         ("blkio_config", NOT_APPLIED),
         ("cgroup", NOT_APPLIED),
@@ -128,7 +127,7 @@ const HEALTHCHECK: Schema = Schema {
 
 const DEPLOY: Schema = Schema {
     name: "deploy",
-    known: &["resources", "restart_policy"],
+    known: &["replicas", "resources", "restart_policy"],
     ignored: &[
         ("mode", SWARM),
         ("placement", SWARM),
@@ -137,10 +136,7 @@ const DEPLOY: Schema = Schema {
         ("endpoint_mode", SWARM),
         ("labels", SWARM),
     ],
-    refused: &[(
-        "replicas",
-        "masgen runs one container per service: remove it or set it to 1",
-    )],
+    refused: &[],
 };
 
 const RESTART_POLICY: Schema = Schema {

@@ -1036,6 +1036,8 @@ pub enum Gpus {
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 pub struct Deploy {
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub replicas: Option<i64>,
     #[serde(default)]
     pub resources: Option<Resources>,
     #[serde(default)]
@@ -1096,6 +1098,8 @@ pub struct Service {
     pub deploy: Option<Deploy>,
     #[serde(default)]
     pub mem_limit: Option<Scalar>,
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub scale: Option<i64>,
     #[serde(default)]
     pub gpus: Option<Gpus>,
     #[serde(default)]
@@ -1331,6 +1335,7 @@ impl Ulimit {
 
 /// Keys of a service masgen understands.
 pub const SERVICE_KEYS: &[&str] = &[
+    "scale",
     "post_start",
     "pre_stop",
     "gpus",
@@ -1540,6 +1545,14 @@ impl Service {
             None => {}
         }
         out
+    }
+
+    /// How many containers run it: `scale`, else `deploy.replicas`, else 1 (validation
+    /// refuses two different values, as Compose does).
+    pub fn replicas(&self) -> i64 {
+        self.scale
+            .or_else(|| self.deploy.as_ref().and_then(|d| d.replicas))
+            .unwrap_or(1)
     }
 
     /// The process limit: `pids_limit`, else `deploy.resources.limits.pids` (validation

@@ -397,7 +397,11 @@ fn deploy_keys(svc: &Service, out: &mut Map<String, Value>) {
         .resources
         .as_ref()
         .and_then(|r| r.reservations.as_ref());
-    if limits.is_none() && reservations.is_none() && deploy.restart_policy.is_none() {
+    if limits.is_none()
+        && reservations.is_none()
+        && deploy.restart_policy.is_none()
+        && deploy.replicas.is_none()
+    {
         return;
     }
     let mut resources = Map::new();
@@ -436,6 +440,7 @@ fn deploy_keys(svc: &Service, out: &mut Map<String, Value>) {
         resources.insert("limits".into(), Value::Object(l));
     }
     let mut d = Map::new();
+    put(&mut d, "replicas", deploy.replicas.map(|r| json!(r)));
     d.insert("resources".into(), Value::Object(resources));
     if let Some(p) = &deploy.restart_policy {
         let mut r = Map::new();
@@ -572,6 +577,7 @@ fn host_keys(svc: &Service, out: &mut Map<String, Value>) {
     put(out, "hostname", svc.hostname.as_ref().map(|v| json!(v)));
     put(out, "domainname", svc.domainname.as_ref().map(|v| json!(v)));
     put(out, "pids_limit", svc.pids_limit.map(|v| json!(v)));
+    put(out, "scale", svc.scale.map(|v| json!(v)));
     put(
         out,
         "gpus",

@@ -423,6 +423,27 @@ fn check_values(
             return Err(invalid(at("mem_limit"), format!("service '{name}': mem_limit and deploy.resources.limits.memory differ ({} and {}): keep one (docker compose refuses this too)", a.text(), b.text())));
         }
     }
+    let replicas = svc.deploy.as_ref().and_then(|d| d.replicas);
+    if let (Some(a), Some(b)) = (svc.scale, replicas) {
+        if a != b {
+            return Err(invalid(at("scale"), format!("service '{name}': can't set distinct values on 'scale' and 'deploy.replicas' ({a} and {b}): keep one (docker compose refuses this too)")));
+        }
+    }
+    match svc.replicas() {
+        n if n < 0 => {
+            return Err(invalid(
+                at("scale"),
+                format!("service '{name}': {n} replicas: give 1 or more"),
+            ));
+        }
+        0 => {
+            return Err(invalid(at("scale"), format!("service '{name}': 0 replicas runs no container of it, and masgen verifies what runs: refused before anything runs; remove the service, or put it in a profile")));
+        }
+        n if n > 1 && svc.container_name.is_some() => {
+            return Err(invalid(at("container_name"), format!("service '{name}': can't set container_name with {n} replicas, as a container name must be unique (docker compose refuses this too): remove container_name")));
+        }
+        _ => {}
+    }
     let deploy_pids = svc
         .deploy
         .as_ref()

@@ -115,6 +115,9 @@ pub struct ServicePlan {
     /// Its `restart:` policy, for a system left running (while verifying, no container
     /// restarts: a crash is a failure). None: `no`.
     pub restart: Option<RestartPolicy>,
+    /// How many containers run it (`scale`, `deploy.replicas`): each is health-gated, and
+    /// the service is ready when all are.
+    pub replicas: u32,
     /// Run in the container after it starts; one that fails fails the service.
     pub post_start: Vec<HookSpec>,
     /// Run in the container before it is stopped.
@@ -262,6 +265,7 @@ pub fn service(project: &Project, name: &str, settle: Duration) -> ServicePlan {
         restart: svc
             .restart_policy()
             .map(|(name, retries)| RestartPolicy::of((name.as_str(), retries))),
+        replicas: svc.replicas().clamp(1, u32::MAX as i64) as u32,
         post_start: svc.post_start.iter().map(HookSpec::of).collect(),
         pre_stop: svc.pre_stop.iter().map(HookSpec::of).collect(),
         container_name: svc.container_name.clone(),

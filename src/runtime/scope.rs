@@ -74,6 +74,15 @@ impl Scope {
             .unwrap_or_else(|| format!("{}-{service}-1", self.prefix))
     }
 
+    /// The `n`-th container of a service (from 1), named as Compose names replicas.
+    pub fn replica(&self, service: &str, n: u32) -> String {
+        if n == 1 {
+            self.container(service)
+        } else {
+            format!("{}-{service}-{n}", self.prefix)
+        }
+    }
+
     /// A network or volume of the project (`explicit`: its top-level `name:`, used when
     /// kept; while verifying the run's own name is used instead).
     pub fn object(&self, name: &str, explicit: Option<&str>) -> String {

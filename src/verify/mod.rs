@@ -134,6 +134,9 @@ pub struct ServiceReport {
     pub ready_secs: Option<f64>,
     /// "80/tcp -> 127.0.0.1:49153"
     pub ports: Vec<String>,
+    /// Its containers, when it runs more than one (`scale`, `deploy.replicas`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -233,7 +236,7 @@ fn pre_stop_hooks(
     plan.services
         .iter()
         .filter(|s| !s.pre_stop.is_empty())
-        .map(|s| (scope.container(&s.name), s.pre_stop.clone()))
+        .flat_map(|s| (1..=s.replicas).map(|n| (scope.replica(&s.name, n), s.pre_stop.clone())))
         .collect()
 }
 
@@ -739,7 +742,7 @@ async fn run_all(
     }
     report.healthy = tally.failed.is_empty() && tally.check_failures.is_empty();
     let had_container = report_started(&tally.services);
-    keep_logs(rt, &steps.plan.root, &steps.settings.scope, &had_container).await;
+    keep_logs(rt, &steps.plan, &steps.settings.scope, &had_container).await;
     let running = tally.finish(&steps.plan, report);
     if report.healthy && (opts.keep || opts.execute) {
         apply_restart_policies(rt, ev, &steps.plan, &running).await;
@@ -823,14 +826,18 @@ impl Tally {
                 ServiceOutcome::Ready {
                     secs,
                     health,
-                    container,
+                    containers,
                     ports,
                 } => {
                     rep.state = ServiceState::Ready;
                     rep.health = health;
                     rep.ready_secs = Some(secs);
                     rep.ports = ports;
-                    self.running.push((name, container));
+                    if containers.len() > 1 {
+                        rep.replicas = containers.clone();
+                    }
+                    let running = containers.into_iter().map(|c| (name.clone(), c));
+                    self.running.extend(running);
                 }
                 ServiceOutcome::Completed { secs } => {
                     rep.state = ServiceState::Completed;
@@ -915,14 +922,22 @@ fn report_started(reports: &HashMap<String, ServiceReport>) -> Vec<String> {
     names
 }
 
-/// Keep the last lines of every container of the run in `.masgen/logs/<service>.log`:
+/// Keep the last lines of every container of the run in `.masgen/logs/<service>.log`
+/// (`<service>-<n>.log` for its further replicas):
 /// the containers are about to be removed, and their output is the evidence.
-async fn keep_logs(rt: &impl Runtime, root: &Path, scope: &Scope, services: &[String]) {
-    let dir = root.join(crate::workspace::MASGEN_DIR).join("logs");
+async fn keep_logs(rt: &impl Runtime, plan: &SystemPlan, scope: &Scope, services: &[String]) {
+    let dir = plan.root.join(crate::workspace::MASGEN_DIR).join("logs");
     for name in services {
-        let text = rt.logs_tail(&scope.container(name), KEEP_LINES).await;
-        // Best effort: a log that cannot be written must not change the verdict.
-        let _ = crate::workspace::write_atomic(&dir.join(format!("{name}.log")), text.as_bytes());
+        let replicas = plan.get(name).map_or(1, |s| s.replicas);
+        for n in 1..=replicas {
+            let text = rt.logs_tail(&scope.replica(name, n), KEEP_LINES).await;
+            let file = match n {
+                1 => format!("{name}.log"),
+                n => format!("{name}-{n}.log"),
+            };
+            // Best effort: a log that cannot be written must not change the verdict.
+            let _ = crate::workspace::write_atomic(&dir.join(file), text.as_bytes());
+        }
     }
 }
 

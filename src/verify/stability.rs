@@ -60,6 +60,11 @@ async fn check(steps: &Steps<'_, impl Runtime>, name: &str, container: &str) -> 
         return None;
     };
     let logs = steps.rt.logs_tail(container, KEEP_LINES).await;
+    // One of several replicas is named.
+    let summary = match steps.plan.get(name).map_or(1, |p| p.replicas) {
+        1 => summary,
+        _ => format!("{container}: {summary}"),
+    };
     Some(
         Diagnostic::new(name, Phase::Stability, summary)
             .evidence(evidence(Some(&s), &logs))

@@ -20,7 +20,8 @@ pub(super) enum ServiceOutcome {
     Ready {
         secs: f64,
         health: HealthState,
-        container: String,
+        /// One per replica.
+        containers: Vec<String>,
         ports: Vec<String>,
     },
     Completed {
@@ -84,8 +85,8 @@ pub(super) async fn image_of(
     }
 }
 
-/// Create the container, wait for the dependencies' conditions, start it and wait for
-/// readiness.
+/// Create its containers (one per replica), wait for the dependencies' conditions, start
+/// them and wait until every one is ready: a service is ready when all its replicas are.
 async fn start_service(
     steps: &Steps<'_, impl Runtime>,
     name: &str,
@@ -95,52 +96,93 @@ async fn start_service(
     if let Err(d) = wait_for_sources(steps, name, &plan.created_after).await {
         return Ok(steps.failed(name, d));
     }
+    let containers: Vec<String> = (1..=plan.replicas)
+        .map(|n| steps.settings.scope.replica(name, n))
+        .collect();
     // Created now, started when its dependencies allow (as compose does): creation is off
     // the path from one dependency level to the next.
-    let container = steps.settings.scope.container(name);
-    if let Err(d) = create(steps, plan, image, &container).await? {
-        return Ok(steps.failed(name, d));
+    for (i, container) in containers.iter().enumerate() {
+        if let Err(d) = create(steps, plan, image, container).await? {
+            return Ok(steps.failed(name, of_replica(d, plan, i, container)));
+        }
     }
     if let Err(d) = wait_for_dependencies(steps, name, &plan.depends_on).await {
         return Ok(steps.failed(name, d));
     }
     let started = Instant::now();
-    if let Err(d) = start(steps, name, &container).await? {
-        return Ok(steps.failed(name, d));
+    let runs = containers.iter().map(|c| run_replica(steps, plan, c));
+    let waits = futures_util::future::join_all(runs).await;
+    let secs = started.elapsed().as_secs_f64();
+    let mut readiness = plan.readiness;
+    let mut completed = 0;
+    for (i, (container, wait)) in containers.iter().zip(waits).enumerate() {
+        let (wait, seen) = match wait? {
+            Ok(w) => w,
+            Err(d) => return Ok(steps.failed(name, of_replica(d, plan, i, container))),
+        };
+        readiness = seen;
+        match wait {
+            Wait::Ready => {}
+            Wait::Completed => completed += 1,
+            failed => {
+                let d = failed_wait(steps, name, container, seen, failed).await;
+                return Ok(steps.failed(name, of_replica(d, plan, i, container)));
+            }
+        }
+    }
+    if completed == containers.len() {
+        steps.set(name, ServiceState::Completed);
+        steps.opts.events.emit(Event::ServiceReady {
+            service: name.to_string(),
+            secs,
+        });
+        return Ok(ServiceOutcome::Completed { secs });
+    }
+    Ok(ready(steps, name, containers, readiness, secs).await)
+}
+
+/// Start one container of a service, run its `post_start` hooks, and wait until it is
+/// ready, done, or failed; with the readiness it was judged by (an image's HEALTHCHECK
+/// counts like the compose file's).
+async fn run_replica(
+    steps: &Steps<'_, impl Runtime>,
+    plan: &ServicePlan,
+    container: &str,
+) -> Result<Result<(Wait, Readiness), Diagnostic>, RuntimeError> {
+    let name = plan.name.as_str();
+    if let Err(d) = start(steps, name, container).await? {
+        return Ok(Err(d));
     }
     steps.set(name, ServiceState::Started);
     steps.opts.events.emit(Event::ContainerStarted {
         service: name.to_string(),
-        container: container.clone(),
+        container: container.to_string(),
     });
-    if let Err(d) = post_start(steps, name, &container, &plan.post_start).await {
-        return Ok(steps.failed(name, d));
+    if let Err(d) = post_start(steps, name, container, &plan.post_start).await {
+        return Ok(Err(d));
     }
     let mut readiness = plan.readiness;
-    // A HEALTHCHECK in the image counts like one in the compose file.
-    if let (Readiness::Settle(_), Some(s)) = (readiness, steps.rt.snapshot(&container).await) {
+    if let (Readiness::Settle(_), Some(s)) = (readiness, steps.rt.snapshot(container).await) {
         if s.health.checked() {
             readiness = Readiness::Healthcheck;
         }
     }
     let deadline = Instant::now() + steps.opts.health_timeout;
-    let wait = steps.rt.wait_ready(&container, readiness, deadline).await;
-    let secs = started.elapsed().as_secs_f64();
-    Ok(match wait {
-        Wait::Ready => ready(steps, name, container, readiness, secs).await,
-        Wait::Completed => {
-            steps.set(name, ServiceState::Completed);
-            steps.opts.events.emit(Event::ServiceReady {
-                service: name.to_string(),
-                secs,
-            });
-            ServiceOutcome::Completed { secs }
-        }
-        failed => {
-            let d = failed_wait(steps, name, &container, readiness, failed).await;
-            steps.failed(name, d)
-        }
-    })
+    let wait = steps.rt.wait_ready(container, readiness, deadline).await;
+    Ok(Ok((wait, readiness)))
+}
+
+/// A diagnostic of one replica names it, when the service has several.
+fn of_replica(mut d: Diagnostic, plan: &ServicePlan, i: usize, container: &str) -> Diagnostic {
+    if plan.replicas > 1 {
+        d.summary = format!(
+            "replica {} of {} ({container}): {}",
+            i + 1,
+            plan.replicas,
+            d.summary
+        );
+    }
+    d
 }
 
 /// A service taking another's volumes or joining its namespaces can only be created once
@@ -324,7 +366,7 @@ async fn post_start(
 async fn ready(
     steps: &Steps<'_, impl Runtime>,
     name: &str,
-    container: String,
+    containers: Vec<String>,
     readiness: Readiness,
     secs: f64,
 ) -> ServiceOutcome {
@@ -333,13 +375,11 @@ async fn ready(
         service: name.to_string(),
         secs,
     });
-    let ports = steps
-        .rt
-        .published_ports(&container)
-        .await
-        .into_iter()
-        .map(|(p, h)| format!("{p} -> {h}"))
-        .collect();
+    let mut ports = Vec::new();
+    for container in &containers {
+        let published = steps.rt.published_ports(container).await.into_iter();
+        ports.extend(published.map(|(p, h)| format!("{p} -> {h}")));
+    }
     let health = if readiness == Readiness::Healthcheck {
         HealthState::Healthy
     } else {
@@ -348,7 +388,7 @@ async fn ready(
     ServiceOutcome::Ready {
         secs,
         health,
-        container,
+        containers,
         ports,
     }
 }

@@ -1,0 +1,126 @@
+//! Replicas on the real daemon: `deploy.replicas` and `scale` run N containers named as
+//! Compose names them, each health-gated; a dependent starts once all are ready; the
+//! report lists them; a failing replica is named in its diagnostic.
+
+mod common;
+
+use std::process::Command;
+
+use common::docker::*;
+use common::*;
+use serde_json::Value;
+
+/// The project's container names, sorted, without the project's prefix.
+fn containers(project: &str) -> Vec<String> {
+    let label = format!("label=com.docker.compose.project={project}");
+    let o = Command::new("docker")
+        .args(["ps", "-a", "--filter", &label, "--format", "{{.Names}}"])
+        .output()
+        .unwrap();
+    let mut names: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| l.trim_start_matches(&format!("{project}-")).to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn replicas_run_as_compose_runs_them_and_a_dependent_waits_for_all() {
+    let test = "replicas_run_as_compose_runs_them_and_a_dependent_waits_for_all";
+    if !docker_available(test) {
+        return;
+    }
+    let Some(compose) = compose_reference_or_skip(test) else {
+        return;
+    };
+    let (_tmp, dir, cleanup) = unique_output("replicas");
+    copy_dir(&fixture("replicas"), &dir);
+    let theirs = format!("{}-compose", cleanup.0);
+    let _their_cleanup = Cleanup(theirs.clone());
+    let compose_run = |args: &[&str]| {
+        let o = Command::new(&compose)
+            .args(["-p", &theirs])
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "compose {args:?}: {}", text(&o));
+    };
+    compose_run(&["up", "-d"]);
+    let expected = containers(&theirs);
+    compose_run(&["down"]);
+    assert_eq!(
+        expected,
+        ["client-1", "client-2", "web-1", "web-2", "web-3"]
+    );
+
+    let out = masgen()
+        .args(["--json", "verify"])
+        .arg(&dir)
+        .args(["--settle", "1", "--stability", "1", "--keep"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(containers(&cleanup.0), expected);
+    // The clients start once every web replica is ready.
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let at = |pred: &dyn Fn(&Value) -> bool| events.iter().position(pred).unwrap();
+    let web_ready = at(&|e| e["event"] == "service_ready" && e["service"] == "web");
+    let web_started = events
+        .iter()
+        .filter(|e| e["event"] == "container_started" && e["service"] == "web")
+        .count();
+    assert_eq!(web_started, 3);
+    let first_client = at(&|e| e["event"] == "container_started" && e["service"] == "client");
+    assert!(web_ready < first_client, "{events:?}");
+    let report = events.iter().find(|e| e["event"] == "report").unwrap();
+    let web = &report["report"]["services"][0];
+    assert_eq!(web["name"], "web");
+    assert_eq!(web["replicas"].as_array().unwrap().len(), 3);
+    let down = masgen().arg("down").arg(&dir).output().unwrap();
+    assert_eq!(down.status.code(), Some(0), "{}", text(&down));
+    let project = cleanup.0.clone();
+    drop(cleanup);
+    assert_nothing_left(&project);
+}
+
+#[test]
+fn a_failing_replica_is_named() {
+    if !docker_available("a_failing_replica_is_named") {
+        return;
+    }
+    let (_tmp, dir, cleanup) = unique_output("replica-fails");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Only one replica gets the lock; the others exit 3.
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  app:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"mkdir /shared/lock && exec sleep 3600; echo no lock for me; exit 3\"]\n    scale: 3\n    volumes: [shared:/shared]\nvolumes:\n  shared:\n",
+    )
+    .unwrap();
+    let out = masgen()
+        .arg("verify")
+        .arg(&dir)
+        .args(["--settle", "2", "--stability", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report = run_report(&dir);
+    let d = &report["diagnostics"][0];
+    let summary = d["summary"].as_str().unwrap();
+    let project = cleanup.0.clone();
+    let named = (1..=3).any(|n| {
+        summary.starts_with(&format!("replica {n} of 3 ({project}-"))
+            && summary.contains(&format!("-app-{n}): crashed: exited with code 3"))
+    });
+    assert!(named, "{summary}");
+    assert!(
+        d["evidence"].as_str().unwrap().contains("no lock for me"),
+        "{d}"
+    );
+    drop(cleanup);
+    assert_nothing_left(&project);
+}
