@@ -244,3 +244,92 @@ fn networks_and_volumes_are_created_with_the_options_compose_gives_them() {
     assert_eq!(volume["/Options"]["o"], "size=10m");
     assert_eq!(container[0], "10.213.37.10");
 }
+
+/// Explicit names are the names a kept system uses (a verification uses its own run's,
+/// and never writes into them); external networks and volumes are used as they are, and
+/// a missing one is exit 3 naming it.
+#[test]
+fn explicit_names_are_kept_systems_names_and_missing_externals_are_exit_3() {
+    let test = "explicit_names_are_kept_systems_names_and_missing_externals_are_exit_3";
+    if !docker_available(test) {
+        return;
+    }
+    let (_tmp, dir, cleanup) = unique_output("names");
+    let (volume, network) = (format!("{}-data", cleanup.0), format!("{}-net", cleanup.0));
+    let remove = |kind: &str, name: &str| {
+        let _ = Command::new("docker").args([kind, "rm", name]).output();
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        format!("services:\n  app:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n    volumes: [data:/data]\nvolumes:\n  data:\n    name: \"${{DATA:-{volume}}}\"\nnetworks:\n  default:\n    name: {network}\n"),
+    )
+    .unwrap();
+    let exists = |kind: &str, name: &str| {
+        Command::new("docker")
+            .args([kind, "inspect", name])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    let verify = |extra: &[&str]| {
+        masgen()
+            .arg("verify")
+            .arg(&dir)
+            .args(["--settle", "1", "--stability", "0"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = verify(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        !exists("volume", &volume) && !exists("network", &network),
+        "a verification made the project's own objects"
+    );
+    let out = verify(&["--keep"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let joined = inspect(
+        &format!("{}-app-1", cleanup.0),
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}",
+    );
+    assert_eq!(joined, network);
+    assert!(exists("volume", &volume));
+    let down = masgen().arg("down").arg(&dir).arg("-v").output().unwrap();
+    assert_eq!(down.status.code(), Some(0), "{}", text(&down));
+    assert!(!exists("volume", &volume) && !exists("network", &network));
+    remove("volume", &volume);
+    remove("network", &network);
+
+    // External ones must exist: each missing one is exit 3, named, and nothing is left.
+    for (top, says) in [
+        (
+            format!("networks:\n  default:\n    external: true\n    name: {network}\n"),
+            format!(
+                "network 'default' is declared external, and no network named {network} exists"
+            ),
+        ),
+        (
+            format!("volumes:\n  data:\n    external: true\n    name: {volume}\n"),
+            format!("volume 'data' is declared external, and no volume named {volume} exists"),
+        ),
+    ] {
+        let mounts = if top.starts_with("volumes") {
+            "    volumes: [data:/data]\n"
+        } else {
+            ""
+        };
+        std::fs::write(
+            dir.join("compose.yaml"),
+            format!("services:\n  app:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n{mounts}{top}"),
+        )
+        .unwrap();
+        let out = verify(&[]);
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+        assert!(text(&out).contains(&says), "{}", text(&out));
+    }
+    let project = cleanup.0.clone();
+    drop(cleanup);
+    assert_nothing_left(&project);
+}
