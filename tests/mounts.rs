@@ -1,6 +1,7 @@
-//! Bind and volume options reach the container as Docker Compose v2 puts them there: the
-//! same project is started by Compose and kept by masgen, and both containers' binds and
-//! Mount-API mounts are compared (SELinux labels, propagation, read-only, nocopy).
+//! What a project's paths, mounts, networks and volumes mean on the real daemon, compared
+//! with what Docker Compose v2 makes of the same project: bind and volume options
+//! (SELinux labels, propagation, read-only, nocopy), the project directory, network and
+//! volume options (drivers, IPAM, internal, addresses), explicit names and externals.
 
 mod common;
 
