@@ -58,6 +58,8 @@ pub struct Target {
     pub compose_file: String,
     pub project_name: Option<String>,
     pub env_files: Vec<String>,
+    /// `--project-directory`, as given (relative to the repository's root).
+    pub project_directory: Option<String>,
     /// READY_WHEN: `service=healthy|running|exit0`, space-separated, in start order.
     pub ready_when: String,
     pub checks: Vec<String>,
@@ -90,6 +92,10 @@ pub fn target(dir: &Path, load: &LoadOptions) -> Result<Target, CiError> {
             .iter()
             .map(|f| f.to_string_lossy().into_owned())
             .collect(),
+        project_directory: load
+            .project_directory
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
         ready_when: ready_when(&plan),
         checks: plan.checks.iter().map(|c| c.name.clone()).collect(),
     })
@@ -113,6 +119,22 @@ fn ready_when(plan: &SystemPlan) -> String {
 
 /// The workflows `opts` asks for.
 pub fn workflows(t: &Target, opts: &CiOptions) -> Vec<Workflow> {
+    let mut out = written(t, opts);
+    // Every Compose command is told the project directory, when it is not the first file's.
+    if let Some(pd) = &t.project_directory {
+        let flag = format!("docker compose --project-directory {} ", sh_word(pd));
+        for w in &mut out {
+            w.text = w.text.replace("docker compose ", &flag);
+            w.text = w.text.replace(
+                "masgen verify . ",
+                &format!("masgen verify . --project-directory {} ", sh_word(pd)),
+            );
+        }
+    }
+    out
+}
+
+fn written(t: &Target, opts: &CiOptions) -> Vec<Workflow> {
     let mut out = vec![Workflow {
         path: GITHUB_FILE.into(),
         text: if opts.with_masgen {
@@ -304,7 +326,10 @@ since = {}
 
 
 def containers():
-    out = subprocess.run(["docker", "compose", "ps", "--all", "--format", "json"],
+    compose = ["docker", "compose"]
+    if os.environ.get("PROJECT_DIRECTORY"):
+        compose += ["--project-directory", os.environ["PROJECT_DIRECTORY"]]
+    out = subprocess.run(compose + ["ps", "--all", "--format", "json"],
                          check=True, capture_output=True, text=True).stdout.strip()
     if not out:
         return {}
@@ -444,5 +469,30 @@ mod tests {
             doc["jobs"]["smoke"]["env"]["READY_WHEN"],
             "db=healthy migrate=exit0 api=running"
         );
+    }
+
+    #[test]
+    fn a_project_directory_reaches_every_compose_command() {
+        let t = Target {
+            project_directory: Some("deploy dir".into()),
+            ..target()
+        };
+        let opts = CiOptions {
+            gitlab: true,
+            ..Default::default()
+        };
+        for w in workflows(&t, &opts) {
+            let plain = w.text.matches("docker compose ").count();
+            let told = w
+                .text
+                .matches("docker compose --project-directory 'deploy dir' ")
+                .count();
+            assert!(plain > 3 && plain == told, "{}", w.text);
+            assert!(
+                w.text.contains("PROJECT_DIRECTORY: \"deploy dir\""),
+                "{}",
+                w.text
+            );
+        }
     }
 }

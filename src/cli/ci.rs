@@ -11,9 +11,6 @@ impl From<CiError> for Fatal {
 
 pub(super) fn ci_cmd(a: &args::CiArgs, ui: &Ui) -> Result<i32, Fatal> {
     project_folder(&a.dir, &a.project)?;
-    if a.project.project_directory.is_some() {
-        return Err(Fatal::new(exit::USAGE, "--project-directory: the workflow runs Compose from the repository's root and names the compose files with COMPOSE_FILE, whose first file's folder is the project directory; move the workflow's root there instead"));
-    }
     let opts = CiOptions {
         load: a.project.load_options(),
         gitlab: a.gitlab,
