@@ -433,6 +433,7 @@ mod tests {
             compose_file: "compose.yaml:compose.smoke.yaml".into(),
             project_name: None,
             env_files: Vec::new(),
+            project_directory: None,
             ready_when: "db=healthy migrate=exit0 api=running".into(),
             checks: vec!["smoke-api".into()],
         }
