@@ -189,6 +189,9 @@ fn variables(t: &Target, indent: &str) -> String {
             yaml_str(&files)
         ));
     }
+    if let Some(pd) = &t.project_directory {
+        s.push_str(&format!("{indent}PROJECT_DIRECTORY: {}\n", yaml_str(pd)));
+    }
     s.push_str(&format!(
         "{indent}READY_WHEN: {}\n",
         yaml_str(&t.ready_when)
