@@ -64,6 +64,19 @@ ensure_ci_tools() {
     || log "could not install check-jsonschema: the workflow tests will fail (MASGEN_REQUIRE_DOCKER=1)"
 }
 
+# Debian's chromium: tests/run_page.rs opens the run page as a person would (DOM and a
+# screenshot). Installed once when missing.
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1; then return 0; fi
+  if [ "$(id -u)" != 0 ]; then
+    log "chromium missing and not root: install Debian's chromium"; return 0
+  fi
+  log "installing Debian's chromium"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+    || log "could not install chromium: the run page test will fail (MASGEN_REQUIRE_DOCKER=1)"
+}
+
 # The code's habits, checked first: formatted by rustfmt, clippy clean.
 cargo fmt --check || { log "cargo fmt --check found unformatted code: run cargo fmt"; exit 1; }
 cargo clippy --locked --all-targets --quiet -- -D warnings || { log "clippy found problems (above)"; exit 1; }
@@ -72,6 +85,7 @@ ensure_docker
 ensure_compose_reference
 ensure_ci_tools
 ensure_registry_tools
+ensure_chromium
 scripts/offline-images.sh
 export MASGEN_REQUIRE_DOCKER=1
 # Docker tests build images and start containers, and mostly wait on the daemon: four at

@@ -125,6 +125,45 @@ pub enum Event {
 
 type Callback = dyn Fn(&Event) + Send + Sync;
 
+/// A run's clock: its start on the wall (RFC 3339, for people and reports) and a monotonic
+/// clock every event is timed on (seconds since the start).
+#[derive(Debug, Clone)]
+pub struct Clock {
+    start: std::time::Instant,
+    pub started: String,
+}
+
+impl Clock {
+    pub fn new() -> Self {
+        Clock {
+            start: std::time::Instant::now(),
+            started: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        }
+    }
+
+    /// Seconds since the run started.
+    pub fn t(&self) -> f64 {
+        self.start.elapsed().as_secs_f64()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock::new()
+    }
+}
+
+/// Every event of a run with its time, for the report's timeline.
+#[derive(Clone, Default)]
+pub struct Record(Arc<std::sync::Mutex<Vec<(f64, Event)>>>);
+
+impl Record {
+    /// The events so far, oldest first, each with its time.
+    pub fn events(&self) -> Vec<(f64, Event)> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
 /// Where events go. Cheap to clone; the default drops every event.
 #[derive(Clone, Default)]
 pub struct Events(Option<Arc<Callback>>);
@@ -138,6 +177,20 @@ impl Events {
     /// Drop every event.
     pub fn none() -> Self {
         Events(None)
+    }
+
+    /// These events, each also kept in `record` with its time on `clock`.
+    pub fn recorded(self, clock: Clock, record: Record) -> Events {
+        Events::new(move |e| {
+            record
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((clock.t(), e.clone()));
+            if let Some(f) = &self.0 {
+                f(e);
+            }
+        })
     }
 
     pub fn emit(&self, event: Event) {

@@ -12,6 +12,7 @@ pub mod diagnose;
 pub mod docker;
 pub mod events;
 pub mod generate;
+pub mod html;
 pub mod llm;
 pub mod plan;
 pub mod protocol;

@@ -95,6 +95,9 @@ pub enum LoopOutcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct RoundRecord {
     pub round: u32,
+    /// Its folder in the system (`.masgen/rounds/NNN`): evidence, prompt, reply, diff.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub folder: String,
     pub outcome: RoundOutcome,
     /// The diagnostics that triggered the round.
     pub diagnostics: Vec<Diagnostic>,
@@ -648,6 +651,7 @@ impl RoundRecord {
     fn budget(round: u32, diags: &[Diagnostic]) -> Self {
         RoundRecord {
             round,
+            folder: String::new(),
             outcome: RoundOutcome::BudgetSpent,
             diagnostics: diags.to_vec(),
             signature: signature(diags),
@@ -725,6 +729,7 @@ impl Rounds<'_, '_> {
         }
         let record = RoundRecord {
             round: n,
+            folder: format!(".masgen/rounds/{folder:03}"),
             outcome: RoundOutcome::Repaired,
             diagnostics: diags.to_vec(),
             signature: signature(diags),

@@ -9,10 +9,27 @@ use crate::verdict::{CheckPoint, PointVerdict};
 use crate::verify::smoke::SmokeReport;
 use crate::verify::VerifyReport;
 
+/// The report's format: `masgen report` renders this one and older ones.
+pub const REPORT_FORMAT: u32 = 1;
+
 /// Everything one command did.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct RunReport {
+    /// [`REPORT_FORMAT`].
+    pub format: u32,
     pub command: String,
+    /// When the run started (RFC 3339); every time in the report counts from it.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub started: String,
+    /// Seconds from the start to the report.
+    pub secs: f64,
+    /// The run was interrupted (Ctrl-C, SIGTERM) or ended by an error before its verdict.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
+    /// What happened when: pulls, builds, waits, starts, smoke checks, model requests and
+    /// verifications, each a span of seconds from the start.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<Span>,
     /// Healthy at the end (false when verification was skipped or failed).
     pub healthy: bool,
     pub exit_code: i32,
@@ -42,7 +59,146 @@ pub struct RunReport {
     pub cost_usd: Option<f64>,
 }
 
+/// One span of the timeline: a row (a service, `model`, `images`, `verification`), what
+/// it was, during which verification, from and to (seconds since the start).
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct Span {
+    pub row: String,
+    /// pull, build, wait, start (ending ready), failed, smoke, request, verify.
+    pub kind: String,
+    pub label: String,
+    pub round: u32,
+    pub start: f64,
+    pub end: f64,
+}
+
+/// The spans still open, by (row or key, kind).
+type Open = std::collections::HashMap<(String, String), usize>;
+
+/// A span that begins at `t` (it ends there too until closed).
+fn begin(spans: &mut Vec<Span>, row: &str, kind: &str, label: String, round: u32, t: f64) -> usize {
+    spans.push(Span {
+        row: row.to_string(),
+        kind: kind.to_string(),
+        label,
+        round,
+        start: t,
+        end: t,
+    });
+    spans.len() - 1
+}
+
+/// Close the open span `key` at `t` (as `kind`, when given).
+fn close(spans: &mut [Span], open: &mut Open, key: (&str, &str), t: f64, kind: Option<&str>) {
+    if let Some(i) = open.remove(&(key.0.to_string(), key.1.to_string())) {
+        spans[i].end = t;
+        if let Some(k) = kind {
+            spans[i].kind = k.to_string();
+        }
+    }
+}
+
+/// The timeline of a run's events (each with its time), the run ending at `end`.
+pub fn timeline(events: &[(f64, crate::events::Event)], end: f64) -> Vec<Span> {
+    use crate::events::Event as E;
+    let mut spans: Vec<Span> = Vec::new();
+    let mut open = Open::new();
+    let (mut round, mut verify_start) = (0, 0.0);
+    for (t, e) in events {
+        let t = *t;
+        let key = |row: &String, kind: &str| (row.clone(), kind.to_string());
+        match e {
+            E::Phase { name } if name == "verify: preflight" => {
+                close(&mut spans, &mut open, ("verification", "verify"), t, None);
+                round += 1;
+                verify_start = t;
+                let label = format!("verification {round}");
+                let i = begin(&mut spans, "verification", "verify", label, round, t);
+                open.insert(key(&"verification".to_string(), "verify"), i);
+            }
+            E::PullStarted { image } => {
+                let i = begin(
+                    &mut spans,
+                    "images",
+                    "pull",
+                    format!("pull {image}"),
+                    round,
+                    t,
+                );
+                open.insert(key(image, "pull"), i);
+            }
+            E::PullFinished { image, .. } => close(&mut spans, &mut open, (image, "pull"), t, None),
+            E::BuildStarted { service } => {
+                let i = begin(&mut spans, service, "build", "build".into(), round, t);
+                open.insert(key(service, "build"), i);
+            }
+            E::BuildFinished { service, .. } => {
+                close(&mut spans, &mut open, (service, "build"), t, None)
+            }
+            E::ContainerStarted { service, .. } if !open.contains_key(&key(service, "start")) => {
+                // From the verification's start (or its build's end) it waited: for its
+                // image, and for the services it depends on.
+                let from = spans
+                    .iter()
+                    .rev()
+                    .find(|s| s.row == *service && s.kind == "build" && s.round == round)
+                    .map_or(verify_start, |s| s.end);
+                let label = "waiting for its image and dependencies".to_string();
+                let w = begin(&mut spans, service, "wait", label, round, from);
+                spans[w].end = t;
+                let i = begin(&mut spans, service, "start", "starting".into(), round, t);
+                open.insert(key(service, "start"), i);
+            }
+            E::ServiceReady { service, .. } => {
+                close(&mut spans, &mut open, (service, "start"), t, None)
+            }
+            E::ServiceFailed {
+                service, summary, ..
+            } => {
+                if open.contains_key(&key(service, "start")) {
+                    close(&mut spans, &mut open, (service, "start"), t, Some("failed"));
+                } else {
+                    begin(&mut spans, service, "failed", summary.clone(), round, t);
+                }
+            }
+            E::SmokeStarted { service } => {
+                let i = begin(&mut spans, service, "smoke", "smoke check".into(), round, t);
+                open.insert(key(service, "smoke"), i);
+            }
+            E::SmokeFinished { service, .. } => {
+                close(&mut spans, &mut open, (service, "smoke"), t, None)
+            }
+            E::RequestStarted { label } => {
+                let i = begin(&mut spans, "model", "request", label.clone(), round, t);
+                open.insert(key(label, "request"), i);
+            }
+            E::RequestFinished { label, .. } => {
+                close(&mut spans, &mut open, (label, "request"), t, None)
+            }
+            _ => {}
+        }
+    }
+    // What was still going when the run ended (or was interrupted) ends there.
+    for i in open.into_values() {
+        spans[i].end = end;
+    }
+    spans
+}
+
 impl RunReport {
+    /// The report with its time: when the run started, how long it took, its timeline.
+    pub fn timed(
+        mut self,
+        clock: &crate::events::Clock,
+        events: &[(f64, crate::events::Event)],
+    ) -> Self {
+        self.format = REPORT_FORMAT;
+        self.started = clock.started.clone();
+        self.secs = clock.t();
+        self.timeline = timeline(events, self.secs);
+        self
+    }
+
     pub fn with_verify(mut self, v: VerifyReport) -> Self {
         self.healthy = v.healthy;
         self.services = v.services.clone();

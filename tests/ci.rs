@@ -212,10 +212,15 @@ fn run_plain(dir: &Path, project: &str, docker_config: &Path) -> Vec<Ran> {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let workflow = std::fs::read_to_string(dir.join(".github/workflows/smoke.yml")).unwrap();
     let config = docker_config.to_str().unwrap();
+    let summary = dir.join("step-summary.md");
     let ran = run_workflow(
         dir,
         &workflow,
-        &[("DOCKER_CONFIG", config), ("COMPOSE_PROJECT_NAME", project)],
+        &[
+            ("DOCKER_CONFIG", config),
+            ("COMPOSE_PROJECT_NAME", project),
+            ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
+        ],
     );
     let down = step(&ran, "Tear down");
     assert!(down.ran && down.ok, "{}", down.output);
@@ -292,6 +297,11 @@ fn the_plain_workflow_passes_on_a_working_project_and_fails_at_the_check_on_a_br
     assert!(
         junit.contains("<failure message=\"a note posted to /notes is listed by GET /notes\">"),
         "{junit}"
+    );
+    let summary = std::fs::read_to_string(dir.join("step-summary.md")).unwrap();
+    assert!(
+        summary.starts_with("## ❌ smoke checks: 2 of 3 passed"),
+        "{summary}"
     );
 }
 

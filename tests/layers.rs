@@ -10,6 +10,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("atomic", &[]),
     ("usage", &[]),
     ("verdict", &[]),
+    ("html", &[]),
     ("diagnose", &[]),
     ("events", &["usage", "verdict", "diagnose"]),
     ("compose", &[]),

@@ -280,7 +280,7 @@ fn masgen_verify(t: &Target) -> String {
     for f in &t.env_files {
         s.push_str(&format!(" --env-file {}", sh_word(f)));
     }
-    s.push_str(" --junit masgen-results/junit.xml --report masgen-results/report.json");
+    s.push_str(" --junit masgen-results/junit.xml --report masgen-results/report.json --html masgen-results/run.html --summary-md \"${GITHUB_STEP_SUMMARY:-masgen-results/summary.md}\"");
     s
 }
 
@@ -387,7 +387,7 @@ print("ready: " + ", ".join("%s (%s)" % kv for kv in want.items()))
 /// JUnit from what each check printed: a testcase per TAP point (`ok`, `not ok`, with
 /// `# SKIP` / `# TODO`), or one per check when it printed none; a check that exited
 /// non-zero with every point passing gets a failed testcase of its own.
-const JUNIT_PY: &str = r##"import glob, os, re
+const JUNIT_PY: &str = r###"import glob, os, re
 from xml.sax.saxutils import escape, quoteattr
 
 cases = []
@@ -425,7 +425,13 @@ for check, (name, kind, text) in cases:
 out.append('</testsuite>')
 open("smoke-results/junit.xml", "w").write("\n".join(out) + "\n")
 print("smoke-results/junit.xml: %d test(s), %d failed" % (len(cases), failures))
-"##;
+summary = os.environ.get("GITHUB_STEP_SUMMARY")
+if summary:
+    with open(summary, "a") as f:
+        f.write("## %s smoke checks: %d of %d passed\n\n" % ("✅" if failures == 0 else "❌", len(cases) - failures, len(cases)))
+        for check, (name, kind, _) in cases:
+            f.write("- %s `%s`: %s\n" % ("✅" if kind != "failed" else "❌", check, name.replace("<", "&lt;")))
+"###;
 
 #[cfg(test)]
 mod tests {

@@ -83,11 +83,27 @@ pub enum Command {
     /// Write a CI workflow that builds the system, waits until it is ready, runs its smoke
     /// checks and tears down, with Docker Compose alone.
     Ci(CiArgs),
+    /// Render a run's report (a system's .masgen/report.json, or a --report file) as one
+    /// HTML page, or as a Markdown summary.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The system's folder (its .masgen/report.json), or a report file.
+    #[arg(default_value = ".")]
+    pub from: PathBuf,
+    /// Write the page to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write the Markdown summary to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
 }
 
 /// Names of the subcommands, for `masgen SPEC` (no subcommand) handling.
 pub const SUBCOMMANDS: &[&str] = &[
-    "generate", "verify", "repair", "down", "config", "smoke", "ci", "help",
+    "generate", "verify", "repair", "down", "config", "smoke", "ci", "report", "help",
 ];
 
 #[derive(Debug, Args)]
@@ -278,6 +294,14 @@ pub struct VerifyFlags {
     /// Also write a JUnit XML report (one testcase per service) to FILE.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Also write the run as one self-contained HTML page (timeline, failures, rounds and
+    /// their diffs, smoke checks) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Also write the verdict, services and failures as Markdown to FILE (for a CI job's
+    /// summary, e.g. $GITHUB_STEP_SUMMARY).
+    #[arg(long, value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -61,25 +61,13 @@ pub(super) async fn verify_repair_and_report(
             Ok(r) => finish_repair(&mut report, r, out.ui),
             Err(f) => {
                 report.exit_code = f.code;
-                write_reports(
-                    Some(out.dir),
-                    &report,
-                    out.report_file,
-                    None,
-                    &out.ui.events,
-                );
+                write_reports(&out, true, &report, false);
                 return Err(f);
             }
         },
     };
     report.exit_code = code;
-    write_reports(
-        Some(out.dir),
-        &report,
-        out.report_file,
-        out.junit,
-        &out.ui.events,
-    );
+    let report = write_reports(&out, true, &report, true);
     if out.ui.json {
         println!(
             "{}",

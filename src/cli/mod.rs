@@ -10,6 +10,7 @@ mod generate;
 mod options;
 pub mod render;
 mod repair;
+mod report;
 mod smoke;
 mod summary;
 mod verify;
@@ -40,6 +41,7 @@ pub use fatal::{exit, Fatal};
 use generate::*;
 use options::*;
 use repair::*;
+use report::*;
 use smoke::*;
 use summary::*;
 use verify::*;
@@ -50,6 +52,9 @@ struct Ui {
     pub events: Events,
     pub json: bool,
     pub color: bool,
+    /// When the run started, and every event since with its time (the report's timeline).
+    pub clock: crate::events::Clock,
+    pub record: crate::events::Record,
 }
 
 impl Ui {
@@ -62,16 +67,20 @@ impl Ui {
 /// Run the parsed command line; returns the exit code.
 pub async fn run(cli: Cli) -> i32 {
     let color = render::use_color(cli.color);
+    let clock = crate::events::Clock::new();
     let (events, bar) = if cli.json {
-        (render::json_events(), None)
+        (render::json_events(clock.clone()), None)
     } else {
         let (e, b) = render::human_events(color);
         (e, Some(b))
     };
+    let record = crate::events::Record::default();
     let ui = Ui {
-        events,
+        events: events.recorded(clock.clone(), record.clone()),
         json: cli.json,
         color,
+        clock,
+        record,
     };
     let result = match cli.command {
         Command::Generate(a) => generate(a, &ui).await,
@@ -81,6 +90,7 @@ pub async fn run(cli: Cli) -> i32 {
         Command::Config(a) => config_cmd(&a),
         Command::Smoke(a) => smoke_cmd(a, &ui).await,
         Command::Ci(a) => ci_cmd(&a, &ui),
+        Command::Report(a) => report_cmd(&a, &ui),
     };
     if let Some(b) = bar {
         b.finish_and_clear();

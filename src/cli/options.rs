@@ -8,6 +8,8 @@ pub(super) fn verify_options(
     jobs: usize,
     events: &Events,
 ) -> Result<VerifyOptions, Fatal> {
+    writable_later("--html", flags.html.as_deref())?;
+    writable_later("--summary-md", flags.summary_md.as_deref())?;
     let memory = parse_bytes(&flags.memory).map_err(|e| {
         Fatal::new(
             exit::USAGE,
@@ -136,6 +138,8 @@ pub(super) struct Output<'a> {
     pub(super) dir: &'a Path,
     pub(super) report_file: Option<&'a Path>,
     pub(super) junit: Option<&'a Path>,
+    pub(super) html: Option<&'a Path>,
+    pub(super) summary_md: Option<&'a Path>,
     pub(super) ui: &'a Ui,
 }
 
@@ -145,8 +149,38 @@ impl<'a> Output<'a> {
             dir,
             report_file: run.report.as_deref(),
             junit: run.verify.junit.as_deref(),
+            html: run.verify.html.as_deref(),
+            summary_md: run.verify.summary_md.as_deref(),
             ui,
         }
+    }
+}
+
+/// A file the run will write at its end must be writable now: finding out after a
+/// ten-minute run is too late (exit 2 before anything runs).
+pub(super) fn writable_later(flag: &str, path: Option<&Path>) -> Result<(), Fatal> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    let existed = path.exists();
+    let opened = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path);
+    match opened {
+        Ok(_) => {
+            if !existed {
+                let _ = std::fs::remove_file(path);
+            }
+            Ok(())
+        }
+        Err(e) => Err(Fatal::new(
+            exit::USAGE,
+            format!(
+                "{flag} {}: cannot write there ({e}): name a file in a folder you can write to",
+                path.display()
+            ),
+        )),
     }
 }
 

@@ -30,11 +30,23 @@ pub fn paint(color: bool, code: &str, text: &str) -> String {
 }
 
 /// Events as JSON lines on stdout.
-pub fn json_events() -> Events {
+pub fn json_events(clock: crate::events::Clock) -> Events {
+    let first = std::sync::atomic::AtomicBool::new(true);
     let lock = Mutex::new(());
     Events::new(move |e| {
         let _g = lock.lock();
-        if let Ok(line) = serde_json::to_string(e) {
+        let Ok(serde_json::Value::Object(mut v)) = serde_json::to_value(e) else {
+            return;
+        };
+        // Every event carries its time since the run started; the first, the start itself.
+        v.insert(
+            "t".into(),
+            serde_json::json!((clock.t() * 1000.0).round() / 1000.0),
+        );
+        if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            v.insert("started".into(), serde_json::json!(clock.started));
+        }
+        if let Ok(line) = serde_json::to_string(&v) {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{line}");
         }

@@ -74,7 +74,7 @@ pub(super) async fn smoke_cmd(a: args::SmokeArgs, ui: &Ui) -> Result<i32, Fatal>
         Ok(c) => c,
         Err(f) => {
             report.exit_code = f.code;
-            write_reports(Some(out.dir), &report, out.report_file, None, events);
+            write_reports(&out, true, &report, false);
             return Err(f);
         }
     };
@@ -93,7 +93,7 @@ pub(super) async fn smoke_cmd(a: args::SmokeArgs, ui: &Ui) -> Result<i32, Fatal>
     let verify = checks.verify.clone();
     report.checks = Some(checks);
     let report = report.with_verify(verify);
-    write_reports(Some(out.dir), &report, out.report_file, out.junit, events);
+    let report = write_reports(&out, true, &report, true);
     if ui.json {
         println!(
             "{}",

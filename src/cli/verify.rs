@@ -40,13 +40,15 @@ pub(super) async fn verify_cmd(a: args::VerifyArgs, ui: &Ui) -> Result<i32, Fata
         ..Default::default()
     }
     .with_verify(v);
-    write_reports(
-        (!only_read).then_some(a.dir.as_path()),
-        &report,
-        a.report.as_deref(),
-        a.verify.junit.as_deref(),
-        events,
-    );
+    let out = Output {
+        dir: &a.dir,
+        report_file: a.report.as_deref(),
+        junit: a.verify.junit.as_deref(),
+        html: a.verify.html.as_deref(),
+        summary_md: a.verify.summary_md.as_deref(),
+        ui,
+    };
+    let report = write_reports(&out, !only_read, &report, true);
     if json {
         println!(
             "{}",
@@ -56,21 +58,26 @@ pub(super) async fn verify_cmd(a: args::VerifyArgs, ui: &Ui) -> Result<i32, Fata
     Ok(code)
 }
 
-/// The report into `dir`'s .masgen/ (when given), and to the files the user named.
-pub(super) fn write_reports(
-    dir: Option<&Path>,
-    report: &RunReport,
-    extra: Option<&Path>,
-    junit_path: Option<&Path>,
-    events: &Events,
-) {
-    let own = dir.map(|d| d.join(crate::workspace::MASGEN_DIR).join("report.json"));
-    for p in own.as_deref().into_iter().chain(extra) {
+/// The report, timed (its start, length and timeline), into the system's .masgen/ (when
+/// `own`), and to the files the user named: JSON, JUnit (when the run `ended` with a
+/// verdict), the HTML page, the Markdown summary. A run that did not end is marked
+/// interrupted. Returns the report as written.
+pub(super) fn write_reports(out: &Output, own: bool, report: &RunReport, ended: bool) -> RunReport {
+    let ui = out.ui;
+    let events = &ui.events;
+    let mut report = report.clone().timed(&ui.clock, &ui.record.events());
+    report.interrupted = !ended;
+    let own = own.then(|| {
+        out.dir
+            .join(crate::workspace::MASGEN_DIR)
+            .join("report.json")
+    });
+    for p in own.as_deref().into_iter().chain(out.report_file) {
         if let Err(e) = report.write(p) {
             events.warn(format!("could not write the report {}: {e}", p.display()));
         }
     }
-    if let (Some(path), Some(v)) = (junit_path, &report.verify) {
+    if let (Some(path), Some(v), true) = (out.junit, &report.verify, ended) {
         if let Err(e) = crate::workspace::write_atomic(path, junit(v).as_bytes()) {
             events.warn(format!(
                 "could not write the JUnit report {}: {e}",
@@ -78,4 +85,27 @@ pub(super) fn write_reports(
             ));
         }
     }
+    let value = serde_json::to_value(&report).unwrap_or_default();
+    let pages = [
+        (
+            out.html,
+            crate::html::page(&value, Some(out.dir)),
+            "run page",
+        ),
+        (out.summary_md, crate::html::markdown(&value), "summary"),
+    ];
+    for (path, text, what) in pages {
+        let Some(path) = path else { continue };
+        match crate::workspace::write_atomic(path, text.as_bytes()) {
+            Ok(()) if !ui.json && what == "run page" => {
+                println!("Run page: {}", path.display())
+            }
+            Ok(()) => {}
+            Err(e) => events.warn(format!(
+                "could not write the {what} {}: {e}",
+                path.display()
+            )),
+        }
+    }
+    report
 }
