@@ -80,6 +80,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "report",
         &[
+            "events",
             "checks",
             "generate",
             "repair",
