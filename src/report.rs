@@ -98,6 +98,15 @@ fn close(spans: &mut [Span], open: &mut Open, key: (&str, &str), t: f64, kind: O
     }
 }
 
+/// The rows of `service` and its replicas with a start still open.
+fn replica_rows(open: &Open, service: &str) -> Vec<String> {
+    let replica = format!("{service} #");
+    open.keys()
+        .filter(|(row, kind)| kind == "start" && (row == service || row.starts_with(&replica)))
+        .map(|(row, _)| row.clone())
+        .collect()
+}
+
 /// The timeline of a run's events (each with its time), the run ending at `end`.
 pub fn timeline(events: &[(f64, crate::events::Event)], end: f64) -> Vec<Span> {
     use crate::events::Event as E;
@@ -135,7 +144,14 @@ pub fn timeline(events: &[(f64, crate::events::Event)], end: f64) -> Vec<Span> {
             E::BuildFinished { service, .. } => {
                 close(&mut spans, &mut open, (service, "build"), t, None)
             }
-            E::ContainerStarted { service, .. } if !open.contains_key(&key(service, "start")) => {
+            E::ContainerStarted { service, container } => {
+                // One row per replica: the first is the service's, the others `service #n`.
+                let row = if open.contains_key(&key(service, "start")) {
+                    let n = container.rsplit('-').next().unwrap_or("?");
+                    format!("{service} #{n}")
+                } else {
+                    service.clone()
+                };
                 // From the verification's start (or its build's end) it waited: for its
                 // image, and for the services it depends on.
                 let from = spans
@@ -144,21 +160,32 @@ pub fn timeline(events: &[(f64, crate::events::Event)], end: f64) -> Vec<Span> {
                     .find(|s| s.row == *service && s.kind == "build" && s.round == round)
                     .map_or(verify_start, |s| s.end);
                 let label = "waiting for its image and dependencies".to_string();
-                let w = begin(&mut spans, service, "wait", label, round, from);
+                let w = begin(&mut spans, &row, "wait", label, round, from);
                 spans[w].end = t;
-                let i = begin(&mut spans, service, "start", "starting".into(), round, t);
-                open.insert(key(service, "start"), i);
+                let i = begin(
+                    &mut spans,
+                    &row,
+                    "start",
+                    format!("starting {container}"),
+                    round,
+                    t,
+                );
+                open.insert(key(&row, "start"), i);
             }
             E::ServiceReady { service, .. } => {
-                close(&mut spans, &mut open, (service, "start"), t, None)
+                for row in replica_rows(&open, service) {
+                    close(&mut spans, &mut open, (&row, "start"), t, None);
+                }
             }
             E::ServiceFailed {
                 service, summary, ..
             } => {
-                if open.contains_key(&key(service, "start")) {
-                    close(&mut spans, &mut open, (service, "start"), t, Some("failed"));
-                } else {
+                let rows = replica_rows(&open, service);
+                if rows.is_empty() {
                     begin(&mut spans, service, "failed", summary.clone(), round, t);
+                }
+                for row in rows {
+                    close(&mut spans, &mut open, (&row, "start"), t, Some("failed"));
                 }
             }
             E::SmokeStarted { service } => {
@@ -327,5 +354,89 @@ fn junit_checks(x: &mut String, report: &VerifyReport, s: &SmokeReport) {
             )),
         }
         x.push_str("  </testcase>\n");
+    }
+}
+
+#[cfg(test)]
+mod timeline_tests {
+    use super::*;
+    use crate::events::Event as E;
+
+    #[test]
+    fn the_timeline_has_a_row_per_replica_and_the_waits_before_each_start() {
+        let e = |t: f64, e: E| (t, e);
+        let started = |c: &str| E::ContainerStarted {
+            service: "web".into(),
+            container: c.into(),
+        };
+        let events = vec![
+            e(
+                0.0,
+                E::Phase {
+                    name: "verify: preflight".into(),
+                },
+            ),
+            e(
+                1.0,
+                E::BuildStarted {
+                    service: "web".into(),
+                },
+            ),
+            e(
+                3.0,
+                E::BuildFinished {
+                    service: "web".into(),
+                    secs: 2.0,
+                    cached: false,
+                    patched: false,
+                    ok: true,
+                },
+            ),
+            e(4.0, started("p-web-1")),
+            e(4.5, started("p-web-2")),
+            e(
+                6.0,
+                E::ServiceReady {
+                    service: "web".into(),
+                    secs: 2.0,
+                },
+            ),
+            e(
+                7.0,
+                E::RequestStarted {
+                    label: "repair 1".into(),
+                },
+            ),
+        ];
+        let spans = timeline(&events, 9.0);
+        let find = |row: &str, kind: &str| {
+            spans
+                .iter()
+                .find(|s| s.row == row && s.kind == kind)
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(
+            (find("web", "build").start, find("web", "build").end),
+            (1.0, 3.0)
+        );
+        assert_eq!(
+            (find("web", "wait").start, find("web", "wait").end),
+            (3.0, 4.0)
+        );
+        assert_eq!(
+            (find("web", "start").start, find("web", "start").end),
+            (4.0, 6.0)
+        );
+        assert_eq!(
+            (find("web #2", "start").start, find("web #2", "start").end),
+            (4.5, 6.0)
+        );
+        assert_eq!(
+            find("model", "request").end,
+            9.0,
+            "still running at the end"
+        );
+        assert_eq!(find("verification", "verify").end, 9.0);
     }
 }

@@ -11,6 +11,8 @@ pub(super) async fn generate(a: args::GenerateArgs, ui: &Ui) -> Result<i32, Fata
         Fatal::new(exit::USAGE, "no spec: describe the system, e.g. masgen \"a RabbitMQ broker with a publisher and a consumer\", or pass @path/to/spec.txt")
     })?;
     let spec = crate::resolve_spec_arg(spec_arg).map_err(|e| Fatal::new(exit::USAGE, e))?;
+    writable_later("--html", a.run.verify.html.as_deref())?;
+    writable_later("--summary-md", a.run.verify.summary_md.as_deref())?;
     let vopts = if a.no_verify {
         None
     } else {
