@@ -42,57 +42,28 @@ fn settings(container: &str) -> Value {
 
 #[test]
 fn container_settings_are_the_ones_compose_applies() {
-    let test = "container_settings_are_the_ones_compose_applies";
-    if !docker_available(test) {
-        return;
-    }
-    let Some(compose) = compose_reference_or_skip(test) else {
+    let Some(twin) = Twin::of(
+        "container_settings_are_the_ones_compose_applies",
+        "service_keys",
+    ) else {
         return;
     };
-    let (_tmp, dir, cleanup) = unique_output("svckeys");
-    copy_dir(&fixture("service_keys"), &dir);
-    let theirs = format!("{}-compose", cleanup.0);
-    let _their_cleanup = Cleanup(theirs.clone());
-    let compose_run = |args: &[&str]| {
-        let o = Command::new(&compose)
-            .args(["-p", &theirs])
-            .args(args)
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "compose {args:?}: {}", text(&o));
+    let of = |project: &str| -> Vec<Value> {
+        ["a", "b"]
+            .iter()
+            .map(|s| settings(&format!("{project}-{s}-1")))
+            .collect()
     };
-    compose_run(&["up", "-d"]);
-    let expected: Vec<Value> = ["a", "b"]
-        .iter()
-        .map(|s| settings(&format!("{theirs}-{s}-1")))
-        .collect();
-    compose_run(&["down"]);
-
+    twin.compose(&["up", "-d"]);
+    let expected = of(&twin.theirs);
+    twin.compose(&["down"]);
     // userns_mode: host shares a host namespace: the policy wants --allow-unsafe.
-    let refused = masgen().arg("verify").arg(&dir).output().unwrap();
+    let refused = masgen().arg("verify").arg(&twin.dir).output().unwrap();
     assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
     assert!(text(&refused).contains("userns_mode"), "{}", text(&refused));
-    let kept = masgen()
-        .arg("verify")
-        .arg(&dir)
-        .args([
-            "--settle",
-            "1",
-            "--stability",
-            "0",
-            "--keep",
-            "--allow-unsafe",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(kept.status.code(), Some(0), "{}", text(&kept));
-    let ours: Vec<Value> = ["a", "b"]
-        .iter()
-        .map(|s| settings(&format!("{}-{s}-1", cleanup.0)))
-        .collect();
-    let down = masgen().arg("down").arg(&dir).output().unwrap();
-    assert_eq!(down.status.code(), Some(0), "{}", text(&down));
+    twin.keep(&["--allow-unsafe"]);
+    let ours = of(&twin.ours);
+    twin.masgen("down", &[]);
     assert_eq!(ours, expected);
     assert_eq!(ours[0]["pids"], 100);
     assert_eq!(ours[0]["restart"], json!(["on-failure", 3]));

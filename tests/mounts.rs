@@ -36,44 +36,19 @@ fn mounts_of(container: &str) -> (Vec<String>, Vec<Value>) {
 
 #[test]
 fn bind_options_reach_the_container_as_compose_puts_them() {
-    let test = "bind_options_reach_the_container_as_compose_puts_them";
-    if !docker_available(test) {
-        return;
-    }
-    let Some(compose) = compose_reference_or_skip(test) else {
+    let Some(twin) = Twin::of(
+        "bind_options_reach_the_container_as_compose_puts_them",
+        "bind_options",
+    ) else {
         return;
     };
-    let (_tmp, dir, cleanup) = unique_output("binds");
-    copy_dir(&fixture("bind_options"), &dir);
-
-    // Compose first, under a name of its own.
-    let theirs = format!("{}-compose", cleanup.0);
-    let _their_cleanup = Cleanup(theirs.clone());
-    let up = Command::new(&compose)
-        .args(["-p", &theirs, "up", "-d"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(up.status.success(), "compose up: {}", text(&up));
-    let expected = mounts_of(&format!("{theirs}-app-1"));
-    let down = Command::new(&compose)
-        .args(["-p", &theirs, "down", "-v"])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
-    assert!(down.status.success(), "compose down: {}", text(&down));
-
-    let kept = masgen()
-        .arg("verify")
-        .arg(&dir)
-        .args(["--settle", "1", "--stability", "0", "--keep"])
-        .output()
-        .unwrap();
-    assert_eq!(kept.status.code(), Some(0), "{}", text(&kept));
-    let ours = mounts_of(&format!("{}-app-1", cleanup.0));
-    let down = masgen().arg("down").arg(&dir).arg("-v").output().unwrap();
-    assert_eq!(down.status.code(), Some(0), "{}", text(&down));
-
+    twin.compose(&["up", "-d"]);
+    let expected = mounts_of(&format!("{}-app-1", twin.theirs));
+    twin.compose(&["down", "-v"]);
+    twin.keep(&[]);
+    let ours = mounts_of(&format!("{}-app-1", twin.ours));
+    twin.masgen("down", &["-v"]);
+    let dir = twin.dir.clone();
     assert_eq!(ours, expected);
     // And what that is, in words.
     let root = dir.canonicalize().unwrap();
@@ -92,7 +67,6 @@ fn bind_options_reach_the_container_as_compose_puts_them() {
     );
     assert_eq!(by_target("/conf-private")["ReadOnly"], true);
     assert_eq!(by_target("/data")["VolumeOptions"]["NoCopy"], true);
-    drop(cleanup);
 }
 
 /// `masgen verify . -f sub/dir/compose.yml` builds and mounts what Compose would: the
@@ -205,39 +179,15 @@ fn objects(project: &str) -> (Value, Value, Value) {
 #[test]
 fn networks_and_volumes_are_created_with_the_options_compose_gives_them() {
     let test = "networks_and_volumes_are_created_with_the_options_compose_gives_them";
-    if !docker_available(test) {
-        return;
-    }
-    let Some(compose) = compose_reference_or_skip(test) else {
+    let Some(twin) = Twin::of(test, "net_options") else {
         return;
     };
-    let (_tmp, dir, cleanup) = unique_output("netopts");
-    copy_dir(&fixture("net_options"), &dir);
-    let theirs = format!("{}-compose", cleanup.0);
-    let _their_cleanup = Cleanup(theirs.clone());
-    let run = |args: &[&str]| {
-        let o = Command::new(&compose)
-            .args(["-p", &theirs])
-            .args(args)
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "compose {args:?}: {}", text(&o));
-    };
-    run(&["up", "-d"]);
-    let expected = objects(&theirs);
-    run(&["down", "-v"]);
-
-    let kept = masgen()
-        .arg("verify")
-        .arg(&dir)
-        .args(["--settle", "1", "--stability", "0", "--keep"])
-        .output()
-        .unwrap();
-    assert_eq!(kept.status.code(), Some(0), "{}", text(&kept));
-    let ours = objects(&cleanup.0);
-    let down = masgen().arg("down").arg(&dir).arg("-v").output().unwrap();
-    assert_eq!(down.status.code(), Some(0), "{}", text(&down));
+    twin.compose(&["up", "-d"]);
+    let expected = objects(&twin.theirs);
+    twin.compose(&["down", "-v"]);
+    twin.keep(&[]);
+    let ours = objects(&twin.ours);
+    twin.masgen("down", &["-v"]);
     assert_eq!(ours, expected);
     let (network, volume, container) = ours;
     assert_eq!(network["/Internal"], true);

@@ -28,41 +28,24 @@ fn containers(project: &str) -> Vec<String> {
 #[test]
 fn replicas_run_as_compose_runs_them_and_a_dependent_waits_for_all() {
     let test = "replicas_run_as_compose_runs_them_and_a_dependent_waits_for_all";
-    if !docker_available(test) {
-        return;
-    }
-    let Some(compose) = compose_reference_or_skip(test) else {
+    let Some(twin) = Twin::of(test, "replicas") else {
         return;
     };
-    let (_tmp, dir, cleanup) = unique_output("replicas");
-    copy_dir(&fixture("replicas"), &dir);
-    let theirs = format!("{}-compose", cleanup.0);
-    let _their_cleanup = Cleanup(theirs.clone());
-    let compose_run = |args: &[&str]| {
-        let o = Command::new(&compose)
-            .args(["-p", &theirs])
-            .args(args)
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "compose {args:?}: {}", text(&o));
-    };
-    compose_run(&["up", "-d"]);
-    let expected = containers(&theirs);
-    compose_run(&["down"]);
+    twin.compose(&["up", "-d"]);
+    let expected = containers(&twin.theirs);
+    twin.compose(&["down"]);
     assert_eq!(
         expected,
         ["client-1", "client-2", "web-1", "web-2", "web-3"]
     );
-
     let out = masgen()
         .args(["--json", "verify"])
-        .arg(&dir)
+        .arg(&twin.dir)
         .args(["--settle", "1", "--stability", "1", "--keep"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(containers(&cleanup.0), expected);
+    assert_eq!(containers(&twin.ours), expected);
     // The clients start once every web replica is ready.
     let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -81,10 +64,9 @@ fn replicas_run_as_compose_runs_them_and_a_dependent_waits_for_all() {
     let web = &report["report"]["services"][0];
     assert_eq!(web["name"], "web");
     assert_eq!(web["replicas"].as_array().unwrap().len(), 3);
-    let down = masgen().arg("down").arg(&dir).output().unwrap();
-    assert_eq!(down.status.code(), Some(0), "{}", text(&down));
-    let project = cleanup.0.clone();
-    drop(cleanup);
+    twin.masgen("down", &[]);
+    let project = twin.ours.clone();
+    drop(twin);
     assert_nothing_left(&project);
 }
 

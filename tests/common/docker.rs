@@ -220,3 +220,72 @@ pub fn compose_reference_or_skip(test: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// A fixture run twice, to compare what each made: by the reference Compose under a
+/// project name of its own, and by masgen under the folder's. Both projects' objects are
+/// removed when it is dropped.
+pub struct Twin {
+    pub dir: PathBuf,
+    /// masgen's project name, and Compose's.
+    pub ours: String,
+    pub theirs: String,
+    compose: PathBuf,
+    _cleanups: (Cleanup, Cleanup),
+    _tmp: tempfile::TempDir,
+}
+
+impl Twin {
+    /// A copy of fixture `name`; None, after saying why, without a daemon or the reference.
+    pub fn of(test: &str, name: &str) -> Option<Twin> {
+        if !docker_available(test) {
+            return None;
+        }
+        let compose = compose_reference_or_skip(test)?;
+        let (tmp, dir, cleanup) = unique_output(name);
+        copy_dir(&fixture(name), &dir);
+        let theirs = format!("{}-compose", cleanup.0);
+        Some(Twin {
+            dir,
+            ours: cleanup.0.clone(),
+            theirs: theirs.clone(),
+            compose,
+            _cleanups: (cleanup, Cleanup(theirs)),
+            _tmp: tmp,
+        })
+    }
+
+    /// Run the reference Compose on it, which must succeed.
+    pub fn compose(&self, args: &[&str]) {
+        let o = Command::new(&self.compose)
+            .args(["-p", &self.theirs])
+            .args(args)
+            .current_dir(&self.dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "compose {args:?}: {}", super::text(&o));
+    }
+
+    /// Run masgen on it (`verify` with `args`, `down`...), which must exit 0.
+    pub fn masgen(&self, command: &str, args: &[&str]) -> std::process::Output {
+        let o = super::masgen()
+            .arg(command)
+            .arg(&self.dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "masgen {command}: {}",
+            super::text(&o)
+        );
+        o
+    }
+
+    /// `masgen verify --keep`, quick, with `extra` flags.
+    pub fn keep(&self, extra: &[&str]) -> std::process::Output {
+        let mut args = vec!["--settle", "1", "--stability", "0", "--keep"];
+        args.extend(extra);
+        self.masgen("verify", &args)
+    }
+}
