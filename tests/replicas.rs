@@ -106,3 +106,54 @@ fn a_failing_replica_is_named() {
     drop(cleanup);
     assert_nothing_left(&project);
 }
+
+/// A published port range is shared out among the replicas as Compose shares it: each
+/// gets its own port of the range (`--execute`, which publishes the declared ports).
+#[test]
+fn a_port_range_is_shared_out_among_the_replicas() {
+    if !docker_available("a_port_range_is_shared_out_among_the_replicas") {
+        return;
+    }
+    use std::io::BufRead;
+    let (_tmp, dir, cleanup) = unique_output("replica-ports");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  web:\n    image: busybox:latest\n    command: [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/\"]\n    scale: 3\n    ports:\n      - \"18471-18473:80\"\n",
+    )
+    .unwrap();
+    let mut child = masgen()
+        .args(["--json", "verify"])
+        .arg(&dir)
+        .args(["--execute", "--settle", "1", "--stability", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut hosts = Vec::new();
+    for line in std::io::BufReader::new(stdout).lines() {
+        let Ok(e) = serde_json::from_str::<Value>(&line.unwrap()) else {
+            continue;
+        };
+        if e["event"] == "published" {
+            hosts.push(e["host"].as_str().unwrap().to_string());
+        }
+        if hosts.len() == 3 || e["event"] == "report" {
+            break;
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let mut ports: Vec<String> = hosts
+        .iter()
+        .map(|h| h.rsplit(':').next().unwrap().to_string())
+        .collect();
+    ports.sort();
+    assert_eq!(ports, ["18471", "18472", "18473"], "{hosts:?}");
+    let project = cleanup.0.clone();
+    drop(cleanup);
+    assert_nothing_left(&project);
+}
