@@ -117,10 +117,15 @@ fn header(h: &mut String, r: &Value, words: &str, good: bool) {
         if good { "✓" } else { "✗" },
         esc(words)
     );
-    let model = r
-        .pointer("/generate/model")
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let model = match (text(r, "model"), text(r, "provider")) {
+        ("", _) => r
+            .pointer("/generate/model")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        (m, "") => m.to_string(),
+        (m, p) => format!("{m} ({p})"),
+    };
     let mut facts = vec![
         format!("<b>masgen {}</b>", esc(text(r, "command"))),
         format!("project {}", esc(project)),
@@ -129,7 +134,7 @@ fn header(h: &mut String, r: &Value, words: &str, good: bool) {
         format!("exit code {}", num(r, "exit_code")),
     ];
     if !model.is_empty() {
-        facts.push(format!("model {}", esc(model)));
+        facts.push(format!("model {}", esc(&model)));
     }
     if let Some(u) = r.get("usage").filter(|u| u.is_object()) {
         facts.push(format!(

@@ -18,6 +18,12 @@ pub struct RunReport {
     /// [`REPORT_FORMAT`].
     pub format: u32,
     pub command: String,
+    /// The model and the API it was reached through (`anthropic`, `openai`, `replay`),
+    /// for the commands that use one.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub model: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub provider: String,
     /// When the run started (RFC 3339); every time in the report counts from it.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub started: String,

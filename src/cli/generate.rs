@@ -57,6 +57,8 @@ pub(super) async fn verify_repair_and_report(
     mut report: RunReport,
     out: Output<'_>,
 ) -> Result<i32, Fatal> {
+    report.model = generator.model().id().to_string();
+    report.provider = generator.model().provider().to_string();
     let code = match vopts {
         None => exit::OK,
         Some(vopts) => match repair_interruptible(generator, spec, out.dir, &vopts, ropts).await {

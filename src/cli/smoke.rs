@@ -63,6 +63,8 @@ pub(super) async fn smoke_cmd(a: args::SmokeArgs, ui: &Ui) -> Result<i32, Fatal>
     let verifier = RuntimeVerifier(runtime());
     let mut report = RunReport {
         command: "smoke".into(),
+        model: generator.model().id().to_string(),
+        provider: generator.model().provider().to_string(),
         ..Default::default()
     };
     let out = Output::new(&a.run, &a.dir, ui);
