@@ -1511,6 +1511,37 @@ pub struct Compose {
     pub configs: IndexMap<String, Option<TopFile>>,
 }
 
+impl Compose {
+    /// The networks its services join, in first use (a service with a `network_mode`
+    /// joins none): Compose creates and prints only these.
+    pub fn used_networks(&self) -> Vec<String> {
+        let mut used: Vec<String> = Vec::new();
+        for svc in self.services.values() {
+            if svc.network_mode.as_deref().is_some_and(|m| !m.is_empty()) {
+                continue;
+            }
+            for n in svc.network_names() {
+                if !used.contains(&n) {
+                    used.push(n);
+                }
+            }
+        }
+        used
+    }
+
+    /// The named volumes its services mount: Compose creates and prints only these.
+    pub fn used_volumes(&self) -> Vec<String> {
+        self.services
+            .values()
+            .flat_map(|s| s.volumes.iter())
+            .filter_map(|v| match v.mount() {
+                Ok(Mount::Named { name, .. }) => Some(name),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 impl Service {
     /// The networks the service joins, as compose names (`default` when it names none).
     pub fn network_names(&self) -> Vec<String> {

@@ -23,7 +23,7 @@ pub fn project(p: &Project) -> Value {
     let mut top = Map::new();
     top.insert("name".into(), json!(p.name));
     // Compose prints the networks and volumes the services use, and no other.
-    let (used_networks, used_volumes) = used(p);
+    let (used_networks, used_volumes) = (p.compose.used_networks(), p.compose.used_volumes());
     let mut networks = Map::new();
     for (n, def) in &p.compose.networks {
         if used_networks.contains(n) {
@@ -96,22 +96,6 @@ pub fn project(p: &Project) -> Value {
         }
     }
     escape_dollars(Value::Object(top))
-}
-
-/// The networks and named volumes the project's services use.
-fn used(p: &Project) -> (Vec<String>, Vec<String>) {
-    let (mut networks, mut volumes) = (Vec::new(), Vec::new());
-    for svc in p.compose.services.values() {
-        if svc.network_mode.is_none() {
-            networks.extend(svc.network_names());
-        }
-        for v in &svc.volumes {
-            if let Ok(Mount::Named { name, .. }) = v.mount() {
-                volumes.push(name);
-            }
-        }
-    }
-    (networks, volumes)
 }
 
 /// A network or volume's name: its `name:`, else an external one's key, else the key

@@ -189,18 +189,10 @@ pub(super) fn compose_files_of(project: &Project, service: &str) -> Vec<String> 
 
 /// The networks the project's services (and checks) join, in first use.
 pub(super) fn networks(project: &Project) -> Vec<ObjectPlan> {
-    let mut used: Vec<String> = Vec::new();
-    for svc in project.compose.services.values() {
-        if svc.network_mode.as_deref().is_some_and(|m| !m.is_empty()) {
-            continue;
-        }
-        for n in svc.network_names() {
-            if !used.contains(&n) {
-                used.push(n);
-            }
-        }
-    }
-    used.into_iter()
+    project
+        .compose
+        .used_networks()
+        .into_iter()
         .map(|n| {
             let def = project
                 .compose
@@ -222,16 +214,7 @@ pub(super) fn networks(project: &Project) -> Vec<ObjectPlan> {
 /// The project's named volumes that its services (and checks) mount: Compose creates no
 /// other.
 pub(super) fn volumes(project: &Project) -> Vec<ObjectPlan> {
-    let used: Vec<String> = project
-        .compose
-        .services
-        .values()
-        .flat_map(|s| s.volumes.iter())
-        .filter_map(|v| match v.mount() {
-            Ok(crate::compose::model::Mount::Named { name, .. }) => Some(name),
-            _ => None,
-        })
-        .collect();
+    let used = project.compose.used_volumes();
     project
         .compose
         .volumes
