@@ -155,6 +155,12 @@ impl Engine {
         })
     }
 
+    /// Whether the API version agreed with the daemon is `major.minor` or newer.
+    pub fn api_at_least(&self, major: usize, minor: usize) -> bool {
+        let v = self.docker.client_version();
+        (v.major_version, v.minor_version) >= (major, minor)
+    }
+
     /// The API version agreed with the daemon, as `1.41`.
     pub fn api_version(&self) -> String {
         let v = self.docker.client_version();

@@ -665,11 +665,6 @@ pub fn engine_supports(
     container: &str,
     spec: &ContainerSpec,
 ) -> Result<(), RuntimeError> {
-    let api = engine.api_version();
-    let (major, minor) = api
-        .split_once('.')
-        .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
-        .unwrap_or((1, 41));
     let named_interface = match &spec.network {
         NetworkSpec::Project { networks, .. } => {
             networks.iter().any(|a| a.interface_name.is_some())
@@ -680,12 +675,12 @@ pub fn engine_supports(
         (spec.mac_address.is_some(), "mac_address", (1, 44)),
         (named_interface, "interface_name", (1, 49)),
     ] {
-        if set && (major, minor) < needs {
+        if set && !engine.api_at_least(needs.0, needs.1) {
             return Err(RuntimeError::EngineTooOld {
                 container: container.to_string(),
                 key: key.into(),
                 needs: format!("{}.{}", needs.0, needs.1),
-                api,
+                api: engine.api_version(),
             });
         }
     }
