@@ -34,8 +34,9 @@ fn num(v: &Value, key: &str) -> f64 {
     v.get(key).and_then(Value::as_f64).unwrap_or(0.0)
 }
 
-fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key)
+/// The array at JSON pointer `at` (`/diagnostics`, `/verify/smoke`), empty when absent.
+fn list<'a>(v: &'a Value, at: &str) -> &'a [Value] {
+    v.pointer(at)
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or(&[])
@@ -47,7 +48,7 @@ fn verdict(r: &Value) -> (String, bool) {
         return ("interrupted before its verdict".into(), false);
     }
     let healthy = r.get("healthy").and_then(Value::as_bool) == Some(true);
-    let diags = list(r, "diagnostics");
+    let diags = list(r, "/diagnostics");
     if healthy {
         return ("healthy".into(), true);
     }
@@ -154,7 +155,7 @@ fn header(h: &mut String, r: &Value, words: &str, good: bool) {
 /// A Gantt chart: one row per service (and the model, the image pulls, the
 /// verifications), each span coloured by what it was, each verification a band.
 fn timeline(h: &mut String, r: &Value) {
-    let spans = list(r, "timeline");
+    let spans = list(r, "/timeline");
     if spans.is_empty() {
         return;
     }
@@ -243,7 +244,7 @@ fn timeline(h: &mut String, r: &Value) {
 }
 
 fn services(h: &mut String, r: &Value) {
-    let services = list(r, "services");
+    let services = list(r, "/services");
     if services.is_empty() {
         return;
     }
@@ -258,13 +259,13 @@ fn services(h: &mut String, r: &Value) {
             .get("ready_secs")
             .and_then(Value::as_f64)
             .map_or("-".into(), |x| format!("{x:.1} s"));
-        let replicas = list(s, "replicas");
+        let replicas = list(s, "/replicas");
         let name = if replicas.is_empty() {
             esc(text(s, "name"))
         } else {
             format!("{} ×{}", esc(text(s, "name")), replicas.len())
         };
-        let ports: Vec<String> = list(s, "ports")
+        let ports: Vec<String> = list(s, "/ports")
             .iter()
             .filter_map(Value::as_str)
             .map(esc)
@@ -283,7 +284,7 @@ fn services(h: &mut String, r: &Value) {
 }
 
 fn diagnostics(h: &mut String, r: &Value) {
-    let diags = list(r, "diagnostics");
+    let diags = list(r, "/diagnostics");
     if diags.is_empty() {
         return;
     }
@@ -304,7 +305,7 @@ fn diagnostics(h: &mut String, r: &Value) {
                 esc(evidence)
             );
         }
-        let files: Vec<&str> = list(d, "files").iter().filter_map(Value::as_str).collect();
+        let files: Vec<&str> = list(d, "/files").iter().filter_map(Value::as_str).collect();
         if !files.is_empty() {
             let _ = writeln!(h, "<p class=\"meta\">files: {}</p>", esc(&files.join(", ")));
         }
@@ -361,11 +362,7 @@ fn commentary(reply: &str) -> String {
 }
 
 fn rounds(h: &mut String, r: &Value, dir: Option<&Path>) {
-    let rounds = r
-        .pointer("/repair/rounds")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
+    let rounds = list(r, "/repair/rounds");
     if rounds.is_empty() {
         return;
     }
@@ -414,7 +411,7 @@ fn rounds(h: &mut String, r: &Value, dir: Option<&Path>) {
                 let changed: Vec<String> = ["added", "changed", "deleted"]
                     .iter()
                     .flat_map(|k| {
-                        list(round, k)
+                        list(round, &format!("/{k}"))
                             .iter()
                             .filter_map(Value::as_str)
                             .map(move |p| format!("{k} {p}"))
@@ -428,11 +425,7 @@ fn rounds(h: &mut String, r: &Value, dir: Option<&Path>) {
 }
 
 fn smoke(h: &mut String, r: &Value) {
-    let checks = r
-        .pointer("/verify/smoke")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
+    let checks = list(r, "/verify/smoke");
     if checks.is_empty() {
         return;
     }
@@ -447,7 +440,7 @@ fn smoke(h: &mut String, r: &Value) {
             esc(text(c, "service")),
             esc(text(c, "summary"))
         );
-        for p in list(c, "points") {
+        for p in list(c, "/points") {
             let _ = writeln!(
                 h,
                 "<li>{} {}{}</li>",
@@ -473,11 +466,7 @@ fn smoke(h: &mut String, r: &Value) {
 }
 
 fn warnings(h: &mut String, r: &Value) {
-    let warnings = r
-        .pointer("/verify/warnings")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
+    let warnings = list(r, "/verify/warnings");
     if warnings.is_empty() {
         return;
     }
@@ -496,7 +485,7 @@ pub fn markdown(r: &Value) -> String {
         if good { "✅" } else { "❌" },
         text(r, "command")
     );
-    let services = list(r, "services");
+    let services = list(r, "/services");
     if !services.is_empty() {
         m.push_str("| service | state | health | ready after |\n|---|---|---|---|\n");
         for s in services {
@@ -514,7 +503,7 @@ pub fn markdown(r: &Value) -> String {
         }
         m.push('\n');
     }
-    for d in list(r, "diagnostics") {
+    for d in list(r, "/diagnostics") {
         let _ = writeln!(
             m,
             "- **{}** [{}] {}",
@@ -523,12 +512,7 @@ pub fn markdown(r: &Value) -> String {
             md(text(d, "summary"))
         );
     }
-    for c in r
-        .pointer("/verify/smoke")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    for c in list(r, "/verify/smoke") {
         let _ = writeln!(
             m,
             "- smoke check {}: {}",
