@@ -228,11 +228,7 @@ impl ServiceState {
 }
 
 /// Each container with `pre_stop` hooks, and its hooks.
-fn pre_stop_hooks(
-    plan: &SystemPlan,
-    opts: &VerifyOptions,
-) -> Vec<(String, Vec<crate::plan::HookSpec>)> {
-    let scope = scope_of(plan, opts);
+fn pre_stop_hooks(plan: &SystemPlan, scope: &Scope) -> Vec<(String, Vec<crate::plan::HookSpec>)> {
     plan.services
         .iter()
         .filter(|s| !s.pre_stop.is_empty())
@@ -278,27 +274,28 @@ async fn run_pre_stop(
 /// `masgen down` of a kept system: its containers' `pre_stop` hooks, before they are
 /// removed. Returns the hooks that failed.
 pub async fn pre_stop_kept(rt: &impl Runtime, plan: &SystemPlan, events: &Events) -> Vec<String> {
-    let opts = VerifyOptions {
-        keep: true,
-        ..VerifyOptions::default()
-    };
-    run_pre_stop(rt, &pre_stop_hooks(plan, &opts), events).await
+    run_pre_stop(rt, &pre_stop_hooks(plan, &kept_scope(plan)), events).await
 }
 
 /// How this verification names its objects: the run in every name, or, when the system
 /// is kept (`--keep`, `--execute`), the project's own names and its `container_name:`s.
 fn scope_of(plan: &SystemPlan, opts: &VerifyOptions) -> Scope {
     if opts.keep || opts.execute {
-        let names = plan
-            .services
-            .iter()
-            .chain(&plan.checks)
-            .filter_map(|s| Some((s.name.clone(), s.container_name.clone()?)))
-            .collect();
-        Scope::kept(&plan.project, names)
+        kept_scope(plan)
     } else {
         Scope::run(&plan.project, &opts.run_id)
     }
+}
+
+/// A kept system's names: the project's own, and its `container_name:`s.
+fn kept_scope(plan: &SystemPlan) -> Scope {
+    let names = plan
+        .services
+        .iter()
+        .chain(&plan.checks)
+        .filter_map(|s| Some((s.name.clone(), s.container_name.clone()?)))
+        .collect();
+    Scope::kept(&plan.project, names)
 }
 
 /// A network or volume's runtime name: an external one's own name (its `name:`, else its
@@ -385,7 +382,7 @@ pub async fn verify_plan(
         let rt = rt.connect().await?;
         refuse_second_keep(rt, &plan, opts).await?;
         let project = plan.project.clone();
-        let stops = pre_stop_hooks(&plan, opts);
+        let stops = pre_stop_hooks(&plan, &scope_of(&plan, opts));
         let result = verify_on(rt, plan, opts, &mut report, t0).await;
         let leave_running = report.healthy && opts.keep && result.is_ok();
         if !leave_running {
