@@ -162,26 +162,29 @@ pub(super) fn writable_later(flag: &str, path: Option<&Path>) -> Result<(), Fata
     let Some(path) = path else {
         return Ok(());
     };
-    let existed = path.exists();
-    let opened = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path);
-    match opened {
-        Ok(_) => {
-            if !existed {
-                let _ = std::fs::remove_file(path);
-            }
-            Ok(())
-        }
-        Err(e) => Err(Fatal::new(
+    can_write(path).map_err(|e| {
+        Fatal::new(
             exit::USAGE,
             format!(
                 "{flag} {}: cannot write there ({e}): name a file in a folder you can write to",
                 path.display()
             ),
-        )),
+        )
+    })
+}
+
+/// Whether `path` can be written, found by opening it to append; a file that was not
+/// there before is removed again.
+pub(super) fn can_write(path: &Path) -> std::io::Result<()> {
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
     }
+    Ok(())
 }
 
 /// `dir` as a system's folder: a path that is not a folder is bad input.

@@ -109,23 +109,15 @@ pub(super) async fn smoke_cmd(a: args::SmokeArgs, ui: &Ui) -> Result<i32, Fatal>
 /// before any request.
 fn writable(dir: &Path) -> Result<(), Fatal> {
     let probe = dir.join(format!(".masgen-write-probe-{}", std::process::id()));
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&probe)
-    {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-            Ok(())
-        }
-        Err(e) => Err(Fatal::new(
+    can_write(&probe).map_err(|e| {
+        Fatal::new(
             exit::USAGE,
             format!(
                 "cannot write into {}: {e}. masgen smoke writes the checks there (smoke/ and {SMOKE_FILE}); run it on a copy of the project you can write to",
                 dir.display()
             ),
-        )),
-    }
+        )
+    })
 }
 
 /// The project as verification will read it, before any request: one masgen cannot read,
