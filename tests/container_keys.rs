@@ -88,13 +88,7 @@ fn settings_this_engine_cannot_apply_are_exit_3_naming_what_is_missing() {
             "mac_address needs Docker Engine API 1.44",
         ),
     ] {
-        let (_tmp, dir, cleanup) = unique_output("engine-cannot");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("compose.yaml"),
-            format!("services:\n  app:\n    image: busybox:latest\n    command: [\"sleep\", \"60\"]\n    {key}\n"),
-        )
-        .unwrap();
+        let (_tmp, dir, cleanup) = compose_project("engine-cannot", &format!("services:\n  app:\n    image: busybox:latest\n    command: [\"sleep\", \"60\"]\n    {key}\n"));
         let out = masgen()
             .arg("verify")
             .arg(&dir)

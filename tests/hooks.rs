@@ -58,13 +58,7 @@ fn a_failing_post_start_fails_its_service_with_the_hook_s_output() {
     if !docker_available("a_failing_post_start_fails_its_service_with_the_hook_s_output") {
         return;
     }
-    let (_tmp, dir, cleanup) = unique_output("hook-fails");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("compose.yaml"),
-        "services:\n  app:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n    post_start:\n      - command: [\"sh\", \"-c\", \"echo the seed is missing >&2; exit 4\"]\n",
-    )
-    .unwrap();
+    let (_tmp, dir, cleanup) = compose_project("hook-fails", "services:\n  app:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n    post_start:\n      - command: [\"sh\", \"-c\", \"echo the seed is missing >&2; exit 4\"]\n");
     let out = masgen()
         .arg("verify")
         .arg(&dir)
@@ -92,13 +86,7 @@ fn a_failing_post_start_fails_its_service_with_the_hook_s_output() {
     assert_nothing_left(&project);
 
     // A hook that hangs is stopped at the health timeout, and named.
-    let (_tmp, dir, cleanup) = unique_output("hook-hangs");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("compose.yaml"),
-        "services:\n  app:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n    post_start:\n      - command: [\"sleep\", \"600\"]\n",
-    )
-    .unwrap();
+    let (_tmp, dir, cleanup) = compose_project("hook-hangs", "services:\n  app:\n    image: busybox:latest\n    command: [\"sleep\", \"3600\"]\n    post_start:\n      - command: [\"sleep\", \"600\"]\n");
     let out = masgen()
         .arg("verify")
         .arg(&dir)
@@ -115,13 +103,7 @@ fn a_failing_post_start_fails_its_service_with_the_hook_s_output() {
     assert_nothing_left(&project);
 
     // A privileged hook is refused before anything runs, unless --allow-unsafe.
-    let (_tmp, dir, _cleanup) = unique_output("hook-privileged");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("compose.yaml"),
-        "services:\n  app:\n    image: busybox:latest\n    post_start:\n      - command: [\"true\"]\n        privileged: true\n",
-    )
-    .unwrap();
+    let (_tmp, dir, _cleanup) = compose_project("hook-privileged", "services:\n  app:\n    image: busybox:latest\n    post_start:\n      - command: [\"true\"]\n        privileged: true\n");
     let out = masgen().arg("verify").arg(&dir).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(

@@ -75,14 +75,8 @@ fn a_failing_replica_is_named() {
     if !docker_available("a_failing_replica_is_named") {
         return;
     }
-    let (_tmp, dir, cleanup) = unique_output("replica-fails");
-    std::fs::create_dir_all(&dir).unwrap();
     // Only one replica gets the lock; the others exit 3.
-    std::fs::write(
-        dir.join("compose.yaml"),
-        "services:\n  app:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"mkdir /shared/lock && exec sleep 3600; echo no lock for me; exit 3\"]\n    scale: 3\n    volumes: [shared:/shared]\nvolumes:\n  shared:\n",
-    )
-    .unwrap();
+    let (_tmp, dir, cleanup) = compose_project("replica-fails", "services:\n  app:\n    image: busybox:latest\n    command: [\"sh\", \"-c\", \"mkdir /shared/lock && exec sleep 3600; echo no lock for me; exit 3\"]\n    scale: 3\n    volumes: [shared:/shared]\nvolumes:\n  shared:\n");
     let out = masgen()
         .arg("verify")
         .arg(&dir)
@@ -115,13 +109,7 @@ fn a_port_range_is_shared_out_among_the_replicas() {
         return;
     }
     use std::io::BufRead;
-    let (_tmp, dir, cleanup) = unique_output("replica-ports");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("compose.yaml"),
-        "services:\n  web:\n    image: busybox:latest\n    command: [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/\"]\n    scale: 3\n    ports:\n      - \"18471-18473:80\"\n",
-    )
-    .unwrap();
+    let (_tmp, dir, cleanup) = compose_project("replica-ports", "services:\n  web:\n    image: busybox:latest\n    command: [\"httpd\", \"-f\", \"-p\", \"80\", \"-h\", \"/\"]\n    scale: 3\n    ports:\n      - \"18471-18473:80\"\n");
     let mut child = masgen()
         .args(["--json", "verify"])
         .arg(&dir)

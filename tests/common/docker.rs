@@ -289,3 +289,12 @@ impl Twin {
         self.masgen("verify", &args)
     }
 }
+
+/// A project of one compose file, `compose.yaml`, in a folder with a unique project name
+/// (see [`unique_output`]).
+pub fn compose_project(tag: &str, compose: &str) -> (tempfile::TempDir, PathBuf, Cleanup) {
+    let (tmp, dir, cleanup) = unique_output(tag);
+    std::fs::create_dir_all(&dir).expect("project folder");
+    std::fs::write(dir.join("compose.yaml"), compose).expect("compose.yaml");
+    (tmp, dir, cleanup)
+}
